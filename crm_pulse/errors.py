@@ -1,0 +1,93 @@
+"""Every error crm-pulse raises, grouped by what the caller should do about it.
+
+```
+CrmPulseError                  base of everything below; never raised itself
+├── FatalError                 stop: the deployment cannot go on (bad credentials, lost state)
+├── RetriableError             try again later; nothing is lost by waiting
+│   └── RateLimited            the vendor said "slow down"; ``retry_after`` seconds if known
+├── SkippableError             this one item cannot be processed; record it and go on
+│   └── DataError              an event or record is malformed (``where`` says which and where)
+└── ConfigError                the configuration is wrong; ``problems`` lists every place
+```
+
+Vendor exceptions are translated into these in one place per connector; callers only ever
+catch the classes above. Messages never contain secrets: build them from names, never values
+of credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "ConfigError",
+    "ConfigProblem",
+    "CrmPulseError",
+    "DataError",
+    "FatalError",
+    "RateLimited",
+    "RetriableError",
+    "SkippableError",
+]
+
+
+class CrmPulseError(Exception):
+    """Base class of every crm-pulse error."""
+
+
+class FatalError(CrmPulseError):
+    """The process cannot continue; an operator must act."""
+
+
+class RetriableError(CrmPulseError):
+    """A transient failure: the same call may succeed later."""
+
+
+class RateLimited(RetriableError):
+    """The vendor refused the call for rate or budget reasons."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SkippableError(CrmPulseError):
+    """One item failed; the caller records it (dead letter, error report) and goes on."""
+
+
+class DataError(SkippableError):
+    """Malformed input data: ``where`` names the place (for example ``line 12``)."""
+
+    def __init__(self, message: str, where: str = "") -> None:
+        super().__init__(f"{where}: {message}" if where else message)
+        self.reason = message
+        self.where = where
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong in a configuration: where it is and why it is wrong."""
+
+    path: str
+    message: str
+    file: str = ""
+    line: int | None = None
+
+    def __str__(self) -> str:
+        place = self.file
+        if self.line is not None:
+            place = f"{place}:{self.line}" if place else f"line {self.line}"
+        prefix = f"{place}: " if place else ""
+        where = f"{self.path}: " if self.path else ""
+        return f"{prefix}{where}{self.message}"
+
+
+class ConfigError(CrmPulseError):
+    """The configuration is invalid; ``problems`` lists every place that is wrong."""
+
+    def __init__(self, problems: Sequence[ConfigProblem] | str) -> None:
+        if isinstance(problems, str):
+            problems = [ConfigProblem(path="", message=problems)]
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))

@@ -1,0 +1,263 @@
+"""Canonical change events (metrics-spec section 1) and the typing of their fields.
+
+An :class:`Event` is what every connector produces and what the engine consumes. Its
+``fields`` are kept exactly as received (unknown fields included); :attr:`Event.values`
+holds the same fields typed for computation:
+
+* times (ISO 8601 with an offset or ``Z``) become integer milliseconds since the epoch;
+* amounts and numbers become integer micro-units (value x 1,000,000, rounded half-even),
+  so sums and their retractions are exact whatever the order of events;
+* dates (``period_start``) become :class:`datetime.date`;
+* strings are interned, since the same owner, account and stage ids repeat millions of times.
+
+A field that cannot be typed makes the whole event invalid, with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+__all__ = [
+    "BUILTIN_OBJECTS",
+    "MICRO",
+    "Event",
+    "FieldType",
+    "ObjectSchema",
+    "RecordKey",
+    "parse_amount",
+    "parse_date",
+    "parse_time",
+    "type_fields",
+]
+
+MICRO = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+"""Amounts and numbers are held as integers in millionths."""
+
+RecordKey = tuple[str, str, str]
+"""(source, object, id): the identity of a record."""
+
+TypedValue = int | str | date | bool | None
+
+
+class FieldType(str, Enum):
+    """How a canonical field is typed."""
+
+    TIME = "time"
+    AMOUNT = "amount"
+    NUMBER = "number"
+    DATE = "date"
+    STRING = "string"
+
+
+ObjectSchema = Mapping[str, FieldType | frozenset[str]]
+"""Field name to type; a frozenset is an enumeration of allowed string values."""
+
+_T, _A, _N, _D, _S = (
+    FieldType.TIME,
+    FieldType.AMOUNT,
+    FieldType.NUMBER,
+    FieldType.DATE,
+    FieldType.STRING,
+)
+_PERIODS = frozenset({"month", "quarter", "year"})
+
+BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
+    "account": {
+        "owner_id": _S,
+        "domain": _S,
+        "customer_since": _T,
+        "churned_at": _T,
+        "created_at": _T,
+    },
+    "contact": {
+        "account_id": _S,
+        "owner_id": _S,
+        "email": _S,
+        "lifecycle": frozenset({"lead", "customer", "other"}),
+        "created_at": _T,
+        "converted_at": _T,
+    },
+    "deal": {
+        "account_id": _S,
+        "owner_id": _S,
+        "pipeline": _S,
+        "stage": _S,
+        "stage_entered_at": _T,
+        "status": frozenset({"open", "won", "lost"}),
+        "type": frozenset({"new", "upsell", "renewal", "other"}),
+        "amount": _A,
+        "created_at": _T,
+        "closed_at": _T,
+    },
+    "ticket": {
+        "account_id": _S,
+        "owner_id": _S,
+        "status": frozenset({"open", "closed"}),
+        "created_at": _T,
+        "closed_at": _T,
+    },
+    "activity": {
+        "owner_id": _S,
+        "account_id": _S,
+        "type": frozenset({"call", "email", "meeting", "task", "note"}),
+        "occurred_at": _T,
+    },
+    "survey_response": {
+        "account_id": _S,
+        "contact_id": _S,
+        "survey": frozenset({"nps", "csat"}),
+        "score": _N,
+        "submitted_at": _T,
+    },
+    "quota": {
+        "owner_id": _S,
+        "period": _PERIODS,
+        "period_start": _D,
+        "amount": _A,
+    },
+    "spend": {
+        "category": frozenset({"acquisition", "retention"}),
+        "period": _PERIODS,
+        "period_start": _D,
+        "amount": _A,
+    },
+}
+
+
+def parse_time(value: Any) -> int:
+    """ISO 8601 time with an offset or ``Z`` -> integer epoch milliseconds."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected an ISO 8601 time string, got {_show(value)}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"expected an ISO 8601 time with an offset or Z, got {_show(value)}") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"time {_show(value)} has no offset; add 'Z' or '+00:00'")
+    return (parsed - _EPOCH) // _MS
+
+
+def parse_amount(value: Any) -> int:
+    """Decimal string or JSON number -> integer micro-units (half-even rounding)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected a decimal number or string, got {_show(value)}")
+    try:
+        dec = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"expected a decimal number, got {_show(value)}") from None
+    if not dec.is_finite():
+        raise ValueError(f"expected a finite number, got {_show(value)}")
+    return int((dec * MICRO).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def parse_date(value: Any) -> date:
+    """``YYYY-MM-DD`` -> :class:`datetime.date`."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a date like '2026-01-01', got {_show(value)}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"expected a date like '2026-01-01', got {_show(value)}") from None
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_one(kind: FieldType | frozenset[str], value: Any) -> TypedValue:
+    if kind is FieldType.TIME:
+        return parse_time(value)
+    if kind is FieldType.AMOUNT or kind is FieldType.NUMBER:
+        return parse_amount(value)
+    if kind is FieldType.DATE:
+        return parse_date(value)
+    if isinstance(kind, frozenset):
+        if value not in kind:
+            allowed = ", ".join(sorted(kind))
+            raise ValueError(f"expected one of {allowed}, got {_show(value)}")
+        return sys.intern(str(value))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return sys.intern(str(value))
+    if isinstance(value, str):
+        return sys.intern(value)
+    raise ValueError(f"expected a string, got {_show(value)}")
+
+
+def type_fields(schema: ObjectSchema | None, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Type every field the schema knows; keep the others as they are.
+
+    Raises ``ValueError`` naming the first field that cannot be typed.
+    """
+    if schema is None:
+        return dict(fields)
+    typed: dict[str, Any] = {}
+    for name, value in fields.items():
+        kind = schema.get(name)
+        if kind is None or value is None:
+            typed[name] = value
+            continue
+        try:
+            typed[name] = _type_one(kind, value)
+        except ValueError as exc:
+            raise ValueError(f"fields.{name}: {exc}") from None
+    return typed
+
+
+class Event(BaseModel):
+    """One canonical change event: an upsert with the record's complete state, or a delete."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    source: str = Field(min_length=1)
+    object: str = Field(min_length=1)
+    id: str = Field(min_length=1)
+    op: Literal["upsert", "delete"]
+    version: int
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+    _values: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _integral_version(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"expected an integer version, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _type_known_fields(self) -> Event:
+        if self.op == "upsert":
+            self._values = type_fields(BUILTIN_OBJECTS.get(self.object), self.fields)
+        return self
+
+    @property
+    def key(self) -> RecordKey:
+        return (self.source, self.object, self.id)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The fields, typed (see the module docstring); empty for a delete."""
+        return self._values
+
+    def with_schema(self, schema: ObjectSchema) -> Event:
+        """Re-type the fields with a schema from the configuration (custom objects)."""
+        if self.op == "upsert":
+            self._values = type_fields(schema, self.fields)
+        return self

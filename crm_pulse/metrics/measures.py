@@ -1,0 +1,292 @@
+"""Compiled measures: what one record contributes to each measure.
+
+A record's *contributions* are a mapping ``(measure index, group, slot, distinct value) -> weight``:
+
+* ``group`` is a flat tuple of field/value pairs, ``()`` for company-wide,
+  ``("owner_id", "u3")`` per rep;
+* ``slot`` places the contribution in time: an epoch-ms time (``at:``), ``(time, values)`` when
+  the measure compares fields with the window, ``None`` for snapshots, ``(start, end)`` for
+  ``active`` intervals, ``(period kind, start date)`` for ``period`` records;
+* ``distinct value`` is the value counted by ``distinct`` / ``duplicates`` measures, else None;
+* ``weight`` is an integer: 1 for counts, micro-units or milliseconds for sums.
+
+The engine retracts a record's old contributions and adds its new ones; the reference evaluator
+computes measures without this module, from the definitions themselves.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .calendar import WindowSpec
+from .definitions import DurationSum, MeasureDef, WeightsSum
+from .events import MICRO, FieldType, ObjectSchema, parse_amount
+from .filters import Predicate, WindowCondition, compile_where, type_constant
+
+__all__ = [
+    "DURATION_MS",
+    "CompiledMeasure",
+    "Contributions",
+    "Group",
+    "StageVersion",
+    "compile_measure",
+    "normalizer",
+    "stays_of",
+]
+
+Group = tuple[str, ...]
+ContributionKey = tuple[int, Group, Any, Any]
+Contributions = dict[ContributionKey, int]
+StageVersion = tuple[int, Any, Any]
+"""(version, stage, stage entered at ms) of one upsert of a record."""
+
+DURATION_MS = {"ms": 1, "seconds": 1000, "minutes": 60_000, "hours": 3_600_000, "days": 86_400_000}
+
+
+def normalizer(kind: str) -> Callable[[Any], str | None]:
+    """How ``duplicates`` measures normalise a value before comparing."""
+
+    def email(value: Any) -> str | None:
+        text = str(value).strip().lower()
+        return text if "@" in text else None
+
+    def domain(value: Any) -> str | None:
+        text = str(value).strip().lower()
+        for prefix in ("https://", "http://"):
+            text = text.removeprefix(prefix)
+        text = text.split("/", 1)[0].removeprefix("www.").rstrip(".")
+        return text or None
+
+    def lower(value: Any) -> str | None:
+        return str(value).strip().lower() or None
+
+    def none(value: Any) -> str | None:
+        return str(value)
+
+    return {"email": email, "domain": domain, "lower": lower, "none": none}[kind]
+
+
+def stays_of(history: Sequence[StageVersion]) -> list[tuple[Any, int, int]]:
+    """Stays ``(stage, entered_at, left_at)`` from a record's versions in version order.
+
+    Consecutive versions with the same stage form one stay; its entry time is the
+    ``stage_entered_at`` of its last version, and it ends when a version shows another stage, at
+    that stay's entry time. Stays whose times are unknown, or end before they start, are left out.
+    """
+    runs: list[tuple[Any, Any]] = []
+    for _version, stage, entered in history:
+        if runs and runs[-1][0] == stage:
+            runs[-1] = (stage, entered)
+        else:
+            runs.append((stage, entered))
+    out: list[tuple[Any, int, int]] = []
+    for (stage, entered), (_next, left) in zip(runs, runs[1:], strict=False):
+        if stage is not None and entered is not None and left is not None and left >= entered:
+            out.append((stage, entered, left))
+    return out
+
+
+@dataclass
+class CompiledMeasure:
+    """A measure ready to compute contributions; built by :func:`compile_measure`."""
+
+    name: str
+    index: int
+    definition: MeasureDef
+    object: str
+    placement: str
+    aggregate: str
+    scale: int
+    accepts: Predicate
+    window_conds: tuple[WindowCondition, ...]
+    weight: Callable[[Mapping[str, Any]], int | None]
+    reads: frozenset[str]
+    groups: list[tuple[str, ...]] = field(default_factory=list)
+    distinct_key: Callable[[Mapping[str, Any]], Any] | None = None
+
+    @property
+    def is_snapshot(self) -> bool:
+        return self.placement in ("snapshot", "duplicates")
+
+    @property
+    def calendar_only(self) -> bool:
+        return (
+            self.placement == "period"
+            or self.aggregate in ("distinct",)
+            or bool(self.window_conds)
+        )
+
+    def supports(self, spec: WindowSpec) -> bool:
+        if spec.kind == "current":
+            return self.is_snapshot
+        if self.is_snapshot:
+            return False
+        return spec.is_calendar or not self.calendar_only
+
+    def slot(self, v: Mapping[str, Any]) -> Any:
+        """Where in time the record ``v`` counts; None means it counts nowhere (for timed kinds)."""
+        d = self.definition
+        placement = self.placement
+        if placement in ("timed", "stays"):
+            t = v.get(d.at) if d.at else None
+            if t is None:
+                return None
+            if self.window_conds:
+                return (t, tuple(v.get(c.field) for c in self.window_conds))
+            return t
+        if placement == "active":
+            assert d.active is not None
+            a = v.get(d.active.start)
+            b = v.get(d.active.end) if d.active.end else None
+            if a is None or (b is not None and b <= a):
+                return None
+            return (a, b)
+        if placement == "period":
+            assert d.period is not None
+            kind, start = v.get(d.period.kind), v.get(d.period.start)
+            if kind is None or start is None:
+                return None
+            return (kind, start)
+        return ()  # snapshots: a slot that is not None
+
+    def contribute(self, v: Mapping[str, Any], out: Contributions) -> None:
+        """Add what one (sub-)record ``v`` contributes to ``out``."""
+        if not self.accepts(v):
+            return
+        slot = self.slot(v)
+        if slot is None:
+            return
+        if self.distinct_key is not None:
+            dv = self.distinct_key(v)
+            if dv is None:
+                return
+            weight: int | None = 1
+        else:
+            dv = None
+            weight = self.weight(v)
+            if weight is None:
+                return
+        slot_key = None if slot == () else slot
+        index = self.index
+        for fields in self.groups:
+            if not fields:
+                group: Group = ()
+            else:
+                parts: list[str] = []
+                for f in fields:
+                    value = v.get(f)
+                    if value is None:
+                        break
+                    parts.append(f)
+                    parts.append(value)
+                else:
+                    group = tuple(parts)
+                    key = (index, group, slot_key, dv)
+                    out[key] = out.get(key, 0) + weight
+                continue
+            key = (index, group, slot_key, dv)
+            out[key] = out.get(key, 0) + weight
+
+
+def _weight_fn(
+    d: MeasureDef, schema: ObjectSchema | None, params: Mapping[str, float]
+) -> tuple[Callable[[Mapping[str, Any]], int | None], int]:
+    total = d.sum
+    if total is None:
+        return (lambda v: 1), 1
+    if isinstance(total, str):
+        name = total
+        kind = schema.get(name) if schema else None
+        if kind not in (None, FieldType.AMOUNT, FieldType.NUMBER):
+            raise ValueError(f"sum: {name!r} is not a number or amount field")
+
+        def field_value(v: Mapping[str, Any]) -> int | None:
+            x = v.get(name)
+            if x is None or isinstance(x, int):
+                return x
+            try:
+                return parse_amount(x)
+            except ValueError:
+                return None
+
+        return field_value, MICRO
+    if isinstance(total, DurationSum):
+        start, end = total.duration
+
+        def duration(v: Mapping[str, Any]) -> int | None:
+            a, b = v.get(start), v.get(end)
+            if not isinstance(a, int) or not isinstance(b, int):
+                return None
+            return b - a
+
+        return duration, DURATION_MS[total.unit]
+    assert isinstance(total, WeightsSum)
+    by = total.weights.field
+    number = FieldType.NUMBER
+    weights: dict[Any, int] = {
+        k: type_constant(w, number, params) for k, w in total.weights.values.items()
+    }
+    default: int = type_constant(total.weights.default, number, params)
+    return (lambda v: weights.get(v.get(by), default)), MICRO
+
+
+def compile_measure(
+    name: str,
+    index: int,
+    d: MeasureDef,
+    schema: ObjectSchema | None,
+    params: Mapping[str, float],
+) -> CompiledMeasure:
+    """Compile one definition; raises ``ValueError`` naming the offending part."""
+    accepts, window_conds = compile_where(d.where, schema, params)
+    weight, scale = _weight_fn(d, schema, params)
+    distinct_key: Callable[[Mapping[str, Any]], Any] | None = None
+    aggregate: str = d.aggregate
+    if d.distinct is not None:
+        dfield = d.distinct
+        distinct_key = lambda v: v.get(dfield)  # noqa: E731
+    if d.duplicates is not None:
+        dup_field, norm = d.duplicates.field, normalizer(d.duplicates.normalize)
+
+        def dup_key(v: Mapping[str, Any]) -> Any:
+            raw = v.get(dup_field)
+            if raw is None:
+                return None
+            key = norm(raw)
+            return None if key is None else sys.intern(key)
+
+        distinct_key = dup_key
+        aggregate = "duplicates"
+    reads = set(d.where) | {d.at or ""} | {c.field for c in window_conds}
+    if d.active is not None:
+        reads |= {d.active.start, d.active.end or ""}
+    if d.period is not None:
+        reads |= {d.period.kind, d.period.start}
+    if d.duplicates is not None:
+        reads.add(d.duplicates.field)
+    if isinstance(d.sum, str):
+        reads.add(d.sum)
+    elif isinstance(d.sum, DurationSum):
+        reads |= set(d.sum.duration)
+    elif isinstance(d.sum, WeightsSum):
+        reads.add(d.sum.weights.field)
+    if d.distinct:
+        reads.add(d.distinct)
+    reads.discard("")
+    return CompiledMeasure(
+        name=name,
+        index=index,
+        definition=d,
+        object=d.object,
+        placement=d.placement,
+        aggregate=aggregate,
+        scale=scale,
+        accepts=accepts,
+        window_conds=window_conds,
+        weight=weight,
+        reads=frozenset(reads),
+        distinct_key=distinct_key,
+    )

@@ -1,0 +1,289 @@
+"""The reference evaluator: a deliberately simple batch recompute, used as the tests' oracle.
+
+It keeps nothing incremental. It reduces the events to the final state of every record (the
+event with the greatest version wins; a delete removes the record), and answers each question
+("measure m, group g, window w") by looking at every record again, placing times in windows with
+plain ``datetime`` arithmetic rather than the engine's calendar tables. It shares only the
+definitions, ``where`` predicates and the report's row rules with the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from .calendar import Calendar, Window, WindowSpec
+from .catalog import Catalog
+from .definitions import DurationSum, WeightsSum
+from .events import Event, RecordKey
+from .filters import type_constant
+from .measures import CompiledMeasure, Group, normalizer
+from .report import MetricValue, report
+
+__all__ = ["Reference", "reference_report"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+
+
+class Reference:
+    """Final record states, and measures recomputed from them on demand."""
+
+    def __init__(
+        self, catalog: Catalog, events: Iterable[Event], kinds: Iterable[str] = tuple(_MONTHS)
+    ) -> None:
+        self.catalog = catalog
+        self.kinds = tuple(kinds)
+        self.calendar: Calendar = catalog.calendar
+        self.zone = catalog.calendar.zone
+        latest: dict[RecordKey, Event] = {}
+        upserts: dict[RecordKey, dict[int, Event]] = {}
+        deletes: dict[RecordKey, int] = {}
+        for e in events:
+            k = e.key
+            if k not in latest or e.version > latest[k].version:
+                latest[k] = e
+            if e.op == "upsert":
+                upserts.setdefault(k, {}).setdefault(e.version, e)
+            else:
+                deletes[k] = max(deletes.get(k, e.version), e.version)
+        self.records: dict[str, list[tuple[dict[str, Any], list[Event]]]] = {}
+        for k, e in latest.items():
+            if e.op == "delete":
+                continue
+            floor = deletes.get(k)
+            versions = sorted(
+                (v for v in upserts.get(k, {}) if floor is None or v > floor)
+            )
+            history = [upserts[k][v] for v in versions]
+            self.records.setdefault(k[1], []).append((e.values, history))
+
+    # ------------------------------------------------------------ plain calendar arithmetic
+
+    def _local(self, t: int) -> datetime:
+        return (_EPOCH + timedelta(milliseconds=t)).astimezone(self.zone)
+
+    def _index(self, kind: str, t: int) -> int:
+        d = self._local(t)
+        return (d.year * 12 + d.month - 1) // _MONTHS[kind]
+
+    def _ms(self, d: datetime) -> int:
+        return (d - _EPOCH) // timedelta(milliseconds=1)
+
+    def _start(self, kind: str, index: int) -> int:
+        year, month = divmod(index * _MONTHS[kind], 12)
+        return self._ms(datetime(year, month + 1, 1, tzinfo=self.zone))
+
+    def _period(self, kind: str, day: date) -> tuple[int, int]:
+        start = datetime(day.year, day.month, day.day, tzinfo=self.zone)
+        months = day.month - 1 + _MONTHS[kind]
+        end = datetime(day.year + months // 12, months % 12 + 1, 1, tzinfo=self.zone)
+        return self._ms(start), self._ms(end)
+
+    # ------------------------------------------------------------ records of a measure
+
+    def _rows(self, m: CompiledMeasure) -> Iterator[dict[str, Any]]:
+        stays = m.definition.stays
+        for values, history in self.records.get(m.object, []):
+            if stays is None:
+                yield values
+                continue
+            # stays: walk the versions in order, one stay per run of equal stages
+            runs: list[list[Any]] = []
+            for e in history:
+                stage = e.values.get(stays.field)
+                entered = e.values.get(stays.entered)
+                if runs and runs[-1][0] == stage:
+                    runs[-1][1] = entered
+                else:
+                    runs.append([stage, entered])
+            for i in range(len(runs) - 1):
+                stage, entered = runs[i]
+                left = runs[i + 1][1]
+                if stage is None or entered is None or left is None or left < entered:
+                    continue
+                yield {**values, stays.field: stage, "entered_at": entered, "left_at": left}
+
+    def _group(self, row: dict[str, Any], fields: tuple[str, ...]) -> Group | None:
+        out: list[Any] = []
+        for f in fields:
+            if row.get(f) is None:
+                return None
+            out += [f, row[f]]
+        return tuple(out)
+
+    def _weight(self, m: CompiledMeasure, row: dict[str, Any]) -> int | None:
+        s = m.definition.sum
+        if s is None:
+            return 1
+        if isinstance(s, str):
+            value = row.get(s)
+            return value if isinstance(value, int) else None
+        if isinstance(s, DurationSum):
+            a, b = row.get(s.duration[0]), row.get(s.duration[1])
+            if not isinstance(a, int) or not isinstance(b, int):
+                return None
+            return b - a
+        assert isinstance(s, WeightsSum)
+        w = s.weights
+        raw = w.values.get(row.get(w.field), w.default) if row.get(w.field) is not None else w.default
+        value: int = type_constant(raw, None, self.catalog.definitions.params)
+        return value
+
+    def _in_window(self, m: CompiledMeasure, row: dict[str, Any], window: Window, as_of: int) -> bool:
+        d = m.definition
+        kind = window.spec.kind
+        if m.is_snapshot:
+            return kind == "current"
+        if d.period is not None:
+            pkind, start = row.get(d.period.kind), row.get(d.period.start)
+            if pkind is None or start is None or kind not in _MONTHS:
+                return False
+            w_start, w_end = self._start(kind, window.index), self._start(kind, window.index + 1)
+            if d.period.match == "exact":
+                return pkind == kind and self._period(kind, start)[0] == w_start
+            p_start, p_end = self._period(pkind, start)
+            return w_start <= p_start and p_end <= w_end
+        t = row.get(d.at) if d.at else None
+        if t is None:
+            return False
+        if kind == "rolling":
+            return as_of - window.spec.days * 86_400_000 <= t < as_of
+        w_start, w_end = self._start(kind, window.index), self._start(kind, window.index + 1)
+        if not w_start <= t < w_end:
+            return False
+        return all(c.holds(row.get(c.field), w_start, w_end) for c in m.window_conds)
+
+    def raw(self, m: CompiledMeasure, group: Group, window: Window, as_of: int) -> int:
+        fields = tuple(group[0::2])
+        d = m.definition
+        if d.active is not None:
+            if window.spec.kind in _MONTHS:
+                start = self._start(window.spec.kind, window.index)
+                end = self._start(window.spec.kind, window.index + 1)
+                if start <= as_of < end:
+                    end = as_of
+            else:
+                start, end = as_of - window.spec.days * 86_400_000, as_of
+            t = start if d.active.when == "window_start" else end
+            n = 0
+            for row in self._rows(m):
+                if not m.accepts(row) or self._group(row, fields) != group:
+                    continue
+                a = row.get(d.active.start)
+                b = row.get(d.active.end) if d.active.end else None
+                if a is not None and a < t and (b is None or b >= t) and (b is None or b > a):
+                    n += 1
+            return n
+        total = 0
+        distinct: dict[Any, int] = {}
+        for row in self._rows(m):
+            if not m.accepts(row) or self._group(row, fields) != group:
+                continue
+            if not self._in_window(m, row, window, as_of):
+                continue
+            if d.duplicates is not None:
+                raw = row.get(d.duplicates.field)
+                key = None if raw is None else normalizer(d.duplicates.normalize)(raw)
+                if key is not None:
+                    distinct[key] = distinct.get(key, 0) + 1
+                continue
+            if d.distinct is not None:
+                if row.get(d.distinct) is not None:
+                    distinct[row[d.distinct]] = 1
+                continue
+            weight = self._weight(m, row)
+            if weight is not None:
+                total += weight
+        if d.duplicates is not None:
+            return sum(c for c in distinct.values() if c >= 2)
+        if d.distinct is not None:
+            return len(distinct)
+        return total
+
+    def _contributes(self, m: CompiledMeasure, row: dict[str, Any]) -> bool:
+        """Would this row count anywhere at all? (which groups have data)"""
+        d = m.definition
+        if not m.accepts(row):
+            return False
+        if d.duplicates is not None:
+            raw = row.get(d.duplicates.field)
+            return raw is not None and normalizer(d.duplicates.normalize)(raw) is not None
+        if d.distinct is not None and row.get(d.distinct) is None:
+            return False
+        if d.distinct is None and self._weight(m, row) is None:
+            return False
+        if d.active is not None:
+            a, b = row.get(d.active.start), row.get(d.active.end) if d.active.end else None
+            return a is not None and (b is None or b > a)
+        if d.period is not None:
+            return row.get(d.period.kind) is not None and row.get(d.period.start) is not None
+        if d.at:
+            return row.get(d.at) is not None
+        return True
+
+    def groups_with_data(self, m: CompiledMeasure, fields: tuple[str, ...]) -> Iterator[Group]:
+        seen: set[Group] = set()
+        for row in self._rows(m):
+            group = self._group(row, fields)
+            if group is None or group in seen or not self._contributes(m, row):
+                continue
+            if m.window_conds or m.definition.period is not None:
+                # only rows that land in some calendar window count as data
+                if not any(self._first_windows(m, row).values()):
+                    continue
+            seen.add(group)
+            yield group
+
+    def _first_windows(self, m: CompiledMeasure, row: dict[str, Any]) -> dict[str, int | None]:
+        d = m.definition
+        out: dict[str, int | None] = {}
+        for kind in self.kinds:
+            idx: int | None = None
+            if d.active is not None:
+                idx = self._index(kind, row[d.active.start])
+            elif d.period is not None:
+                pkind, start = row[d.period.kind], row[d.period.start]
+                if d.period.match == "exact":
+                    if pkind == kind:
+                        p_start = self._period(kind, start)[0]
+                        i = self._index(kind, p_start)
+                        idx = i if self._start(kind, i) == p_start else None
+                else:
+                    p_start, p_end = self._period(pkind, start)
+                    i = self._index(kind, p_start)
+                    idx = i if p_end <= self._start(kind, i + 1) else None
+            elif d.at:
+                t = row[d.at]
+                i = self._index(kind, t)
+                w = Window(WindowSpec(kind), i)
+                idx = i if self._in_window(m, row, w, t) else None
+            out[kind] = idx
+        return out
+
+    def first_index(self, m: CompiledMeasure, group: Group, kind: str) -> int | None:
+        fields = tuple(group[0::2])
+        best: int | None = None
+        for row in self._rows(m):
+            if self._group(row, fields) != group or not self._contributes(m, row):
+                continue
+            idx = self._first_windows(m, row).get(kind)
+            if idx is not None and (best is None or idx < best):
+                best = idx
+        return best
+
+
+def reference_report(
+    catalog: Catalog,
+    events: Iterable[Event],
+    as_of: int,
+    windows: Iterable[WindowSpec],
+    *,
+    keep_null: bool = False,
+) -> list[MetricValue]:
+    """Every metric row recomputed from the final record states."""
+    specs = list(windows)
+    ref = Reference(catalog, events, kinds=[s.kind for s in specs if s.is_calendar])
+    return report(catalog, ref, as_of, specs, keep_null=keep_null)
+
