@@ -22,6 +22,7 @@ __all__ = [
     "Calendar",
     "Window",
     "WindowSpec",
+    "parse_window_label",
     "parse_window_spec",
 ]
 
@@ -74,6 +75,24 @@ class Window:
 
 
 _ROLLING = re.compile(r"^rolling:([1-9][0-9]{0,4})d$")
+
+
+_LABEL = re.compile(r"^(\d{4})(?:-(?:(\d{2})|Q([1-4])))?$")
+
+
+def parse_window_label(label: str) -> Window:
+    """``2026-03`` / ``2026-Q2`` / ``2026`` -> the calendar :class:`Window` it names."""
+    match = _LABEL.match(label.strip())
+    if not match:
+        raise ValueError(f"expected a window label like 2026-03, 2026-Q2 or 2026, got {label!r}")
+    year, month, quarter = match.groups()
+    if month is not None:
+        if not 1 <= int(month) <= 12:
+            raise ValueError(f"month {month} in {label!r} is not 01-12")
+        return Window(WindowSpec("month"), int(year) * 12 + int(month) - 1)
+    if quarter is not None:
+        return Window(WindowSpec("quarter"), int(year) * 4 + int(quarter) - 1)
+    return Window(WindowSpec("year"), int(year))
 
 
 def parse_window_spec(text: str) -> WindowSpec:

@@ -41,6 +41,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .calendar import parse_window_label
+
 __all__ = [
     "CATEGORIES",
     "ActiveSpec",
@@ -199,6 +201,12 @@ class GoalDef(_Strict):
     group: dict[str, str] = Field(default_factory=dict)
     target: float
     deadline: str | None = Field(default=None, description="ISO time; default: the window's end")
+
+    @field_validator("window")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        parse_window_label(value)
+        return value
 
     @field_validator("target")
     @classmethod

@@ -120,6 +120,9 @@ def report(
                     value = evaluate(catalog, source, metric, group, window, as_of)
                     if value is not None or keep_null:
                         rows.append(MetricValue(metric.name, window, group, value))
+    from .goals import goal_rows
+
+    rows.extend(r for r in goal_rows(catalog, source, as_of) if r.value is not None or keep_null)
     return rows
 
 

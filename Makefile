@@ -1,0 +1,30 @@
+# The two set-up commands of the README:
+#   make demo   - install into .venv and run the main job
+#   make test   - install into .venv and run the whole test suite (what CI runs)
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/crm-pulse replay examples/events.jsonl --as-of 2026-11-23 --format table
+
+test: $(STAMP)
+	$(BIN)/ruff check crm_pulse tests benchmarks examples
+	$(BIN)/ruff format --check crm_pulse tests benchmarks examples
+	$(BIN)/mypy crm_pulse
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/engine.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,168 @@
+"""The ``crm-pulse`` command.
+
+Every failure a user can cause (a bad file, a bad option, bad data in strict mode) ends with a
+one-paragraph message on stderr and a non-zero exit code, never a traceback:
+0 success, 1 bad data in ``--strict`` mode, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from .errors import ConfigError, CrmPulseError, DataError
+from .metrics import (
+    DEFAULT_WINDOWS,
+    Catalog,
+    Engine,
+    Event,
+    LineError,
+    WindowSpec,
+    build_catalog,
+    parse_time,
+    parse_window_spec,
+    read_events_file,
+    write_rows,
+)
+from .metrics.formats import FORMATS
+
+__all__ = ["main"]
+
+
+def _as_of(text: str | None) -> int:
+    if text is None:
+        return int(time.time() * 1000)
+    value = text.strip()
+    if len(value) == 10:  # a date: its start in UTC
+        value += "T00:00:00Z"
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise ConfigError(f"--as-of: {exc}") from None
+
+
+def _windows(extra: Sequence[str]) -> tuple[WindowSpec, ...]:
+    specs = list(DEFAULT_WINDOWS)
+    for text in extra:
+        try:
+            spec = parse_window_spec(text)
+        except ValueError as exc:
+            raise ConfigError(f"--window: {exc}") from None
+        if spec not in specs:
+            specs.append(spec)
+    return tuple(specs)
+
+
+def _catalog_and_events(config: str | None) -> tuple[Catalog, list[Event]]:
+    if config is None:
+        return build_catalog(), []
+    from .config import load_config
+
+    deployment = load_config(config, resolve_secrets=False)
+    return deployment.catalog(), deployment.config_events()
+
+
+def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    windows = _windows(args.window)
+    as_of = _as_of(args.as_of)
+    catalog, config_events = _catalog_and_events(args.config)
+    engine = Engine(catalog, windows=windows)
+    engine.apply_all(config_events)
+    errors: list[LineError] = []
+    try:
+        engine.apply_all(read_events_file(args.events, strict=args.strict, errors=errors))
+    except DataError as exc:
+        err.write(f"crm-pulse replay: {args.events}: {exc}\n")
+        return 1
+    write_rows(catalog, engine.report(as_of), args.format, out)
+    if errors:
+        for e in errors[:20]:
+            err.write(f"{args.events}: {e}\n")
+        more = f" (first 20 shown)" if len(errors) > 20 else ""
+        err.write(f"crm-pulse replay: skipped {len(errors)} bad line(s){more}\n")
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    catalog, _ = _catalog_and_events(args.config)
+    by_category: dict[str, list[str]] = {}
+    for metric in catalog.metrics.values():
+        groups = ", ".join(
+            "{}" if not g else "+".join(g) for g in metric.definition.groups
+        )
+        kind = "current" if metric.is_current else metric.definition.windows
+        line = (
+            f"  {metric.name:<27} {metric.definition.unit:<6} {kind:<9} groups: {groups}\n"
+            f"      = {metric.expression.text}\n      {metric.definition.description}\n"
+        )
+        by_category.setdefault(metric.category, []).append(line)
+    for category, lines in by_category.items():
+        out.write(f"\n{category.upper()}\n")
+        out.writelines(lines)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .config.check import run_check
+
+    return run_check(args.config, out)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crm-pulse",
+        description="Live RevOps metrics from CRM change events, written back to the CRM.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    replay = sub.add_parser(
+        "replay",
+        help="compute every metric from a JSONL file of canonical events (the oracle)",
+        description="Compute every built-in (and configured) metric from canonical events.",
+    )
+    replay.add_argument("events", help="JSONL file of canonical events (metrics-spec section 1)")
+    replay.add_argument("--as-of", help="ISO time or date the report is for (default: now)")
+    replay.add_argument("--format", choices=FORMATS, default="jsonl")
+    replay.add_argument(
+        "--window",
+        action="append",
+        default=[],
+        help="add a window kind: year or rolling:<N>d (month and quarter are always reported)",
+    )
+    replay.add_argument("--config", help="deployment file: user metrics, quotas, spend, time zone")
+    replay.add_argument("--strict", action="store_true", help="stop at the first bad line")
+    replay.set_defaults(run=cmd_replay)
+
+    catalog = sub.add_parser("catalog", help="list the metrics with their definitions")
+    catalog.add_argument("--config", help="deployment file with user-defined metrics")
+    catalog.set_defaults(run=cmd_catalog)
+
+    check = sub.add_parser("check", help="validate a deployment file")
+    check.add_argument("--config", required=True, help="the deployment YAML file")
+    check.set_defaults(run=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Entry point of the ``crm-pulse`` console script; returns the exit code."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.run(args, out, err)
+    except ConfigError as exc:
+        err.write(f"crm-pulse {args.command}: configuration error\n{exc}\n")
+        return 2
+    except CrmPulseError as exc:
+        err.write(f"crm-pulse {args.command}: {exc}\n")
+        return 2
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

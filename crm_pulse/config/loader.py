@@ -1,0 +1,558 @@
+"""Read a deployment file: YAML -> references resolved -> validated :class:`Deployment`.
+
+Every problem is reported at once, each as a :class:`~crm_pulse.errors.ConfigProblem` with its
+path in the file (``connectors[1].hubspot.poll_interval``), the file and the line. Lines come
+from the YAML node tree (``yaml.SafeLoader`` composes it, then the same loader builds the data),
+so a pydantic error's location can be looked up exactly; a location that does not exist in the
+file (a missing key) gets the line of its nearest parent.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_core import ErrorDetails
+
+from ..errors import ConfigError, ConfigProblem
+from ._paths import Path as KeyPath
+from ._paths import format_path, parse_path
+from .models import (
+    ConnectorEntry,
+    ConnectorSettings,
+    Deployment,
+    EventsSettings,
+    HubSpotSettings,
+    PipedriveSettings,
+    SalesforceSettings,
+)
+from .secrets import EnvValue, Resolution, resolve_references, scrub
+
+__all__ = ["load_config", "load_config_text", "parse_yaml"]
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_KIND_MODELS: dict[str, type[ConnectorSettings]] = {
+    "hubspot": HubSpotSettings,
+    "salesforce": SalesforceSettings,
+    "pipedrive": PipedriveSettings,
+    "events": EventsSettings,
+}
+
+
+@dataclass
+class YamlDocument:
+    """A parsed file: its data and the line (1-based) of every key and list item."""
+
+    data: Any
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    problems: list[ConfigProblem] = field(default_factory=list)
+
+    def line_of(self, path: KeyPath) -> int | None:
+        """The line of ``path``, or of its nearest ancestor that is in the file."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    *,
+    resolve_secrets: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> Deployment:
+    """Load and validate a deployment file; raise ConfigError listing every problem.
+
+    ``env`` defaults to ``os.environ``. With ``resolve_secrets=False`` no variable is read: the
+    references stay unresolved and values that depend on them are not checked (for commands
+    such as ``replay`` that only need the metrics section).
+    """
+    file = os.fspath(path)
+    try:
+        with open(file, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigProblem("", "not a UTF-8 text file", file)]) from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError([ConfigProblem("", f"cannot read the file: {reason}", file)]) from None
+    return load_config_text(
+        text,
+        file=file,
+        base_dir=Path(file).absolute().parent,
+        resolve_secrets=resolve_secrets,
+        env=env,
+    )
+
+
+def load_config_text(
+    text: str,
+    *,
+    file: str = "<config>",
+    base_dir: str | os.PathLike[str] | None = None,
+    resolve_secrets: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> Deployment:
+    """Like :func:`load_config`, from the file's text (``file`` names it in problems)."""
+    doc = parse_yaml(text, file)
+    if doc.problems:
+        raise ConfigError(doc.problems)
+    if not isinstance(doc.data, dict):
+        got = "an empty file" if doc.data is None else f"a {type(doc.data).__name__}"
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    "",
+                    "expected a mapping with the keys timezone, connectors, metrics, writeback "
+                    f"and runtime, got {got}",
+                    file,
+                    1,
+                )
+            ]
+        )
+    resolution = resolve_references(
+        doc.data, os.environ if env is None else env, resolve=resolve_secrets
+    )
+    found: list[tuple[KeyPath, str]] = []
+    for missing in resolution.missing:
+        found.append((missing.path, f"environment variable {missing.variable} is not set"))
+    found += resolution.malformed
+    context = {"from_file": True, "base_dir": base_dir}
+    deployment: Deployment | None = None
+    try:
+        deployment = Deployment.model_validate(resolution.data, context=context)
+    except ValidationError as exc:
+        every = _errors(exc.errors(), resolution.data)
+        errors = _drop_unresolved(every, resolution)
+        if errors or found:
+            found += errors
+            found += _partial_checks(resolution.data, errors, context, file)
+        else:  # only values that wait for the environment failed (resolve_secrets=False)
+            deployment = _unchecked(resolution.data, every, context)
+            if deployment is None:
+                found += every
+    if deployment is not None:
+        deployment._source_file = file
+        problems = _drop_unresolved(
+            [(parse_path(p.path), p.message) for p in deployment.check_references()], resolution
+        )
+        found += problems
+    if found:
+        raise ConfigError(_located(found, doc, file, resolution))
+    assert deployment is not None
+    return deployment
+
+
+def _unchecked(
+    data: dict[str, Any], errors: list[tuple[KeyPath, str]], context: dict[str, Any]
+) -> Deployment | None:
+    """With ``resolve_secrets=False``: keep connector entries whose settings can only be checked
+    with the environment, unchecked (built with ``model_construct``), so that the rest of the
+    deployment (metrics, runtime) can still be used."""
+    if any(p[:1] != ("connectors",) or len(p) < 2 for p, _ in errors):
+        return None
+    connectors = list(data.get("connectors") or [])
+    for index in {p[1] for p, _ in errors}:
+        raw = connectors[int(index)] if isinstance(index, int) else None
+        if not (isinstance(raw, dict) and len(raw) == 1):
+            return None
+        ((kind, settings),) = raw.items()
+        model = _KIND_MODELS.get(str(kind))
+        if model is None or not isinstance(settings, dict):
+            return None
+        values = {"name": kind, **settings}
+        for key, value in values.items():
+            info = model.model_fields.get(str(key))
+            if isinstance(value, EnvValue) and info is not None and "SecretStr" in str(info):
+                values[key] = SecretStr(str(value))
+        built: dict[str, Any] = {str(kind): model.model_construct(**values)}
+        connectors[int(index)] = ConnectorEntry.model_construct(**built)
+    try:
+        return Deployment.model_validate({**data, "connectors": connectors}, context=context)
+    except ValidationError:
+        return None
+
+
+def _partial_checks(
+    data: dict[str, Any], errors: list[tuple[KeyPath, str]], context: dict[str, Any], file: str
+) -> list[tuple[KeyPath, str]]:
+    """The checks across sections, run on what is valid on its own (whole sections, and the
+    valid items of the connector and write-back lists), so that one broken place does not hide
+    the problems of the others."""
+    failed = {p[0] for p, _ in errors if p}
+    bad_items = {(p[0], p[1]) for p, _ in errors if len(p) > 1 and isinstance(p[1], int)}
+    partial: dict[str, Any] = {}
+    renumber: dict[str, list[int]] = {}
+    for key, value in data.items():
+        if key not in Deployment.model_fields:
+            continue
+        if key in ("connectors", "writeback") and isinstance(value, list):
+            keep = [i for i in range(len(value)) if (key, i) not in bad_items]
+            if len(keep) + sum(1 for k, _ in bad_items if k == key) != len(value):
+                continue  # the list failed as a whole
+            partial[key] = [value[i] for i in keep]
+            renumber[key] = keep
+        elif key not in failed:
+            partial[key] = value
+    try:
+        deployment = Deployment.model_validate(partial, context=context)
+    except ValidationError:
+        return []
+    deployment._source_file = file
+    found = []
+    for problem in deployment.check_references():
+        path = parse_path(problem.path)
+        if path and path[0] in renumber and len(path) > 1 and isinstance(path[1], int):
+            path = (path[0], renumber[str(path[0])][path[1]], *path[2:])
+        if path[:1] == ("writeback",):
+            what = path[-1] if path[-2:-1] == ("target",) or len(path) == 3 else ""
+            if "connectors" in failed and what in ("connector", "target"):
+                continue
+            if "metrics" in failed and what in ("metric", "group", "window"):
+                continue
+        found.append((path, problem.message))
+    return found
+
+
+# ------------------------------------------------------------------ YAML with lines
+
+
+def parse_yaml(text: str, file: str) -> YamlDocument:
+    """Parse one YAML document; record the line of every key and item and any duplicate key."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return YamlDocument(None)
+        doc = YamlDocument(None)
+        _duplicates(node, (), doc, file, set())
+        doc.data = loader.construct_document(node)
+        _lines(node, (), doc.lines, set())
+        doc.lines.setdefault((), node.start_mark.line + 1)
+        return doc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        reason = exc.problem or "invalid YAML"
+        if exc.context and exc.context_mark is not None and exc.problem_mark is not None:
+            reason = f"{reason} ({exc.context} at line {exc.context_mark.line + 1})"
+        lines = text.splitlines()
+        if line is not None and line <= len(lines) and "${" in lines[line - 1]:
+            reason += '; inside [ ] or { } write references in quotes: "${NAME}"'
+        return YamlDocument(
+            None, problems=[ConfigProblem("", f"invalid YAML: {reason}", file, line)]
+        )
+    except yaml.YAMLError as exc:
+        return YamlDocument(
+            None, problems=[ConfigProblem("", f"invalid YAML: {type(exc).__name__}", file)]
+        )
+    finally:
+        loader.dispose()
+
+
+def _key_text(node: yaml.Node) -> str | None:
+    return node.value if isinstance(node, yaml.ScalarNode) else None
+
+
+def _duplicates(
+    node: yaml.Node, path: KeyPath, doc: YamlDocument, file: str, active: set[int]
+) -> None:
+    if id(node) in active:
+        return
+    active.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = _key_text(key_node)
+            if key_node.tag == _MERGE_TAG or key is None:
+                continue
+            line = key_node.start_mark.line + 1
+            if key in first:
+                doc.problems.append(
+                    ConfigProblem(
+                        format_path((*path, key)),
+                        f"duplicate key {key!r} (also at line {first[key]}); write it once",
+                        file,
+                        line,
+                    )
+                )
+            else:
+                first[key] = line
+            _duplicates(value_node, (*path, key), doc, file, active)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _duplicates(item, (*path, i), doc, file, active)
+    active.discard(id(node))
+
+
+def _lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], active: set[int]) -> None:
+    if id(node) in active or len(path) > 64:
+        return
+    active.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:  # merges are flattened by construction
+            key = _key_text(key_node)
+            if key is None:
+                continue
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _lines(value_node, (*path, key), lines, active)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[(*path, i)] = item.start_mark.line + 1
+            _lines(item, (*path, i), lines, active)
+    active.discard(id(node))
+
+
+# ------------------------------------------------------------------ pydantic errors -> problems
+
+
+@dataclass
+class _Error:
+    path: KeyPath
+    message: str
+    kind: str
+    site: KeyPath | None = None  # where a union's alternatives were tried
+    branch: str = ""  # which alternative
+    expected: str = ""  # what this alternative wanted, in words
+
+
+def _errors(errors: Iterable[ErrorDetails], data: Any) -> list[tuple[KeyPath, str]]:
+    """pydantic's errors as (path, message); of a union's alternatives only the closest one."""
+    converted: list[_Error] = []
+    for err in errors:
+        path, site, branch = _walk_loc(err["loc"], data, err["type"])
+        message = _message(err, path)
+        if "[key]" in err["loc"]:
+            message = f"not a valid key: {message}"
+        converted.append(_Error(path, message, err["type"], site, branch, _expected(err)))
+    by_site: dict[KeyPath, dict[str, list[_Error]]] = {}
+    for e in converted:
+        if e.site is not None:
+            by_site.setdefault(e.site, {}).setdefault(e.branch, []).append(e)
+    dropped: set[int] = set()
+    merged: dict[int, tuple[KeyPath, str]] = {}
+    for site, branches in by_site.items():
+        if len(branches) < 2:
+            continue
+        ranked = sorted(branches.values(), key=lambda errs: _branch_score(site, errs))
+        for errs in ranked[1:]:
+            dropped.update(id(e) for e in errs)
+        best = ranked[0]
+        if _branch_score(site, best)[0] == 0:  # no alternative matched the value's shape
+            wanted = list(dict.fromkeys(e.expected for errs in ranked for e in errs))
+            got = _kind(_value_at(data, site))
+            merged[id(best[0])] = (site, f"expected {' or '.join(wanted)}, got {got}")
+            dropped.update(id(e) for e in best[1:])
+    out: list[tuple[KeyPath, str]] = []
+    for e in converted:
+        if id(e) in merged:
+            out.append(merged[id(e)])
+        elif id(e) not in dropped:
+            out.append((e.path, e.message))
+    return out
+
+
+def _branch_score(site: KeyPath, errs: list[_Error]) -> tuple[int, int, int]:
+    """Lower is closer: the alternative whose errors lie deepest inside the value matched its
+    shape best; then the one with fewer missing or unknown keys; then fewer errors."""
+    depth = max(len(e.path) - len(site) for e in errs)
+    shape = sum(1 for e in errs if e.kind in ("missing", "extra_forbidden"))
+    return (-depth, shape, len(errs))
+
+
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "decimal_type": "a number",
+    "decimal_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "model_type": "a mapping",
+    "dict_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "tuple_type": "a list",
+}
+
+
+def _expected(err: ErrorDetails) -> str:
+    if err["type"] == "literal_error":
+        return str((err.get("ctx") or {}).get("expected", "a listed value"))
+    return _EXPECTED.get(err["type"], "a valid value")
+
+
+def _value_at(data: Any, path: KeyPath) -> Any:
+    for element in path:
+        if isinstance(data, dict):
+            data = data.get(_find_key(data, element))
+        elif isinstance(data, list) and isinstance(element, int) and element < len(data):
+            data = data[element]
+        else:
+            return None
+    return data
+
+
+def _walk_loc(
+    loc: tuple[int | str, ...], data: Any, kind: str
+) -> tuple[KeyPath, KeyPath | None, str]:
+    """The real path of an error in the data: union member names and ``[key]`` markers that
+    pydantic puts in ``loc`` are not keys of the file, so they are left out (and remembered)."""
+    cur = data
+    out: list[str | int] = []
+    site: KeyPath | None = None
+    branch = ""
+    for i, element in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(cur, dict):
+            key = _find_key(cur, element)
+            if key is not None:
+                out.append(str(key))
+                cur = cur[key]
+                continue
+            if last and kind == "missing":
+                out.append(str(element))
+                continue
+        elif isinstance(cur, list) and isinstance(element, int):
+            if 0 <= element < len(cur):
+                out.append(element)
+                cur = cur[element]
+                continue
+            if last and kind == "missing":
+                out.append(element)
+                continue
+        if cur is None and last and kind == "missing":  # `key:` with nothing after it
+            out.append(element)
+            continue
+        if site is None and element != "[key]":
+            site, branch = tuple(out), str(element)
+    return tuple(out), site, branch
+
+
+def _find_key(mapping: dict[Any, Any], element: int | str) -> Any:
+    if element in mapping:
+        return element
+    for key in mapping:
+        if str(key) == str(element):
+            return key
+    return None
+
+
+def _message(err: ErrorDetails, path: KeyPath) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return str(ctx["error"])
+    if kind == "missing":
+        if path and isinstance(path[-1], int):
+            return "missing: the list is too short"
+        return "required, but missing"
+    if kind == "extra_forbidden":
+        key = str(path[-1]) if path else "?"
+        allowed = _allowed_keys(path[:-1])
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        if close:
+            return f"unknown key {key!r} (did you mean {close[0]!r}?)"
+        listed = f"; expected one of: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key {key!r}{listed}"
+    if kind in ("literal_error", "enum") and "expected" in ctx:
+        return f"expected {ctx['expected']}, got {_show(value)}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"expected a mapping (key: value), got {_kind(value)}"
+    if kind in ("list_type", "tuple_type", "set_type"):
+        return f"expected a list, got {_kind(value)}"
+    return str(err["msg"])
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return _show(value)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed_keys(path: KeyPath) -> list[str]:
+    """The keys the model at ``path`` accepts (for "did you mean")."""
+    tp: Any = Deployment
+    for element in path:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            info = tp.model_fields.get(str(element))
+            if info is None:
+                return []
+            tp = info.annotation
+        elif get_origin(tp) in (list, tuple):
+            tp = get_args(tp)[0]
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        else:
+            return []
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return list(tp.model_fields)
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+            continue
+        if origin is Union or type(tp).__name__ == "UnionType":
+            members = [a for a in get_args(tp) if a is not type(None)]
+            if len(members) == 1:
+                tp = members[0]
+                continue
+        return tp
+
+
+# ------------------------------------------------------------------ finishing
+
+
+def _drop_unresolved(
+    found: list[tuple[KeyPath, str]], resolution: Resolution
+) -> list[tuple[KeyPath, str]]:
+    """Problems inside values that hold unresolved references say nothing: their value is not
+    known (missing variables are reported on their own)."""
+    if not resolution.unresolved_paths:
+        return found
+    return [
+        (path, message)
+        for path, message in found
+        if not any(path[: len(u)] == u for u in resolution.unresolved_paths)
+    ]
+
+
+def _located(
+    found: list[tuple[KeyPath, str]], doc: YamlDocument, file: str, resolution: Resolution
+) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    seen: set[tuple[KeyPath, str]] = set()
+    for path, message in found:
+        message = scrub(message, resolution.values)
+        if (path, message) in seen:
+            continue
+        seen.add((path, message))
+        problems.append(ConfigProblem(format_path(path), message, file, doc.line_of(path)))
+    order = {id(p): i for i, p in enumerate(problems)}
+    problems.sort(key=lambda p: (p.line if p.line is not None else 1 << 30, order[id(p)]))
+    return problems
