@@ -15,7 +15,7 @@ from .definitions import CATEGORIES, Definitions, GoalDef, MeasureDef, MetricDef
 from .engine import DEFAULT_WINDOWS, Engine
 from .events import BUILTIN_OBJECTS, Event, RecordKey, parse_amount, parse_date, parse_time
 from .formats import write_rows
-# jsonl: added when the module lands
+from .jsonl import LineError, parse_line, read_events, read_events_file
 from .reference import Reference, reference_report
 from .report import MetricValue
 from .state import MemoryStore, StateStore

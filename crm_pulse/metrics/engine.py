@@ -79,8 +79,11 @@ class Engine:
         new_history = history
         if stays is not None:
             new_history = _history_after(history, max_delete, event, stays.field, stays.entered)
+        new_max_delete = max_delete
+        if event.op == "delete" and (max_delete is None or version > max_delete):
+            new_max_delete = version
         stale = old_version is not None and version <= old_version
-        if stale and new_history is history:
+        if stale and new_history is history and (stays is None or new_max_delete == max_delete):
             self.stale += 1
             return False
 
@@ -93,10 +96,6 @@ class Engine:
                 new_fields = tuple(values.get(f) for f in reads)
             else:
                 new_fields = None
-        new_max_delete = max_delete
-        if event.op == "delete" and (max_delete is None or version > max_delete):
-            new_max_delete = version
-
         if new_fields != old_fields or new_history != history:
             old_c = self._contributions(measures, reads, old_fields, history)
             new_c = self._contributions(measures, reads, new_fields, new_history)

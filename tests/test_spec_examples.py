@@ -1,0 +1,132 @@
+"""metrics-spec section 4: the worked examples must hold exactly."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from crm_pulse.cli import main
+from crm_pulse.metrics import (
+    Engine,
+    Event,
+    WindowSpec,
+    build_catalog,
+    builtin_definitions,
+    definitions_from_mapping,
+    parse_time,
+)
+
+YEAR = (WindowSpec("month"), WindowSpec("quarter"), WindowSpec("year"))
+
+
+def ev(obj: str, rid: str, **fields: Any) -> Event:
+    return Event.model_validate(
+        {"source": "t", "object": obj, "id": rid, "op": "upsert", "version": 1, "fields": fields}
+    )
+
+
+def value(engine: Engine, as_of: str, metric: str, window: str, group: dict[str, str] | None = None) -> Any:
+    for row in engine.report(parse_time(as_of)):
+        j = row.to_json()
+        if j["metric"] == metric and j["window"] == window and j["group"] == (group or {}):
+            return j["value"]
+    return None
+
+
+def deal(rid: str, status: str, closed: str, **extra: Any) -> Event:
+    return ev("deal", rid, status=status, closed_at=closed, **extra)
+
+
+def test_win_rate() -> None:
+    e = Engine(build_catalog())
+    e.apply_all(deal(f"d{i}", "won" if i < 30 else "lost", "2026-02-10T00:00:00Z") for i in range(100))
+    assert value(e, "2026-03-01T00:00:00Z", "win_rate", "2026-02") == 0.3
+
+
+def test_renewal_rate_two_years() -> None:
+    e = Engine(build_catalog(), windows=YEAR)
+    for year, won in ((2025, 900), (2026, 600)):
+        e.apply_all(
+            deal(f"r{year}-{i}", "won" if i < won else "lost", f"{year}-05-01T00:00:00Z", type="renewal")
+            for i in range(1000)
+        )
+    assert value(e, "2026-12-01T00:00:00Z", "renewal_rate", "2025") == 0.9
+    assert value(e, "2026-12-01T00:00:00Z", "renewal_rate", "2026") == 0.6
+
+
+def test_nps_example() -> None:
+    e = Engine(build_catalog())
+    for i, score in enumerate([10, 9, 9, 8, 7, 6, 3, 0, 10, 10]):
+        e.apply(ev("survey_response", str(i), survey="nps", score=score, submitted_at="2026-03-02T00:00:00Z"))
+    assert value(e, "2026-03-20T00:00:00Z", "nps", "2026-03") == 20
+
+
+def _clv_engine(lifespan: int, purchases: int, customers: int, amount: str) -> Engine:
+    defs = builtin_definitions().merged(definitions_from_mapping({"params": {"lifespan_years": lifespan}}))
+    e = Engine(build_catalog(defs), windows=YEAR)
+    e.apply_all(
+        deal(f"c{i}", "won", "2026-06-01T00:00:00Z", amount=amount, account_id=f"a{i % customers}")
+        for i in range(purchases)
+    )
+    return e
+
+
+def test_clv_examples() -> None:
+    # revenue 100,000 over 2,500 purchases by 500 customers, lifespan 4 -> 800
+    assert value(_clv_engine(4, 2500, 500, "40"), "2026-12-01T00:00:00Z", "clv", "2026") == 800
+    # avg purchase value 35, frequency 5, lifespan 6 -> 1,050
+    assert value(_clv_engine(6, 2500, 500, "35"), "2026-12-01T00:00:00Z", "clv", "2026") == 1050
+
+
+def test_churn_retention_new_customers() -> None:
+    e = Engine(build_catalog())
+    for i in range(200):
+        churned = "2026-03-15T00:00:00Z" if i < 10 else None
+        e.apply(ev("account", f"old{i}", customer_since="2025-06-01T00:00:00Z", churned_at=churned))
+    for i in range(30):
+        e.apply(ev("account", f"new{i}", customer_since="2026-03-10T00:00:00Z"))
+    as_of = "2026-04-02T00:00:00Z"
+    assert value(e, as_of, "churn_rate", "2026-03") == 0.05
+    assert value(e, as_of, "retention_rate", "2026-03") == 0.95
+    assert value(e, as_of, "new_customers", "2026-03") == 30
+
+
+def test_quota_counts_only_its_own_period() -> None:
+    e = Engine(build_catalog())
+    e.apply(ev("quota", "q", owner_id="u1", period="quarter", period_start="2026-01-01", amount="1000"))
+    e.apply(deal("d", "won", "2026-02-01T00:00:00Z", owner_id="u1", amount="250"))
+    assert value(e, "2026-03-01T00:00:00Z", "quota_attainment", "2026-Q1", {"owner_id": "u1"}) == 0.25
+    assert value(e, "2026-03-01T00:00:00Z", "quota_attainment", "2026-02", {"owner_id": "u1"}) is None
+
+
+def test_duplicates_normalised() -> None:
+    e = Engine(build_catalog())
+    e.apply(ev("contact", "1", email="A@x.com "))
+    e.apply(ev("contact", "2", email="a@x.com"))
+    e.apply(ev("contact", "3", email="b@x.com"))
+    e.apply(ev("account", "1", domain="www.x.com"))
+    e.apply(ev("account", "2", domain="x.com"))
+    assert value(e, "2026-03-01T00:00:00Z", "duplicate_contacts", "current") == 2
+    assert value(e, "2026-03-01T00:00:00Z", "duplicate_accounts", "current") == 2
+
+
+def test_replay_cli_jsonl_and_bad_lines(tmp_path: Any) -> None:
+    path = tmp_path / "events.jsonl"
+    good = {"source": "h", "object": "deal", "id": "1", "op": "upsert", "version": 1,
+            "fields": {"status": "won", "amount": "10", "closed_at": "2026-01-05T00:00:00Z"}}
+    path.write_text(
+        json.dumps(good) + "\n{bad json\n"
+        + json.dumps({**good, "op": "merge"}) + "\n"
+        + json.dumps({**good, "fields": {"closed_at": "2026-13-01"}}) + "\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["replay", str(path), "--as-of", "2026-02-01"], out, err) == 0
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert {"metric": "won_revenue", "window": "2026-01", "group": {}, "value": 10} in rows
+    text = err.getvalue()
+    assert "line 2: not valid JSON" in text
+    assert "line 3: op: expected 'upsert' or 'delete', got 'merge'" in text
+    assert "line 4: fields.closed_at" in text
+    assert "Traceback" not in text
+    assert main(["replay", str(path), "--strict"], io.StringIO(), io.StringIO()) == 1
