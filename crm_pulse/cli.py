@@ -81,7 +81,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if errors:
         for e in errors[:20]:
             err.write(f"{args.events}: {e}\n")
-        more = f" (first 20 shown)" if len(errors) > 20 else ""
+        more = " (first 20 shown)" if len(errors) > 20 else ""
         err.write(f"crm-pulse replay: skipped {len(errors)} bad line(s){more}\n")
     return 0
 
@@ -90,9 +90,7 @@ def cmd_catalog(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     catalog, _ = _catalog_and_events(args.config)
     by_category: dict[str, list[str]] = {}
     for metric in catalog.metrics.values():
-        groups = ", ".join(
-            "{}" if not g else "+".join(g) for g in metric.definition.groups
-        )
+        groups = ", ".join("{}" if not g else "+".join(g) for g in metric.definition.groups)
         kind = "current" if metric.is_current else metric.definition.windows
         line = (
             f"  {metric.name:<27} {metric.definition.unit:<6} {kind:<9} groups: {groups}\n"
@@ -146,7 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """Entry point of the ``crm-pulse`` console script; returns the exit code."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr

@@ -152,15 +152,23 @@ def main() -> None:
             emit(
                 "quota",
                 f"Q{q}-{rep}",
-                {"owner_id": rep, "period": "quarter", "period_start": f"2026-{month:02d}-01",
-                 "amount": "150000"},
+                {
+                    "owner_id": rep,
+                    "period": "quarter",
+                    "period_start": f"2026-{month:02d}-01",
+                    "amount": "150000",
+                },
                 START,
             )
         emit(
             "spend",
             f"SP{q}",
-            {"category": "acquisition", "period": "quarter", "period_start": f"2026-{month:02d}-01",
-             "amount": f"{rng.randint(40, 90) * 1000}"},
+            {
+                "category": "acquisition",
+                "period": "quarter",
+                "period_start": f"2026-{month:02d}-01",
+                "amount": f"{rng.randint(40, 90) * 1000}",
+            },
             START,
         )
     # real deliveries repeat and reorder

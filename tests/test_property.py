@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 
 from crm_pulse.metrics import Engine, Event, WindowSpec, build_catalog, parse_time, reference_report
 
-WINDOWS = (WindowSpec("month"), WindowSpec("quarter"), WindowSpec("year"), WindowSpec("rolling", 30))
+WINDOWS = (
+    WindowSpec("month"),
+    WindowSpec("quarter"),
+    WindowSpec("year"),
+    WindowSpec("rolling", 30),
+)
 T0 = parse_time("2026-01-20T00:00:00Z")
 DAY = 86_400_000
 
@@ -27,34 +32,64 @@ def _fields(obj: str, rng: random.Random) -> dict[str, object]:
     c = rng.choice
     if obj == "deal":
         return {
-            "account_id": c(["a1", "a2", None]), "owner_id": c(["u1", "u2", None]),
-            "stage": c(["s1", "s2", "s3"]), "stage_entered_at": _time(rng),
-            "status": c(["open", "won", "lost"]), "type": c(["new", "upsell", "renewal", "other"]),
-            "amount": c(["100.50", "0", "2500", 7]), "closed_at": _time(rng),
+            "account_id": c(["a1", "a2", None]),
+            "owner_id": c(["u1", "u2", None]),
+            "stage": c(["s1", "s2", "s3"]),
+            "stage_entered_at": _time(rng),
+            "status": c(["open", "won", "lost"]),
+            "type": c(["new", "upsell", "renewal", "other"]),
+            "amount": c(["100.50", "0", "2500", 7]),
+            "closed_at": _time(rng),
         }
     if obj == "account":
-        return {"customer_since": _time(rng), "churned_at": c([None, _time(rng)]),
-                "domain": c(["x.com", "www.X.com", "y.com", None])}
+        return {
+            "customer_since": _time(rng),
+            "churned_at": c([None, _time(rng)]),
+            "domain": c(["x.com", "www.X.com", "y.com", None]),
+        }
     if obj == "contact":
-        return {"email": c(["a@x.com", " A@x.com", "b@y.com", None]),
-                "lifecycle": c(["lead", "customer", "other"]), "created_at": _time(rng),
-                "converted_at": c([None, _time(rng)])}
+        return {
+            "email": c(["a@x.com", " A@x.com", "b@y.com", None]),
+            "lifecycle": c(["lead", "customer", "other"]),
+            "created_at": _time(rng),
+            "converted_at": c([None, _time(rng)]),
+        }
     if obj == "ticket":
-        return {"owner_id": c(["u1", "u2"]), "account_id": "a1", "status": c(["open", "closed"]),
-                "created_at": _time(rng), "closed_at": _time(rng)}
+        return {
+            "owner_id": c(["u1", "u2"]),
+            "account_id": "a1",
+            "status": c(["open", "closed"]),
+            "created_at": _time(rng),
+            "closed_at": _time(rng),
+        }
     if obj == "activity":
-        return {"owner_id": c(["u1", "u2"]), "account_id": c(["a1", "a2"]),
-                "type": c(["call", "email", "meeting", "note"]), "occurred_at": _time(rng)}
+        return {
+            "owner_id": c(["u1", "u2"]),
+            "account_id": c(["a1", "a2"]),
+            "type": c(["call", "email", "meeting", "note"]),
+            "occurred_at": _time(rng),
+        }
     if obj == "survey_response":
         survey = c(["nps", "csat"])
-        return {"account_id": c(["a1", "a2"]), "survey": survey,
-                "score": rng.randint(0, 10) if survey == "nps" else rng.randint(1, 5),
-                "submitted_at": _time(rng)}
+        return {
+            "account_id": c(["a1", "a2"]),
+            "survey": survey,
+            "score": rng.randint(0, 10) if survey == "nps" else rng.randint(1, 5),
+            "submitted_at": _time(rng),
+        }
     if obj == "quota":
-        return {"owner_id": c(["u1", "u2"]), "period": c(["month", "quarter"]),
-                "period_start": c(["2026-01-01", "2026-02-01", "2026-04-01"]), "amount": "1000"}
-    return {"category": c(["acquisition", "retention"]), "period": c(["month", "quarter"]),
-            "period_start": c(["2026-01-01", "2026-04-01"]), "amount": "300"}
+        return {
+            "owner_id": c(["u1", "u2"]),
+            "period": c(["month", "quarter"]),
+            "period_start": c(["2026-01-01", "2026-02-01", "2026-04-01"]),
+            "amount": "1000",
+        }
+    return {
+        "category": c(["acquisition", "retention"]),
+        "period": c(["month", "quarter"]),
+        "period_start": c(["2026-01-01", "2026-04-01"]),
+        "amount": "300",
+    }
 
 
 OBJECTS = ["deal", "account", "contact", "ticket", "activity", "survey_response", "quota", "spend"]

@@ -26,7 +26,9 @@ def ev(obj: str, rid: str, **fields: Any) -> Event:
     )
 
 
-def value(engine: Engine, as_of: str, metric: str, window: str, group: dict[str, str] | None = None) -> Any:
+def value(
+    engine: Engine, as_of: str, metric: str, window: str, group: dict[str, str] | None = None
+) -> Any:
     for row in engine.report(parse_time(as_of)):
         j = row.to_json()
         if j["metric"] == metric and j["window"] == window and j["group"] == (group or {}):
@@ -40,7 +42,9 @@ def deal(rid: str, status: str, closed: str, **extra: Any) -> Event:
 
 def test_win_rate() -> None:
     e = Engine(build_catalog())
-    e.apply_all(deal(f"d{i}", "won" if i < 30 else "lost", "2026-02-10T00:00:00Z") for i in range(100))
+    e.apply_all(
+        deal(f"d{i}", "won" if i < 30 else "lost", "2026-02-10T00:00:00Z") for i in range(100)
+    )
     assert value(e, "2026-03-01T00:00:00Z", "win_rate", "2026-02") == 0.3
 
 
@@ -48,7 +52,12 @@ def test_renewal_rate_two_years() -> None:
     e = Engine(build_catalog(), windows=YEAR)
     for year, won in ((2025, 900), (2026, 600)):
         e.apply_all(
-            deal(f"r{year}-{i}", "won" if i < won else "lost", f"{year}-05-01T00:00:00Z", type="renewal")
+            deal(
+                f"r{year}-{i}",
+                "won" if i < won else "lost",
+                f"{year}-05-01T00:00:00Z",
+                type="renewal",
+            )
             for i in range(1000)
         )
     assert value(e, "2026-12-01T00:00:00Z", "renewal_rate", "2025") == 0.9
@@ -58,12 +67,22 @@ def test_renewal_rate_two_years() -> None:
 def test_nps_example() -> None:
     e = Engine(build_catalog())
     for i, score in enumerate([10, 9, 9, 8, 7, 6, 3, 0, 10, 10]):
-        e.apply(ev("survey_response", str(i), survey="nps", score=score, submitted_at="2026-03-02T00:00:00Z"))
+        e.apply(
+            ev(
+                "survey_response",
+                str(i),
+                survey="nps",
+                score=score,
+                submitted_at="2026-03-02T00:00:00Z",
+            )
+        )
     assert value(e, "2026-03-20T00:00:00Z", "nps", "2026-03") == 20
 
 
 def _clv_engine(lifespan: int, purchases: int, customers: int, amount: str) -> Engine:
-    defs = builtin_definitions().merged(definitions_from_mapping({"params": {"lifespan_years": lifespan}}))
+    defs = builtin_definitions().merged(
+        definitions_from_mapping({"params": {"lifespan_years": lifespan}})
+    )
     e = Engine(build_catalog(defs), windows=YEAR)
     e.apply_all(
         deal(f"c{i}", "won", "2026-06-01T00:00:00Z", amount=amount, account_id=f"a{i % customers}")
@@ -94,10 +113,16 @@ def test_churn_retention_new_customers() -> None:
 
 def test_quota_counts_only_its_own_period() -> None:
     e = Engine(build_catalog())
-    e.apply(ev("quota", "q", owner_id="u1", period="quarter", period_start="2026-01-01", amount="1000"))
+    e.apply(
+        ev("quota", "q", owner_id="u1", period="quarter", period_start="2026-01-01", amount="1000")
+    )
     e.apply(deal("d", "won", "2026-02-01T00:00:00Z", owner_id="u1", amount="250"))
-    assert value(e, "2026-03-01T00:00:00Z", "quota_attainment", "2026-Q1", {"owner_id": "u1"}) == 0.25
-    assert value(e, "2026-03-01T00:00:00Z", "quota_attainment", "2026-02", {"owner_id": "u1"}) is None
+    assert (
+        value(e, "2026-03-01T00:00:00Z", "quota_attainment", "2026-Q1", {"owner_id": "u1"}) == 0.25
+    )
+    assert (
+        value(e, "2026-03-01T00:00:00Z", "quota_attainment", "2026-02", {"owner_id": "u1"}) is None
+    )
 
 
 def test_duplicates_normalised() -> None:
@@ -113,12 +138,21 @@ def test_duplicates_normalised() -> None:
 
 def test_replay_cli_jsonl_and_bad_lines(tmp_path: Any) -> None:
     path = tmp_path / "events.jsonl"
-    good = {"source": "h", "object": "deal", "id": "1", "op": "upsert", "version": 1,
-            "fields": {"status": "won", "amount": "10", "closed_at": "2026-01-05T00:00:00Z"}}
+    good = {
+        "source": "h",
+        "object": "deal",
+        "id": "1",
+        "op": "upsert",
+        "version": 1,
+        "fields": {"status": "won", "amount": "10", "closed_at": "2026-01-05T00:00:00Z"},
+    }
     path.write_text(
-        json.dumps(good) + "\n{bad json\n"
-        + json.dumps({**good, "op": "merge"}) + "\n"
-        + json.dumps({**good, "fields": {"closed_at": "2026-13-01"}}) + "\n"
+        json.dumps(good)
+        + "\n{bad json\n"
+        + json.dumps({**good, "op": "merge"})
+        + "\n"
+        + json.dumps({**good, "fields": {"closed_at": "2026-13-01"}})
+        + "\n"
     )
     out, err = io.StringIO(), io.StringIO()
     assert main(["replay", str(path), "--as-of", "2026-02-01"], out, err) == 0

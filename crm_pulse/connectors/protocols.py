@@ -23,6 +23,7 @@ from ..metrics.events import Event
 __all__ = [
     "Connector",
     "Cursor",
+    "FieldProvisioner",
     "FieldSpec",
     "FieldWrite",
     "Page",
@@ -31,7 +32,6 @@ __all__ = [
     "WebhookReceiver",
     "WebhookRequest",
     "WriteResult",
-    "FieldProvisioner",
 ]
 
 Cursor = dict[str, Any]

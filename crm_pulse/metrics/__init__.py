@@ -10,7 +10,13 @@ The public API::
 """
 
 from .calendar import CALENDAR_KINDS, CURRENT, Calendar, Window, WindowSpec, parse_window_spec
-from .catalog import Catalog, CompiledMetric, build_catalog, builtin_definitions, definitions_from_mapping
+from .catalog import (
+    Catalog,
+    CompiledMetric,
+    build_catalog,
+    builtin_definitions,
+    definitions_from_mapping,
+)
 from .definitions import CATEGORIES, Definitions, GoalDef, MeasureDef, MetricDef
 from .engine import DEFAULT_WINDOWS, Engine
 from .events import BUILTIN_OBJECTS, Event, RecordKey, parse_amount, parse_date, parse_time

@@ -117,7 +117,9 @@ class Calendar:
         try:
             self.zone = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {timezone!r} (use an IANA name like 'Europe/Berlin')") from None
+            raise ValueError(
+                f"unknown time zone {timezone!r} (use an IANA name like 'Europe/Berlin')"
+            ) from None
         self.timezone = timezone
         self._base = _FIRST_YEAR * 12
         self._starts = [

@@ -97,7 +97,9 @@ def _builtin_mapping() -> dict[str, Any]:
     return data
 
 
-def problems_from_validation(exc: ValidationError, prefix: str = "", file: str = "") -> list[ConfigProblem]:
+def problems_from_validation(
+    exc: ValidationError, prefix: str = "", file: str = ""
+) -> list[ConfigProblem]:
     out = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in (prefix, *err["loc"]) if x != "")
@@ -105,7 +107,9 @@ def problems_from_validation(exc: ValidationError, prefix: str = "", file: str =
     return out
 
 
-def definitions_from_mapping(data: Mapping[str, Any], prefix: str = "", file: str = "") -> Definitions:
+def definitions_from_mapping(
+    data: Mapping[str, Any], prefix: str = "", file: str = ""
+) -> Definitions:
     """Validate a mapping of ``params`` / ``measures`` / ``metrics`` / ``goals``."""
     try:
         return Definitions.model_validate(data)

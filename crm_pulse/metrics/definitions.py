@@ -133,7 +133,9 @@ class MeasureDef(_Strict):
         if placements and placements[0] in ("active", "period", "duplicates") and self.at:
             raise ValueError(f"'at' cannot be combined with '{placements[0]}'")
         if self.stays is not None and self.at != "left_at":
-            raise ValueError("a 'stays' measure is placed by the end of each stay: write 'at: left_at'")
+            raise ValueError(
+                "a 'stays' measure is placed by the end of each stay: write 'at: left_at'"
+            )
         aggregates = [n for n in ("sum", "distinct") if getattr(self, n) is not None]
         if self.count:
             aggregates.append("count")

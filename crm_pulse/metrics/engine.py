@@ -364,7 +364,6 @@ class Engine:
         so it survives restarts) and returns only the different ones; a value that became null is
         returned with ``value=None``.
         """
-        cal = self.calendar
         targets: set[tuple[str, Group, Window]] = set()
         for index, group, wkey in self._dirty:
             fields = tuple(group[0::2])
@@ -484,7 +483,9 @@ class _StateIndex:
                 if starts:
                     first_month = min(starts)
                     for kind in engine.kinds:
-                        index._first((mi, group, kind), cal.index_of(kind, cal.month_start(first_month)))
+                        index._first(
+                            (mi, group, kind), cal.index_of(kind, cal.month_start(first_month))
+                        )
             elif tag == "d":
                 _, mi, group, _day = key
                 index.groups.setdefault(mi, set()).add(group)

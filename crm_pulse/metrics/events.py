@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -48,7 +48,7 @@ RecordKey = tuple[str, str, str]
 TypedValue = int | str | date | bool | None
 
 
-class FieldType(str, Enum):
+class FieldType(StrEnum):
     """How a canonical field is typed."""
 
     TIME = "time"
@@ -140,7 +140,9 @@ def parse_time(value: Any) -> int:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"expected an ISO 8601 time with an offset or Z, got {_show(value)}") from None
+        raise ValueError(
+            f"expected an ISO 8601 time with an offset or Z, got {_show(value)}"
+        ) from None
     if parsed.tzinfo is None:
         raise ValueError(f"time {_show(value)} has no offset; add 'Z' or '+00:00'")
     return (parsed - _EPOCH) // _MS

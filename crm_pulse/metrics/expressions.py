@@ -59,8 +59,10 @@ def _binary(op: ast.operator, left: _Eval, right: _Eval) -> _Eval:
 def _compile(node: ast.AST, names: set[str]) -> _Eval:
     if isinstance(node, ast.Expression):
         return _compile(node.body, names)
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(
-        node.value, bool
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, (int, float))
+        and not isinstance(node.value, bool)
     ):
         const = Fraction(str(node.value))
         return lambda v: const
@@ -80,7 +82,9 @@ def _compile(node: ast.AST, names: set[str]) -> _Eval:
         return neg
     if isinstance(node, ast.BinOp):
         return _binary(node.op, _compile(node.left, names), _compile(node.right, names))
-    raise ValueError(f"{ast.unparse(node)!r} is not allowed (numbers, names, + - * / and parentheses)")
+    raise ValueError(
+        f"{ast.unparse(node)!r} is not allowed (numbers, names, + - * / and parentheses)"
+    )
 
 
 def parse_expression(text: str) -> Expression:

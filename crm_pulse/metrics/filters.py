@@ -80,6 +80,16 @@ def _eq(field: str, want: Any) -> Predicate:
     return lambda v: v.get(field) == want
 
 
+def _ne(field: str, want: Any) -> Predicate:
+    return lambda v: v.get(field) != want
+
+
+def _member(field: str, values: frozenset[Any], inside: bool) -> Predicate:
+    if inside:
+        return lambda v: v.get(field) in values
+    return lambda v: v.get(field) not in values
+
+
 def _compile_one(
     field: str,
     cond: Any,
@@ -104,26 +114,25 @@ def _compile_one(
         if op == "set":
             if not isinstance(raw, bool):
                 raise ValueError(f"set takes true or false, got {raw!r}")
-            preds.append((lambda v: v.get(field) is not None) if raw else (lambda v: v.get(field) is None))
+            preds.append(
+                (lambda v: v.get(field) is not None) if raw else (lambda v: v.get(field) is None)
+            )
         elif op == "eq":
             preds.append(_eq(field, type_constant(raw, kind, params)))
         elif op == "ne":
-            want = type_constant(raw, kind, params)
-            preds.append(lambda v: v.get(field) != want)
+            preds.append(_ne(field, type_constant(raw, kind, params)))
         elif op in ("in", "not_in"):
             if not isinstance(raw, list):
                 raise ValueError(f"{op} takes a list, got {raw!r}")
             values = frozenset(type_constant(x, kind, params) for x in raw)
-            preds.append(
-                (lambda v: v.get(field) in values)
-                if op == "in"
-                else (lambda v: v.get(field) not in values)
-            )
+            preds.append(_member(field, values, op == "in"))
         else:
             bound = type_constant(raw, kind, params)
             cmp = _COMPARE[op]
 
-            def compare(v: Mapping[str, Any], cmp: Callable[[Any, Any], bool] = cmp, b: Any = bound) -> bool:
+            def compare(
+                v: Mapping[str, Any], cmp: Callable[[Any, Any], bool] = cmp, b: Any = bound
+            ) -> bool:
                 x = v.get(field)
                 return x is not None and cmp(x, b)
 

@@ -40,7 +40,9 @@ def parse_line(text: str, line: int) -> Event:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON: {exc.msg} at column {exc.colno}", f"line {line}") from None
+        raise DataError(
+            f"not valid JSON: {exc.msg} at column {exc.colno}", f"line {line}"
+        ) from None
     if not isinstance(data, dict):
         raise DataError(f"expected a JSON object, got {type(data).__name__}", f"line {line}")
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from .calendar import WindowSpec
@@ -83,7 +84,7 @@ def stays_of(history: Sequence[StageVersion]) -> list[tuple[Any, int, int]]:
         else:
             runs.append((stage, entered))
     out: list[tuple[Any, int, int]] = []
-    for (stage, entered), (_next, left) in zip(runs, runs[1:], strict=False):
+    for (stage, entered), (_next, left) in pairwise(runs):
         if stage is not None and entered is not None and left is not None and left >= entered:
             out.append((stage, entered, left))
     return out
@@ -114,9 +115,7 @@ class CompiledMeasure:
     @property
     def calendar_only(self) -> bool:
         return (
-            self.placement == "period"
-            or self.aggregate in ("distinct",)
-            or bool(self.window_conds)
+            self.placement == "period" or self.aggregate in ("distinct",) or bool(self.window_conds)
         )
 
     def supports(self, spec: WindowSpec) -> bool:
@@ -163,12 +162,13 @@ class CompiledMeasure:
             dv = self.distinct_key(v)
             if dv is None:
                 return
-            weight: int | None = 1
+            weight = 1
         else:
             dv = None
-            weight = self.weight(v)
-            if weight is None:
+            maybe = self.weight(v)
+            if maybe is None:
                 return
+            weight = maybe
         slot_key = None if slot == () else slot
         index = self.index
         for fields in self.groups:

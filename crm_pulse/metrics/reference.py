@@ -53,9 +53,7 @@ class Reference:
             if e.op == "delete":
                 continue
             floor = deletes.get(k)
-            versions = sorted(
-                (v for v in upserts.get(k, {}) if floor is None or v > floor)
-            )
+            versions = sorted(v for v in upserts.get(k, {}) if floor is None or v > floor)
             history = [upserts[k][v] for v in versions]
             self.records.setdefault(k[1], []).append((e.values, history))
 
@@ -127,11 +125,14 @@ class Reference:
             return b - a
         assert isinstance(s, WeightsSum)
         w = s.weights
-        raw = w.values.get(row.get(w.field), w.default) if row.get(w.field) is not None else w.default
-        value: int = type_constant(raw, None, self.catalog.definitions.params)
-        return value
+        by = row.get(w.field)
+        raw = w.values.get(str(by), w.default) if by is not None else w.default
+        weight: int = type_constant(raw, None, self.catalog.definitions.params)
+        return weight
 
-    def _in_window(self, m: CompiledMeasure, row: dict[str, Any], window: Window, as_of: int) -> bool:
+    def _in_window(
+        self, m: CompiledMeasure, row: dict[str, Any], window: Window, as_of: int
+    ) -> bool:
         d = m.definition
         kind = window.spec.kind
         if m.is_snapshot:
@@ -149,7 +150,7 @@ class Reference:
         if t is None:
             return False
         if kind == "rolling":
-            return as_of - window.spec.days * 86_400_000 <= t < as_of
+            return bool(as_of - window.spec.days * 86_400_000 <= t < as_of)
         w_start, w_end = self._start(kind, window.index), self._start(kind, window.index + 1)
         if not w_start <= t < w_end:
             return False
@@ -229,10 +230,10 @@ class Reference:
             group = self._group(row, fields)
             if group is None or group in seen or not self._contributes(m, row):
                 continue
-            if m.window_conds or m.definition.period is not None:
-                # only rows that land in some calendar window count as data
-                if not any(self._first_windows(m, row).values()):
-                    continue
+            # only rows that land in some calendar window count as data
+            calendar_bound = m.window_conds or m.definition.period is not None
+            if calendar_bound and not any(self._first_windows(m, row).values()):
+                continue
             seen.add(group)
             yield group
 
@@ -286,4 +287,3 @@ def reference_report(
     specs = list(windows)
     ref = Reference(catalog, events, kinds=[s.kind for s in specs if s.is_calendar])
     return report(catalog, ref, as_of, specs, keep_null=keep_null)
-
