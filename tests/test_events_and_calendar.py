@@ -1,0 +1,95 @@
+"""Canonical events, JSONL errors, the calendar and expressions."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from crm_pulse.errors import DataError
+from crm_pulse.metrics import (
+    Calendar,
+    Event,
+    LineError,
+    Window,
+    WindowSpec,
+    parse_time,
+    parse_window_spec,
+    read_events,
+)
+from crm_pulse.metrics.expressions import parse_expression
+
+
+def test_event_types_known_fields() -> None:
+    e = Event.model_validate(
+        {
+            "source": "h",
+            "object": "deal",
+            "id": 9812,
+            "op": "upsert",
+            "version": 1,
+            "fields": {"amount": "1200.50", "closed_at": "2026-01-20T17:30:00+01:00", "x": [1]},
+        }
+    )
+    assert e.id == "9812"
+    assert e.values["amount"] == 1_200_500_000
+    assert e.values["closed_at"] == parse_time("2026-01-20T16:30:00Z")
+    assert e.values["x"] == [1]  # unknown fields are kept
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"closed_at": "2026-01-20T16:30:00"}, "has no offset"),
+        ({"amount": "12,5"}, "expected a decimal number"),
+        ({"status": "closed_won"}, "expected one of lost, open, won"),
+    ],
+)
+def test_event_rejects_bad_fields(fields: dict[str, str], reason: str) -> None:
+    errors: list[LineError] = []
+    line = (
+        '{"source":"h","object":"deal","id":"1","op":"upsert","version":1,"fields":'
+        + __import__("json").dumps(fields)
+        + "}"
+    )
+    assert list(read_events([line], errors=errors)) == []
+    assert errors[0].line == 1 and reason in errors[0].reason
+
+
+def test_read_events_reports_and_continues() -> None:
+    good = '{"source":"h","object":"deal","id":"1","op":"delete","version":3}'
+    errors: list[LineError] = []
+    lines = [good, "", "[1]", '{"source":"h","object":"deal","op":"upsert","version":1}', good]
+    assert len(list(read_events(lines, errors=errors))) == 2
+    assert [str(e) for e in errors] == [
+        "line 3: expected a JSON object, got list",
+        "line 4: id: missing",
+    ]
+    with pytest.raises(DataError, match="line 3"):
+        list(read_events(lines, strict=True))
+
+
+def test_calendar_time_zone_and_labels() -> None:
+    berlin = Calendar("Europe/Berlin")
+    t = parse_time("2026-03-31T23:30:00Z")  # 01:30 on April 1st in Berlin
+    assert Window(WindowSpec("month"), berlin.index_of("month", t)).label == "2026-04"
+    assert Window(WindowSpec("month"), Calendar().index_of("month", t)).label == "2026-03"
+    q = Window(WindowSpec("quarter"), Calendar().index_of("quarter", t))
+    assert q.label == "2026-Q1"
+    start, end = Calendar().bounds(q)
+    assert (start, end) == (parse_time("2026-01-01T00:00:00Z"), parse_time("2026-04-01T00:00:00Z"))
+    assert parse_window_spec("rolling:30d") == WindowSpec("rolling", 30)
+    with pytest.raises(ValueError, match="rolling:<N>d"):
+        parse_window_spec("weekly")
+    with pytest.raises(ValueError, match="unknown time zone"):
+        Calendar("Mars/Olympus")
+
+
+def test_expressions_are_exact_and_safe() -> None:
+    e = parse_expression("100 * (p - d) / n")
+    assert e.names == {"p", "d", "n"}
+    assert e.evaluate({"p": Fraction(5), "d": Fraction(3), "n": Fraction(10)}) == 20
+    assert e.evaluate({"p": Fraction(5), "d": Fraction(3), "n": Fraction(0)}) is None
+    for bad in ("__import__('os')", "a ** 2", "a.b", "a if b else c"):
+        with pytest.raises(ValueError):
+            parse_expression(bad)
