@@ -37,6 +37,7 @@ __all__ = ["DEFAULT_WINDOWS", "Engine"]
 
 DEFAULT_WINDOWS = (WindowSpec("month"), WindowSpec("quarter"))
 _CURRENT_KEY = ("current", 0)
+_MONTHS_PER = {"month": 1, "quarter": 3, "year": 12}
 
 
 class Engine:
@@ -54,6 +55,7 @@ class Engine:
         self.specs = tuple(windows)
         self.kinds = tuple(k for k in CALENDAR_KINDS if any(s.kind == k for s in self.specs))
         self.rolling = tuple(s for s in self.specs if s.kind == "rolling")
+        self._kind_months = tuple((k, _MONTHS_PER[k]) for k in self.kinds)
         self.measures = {m.index: m for m in catalog.measures}
         self._dirty: set[tuple[int, Group, Any]] = set()
         self.applied = 0
@@ -157,8 +159,9 @@ class Engine:
             else:
                 t, anchors = slot, None
             cal = self.calendar
-            for kind in self.kinds:
-                idx = cal.index_of(kind, t)
+            month = cal.month_of(t)
+            for kind, per in self._kind_months:
+                idx = month // per
                 if anchors is not None:
                     start, end = cal.bounds(Window(WindowSpec(kind), idx))
                     if not all(
