@@ -139,9 +139,30 @@ def test_incremental_equals_reference_in_any_order(seed: int, order: int, as_of_
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10**6), order=st.integers(0, 10**6))
 def test_time_zone_and_batched_changes(seed: int, order: int) -> None:
-    from crm_pulse.metrics import builtin_definitions
+    from crm_pulse.metrics import builtin_definitions, definitions_from_mapping
 
-    catalog = build_catalog(builtin_definitions(), timezone="America/New_York")
+    user = definitions_from_mapping(
+        {
+            "measures": {
+                "renewal_amount": {
+                    "object": "deal",
+                    "where": {"status": "won", "type": "renewal", "amount": {"gt": 50}},
+                    "at": "closed_at",
+                    "sum": "amount",
+                }
+            },
+            "metrics": {
+                "avg_renewal_size": {
+                    "value": "renewal_amount / renewals_won",
+                    "groups": [{}, "owner_id"],
+                    "category": "business performance",
+                    "unit": "money",
+                }
+            },
+        }
+    )
+    catalog = build_catalog(builtin_definitions().merged(user), timezone="America/New_York")
+    assert "avg_renewal_size" in catalog.metrics
     events = shuffled(history(seed), order)
     as_of = T0 + 200 * DAY
     engine = Engine(catalog, windows=WINDOWS[:3])
