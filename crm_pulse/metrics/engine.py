@@ -418,8 +418,9 @@ class Engine:
     _report_index: _StateIndex | None = None
 
     def _index(self) -> _StateIndex:
+        """The index built for the report under way; outside a report, a fresh one."""
         if self._report_index is None:
-            self._report_index = _StateIndex.build(self)
+            return _StateIndex.build(self)
         return self._report_index
 
 
