@@ -6,7 +6,8 @@ CrmPulseError                  base of everything below; never raised itself
 ├── RetriableError             try again later; nothing is lost by waiting
 │   └── RateLimited            the vendor said "slow down"; ``retry_after`` seconds if known
 ├── SkippableError             this one item cannot be processed; record it and go on
-│   └── DataError              an event or record is malformed (``where`` says which and where)
+│   ├── DataError              an event or record is malformed (``where`` says which and where)
+│   └── Unauthorized           a request failed authentication (forged, stale, replayed): 401
 └── ConfigError                the configuration is wrong; ``problems`` lists every place
 ```
 
@@ -29,6 +30,7 @@ __all__ = [
     "RateLimited",
     "RetriableError",
     "SkippableError",
+    "Unauthorized",
 ]
 
 
@@ -63,6 +65,14 @@ class DataError(SkippableError):
         super().__init__(f"{where}: {message}" if where else message)
         self.reason = message
         self.where = where
+
+
+class Unauthorized(SkippableError):
+    """A webhook or ingress request is not genuine; ``reason`` says why (never a secret)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)

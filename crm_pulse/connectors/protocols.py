@@ -129,7 +129,12 @@ class Sink(Protocol):
     max_batch: int
 
     async def write(self, writes: Sequence[FieldWrite]) -> list[WriteResult]:
-        """Write at most ``max_batch`` values; one result per write, in order."""
+        """Write at most ``max_batch`` values; one result per write, in order.
+
+        A refusal of the whole call raises :class:`~crm_pulse.errors.RateLimited` (with
+        ``retry_after`` when the vendor said) or another :class:`~crm_pulse.errors.RetriableError`;
+        per-record failures are results with ``ok=False``.
+        """
 
 
 @runtime_checkable
@@ -152,7 +157,7 @@ class Connector:
     sink: Sink | None = None
     provisioner: FieldProvisioner | None = None
 
-    def __init__(self, name: str, settings: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, settings: Any) -> None:
         self.name = name
         self.settings = settings
 
