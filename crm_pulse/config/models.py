@@ -1083,6 +1083,10 @@ class RuntimeSection(ConfigModel):
         default=2.0,
         description="Write-back waits this long after a change so a burst becomes one write.",
     )
+    tick: Annotated[Duration, Field(gt=0)] = Field(
+        default=60.0,
+        description="How often time alone is checked: calendar rollover and rolling windows.",
+    )
     retry: RetrySettings = Field(
         default_factory=RetrySettings, description="Retries of failed writes."
     )

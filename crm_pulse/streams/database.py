@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     body        BLOB NOT NULL,
     received_ms INTEGER NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,
+    due_ms      INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT
 );
 -- the engine's key-value state (crm_pulse.metrics.state.StateStore)
