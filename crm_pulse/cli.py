@@ -8,10 +8,11 @@ one-paragraph message on stderr and a non-zero exit code, never a traceback:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .errors import ConfigError, CrmPulseError, DataError
 from .metrics import (
@@ -28,6 +29,9 @@ from .metrics import (
     write_rows,
 )
 from .metrics.formats import FORMATS
+
+if TYPE_CHECKING:
+    from .config.models import Deployment
 
 __all__ = ["main"]
 
@@ -109,6 +113,44 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return run_check(args.config, out)
 
 
+def _deployment(path: str) -> Deployment:
+    from .config import load_config
+
+    return load_config(path)
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams import commands
+    from .streams.logs import configure_logging
+
+    deployment = _deployment(args.config)
+    if args.dry_run:
+        asyncio.run(commands.dry_run(deployment, out))
+        return 0
+    if deployment.runtime.kind == "faust":
+        from .streams.faust import run_worker
+
+        run_worker(deployment)
+        return 0
+    configure_logging(deployment.runtime.log_level, deployment.runtime.log_format)
+    asyncio.run(commands.run(deployment, duration=args.duration))
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams import commands
+
+    asyncio.run(commands.backfill(_deployment(args.config), out, progress=not args.no_progress))
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams import commands
+
+    missing = asyncio.run(commands.provision(_deployment(args.config), out, dry_run=args.dry_run))
+    return 1 if args.dry_run and missing else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crm-pulse",
@@ -141,6 +183,36 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a deployment file")
     check.add_argument("--config", required=True, help="the deployment YAML file")
     check.set_defaults(run=cmd_check)
+
+    run = sub.add_parser(
+        "run",
+        help="run a deployment: receive and poll events, keep the metrics, write them back",
+        description="Run until SIGTERM or Ctrl-C, then drain in-flight work and exit.",
+    )
+    run.add_argument("--config", required=True, help="the deployment YAML file")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="poll once, compute, print the field writes (old -> new) and write nothing",
+    )
+    run.add_argument(
+        "--for", dest="duration", type=float, help="stop (cleanly) after this many seconds"
+    )
+    run.set_defaults(run=cmd_run)
+
+    backfill = sub.add_parser("backfill", help="pull history through every source, then apply it")
+    backfill.add_argument("--config", required=True, help="the deployment YAML file")
+    backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+    backfill.set_defaults(run=cmd_backfill)
+
+    provision = sub.add_parser(
+        "provision", help="create the custom fields the write-back rules need"
+    )
+    provision.add_argument("--config", required=True, help="the deployment YAML file")
+    provision.add_argument(
+        "--dry-run", action="store_true", help="list the fields and which are missing"
+    )
+    provision.set_defaults(run=cmd_provision)
     return parser
 
 

@@ -112,6 +112,7 @@ class EmbeddedRuntime:
         self._wake_consumer = asyncio.Event()
         self._wake_inbox = asyncio.Event()
         self.recent_changes: list[MetricValue] = []
+        self.changed_values = 0
         self.started_ms = int(clock() * 1000)
         self.consumed_events = 0
         self.last_errors: list[str] = []
@@ -139,6 +140,7 @@ class EmbeddedRuntime:
 
     # ------------------------------------------------------------ consuming
     def _remember_changes(self, changes: list[MetricValue]) -> None:
+        self.changed_values += len(changes)
         self.recent_changes.extend(changes)
         del self.recent_changes[:-200]
 
