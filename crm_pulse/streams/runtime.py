@@ -113,6 +113,7 @@ class EmbeddedRuntime:
         self._wake_inbox = asyncio.Event()
         self.recent_changes: list[MetricValue] = []
         self.changed_values = 0
+        self.planned_writes = 0
         self.started_ms = int(clock() * 1000)
         self.consumed_events = 0
         self.last_errors: list[str] = []
@@ -148,6 +149,7 @@ class EmbeddedRuntime:
         """One batch through the engine (one transaction)."""
         result = await self.db.run(lambda: self.consumer.step(self.settings.batch_size))
         self.consumed_events += result.events
+        self.planned_writes += result.planned
         if result.planned:
             for writer in self.writers.values():
                 writer.wake()
@@ -164,6 +166,7 @@ class EmbeddedRuntime:
 
     async def tick(self) -> int:
         planned = await self.db.run(self.consumer.tick)
+        self.planned_writes += planned
         if planned:
             for writer in self.writers.values():
                 writer.wake()
