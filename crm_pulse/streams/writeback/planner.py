@@ -67,8 +67,8 @@ class Planner:
                     ConfigProblem(
                         f"writeback[{i}].target.match",
                         "writing one value to every matching record is not supported by this "
-                        "version; write to the group's own record (leave match out) or to a "
-                        "fixed record",
+                        "version; write to the group's own record (leave match out) or map "
+                        "each group to a record with target.records",
                     )
                 )
                 continue
@@ -90,11 +90,25 @@ class Planner:
         index = self.calendar.index_of(spec.kind, as_of)
         return Window(spec, index - 1 if rule.which == "previous" else index)
 
-    def _write(self, r: _Rule, group: Group, value: Fraction | None) -> FieldWrite:
+    @staticmethod
+    def _record(r: _Rule, group: Group) -> str | None:
+        """The record a group's value goes to (None: this group is not written)."""
         target = r.rule.target
-        record = target.record if not r.fields else str(group[1])
-        assert record is not None  # the rule model requires it for group {}
-        return FieldWrite(target.connector, target.object, record, target.field, field_value(value))
+        if not r.fields:
+            return target.record
+        key = group[1]
+        if key in (None, ""):
+            return None  # no record to write to (a deal without an owner, say)
+        if target.records is not None:
+            return target.records.get(str(key))
+        return str(key)
+
+    def _write(self, r: _Rule, group: Group, value: Fraction | None) -> FieldWrite | None:
+        record = self._record(r, group)
+        if record is None:
+            return None
+        t = r.rule.target
+        return FieldWrite(t.connector, t.object, record, t.field, field_value(value))
 
     # ------------------------------------------------------------ after each batch
     def plan(self, values: Iterable[MetricValue], as_of: int) -> list[FieldWrite]:
@@ -106,9 +120,9 @@ class Planner:
                     continue
                 if v.window != self.target_window(r.rule, as_of):
                     continue
-                if r.fields and v.group[1] in (None, ""):
-                    continue  # no record to write to (a deal without an owner, say)
-                out.append(self._write(r, v.group, v.value))
+                write = self._write(r, v.group, v.value)
+                if write is not None:
+                    out.append(write)
         return out
 
     # ------------------------------------------------------------ when time moves
@@ -123,7 +137,9 @@ class Planner:
                 continue
             for group in self._groups(engine, r):
                 value = evaluate(self.catalog, engine, r.metric, group, window, as_of)
-                out.append(self._write(r, group, value))
+                write = self._write(r, group, value)
+                if write is not None:
+                    out.append(write)
         return out
 
     def _groups(self, engine: Engine, r: _Rule) -> list[Group]:
