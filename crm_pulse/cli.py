@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -121,19 +123,25 @@ def _deployment(path: str) -> Deployment:
 
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .streams import commands
-    from .streams.logs import configure_logging
 
     deployment = _deployment(args.config)
     if args.dry_run:
         asyncio.run(commands.dry_run(deployment, out))
         return 0
     if deployment.runtime.kind == "faust":
-        from .streams.faust import run_worker
-
-        run_worker(deployment)
+        importlib.import_module("crm_pulse.streams.faust").run_worker(deployment)
         return 0
-    configure_logging(deployment.runtime.log_level, deployment.runtime.log_format)
+    logging.basicConfig(level=deployment.runtime.log_level.upper())
     asyncio.run(commands.run(deployment, duration=args.duration))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams import commands
+
+    deployment = _deployment(args.config)
+    rows = commands.report(deployment, _as_of(args.as_of))
+    write_rows(deployment.catalog(), rows, args.format, out)
     return 0
 
 
@@ -199,6 +207,14 @@ def _parser() -> argparse.ArgumentParser:
         "--for", dest="duration", type=float, help="stop (cleanly) after this many seconds"
     )
     run.set_defaults(run=cmd_run)
+
+    report = sub.add_parser(
+        "report", help="print the metrics a deployment's runtime holds now (from its state file)"
+    )
+    report.add_argument("--config", required=True, help="the deployment YAML file")
+    report.add_argument("--as-of", help="ISO time or date the report is for (default: now)")
+    report.add_argument("--format", choices=FORMATS, default="jsonl")
+    report.set_defaults(run=cmd_report)
 
     backfill = sub.add_parser("backfill", help="pull history through every source, then apply it")
     backfill.add_argument("--config", required=True, help="the deployment YAML file")

@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import signal
+import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from ..config.models import Deployment
 from ..connectors.provisioning import required_fields
+from ..metrics.report import MetricValue
+from .consumer import Consumer
+from .database import Database
 from .runtime import EmbeddedRuntime
+from .writeback import Planner
 
-__all__ = ["backfill", "dry_run", "provision", "run"]
+__all__ = ["backfill", "dry_run", "provision", "report", "run"]
 
 ServeFactory = Callable[[EmbeddedRuntime], Any]
 
@@ -23,10 +29,25 @@ ServeFactory = Callable[[EmbeddedRuntime], Any]
 def _http_server() -> ServeFactory | None:
     """The HTTP server (webhooks, ingress, status), if this build has it."""
     try:
-        from .http import serve_runtime
+        module = importlib.import_module("crm_pulse.streams.http")
     except ImportError:  # pragma: no cover - the server ships with the package
         return None
-    return serve_runtime
+    serve: ServeFactory = module.serve_runtime
+    return serve
+
+
+def report(deployment: Deployment, as_of: int) -> list[MetricValue]:
+    """The metric values held in the deployment's state file (read only: nothing runs)."""
+    db = Database(deployment.runtime.state_path)
+    try:
+        catalog = deployment.catalog()
+        planner = Planner(deployment.writeback, catalog)
+        consumer = Consumer(
+            db, catalog, deployment.window_specs(), planner, debounce=0.0, clock=time.time
+        )
+        return db.call(lambda: consumer.report(as_of))
+    finally:
+        db.close()
 
 
 async def run(

@@ -49,6 +49,14 @@ def build_connectors(deployment: Deployment) -> dict[str, Connector]:
     }
 
 
+def _poll_interval(connector: Connector) -> float:
+    """The connector's own interval (plugins), else its settings' ``poll_interval``."""
+    value: Any = getattr(connector, "poll_interval", None)
+    if value is None:
+        value = getattr(connector.settings, "poll_interval", 60.0)
+    return float(value)
+
+
 class EmbeddedRuntime:
     """Runs one deployment in this process."""
 
@@ -98,7 +106,7 @@ class EmbeddedRuntime:
                 self.db,
                 name,
                 c.source,
-                float(getattr(c.settings, "poll_interval", 60.0)),
+                _poll_interval(c),
                 clock=clock,
                 on_stored=self.wake,
             )
