@@ -138,7 +138,7 @@ def progress(state: Path) -> tuple[int, int, int]:
 def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> None:
     rng = random.Random(20261123)
     now = datetime.now(UTC)
-    lines = history(rng, 2500, now)
+    lines = history(rng, 6000, now)
     events_file, output, state = (
         tmp_path / "in.jsonl",
         tmp_path / "out.jsonl",
@@ -148,14 +148,21 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> No
     config.write_text(DEPLOY.format(input=events_file, output=output, state=state))
     log = tmp_path / "runtime.log"
     events_file.write_text("")
-    chunks = [lines[i : i + 250] for i in range(0, len(lines), 250)]
+    chunks = [lines[i : i + 500] for i in range(0, len(lines), 500)]
     kills = 0
     mid_stream = 0  # kills that left read-but-unconsumed events or unread input behind
-    for chunk in chunks:  # events keep arriving while the runtime is killed again and again
+    for n, chunk in enumerate(chunks):  # events keep arriving while the runtime is killed
         with events_file.open("a") as f:
             f.write("\n".join(chunk) + "\n")
+        before = progress(state)
         proc = start(config, log)
-        time.sleep(rng.uniform(0.3, 2.0))
+        if n % 2 == 0:  # at a random moment
+            time.sleep(rng.uniform(0.3, 2.5))
+        else:  # at a random moment once work is visibly under way
+            deadline = time.monotonic() + 30
+            while progress(state)[1] == before[1] and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.05))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
@@ -231,7 +238,7 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> No
     written = read_values(output)
     # a group that lost all its records has no row in the report: its field keeps the value of
     # an empty window (0 for counts and sums), which a recompute for that group confirms
-    for (obj, rid, fld), value in written.items():
+    for obj, rid, fld in written:
         if (obj, rid, fld) not in expected:
             (rule,) = [r for r in deployment.writeback if r.target.field == fld]
             group = (rule.group[0], rid)
