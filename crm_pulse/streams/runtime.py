@@ -125,6 +125,8 @@ class EmbeddedRuntime:
         self.started_ms = int(clock() * 1000)
         self.consumed_events = 0
         self.last_errors: list[str] = []
+        self.unhealthy: str | None = None
+        self.http_port = 0
 
     # ------------------------------------------------------------ feeding
     def wake(self) -> None:
@@ -243,6 +245,9 @@ class EmbeddedRuntime:
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         failed = [t for t in done if t is not waiter and t.exception() is not None]
+        if failed:
+            self.unhealthy = f"{failed[0].get_name()} stopped: {failed[0].exception()}"
+            log.error("a runtime task failed; stopping", extra={"reason": self.unhealthy})
         # drain: no new requests, then finish what was accepted
         if server is not None:
             await server.stop()
@@ -276,23 +281,32 @@ class EmbeddedRuntime:
         when = int(self.clock() * 1000) if as_of is None else as_of
         return self.db.call(lambda: self.consumer.report(when))
 
+    def health(self) -> str | None:
+        """None when healthy, else why not (for /healthz)."""
+        return self.unhealthy
+
     def status(self) -> dict[str, Any]:
         """Operational status (no secrets: names, counts, cursors and errors only)."""
+        return self._status(self.db.call(self._read_status))
+
+    async def status_async(self) -> dict[str, Any]:
+        """:meth:`status` without blocking the event loop (for the HTTP server)."""
+        return self._status(await self.db.run(self._read_status))
+
+    def _read_status(self) -> dict[str, Any]:
+        conn = self.db.conn
+        consumed = consumed_position(conn)
+        return {
+            "log_position": last_position(conn),
+            "consumed_position": consumed,
+            "outbox_depth": SQLiteOutbox.depth(conn),
+            "dead_letters": SQLiteOutbox.dead_letter_count(conn),
+            "recent_dead_letters": SQLiteOutbox.dead_letters(conn, 10),
+            "inbox_depth": self.inbox.depth(conn),
+        }
+
+    def _status(self, db: dict[str, Any]) -> dict[str, Any]:
         now = self.clock()
-
-        def read() -> dict[str, Any]:
-            conn = self.db.conn
-            consumed = consumed_position(conn)
-            return {
-                "log_position": last_position(conn),
-                "consumed_position": consumed,
-                "outbox_depth": SQLiteOutbox.depth(conn),
-                "dead_letters": SQLiteOutbox.dead_letter_count(conn),
-                "recent_dead_letters": SQLiteOutbox.dead_letters(conn, 10),
-                "inbox_depth": self.inbox.depth(conn),
-            }
-
-        db = self.db.call(read)
         uptime = max(now - self.started_ms / 1000, 1e-9)
         connectors: dict[str, Any] = {}
         for name in self.connectors:

@@ -1,0 +1,40 @@
+"""The generic ``events`` ingress: any system POSTs canonical events, signed with HMAC-SHA256.
+
+Deployment file::
+
+    - events:
+        name: ingress
+        secret: ${INGRESS_SECRET}
+        tolerance: 5m
+
+Senders sign with :func:`sign` (or the recipe in :mod:`.signing`) and POST to ``/events``
+(``/events/<name>`` when the connector is not named ``events``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ...config.models import EventsSettings
+from ..protocols import Connector
+from .signing import HEADER, sign, signature
+from .webhooks import EventsReceiver, decode_events
+
+__all__ = ["HEADER", "EventsConnector", "EventsReceiver", "decode_events", "sign", "signature"]
+
+
+class EventsConnector(Connector):
+    kind: ClassVar[str] = "events"
+
+    def __init__(self, name: str, settings: Any) -> None:
+        super().__init__(name, settings)
+        if not isinstance(settings, EventsSettings):
+            settings = EventsSettings.model_validate(settings)
+        path = "/events" if name == "events" else f"/events/{name}"
+        self.receiver = EventsReceiver(
+            settings.secret.get_secret_value(),
+            path=path,
+            tolerance=settings.tolerance,
+            max_body_bytes=settings.max_body_bytes,
+            sources=settings.sources,
+        )

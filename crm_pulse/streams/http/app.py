@@ -1,0 +1,139 @@
+"""The runtime's HTTP application (aiohttp): webhooks, the ingress, and operations.
+
+* ``POST <receiver.path>``: read the body (size-limited), ``verify`` (401 with the reason on
+  :class:`~crm_pulse.errors.Unauthorized`, 400 listing the problems on
+  :class:`~crm_pulse.errors.DataError`), store the request durably in the inbox, then 2xx. If the
+  inbox cannot store it the answer is 503 with Retry-After: never a 2xx before durability.
+* ``GET /healthz``: 200 ``ok`` or 503 with the reason.
+* ``GET /status``: JSON (cursors, lag, events/s, outbox depth, dead letters, last errors; no
+  secrets: it is built from names and counts only).
+* ``GET /metrics``: Prometheus text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from ...connectors.protocols import WebhookReceiver, WebhookRequest
+from ...errors import DataError, Unauthorized
+from .prometheus import HttpTelemetry, render
+
+__all__ = ["Inbox", "build_app"]
+
+log = logging.getLogger("crm_pulse.http")
+
+MAX_BODY = 16 * 1024 * 1024
+TELEMETRY = web.AppKey("telemetry", HttpTelemetry)
+
+
+class Inbox(Protocol):
+    async def accept(self, connector: str, request: WebhookRequest) -> None:
+        """Return only once the request is durable."""
+
+
+def _json(
+    data: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, default=str, indent=1),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def build_app(
+    receivers: Mapping[str, WebhookReceiver],
+    inbox: Inbox,
+    status: Callable[[], Awaitable[dict[str, Any]]],
+    *,
+    health: Callable[[], str | None] = lambda: None,
+    telemetry: HttpTelemetry | None = None,
+) -> web.Application:
+    """``receivers``: connector name -> receiver; ``health`` returns None or why it is unhealthy."""
+    app = web.Application(client_max_size=MAX_BODY)
+    tele = telemetry or HttpTelemetry()
+    app[TELEMETRY] = tele
+
+    def webhook(
+        name: str, receiver: WebhookReceiver
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
+            code = 500
+            try:
+                response = await _handle(name, receiver, request)
+                code = response.status
+                return response
+            finally:
+                tele.observe(name, code, time.perf_counter() - started)
+
+        return handle
+
+    async def _handle(name: str, receiver: WebhookReceiver, request: web.Request) -> web.Response:
+        body = await request.read()
+        req = WebhookRequest(
+            method=request.method,
+            url=str(request.url),
+            headers=dict(request.headers),
+            body=body,
+            received_at_ms=int(time.time() * 1000),
+        )
+        try:
+            receiver.verify(req)
+        except Unauthorized as exc:
+            log.warning(
+                "webhook refused",
+                extra={"connector": name, "reason": exc.reason, "remote": request.remote},
+            )
+            return _json({"error": "unauthorized", "reason": exc.reason}, 401)
+        except DataError as exc:
+            log.warning("webhook body refused", extra={"connector": name, "reason": str(exc)})
+            return _json({"error": "bad request", "reason": str(exc)}, 400)
+        try:
+            await inbox.accept(name, req)
+        except Exception as exc:
+            release = getattr(receiver, "release", None)
+            if callable(release):
+                release(req)
+            log.error(
+                "webhook could not be stored; answered 503",
+                extra={"connector": name, "reason": type(exc).__name__},
+            )
+            return _json(
+                {"error": "unavailable", "reason": "not stored; retry"}, 503, {"Retry-After": "5"}
+            )
+        ack = getattr(receiver, "ack_response", None)
+        if callable(ack):
+            content_type, payload = ack(req)
+            return web.Response(body=payload, status=200, content_type=content_type.split(";")[0])
+        return _json({"accepted": True}, 200)
+
+    for name, receiver in receivers.items():
+        app.router.add_post(receiver.path, webhook(name, receiver))
+
+    async def healthz(request: web.Request) -> web.Response:
+        problem = health()
+        if problem is None:
+            return web.Response(text="ok\n")
+        return web.Response(text=f"unhealthy: {problem}\n", status=503)
+
+    async def status_page(request: web.Request) -> web.Response:
+        return _json(await status())
+
+    async def metrics(request: web.Request) -> web.Response:
+        text = render(await status(), tele)
+        return web.Response(
+            text=text, content_type="text/plain", charset="utf-8", headers={"X-Format": "0.0.4"}
+        )
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/status", status_page)
+    app.router.add_get("/metrics", metrics)
+    return app
