@@ -105,7 +105,7 @@ async def wait_for(predicate: Any, timeout: float = 10) -> None:
 async def test_signed_events_are_acknowledged_applied_and_written(
     running: tuple[EmbeddedRuntime, str], tmp_path: Path
 ) -> None:
-    runtime, base = running
+    _runtime, base = running
     body = json.dumps([deal(1), deal(2, amount="250.50")]).encode()
     status, answer = await post(base, body, sign(SECRET, body))
     assert (status, answer) == (200, {"accepted": True})
@@ -164,7 +164,7 @@ async def test_refusals_say_why_and_store_nothing(running: tuple[EmbeddedRuntime
 async def test_operations_endpoints_show_numbers_never_secrets(
     running: tuple[EmbeddedRuntime, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    runtime, base = running
+    _runtime, base = running
     body = json.dumps([deal(7)]).encode()
     await post(base, body, sign(SECRET, body))
     await post(base, body, sign("forged", body))
