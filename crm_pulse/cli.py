@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -131,7 +130,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if deployment.runtime.kind == "faust":
         importlib.import_module("crm_pulse.streams.faust").run_worker(deployment)
         return 0
-    logging.basicConfig(level=deployment.runtime.log_level.upper())
+    from .streams.logs import configure_logging, secret_values
+
+    rt = deployment.runtime
+    configure_logging(rt.log_level, rt.log_format, secret_values(deployment))
     asyncio.run(commands.run(deployment, duration=args.duration))
     return 0
 

@@ -182,11 +182,11 @@ class EmbeddedRuntime:
                 writer.wake()
         return planned
 
-    async def flush_writes(self) -> int:
+    async def flush_writes(self, *, drain: bool = False) -> int:
         """Send everything due now through every writer; returns API calls made."""
         calls = 0
         for writer in self.writers.values():
-            calls += await writer.flush()
+            calls += await writer.flush(drain=drain)
         return calls
 
     # ------------------------------------------------------------ loops
@@ -226,6 +226,7 @@ class EmbeddedRuntime:
         ``serve`` starts the HTTP server (it returns an object with ``async stop()``).
         """
         await self.load_config_events()
+        await self.consume_all()  # catch up first, so the first tick sees current values
         server = await serve(self) if serve is not None else None
         if backfill_first:
             for poller in self.pollers.values():
@@ -259,7 +260,7 @@ class EmbeddedRuntime:
         if not failed:
             await self.inbox.process(limit=10_000)
             await self.consume_all()
-            await self.flush_writes()
+            await self.flush_writes(drain=True)
         await self.close()
         if failed:
             exc = failed[0].exception()

@@ -92,12 +92,18 @@ class SQLiteOutbox:
         return planned
 
     # ------------------------------------------------------------ writer side (async)
-    async def due(self, connector: str, now: float, limit: int) -> list[OutboxItem]:
+    async def due(
+        self, connector: str, now: float, limit: int, *, debounced_too: bool = False
+    ) -> list[OutboxItem]:
+        """Rows due at ``now``; with ``debounced_too`` also first attempts still in their
+        debounce (a draining shutdown sends them rather than leave them for the next start)."""
+
         def query() -> list[OutboxItem]:
             rows = self.db.conn.execute(
                 "SELECT object, record_id, field, value, seq, attempts, due FROM outbox "
-                "WHERE connector = ? AND due <= ? ORDER BY due, object, record_id, field LIMIT ?",
-                (connector, now, limit),
+                "WHERE connector = ? AND (due <= ? OR (? AND attempts = 0)) "
+                "ORDER BY due, object, record_id, field LIMIT ?",
+                (connector, now, debounced_too, limit),
             ).fetchall()
             return [
                 OutboxItem(

@@ -72,14 +72,17 @@ class Writer:
         """Something was planned: look at the outbox now."""
         self._wake.set()
 
-    async def flush(self) -> int:
-        """Send everything due now; returns the number of API calls made."""
+    async def flush(self, *, drain: bool = False) -> int:
+        """Send everything due now (``drain``: also what waits for its debounce); returns the
+        number of API calls made."""
         calls = 0
         while True:
             now = self.clock()
             if now < self.stats.paused_until:
                 return calls
-            batch = await self.outbox.due(self.connector, now, max(1, self.sink.max_batch))
+            batch = await self.outbox.due(
+                self.connector, now, max(1, self.sink.max_batch), debounced_too=drain
+            )
             if not batch:
                 return calls
             calls += 1
