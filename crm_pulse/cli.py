@@ -114,10 +114,10 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return run_check(args.config, out)
 
 
-def _deployment(path: str) -> Deployment:
+def _deployment(path: str, *, secrets: bool = True) -> Deployment:
     from .config import load_config
 
-    return load_config(path)
+    return load_config(path, resolve_secrets=secrets)
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -141,7 +141,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .streams import commands
 
-    deployment = _deployment(args.config)
+    deployment = _deployment(args.config, secrets=False)
     rows = commands.report(deployment, _as_of(args.as_of))
     write_rows(deployment.catalog(), rows, args.format, out)
     return 0
