@@ -1,0 +1,176 @@
+"""The HubSpot client: hubspot-api-client (urllib3) in a thread, JSON in and out.
+
+Calls go through the official SDK's generated APIs with ``_preload_content=False`` so the raw
+answer (status, headers, JSON) is ours: rate-limit headers are read on every call and the
+SDK's model classes stay out of the connector. Blocking calls run in a worker thread.
+
+Reads are retried here: a 429 waits for Retry-After (up to ``max_wait``), 5xx and connection
+errors back off. Writes are not retried here: the write-back outbox owns their retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hubspot import HubSpot
+
+from ...config.models import HubSpotSettings
+from ...errors import RateLimited, RetriableError
+from .errors import translate
+
+__all__ = ["HubSpotClient", "RateLimitState"]
+
+log = logging.getLogger("crm_pulse.hubspot")
+
+
+@dataclass
+class RateLimitState:
+    """What the last answer's X-HubSpot-RateLimit-* headers said."""
+
+    max: int | None = None
+    remaining: int | None = None
+    interval_ms: int | None = None
+    daily_remaining: int | None = None
+
+    def update(self, headers: Any) -> None:
+        h = {str(k).lower(): str(v) for k, v in dict(headers or {}).items()}
+
+        def num(name: str) -> int | None:
+            value = h.get(name)
+            return int(value) if value is not None and value.isdigit() else None
+
+        self.max = num("x-hubspot-ratelimit-max") or self.max
+        remaining = num("x-hubspot-ratelimit-remaining")
+        self.remaining = remaining if remaining is not None else self.remaining
+        self.interval_ms = num("x-hubspot-ratelimit-interval-milliseconds") or self.interval_ms
+        daily = num("x-hubspot-ratelimit-daily-remaining")
+        self.daily_remaining = daily if daily is not None else self.daily_remaining
+
+
+class HubSpotClient:
+    def __init__(
+        self,
+        settings: HubSpotSettings,
+        *,
+        attempts: int = 4,
+        max_wait: float = 30.0,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        config: dict[str, Any] = {
+            "access_token": settings.access_token.get_secret_value(),
+            "host": str(settings.base_url).rstrip("/"),
+        }
+        if settings.ca_cert is not None:
+            config["ssl_ca_cert"] = str(settings.ca_cert)
+        self.sdk = HubSpot(**config)
+        self.timeout = settings.timeout
+        self.attempts = attempts
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.limits = RateLimitState()
+
+    # ------------------------------------------------------------ plumbing
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        response = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+        self.limits.update(response.headers)
+        data = response.data
+        return int(response.status), json.loads(data) if data else None
+
+    async def call(
+        self, what: str, fn: Callable[..., Any], *args: Any, retry: bool = True, **kwargs: Any
+    ) -> tuple[int, Any]:
+        """Run one SDK call in a thread; returns (status, JSON). Errors are translated."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await asyncio.to_thread(self._call, fn, *args, **kwargs)
+            except Exception as exc:  # translated below: the one place for vendor errors
+                error = translate(exc, what)
+            if not retry or attempt >= self.attempts or not isinstance(error, RetriableError):
+                raise error
+            if isinstance(error, RateLimited):
+                wait = error.retry_after if error.retry_after is not None else 2.0**attempt
+                if wait > self.max_wait:
+                    raise error
+            else:
+                wait = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
+            log.info(
+                "retrying HubSpot call", extra={"what": what, "wait": wait, "reason": str(error)}
+            )
+            await self.sleep(wait)
+
+    # ------------------------------------------------------------ endpoints
+    async def search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
+        api = self.sdk.crm.objects.search_api
+        _, data = await self.call(f"search {object_type}", api.do_search, object_type, body)
+        return dict(data or {})
+
+    async def list_archived(
+        self, object_type: str, after: str | None, properties: Sequence[str]
+    ) -> dict[str, Any]:
+        api = self.sdk.crm.objects.basic_api
+        kwargs: dict[str, Any] = {"limit": 100, "archived": True, "properties": list(properties)}
+        if after:
+            kwargs["after"] = after
+        _, data = await self.call(
+            f"list archived {object_type}", api.get_page, object_type, **kwargs
+        )
+        return dict(data or {})
+
+    async def batch_read(
+        self, object_type: str, ids: Sequence[str], properties: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        api = self.sdk.crm.objects.batch_api
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 100):
+            body = {
+                "inputs": [{"id": i} for i in ids[start : start + 100]],
+                "properties": list(properties),
+            }
+            _, data = await self.call(f"batch read {object_type}", api.read, object_type, body)
+            out.extend((data or {}).get("results", []))
+        return out
+
+    async def batch_update(
+        self, object_type: str, inputs: list[dict[str, Any]]
+    ) -> tuple[int, dict[str, Any]]:
+        api = self.sdk.crm.objects.batch_api
+        status, data = await self.call(
+            f"batch update {object_type}", api.update, object_type, {"inputs": inputs}, retry=False
+        )
+        return status, dict(data or {})
+
+    async def pipelines(self, object_type: str) -> list[dict[str, Any]]:
+        api = self.sdk.crm.pipelines.pipelines_api
+        _, data = await self.call(f"read {object_type} pipelines", api.get_all, object_type)
+        return list((data or {}).get("results", []))
+
+    async def properties(self, object_type: str) -> list[dict[str, Any]]:
+        api = self.sdk.crm.properties.core_api
+        _, data = await self.call(f"read {object_type} properties", api.get_all, object_type)
+        return list((data or {}).get("results", []))
+
+    async def create_property(self, object_type: str, body: dict[str, Any]) -> None:
+        api = self.sdk.crm.properties.core_api
+        await self.call(f"create property {body.get('name')}", api.create, object_type, body)
+
+    async def groups(self, object_type: str) -> list[dict[str, Any]]:
+        api = self.sdk.crm.properties.groups_api
+        _, data = await self.call(f"read {object_type} property groups", api.get_all, object_type)
+        return list((data or {}).get("results", []))
+
+    async def create_group(self, object_type: str, name: str, label: str) -> None:
+        api = self.sdk.crm.properties.groups_api
+        await self.call(
+            f"create property group {name}", api.create, object_type, {"name": name, "label": label}
+        )
+
+    def close(self) -> None:
+        """Nothing to release: urllib3 pools close with the process."""
