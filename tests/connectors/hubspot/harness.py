@@ -20,6 +20,7 @@ FIELD = "crm_pulse_win_rate"
 
 class HubSpotHarness:
     kind = "hubspot"
+    records_per_call = 100
 
     def __init__(self, fake: FakeHubSpot, server: FakeServer, connector: HubSpotConnector) -> None:
         self.fake = fake
