@@ -161,6 +161,36 @@ def cmd_provision(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 1 if args.dry_run and missing else 0
 
 
+def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.demo import run_demo
+
+    return asyncio.run(run_demo(out, seconds=args.seconds, live=not args.no_live))
+
+
+def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .connectors.sandbox import Sandbox
+
+    sandbox = Sandbox().start()
+    env = sandbox.environment("./demo.sqlite", args.port)
+    out.write("sandbox CRMs are serving; for examples/demo.yaml set:\n")
+    for key, value in env.items():
+        out.write(f"export {key}={value}\n")
+    out.flush()
+    try:
+        time.sleep(args.seconds) if args.seconds else signal_wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    return 0
+
+
+def signal_wait() -> None:
+    import signal as _signal
+
+    _signal.sigwait({_signal.SIGINT, _signal.SIGTERM})
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crm-pulse",
@@ -231,6 +261,18 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="list the fields and which are missing"
     )
     provision.set_defaults(run=cmd_provision)
+
+    demo = sub.add_parser(
+        "demo", help="sandbox CRMs + the runtime + a live view, checked against replay"
+    )
+    demo.add_argument("--seconds", type=float, default=20.0, help="how long the live part runs")
+    demo.add_argument("--no-live", action="store_true", help="no live view (logs and CI)")
+    demo.set_defaults(run=cmd_demo)
+
+    sandbox = sub.add_parser("sandbox", help="serve the seeded HubSpot and Pipedrive fakes")
+    sandbox.add_argument("--seconds", type=float, default=0.0, help="stop after (0: until Ctrl-C)")
+    sandbox.add_argument("--port", type=int, default=8080, help="the runtime port to print")
+    sandbox.set_defaults(run=cmd_sandbox)
     return parser
 
 
