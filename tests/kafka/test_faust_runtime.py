@@ -56,11 +56,34 @@ def history(rng: random.Random, n: int) -> list[dict[str, Any]]:
         status = rng.choice(["open", "won", "lost"])
         t = now - timedelta(hours=rng.uniform(1, 48))
         if rng.random() < 0.05:
-            out.append({"source": "crm", "object": "deal", "id": rid, "op": "delete", "version": versions[rid]})
+            out.append(
+                {
+                    "source": "crm",
+                    "object": "deal",
+                    "id": rid,
+                    "op": "delete",
+                    "version": versions[rid],
+                }
+            )
             continue
-        out.append({"source": "crm", "object": "deal", "id": rid, "op": "upsert", "version": versions[rid], "fields": {
-            "owner_id": f"u{rng.randrange(4)}", "account_id": f"a{rng.randrange(10)}", "status": status, "type": "new",
-            "amount": str(rng.randrange(100, 5000)), "created_at": _iso(t - timedelta(days=2)), "closed_at": None if status == "open" else _iso(t)}})
+        out.append(
+            {
+                "source": "crm",
+                "object": "deal",
+                "id": rid,
+                "op": "upsert",
+                "version": versions[rid],
+                "fields": {
+                    "owner_id": f"u{rng.randrange(4)}",
+                    "account_id": f"a{rng.randrange(10)}",
+                    "status": status,
+                    "type": "new",
+                    "amount": str(rng.randrange(100, 5000)),
+                    "created_at": _iso(t - timedelta(days=2)),
+                    "closed_at": None if status == "open" else _iso(t),
+                },
+            }
+        )
         if rng.random() < 0.05:
             out.append(out[-1])  # duplicate delivery
     return out
@@ -72,7 +95,10 @@ def expected(config: Path, events: list[dict[str, Any]]) -> dict[tuple[str, str,
     engine.apply_all(Event.model_validate(e) for e in events)
     now = int(time.time() * 1000)
     planner = Planner(deployment.writeback, engine.catalog)
-    return {(w.object, w.record_id, w.field): w.value for w in planner.plan(engine.report(now, keep_null=True), now)}
+    return {
+        (w.object, w.record_id, w.field): w.value
+        for w in planner.plan(engine.report(now, keep_null=True), now)
+    }
 
 
 class Deployment:
@@ -88,8 +114,13 @@ class Deployment:
     def start_worker(self) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"worker{len(self.workers)}.log").open("wb")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "crm_pulse.cli", "worker", "--config", str(self.config)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.tmp)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crm_pulse.cli", "worker", "--config", str(self.config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.tmp,
+        )
         self.workers.append(proc)
         return proc
 
@@ -119,18 +150,22 @@ class Deployment:
         finally:
             await producer.stop()
 
-    def wait_for(self, want: dict[tuple[str, str, str], Any], timeout: float = 120) -> dict[tuple[str, str, str], Any]:
+    def wait_for(
+        self, want: dict[tuple[str, str, str], Any], timeout: float = 120
+    ) -> dict[tuple[str, str, str], Any]:
         deadline = time.monotonic() + timeout
         got: dict[tuple[str, str, str], Any] = {}
         while time.monotonic() < deadline:
             got = read_values(self.out)
-            if {k: v for k, v in want.items() if v is not None} == {k: v for k, v in got.items() if k in want and v is not None} and all(
-                got.get(k) == v for k, v in want.items() if k in got
-            ):
+            if {k: v for k, v in want.items() if v is not None} == {
+                k: v for k, v in got.items() if k in want and v is not None
+            } and all(got.get(k) == v for k, v in want.items() if k in got):
                 return got
             time.sleep(0.5)
         missing = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
-        raise AssertionError(f"sink never matched replay; differences {list(missing.items())[:5]}\n{self.logs()}")
+        raise AssertionError(
+            f"sink never matched replay; differences {list(missing.items())[:5]}\n{self.logs()}"
+        )
 
 
 def test_a_events_on_kafka_give_the_replay_metrics(kafka: str, tmp_path: Path) -> None:
@@ -165,12 +200,27 @@ def test_c_poison_messages_go_to_the_dead_letter_topic(kafka: str, tmp_path: Pat
     events = history(random.Random(3), 100)
     try:
         d.start_worker()
-        asyncio.run(d.publish(events[:50], raw=[b"{not json", json.dumps({"source": "crm", "object": "deal", "op": "upsert", "version": 1}).encode()]))
+        asyncio.run(
+            d.publish(
+                events[:50],
+                raw=[
+                    b"{not json",
+                    json.dumps(
+                        {"source": "crm", "object": "deal", "op": "upsert", "version": 1}
+                    ).encode(),
+                ],
+            )
+        )
         asyncio.run(d.publish(events[50:]))
         d.wait_for(expected(d.config, events))
 
         async def dead() -> list[dict[str, Any]]:
-            consumer = AIOKafkaConsumer(f"{d.app}-dead-letters", bootstrap_servers=kafka, auto_offset_reset="earliest", group_id=None)
+            consumer = AIOKafkaConsumer(
+                f"{d.app}-dead-letters",
+                bootstrap_servers=kafka,
+                auto_offset_reset="earliest",
+                group_id=None,
+            )
             await consumer.start()
             try:
                 batch = await consumer.getmany(timeout_ms=10_000)
