@@ -199,9 +199,7 @@ class SalesforceClient:
         self.budget.check(what)
         return fn(self.sf(renew=True))
 
-    async def call(
-        self, what: str, fn: Callable[[Salesforce], T], *, retry: bool = True
-    ) -> T:
+    async def call(self, what: str, fn: Callable[[Salesforce], T], *, retry: bool = True) -> T:
         """Run ``fn(sf)`` in a thread; vendor errors are translated, reads retried."""
         attempt = 0
         while True:

@@ -312,7 +312,10 @@ class SalesforceMapper:
             if spec.canonical == "survey_response" and fields.get("survey") is None:
                 # mapping.survey_type.default null: a response of another kind is not counted
                 return Event(
-                    source=self.source, object=spec.canonical, id=str(rid), op="delete",
+                    source=self.source,
+                    object=spec.canonical,
+                    id=str(rid),
+                    op="delete",
                     version=version,
                 )
             return Event(

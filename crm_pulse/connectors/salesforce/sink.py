@@ -24,7 +24,9 @@ from .client import SalesforceClient
 __all__ = ["RETRIABLE_CODES", "SalesforceSink"]
 
 BATCH_MAX = 200
-RETRIABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_RUNNING_TOO_LONG", "SERVER_UNAVAILABLE"})
+RETRIABLE_CODES = frozenset(
+    {"UNABLE_TO_LOCK_ROW", "REQUEST_RUNNING_TOO_LONG", "SERVER_UNAVAILABLE"}
+)
 
 
 def _reason(result: dict[str, Any]) -> tuple[str, bool]:
@@ -59,8 +61,7 @@ class SalesforceSink:
             answers = await self.client.update_collection([record for _, record in chunk])
             if len(answers) != len(chunk):
                 raise DataError(
-                    f"sObject Collections answered {len(answers)} results for {len(chunk)} "
-                    "records",
+                    f"sObject Collections answered {len(answers)} results for {len(chunk)} records",
                     where="PATCH composite/sobjects",
                 )
             for (key, _), answer in zip(chunk, answers, strict=True):

@@ -53,9 +53,7 @@ class SalesforceSource:
 
     def _soql(self, sobject: str, fields: list[str], where: list[str]) -> str:
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        return (
-            f"SELECT {', '.join(fields)} FROM {sobject}{clause} ORDER BY {MODSTAMP} ASC, Id ASC"
-        )
+        return f"SELECT {', '.join(fields)} FROM {sobject}{clause} ORDER BY {MODSTAMP} ASC, Id ASC"
 
     def _event(self, sobject: str, record: dict[str, Any]) -> Event | None:
         try:
