@@ -5,11 +5,11 @@
   token``); with client credentials an expired session is renewed once and the call repeated.
 * TLS: with ``ca_cert`` the session trusts that CA and ignores the environment
   (``trust_env = False``: ``REQUESTS_CA_BUNDLE`` would otherwise replace ``verify``).
-* Budget: every response's ``Sforce-Limit-Info: api-usage=N/M`` is read (a requests response
-  hook, so error answers count too). The connector's own calls are counted per minute over a
-  rolling 24 hours; once they reach ``budget_share x M`` a call raises
-  :class:`~crm_pulse.errors.RateLimited` with the seconds until the oldest calls leave the window,
-  without calling Salesforce. A ``403 REQUEST_LIMIT_EXCEEDED`` raises RateLimited with
+* Budget: every API response's ``Sforce-Limit-Info: api-usage=N/M`` is read (in the session's
+  ``send``, so error answers and query pages count too). The connector's own requests are
+  counted per minute over a rolling 24 hours; once they reach ``budget_share x M`` the next
+  request raises :class:`~crm_pulse.errors.RateLimited` with the seconds until the oldest calls
+  leave the window, without calling Salesforce. A ``403 REQUEST_LIMIT_EXCEEDED`` raises RateLimited with
   ``limit_pause`` seconds (Salesforce gives no Retry-After).
 * Reads are retried on transient errors (5xx, resets) with backoff; writes are not retried here:
   the write-back outbox owns their retries.
@@ -102,6 +102,24 @@ class ApiBudget:
                 )
 
 
+class _BudgetedSession(requests.Session):
+    """A requests session that asks the budget before every API request it sends, so a query
+    paging through ``nextRecordsUrl`` stops at the budget too, not only between our calls."""
+
+    def __init__(self, budget: ApiBudget) -> None:
+        super().__init__()
+        self.budget = budget
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        api = "/services/data/" in (request.url or "")
+        if api:
+            self.budget.check(f"{request.method} {urlsplit(request.url or '').path}")
+        response = super().send(request, **kwargs)
+        if api:
+            self.budget.observe(response.headers.get("Sforce-Limit-Info"))
+        return response
+
+
 class SalesforceClient:
     """One org, through simple-salesforce; every call runs in a worker thread."""
 
@@ -121,18 +139,14 @@ class SalesforceClient:
         self.sleep = sleep
         self.budget = ApiBudget(settings.budget_share, clock)
         self.write_headers = {"Sforce-Call-Options": f"client={settings.client_id_header}"}
-        self.session = requests.Session()
+        self.session = _BudgetedSession(self.budget)
         if settings.ca_cert is not None:
             self.session.verify = str(settings.ca_cert)
             self.session.trust_env = False
-        self.session.hooks["response"].append(self._on_response)
         self._sf: Salesforce | None = None
         self._login_lock = threading.Lock()
 
     # ------------------------------------------------------------ login
-    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self.budget.observe(response.headers.get("Sforce-Limit-Info"))
-
     def _token(self) -> tuple[str, str]:
         """Client-credentials flow: (access token, instance URL)."""
         s = self.settings
@@ -189,14 +203,12 @@ class SalesforceClient:
 
     # ------------------------------------------------------------ calls
     def _run(self, what: str, fn: Callable[[Salesforce], T]) -> T:
-        self.budget.check(what)
         try:
             return fn(self.sf())
         except SalesforceExpiredSession:
             if self.settings.session_id is not None:
                 raise
             log.info("renewing the Salesforce session", extra={"what": what})
-        self.budget.check(what)
         return fn(self.sf(renew=True))
 
     async def call(self, what: str, fn: Callable[[Salesforce], T], *, retry: bool = True) -> T:

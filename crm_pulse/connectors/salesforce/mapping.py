@@ -34,7 +34,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from pydantic import ValidationError
 
 from ...config.models import SalesforceMapping
 from ...errors import DataError
@@ -205,6 +208,22 @@ def _flag(value: Any) -> bool:
     return str(value).strip().lower() == "true"
 
 
+def _decimal(value: Any) -> Any:
+    """A number as a canonical decimal string: REST sends ``1200.0``, Outbound Messages
+    ``"1200.0"``; both become ``"1200"``, so the two paths give identical events. A value that
+    is not a number is passed on for the Event to refuse with its own message."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None if value == "" else value
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return value
+    if not number.is_finite():
+        return value
+    text = format(number.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
 def _domain(value: Any) -> str | None:
     """Account.Website (``https://www.acme.com/about``) -> ``acme.com``."""
     if value in (None, ""):
@@ -302,6 +321,8 @@ class SalesforceMapper:
                 kind = schema.get(name)
                 if kind is FieldType.TIME:
                     fields[name] = to_iso(value)
+                elif kind is FieldType.AMOUNT or kind is FieldType.NUMBER:
+                    fields[name] = _decimal(value)
                 elif name == "domain":
                     fields[name] = _domain(value)
                 elif value == "":
@@ -328,6 +349,9 @@ class SalesforceMapper:
             )
         except DataError as exc:
             raise DataError(exc.reason, where=where) from None
+        except ValidationError as exc:  # the Event refused a value: say which and why
+            reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            raise DataError(reasons, where=where) from None
         except ValueError as exc:
             raise DataError(str(exc).splitlines()[0], where=where) from None
 
