@@ -54,7 +54,8 @@ class SalesforceSink:
                 (w.object, w.record_id), {"attributes": {"type": w.object}, "id": w.record_id}
             )
             record[w.field] = w.value
-        items = list(records.items())
+        # one chunk per sObject type (Salesforce allows at most 10 type changes in a call)
+        items = sorted(records.items(), key=lambda item: item[0][0])
         outcome: dict[tuple[str, str], tuple[bool, str, bool]] = {}
         for start in range(0, len(items), BATCH_MAX):
             chunk = items[start : start + BATCH_MAX]

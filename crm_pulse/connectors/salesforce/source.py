@@ -14,6 +14,8 @@ through ``query_all_iter`` (which follows ``nextRecordsUrl``), in pages of up to
   deleted rows in the recycle bin for 15 days: a poller stopped longer misses deletes (a new
   backfill and a rebuild are then needed). An undeleted record has a new SystemModstamp and comes
   back as an upsert with a greater version.
+* Tasks and Events older than a year are archived by Salesforce and hidden from ``query``:
+  they are read with ``queryAll`` and ``IsDeleted = false``.
 
 The cursor is plain data: ``{sObject: {"t": ms, "id": "006...", "deleted_t": ms}}``.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from ...config.models import SalesforceSettings
@@ -36,6 +39,9 @@ __all__ = ["SalesforceSource"]
 log = logging.getLogger("crm_pulse.salesforce")
 
 CHUNK = 2000
+ARCHIVING = frozenset({"Task", "Event"})
+"""Objects whose old rows Salesforce archives (IsArchived): ``query`` hides them, ``queryAll``
+with ``IsDeleted = false`` reads them."""
 
 
 class SalesforceSource:
@@ -46,7 +52,11 @@ class SalesforceSource:
         self.mapper = mapper
         self.overlap_ms = int(settings.overlap * 1000)
         since = settings.backfill_since
-        self.backfill_from_ms = 0 if since is None else to_ms(since.isoformat()) or 0
+        self.backfill_from_ms = (
+            0
+            if since is None
+            else int(datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp() * 1000)
+        )
         self.chunk = CHUNK
         self.skipped: list[str] = []
         """Records that could not be mapped (each reported once, with where and why)."""
@@ -75,8 +85,13 @@ class SalesforceSource:
         else:
             start = max(0, int(state.get("t", 0)) - self.overlap_ms) if "t" in state else 0
         where = [f"{MODSTAMP} >= {format_soql_time(start)}"] if start > 0 else []
+        archived = sobject in ARCHIVING
+        if archived:
+            where.insert(0, "IsDeleted = false")
         soql = self._soql(sobject, self.mapper.soql_fields(sobject), where)
-        async for records in self.client.query_chunks(f"query {sobject}", soql, size=self.chunk):
+        async for records in self.client.query_chunks(
+            f"query {sobject}", soql, include_deleted=archived, size=self.chunk
+        ):
             events: list[Event] = []
             for record in records:
                 ms = to_ms(record.get(MODSTAMP)) or 0

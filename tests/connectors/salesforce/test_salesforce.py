@@ -230,9 +230,12 @@ async def test_backfill_pages_with_next_records_url_and_resumes_exactly() -> Non
         assert any("/query/01g" in p for p in queries)  # followed nextRecordsUrl
 
 
-async def test_poll_overlap_catches_a_late_commit_with_an_older_timestamp() -> None:
-    async with make_harness(objects=["Opportunity"], overlap="120s") as h:
-        (_a,) = h.seed_deals(1)
+@pytest.mark.parametrize(("overlap", "caught"), [("120s", True), ("30s", False)])
+async def test_poll_overlap_catches_a_late_commit_with_an_older_timestamp(
+    overlap: str, caught: bool
+) -> None:
+    async with make_harness(objects=["Opportunity"], overlap=overlap) as h:
+        h.seed_deals(1)
         _, cursor = await drain(h.connector.source.backfill(None))
         assert cursor is not None
         # a transaction that started earlier commits now: its SystemModstamp is 60 s older
@@ -240,10 +243,25 @@ async def test_poll_overlap_catches_a_late_commit_with_an_older_timestamp() -> N
         (b,) = h.seed_deals(1)
         h.fake.update("Opportunity", b, {"Amount": 7.0}, modified_ms=late_ms)
         events, cursor2 = await drain(h.connector.source.poll(cursor))
-        assert b in {e.id for e in events}
+        assert (b in {e.id for e in events}) is caught
         assert cursor2 is not None and cursor2["Opportunity"]["t"] >= cursor["Opportunity"]["t"]
-        soql = [p for _, p in h.fake.requests_seen]
-        assert soql  # the fake saw the queries
+
+
+async def test_backfill_since_and_archived_activities() -> None:
+    async with make_harness(objects=["Opportunity", "Task"], backfill_since="2026-01-01") as h:
+        old = h.fake.create(
+            "Opportunity", {"Name": "old", "StageName": "Prospecting"}, modified_ms=1767225599000
+        )  # 2025-12-31T23:59:59Z
+        new = h.fake.create(
+            "Opportunity", {"Name": "new", "StageName": "Prospecting"}, modified_ms=1767225600000
+        )  # 2026-01-01T00:00:00Z
+        task = h.fake.create("Task", {"Subject": "call", "TaskSubtype": "Call"})
+        events, _ = await drain(h.connector.source.backfill(None))
+        assert {e.id for e in events} == {new, task}
+        assert old not in {e.id for e in events}
+        # Tasks are read with queryAll (Salesforce hides archived activities from query)
+        paths = [p for _, p in h.fake.requests_seen]
+        assert any(p.endswith("/queryAll/") for p in paths)
 
 
 async def test_poll_with_equal_timestamps_across_pages_loses_nothing() -> None:
@@ -372,6 +390,14 @@ async def test_client_credentials_login_and_a_wrong_secret() -> None:
         events, _ = await drain(connector.source.backfill(None))
         assert deal in {e.id for e in events}
         await connector.aclose()
+        # an expired session is renewed with the client credentials, once
+        fake.session_id = "renewed-session"
+        renewed = SalesforceConnector("salesforce", good)
+        await drain(renewed.source.poll(None))
+        fake.session_id = "renewed-again"
+        events, _ = await drain(renewed.source.poll(None))
+        assert deal in {e.id for e in events}
+        await renewed.aclose()
         bad = SalesforceConnector("salesforce", good | {"client_secret": "wrong"})
         with pytest.raises(FatalError, match="client credentials") as info:
             await drain(bad.source.poll(None))
