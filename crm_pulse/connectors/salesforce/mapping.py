@@ -14,7 +14,8 @@ read, each from standard fields every org has:
 * contact ``lifecycle``: Leads are ``lead`` (``converted_at`` = ``ConvertedDate``), Contacts are
   ``other``; a converted Lead keeps no e-mail (the Contact it became carries it, so the person is
   not counted twice as a duplicate);
-* activity ``type``: Tasks through ``mapping.activity_type`` (``TaskSubtype``), Events are meetings;
+* activity ``type``: Tasks through ``mapping.activity_type`` (``TaskSubtype``), Events are meetings
+  (an all-day Event has no ``ActivityDateTime``: its ``ActivityDate`` is used);
 * survey ``survey``: ``mapping.survey_type`` on the configured survey object;
 * quota: ``ForecastingQuota`` (``QuotaOwnerId``, ``QuotaAmount``, ``StartDate``), monthly.
 
@@ -137,6 +138,7 @@ OBJECTS: dict[str, ObjectSpec] = {
             "occurred_at": "ActivityDateTime",
         },
         constant={"type": "meeting"},
+        extra=("ActivityDate",),
     ),
     "ForecastingQuota": ObjectSpec(
         "ForecastingQuota",
@@ -393,6 +395,9 @@ class SalesforceMapper:
                 raw = record.get(m.activity_type.property)
                 at = m.activity_type
                 fields["type"] = at.values.get(str(raw), at.default) if raw else at.default
+        elif sobject == "Event":
+            if fields.get("occurred_at") is None and "occurred_at" not in mine:
+                fields["occurred_at"] = to_iso(record.get("ActivityDate"))  # all-day events
         elif spec.canonical == "survey_response" and "survey" not in mine:
             raw = record.get(m.survey_type.property)
             st = m.survey_type

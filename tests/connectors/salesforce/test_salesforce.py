@@ -730,3 +730,160 @@ runtime: {{state_path: "{tmp_path / "s.sqlite"}", debounce: 0s}}
 
 def test_sf_time_is_salesforce_format() -> None:
     assert sf_time(1767225600123) == "2026-01-01T00:00:00.123+0000"
+
+
+async def test_the_fake_seeded_from_canonical_events_reads_back_the_same() -> None:
+    def ev(obj: str, rid: str, version: int, op: str = "upsert", **fields: Any) -> Event:
+        return Event(source="demo", object=obj, id=rid, op=op, version=version, fields=fields)
+
+    events = [
+        ev(
+            "account",
+            "a1",
+            10,
+            owner_id="u1",
+            domain="acme.test",
+            created_at="2026-01-01T09:00:00Z",
+        ),
+        ev(
+            "deal",
+            "d1",
+            20,
+            account_id="a1",
+            owner_id="u1",
+            stage="Negotiation",
+            stage_entered_at="2026-01-05T10:00:00Z",
+            status="open",
+            type="new",
+            amount="1200.5",
+            created_at="2026-01-02T09:00:00Z",
+            closed_at=None,
+        ),
+        ev(
+            "deal",
+            "d1",
+            30,
+            account_id="a1",
+            owner_id="u1",
+            stage="Closed Won",
+            stage_entered_at="2026-01-20T16:30:00Z",
+            status="won",
+            type="upsell",
+            amount="1300",
+            created_at="2026-01-02T09:00:00Z",
+            closed_at="2026-01-20T16:30:00Z",
+        ),
+        ev(
+            "deal",
+            "d2",
+            40,
+            owner_id="u2",
+            status="lost",
+            type="renewal",
+            amount="10",
+            created_at="2026-01-03T09:00:00Z",
+            closed_at="2026-02-01T08:00:00Z",
+        ),
+        ev("deal", "d3", 45, op="delete"),
+        ev(
+            "contact",
+            "c1",
+            50,
+            account_id="a1",
+            owner_id="u1",
+            email=None,
+            lifecycle="lead",
+            created_at="2026-01-04T09:00:00Z",
+            converted_at="2026-01-09T12:00:00Z",
+        ),
+        ev(
+            "contact",
+            "c2",
+            51,
+            owner_id="u2",
+            email="y@b.test",
+            lifecycle="lead",
+            created_at="2026-01-04T09:00:00Z",
+            converted_at=None,
+            account_id=None,
+        ),
+        ev(
+            "contact",
+            "c3",
+            52,
+            owner_id="u2",
+            email="z@b.test",
+            lifecycle="other",
+            created_at="2026-01-04T09:00:00Z",
+            account_id="a1",
+        ),
+        ev(
+            "ticket",
+            "t1",
+            60,
+            account_id="a1",
+            owner_id="u2",
+            status="closed",
+            created_at="2026-01-06T09:00:00Z",
+            closed_at="2026-01-07T10:00:00Z",
+        ),
+        ev(
+            "activity",
+            "m1",
+            70,
+            owner_id="u1",
+            account_id="a1",
+            type="meeting",
+            occurred_at="2026-01-08T15:00:00Z",
+        ),
+        ev("activity", "k1", 80, owner_id="u2", type="call", occurred_at="2026-01-08T12:00:00Z"),
+        ev(
+            "quota",
+            "q1",
+            90,
+            owner_id="u1",
+            period="month",
+            period_start="2026-01-01",
+            amount="5000",
+        ),
+    ]
+    fake = FakeSalesforce(session_id=SESSION, organization_id=ORG_ID)
+    async with make_harness(fake=fake, forecasting_quotas=True) as h:
+        ids = fake.seed_canonical(events)
+        assert ("deal", "d3") in ids and fake.value(
+            "Opportunity", ids[("deal", "d3")], "IsDeleted"
+        ) is True
+        got, _ = await drain(h.connector.source.backfill(None))
+        back = by_id([e for e in got if e.op == "upsert"])
+        for original in events:
+            if original.op == "delete" or original.version != max(
+                e.version for e in events if e.id == original.id
+            ):
+                continue
+            event = back[ids[(original.object, original.id)]]
+            assert event.object == original.object
+            assert event.version == original.version
+            for name, value in original.fields.items():
+                have = event.fields.get(name)
+                if name.endswith("_id") and value is not None:
+                    want = ids.get((name.removesuffix("_id"), value))
+                    if name == "owner_id":
+                        assert fake.value("User", have, "Name") == f"Owner {value}"
+                        continue
+                    assert have == want, (original.id, name)
+                elif value is None:
+                    assert have is None, (original.id, name)
+                elif (
+                    (name == "closed_at" and original.object == "deal")
+                    or name == "converted_at"
+                    or (name == "occurred_at" and original.fields.get("type") != "meeting")
+                ):  # Salesforce dates: noon UTC of that day
+                    assert have == f"{value[:10]}T12:00:00.000Z", (original.id, name)
+                elif name == "amount":
+                    assert event.values["amount"] == original.values["amount"]
+                elif name.endswith("_at"):
+                    assert have == value.replace("Z", ".000Z"), (original.id, name)
+                elif name == "period_start":
+                    assert str(have) == value
+                else:
+                    assert have == value, (original.id, name)
