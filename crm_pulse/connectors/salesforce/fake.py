@@ -519,6 +519,7 @@ class FakeSalesforce:
         self._ids = itertools.count(1)
         self._last_ms = 0
         self._refuse = 0
+        self._fail = (0, 503)
         self._locks: dict[str, int] = {}
         self._write_calls = 0
         self._cursors: dict[str, _Page] = {}
@@ -795,6 +796,11 @@ class FakeSalesforce:
         with self._lock:
             self._refuse = requests
 
+    def fail(self, requests: int, status: int = 503) -> None:
+        """Answer the next ``requests`` API calls with a server error (``SERVER_UNAVAILABLE``)."""
+        with self._lock:
+            self._fail = (requests, status)
+
     def lock_rows(self, ids: Iterable[str], times: int = 1) -> None:
         """The next ``times`` writes to each record fail with UNABLE_TO_LOCK_ROW."""
         with self._lock:
@@ -916,6 +922,11 @@ class FakeSalesforce:
             auth = request.headers.get("Authorization", "")
             if auth != f"Bearer {self.session_id}":
                 return _error(401, "INVALID_SESSION_ID", "Session expired or invalid", {})
+            if self._fail[0] > 0:
+                self._fail = (self._fail[0] - 1, self._fail[1])
+                return _error(
+                    self._fail[1], "SERVER_UNAVAILABLE", "Server is unavailable", self._limits()
+                )
             if self._refuse > 0 or self.api_used >= self.daily_limit:
                 self._refuse = max(0, self._refuse - 1)
                 return _error(
