@@ -295,6 +295,23 @@ class SalesforceClient:
         )
         return list(data or [])
 
+    async def query_records(self, what: str, soql: str) -> list[dict[str, Any]]:
+        """Every record of a small query."""
+        out: list[dict[str, Any]] = []
+        async for chunk in self.query_chunks(what, soql):
+            out.extend(chunk)
+        return out
+
+    async def create_record(self, sobject: str, body: dict[str, Any]) -> Any:
+        """``POST sobjects/{type}``."""
+        return await self.restful(
+            f"create {sobject}",
+            f"sobjects/{sobject}",
+            method="POST",
+            json=body,
+            headers=self.write_headers,
+        )
+
     async def create_custom_field(self, body: dict[str, Any]) -> Any:
         """``POST tooling/sobjects/CustomField``."""
         return await self.restful(

@@ -66,6 +66,8 @@ KEY_PREFIXES = {
     "Event": "00U",
     "User": "005",
     "ForecastingQuota": "0J9",
+    "PermissionSet": "0PS",
+    "FieldPermissions": "01k",
 }
 
 _SYSTEM = {
@@ -146,6 +148,14 @@ STANDARD_FIELDS: dict[str, dict[str, str]] = {
         "EndDateTime": "datetime",
     },
     "User": {"Name": "string", "Username": "string", "Email": "email", "IsActive": "boolean"},
+    "PermissionSet": {"Name": "string", "Label": "string"},
+    "FieldPermissions": {
+        "ParentId": "reference",
+        "SobjectType": "string",
+        "Field": "string",
+        "PermissionsRead": "boolean",
+        "PermissionsEdit": "boolean",
+    },
     "ForecastingQuota": {
         "QuotaOwnerId": "reference",
         "QuotaAmount": "currency",
@@ -908,6 +918,8 @@ class FakeSalesforce:
         r.add_get(base + "/sobjects/{sobject}/describe", self._describe)
         r.add_get(base + "/sobjects/{sobject}/describe/", self._describe)
         r.add_patch(base + "/composite/sobjects", self._collections)
+        r.add_post(base + "/sobjects/{sobject}", self._create_record)
+        r.add_post(base + "/sobjects/{sobject}/", self._create_record)
         r.add_post(base + "/tooling/sobjects/CustomField", self._custom_field)
         r.add_post(base + "/tooling/sobjects/CustomField/", self._custom_field)
         return app
@@ -1162,6 +1174,50 @@ class FakeSalesforce:
                 f"unable to obtain exclusive access to this record or 1 records: {rid}",
             )
         return {"id": rid, "success": True, "errors": []}, (sobject, rid, values)
+
+    async def _create_record(self, request: web.Request) -> web.Response:
+        """``POST sobjects/{type}``: create one record (used for FieldPermissions)."""
+        sobject = request.match_info["sobject"]
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "JSON_PARSER_ERROR", "request body is not JSON", {})
+        with self._lock:
+            self._write_calls += 1
+            self.write_headers.append(request.headers.get("Sforce-Call-Options", ""))
+            schema = self.schema.get(sobject)
+            if schema is None:
+                return _error(404, "NOT_FOUND", "The requested resource does not exist", {})
+            if not isinstance(body, dict):
+                return _error(400, "INVALID_FIELD", "a record must be an object", {})
+            unknown = [k for k in body if k not in schema or k in _READ_ONLY]
+            if unknown:
+                return _error(
+                    400,
+                    "INVALID_FIELD",
+                    f"No such column '{unknown[0]}' on sobject of type {sobject}",
+                    {},
+                )
+            if sobject == "FieldPermissions":
+                obj, _, name = str(body.get("Field") or "").partition(".")
+                if self.schema.get(obj, {}).get(name) is None:
+                    return _error(
+                        400,
+                        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                        f"Field: bad value for restricted picklist field: {body.get('Field')}",
+                        {},
+                    )
+                for row in self.records["FieldPermissions"].values():
+                    if (row["ParentId"], row["Field"]) == (body.get("ParentId"), body["Field"]):
+                        return _error(
+                            400,
+                            "DUPLICATE_VALUE",
+                            f"duplicate value found: <unknown> duplicates value on record with "
+                            f"id: {row['Id']}",
+                            {},
+                        )
+            rid = self.create(sobject, body)
+        return web.json_response({"id": rid, "success": True, "errors": []}, status=201)
 
     async def _custom_field(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -5,9 +5,10 @@
 decimals, everything else with 2). Where the integration user may not create fields (no
 "Customize Application" permission) the line says exactly what an admin must create instead.
 
-A field created through the Tooling API is visible to no profile yet: an admin grants the
-integration user edit access (field-level security, e.g. on its permission set); the line says
-so. Custom field API names end in ``__c``.
+A field created through the Tooling API is visible to no profile yet. If the org has a
+permission set named ``crm_pulse`` (assigned to the integration user), provisioning grants it
+Read and Edit on every field it creates (a ``FieldPermissions`` record); otherwise the line says
+what to grant by hand. Custom field API names end in ``__c``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from ...errors import FatalError, SkippableError
 from ..protocols import FieldSpec
 from .client import SalesforceClient
 
-__all__ = ["SalesforceProvisioner", "field_metadata", "how_to_create"]
+__all__ = ["PERMISSION_SET", "SalesforceProvisioner", "field_metadata", "how_to_create"]
+
+PERMISSION_SET = "crm_pulse"
+"""API name of the permission set that gets Edit on the fields provisioning creates."""
 
 
 def field_metadata(spec: FieldSpec) -> dict[str, Any]:
@@ -66,8 +70,38 @@ class SalesforceProvisioner:
                 out.append(f)
         return out
 
+    async def _permission_set(self) -> str | None:
+        rows = await self.client.query_records(
+            "find permission set", f"SELECT Id FROM PermissionSet WHERE Name = '{PERMISSION_SET}'"
+        )
+        return str(rows[0]["Id"]) if rows else None
+
+    async def _grant(self, permission_set: str | None, f: FieldSpec) -> str:
+        if permission_set is None:
+            return (
+                f"no permission set {PERMISSION_SET!r}: grant the integration user Edit on it "
+                "(field-level security), or create that permission set, assign it to the "
+                "integration user and crm-pulse grants it on the fields it creates"
+            )
+        body = {
+            "ParentId": permission_set,
+            "SobjectType": f.object,
+            "Field": f"{f.object}.{f.name}",
+            "PermissionsRead": True,
+            "PermissionsEdit": True,
+        }
+        try:
+            await self.client.create_record("FieldPermissions", body)
+        except (FatalError, SkippableError) as exc:
+            return (
+                f"could not grant Edit to permission set {PERMISSION_SET} ({exc}): grant it by hand"
+            )
+        return f"granted Read and Edit to permission set {PERMISSION_SET}"
+
     async def create(self, fields: Sequence[FieldSpec]) -> list[str]:
         lines: list[str] = []
+        permission_set: str | None = None
+        looked = False
         for f in fields:
             if not f.name.endswith("__c"):
                 lines.append(
@@ -84,8 +118,8 @@ class SalesforceProvisioner:
                     f"{how_to_create(f)}"
                 )
                 continue
-            lines.append(
-                f"created {f.object}.{f.name} (Number, {f.unit}); grant the integration user "
-                "Edit access to it (field-level security) before crm-pulse writes"
-            )
+            if not looked:
+                permission_set, looked = await self._permission_set(), True
+            grant = await self._grant(permission_set, f)
+            lines.append(f"created {f.object}.{f.name} (Number, {f.unit}); {grant}")
         return lines

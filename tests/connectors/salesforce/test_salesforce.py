@@ -643,8 +643,21 @@ async def test_provisioning_reports_missing_fields_and_creates_them() -> None:
         missing = await prov.missing(fields)
         assert [f.name for f in missing] == ["Won_MTD__c", "Churned"]
         lines = await prov.create(missing)
-        assert lines[0].startswith("created User.Won_MTD__c (Number, money)")
+        assert lines[0].startswith("created User.Won_MTD__c (Number, money); no permission set")
         assert "end in __c" in lines[1]
+        # with a crm_pulse permission set, provisioning grants it Edit on what it creates
+        ps = h.fake.create("PermissionSet", {"Name": "crm_pulse", "Label": "crm-pulse"})
+        (line,) = await prov.create([FieldSpec("Account", "Health__c", "Health", unit="rate")])
+        assert line == (
+            "created Account.Health__c (Number, rate); granted Read and Edit to permission set "
+            "crm_pulse"
+        )
+        (grant,) = h.fake.records["FieldPermissions"].values()
+        assert (grant["ParentId"], grant["Field"], grant["PermissionsEdit"]) == (
+            ps,
+            "Account.Health__c",
+            True,
+        )
         assert [f.name for f in await prov.missing(fields)] == ["Churned"]
         assert h.fake.schema["User"]["Won_MTD__c"] == "double"
         h.fake.tooling_allowed = False
