@@ -67,6 +67,7 @@ KEY_PREFIXES = {
     "User": "005",
     "ForecastingQuota": "0J9",
     "PermissionSet": "0PS",
+    "Period": "026",
     "FieldPermissions": "01k",
 }
 
@@ -149,6 +150,7 @@ STANDARD_FIELDS: dict[str, dict[str, str]] = {
     },
     "User": {"Name": "string", "Username": "string", "Email": "email", "IsActive": "boolean"},
     "PermissionSet": {"Name": "string", "Label": "string"},
+    "Period": {"Type": "picklist", "StartDate": "date", "EndDate": "date"},
     "FieldPermissions": {
         "ParentId": "reference",
         "SobjectType": "string",

@@ -17,7 +17,9 @@ read, each from standard fields every org has:
 * activity ``type``: Tasks through ``mapping.activity_type`` (``TaskSubtype``), Events are meetings
   (an all-day Event has no ``ActivityDateTime``: its ``ActivityDate`` is used);
 * survey ``survey``: ``mapping.survey_type`` on the configured survey object;
-* quota: ``ForecastingQuota`` (``QuotaOwnerId``, ``QuotaAmount``, ``StartDate``), monthly.
+* quota: ``ForecastingQuota`` (``QuotaOwnerId``, ``QuotaAmount``, ``StartDate``); ``period`` from
+  the ``Type`` of its ``Period`` (Month, Quarter, Year; learnt with :meth:`learn_periods`),
+  monthly when unknown (the Collaborative Forecasts default).
 
 Salesforce date fields (``CloseDate``, ``ActivityDate``, ...) carry no time: they become noon UTC
 of that date, which falls on the same calendar date in every time zone from UTC-11 to UTC+11, so
@@ -144,7 +146,7 @@ OBJECTS: dict[str, ObjectSpec] = {
         "ForecastingQuota",
         "quota",
         fields={"owner_id": "QuotaOwnerId", "amount": "QuotaAmount", "period_start": "StartDate"},
-        constant={"period": "month"},
+        extra=("PeriodId",),
     ),
 }
 
@@ -268,6 +270,16 @@ class SalesforceMapper:
                 spec.sobject, spec.canonical, merged, spec.constant, spec.extra
             )
         self._overridden = {obj: set(v or {}) for obj, v in overrides.items()}
+        self.periods: dict[str, str] = {}
+        """Period Id -> month / quarter / year (from the Period object)."""
+
+    def learn_periods(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Remember the kind of each fiscal Period (``SELECT Id, Type FROM Period``)."""
+        kinds = {"month": "month", "quarter": "quarter", "year": "year"}
+        for row in rows:
+            kind = kinds.get(str(row.get("Type") or "").lower())
+            if kind is not None and row.get("Id"):
+                self.periods[str(row["Id"])] = kind
 
     @property
     def sobjects(self) -> list[str]:
@@ -395,6 +407,8 @@ class SalesforceMapper:
                 raw = record.get(m.activity_type.property)
                 at = m.activity_type
                 fields["type"] = at.values.get(str(raw), at.default) if raw else at.default
+        elif sobject == "ForecastingQuota" and "period" not in mine:
+            fields["period"] = self.periods.get(str(record.get("PeriodId")), "month")
         elif sobject == "Event":
             if fields.get("occurred_at") is None and "occurred_at" not in mine:
                 fields["occurred_at"] = to_iso(record.get("ActivityDate"))  # all-day events

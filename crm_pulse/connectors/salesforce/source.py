@@ -129,6 +129,10 @@ class SalesforceSource:
 
     async def _run(self, cursor: Cursor | None, *, backfill: bool) -> AsyncIterator[Page]:
         current: dict[str, Any] = dict(cursor or {})
+        if "ForecastingQuota" in self.mapper.sobjects and not self.mapper.periods:
+            self.mapper.learn_periods(
+                await self.client.query_records("query Period", "SELECT Id, Type FROM Period")
+            )
         for sobject in self.mapper.sobjects:
             async for page in self._scan(sobject, current, backfill=backfill):
                 current = page.cursor

@@ -141,6 +141,16 @@ async def test_every_object_maps_to_its_canonical_object() -> None:
             "ForecastingQuota",
             {"QuotaOwnerId": OWNER, "QuotaAmount": 50000, "StartDate": "2026-03-01"},
         )
+        q2 = fake.create("Period", {"Type": "Quarter", "StartDate": "2026-04-01"})
+        quarterly = fake.create(
+            "ForecastingQuota",
+            {
+                "QuotaOwnerId": OWNER,
+                "QuotaAmount": 150000,
+                "StartDate": "2026-04-01",
+                "PeriodId": q2,
+            },
+        )
 
         events, _ = await drain(h.connector.source.backfill(None))
         got = by_id(events)
@@ -180,6 +190,7 @@ async def test_every_object_maps_to_its_canonical_object() -> None:
         q = got[quota]
         assert (q.object, q.fields["owner_id"], q.fields["period"]) == ("quota", OWNER, "month")
         assert str(q.values["period_start"]) == "2026-03-01"
+        assert got[quarterly].fields["period"] == "quarter"
         for e in events:
             assert e.version == int(
                 datetime.fromisoformat(
