@@ -34,7 +34,7 @@ from simple_salesforce.exceptions import SalesforceExpiredSession
 
 from ...config.models import SalesforceSettings
 from ...errors import FatalError, RateLimited, RetriableError
-from .errors import VENDOR_ERRORS, error_text, translate
+from .errors import VENDOR_ERRORS, translate
 
 __all__ = ["ApiBudget", "SalesforceClient"]
 
@@ -164,12 +164,16 @@ class SalesforceClient:
             )
         except requests.RequestException as exc:
             raise RetriableError(f"Salesforce login unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 500:
+            raise RetriableError(f"Salesforce login answered {response.status_code}")
         if response.status_code != 200:
             try:
                 body = response.json()
             except ValueError:
                 body = {}
-            reason = body.get("error_description") or body.get("error") or error_text(body)
+            if not isinstance(body, dict):
+                body = {}
+            reason = body.get("error_description") or body.get("error") or "no reason given"
             raise FatalError(
                 f"Salesforce login (client credentials) refused with {response.status_code} "
                 f"{reason}: check client_id, client_secret and the connected app's run-as user"
