@@ -23,6 +23,7 @@ The cursor is plain data: ``{sObject: {"t": ms, "id": "006...", "deleted_t": ms}
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,9 @@ from .mapping import MODSTAMP, SalesforceMapper, format_soql_time, to_ms
 __all__ = ["SalesforceSource"]
 
 log = logging.getLogger("crm_pulse.salesforce")
+
+SKIPPED_KEPT = 100
+"""How many of the latest unmapped records are kept for inspection (each is also logged)."""
 
 CHUNK = 2000
 ARCHIVING = frozenset({"Task", "Event"})
@@ -58,7 +62,7 @@ class SalesforceSource:
             else int(datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp() * 1000)
         )
         self.chunk = CHUNK
-        self.skipped: list[str] = []
+        self.skipped: deque[str] = deque(maxlen=SKIPPED_KEPT)
         """Records that could not be mapped (each reported once, with where and why)."""
 
     def _soql(self, sobject: str, fields: list[str], where: list[str]) -> str:

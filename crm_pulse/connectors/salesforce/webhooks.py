@@ -24,6 +24,7 @@ from __future__ import annotations
 import hmac
 import logging
 import xml.etree.ElementTree as ET
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("crm_pulse.salesforce")
+
+SKIPPED_KEPT = 100
+"""How many of the latest unmapped records are kept for inspection (each is also logged)."""
 
 NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 NS_OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
@@ -136,7 +140,7 @@ class OutboundMessageReceiver:
         self.path = path
         self._org = config.organization_id[:15] if config is not None else None
         self._secret = config.secret.get_secret_value().encode() if config is not None else None
-        self.skipped: list[str] = []
+        self.skipped: deque[str] = deque(maxlen=SKIPPED_KEPT)
         """Notifications that could not be mapped (where and why); polling catches them."""
 
     def verify(self, request: WebhookRequest) -> None:
