@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/crm-pulse replay examples/events.jsonl --as-of 2026-11-23 --format table
+	$(BIN)/crm-pulse demo
 
 test: $(STAMP)
 	$(BIN)/ruff check crm_pulse tests benchmarks examples

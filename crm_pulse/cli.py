@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import sys
 import time
 from collections.abc import Sequence
@@ -128,13 +127,24 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         asyncio.run(commands.dry_run(deployment, out))
         return 0
     if deployment.runtime.kind == "faust":
-        importlib.import_module("crm_pulse.streams.faust").run_worker(deployment)
-        return 0
+        return cmd_worker(args, out, err)
     from .streams.logs import configure_logging, secret_values
 
     rt = deployment.runtime
     configure_logging(rt.log_level, rt.log_format, secret_values(deployment))
     asyncio.run(commands.run(deployment, duration=args.duration))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    deployment = _deployment(args.config)
+    if deployment.runtime.kind != "faust":
+        raise ConfigError(
+            f"{args.config}: runtime.kind is {deployment.runtime.kind!r}; a worker needs kind: faust"
+        )
+    from .streams.faust import run_worker
+
+    run_worker(deployment)
     return 0
 
 
@@ -159,6 +169,36 @@ def cmd_provision(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     missing = asyncio.run(commands.provision(_deployment(args.config), out, dry_run=args.dry_run))
     return 1 if args.dry_run and missing else 0
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.demo import run_demo
+
+    return asyncio.run(run_demo(out, seconds=args.seconds, live=not args.no_live))
+
+
+def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .connectors.sandbox import Sandbox
+
+    sandbox = Sandbox().start()
+    env = sandbox.environment("./demo.sqlite", args.port)
+    out.write("sandbox CRMs are serving; for examples/demo.yaml set:\n")
+    for key, value in env.items():
+        out.write(f"export {key}={value}\n")
+    out.flush()
+    try:
+        time.sleep(args.seconds) if args.seconds else signal_wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    return 0
+
+
+def signal_wait() -> None:
+    import signal as _signal
+
+    _signal.sigwait({_signal.SIGINT, _signal.SIGTERM})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -210,6 +250,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(run=cmd_run)
 
+    worker = sub.add_parser("worker", help="start a Faust worker (runtime.kind: faust)")
+    worker.add_argument("--config", required=True, help="the deployment YAML file")
+    worker.set_defaults(run=cmd_worker)
+
     report = sub.add_parser(
         "report", help="print the metrics a deployment's runtime holds now (from its state file)"
     )
@@ -231,6 +275,18 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="list the fields and which are missing"
     )
     provision.set_defaults(run=cmd_provision)
+
+    demo = sub.add_parser(
+        "demo", help="sandbox CRMs + the runtime + a live view, checked against replay"
+    )
+    demo.add_argument("--seconds", type=float, default=20.0, help="how long the live part runs")
+    demo.add_argument("--no-live", action="store_true", help="no live view (logs and CI)")
+    demo.set_defaults(run=cmd_demo)
+
+    sandbox = sub.add_parser("sandbox", help="serve the seeded HubSpot and Pipedrive fakes")
+    sandbox.add_argument("--seconds", type=float, default=0.0, help="stop after (0: until Ctrl-C)")
+    sandbox.add_argument("--port", type=int, default=8080, help="the runtime port to print")
+    sandbox.set_defaults(run=cmd_sandbox)
     return parser
 
 
