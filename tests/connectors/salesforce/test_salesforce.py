@@ -344,6 +344,15 @@ async def test_an_org_without_a_mapped_field_is_a_fatal_error_naming_it() -> Non
     async with make_harness(fake=fake, mapping={"survey_object": "Survey__c"}) as h:
         with pytest.raises(FatalError, match="Account__c"):
             await drain(h.connector.source.backfill(None))
+    override = {"fields": {"deal": {"amount": "Net_Amount__c"}}}
+    async with make_harness(objects=["Opportunity"], mapping=override) as h:
+        with pytest.raises(FatalError, match="No such column 'Net_Amount__c'"):
+            await drain(h.connector.source.backfill(None))
+        h.fake.add_field("Opportunity", "Net_Amount__c", "currency")
+        (deal,) = h.seed_deals(1)
+        h.fake.update("Opportunity", deal, {"Net_Amount__c": 77.5})
+        events, _ = await drain(h.connector.source.backfill(None))
+        assert by_id(events)[deal].fields["amount"] == "77.5"  # read from the override
 
 
 async def test_the_daily_budget_share_pauses_before_salesforce_refuses() -> None:
@@ -691,7 +700,9 @@ async def test_end_to_end_user_fields_equal_replay(tmp_path: Path) -> None:
             for i in range(3)
         ]
         fake.add_field("User", "Won_MTD__c")
-        fake.add_field("User", "Win_Rate_MTD__c")
+        fake.add_field("User", "Win_Rate_QTD__c")
+        account = fake.create("Account", {"Name": "ACME"})
+        fake.add_field("Account", "Won_Revenue_MTD__c", "currency")
         today = datetime.now(UTC).date().isoformat()
         for i in range(30):
             stage = "Closed Won" if i % 4 else "Closed Lost"
@@ -715,7 +726,8 @@ connectors:
       objects: [Opportunity]
 writeback:
   - {{metric: won_revenue, window: month, group: owner_id, target: {{connector: salesforce, object: User, field: Won_MTD__c}}}}
-  - {{metric: win_rate, window: month, group: owner_id, target: {{connector: salesforce, object: User, field: Win_Rate_MTD__c}}}}
+  - {{metric: win_rate, window: quarter, group: owner_id, target: {{connector: salesforce, object: User, field: Win_Rate_QTD__c}}}}
+  - {{metric: won_revenue, window: month, target: {{connector: salesforce, object: Account, record: "{account}", field: Won_Revenue_MTD__c}}}}
 runtime: {{state_path: "{tmp_path / "s.sqlite"}", debounce: 0s}}
 """
         deployment = load_config_text(text, env={"SF_SESSION": SESSION})
@@ -728,19 +740,19 @@ runtime: {{state_path: "{tmp_path / "s.sqlite"}", debounce: 0s}}
         engine = Engine(deployment.catalog(), windows=deployment.window_specs())
         rows = rt.db.call(lambda: [r[0] for r in rt.db.conn.execute("SELECT body FROM events")])
         engine.apply_all(Event.model_validate_json(r) for r in rows)
-        month = time.strftime("%Y-%m", time.gmtime())
-        want = {
-            (r.metric, r.group): r.value
-            for r in engine.report(now)
-            if r.window.label == month and r.group and r.group[0] == "owner_id"
-        }
+        gm = time.gmtime()
+        month, quarter = time.strftime("%Y-%m", gm), f"{gm.tm_year}-Q{(gm.tm_mon - 1) // 3 + 1}"
+        want = {(r.metric, r.window.label, r.group): r.value for r in engine.report(now)}
         for rep in reps:
             assert fake.value("User", rep, "Won_MTD__c") == pytest.approx(
-                float(want[("won_revenue", ("owner_id", rep))])
+                float(want[("won_revenue", month, ("owner_id", rep))])
             )
-            assert fake.value("User", rep, "Win_Rate_MTD__c") == pytest.approx(
-                float(want[("win_rate", ("owner_id", rep))]), abs=1e-6
+            assert fake.value("User", rep, "Win_Rate_QTD__c") == pytest.approx(
+                float(want[("win_rate", quarter, ("owner_id", rep))]), abs=1e-6
             )
+        assert fake.value("Account", account, "Won_Revenue_MTD__c") == pytest.approx(
+            float(want[("won_revenue", month, ())])
+        )
         assert set(fake.write_headers) == {"client=crm-pulse"}
         # our writes bumped SystemModstamp: a new poll reads them back and writes nothing
         calls = fake.write_calls()
