@@ -958,3 +958,37 @@ async def test_server_errors_are_retried_for_reads_and_a_broken_query_resumes() 
                 [FieldWrite("salesforce", "Opportunity", ids[0], FIELD, 1)]
             )
         assert h.fake.value("Opportunity", ids[0], FIELD) is None
+
+
+async def test_provision_command_and_the_entry_point(tmp_path: Path) -> None:
+    import io
+
+    from crm_pulse.connectors.registry import connector_class
+    from crm_pulse.streams.commands import provision
+
+    assert connector_class("salesforce") is SalesforceConnector
+    async with make_harness() as h:
+        h.fake.create("PermissionSet", {"Name": "crm_pulse", "Label": "crm-pulse"})
+        text = f"""
+connectors:
+  - salesforce:
+      instance_url: {h.server.url}
+      session_id: ${{SF_SESSION}}
+      ca_cert: {h.server.ca.cert_path if h.server.ca else ""}
+writeback:
+  - {{metric: win_rate, window: quarter, group: owner_id, target: {{connector: salesforce, object: User, field: Win_Rate_QTD__c}}}}
+  - {{metric: won_revenue, window: month, target: {{connector: salesforce, object: Opportunity, record: "006000000000001AAA", field: {FIELD}}}}}
+runtime: {{state_path: "{tmp_path / "s.sqlite"}"}}
+"""
+        deployment = load_config_text(text, env={"SF_SESSION": SESSION})
+        out = io.StringIO()
+        assert await provision(deployment, out, dry_run=True) == 1
+        assert "salesforce: User.Win_Rate_QTD__c (rate) missing" in out.getvalue()
+        assert f"salesforce: Opportunity.{FIELD} (money) exists" in out.getvalue()
+        out = io.StringIO()
+        await provision(deployment, out, dry_run=False)
+        assert (
+            "salesforce: created User.Win_Rate_QTD__c (Number, rate); granted Read and Edit to "
+            "permission set crm_pulse"
+        ) in out.getvalue()
+        assert await provision(deployment, io.StringIO(), dry_run=True) == 0
