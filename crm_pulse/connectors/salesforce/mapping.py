@@ -34,6 +34,7 @@ Records come as JSON from the REST API (typed values) or as text from Outbound M
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -43,7 +44,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ...config.models import SalesforceMapping
-from ...errors import DataError
+from ...errors import ConfigError, ConfigProblem, DataError
 from ...metrics.events import BUILTIN_OBJECTS, Event, FieldType
 
 __all__ = [
@@ -239,6 +240,28 @@ def _domain(value: Any) -> str | None:
     return text.removeprefix("www.") or None
 
 
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _check_names(mapping: SalesforceMapping, overrides: Mapping[str, Any]) -> None:
+    """Every name from the deployment file goes into SOQL: it must be an API name."""
+    names: list[tuple[str, str | None]] = [
+        ("mapping.survey_object", mapping.survey_object),
+        ("mapping.deal_type.property", mapping.deal_type.property),
+        ("mapping.activity_type.property", mapping.activity_type.property),
+        ("mapping.survey_type.property", mapping.survey_type.property),
+    ]
+    for obj, fields in overrides.items():
+        names.extend((f"mapping.fields.{obj}.{k}", v) for k, v in (fields or {}).items())
+    problems = [
+        ConfigProblem(path=path, message=f"{value!r} is not a Salesforce API name")
+        for path, value in names
+        if value is not None and not _NAME.match(value)
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
 class SalesforceMapper:
     """Turns Salesforce records into canonical events for one deployment's mapping."""
 
@@ -254,6 +277,7 @@ class SalesforceMapper:
         self.source = source
         self.specs: dict[str, ObjectSpec] = {}
         overrides = mapping.fields.model_dump()
+        _check_names(mapping, overrides)
         wanted = list(objects)
         if mapping.survey_object:
             wanted.append(mapping.survey_object)

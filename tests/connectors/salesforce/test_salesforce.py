@@ -992,3 +992,16 @@ runtime: {{state_path: "{tmp_path / "s.sqlite"}"}}
             "permission set crm_pulse"
         ) in out.getvalue()
         assert await provision(deployment, io.StringIO(), dry_run=True) == 0
+
+
+def test_mapping_names_must_be_api_names() -> None:
+    from crm_pulse.config.models import SalesforceMapping
+    from crm_pulse.connectors.salesforce.mapping import SalesforceMapper
+    from crm_pulse.errors import ConfigError
+
+    bad = SalesforceMapping.model_validate(
+        {"fields": {"deal": {"amount": "Amount FROM User --"}}, "survey_object": "S__c"}
+    )
+    with pytest.raises(ConfigError) as info:
+        SalesforceMapper(bad, "salesforce", objects=["Opportunity"])
+    assert [p.path for p in info.value.problems] == ["mapping.fields.deal.amount"]
