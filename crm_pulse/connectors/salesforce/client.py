@@ -18,6 +18,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import logging
 import random
 import re
@@ -25,11 +27,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce.api import Salesforce
+from simple_salesforce.bulk2 import SFBulk2Handler
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
 from ...config.models import SalesforceSettings
@@ -143,6 +146,10 @@ class SalesforceClient:
         if settings.ca_cert is not None:
             self.session.verify = str(settings.ca_cert)
             self.session.trust_env = False
+        self.bulk_page = 50_000
+        """Rows per Bulk API 2.0 results page."""
+        self.bulk_wait = 1.0
+        """Seconds before the first Bulk API job status check (then simple-salesforce backs off)."""
         self._sf: Salesforce | None = None
         self._login_lock = threading.Lock()
 
@@ -298,6 +305,44 @@ class SalesforceClient:
             headers=self.write_headers,
         )
         return list(data or [])
+
+    async def count(self, what: str, soql: str) -> int:
+        """``totalSize`` of a ``SELECT COUNT() ...`` query."""
+        timeout = self.settings.timeout
+        data = await self.call(what, lambda sf: sf.query(soql, timeout=timeout))
+        return int(data.get("totalSize") or 0)
+
+    async def bulk_chunks(
+        self, what: str, sobject: str, soql: str, *, include_deleted: bool = False
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """A Bulk API 2.0 query job's records, in CSV pages of up to ``bulk_page`` rows (values
+        are text, nulls empty). The job is created, awaited and read through simple-salesforce's
+        ``bulk2``, each step in a worker thread; a failure is not retried inside the job."""
+        state: dict[str, Iterator[Any]] = {}
+
+        def step(sf: Salesforce) -> list[dict[str, Any]] | None:
+            pages = state.get("it")
+            if pages is None:
+                handler = cast(SFBulk2Handler, sf.bulk2)
+                kind = getattr(handler, sobject)
+                run = kind.query_all if include_deleted else kind.query
+                pages = state["it"] = iter(
+                    run(soql, max_records=self.bulk_page, wait=self.bulk_wait)
+                )
+            try:
+                text = next(pages)
+            except StopIteration:
+                return None
+            except BaseException:
+                state.pop("it", None)
+                raise
+            return [dict(row) for row in csv.DictReader(io.StringIO(str(text)))]
+
+        while True:
+            chunk = await self.call(what, step, retry=False)
+            if chunk is None:
+                return
+            yield chunk
 
     async def query_records(self, what: str, soql: str) -> list[dict[str, Any]]:
         """Every record of a small query."""

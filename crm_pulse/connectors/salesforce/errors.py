@@ -5,11 +5,12 @@ Salesforce answer                                  crm-pulse error
 =================================================  ===========================================
 403 ``REQUEST_LIMIT_EXCEEDED`` (daily or           RateLimited: pause, then try again
 concurrent API limit)                              (``retry_after`` = the connector's pause)
-429 (not sent by the REST API today)               RateLimited
+429 (should Salesforce send one)                   RateLimited
 401 ``INVALID_SESSION_ID``, other 403s             FatalError (token, permissions, API access)
 400 ``INVALID_FIELD``, ``INVALID_TYPE``,           FatalError: the org lacks a mapped field or
 ``MALFORMED_QUERY``                                object; the message names it
-5xx, timeouts, connection resets                   RetriableError
+5xx, timeouts, connection resets, a failed         RetriableError
+Bulk API job
 other 4xx                                          SkippableError with Salesforce's code
 =================================================  ===========================================
 
@@ -23,13 +24,13 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from simple_salesforce.exceptions import SalesforceError
+from simple_salesforce.exceptions import SalesforceError, SalesforceOperationError
 
 from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
 
 __all__ = ["LIMIT_EXCEEDED", "VENDOR_ERRORS", "error_code", "error_text", "translate"]
 
-VENDOR_ERRORS = (SalesforceError, requests.RequestException, ValueError)
+VENDOR_ERRORS = (SalesforceError, SalesforceOperationError, requests.RequestException, ValueError)
 """What :func:`translate` handles; anything else is a bug and propagates as it is."""
 
 LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
@@ -83,6 +84,8 @@ def translate(exc: BaseException, what: str, *, pause: float) -> CrmPulseError:
                 "and fields? see mapping in the deployment file)"
             )
         return SkippableError(f"Salesforce {status} during {what}: {detail}")
+    if isinstance(exc, SalesforceOperationError):  # a Bulk API job failed or timed out
+        return RetriableError(f"Salesforce Bulk API job failed during {what}: {exc}")
     if isinstance(exc, requests.RequestException):
         return RetriableError(f"Salesforce unreachable during {what}: {type(exc).__name__}")
     if isinstance(exc, ValueError):  # a body that is not JSON

@@ -13,6 +13,8 @@ It keeps sObjects in memory and serves what the connector uses, as vendor-contra
   200 records, ``allOrNone``, per-record results in order, ``UNABLE_TO_LOCK_ROW`` on demand,
   ``ENTITY_IS_DELETED``); ``POST tooling/sobjects/CustomField``; ``POST /services/oauth2/token``
   (client-credentials flow).
+* Bulk API 2.0 query jobs (``POST jobs/query``, job status, ``results`` as CSV paged with
+  ``Sforce-Locator``); jobs complete at once. ``SELECT COUNT()`` answers ``totalSize``.
 * Bearer session check (401 ``INVALID_SESSION_ID``), ``Sforce-Limit-Info: api-usage=N/M`` on every
   answer, and 403 ``REQUEST_LIMIT_EXCEEDED`` once the daily limit is used or on demand.
 * Outbound Messages: :meth:`FakeSalesforce.outbound_message` builds the SOAP request for some
@@ -27,7 +29,9 @@ milliseconds) and remembers the ``Sforce-Call-Options`` client of the write that
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import itertools
 import json
 import re
@@ -286,6 +290,7 @@ class Query:
     where: Any
     order: tuple[tuple[str, bool, bool], ...]  # (field, descending, nulls last)
     limit: int | None
+    count: bool = False
 
 
 class _Parser:
@@ -322,7 +327,13 @@ class _Parser:
     def query(self) -> Query:
         self.expect_kw("SELECT")
         fields = [self.ident()]
-        while self.peek() is not None and self.peek() == _Tok("punct", ","):
+        count = fields[0].upper() == "COUNT" and self.peek() == _Tok("punct", "(")
+        if count:  # SELECT COUNT() FROM ...: the number of rows, no records
+            self.take()
+            if self.take() != _Tok("punct", ")"):
+                raise SoqlError("MALFORMED_QUERY", "only COUNT() is supported")
+            fields = []
+        while not count and self.peek() == _Tok("punct", ","):
             self.take()
             fields.append(self.ident())
         self.expect_kw("FROM")
@@ -359,7 +370,7 @@ class _Parser:
         rest = self.peek()
         if rest is not None:
             raise SoqlError("MALFORMED_QUERY", f"unexpected token: '{rest.text}'")
-        return Query(tuple(fields), sobject, where, tuple(order), limit)
+        return Query(tuple(fields), sobject, where, tuple(order), limit, count)
 
     def condition(self) -> Any:
         parts = [self.atom()]
@@ -535,6 +546,9 @@ class FakeSalesforce:
         self._locks: dict[str, int] = {}
         self._write_calls = 0
         self._cursors: dict[str, _Page] = {}
+        self.bulk_jobs: dict[str, list[list[str]]] = {}
+        """Bulk API 2.0 query jobs: id -> CSV rows (jobs complete at once)."""
+        self._bulk_fields: dict[str, list[str]] = {}
         self._cursor_ids = itertools.count(1)
         self._notification_ids = itertools.count(1)
 
@@ -917,6 +931,9 @@ class FakeSalesforce:
         r.add_get(base + "/queryAll/", self._query)
         r.add_get(base + "/query/{locator}", self._more)
         r.add_get(base + "/queryAll/{locator}", self._more)
+        r.add_post(base + "/jobs/query", self._bulk_create)
+        r.add_get(base + "/jobs/query/{job}", self._bulk_job)
+        r.add_get(base + "/jobs/query/{job}/results", self._bulk_results)
         r.add_get(base + "/sobjects/{sobject}/describe", self._describe)
         r.add_get(base + "/sobjects/{sobject}/describe/", self._describe)
         r.add_patch(base + "/composite/sobjects", self._collections)
@@ -993,11 +1010,8 @@ class FakeSalesforce:
             out[name] = record.get(name)
         return out
 
-    async def _query(self, request: web.Request) -> web.Response:
-        soql = request.query.get("q")
-        if not soql:
-            return _error(400, "MALFORMED_QUERY", "A query string has to be specified", {})
-        all_rows = request.path.rstrip("/").endswith("queryAll")
+    def _select(self, soql: str, all_rows: bool) -> tuple[Query, list[dict[str, Any]]]:
+        """Run a query: the parsed query and the matching rows, ordered and limited."""
         query = parse_soql(soql)
         with self._lock:
             schema = self.schema.get(query.sobject)
@@ -1017,20 +1031,89 @@ class FakeSalesforce:
                     )
             _check_types(query.where, schema, query.sobject)
             rows = [
-                r
+                dict(r)
                 for r in self.records[query.sobject].values()
                 if (all_rows or not r["IsDeleted"]) and _eval(query.where, r, schema)
             ]
-            for name, desc, nulls_last in reversed(query.order):
-                ftype = schema[name]
-                present = [r for r in rows if r.get(name) is not None]
-                absent = [r for r in rows if r.get(name) is None]
-                present.sort(key=functools.partial(_sort_value, name, ftype), reverse=desc)
-                rows = present + absent if nulls_last else absent + present
-            if query.limit is not None:
-                rows = rows[: query.limit]
-            public = [self._public(query.sobject, r, query.fields) for r in rows]
+        for name, desc, nulls_last in reversed(query.order):
+            ftype = schema[name]
+            present = [r for r in rows if r.get(name) is not None]
+            absent = [r for r in rows if r.get(name) is None]
+            present.sort(key=functools.partial(_sort_value, name, ftype), reverse=desc)
+            rows = present + absent if nulls_last else absent + present
+        if query.limit is not None:
+            rows = rows[: query.limit]
+        return query, rows
+
+    async def _query(self, request: web.Request) -> web.Response:
+        soql = request.query.get("q")
+        if not soql:
+            return _error(400, "MALFORMED_QUERY", "A query string has to be specified", {})
+        all_rows = request.path.rstrip("/").endswith("queryAll")
+        query, rows = self._select(soql, all_rows)
+        if query.count:
+            return web.json_response({"totalSize": len(rows), "done": True, "records": []})
+        public = [self._public(query.sobject, r, query.fields) for r in rows]
         return web.json_response(self._page(public, all_rows, 0))
+
+    # ------------------------------------------------------------ Bulk API 2.0 queries
+    async def _bulk_create(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        operation = body.get("operation") if isinstance(body, dict) else None
+        if operation not in ("query", "queryAll") or not body.get("query"):
+            return _error(400, "INVALIDJOB", "operation query or queryAll and a query", {})
+        if body.get("columnDelimiter", "COMMA") != "COMMA":
+            return _error(400, "FEATURENOTENABLED", "the fake writes COMMA-delimited CSV", {})
+        query, rows = self._select(str(body["query"]), operation == "queryAll")
+        if query.count or query.order:
+            return _error(
+                400, "INVALIDJOB", "Bulk queries support neither COUNT() nor ORDER BY here", {}
+            )
+        job = f"750{next(self._cursor_ids):012d}AAA"
+        with self._lock:
+            self.bulk_jobs[job] = [
+                [_csv_value(self.schema[query.sobject].get(f), r.get(f)) for f in query.fields]
+                for r in rows
+            ]
+            self._bulk_fields[job] = list(query.fields)
+        return web.json_response(
+            {"id": job, "operation": operation, "object": query.sobject, "state": "UploadComplete"}
+        )
+
+    async def _bulk_job(self, request: web.Request) -> web.Response:
+        job = request.match_info["job"]
+        with self._lock:
+            rows = self.bulk_jobs.get(job)
+        if rows is None:
+            return _error(404, "NOT_FOUND", "The requested resource does not exist", {})
+        return web.json_response(
+            {"id": job, "state": "JobComplete", "numberRecordsProcessed": len(rows)}
+        )
+
+    async def _bulk_results(self, request: web.Request) -> web.Response:
+        job = request.match_info["job"]
+        with self._lock:
+            rows = self.bulk_jobs.get(job)
+            fields = self._bulk_fields.get(job, [])
+        if rows is None:
+            return _error(404, "NOT_FOUND", "The requested resource does not exist", {})
+        size = int(request.query.get("maxRecords", "50000"))
+        start = int(request.query.get("locator") or 0)
+        chunk = rows[start : start + size]
+        out = io.StringIO()
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        writer.writerow(fields)
+        writer.writerows(chunk)
+        end = start + len(chunk)
+        return web.Response(
+            text=out.getvalue(),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={
+                "Sforce-Locator": str(end) if end < len(rows) else "null",
+                "Sforce-NumberOfRecords": str(len(chunk)),
+            },
+        )
 
     def _page(self, records: list[dict[str, Any]], all_rows: bool, start: int) -> dict[str, Any]:
         chunk = records[start : start + self.page_size]
@@ -1272,6 +1355,17 @@ def _date_of(text: str) -> str:
     if len(text) == 10:
         return text
     return datetime.fromtimestamp(_time_ms(text) // 1000, UTC).date().isoformat()
+
+
+def _csv_value(ftype: str | None, value: Any) -> str:
+    """A value as Bulk API 2.0 CSV writes it: nulls empty, checkboxes true/false, times in Z."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if ftype == "datetime":
+        return str(value).replace("+0000", "Z")
+    return str(value)
 
 
 def _client(call_options: str) -> str | None:

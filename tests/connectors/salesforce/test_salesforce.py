@@ -1005,3 +1005,28 @@ def test_mapping_names_must_be_api_names() -> None:
     with pytest.raises(ConfigError) as info:
         SalesforceMapper(bad, "salesforce", objects=["Opportunity"])
     assert [p.path for p in info.value.problems] == ["mapping.fields.deal.amount"]
+
+
+async def test_a_large_first_backfill_runs_as_a_bulk_api_job() -> None:
+    async with make_harness(objects=["Opportunity"]) as h:
+        ids = h.seed_deals(2500)
+        for rid in ids[::7]:  # nulls and closed deals come through CSV as well
+            h.fake.update("Opportunity", rid, {"Type": None, "StageName": "Closed Won"})
+        rest, rest_cursor = await drain(h.connector.source.backfill(None))
+        source, client = h.connector.source, h.connector.client
+        source.bulk_threshold, client.bulk_page, client.bulk_wait = 1000, 1000, 0
+        calls = h.fake.api_used
+        bulk, cursor = await drain(source.backfill(None))
+        assert len(h.fake.bulk_jobs) == 1
+        assert h.fake.api_used - calls == 7  # count, job, status, 3 result pages, deletes
+        assert {e.id: (e.version, e.fields) for e in bulk} == {
+            e.id: (e.version, e.fields) for e in rest
+        }
+        assert cursor is not None and rest_cursor is not None
+        assert cursor["Opportunity"] == rest_cursor["Opportunity"]
+        h.touch(ids[3])
+        polled, _ = await drain(source.poll(cursor))
+        assert ids[3] in {e.id for e in polled}
+        # a small object, or a backfill that resumes, stays on the REST query API
+        _, _ = await drain(source.backfill(cursor))
+        assert len(h.fake.bulk_jobs) == 1
