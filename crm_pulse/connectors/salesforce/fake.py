@@ -37,6 +37,7 @@ import json
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -532,7 +533,8 @@ class FakeSalesforce:
     """The ``Sforce-Call-Options`` header of every write call, in order."""
     change_client: dict[tuple[str, str], str] = field(default_factory=dict)
     """(sObject, id) -> the client (Sforce-Call-Options) of the write that last changed it."""
-    requests_seen: list[tuple[str, str]] = field(default_factory=list)
+    requests_seen: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=100_000))
+    """(method, path) of the latest API requests, oldest first."""
 
     def __post_init__(self) -> None:
         for sobject, fields in STANDARD_FIELDS.items():
