@@ -48,7 +48,9 @@ class SalesforceConnector(Connector):
         )
         self.source = SalesforceSource(self.client, self.mapper, settings)
         path = "/webhooks/salesforce" if name == "salesforce" else f"/webhooks/{name}"
-        self.receiver = OutboundMessageReceiver(self.mapper, settings.outbound_messages, path=path)
+        self.receiver = OutboundMessageReceiver(
+            self.mapper, settings.outbound_messages, path=path, client=self.client
+        )
         self.sink = SalesforceSink(self.client)
         self.provisioner = SalesforceProvisioner(self.client)
 

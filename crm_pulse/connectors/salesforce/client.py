@@ -344,10 +344,12 @@ class SalesforceClient:
                 return
             yield chunk
 
-    async def query_records(self, what: str, soql: str) -> list[dict[str, Any]]:
+    async def query_records(
+        self, what: str, soql: str, *, include_deleted: bool = False
+    ) -> list[dict[str, Any]]:
         """Every record of a small query."""
         out: list[dict[str, Any]] = []
-        async for chunk in self.query_chunks(what, soql):
+        async for chunk in self.query_chunks(what, soql, include_deleted=include_deleted):
             out.extend(chunk)
         return out
 

@@ -10,6 +10,10 @@ them without calling Salesforce. Checks, in ``verify`` (fast, local):
 3. its ``OrganizationId`` is the configured org (15-character prefix: 15- and 18-character ids
    name the same org).
 
+A notification lacking a field Salesforce always fills (SystemModstamp, CreatedDate, OwnerId,
+StageName, ...) comes from a message set up without every mapped field: its records are read by
+id instead (those gone become deletes), so a half-filled message never becomes a record's state.
+
 Salesforce retries a message until it gets the SOAP acknowledgement (:data:`ACK`, see
 :meth:`OutboundMessageReceiver.ack_response`) for up to 24 hours, may deliver one twice and may
 reorder them. Each notification becomes an upsert whose version is the record's
@@ -33,7 +37,8 @@ from ...config.models import OutboundMessages
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
 from ..protocols import WebhookRequest
-from .mapping import SalesforceMapper
+from .client import SalesforceClient
+from .mapping import MODSTAMP, SalesforceMapper
 
 __all__ = [
     "ACK",
@@ -56,6 +61,17 @@ NS_OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
 NS_SOBJECT = "urn:sobject.enterprise.soap.sforce.com"
 NS_XSI = "http://www.w3.org/2001/XMLSchema-instance"
 MAX_NOTIFICATIONS = 100
+ALWAYS_SET: dict[str, frozenset[str]] = {
+    "Account": frozenset({"OwnerId", "CreatedDate"}),
+    "Contact": frozenset({"OwnerId", "CreatedDate"}),
+    "Lead": frozenset({"OwnerId", "CreatedDate", "IsConverted"}),
+    "Opportunity": frozenset({"OwnerId", "CreatedDate", "StageName", "IsClosed", "IsWon"}),
+    "Case": frozenset({"OwnerId", "CreatedDate", "IsClosed"}),
+    "Task": frozenset({"OwnerId", "CreatedDate"}),
+    "Event": frozenset({"OwnerId"}),
+}
+"""Fields Salesforce never leaves empty (Outbound Messages omit empty fields): a notification
+without one of them was configured without every mapped field."""
 
 ACK_CONTENT_TYPE = "text/xml; charset=utf-8"
 ACK = (
@@ -135,8 +151,10 @@ class OutboundMessageReceiver:
         config: OutboundMessages | None,
         *,
         path: str = "/webhooks/salesforce",
+        client: SalesforceClient | None = None,
     ) -> None:
         self.mapper = mapper
+        self.client = client
         self.path = path
         self._org = config.organization_id[:15] if config is not None else None
         self._secret = config.secret.get_secret_value().encode() if config is not None else None
@@ -158,21 +176,75 @@ class OutboundMessageReceiver:
         stored; without it Salesforce sends the message again."""
         return ACK_CONTENT_TYPE, ACK
 
+    def _incomplete(self, note: Notification) -> list[str]:
+        """Fields Salesforce always fills that the notification lacks: the admin did not select
+        every mapped field, so the message cannot be trusted to carry the record's state."""
+        wanted = set(self.mapper.soql_fields(note.sobject))
+        always = (ALWAYS_SET.get(note.sobject, frozenset()) & wanted) | {"Id", MODSTAMP}
+        return sorted(f for f in always if note.record.get(f) in (None, ""))
+
+    async def _fetch(self, sobject: str, ids: list[str]) -> list[Event]:
+        """Read records by id (incomplete notifications); ids no longer there become deletes."""
+        if self.client is None:
+            return []
+        fields = ", ".join(self.mapper.soql_fields(sobject))
+        safe = [i for i in ids if i.isalnum()]
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(safe), 100):
+            chunk = safe[start : start + 100]
+            where = " OR ".join(f"Id = '{i}'" for i in chunk)
+            rows = await self.client.query_records(
+                f"read {sobject} by id", f"SELECT {fields} FROM {sobject} WHERE {where}"
+            )
+            found.update({str(r["Id"]): r for r in rows})
+            gone = [i for i in chunk if i not in found]
+            if gone:
+                where = " OR ".join(f"Id = '{i}'" for i in gone)
+                rows = await self.client.query_records(
+                    f"read deleted {sobject}",
+                    f"SELECT Id, {MODSTAMP}, IsDeleted FROM {sobject} WHERE {where}",
+                    include_deleted=True,
+                )
+                for row in rows:
+                    found[str(row["Id"])] = {**row, "_deleted": True}
+        events = []
+        for record in found.values():
+            try:
+                if record.get("_deleted"):
+                    events.append(self.mapper.delete(sobject, record))
+                else:
+                    events.append(self.mapper.event(sobject, record))
+            except DataError as exc:
+                self.skipped.append(str(exc))
+        return events
+
     async def parse(self, request: WebhookRequest) -> list[Event]:
         _, notes = parse_notifications(request.body)
         latest: dict[tuple[str, str], Event] = {}
+        fetch: dict[str, set[str]] = {}
+        events: list[Event] = []
         for note in notes:
             if note.sobject not in self.mapper.specs:
                 reason = f"Notification {note.id}: sObject {note.sobject} is not read by crm-pulse"
                 self.skipped.append(reason)
                 log.warning("Outbound Message notification ignored", extra={"reason": reason})
                 continue
+            lacking = self._incomplete(note)
+            if lacking and note.record.get("Id"):
+                log.info(
+                    "Outbound Message lacks fields; reading the record",
+                    extra={"sobject": note.sobject, "fields": lacking},
+                )
+                fetch.setdefault(note.sobject, set()).add(str(note.record["Id"]))
+                continue
             try:
-                event = self.mapper.event(note.sobject, note.record)
+                events.append(self.mapper.event(note.sobject, note.record))
             except DataError as exc:
                 self.skipped.append(f"Notification {note.id}: {exc}")
                 log.warning("Outbound Message notification not mapped", extra={"reason": str(exc)})
-                continue
+        for sobject, ids in fetch.items():
+            events.extend(await self._fetch(sobject, sorted(ids)))
+        for event in events:
             key = (event.object, event.id)
             if key not in latest or event.version > latest[key].version:
                 latest[key] = event  # a message may carry one record twice: keep the newest

@@ -499,10 +499,21 @@ async def test_malformed_or_oversized_messages_are_data_errors() -> None:
         ids = h.seed_deals(101)
         with pytest.raises(DataError, match="at most 100"):
             receiver.verify(h.request(h.fake.outbound_message("Opportunity", ids)))
-        # a notification without SystemModstamp (not selected in Setup) is reported
-        partial = h.fake.outbound_message("Opportunity", ids[:1], fields=["Amount", "StageName"])
-        assert await receiver.parse(h.request(partial)) == []
-        assert "SystemModstamp" in receiver.skipped[-1]
+        # a message set up without every mapped field is not trusted: its records are read
+        polled = by_id((await drain(h.connector.source.backfill(None)))[0])
+        h.fake.delete("Opportunity", ids[1])
+        partial = h.fake.outbound_message(
+            "Opportunity", ids[:2], fields=["Amount", "StageName", "SystemModstamp"]
+        )
+        before = len(h.fake.requests_seen)
+        first, gone = await receiver.parse(h.request(partial))
+        assert len(h.fake.requests_seen) - before == 2  # by id, then the missing one in queryAll
+        assert (first.id, first.op, first.fields) == (ids[0], "upsert", polled[ids[0]].fields)
+        assert (gone.id, gone.op) == (ids[1], "delete") and gone.version > polled[ids[1]].version
+        # a complete message is mapped as it is, without a call
+        before = len(h.fake.requests_seen)
+        (whole,) = await receiver.parse(h.request(h.fake.outbound_message("Opportunity", ids[:1])))
+        assert whole == first and len(h.fake.requests_seen) == before
         # an object crm-pulse does not read is reported, not mapped
         acc = h.fake.create("Account", {"Name": "A"})
         assert await receiver.parse(h.request(h.fake.outbound_message("Account", [acc]))) == []
