@@ -185,7 +185,8 @@ class OutboundMessageReceiver:
 
     async def _fetch(self, sobject: str, ids: list[str]) -> list[Event]:
         """Read records by id (incomplete notifications); ids no longer there become deletes."""
-        if self.client is None:
+        if self.client is None:  # built without a client: nothing to read with
+            self.skipped.extend(f"{sobject} {i}: incomplete notification, no client" for i in ids)
             return []
         fields = ", ".join(self.mapper.soql_fields(sobject))
         safe = [i for i in ids if i.isalnum()]
