@@ -1,11 +1,16 @@
 """A fake HubSpot CRM (v3 objects, search, batch, properties, pipelines) for tests and the sandbox.
 
 It keeps records in memory and serves the endpoints the connector uses, with the documented
-limits (vendor-contracts.md): 200 results per search page and no paging past 10,000 results
-(HTTP 400), at most 100 inputs per batch call, 207 with per-record errors, bearer-token auth,
-429 with Retry-After and the ``X-HubSpot-RateLimit-*`` headers, and search indexing that can lag
-behind writes (``index_delay_ms``). :meth:`FakeHubSpot.webhook` builds v3-signed webhook
-requests the way HubSpot sends them.
+limits (vendor-contracts.md): 200 results per search page and at most 10,000 results per query
+(``after`` at or past 10,000: HTTP 400), at most 100 inputs per batch call (and no id twice),
+207 with per-record errors, bearer-token auth, rate limits (``rate_max`` requests per
+``rate_interval_ms``, ``search_per_second`` for the search API) answered with 429, Retry-After
+and the ``X-HubSpot-RateLimit-*`` headers, and search indexing that can lag behind writes
+(``index_delay_ms``). Paths take object names (``deals``) or type ids (``0-3``).
+
+:meth:`FakeHubSpot.webhook` builds v3-signed webhook requests the way HubSpot sends them (legacy
+``deal.propertyChange`` or generic ``object.propertyChange`` events, merges, deletions), and
+:meth:`FakeHubSpot.send_webhooks` POSTs them to a URL in requests of at most 100 events.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +49,8 @@ _TYPES = set(OBJECT_TYPE_IDS.values())
 SEARCH_PAGE_MAX = 200
 SEARCH_RESULTS_MAX = 10_000
 BATCH_MAX = 100
+WEBHOOK_EVENTS_MAX = 100
+_TYPE_IDS = {name: type_id for type_id, name in OBJECT_TYPE_IDS.items()}
 
 
 def iso_ms(ms: int) -> str:
@@ -158,13 +168,25 @@ class FakeHubSpot:
         self.groups: dict[str, dict[str, str]] = {t: {} for t in _TYPES}
         self.pipelines = json.loads(json.dumps(_DEFAULT_PIPELINES))
         self.index_delay_ms = 0
+        self.throttled = 0
+        """Requests answered 429 because they broke a rate limit (not the forced ones)."""
         self.calls: list[tuple[str, str]] = []
+        self.search_bodies: list[dict[str, Any]] = []
+        self.statuses: list[int] = []
+        """Status of every answer the handlers gave (not the 401s and 429s of the gate)."""
         self._next_id = 1000
         self._last_ms = 0
         self._lock = threading.RLock()
         self._forced_429: list[float] = []
         self.rate_max = 190
+        """Requests allowed per ``rate_interval_ms`` (a private app's burst limit); 0: no limit."""
+        self.rate_interval_ms = 10_000
+        self.search_per_second: float | None = 5.0
+        """The search API's own limit (about 5 requests per second); None: no limit."""
+        self.daily_max = 500_000
         self._window: list[float] = []
+        self._search_window: list[float] = []
+        self._daily = 0
 
     # ------------------------------------------------------------ changing the portal
     def now_ms(self) -> int:
@@ -232,6 +254,22 @@ class FakeHubSpot:
                     n += 1
             return n
 
+    def merge(self, object_type: str, primary: str, merged: str) -> dict[str, Any]:
+        """Merge ``merged`` into ``primary`` as HubSpot does (the primary survives, changed;
+        the other disappears); returns the ``<object>.merge`` webhook event."""
+        with self._lock:
+            self.records[object_type][merged].archived_ms = self.now_ms()
+            self.update(object_type, primary, {})
+        return self.change_event(
+            object_type,
+            primary,
+            kind="merge",
+            primaryObjectId=int(primary),
+            mergedObjectIds=[int(merged)],
+            newObjectId=int(primary),
+            numberOfPropertiesMoved=0,
+        )
+
     def add_property(
         self, object_type: str, name: str, type_: str = "number", group: str = "dealinformation"
     ) -> None:
@@ -274,24 +312,60 @@ class FakeHubSpot:
         return headers, body
 
     def change_event(
-        self, object_type: str, rid: str, kind: str = "propertyChange", **extra: Any
+        self,
+        object_type: str,
+        rid: str,
+        kind: str = "propertyChange",
+        *,
+        generic: bool = False,
+        **extra: Any,
     ) -> dict[str, Any]:
-        """One webhook event as HubSpot words it (``deal.propertyChange``, ...)."""
+        """One webhook event as HubSpot words it: legacy ``deal.propertyChange`` (contacts,
+        companies, deals, tickets), or with ``generic`` (any type) ``object.propertyChange``
+        with ``objectTypeId``."""
         singular = {
             "companies": "company",
             "contacts": "contact",
             "deals": "deal",
             "tickets": "ticket",
-        }[object_type]
-        return {
+        }
+        event: dict[str, Any] = {
             "eventId": int(self.clock() * 1000) % 1_000_000_000,
             "subscriptionId": 1,
-            "subscriptionType": f"{singular}.{kind}",
-            "objectId": int(rid),
+            "appId": 1,
             "occurredAt": self.now_ms(),
             "changeSource": "CRM_UI",
-            **extra,
+            "sourceId": "userId:1",
         }
+        if generic or object_type not in singular:
+            event["subscriptionType"] = f"object.{kind}"
+            event["objectTypeId"] = _TYPE_IDS[object_type]
+        else:
+            event["subscriptionType"] = f"{singular[object_type]}.{kind}"
+        event["objectId"] = int(rid)
+        event.update(extra)
+        return event
+
+    def send_webhooks(
+        self,
+        url: str,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 10.0,
+    ) -> list[int]:
+        """POST signed webhooks to ``url`` as HubSpot does (at most 100 events per request);
+        returns the HTTP status of each request."""
+        statuses = []
+        for start in range(0, len(events), WEBHOOK_EVENTS_MAX):
+            headers, body = self.webhook(url, events[start : start + WEBHOOK_EVENTS_MAX])
+            request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=timeout, context=ssl_context) as r:
+                    statuses.append(int(r.status))
+            except urllib.error.HTTPError as exc:
+                statuses.append(int(exc.code))
+        return statuses
 
     # ------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
@@ -308,29 +382,53 @@ class FakeHubSpot:
         r.add_post("/crm/v3/properties/{type}/groups", self._create_group)
         return app
 
-    def _limit_headers(self) -> dict[str, str]:
-        now = self.clock()
-        self._window = [t for t in self._window if t > now - 10]
+    def _limit_headers(self, now: float) -> dict[str, str]:
+        interval = self.rate_interval_ms / 1000
+        self._window = [t for t in self._window if t > now - interval]
         return {
             "X-HubSpot-RateLimit-Max": str(self.rate_max),
             "X-HubSpot-RateLimit-Remaining": str(max(0, self.rate_max - len(self._window))),
-            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-            "X-HubSpot-RateLimit-Daily": "500000",
-            "X-HubSpot-RateLimit-Daily-Remaining": "499000",
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(self.rate_interval_ms),
+            "X-HubSpot-RateLimit-Daily": str(self.daily_max),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily_max - self._daily)),
         }
+
+    def _over_limit(self, request: web.Request, now: float) -> float | None:
+        """Seconds to wait if this request breaks a rate limit (it is then not counted)."""
+        if self.rate_max and len(self._window) >= self.rate_max:
+            oldest = min(self._window)
+            return max(0.001, oldest + self.rate_interval_ms / 1000 - now)
+        if self.search_per_second and request.path.endswith("/search"):
+            self._search_window = [t for t in self._search_window if t > now - 1.0]
+            if len(self._search_window) >= self.search_per_second:
+                return max(0.001, min(self._search_window) + 1.0 - now)
+            self._search_window.append(now)
+        return None
 
     @web.middleware
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Any]
     ) -> web.StreamResponse:
-        with self._lock:
-            self.calls.append((request.method, request.path))
-            headers = self._limit_headers()
-            self._window.append(self.clock())
-            forced = self._forced_429.pop(0) if self._forced_429 else None
         if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _error(401, "INVALID_AUTHENTICATION", "Authentication credentials not found.")
+        with self._lock:
+            now = self.clock()
+            self.calls.append((request.method, request.path))
+            headers = self._limit_headers(now)
+            forced = self._forced_429.pop(0) if self._forced_429 else None
+            wait = None if forced is not None else self._over_limit(request, now)
+            if forced is None and wait is None:
+                self._window.append(now)
+                self._daily += 1
+                headers = self._limit_headers(now)
+        if wait is not None:
+            self.throttled += 1
+            policy = "SECONDLY" if request.path.endswith("/search") else "TEN_SECONDLY_ROLLING"
             return _error(
-                401, "INVALID_AUTHENTICATION", "Authentication credentials not found.", headers
+                429,
+                "RATE_LIMITS",
+                f"You have reached your {policy.lower()} limit.",
+                {**headers, "Retry-After": f"{max(1, int(wait + 0.999))}"},
             )
         if forced is not None:
             return _error(
@@ -341,6 +439,7 @@ class FakeHubSpot:
             )
         response: web.StreamResponse = await handler(request)
         response.headers.update(headers)
+        self.statuses.append(response.status)
         return response
 
     def _type(self, request: web.Request) -> str:
@@ -387,11 +486,12 @@ class FakeHubSpot:
     async def _search(self, request: web.Request) -> web.Response:
         object_type = self._type(request)
         body = await request.json()
+        self.search_bodies.append(body)
         limit = int(body.get("limit", 10))
         after = int(body.get("after") or 0)
         if limit > SEARCH_PAGE_MAX:
             return _error(400, "VALIDATION_ERROR", f"limit must be <= {SEARCH_PAGE_MAX}")
-        if after + limit > SEARCH_RESULTS_MAX:
+        if after >= SEARCH_RESULTS_MAX:
             return _error(
                 400,
                 "VALIDATION_ERROR",
@@ -420,11 +520,12 @@ class FakeHubSpot:
                     key=_sorter(str(s.get("propertyName", ""))),
                     reverse=s.get("direction") == "DESCENDING",
                 )
-            page = rows[after : after + limit]
+            end = min(after + limit, SEARCH_RESULTS_MAX)
+            page = rows[after:end]
             results = [self._public(object_type, r, body.get("properties")) for r in page]
         answer: dict[str, Any] = {"total": len(rows), "results": results}
-        if after + limit < len(rows):
-            answer["paging"] = {"next": {"after": str(after + limit)}}
+        if end < len(rows):
+            answer["paging"] = {"next": {"after": str(end)}}
         return web.json_response(answer)
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -491,6 +592,9 @@ class FakeHubSpot:
                 "VALIDATION_ERROR",
                 f"Batch size {len(inputs)} exceeds the limit of {BATCH_MAX}",
             )
+        ids = [str(item.get("id")) for item in inputs]
+        if len(set(ids)) != len(ids):
+            return _error(400, "VALIDATION_ERROR", "Duplicate IDs found in batch input")
         with self._lock:
             known = self.properties[object_type]
             for item in inputs:

@@ -1,20 +1,36 @@
 """Pulling HubSpot through the CRM search API, with the cursor rules of the contracts.
 
-Each object type is read in pages of 200, sorted by its last-modified property and then by
-``hs_object_id``, with *keyset* paging: every page asks for records modified after the last one
-seen, or at the same instant with a greater id. So records sharing a timestamp across a page
-boundary are neither lost nor repeated, and no query ever pages past HubSpot's 10,000-result cap.
+Each object type is read in pages of 200 filtered on its last-modified property (``GTE`` the
+cursor) and sorted by it, then by ``hs_object_id``. The position is a *keyset* ``(t, id)``, never
+an ``after`` offset, so no query pages past HubSpot's 10,000-result cap however many records
+changed: the window simply moves forward.
+
+Ties on the timestamp are settled by id without trusting the order of ties inside a page: when a
+page is full, its last timestamp ``T`` may continue on the next page, so ``T`` is read on its own
+(``EQ T``, sorted by ``hs_object_id``, keyset ``id > last``), and then the scan goes on after
+``T`` (``GT T``). Records sharing one timestamp across pages (even more than 10,000 of them) are
+therefore neither lost nor read past the cap.
 
 Search indexes changes late: each poll starts ``lookback`` before the cursor (re-reads are
-harmless: versions). Archived records are listed separately and become deletes.
+harmless: versions). Archived records are listed (``GET /crm/v3/objects/{type}?archived=true``)
+and become deletes; listing them costs one request per 100 archived records, so polls do it every
+``archived_every`` seconds (backfills always; webhooks bring deletes sooner).
 
-The cursor is plain data: ``{object_type: {"t": ms, "id": "123", "archived_t": ms}}``.
+The cursor is plain data, per object type: ``{"t": ms, "id": "123" | None, "archived_t": ms,
+"archived_checked_ms": ms}``: everything modified before ``t`` is read, and at ``t`` the records
+with ids up to ``id`` (None: none of them yet).
+
+:class:`RecordMapper` (shared with the webhook receiver) maps fetched records, keeps the pipeline
+stages current (a stage the mapper does not know makes it re-read the pipelines, then re-read
+those records with their ``hs_date_entered_<stage>``), and reports unmappable records instead of
+failing their neighbours.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from ...config.models import HubSpotSettings
@@ -24,90 +40,210 @@ from ..protocols import Cursor, Page
 from .client import HubSpotClient
 from .mapping import OBJECTS, HubSpotMapper, to_ms
 
-__all__ = ["HubSpotSource"]
+__all__ = ["PAGE", "HubSpotSource", "RecordMapper"]
 
 log = logging.getLogger("crm_pulse.hubspot")
 
 PAGE = 200
+_PIPELINE_TYPES = ("deals", "tickets")
 
 
-class HubSpotSource:
+class RecordMapper:
+    """Fetched HubSpot records -> events, with current pipeline stages."""
+
     def __init__(
-        self, client: HubSpotClient, mapper: HubSpotMapper, settings: HubSpotSettings
+        self,
+        client: HubSpotClient,
+        mapper: HubSpotMapper,
+        objects: Sequence[str],
+        *,
+        refresh_after: float = 600.0,
+        min_reload_gap: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.mapper = mapper
-        self.objects: Sequence[str] = settings.objects
-        self.lookback_ms = int(settings.lookback * 1000)
-        since = settings.backfill_since
-        self.backfill_from_ms = 0 if since is None else to_ms(since.isoformat()) or 0
-        self._pipelines_loaded = False
+        self.objects = list(objects)
+        self.refresh_after = refresh_after
+        self.min_reload_gap = min_reload_gap
+        self.clock = clock
+        self.loaded_at: float | None = None
         self.skipped: list[str] = []
+        """Why records could not be mapped (the last 1,000), for status pages and tests."""
 
-    async def _load_pipelines(self) -> None:
-        if self._pipelines_loaded:
-            return
-        for object_type in ("deals", "tickets"):
+    async def pipelines(self, *, force: bool = False) -> None:
+        """Read the deal and ticket pipelines if never read, stale, or ``force``d."""
+        now = self.clock()
+        if self.loaded_at is not None:
+            age = now - self.loaded_at
+            if not force and age < self.refresh_after:
+                return
+            if force and age < self.min_reload_gap:
+                return  # a stage nobody knows: do not re-read pipelines on every page
+        for object_type in _PIPELINE_TYPES:
             if object_type in self.objects:
                 self.mapper.learn_pipelines(object_type, await self.client.pipelines(object_type))
-        self._pipelines_loaded = True
+        self.loaded_at = now
 
-    def _events(self, object_type: str, records: Sequence[dict[str, Any]]) -> list[Event]:
+    async def events(self, object_type: str, records: Sequence[dict[str, Any]]) -> list[Event]:
+        """One event per mappable record; the others are logged and remembered in ``skipped``."""
+        if object_type in _PIPELINE_TYPES and object_type in self.objects:
+            await self.pipelines()
+            unknown = self.mapper.unknown_stages(object_type, records)
+            if unknown:
+                await self.pipelines(force=True)
+                if object_type == "deals" and not self.mapper.unknown_stages(object_type, records):
+                    records = await self._reread(object_type, records, unknown)
         events = []
         for record in records:
             try:
                 events.append(self.mapper.event(object_type, record))
             except DataError as exc:  # reported, never silently dropped
-                self.skipped.append(str(exc))
-                log.warning("HubSpot record not mapped", extra={"reason": str(exc)})
+                self.skip(str(exc))
         return events
+
+    async def _reread(
+        self, object_type: str, records: Sequence[dict[str, Any]], stages: set[str]
+    ) -> list[dict[str, Any]]:
+        """Read again the records in newly learned stages, now asking for their entry dates."""
+        ids = [
+            str(r.get("id"))
+            for r in records
+            if str((r.get("properties") or {}).get("dealstage")) in stages
+        ]
+        fresh = {
+            str(r.get("id")): r
+            for r in await self.client.batch_read(
+                object_type, ids, self.mapper.properties(object_type)
+            )
+        }
+        return [fresh.get(str(r.get("id")), r) for r in records]
+
+    def skip(self, reason: str) -> None:
+        self.skipped = [*self.skipped[-999:], reason]
+        log.warning("HubSpot record not mapped", extra={"reason": reason})
+
+
+class HubSpotSource:
+    def __init__(
+        self,
+        client: HubSpotClient,
+        mapper: HubSpotMapper,
+        settings: HubSpotSettings,
+        *,
+        records: RecordMapper | None = None,
+        archived_every: float = 600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.mapper = mapper
+        self.objects: Sequence[str] = settings.objects
+        self.records = records or RecordMapper(client, mapper, settings.objects)
+        self.lookback_ms = int(settings.lookback * 1000)
+        self.archived_every_ms = int(archived_every * 1000)
+        self.clock = clock
+        since = settings.backfill_since
+        self.backfill_from_ms = 0 if since is None else to_ms(since.isoformat()) or 0
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.records.skipped
+
+    # ------------------------------------------------------------ queries
+    async def _search(
+        self, object_type: str, filters: list[dict[str, Any]], sorts: list[str]
+    ) -> list[dict[str, Any]]:
+        body = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": s, "direction": "ASCENDING"} for s in sorts],
+            "properties": self.mapper.properties(object_type),
+            "limit": PAGE,
+        }
+        data = await self.client.search(object_type, body)
+        return list(data.get("results") or [])
+
+    def _page(
+        self,
+        object_type: str,
+        events: list[Event],
+        cursor: dict[str, Any],
+        t: int,
+        last_id: str | None,
+    ) -> Page:
+        state = dict(cursor.get(object_type) or {})
+        state.update(t=t, id=last_id)
+        cursor[object_type] = state
+        return Page(events, {**cursor, object_type: dict(state)})
 
     async def _scan(
         self, object_type: str, t: int, last_id: str | None, cursor: dict[str, Any]
     ) -> AsyncIterator[Page]:
+        """Every record at or after the keyset position ``(t, last_id)``, in pages."""
         modified = OBJECTS[object_type].modified
-        properties = self.mapper.properties(object_type)
-        state = dict(cursor.get(object_type) or {})
+        if last_id is not None:  # resume inside timestamp t: finish it by id first
+            async for page in self._ties(object_type, t, last_id, cursor, skip=set()):
+                yield page
+            op = "GT"
+        else:
+            op = "GTE"
         while True:
-            if last_id is None:
-                groups = [
-                    {"filters": [{"propertyName": modified, "operator": "GTE", "value": str(t)}]}
-                ]
-            else:
-                groups = [
-                    {"filters": [{"propertyName": modified, "operator": "GT", "value": str(t)}]},
-                    {
-                        "filters": [
-                            {"propertyName": modified, "operator": "EQ", "value": str(t)},
-                            {"propertyName": "hs_object_id", "operator": "GT", "value": last_id},
-                        ]
-                    },
-                ]
-            body = {
-                "filterGroups": groups,
-                "sorts": [
-                    {"propertyName": modified, "direction": "ASCENDING"},
-                    {"propertyName": "hs_object_id", "direction": "ASCENDING"},
-                ],
-                "properties": properties,
-                "limit": PAGE,
-            }
-            data = await self.client.search(object_type, body)
-            results = data.get("results") or []
-            if not results:
+            rows = await self._search(
+                object_type,
+                [{"propertyName": modified, "operator": op, "value": str(t)}],
+                [modified, "hs_object_id"],
+            )
+            if not rows:
                 return
-            last = results[-1]
-            t, last_id = self.mapper.version(object_type, last), str(last["id"])
-            state.update(t=max(t, int(state.get("t", 0))), id=last_id)
-            cursor = {**cursor, object_type: dict(state)}
-            yield Page(self._events(object_type, results), cursor)
-            if len(results) < PAGE:
+            versions = [self.mapper.version(object_type, r) for r in rows]
+            top = max(versions)
+            at_top = {str(r["id"]) for r, v in zip(rows, versions, strict=True) if v == top}
+            events = await self.records.events(object_type, rows)
+            if len(rows) < PAGE:
+                last = str(max(int(i) for i in at_top))
+                yield self._page(object_type, events, cursor, top, last)
+                return
+            # a full page: more records may share its last timestamp; read that one by id
+            yield self._page(object_type, events, cursor, top, None)
+            async for page in self._ties(object_type, top, "0", cursor, skip=at_top):
+                yield page
+            t, op = top, "GT"
+
+    async def _ties(
+        self,
+        object_type: str,
+        t: int,
+        last_id: str,
+        cursor: dict[str, Any],
+        *,
+        skip: set[str],
+    ) -> AsyncIterator[Page]:
+        """The records modified exactly at t with an id above last_id, by id."""
+        modified = OBJECTS[object_type].modified
+        while True:
+            rows = await self._search(
+                object_type,
+                [
+                    {"propertyName": modified, "operator": "EQ", "value": str(t)},
+                    {"propertyName": "hs_object_id", "operator": "GT", "value": last_id},
+                ],
+                ["hs_object_id"],
+            )
+            if not rows:
+                yield self._page(object_type, [], cursor, t, last_id)
+                return
+            last_id = str(max(int(r["id"]) for r in rows))
+            fresh = [r for r in rows if str(r["id"]) not in skip]
+            events = await self.records.events(object_type, fresh)
+            yield self._page(object_type, events, cursor, t, last_id)
+            if len(rows) < PAGE:
                 return
 
-    async def _archived(self, object_type: str, cursor: dict[str, Any]) -> AsyncIterator[Page]:
+    async def _archived(
+        self, object_type: str, cursor: dict[str, Any], now_ms: int
+    ) -> AsyncIterator[Page]:
         state = dict(cursor.get(object_type) or {})
-        since = int(state.get("archived_t", 0)) - self.lookback_ms
         newest = int(state.get("archived_t", 0))
+        since = newest - self.lookback_ms
         after: str | None = None
         properties = [OBJECTS[object_type].modified]
         while True:
@@ -116,17 +252,22 @@ class HubSpotSource:
             for record in data.get("results") or []:
                 at = to_ms(record.get("archivedAt")) or 0
                 if at > since:
-                    events.append(self.mapper.delete(object_type, record))
+                    try:
+                        events.append(self.mapper.delete(object_type, record))
+                    except DataError as exc:
+                        self.records.skip(str(exc))
                     newest = max(newest, at)
-            state["archived_t"] = newest
-            cursor = {**cursor, object_type: dict(state)}
             after = ((data.get("paging") or {}).get("next") or {}).get("after")
-            yield Page(events, cursor)
+            state["archived_t"] = newest
+            if not after:
+                state["archived_checked_ms"] = now_ms
+            cursor[object_type] = dict(state)
+            yield Page(events, {**cursor, object_type: dict(state)})
             if not after:
                 return
 
     async def _run(self, cursor: Cursor | None, *, backfill: bool) -> AsyncIterator[Page]:
-        await self._load_pipelines()
+        await self.records.pipelines()  # before any query: stages name properties to read
         current: dict[str, Any] = dict(cursor or {})
         for object_type in self.objects:
             state = current.get(object_type) or {}
@@ -137,13 +278,16 @@ class HubSpotSource:
                 start_t = max(0, int(state.get("t", 0)) - self.lookback_ms)
                 start_id = None
             async for page in self._scan(object_type, start_t, start_id, current):
-                current = page.cursor
+                current = dict(page.cursor)
                 yield page
-            async for page in self._archived(object_type, current):
-                current = page.cursor
-                if page.events:
-                    yield page
-            yield Page([], current)
+            now_ms = int(self.clock() * 1000)
+            checked = int((current.get(object_type) or {}).get("archived_checked_ms", 0))
+            if backfill or now_ms - checked >= self.archived_every_ms:
+                async for page in self._archived(object_type, current, now_ms):
+                    current = dict(page.cursor)
+                    if page.events:
+                        yield page
+            yield Page([], dict(current))
 
     def backfill(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         return self._run(cursor, backfill=True)
