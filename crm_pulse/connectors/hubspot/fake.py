@@ -168,6 +168,8 @@ class FakeHubSpot:
         self.groups: dict[str, dict[str, str]] = {t: {} for t in _TYPES}
         self.pipelines = json.loads(json.dumps(_DEFAULT_PIPELINES))
         self.index_delay_ms = 0
+        self.errors_without_ids = False
+        """Report batch/update's per-record errors without ``context.ids`` (some do)."""
         self.throttled = 0
         """Requests answered 429 because they broke a rate limit (not the forced ones)."""
         self.calls: list[tuple[str, str]] = []
@@ -238,6 +240,18 @@ class FakeHubSpot:
         stage = record.properties.get("dealstage")
         if object_type == "deals" and stage and f"hs_date_entered_{stage}" not in record.properties:
             record.properties[f"hs_date_entered_{stage}"] = iso_ms(now)
+
+    def add_stage(
+        self, stage: str, label: str, *, closed: bool, won: bool = False, pipeline: str = "default"
+    ) -> None:
+        """Add a deal stage (an admin editing the pipeline), closed-won/lost by its flags."""
+        meta = {"isClosed": str(closed).lower(), "probability": "1.0" if won else "0.5"}
+        if closed and not won:
+            meta["probability"] = "0.0"
+        with self._lock:
+            for p in self.pipelines["deals"]:
+                if p["id"] == pipeline:
+                    p["stages"].append((stage, label, meta))
 
     def edit_pipeline(self, pipeline: str = "default") -> int:
         """What editing a pipeline does in HubSpot: every deal in it gets a new modified date."""
@@ -614,14 +628,14 @@ class FakeHubSpot:
                 results.append(self._public(object_type, record, item.get("properties", {}).keys()))
         answer: dict[str, Any] = {"status": "COMPLETE", "results": results}
         if missing:
-            answer["errors"] = [
-                {
-                    "status": "error",
-                    "category": "OBJECT_NOT_FOUND",
-                    "message": f"Object not found: {', '.join(missing)}",
-                    "context": {"ids": missing},
-                }
-            ]
+            error: dict[str, Any] = {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": f"Object not found: {', '.join(missing)}",
+            }
+            if not self.errors_without_ids:
+                error["context"] = {"ids": missing}
+            answer["errors"] = [error]
             answer["numErrors"] = 1
             return web.json_response(answer, status=207)
         return web.json_response(answer)

@@ -68,18 +68,24 @@ class RecordMapper:
         self.min_reload_gap = min_reload_gap
         self.clock = clock
         self.loaded_at: float | None = None
+        self._looked_for: dict[str, float] = {}
         self.skipped: list[str] = []
         """Why records could not be mapped (the last 1,000), for status pages and tests."""
 
-    async def pipelines(self, *, force: bool = False) -> None:
-        """Read the deal and ticket pipelines if never read, stale, or ``force``d."""
+    async def pipelines(self, *, for_stages: set[str] | None = None) -> None:
+        """Read the deal and ticket pipelines if never read or stale; with ``for_stages``
+        (stages the records name but no pipeline had), again now, unless these very stages
+        were looked for within ``min_reload_gap`` (a stage no pipeline has any more)."""
         now = self.clock()
-        if self.loaded_at is not None:
-            age = now - self.loaded_at
-            if not force and age < self.refresh_after:
+        if for_stages:
+            fresh = {
+                s for s in for_stages if now - self._looked_for.get(s, -1e18) >= self.min_reload_gap
+            }
+            if not fresh:
                 return
-            if force and age < self.min_reload_gap:
-                return  # a stage nobody knows: do not re-read pipelines on every page
+            self._looked_for.update(dict.fromkeys(fresh, now))
+        elif self.loaded_at is not None and now - self.loaded_at < self.refresh_after:
+            return
         for object_type in _PIPELINE_TYPES:
             if object_type in self.objects:
                 self.mapper.learn_pipelines(object_type, await self.client.pipelines(object_type))
@@ -91,9 +97,15 @@ class RecordMapper:
             await self.pipelines()
             unknown = self.mapper.unknown_stages(object_type, records)
             if unknown:
-                await self.pipelines(force=True)
-                if object_type == "deals" and not self.mapper.unknown_stages(object_type, records):
-                    records = await self._reread(object_type, records, unknown)
+                await self.pipelines(for_stages=unknown)
+                still = self.mapper.unknown_stages(object_type, records)
+                if still:
+                    log.warning(
+                        "HubSpot records in stages no pipeline has; mapped as open",
+                        extra={"object": object_type, "stages": sorted(still)},
+                    )
+                if object_type == "deals" and unknown - still:
+                    records = await self._reread(object_type, records, unknown - still)
         events = []
         for record in records:
             try:

@@ -1,0 +1,77 @@
+"""HubSpot write-back: what HubSpot did not confirm is never reported written; provisioning."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_pulse.connectors.hubspot.provisioner import property_body
+from crm_pulse.connectors.protocols import FieldSpec, FieldWrite
+from crm_pulse.errors import ConfigError, RateLimited
+
+from .harness import FIELD, make_harness
+
+
+async def test_a_207_whose_errors_name_no_record_fails_the_unconfirmed_ones() -> None:
+    async with make_harness() as h:
+        ids = h.seed_deals(2)
+        h.fake.errors_without_ids = True
+        writes = [FieldWrite("hubspot", "deals", i, FIELD, 3.0) for i in [ids[0], "999", ids[1]]]
+        results = await h.connector.sink.write(writes)
+        assert [r.ok for r in results] == [True, False, True]
+        assert "OBJECT_NOT_FOUND" in results[1].reason and not results[1].retriable
+
+
+async def test_a_property_that_does_not_exist_fails_each_write_of_the_call() -> None:
+    async with make_harness() as h:
+        ids = h.seed_deals(3)
+        writes = [FieldWrite("hubspot", "deals", i, "crm_pulse_nope", 1.0) for i in ids]
+        writes.append(FieldWrite("hubspot", "companies", "1", "crm_pulse_nope", 1.0))
+        results = await h.connector.sink.write(writes)
+        assert [r.ok for r in results] == [False] * 4
+        assert all("does not exist" in r.reason and not r.retriable for r in results)
+
+
+async def test_values_are_sent_as_hubspot_strings_and_none_clears() -> None:
+    async with make_harness() as h:
+        (deal,) = h.seed_deals(1)
+        sink = h.connector.sink
+        await sink.write([FieldWrite("hubspot", "deals", deal, FIELD, 0.125)])
+        assert h.fake.value("deals", deal, FIELD) == "0.125"
+        await sink.write([FieldWrite("hubspot", "deals", deal, FIELD, 1200.0)])
+        assert h.fake.value("deals", deal, FIELD) == "1200"
+        await sink.write([FieldWrite("hubspot", "deals", deal, FIELD, None)])
+        assert h.fake.value("deals", deal, FIELD) == ""
+
+
+async def test_a_429_on_a_write_is_not_retried_by_the_client() -> None:
+    async with make_harness() as h:
+        (deal,) = h.seed_deals(1)
+        h.fake.rate_limit(requests=1, retry_after=3)
+        before = h.fake.write_calls()
+        with pytest.raises(RateLimited) as info:
+            await h.connector.sink.write([FieldWrite("hubspot", "deals", deal, FIELD, 1.0)])
+        assert info.value.retry_after == 3
+        assert h.fake.write_calls() - before == 1  # the outbox decides when to send it again
+
+
+async def test_provisioning_hints_owners_and_repeated_creation() -> None:
+    async with make_harness() as h:
+        prov = h.connector.provisioner
+        rate = FieldSpec("companies", "crm_pulse_win_rate", "Win rate", unit="rate")
+        money = FieldSpec("companies", "crm_pulse_won", "Won revenue", unit="money")
+        count = FieldSpec("companies", "crm_pulse_deals_won", "Deals won", unit="count")
+        assert property_body(rate, "crm_pulse")["numberDisplayHint"] == "percentage"
+        assert property_body(money, "crm_pulse")["numberDisplayHint"] == "currency"
+        assert "numberDisplayHint" not in property_body(count, "crm_pulse")
+        with pytest.raises(ConfigError, match="owners take no custom properties"):
+            await prov.missing([FieldSpec("owners", "crm_pulse_quota", "Quota")])
+        await prov.create([rate])
+        # someone (or a retry of ours) created it meanwhile: still fine
+        lines = await prov.create([rate, money, count])
+        assert lines[0] == "companies.crm_pulse_win_rate exists already"
+        assert await prov.missing([rate, money, count]) == []
+        created = h.fake.properties["companies"]
+        assert {n: p.type for n, p in created.items()} == dict.fromkeys(
+            ["crm_pulse_win_rate", "crm_pulse_won", "crm_pulse_deals_won"], "number"
+        )
+        assert {p.group for p in created.values()} == {"crm_pulse"}
