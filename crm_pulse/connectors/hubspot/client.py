@@ -200,6 +200,28 @@ class HubSpotClient:
             out.extend((data or {}).get("results", []))
         return out
 
+    async def associated(
+        self, from_type: str, to_type: str, ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """Record id -> ids of its associated ``to_type`` records (associations v4 batch read;
+        records without any are absent)."""
+        api = self.sdk.crm.associations.v4.batch_api
+        out: dict[str, list[str]] = {}
+        for start in range(0, len(ids), 100):
+            body = {"inputs": [{"id": i} for i in ids[start : start + 100]]}
+            _, data = await self.call(
+                f"read {from_type} to {to_type} associations",
+                api.get_page_with_http_info,
+                from_type,
+                to_type,
+                body,
+            )
+            for result in (data or {}).get("results", []):
+                rid = str((result.get("from") or {}).get("id"))
+                targets = [str(t.get("toObjectId")) for t in result.get("to") or []]
+                out.setdefault(rid, []).extend(targets)
+        return out
+
     async def batch_update(
         self, object_type: str, inputs: list[dict[str, Any]]
     ) -> tuple[int, dict[str, Any]]:

@@ -50,6 +50,7 @@ SEARCH_PAGE_MAX = 200
 SEARCH_RESULTS_MAX = 10_000
 BATCH_MAX = 100
 WEBHOOK_EVENTS_MAX = 100
+ASSOCIATIONS_BATCH_MAX = 1_000
 _TYPE_IDS = {name: type_id for type_id, name in OBJECT_TYPE_IDS.items()}
 
 
@@ -167,6 +168,7 @@ class FakeHubSpot:
         self.properties: dict[str, dict[str, _Property]] = {t: {} for t in _TYPES}
         self.groups: dict[str, dict[str, str]] = {t: {} for t in _TYPES}
         self.pipelines = json.loads(json.dumps(_DEFAULT_PIPELINES))
+        self.associations: dict[tuple[str, str, str], set[str]] = {}
         self.index_delay_ms = 0
         self.errors_without_ids = False
         """Report batch/update's per-record errors without ``context.ids`` (some do)."""
@@ -267,6 +269,12 @@ class FakeHubSpot:
                     self._stamp("deals", record, now)
                     n += 1
             return n
+
+    def associate(self, object_type: str, rid: str, to_type: str, to_id: str) -> None:
+        """Associate two records (both directions), as the CRM's UI does."""
+        with self._lock:
+            self.associations.setdefault((object_type, rid, to_type), set()).add(to_id)
+            self.associations.setdefault((to_type, to_id, object_type), set()).add(rid)
 
     def merge(self, object_type: str, primary: str, merged: str) -> dict[str, Any]:
         """Merge ``merged`` into ``primary`` as HubSpot does (the primary survives, changed;
@@ -389,6 +397,7 @@ class FakeHubSpot:
         r.add_get("/crm/v3/objects/{type}", self._list)
         r.add_post("/crm/v3/objects/{type}/batch/read", self._batch_read)
         r.add_post("/crm/v3/objects/{type}/batch/update", self._batch_update)
+        r.add_post("/crm/v4/associations/{type}/{to}/batch/read", self._associations)
         r.add_get("/crm/v3/pipelines/{type}", self._pipelines)
         r.add_get("/crm/v3/properties/{type}", self._properties)
         r.add_post("/crm/v3/properties/{type}", self._create_property)
@@ -637,6 +646,56 @@ class FakeHubSpot:
                 error["context"] = {"ids": missing}
             answer["errors"] = [error]
             answer["numErrors"] = 1
+            return web.json_response(answer, status=207)
+        return web.json_response(answer)
+
+    async def _associations(self, request: web.Request) -> web.Response:
+        object_type = self._type(request)
+        to_raw = request.match_info["to"]
+        to_type = OBJECT_TYPE_IDS.get(to_raw, to_raw)
+        body = await request.json()
+        inputs = body.get("inputs") or []
+        if len(inputs) > ASSOCIATIONS_BATCH_MAX:
+            return _error(
+                400,
+                "VALIDATION_ERROR",
+                f"Batch size {len(inputs)} exceeds the limit of {ASSOCIATIONS_BATCH_MAX}",
+            )
+        results, none = [], []
+        with self._lock:
+            for item in inputs:
+                rid = str(item.get("id"))
+                targets = sorted(self.associations.get((object_type, rid, to_type), set()), key=int)
+                if not targets:
+                    none.append(rid)
+                    continue
+                results.append(
+                    {
+                        "from": {"id": rid},
+                        "to": [
+                            {
+                                "toObjectId": int(t),
+                                "associationTypes": [
+                                    {"category": "HUBSPOT_DEFINED", "typeId": 1, "label": None}
+                                ],
+                            }
+                            for t in targets
+                        ],
+                    }
+                )
+        answer: dict[str, Any] = {"status": "COMPLETE", "results": results}
+        if none:
+            answer["errors"] = [
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                    "message": f"No {to_type} is associated with {object_type} {rid}.",
+                    "context": {"fromObjectId": [rid]},
+                }
+                for rid in none
+            ]
+            answer["numErrors"] = len(none)
             return web.json_response(answer, status=207)
         return web.json_response(answer)
 

@@ -262,8 +262,18 @@ class HubSpotMapper:
             raise DataError("no last-modified time", where=f"{object_type} {record.get('id')}")
         return ms
 
-    def event(self, object_type: str, record: Mapping[str, Any]) -> Event:
-        """The canonical upsert for one record (a delete if it is outside the mapped scope)."""
+    def account_from_associations(self, object_type: str) -> bool:
+        """Whether this type's ``account_id`` comes from its company associations (engagements
+        carry no company property) rather than from a property."""
+        return OBJECTS[object_type].canonical == "activity" and (
+            "account_id" not in self.fields[object_type]
+        )
+
+    def event(
+        self, object_type: str, record: Mapping[str, Any], *, account_id: str | None = None
+    ) -> Event:
+        """The canonical upsert for one record (a delete if it is outside the mapped scope).
+        ``account_id`` is the company found through associations, where that is the source."""
         rid = str(record.get("id"))
         spec = OBJECTS[object_type]
         props: Mapping[str, Any] = record.get("properties") or {}
@@ -285,6 +295,8 @@ class HubSpotMapper:
                     if name in _TIME_FIELDS
                     else (None if value in ("", None) else value)
                 )
+            if self.account_from_associations(object_type):
+                fields["account_id"] = account_id
             if object_type == "deals":
                 stage = props.get("dealstage")
                 status = m.deal_stages.get(str(stage)) or self.deal_stage_status.get(

@@ -23,7 +23,9 @@ with ids up to ``id`` (None: none of them yet).
 :class:`RecordMapper` (shared with the webhook receiver) maps fetched records, keeps the pipeline
 stages current (a stage the mapper does not know makes it re-read the pipelines, then re-read
 those records with their ``hs_date_entered_<stage>``), and reports unmappable records instead of
-failing their neighbours.
+failing their neighbours. Engagements (calls, e-mails, meetings, notes, tasks) have no company
+property: their ``account_id`` is their associated company (associations v4 batch read, the
+lowest id if several), unless ``mapping.fields.activity.account_id`` names a property.
 """
 
 from __future__ import annotations
@@ -106,10 +108,17 @@ class RecordMapper:
                     )
                 if object_type == "deals" and unknown - still:
                     records = await self._reread(object_type, records, unknown - still)
+        companies: dict[str, list[str]] = {}
+        if records and self.mapper.account_from_associations(object_type):
+            ids = [str(r.get("id")) for r in records]
+            companies = await self.client.associated(object_type, "companies", ids)
         events = []
         for record in records:
+            found = companies.get(str(record.get("id"))) or []
+            # the lowest id, so that the same associations always give the same account
+            account = min(found, key=lambda i: (len(i), i)) if found else None
             try:
-                events.append(self.mapper.event(object_type, record))
+                events.append(self.mapper.event(object_type, record, account_id=account))
             except DataError as exc:  # reported, never silently dropped
                 self.skip(str(exc))
         return events

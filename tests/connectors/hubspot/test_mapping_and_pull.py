@@ -63,6 +63,9 @@ async def test_every_object_type_maps_to_its_canonical_object() -> None:
             kind: f.create(kind, {"hs_timestamp": "2026-03-02T09:30:00Z", "hubspot_owner_id": "7"})
             for kind in ("calls", "emails", "meetings", "notes", "tasks")
         }
+        other = f.create("companies", {"domain": "other.test"})
+        f.associate("meetings", acts["meetings"], "companies", other)
+        f.associate("meetings", acts["meetings"], "companies", company)
         survey = f.create(
             "feedback_submissions",
             {
@@ -87,6 +90,8 @@ async def test_every_object_type_maps_to_its_canonical_object() -> None:
         assert (case["status"], case["account_id"]) == ("closed", company)
         assert case["closed_at"] == "2026-03-01T12:00:00.000Z"
         types = {by[("activity", rid)]["type"] for rid in acts.values()}
+        accounts = {kind: by[("activity", rid)]["account_id"] for kind, rid in acts.items()}
+        assert accounts == {**dict.fromkeys(acts, None), "meetings": min(company, other, key=int)}
         assert types == {"call", "email", "meeting", "note", "task"}
         assert all(
             by[("activity", rid)]["occurred_at"] == "2026-03-02T09:30:00.000Z"

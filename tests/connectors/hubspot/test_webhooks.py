@@ -86,6 +86,8 @@ async def test_generic_object_events_and_engagements() -> None:
             "calls", {"hs_timestamp": "2026-11-20T10:00:00Z", "hubspot_owner_id": "7"}
         )
         task = h.fake.create("tasks", {"hs_timestamp": "2026-11-20T10:00:00Z"})
+        company = h.fake.create("companies", {"domain": "acme.test"})
+        h.fake.associate("calls", call, "companies", company)
         request = signed(
             h,
             [
@@ -104,6 +106,7 @@ async def test_generic_object_events_and_engagements() -> None:
             "type": "call",
             "owner_id": "7",
             "occurred_at": "2026-11-20T10:00:00.000Z",
+            "account_id": company,  # engagements name their company through associations
         }
 
 
