@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +52,7 @@ SEARCH_RESULTS_MAX = 10_000
 BATCH_MAX = 100
 WEBHOOK_EVENTS_MAX = 100
 ASSOCIATIONS_BATCH_MAX = 1_000
+_HISTORY = 100_000
 _TYPE_IDS = {name: type_id for type_id, name in OBJECT_TYPE_IDS.items()}
 
 
@@ -174,10 +176,12 @@ class FakeHubSpot:
         """Report batch/update's per-record errors without ``context.ids`` (some do)."""
         self.throttled = 0
         """Requests answered 429 because they broke a rate limit (not the forced ones)."""
-        self.calls: list[tuple[str, str]] = []
-        self.search_bodies: list[dict[str, Any]] = []
-        self.statuses: list[int] = []
+        # the last requests (bounded: the sandbox may run for hours)
+        self.calls: deque[tuple[str, str]] = deque(maxlen=_HISTORY)
+        self.search_bodies: deque[dict[str, Any]] = deque(maxlen=_HISTORY)
+        self.statuses: deque[int] = deque(maxlen=_HISTORY)
         """Status of every answer the handlers gave (not the 401s and 429s of the gate)."""
+        self._write_calls = 0
         self._next_id = 1000
         self._last_ms = 0
         self._lock = threading.RLock()
@@ -308,7 +312,8 @@ class FakeHubSpot:
             return self.records[object_type][rid].properties.get(name)
 
     def write_calls(self) -> int:
-        return sum(1 for method, path in self.calls if path.endswith("/batch/update"))
+        """``batch/update`` requests received so far (refused ones included)."""
+        return self._write_calls
 
     # ------------------------------------------------------------ webhooks
     def webhook(
@@ -437,6 +442,8 @@ class FakeHubSpot:
         with self._lock:
             now = self.clock()
             self.calls.append((request.method, request.path))
+            if request.path.endswith("/batch/update"):
+                self._write_calls += 1
             headers = self._limit_headers(now)
             forced = self._forced_429.pop(0) if self._forced_429 else None
             wait = None if forced is not None else self._over_limit(request, now)

@@ -189,3 +189,22 @@ async def test_a_burst_over_http_is_acknowledged_before_any_fetch() -> None:
             assert {e.id for e in parsed} == set(ids)
         finally:
             await server.stop()
+
+
+async def test_out_of_order_notifications_never_bring_back_an_older_state() -> None:
+    async with make_harness() as h:
+        (deal,) = h.seed_deals(1)
+        old_note = h.fake.change_event("deals", deal, propertyName="amount")
+        h.touch(deal)
+        new_note = h.fake.change_event("deals", deal, propertyName="amount")
+        receiver = h.connector.receiver
+        (newer,) = await receiver.parse(signed(h, [new_note]))
+        (older,) = await receiver.parse(signed(h, [old_note]))  # delivered late
+        assert older == newer  # the record as it is now, not as it was
+        # a deletion overtaken by a late change notification: nothing is resurrected
+        h.fake.archive("deals", deal)
+        (gone,) = await receiver.parse(
+            signed(h, [h.fake.change_event("deals", deal, kind="deletion")])
+        )
+        assert gone.op == "delete" and gone.version > newer.version
+        assert await receiver.parse(signed(h, [new_note])) == []
