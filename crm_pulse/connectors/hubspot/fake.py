@@ -1,8 +1,9 @@
 """A fake HubSpot CRM (v3 objects, search, batch, properties, pipelines) for tests and the sandbox.
 
 It keeps records in memory and serves the endpoints the connector uses, with the documented
-limits (vendor-contracts.md): 200 results per search page and at most 10,000 results per query
-(``after`` at or past 10,000: HTTP 400), at most 100 inputs per batch call (and no id twice),
+limits (vendor-contracts.md): 200 results per search page, at most 10,000 results per query
+(``after`` at or past 10,000: HTTP 400), one sorting rule per search (ties in no promised
+order: here newest id first), at most 100 inputs per batch call (and no id twice),
 207 with per-record errors, bearer-token auth, rate limits (``rate_max`` requests per
 ``rate_interval_ms``, ``search_per_second`` for the search API) answered with 429, Retry-After
 and the ``X-HubSpot-RateLimit-*`` headers, and search indexing that can lag behind writes
@@ -531,8 +532,10 @@ class FakeHubSpot:
         if len(groups) > 5 or any(len(g.get("filters", [])) > 6 for g in groups):
             return _error(400, "VALIDATION_ERROR", "at most 5 filterGroups of 6 filters")
         sorts = body.get("sorts") or []
-        if len(sorts) > 2:
-            return _error(400, "VALIDATION_ERROR", "too many sorts")
+        if len(sorts) > 1:  # HubSpot: "Only one sorting rule can be applied to any search."
+            return _error(
+                400, "VALIDATION_ERROR", "Only one sorting rule can be applied to any search."
+            )
         with self._lock:
             indexed_before = self.clock() - self.index_delay_ms / 1000
             rows = [
@@ -545,10 +548,13 @@ class FakeHubSpot:
                     or any(all(_match(r, f) for f in g.get("filters", [])) for g in groups)
                 )
             ]
-            for s in reversed(sorts):
+            if sorts:
+                # ties of the sort property come in no promised order: here, newest id first,
+                # so that a reader relying on an id order among ties loses records
+                rows.sort(key=lambda r: int(r.id), reverse=True)
                 rows.sort(
-                    key=_sorter(str(s.get("propertyName", ""))),
-                    reverse=s.get("direction") == "DESCENDING",
+                    key=_sorter(str(sorts[0].get("propertyName", ""))),
+                    reverse=sorts[0].get("direction") == "DESCENDING",
                 )
             end = min(after + limit, SEARCH_RESULTS_MAX)
             page = rows[after:end]

@@ -1,15 +1,17 @@
 """Pulling HubSpot through the CRM search API, with the cursor rules of the contracts.
 
 Each object type is read in pages of 200 filtered on its last-modified property (``GTE`` the
-cursor) and sorted by it, then by ``hs_object_id``. The position is a *keyset* ``(t, id)``, never
-an ``after`` offset, so no query pages past HubSpot's 10,000-result cap however many records
-changed: the window simply moves forward.
+cursor) and sorted by it. HubSpot applies one sorting rule per search and promises no order
+among records that share a value, so the position is a *keyset* ``(t, id)`` settled without
+trusting the order of ties, and never an ``after`` offset, so no query pages past HubSpot's
+10,000-result cap however many records changed: the window simply moves forward.
 
-Ties on the timestamp are settled by id without trusting the order of ties inside a page: when a
-page is full, its last timestamp ``T`` may continue on the next page, so ``T`` is read on its own
-(``EQ T``, sorted by ``hs_object_id``, keyset ``id > last``), and then the scan goes on after
-``T`` (``GT T``). Records sharing one timestamp across pages (even more than 10,000 of them) are
-therefore neither lost nor read past the cap.
+* When a page is full, its last instant ``T`` may continue on the next page: the next query
+  starts at ``T`` again (``GTE T``) and skips the records of ``T`` it already has.
+* When a full page holds one instant only (a flood: a pipeline edit, an import), that instant is
+  read on its own by id (``EQ T`` and ``hs_object_id > last``, sorted by ``hs_object_id``), then
+  the scan goes on after it (``GT T``). So records sharing one timestamp across pages, even more
+  than 10,000 of them, are neither lost nor read past the cap.
 
 Search indexes changes late: each poll starts ``lookback`` before the cursor (re-reads are
 harmless: versions). Archived records are listed (``GET /crm/v3/objects/{type}?archived=true``)
@@ -172,11 +174,11 @@ class HubSpotSource:
 
     # ------------------------------------------------------------ queries
     async def _search(
-        self, object_type: str, filters: list[dict[str, Any]], sorts: list[str]
+        self, object_type: str, filters: list[dict[str, Any]], sort: str
     ) -> list[dict[str, Any]]:
         body = {
             "filterGroups": [{"filters": filters}],
-            "sorts": [{"propertyName": s, "direction": "ASCENDING"} for s in sorts],
+            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],  # one rule at most
             "properties": self.mapper.properties(object_type),
             "limit": PAGE,
         }
@@ -201,7 +203,8 @@ class HubSpotSource:
     ) -> AsyncIterator[Page]:
         """Every record at or after the keyset position ``(t, last_id)``, in pages."""
         modified = OBJECTS[object_type].modified
-        if last_id is not None:  # resume inside timestamp t: finish it by id first
+        seen: set[str] = set()  # ids at instant t already emitted (when op is GTE)
+        if last_id is not None:  # resume inside instant t: finish it by id first
             async for page in self._ties(object_type, t, last_id, cursor, skip=set()):
                 yield page
             op = "GT"
@@ -211,23 +214,32 @@ class HubSpotSource:
             rows = await self._search(
                 object_type,
                 [{"propertyName": modified, "operator": op, "value": str(t)}],
-                [modified, "hs_object_id"],
+                modified,
             )
             if not rows:
                 return
             versions = [self.mapper.version(object_type, r) for r in rows]
             top = max(versions)
             at_top = {str(r["id"]) for r, v in zip(rows, versions, strict=True) if v == top}
-            events = await self.records.events(object_type, rows)
-            if len(rows) < PAGE:
+            fresh = [
+                r for r, v in zip(rows, versions, strict=True) if v != t or str(r["id"]) not in seen
+            ]
+            events = await self.records.events(object_type, fresh)
+            if len(rows) < PAGE:  # the query's whole answer: every record at top is here
                 last = str(max(int(i) for i in at_top))
                 yield self._page(object_type, events, cursor, top, last)
                 return
-            # a full page: more records may share its last timestamp; read that one by id
             yield self._page(object_type, events, cursor, top, None)
-            async for page in self._ties(object_type, top, "0", cursor, skip=at_top):
-                yield page
-            t, op = top, "GT"
+            if len(at_top) < len(rows):
+                # more records may share the last instant: the next query starts at it again
+                # and skips the ones already read
+                t, op, seen = top, "GTE", at_top
+            else:
+                # a full page of one instant: read that instant by id, then go on after it
+                skip = at_top | (seen if top == t else set())
+                async for page in self._ties(object_type, top, "0", cursor, skip=skip):
+                    yield page
+                t, op, seen = top, "GT", set()
 
     async def _ties(
         self,
@@ -247,7 +259,7 @@ class HubSpotSource:
                     {"propertyName": modified, "operator": "EQ", "value": str(t)},
                     {"propertyName": "hs_object_id", "operator": "GT", "value": last_id},
                 ],
-                ["hs_object_id"],
+                "hs_object_id",
             )
             if not rows:
                 yield self._page(object_type, [], cursor, t, last_id)

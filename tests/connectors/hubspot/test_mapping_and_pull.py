@@ -175,3 +175,17 @@ async def test_reads_wait_out_a_429_storm() -> None:
         h.fake.rate_limit(requests=3, retry_after=0.01)
         events, _ = await drain(h.connector.source.backfill(None))
         assert {e.id for e in events} == set(ids)
+
+
+async def test_an_instant_split_by_a_page_boundary_is_read_whole() -> None:
+    async with make_harness(objects=["deals"]) as h:
+        at = h.fake.now_ms()
+        props = {"amount": "1", "dealstage": "closedwon", "pipeline": "default"}
+        early = [h.fake.create("deals", props, modified_ms=at + i) for i in range(150)]
+        shared = [h.fake.create("deals", props, modified_ms=at + 1000) for _ in range(100)]
+        # page one: the 150 early ones and 50 of the shared instant (HubSpot promises no order
+        # among ties; the fake returns the newest ids first)
+        events, cursor = await drain(h.connector.source.backfill(None))
+        assert sorted(e.id for e in events) == sorted(early + shared)
+        assert cursor["deals"] == {**cursor["deals"], "t": at + 1000, "id": max(shared, key=int)}
+        assert all(len(b["sorts"]) == 1 for b in h.fake.search_bodies)  # HubSpot's one rule
