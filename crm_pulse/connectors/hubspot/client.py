@@ -10,7 +10,10 @@ left in the current interval, the next call waits for the interval to pass; and 
 (about 5 requests per second per portal) is paced separately.
 
 Retries, the ``allowed_methods=None`` way (POST included, since every call here is either a read
-or an idempotent set of values): 5xx and connection errors back off and try again. A 429 on a
+or an idempotent set of values): 5xx and connection errors back off and try again. They are
+done here, asynchronously, and urllib3's own are switched off (``Retry(0)``): left on, urllib3
+retries GETs (never POSTs) on a 429 by sleeping out Retry-After inside the worker thread, then
+reports "too many 429 error responses" without the status. A 429 on a
 read waits for Retry-After (up to ``max_wait``); a 429 on a write is raised at once as
 :class:`~crm_pulse.errors.RateLimited` so that the write-back outbox schedules the batch.
 Nothing that creates a record is retried blindly (property creation treats 409 as done).
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hubspot import HubSpot
+from urllib3.util.retry import Retry
 
 from ...config.models import HubSpotSettings
 from ...errors import RateLimited, RetriableError
@@ -87,6 +91,8 @@ class HubSpotClient:
         config: dict[str, Any] = {
             "access_token": settings.access_token.get_secret_value(),
             "host": str(settings.base_url).rstrip("/"),
+            # every retry is ours (see the module docstring): urllib3 hands back each answer
+            "retry": Retry(total=0, respect_retry_after_header=False, raise_on_status=False),
         }
         if settings.ca_cert is not None:
             config["ssl_ca_cert"] = str(settings.ca_cert)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from crm_pulse.connectors.protocols import FieldWrite
 from crm_pulse.metrics.events import Event
 
@@ -175,6 +177,9 @@ async def test_reads_wait_out_a_429_storm() -> None:
         h.fake.rate_limit(requests=3, retry_after=0.01)
         events, _ = await drain(h.connector.source.backfill(None))
         assert {e.id for e in events} == set(ids)
+        # each 429 was waited out for exactly its Retry-After, by the client (urllib3's own
+        # retries, which would sleep in the thread and lose the status, are off)
+        assert h.connector.client.waited == pytest.approx(0.03)
 
 
 async def test_an_instant_split_by_a_page_boundary_is_read_whole() -> None:
