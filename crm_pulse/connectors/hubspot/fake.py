@@ -172,7 +172,12 @@ class FakeHubSpot:
         self.groups: dict[str, dict[str, str]] = {t: {} for t in _TYPES}
         self.pipelines = json.loads(json.dumps(_DEFAULT_PIPELINES))
         self.associations: dict[tuple[str, str, str], set[str]] = {}
+        self.custom_aliases: dict[str, str] = {}
+        """Custom objects: type id (``2-...``) and fully qualified name -> our key."""
         self.index_delay_ms = 0
+        self.currency = "USD"
+        """The portal's company currency; deals in another ``deal_currency_code`` keep the
+        ``amount_in_home_currency`` they were given."""
         self.errors_without_ids = False
         """Report batch/update's per-record errors without ``context.ids`` (some do)."""
         self.throttled = 0
@@ -243,6 +248,11 @@ class FakeHubSpot:
     def _stamp(self, object_type: str, record: _Record, now: int) -> None:
         key = "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
         record.properties[key] = iso_ms(now)
+        # a calculated property: the amount in the portal's currency (a deal in another
+        # currency keeps the value it was given: the fake knows no exchange rates)
+        home = record.properties.get("deal_currency_code") in (None, "", self.currency)
+        if object_type == "deals" and "amount" in record.properties and home:
+            record.properties["amount_in_home_currency"] = record.properties["amount"]
         record.properties["hs_object_id"] = record.id
         stage = record.properties.get("dealstage")
         if object_type == "deals" and stage and f"hs_date_entered_{stage}" not in record.properties:
@@ -274,6 +284,27 @@ class FakeHubSpot:
                     self._stamp("deals", record, now)
                     n += 1
             return n
+
+    def define_custom_object(self, name: str) -> str:
+        """A custom object schema (say ``rep_scorecards``); returns its object type id
+        (``2-...``). Paths accept the id, the fully qualified name ``p<portal>_<name>`` and
+        the name."""
+        with self._lock:
+            type_id = f"2-{9_000_000 + len(self.custom_aliases) // 2}"
+            for alias in (type_id, f"p{self.portal_id}_{name}"):
+                self.custom_aliases[alias] = name
+            self.records.setdefault(name, {})
+            self.properties.setdefault(name, {})
+            self.groups.setdefault(name, {})
+            return type_id
+
+    def restore(self, object_type: str, rid: str) -> dict[str, Any]:
+        """Restore an archived record (a change: its modified date moves); returns the
+        ``<object>.restore`` webhook event."""
+        with self._lock:
+            self.records[object_type][rid].archived_ms = None
+            self.update(object_type, rid, {})
+        return self.change_event(object_type, rid, kind="restore")
 
     def associate(self, object_type: str, rid: str, to_type: str, to_id: str) -> None:
         """Associate two records (both directions), as the CRM's UI does."""
@@ -475,8 +506,8 @@ class FakeHubSpot:
 
     def _type(self, request: web.Request) -> str:
         raw = request.match_info["type"]
-        object_type = OBJECT_TYPE_IDS.get(raw, raw)
-        if object_type not in _TYPES:
+        object_type = OBJECT_TYPE_IDS.get(raw) or self.custom_aliases.get(raw, raw)
+        if object_type not in self.records:
             raise web.HTTPBadRequest(
                 text=json.dumps(
                     {

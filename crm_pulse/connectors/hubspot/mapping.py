@@ -81,7 +81,7 @@ OBJECTS: dict[str, ObjectSpec] = {
             "owner_id": "hubspot_owner_id",
             "pipeline": "pipeline",
             "stage": "dealstage",
-            "amount": "amount",
+            "amount": "amount_in_home_currency",  # the portal's currency: one reporting currency
             "created_at": "createdate",
             "closed_at": "closedate",
         },

@@ -178,6 +178,7 @@ class HubSpotReceiver:
         notes = self._notifications(request)
         fetch: dict[str, set[str]] = {}
         deletes: dict[tuple[str, str], int] = {}
+        restores: dict[tuple[str, str], int] = {}
 
         def read(object_type: str | None, rid: Any) -> None:
             if object_type in self.objects and str(rid or "").isdigit():
@@ -208,13 +209,22 @@ class HubSpotReceiver:
                 read(to_type, note.get("toObjectId"))
             else:  # creation, propertyChange, restore
                 read(object_type, note.get("objectId"))
+                if action == "restore":
+                    key = (object_type, str(note.get("objectId")))
+                    restores[key] = max(at, restores.get(key, 0))
         events: list[Event] = []
         if fetch:
             await self.records.pipelines()  # before reading: stages name properties to read
         for object_type, ids in sorted(fetch.items()):
             properties = self.mapper.properties(object_type)
             found = await self.client.batch_read(object_type, sorted(ids, key=int), properties)
-            events.extend(await self.records.events(object_type, found))
+            for event in await self.records.events(object_type, found):
+                # a restored record outranks its deletion even if restoring left its
+                # modification date as it was
+                at = restores.get((object_type, event.id), 0)
+                if event.op == "upsert" and at > event.version:
+                    event = Event.model_validate({**event.model_dump(), "version": at})
+                events.append(event)
         for (object_type, rid), at in sorted(deletes.items()):
             if at <= 0:
                 self.records.skip(f"HubSpot {object_type} {rid}: deletion without occurredAt")

@@ -194,3 +194,20 @@ async def test_an_instant_split_by_a_page_boundary_is_read_whole() -> None:
         assert sorted(e.id for e in events) == sorted(early + shared)
         assert cursor["deals"] == {**cursor["deals"], "t": at + 1000, "id": max(shared, key=int)}
         assert all(len(b["sorts"]) == 1 for b in h.fake.search_bodies)  # HubSpot's one rule
+
+
+async def test_deal_amounts_are_read_in_the_portal_currency() -> None:
+    async with make_harness(objects=["deals"]) as h:
+        home = h.fake.create("deals", {"amount": "100", "dealstage": "closedwon"})
+        euro = h.fake.create(
+            "deals",
+            {
+                "amount": "100",
+                "deal_currency_code": "EUR",
+                "amount_in_home_currency": "108.5",
+                "dealstage": "closedwon",
+            },
+        )
+        events, _ = await drain(h.connector.source.backfill(None))
+        amounts = {e.id: e.fields["amount"] for e in events}
+        assert amounts == {home: "100", euro: "108.5"}

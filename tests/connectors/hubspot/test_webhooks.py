@@ -208,3 +208,16 @@ async def test_out_of_order_notifications_never_bring_back_an_older_state() -> N
         )
         assert gone.op == "delete" and gone.version > newer.version
         assert await receiver.parse(signed(h, [new_note])) == []
+
+
+async def test_a_restored_record_outranks_its_deletion() -> None:
+    async with make_harness() as h:
+        (deal,) = h.seed_deals(1)
+        h.fake.archive("deals", deal)
+        (gone,) = await h.connector.receiver.parse(
+            signed(h, [h.fake.change_event("deals", deal, kind="deletion")])
+        )
+        back_note = h.fake.restore("deals", deal)
+        (back,) = await h.connector.receiver.parse(signed(h, [back_note]))
+        assert back.op == "upsert" and back.version > gone.version
+        assert back.version >= back_note["occurredAt"]

@@ -75,3 +75,20 @@ async def test_provisioning_hints_owners_and_repeated_creation() -> None:
             ["crm_pulse_win_rate", "crm_pulse_won", "crm_pulse_deals_won"], "number"
         )
         assert {p.group for p in created.values()} == {"crm_pulse"}
+
+
+async def test_per_rep_values_go_to_a_custom_object() -> None:
+    async with make_harness() as h:
+        type_id = h.fake.define_custom_object("rep_scorecards")
+        reps = {owner: h.fake.create("rep_scorecards", {"owner": owner}) for owner in ("11", "12")}
+        spec = FieldSpec(type_id, "crm_pulse_quota_attainment", "Quota attainment", unit="rate")
+        assert await h.connector.provisioner.missing([spec]) == [spec]
+        await h.connector.provisioner.create([spec])
+        assert await h.connector.provisioner.missing([spec]) == []
+        writes = [
+            FieldWrite("hubspot", type_id, reps["11"], spec.name, 0.75),
+            FieldWrite("hubspot", type_id, reps["12"], spec.name, 1.25),
+        ]
+        assert all(r.ok for r in await h.connector.sink.write(writes))
+        assert h.fake.value("rep_scorecards", reps["11"], spec.name) == "0.75"
+        assert h.fake.value("rep_scorecards", reps["12"], spec.name) == "1.25"
