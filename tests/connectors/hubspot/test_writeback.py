@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+from pathlib import Path
+
 import pytest
 
+from crm_pulse.config import load_config_text
 from crm_pulse.connectors.hubspot.provisioner import property_body
 from crm_pulse.connectors.protocols import FieldSpec, FieldWrite
 from crm_pulse.errors import ConfigError, RateLimited
+from crm_pulse.streams.runtime import EmbeddedRuntime
 
-from .harness import FIELD, make_harness
+from .harness import FIELD, TOKEN, make_harness
 
 
 async def test_a_207_whose_errors_name_no_record_fails_the_unconfirmed_ones() -> None:
@@ -92,3 +97,60 @@ async def test_per_rep_values_go_to_a_custom_object() -> None:
         assert all(r.ok for r in await h.connector.sink.write(writes))
         assert h.fake.value("rep_scorecards", reps["11"], spec.name) == "0.75"
         assert h.fake.value("rep_scorecards", reps["12"], spec.name) == "1.25"
+
+
+async def test_the_runtime_writes_per_rep_attainment_to_their_scorecards(tmp_path: Path) -> None:
+    """End to end through the embedded runtime: owners take no properties, so each rep's
+    quota attainment goes to that rep's record of a custom object (``target.records``)."""
+    async with make_harness(objects=["deals"]) as h:
+        type_id = h.fake.define_custom_object("rep_scorecards")
+        cards = {o: h.fake.create("rep_scorecards", {"owner": o}) for o in ("11", "12")}
+        h.fake.add_property("rep_scorecards", "crm_pulse_attainment")
+        now = datetime.now(UTC)
+        quarter = date(now.year, 3 * ((now.month - 1) // 3) + 1, 1)
+        for owner, amounts in (("11", [500, 250]), ("12", [1000])):
+            for amount in amounts:
+                h.fake.create(
+                    "deals",
+                    {
+                        "amount": str(amount),
+                        "dealstage": "closedwon",
+                        "pipeline": "default",
+                        "hubspot_owner_id": owner,
+                        "closedate": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    },
+                )
+        text = f"""
+connectors:
+  - hubspot:
+      access_token: ${{HUBSPOT_TOKEN}}
+      base_url: {h.server.url}
+      ca_cert: {h.server.ca.cert_path if h.server.ca else ""}
+      objects: [deals]
+metrics:
+  quotas:
+    - {{owner_id: "11", period: quarter, period_start: {quarter}, amount: 1000}}
+    - {{owner_id: "12", period: quarter, period_start: {quarter}, amount: 4000}}
+writeback:
+  - metric: quota_attainment
+    window: quarter
+    group: owner_id
+    target:
+      connector: hubspot
+      object: "{type_id}"
+      field: crm_pulse_attainment
+      records: {{"11": "{cards["11"]}", "12": "{cards["12"]}"}}
+runtime: {{state_path: "{tmp_path / "s.sqlite"}", debounce: 0s}}
+"""
+        deployment = load_config_text(text, env={"HUBSPOT_TOKEN": TOKEN})
+        rt = EmbeddedRuntime(deployment)
+        try:
+            await rt.load_config_events()  # the quotas of the file
+            await rt.pollers["hubspot"].backfill()
+            await rt.consume_all()
+            await rt.tick()
+            await rt.flush_writes()
+        finally:
+            await rt.close()
+        assert float(h.fake.value("rep_scorecards", cards["11"], "crm_pulse_attainment")) == 0.75
+        assert float(h.fake.value("rep_scorecards", cards["12"], "crm_pulse_attainment")) == 0.25
