@@ -102,6 +102,7 @@ class HubSpotClient:
         self.max_wait = max_wait
         self.sleep = sleep
         self.limits = RateLimitState()
+        self._apis: dict[str, Any] = {}
         self.search_interval = 1.0 / search_per_second if search_per_second else 0.0
         self._next_search = 0.0
         self._pace = asyncio.Lock()
@@ -109,6 +110,21 @@ class HubSpotClient:
         """Seconds spent waiting for rate limits so far (pacing and Retry-After)."""
 
     # ------------------------------------------------------------ plumbing
+    def _api(self, path: str) -> Any:
+        """The SDK's API object at ``path`` (``crm.objects.search_api``), built once.
+
+        The SDK's discovery builds a new API client, configuration and connection pool on
+        every attribute access (a TLS handshake per call, and pools left open); kept here,
+        connections are reused across calls.
+        """
+        api = self._apis.get(path)
+        if api is None:
+            api = self.sdk
+            for part in path.split("."):
+                api = getattr(api, part)
+            self._apis[path] = api
+        return api
+
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, Any]:
         response = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
         try:
@@ -172,7 +188,7 @@ class HubSpotClient:
 
     # ------------------------------------------------------------ endpoints
     async def search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
-        api = self.sdk.crm.objects.search_api
+        api = self._api("crm.objects.search_api")
         _, data = await self.call(
             f"search {object_type}", api.do_search_with_http_info, object_type, body, search=True
         )
@@ -181,7 +197,7 @@ class HubSpotClient:
     async def list_archived(
         self, object_type: str, after: str | None, properties: Sequence[str]
     ) -> dict[str, Any]:
-        api = self.sdk.crm.objects.basic_api
+        api = self._api("crm.objects.basic_api")
         kwargs: dict[str, Any] = {"limit": 100, "archived": True, "properties": list(properties)}
         if after:
             kwargs["after"] = after
@@ -193,7 +209,7 @@ class HubSpotClient:
     async def batch_read(
         self, object_type: str, ids: Sequence[str], properties: Sequence[str]
     ) -> list[dict[str, Any]]:
-        api = self.sdk.crm.objects.batch_api
+        api = self._api("crm.objects.batch_api")
         out: list[dict[str, Any]] = []
         for start in range(0, len(ids), 100):
             body = {
@@ -211,7 +227,7 @@ class HubSpotClient:
     ) -> dict[str, list[str]]:
         """Record id -> ids of its associated ``to_type`` records (associations v4 batch read;
         records without any are absent)."""
-        api = self.sdk.crm.associations.v4.batch_api
+        api = self._api("crm.associations.v4.batch_api")
         out: dict[str, list[str]] = {}
         for start in range(0, len(ids), 100):
             body = {"inputs": [{"id": i} for i in ids[start : start + 100]]}
@@ -231,7 +247,7 @@ class HubSpotClient:
     async def batch_update(
         self, object_type: str, inputs: list[dict[str, Any]]
     ) -> tuple[int, dict[str, Any]]:
-        api = self.sdk.crm.objects.batch_api
+        api = self._api("crm.objects.batch_api")
         status, data = await self.call(
             f"batch update {object_type}",
             api.update_with_http_info,
@@ -242,21 +258,21 @@ class HubSpotClient:
         return status, dict(data or {})
 
     async def pipelines(self, object_type: str) -> list[dict[str, Any]]:
-        api = self.sdk.crm.pipelines.pipelines_api
+        api = self._api("crm.pipelines.pipelines_api")
         _, data = await self.call(
             f"read {object_type} pipelines", api.get_all_with_http_info, object_type
         )
         return list((data or {}).get("results", []))
 
     async def properties(self, object_type: str) -> list[dict[str, Any]]:
-        api = self.sdk.crm.properties.core_api
+        api = self._api("crm.properties.core_api")
         _, data = await self.call(
             f"read {object_type} properties", api.get_all_with_http_info, object_type
         )
         return list((data or {}).get("results", []))
 
     async def create_property(self, object_type: str, body: dict[str, Any]) -> None:
-        api = self.sdk.crm.properties.core_api
+        api = self._api("crm.properties.core_api")
         await self.call(
             f"create property {body.get('name')}",
             api.create_with_http_info,
@@ -266,14 +282,14 @@ class HubSpotClient:
         )
 
     async def groups(self, object_type: str) -> list[dict[str, Any]]:
-        api = self.sdk.crm.properties.groups_api
+        api = self._api("crm.properties.groups_api")
         _, data = await self.call(
             f"read {object_type} property groups", api.get_all_with_http_info, object_type
         )
         return list((data or {}).get("results", []))
 
     async def create_group(self, object_type: str, name: str, label: str) -> None:
-        api = self.sdk.crm.properties.groups_api
+        api = self._api("crm.properties.groups_api")
         await self.call(
             f"create property group {name}",
             api.create_with_http_info,
@@ -283,4 +299,11 @@ class HubSpotClient:
         )
 
     def close(self) -> None:
-        """Nothing to release: urllib3 pools close with the process."""
+        """Close the connection pools of the API objects built so far."""
+        for api in self._apis.values():
+            rest = getattr(api.api_client, "rest_client", None)
+            pool = getattr(rest, "pool_manager", None)
+            if pool is not None:
+                pool.clear()
+            api.api_client.close()
+        self._apis.clear()

@@ -188,6 +188,8 @@ class FakeHubSpot:
         self.statuses: deque[int] = deque(maxlen=_HISTORY)
         """Status of every answer the handlers gave (not the 401s and 429s of the gate)."""
         self._write_calls = 0
+        self.connections: set[tuple[Any, ...]] = set()
+        """Client (address, port) pairs seen: how many connections the clients opened."""
         self._next_id = 1000
         self._last_ms = 0
         self._lock = threading.RLock()
@@ -474,6 +476,9 @@ class FakeHubSpot:
         with self._lock:
             now = self.clock()
             self.calls.append((request.method, request.path))
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            if peer:
+                self.connections.add(tuple(peer[:2]))
             if request.path.endswith("/batch/update"):
                 self._write_calls += 1
             headers = self._limit_headers(now)

@@ -211,3 +211,12 @@ async def test_deal_amounts_are_read_in_the_portal_currency() -> None:
         events, _ = await drain(h.connector.source.backfill(None))
         amounts = {e.id: e.fields["amount"] for e in events}
         assert amounts == {home: "100", euro: "108.5"}
+
+
+async def test_connections_are_reused_across_calls() -> None:
+    async with make_harness(objects=["deals"]) as h:
+        h.seed_deals(3)
+        for _ in range(10):
+            await drain(h.connector.source.poll(None))  # a search and an archived listing each
+        assert len(h.fake.calls) >= 20
+        assert len(h.fake.connections) <= 3  # one pool per API, not one connection per call
