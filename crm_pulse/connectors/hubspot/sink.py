@@ -15,6 +15,7 @@ fails each write of that call, not retried, with HubSpot's reason.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +44,12 @@ class HubSpotSink:
 
     async def write(self, writes: Sequence[FieldWrite]) -> list[WriteResult]:
         by_object: dict[str, dict[str, dict[str, str]]] = {}
-        for w in writes:
+        unsendable: dict[int, str] = {}
+        for i, w in enumerate(writes):
+            if w.value is not None and not math.isfinite(w.value):
+                # HubSpot would refuse the whole call for it: keep it out, fail it alone
+                unsendable[i] = f"{w.field} = {w.value!r} is not a number HubSpot can store"
+                continue
             by_object.setdefault(w.object, {}).setdefault(w.record_id, {})[w.field] = _text(w.value)
         failed: dict[tuple[str, str], tuple[str, bool]] = {}
         for object_type, records in by_object.items():
@@ -59,9 +65,11 @@ class HubSpotSink:
                     continue
                 failed.update(_failures(object_type, [rid for rid, _ in chunk], status, data))
         results = []
-        for w in writes:
+        for i, w in enumerate(writes):
             failure = failed.get((w.object, w.record_id))
-            if failure is None:
+            if i in unsendable:
+                results.append(WriteResult(w, ok=False, retriable=False, reason=unsendable[i]))
+            elif failure is None:
                 results.append(WriteResult(w, ok=True))
             else:
                 results.append(WriteResult(w, ok=False, retriable=failure[1], reason=failure[0]))

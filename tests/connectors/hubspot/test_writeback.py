@@ -154,3 +154,16 @@ runtime: {{state_path: "{tmp_path / "s.sqlite"}", debounce: 0s}}
             await rt.close()
         assert float(h.fake.value("rep_scorecards", cards["11"], "crm_pulse_attainment")) == 0.75
         assert float(h.fake.value("rep_scorecards", cards["12"], "crm_pulse_attainment")) == 0.25
+
+
+async def test_a_value_hubspot_cannot_store_fails_alone() -> None:
+    async with make_harness() as h:
+        a, b = h.seed_deals(2)
+        writes = [
+            FieldWrite("hubspot", "deals", a, FIELD, float("nan")),
+            FieldWrite("hubspot", "deals", b, FIELD, 2.0),
+        ]
+        results = await h.connector.sink.write(writes)
+        assert [r.ok for r in results] == [False, True]
+        assert "not a number" in results[0].reason and not results[0].retriable
+        assert h.fake.value("deals", b, FIELD) == "2" and h.fake.value("deals", a, FIELD) is None
