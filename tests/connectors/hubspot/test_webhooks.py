@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from crm_pulse.connectors.hubspot.webhooks import signature_v3
 from crm_pulse.connectors.protocols import WebhookRequest
 from crm_pulse.errors import Unauthorized
 from crm_pulse.streams.http import HttpServer, build_app
 
-from .harness import HubSpotHarness, make_harness
+from .harness import APP_SECRET, HubSpotHarness, make_harness
 
 
 def signed(
@@ -221,3 +222,15 @@ async def test_a_restored_record_outranks_its_deletion() -> None:
         (back,) = await h.connector.receiver.parse(signed(h, [back_note]))
         assert back.op == "upsert" and back.version > gone.version
         assert back.version >= back_note["occurredAt"]
+
+
+async def test_lower_case_escapes_verify_whether_hubspot_decoded_them_or_not() -> None:
+    async with make_harness() as h:
+        (deal,) = h.seed_deals(1)
+        url = f"{h.server.url}/webhooks/hubspot?next=a%3ab%2Fc"
+        body = h.fake.webhook(url, [h.fake.change_event("deals", deal)])[1]
+        ts = str(int(time.time() * 1000))
+        for lower_case in (True, False):
+            sig = signature_v3(APP_SECRET.encode(), "POST", url, body, ts, lower_case=lower_case)
+            headers = {"X-HubSpot-Signature-v3": sig, "X-HubSpot-Request-Timestamp": ts}
+            h.connector.receiver.verify(WebhookRequest("POST", url, headers, body, 0))
