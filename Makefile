@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/crm-pulse demo
 
 test: $(STAMP)
+	scripts/ensure-chromium.sh
 	$(BIN)/ruff check crm_pulse tests benchmarks examples
 	$(BIN)/ruff format --check crm_pulse tests benchmarks examples
 	$(BIN)/mypy crm_pulse

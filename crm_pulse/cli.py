@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import sys
 import time
 from collections.abc import Sequence
@@ -128,13 +127,24 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         asyncio.run(commands.dry_run(deployment, out))
         return 0
     if deployment.runtime.kind == "faust":
-        importlib.import_module("crm_pulse.streams.faust").run_worker(deployment)
-        return 0
+        return cmd_worker(args, out, err)
     from .streams.logs import configure_logging, secret_values
 
     rt = deployment.runtime
     configure_logging(rt.log_level, rt.log_format, secret_values(deployment))
     asyncio.run(commands.run(deployment, duration=args.duration))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    deployment = _deployment(args.config)
+    if deployment.runtime.kind != "faust":
+        raise ConfigError(
+            f"{args.config}: runtime.kind is {deployment.runtime.kind!r}; a worker needs kind: faust"
+        )
+    from .streams.faust import run_worker
+
+    run_worker(deployment)
     return 0
 
 
@@ -239,6 +249,10 @@ def _parser() -> argparse.ArgumentParser:
         "--for", dest="duration", type=float, help="stop (cleanly) after this many seconds"
     )
     run.set_defaults(run=cmd_run)
+
+    worker = sub.add_parser("worker", help="start a Faust worker (runtime.kind: faust)")
+    worker.add_argument("--config", required=True, help="the deployment YAML file")
+    worker.set_defaults(run=cmd_worker)
 
     report = sub.add_parser(
         "report", help="print the metrics a deployment's runtime holds now (from its state file)"

@@ -27,8 +27,9 @@ from typing import Any
 from ..config.models import Deployment
 from ..connectors.protocols import Connector, FieldWrite, Sink
 from ..connectors.registry import build_connector
+from ..metrics.calendar import CURRENT, Window, WindowSpec
 from ..metrics.events import Event
-from ..metrics.report import MetricValue
+from ..metrics.report import MetricValue, evaluate, json_number
 from .consumer import BatchResult, Consumer
 from .database import Database
 from .inbox import SQLiteInbox
@@ -281,6 +282,47 @@ class EmbeddedRuntime:
     def report(self, as_of: int | None = None) -> list[MetricValue]:
         when = int(self.clock() * 1000) if as_of is None else as_of
         return self.db.call(lambda: self.consumer.report(when))
+
+    async def overview(self) -> dict[str, Any]:
+        """What the status page shows: status, company-wide metrics with six months of history,
+        recent write-backs (names and numbers only)."""
+        status = await self.status_async()
+        now = int(self.clock() * 1000)
+        metrics = await self.db.run(lambda: self._metric_overview(now))
+        writes = [
+            {"connector": name, **w}
+            for name, writer in self.writers.items()
+            for w in writer.stats.recent[-20:]
+        ]
+        writes.sort(key=lambda w: int(str(w.get("at_ms", 0))), reverse=True)
+        return {"status": status, "metrics": metrics, "writes": writes[:20]}
+
+    def _metric_overview(self, now: int) -> list[dict[str, Any]]:
+        engine = self.consumer.engine
+        month = WindowSpec("month")
+        index = engine.calendar.index_of("month", now)
+        out = []
+        for metric in self.catalog.metrics.values():
+            if () not in metric.groups:
+                continue
+            if metric.is_current:
+                windows = [Window(CURRENT)]
+            elif metric.supports(month):
+                windows = [Window(month, i) for i in range(index - 5, index + 1)]
+            else:
+                continue
+            series = [
+                json_number(evaluate(self.catalog, engine, metric, (), w, now)) for w in windows
+            ]
+            out.append(
+                {
+                    "metric": metric.name,
+                    "category": metric.category,
+                    "value": series[-1],
+                    "series": series,
+                }
+            )
+        return out
 
     def health(self) -> str | None:
         """None when healthy, else why not (for /healthz)."""

@@ -1,9 +1,10 @@
 """The Salesforce connector (REST API through simple-salesforce).
 
-Pull: SOQL on ``SystemModstamp, Id`` with an overlap window and ``queryAll`` for deletes
-(:mod:`.source`); receive: Outbound Messages (:mod:`.webhooks`); write: sObject Collections
-(:mod:`.sink`); provision: ``describe`` and the Tooling API (:mod:`.provisioner`); :mod:`.fake` is
-a local org for tests and the sandbox.
+Pull: SOQL on ``SystemModstamp`` with an overlap window, deletes through ``queryAll``
+(:mod:`.source`); receive: Outbound Messages, SOAP with the org id and a shared secret checked
+(:mod:`.webhooks`); write: sObject Collections ``PATCH composite/sobjects`` (:mod:`.sink`);
+provision: ``describe`` and the Tooling API (:mod:`.provisioner`). :mod:`.fake` is a local
+Salesforce for tests, the sandbox and the demo.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, ClassVar
 
 from ...config.models import SalesforceSettings
 from ..protocols import Connector
-from .client import SalesforceClient
+from .client import ApiBudget, SalesforceClient
 from .mapping import SalesforceMapper
 from .provisioner import SalesforceProvisioner
 from .sink import SalesforceSink
@@ -20,6 +21,7 @@ from .source import SalesforceSource
 from .webhooks import OutboundMessageReceiver
 
 __all__ = [
+    "ApiBudget",
     "OutboundMessageReceiver",
     "SalesforceClient",
     "SalesforceConnector",
@@ -34,22 +36,21 @@ class SalesforceConnector(Connector):
     kind: ClassVar[str] = "salesforce"
 
     def __init__(self, name: str, settings: Any) -> None:
-        super().__init__(name, settings)
         if not isinstance(settings, SalesforceSettings):
             settings = SalesforceSettings.model_validate(settings)
+        super().__init__(name, settings)
         self.client = SalesforceClient(settings)
-        self.mapper = SalesforceMapper(settings.mapping, name)
+        self.mapper = SalesforceMapper(
+            settings.mapping,
+            name,
+            objects=settings.objects,
+            forecasting_quotas=settings.forecasting_quotas,
+        )
         self.source = SalesforceSource(self.client, self.mapper, settings)
-        om = settings.outbound_messages
-        if om is not None:
-            path = "/webhooks/salesforce" if name == "salesforce" else f"/webhooks/{name}"
-            self.receiver = OutboundMessageReceiver(
-                self.client,
-                self.mapper,
-                om.organization_id,
-                om.secret.get_secret_value(),
-                path=path,
-            )
+        path = "/webhooks/salesforce" if name == "salesforce" else f"/webhooks/{name}"
+        self.receiver = OutboundMessageReceiver(
+            self.mapper, settings.outbound_messages, path=path, client=self.client
+        )
         self.sink = SalesforceSink(self.client)
         self.provisioner = SalesforceProvisioner(self.client)
 

@@ -43,7 +43,13 @@ class HttpServer:
 
 async def serve_runtime(runtime: EmbeddedRuntime) -> HttpServer:
     """Start the HTTP server of an embedded runtime on ``runtime.listen``."""
-    app = build_app(runtime.receivers, runtime.inbox, runtime.status_async, health=runtime.health)
+    app = build_app(
+        runtime.receivers,
+        runtime.inbox,
+        runtime.status_async,
+        health=runtime.health,
+        overview=runtime.overview,
+    )
     settings = runtime.settings
     server = HttpServer(app)
     await server.start(settings.host, settings.port)

@@ -8,6 +8,8 @@
 * ``GET /status``: JSON (cursors, lag, events/s, outbox depth, dead letters, last errors; no
   secrets: it is built from names and counts only).
 * ``GET /metrics``: Prometheus text.
+* ``GET /``: a small read-only status page (``page.html``) drawing ``GET /overview`` (status,
+  company-wide metric values with six months of history, recent write-backs).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from importlib import resources
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -55,6 +58,7 @@ def build_app(
     *,
     health: Callable[[], str | None] = lambda: None,
     telemetry: HttpTelemetry | None = None,
+    overview: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> web.Application:
     """``receivers``: connector name -> receiver; ``health`` returns None or why it is unhealthy."""
     app = web.Application(client_max_size=MAX_BODY)
@@ -133,6 +137,17 @@ def build_app(
             text=text, content_type="text/plain", charset="utf-8", headers={"X-Format": "0.0.4"}
         )
 
+    async def page(request: web.Request) -> web.Response:
+        html = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+        return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+    async def overview_json(request: web.Request) -> web.Response:
+        if overview is None:
+            return _json({"status": await status(), "metrics": [], "writes": []})
+        return _json(await overview())
+
+    app.router.add_get("/", page)
+    app.router.add_get("/overview", overview_json)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/status", status_page)
     app.router.add_get("/metrics", metrics)

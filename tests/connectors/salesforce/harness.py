@@ -13,10 +13,12 @@ from crm_pulse.connectors.salesforce import SalesforceConnector
 from crm_pulse.connectors.salesforce.fake import FakeSalesforce
 from crm_pulse.connectors.testing import FakeServer, TestCA
 
-SESSION = "00Dfake!AQ0AQ.session-for-tests"
-ORG = "00D000000000001AAA"
-OM_SECRET = "outbound-message-secret-42"
+SESSION = "00D000000000001!fake-session-for-tests"
+ORG_ID = "00D000000000001AAA"
+SECRET = "outbound-secret-for-tests"
 FIELD = "Win_Rate__c"
+PAGE = 200
+"""A small query page, so 450 records take three pages linked by nextRecordsUrl."""
 
 
 class SalesforceHarness:
@@ -40,24 +42,21 @@ class SalesforceHarness:
                 self.fake.create(
                     "Opportunity",
                     {
-                        "Amount": 100.0 + self._n,
+                        "Name": f"Deal {self._n}",
+                        "Amount": float(100 + self._n),
                         "StageName": "Prospecting",
-                        "IsClosed": False,
-                        "IsWon": False,
-                        "OwnerId": f"005{self._n % 5:015d}",
+                        "CloseDate": "2026-12-31",
+                        "OwnerId": f"005{self._n % 5:012d}AAA",
                         "Type": "New Customer",
                     },
-                    modstamp_ms=at,
+                    modified_ms=at,
                 )
             )
         return ids
 
     def touch(self, deal_id: str) -> None:
-        self.fake.update(
-            "Opportunity",
-            deal_id,
-            {"Amount": float(self.fake.value("Opportunity", deal_id, "Amount")) + 1},
-        )
+        amount = float(self.fake.value("Opportunity", deal_id, "Amount") or 0)
+        self.fake.update("Opportunity", deal_id, {"Amount": amount + 1})
 
     def delete(self, deal_id: str) -> None:
         self.fake.delete("Opportunity", deal_id)
@@ -71,25 +70,25 @@ class SalesforceHarness:
     def write_calls(self) -> int:
         return self.fake.write_calls()
 
-    def _request(self, deal_id: str, token: str) -> WebhookRequest:
-        body = self.fake.outbound_message("Opportunity", [deal_id])
-        url = f"{self.server.url}/webhooks/salesforce?token={token}"
+    def url(self, token: str = SECRET) -> str:
+        return f"{self.server.url}/webhooks/salesforce?token={token}"
+
+    def request(self, body: bytes, token: str = SECRET) -> WebhookRequest:
         return WebhookRequest(
-            "POST",
-            url,
-            {"Content-Type": "text/xml", "SOAPAction": '""'},
-            body,
-            int(time.time() * 1000),
+            "POST", self.url(token), self.fake.outbound_headers(), body, int(time.time() * 1000)
         )
 
     def signed_webhook(self, deal_id: str) -> WebhookRequest:
-        return self._request(deal_id, OM_SECRET)
+        return self.request(self.fake.outbound_message("Opportunity", [deal_id]))
 
     def forged_webhook(self, deal_id: str) -> WebhookRequest:
-        return self._request(deal_id, "guessed")
+        return self.request(self.fake.outbound_message("Opportunity", [deal_id]), "guessed")
 
     def rate_limit(self, requests: int, retry_after: float) -> None:
-        self.fake.rate_limit(requests, retry_after)
+        # Salesforce refuses with 403 REQUEST_LIMIT_EXCEEDED and no Retry-After: the pause is
+        # the connector's own setting, set here to the value the suite asks for.
+        self.fake.refuse(requests)
+        self.connector.client.limit_pause = retry_after
 
 
 def settings(server: FakeServer, ca: TestCA, **extra: Any) -> SalesforceSettings:
@@ -98,17 +97,18 @@ def settings(server: FakeServer, ca: TestCA, **extra: Any) -> SalesforceSettings
             "instance_url": server.url,
             "session_id": SESSION,
             "ca_cert": str(ca.cert_path),
-            "objects": ["Account", "Opportunity", "Case"],
-            "outbound_messages": {"organization_id": ORG, "secret": OM_SECRET},
+            "outbound_messages": {"organization_id": ORG_ID, "secret": SECRET},
             **extra,
         }
     )
 
 
 @contextlib.asynccontextmanager
-async def make_harness(**extra: Any) -> AsyncIterator[SalesforceHarness]:
+async def make_harness(
+    *, fake: FakeSalesforce | None = None, **extra: Any
+) -> AsyncIterator[SalesforceHarness]:
     ca = TestCA()
-    fake = FakeSalesforce(SESSION, org_id=ORG)
+    fake = fake or FakeSalesforce(session_id=SESSION, organization_id=ORG_ID, page_size=PAGE)
     fake.add_field("Opportunity", FIELD)
     with FakeServer(fake.app(), ca=ca) as server:
         connector = SalesforceConnector("salesforce", settings(server, ca, **extra))
