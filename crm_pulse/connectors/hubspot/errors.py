@@ -6,7 +6,8 @@ HubSpot answer             crm-pulse error
 401, 403                   FatalError (token invalid or a scope is missing)
 429                        RateLimited (with Retry-After seconds when sent)
 5xx, timeouts, resets      RetriableError
-other 4xx                  SkippableError with HubSpot's category and message
+TLS verification failure   FatalError (the certificate is not trusted: see ca_cert)
+other 4xx                  Refused (a SkippableError) with HubSpot's status and category
 =========================  =========================================================
 
 Messages carry HubSpot's category and message, never the request (which holds the token).
@@ -19,7 +20,30 @@ from typing import Any
 
 from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
 
-__all__ = ["describe", "translate"]
+__all__ = ["Refused", "category_of", "describe", "translate"]
+
+
+class Refused(SkippableError):
+    """HubSpot refused this one request (a 4xx other than 401/403/429).
+
+    ``status`` and ``category`` (``VALIDATION_ERROR``, ``OBJECT_ALREADY_EXISTS``, ...) let the
+    caller decide per case: a 409 on create means "already there", a 400 on a batch update
+    fails each write of that batch.
+    """
+
+    def __init__(self, message: str, status: int, category: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.category = category
+
+
+def category_of(body: Any) -> str:
+    """HubSpot's error ``category`` from an error body, or ''."""
+    try:
+        data = json.loads(body) if isinstance(body, bytes | str) else body
+    except (ValueError, TypeError):
+        return ""
+    return str(data.get("category") or "") if isinstance(data, dict) else ""
 
 
 def describe(body: Any) -> str:
@@ -66,6 +90,20 @@ def translate(exc: BaseException, what: str) -> CrmPulseError:
             )
         if status >= 500:
             return RetriableError(f"HubSpot {status} during {what}: {detail}")
-        return SkippableError(f"HubSpot {status} during {what}: {detail}")
+        category = category_of(getattr(exc, "body", None))
+        return Refused(f"HubSpot {status} during {what}: {detail}", status, category)
+    if _is_tls_failure(exc):
+        return FatalError(
+            f"HubSpot's TLS certificate was not accepted during {what}: check base_url and ca_cert"
+        )
     name = type(exc).__name__
     return RetriableError(f"HubSpot unreachable during {what}: {name}")
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    """A certificate problem, which waiting does not cure (urllib3 wraps it in MaxRetryError;
+    the SDK turns it into an ApiException with status 0 and the SSLError's name)."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, BaseException) and type(reason).__name__ in ("SSLError",):
+        return True
+    return getattr(exc, "status", None) == 0 and str(reason).startswith("SSLError")

@@ -1,11 +1,17 @@
 """A fake HubSpot CRM (v3 objects, search, batch, properties, pipelines) for tests and the sandbox.
 
 It keeps records in memory and serves the endpoints the connector uses, with the documented
-limits (vendor-contracts.md): 200 results per search page and no paging past 10,000 results
-(HTTP 400), at most 100 inputs per batch call, 207 with per-record errors, bearer-token auth,
-429 with Retry-After and the ``X-HubSpot-RateLimit-*`` headers, and search indexing that can lag
-behind writes (``index_delay_ms``). :meth:`FakeHubSpot.webhook` builds v3-signed webhook
-requests the way HubSpot sends them.
+limits (vendor-contracts.md): 200 results per search page, at most 10,000 results per query
+(``after`` at or past 10,000: HTTP 400), one sorting rule per search (ties in no promised
+order: here newest id first), at most 100 inputs per batch call (and no id twice),
+207 with per-record errors, bearer-token auth, rate limits (``rate_max`` requests per
+``rate_interval_ms``, ``search_per_second`` for the search API) answered with 429, Retry-After
+and the ``X-HubSpot-RateLimit-*`` headers, and search indexing that can lag behind writes
+(``index_delay_ms``). Paths take object names (``deals``) or type ids (``0-3``).
+
+:meth:`FakeHubSpot.webhook` builds v3-signed webhook requests the way HubSpot sends them (legacy
+``deal.propertyChange`` or generic ``object.propertyChange`` events, merges, deletions), and
+:meth:`FakeHubSpot.send_webhooks` POSTs them to a URL in requests of at most 100 events.
 """
 
 from __future__ import annotations
@@ -14,8 +20,12 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
+import urllib.error
+import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +51,10 @@ _TYPES = set(OBJECT_TYPE_IDS.values())
 SEARCH_PAGE_MAX = 200
 SEARCH_RESULTS_MAX = 10_000
 BATCH_MAX = 100
+WEBHOOK_EVENTS_MAX = 100
+ASSOCIATIONS_BATCH_MAX = 1_000
+_HISTORY = 100_000
+_TYPE_IDS = {name: type_id for type_id, name in OBJECT_TYPE_IDS.items()}
 
 
 def iso_ms(ms: int) -> str:
@@ -157,14 +171,38 @@ class FakeHubSpot:
         self.properties: dict[str, dict[str, _Property]] = {t: {} for t in _TYPES}
         self.groups: dict[str, dict[str, str]] = {t: {} for t in _TYPES}
         self.pipelines = json.loads(json.dumps(_DEFAULT_PIPELINES))
+        self.associations: dict[tuple[str, str, str], set[str]] = {}
+        self.custom_aliases: dict[str, str] = {}
+        """Custom objects: type id (``2-...``) and fully qualified name -> our key."""
         self.index_delay_ms = 0
-        self.calls: list[tuple[str, str]] = []
+        self.currency = "USD"
+        """The portal's company currency; deals in another ``deal_currency_code`` keep the
+        ``amount_in_home_currency`` they were given."""
+        self.errors_without_ids = False
+        """Report batch/update's per-record errors without ``context.ids`` (some do)."""
+        self.throttled = 0
+        """Requests answered 429 because they broke a rate limit (not the forced ones)."""
+        # the last requests (bounded: the sandbox may run for hours)
+        self.calls: deque[tuple[str, str]] = deque(maxlen=_HISTORY)
+        self.search_bodies: deque[dict[str, Any]] = deque(maxlen=_HISTORY)
+        self.statuses: deque[int] = deque(maxlen=_HISTORY)
+        """Status of every answer the handlers gave (not the 401s and 429s of the gate)."""
+        self._write_calls = 0
+        self.connections: set[tuple[Any, ...]] = set()
+        """Client (address, port) pairs seen: how many connections the clients opened."""
         self._next_id = 1000
         self._last_ms = 0
         self._lock = threading.RLock()
         self._forced_429: list[float] = []
         self.rate_max = 190
+        """Requests allowed per ``rate_interval_ms`` (a private app's burst limit); 0: no limit."""
+        self.rate_interval_ms = 10_000
+        self.search_per_second: float | None = 5.0
+        """The search API's own limit (about 5 requests per second); None: no limit."""
+        self.daily_max = 500_000
         self._window: list[float] = []
+        self._search_window: list[float] = []
+        self._daily = 0
 
     # ------------------------------------------------------------ changing the portal
     def now_ms(self) -> int:
@@ -212,10 +250,27 @@ class FakeHubSpot:
     def _stamp(self, object_type: str, record: _Record, now: int) -> None:
         key = "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
         record.properties[key] = iso_ms(now)
+        # a calculated property: the amount in the portal's currency (a deal in another
+        # currency keeps the value it was given: the fake knows no exchange rates)
+        home = record.properties.get("deal_currency_code") in (None, "", self.currency)
+        if object_type == "deals" and "amount" in record.properties and home:
+            record.properties["amount_in_home_currency"] = record.properties["amount"]
         record.properties["hs_object_id"] = record.id
         stage = record.properties.get("dealstage")
         if object_type == "deals" and stage and f"hs_date_entered_{stage}" not in record.properties:
             record.properties[f"hs_date_entered_{stage}"] = iso_ms(now)
+
+    def add_stage(
+        self, stage: str, label: str, *, closed: bool, won: bool = False, pipeline: str = "default"
+    ) -> None:
+        """Add a deal stage (an admin editing the pipeline), closed-won/lost by its flags."""
+        meta = {"isClosed": str(closed).lower(), "probability": "1.0" if won else "0.5"}
+        if closed and not won:
+            meta["probability"] = "0.0"
+        with self._lock:
+            for p in self.pipelines["deals"]:
+                if p["id"] == pipeline:
+                    p["stages"].append((stage, label, meta))
 
     def edit_pipeline(self, pipeline: str = "default") -> int:
         """What editing a pipeline does in HubSpot: every deal in it gets a new modified date."""
@@ -231,6 +286,49 @@ class FakeHubSpot:
                     self._stamp("deals", record, now)
                     n += 1
             return n
+
+    def define_custom_object(self, name: str) -> str:
+        """A custom object schema (say ``rep_scorecards``); returns its object type id
+        (``2-...``). Paths accept the id, the fully qualified name ``p<portal>_<name>`` and
+        the name."""
+        with self._lock:
+            type_id = f"2-{9_000_000 + len(self.custom_aliases) // 2}"
+            for alias in (type_id, f"p{self.portal_id}_{name}"):
+                self.custom_aliases[alias] = name
+            self.records.setdefault(name, {})
+            self.properties.setdefault(name, {})
+            self.groups.setdefault(name, {})
+            return type_id
+
+    def restore(self, object_type: str, rid: str) -> dict[str, Any]:
+        """Restore an archived record (a change: its modified date moves); returns the
+        ``<object>.restore`` webhook event."""
+        with self._lock:
+            self.records[object_type][rid].archived_ms = None
+            self.update(object_type, rid, {})
+        return self.change_event(object_type, rid, kind="restore")
+
+    def associate(self, object_type: str, rid: str, to_type: str, to_id: str) -> None:
+        """Associate two records (both directions), as the CRM's UI does."""
+        with self._lock:
+            self.associations.setdefault((object_type, rid, to_type), set()).add(to_id)
+            self.associations.setdefault((to_type, to_id, object_type), set()).add(rid)
+
+    def merge(self, object_type: str, primary: str, merged: str) -> dict[str, Any]:
+        """Merge ``merged`` into ``primary`` as HubSpot does (the primary survives, changed;
+        the other disappears); returns the ``<object>.merge`` webhook event."""
+        with self._lock:
+            self.records[object_type][merged].archived_ms = self.now_ms()
+            self.update(object_type, primary, {})
+        return self.change_event(
+            object_type,
+            primary,
+            kind="merge",
+            primaryObjectId=int(primary),
+            mergedObjectIds=[int(merged)],
+            newObjectId=int(primary),
+            numberOfPropertiesMoved=0,
+        )
 
     def add_property(
         self, object_type: str, name: str, type_: str = "number", group: str = "dealinformation"
@@ -248,7 +346,8 @@ class FakeHubSpot:
             return self.records[object_type][rid].properties.get(name)
 
     def write_calls(self) -> int:
-        return sum(1 for method, path in self.calls if path.endswith("/batch/update"))
+        """``batch/update`` requests received so far (refused ones included)."""
+        return self._write_calls
 
     # ------------------------------------------------------------ webhooks
     def webhook(
@@ -274,24 +373,60 @@ class FakeHubSpot:
         return headers, body
 
     def change_event(
-        self, object_type: str, rid: str, kind: str = "propertyChange", **extra: Any
+        self,
+        object_type: str,
+        rid: str,
+        kind: str = "propertyChange",
+        *,
+        generic: bool = False,
+        **extra: Any,
     ) -> dict[str, Any]:
-        """One webhook event as HubSpot words it (``deal.propertyChange``, ...)."""
+        """One webhook event as HubSpot words it: legacy ``deal.propertyChange`` (contacts,
+        companies, deals, tickets), or with ``generic`` (any type) ``object.propertyChange``
+        with ``objectTypeId``."""
         singular = {
             "companies": "company",
             "contacts": "contact",
             "deals": "deal",
             "tickets": "ticket",
-        }[object_type]
-        return {
+        }
+        event: dict[str, Any] = {
             "eventId": int(self.clock() * 1000) % 1_000_000_000,
             "subscriptionId": 1,
-            "subscriptionType": f"{singular}.{kind}",
-            "objectId": int(rid),
+            "appId": 1,
             "occurredAt": self.now_ms(),
             "changeSource": "CRM_UI",
-            **extra,
+            "sourceId": "userId:1",
         }
+        if generic or object_type not in singular:
+            event["subscriptionType"] = f"object.{kind}"
+            event["objectTypeId"] = _TYPE_IDS[object_type]
+        else:
+            event["subscriptionType"] = f"{singular[object_type]}.{kind}"
+        event["objectId"] = int(rid)
+        event.update(extra)
+        return event
+
+    def send_webhooks(
+        self,
+        url: str,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 10.0,
+    ) -> list[int]:
+        """POST signed webhooks to ``url`` as HubSpot does (at most 100 events per request);
+        returns the HTTP status of each request."""
+        statuses = []
+        for start in range(0, len(events), WEBHOOK_EVENTS_MAX):
+            headers, body = self.webhook(url, events[start : start + WEBHOOK_EVENTS_MAX])
+            request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=timeout, context=ssl_context) as r:
+                    statuses.append(int(r.status))
+            except urllib.error.HTTPError as exc:
+                statuses.append(int(exc.code))
+        return statuses
 
     # ------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
@@ -301,6 +436,7 @@ class FakeHubSpot:
         r.add_get("/crm/v3/objects/{type}", self._list)
         r.add_post("/crm/v3/objects/{type}/batch/read", self._batch_read)
         r.add_post("/crm/v3/objects/{type}/batch/update", self._batch_update)
+        r.add_post("/crm/v4/associations/{type}/{to}/batch/read", self._associations)
         r.add_get("/crm/v3/pipelines/{type}", self._pipelines)
         r.add_get("/crm/v3/properties/{type}", self._properties)
         r.add_post("/crm/v3/properties/{type}", self._create_property)
@@ -308,29 +444,58 @@ class FakeHubSpot:
         r.add_post("/crm/v3/properties/{type}/groups", self._create_group)
         return app
 
-    def _limit_headers(self) -> dict[str, str]:
-        now = self.clock()
-        self._window = [t for t in self._window if t > now - 10]
+    def _limit_headers(self, now: float) -> dict[str, str]:
+        interval = self.rate_interval_ms / 1000
+        self._window = [t for t in self._window if t > now - interval]
         return {
             "X-HubSpot-RateLimit-Max": str(self.rate_max),
             "X-HubSpot-RateLimit-Remaining": str(max(0, self.rate_max - len(self._window))),
-            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-            "X-HubSpot-RateLimit-Daily": "500000",
-            "X-HubSpot-RateLimit-Daily-Remaining": "499000",
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(self.rate_interval_ms),
+            "X-HubSpot-RateLimit-Daily": str(self.daily_max),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily_max - self._daily)),
         }
+
+    def _over_limit(self, request: web.Request, now: float) -> float | None:
+        """Seconds to wait if this request breaks a rate limit (it is then not counted)."""
+        if self.rate_max and len(self._window) >= self.rate_max:
+            oldest = min(self._window)
+            return max(0.001, oldest + self.rate_interval_ms / 1000 - now)
+        if self.search_per_second and request.path.endswith("/search"):
+            self._search_window = [t for t in self._search_window if t > now - 1.0]
+            if len(self._search_window) >= self.search_per_second:
+                return max(0.001, min(self._search_window) + 1.0 - now)
+            self._search_window.append(now)
+        return None
 
     @web.middleware
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Any]
     ) -> web.StreamResponse:
-        with self._lock:
-            self.calls.append((request.method, request.path))
-            headers = self._limit_headers()
-            self._window.append(self.clock())
-            forced = self._forced_429.pop(0) if self._forced_429 else None
         if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _error(401, "INVALID_AUTHENTICATION", "Authentication credentials not found.")
+        with self._lock:
+            now = self.clock()
+            self.calls.append((request.method, request.path))
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            if peer:
+                self.connections.add(tuple(peer[:2]))
+            if request.path.endswith("/batch/update"):
+                self._write_calls += 1
+            headers = self._limit_headers(now)
+            forced = self._forced_429.pop(0) if self._forced_429 else None
+            wait = None if forced is not None else self._over_limit(request, now)
+            if forced is None and wait is None:
+                self._window.append(now)
+                self._daily += 1
+                headers = self._limit_headers(now)
+        if wait is not None:
+            self.throttled += 1
+            policy = "SECONDLY" if request.path.endswith("/search") else "TEN_SECONDLY_ROLLING"
             return _error(
-                401, "INVALID_AUTHENTICATION", "Authentication credentials not found.", headers
+                429,
+                "RATE_LIMITS",
+                f"You have reached your {policy.lower()} limit.",
+                {**headers, "Retry-After": f"{max(1, int(wait + 0.999))}"},
             )
         if forced is not None:
             return _error(
@@ -341,12 +506,13 @@ class FakeHubSpot:
             )
         response: web.StreamResponse = await handler(request)
         response.headers.update(headers)
+        self.statuses.append(response.status)
         return response
 
     def _type(self, request: web.Request) -> str:
         raw = request.match_info["type"]
-        object_type = OBJECT_TYPE_IDS.get(raw, raw)
-        if object_type not in _TYPES:
+        object_type = OBJECT_TYPE_IDS.get(raw) or self.custom_aliases.get(raw, raw)
+        if object_type not in self.records:
             raise web.HTTPBadRequest(
                 text=json.dumps(
                     {
@@ -387,11 +553,12 @@ class FakeHubSpot:
     async def _search(self, request: web.Request) -> web.Response:
         object_type = self._type(request)
         body = await request.json()
+        self.search_bodies.append(body)
         limit = int(body.get("limit", 10))
         after = int(body.get("after") or 0)
         if limit > SEARCH_PAGE_MAX:
             return _error(400, "VALIDATION_ERROR", f"limit must be <= {SEARCH_PAGE_MAX}")
-        if after + limit > SEARCH_RESULTS_MAX:
+        if after >= SEARCH_RESULTS_MAX:
             return _error(
                 400,
                 "VALIDATION_ERROR",
@@ -401,8 +568,10 @@ class FakeHubSpot:
         if len(groups) > 5 or any(len(g.get("filters", [])) > 6 for g in groups):
             return _error(400, "VALIDATION_ERROR", "at most 5 filterGroups of 6 filters")
         sorts = body.get("sorts") or []
-        if len(sorts) > 2:
-            return _error(400, "VALIDATION_ERROR", "too many sorts")
+        if len(sorts) > 1:  # HubSpot: "Only one sorting rule can be applied to any search."
+            return _error(
+                400, "VALIDATION_ERROR", "Only one sorting rule can be applied to any search."
+            )
         with self._lock:
             indexed_before = self.clock() - self.index_delay_ms / 1000
             rows = [
@@ -415,16 +584,20 @@ class FakeHubSpot:
                     or any(all(_match(r, f) for f in g.get("filters", [])) for g in groups)
                 )
             ]
-            for s in reversed(sorts):
+            if sorts:
+                # ties of the sort property come in no promised order: here, newest id first,
+                # so that a reader relying on an id order among ties loses records
+                rows.sort(key=lambda r: int(r.id), reverse=True)
                 rows.sort(
-                    key=_sorter(str(s.get("propertyName", ""))),
-                    reverse=s.get("direction") == "DESCENDING",
+                    key=_sorter(str(sorts[0].get("propertyName", ""))),
+                    reverse=sorts[0].get("direction") == "DESCENDING",
                 )
-            page = rows[after : after + limit]
+            end = min(after + limit, SEARCH_RESULTS_MAX)
+            page = rows[after:end]
             results = [self._public(object_type, r, body.get("properties")) for r in page]
         answer: dict[str, Any] = {"total": len(rows), "results": results}
-        if after + limit < len(rows):
-            answer["paging"] = {"next": {"after": str(after + limit)}}
+        if end < len(rows):
+            answer["paging"] = {"next": {"after": str(end)}}
         return web.json_response(answer)
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -491,6 +664,9 @@ class FakeHubSpot:
                 "VALIDATION_ERROR",
                 f"Batch size {len(inputs)} exceeds the limit of {BATCH_MAX}",
             )
+        ids = [str(item.get("id")) for item in inputs]
+        if len(set(ids)) != len(ids):
+            return _error(400, "VALIDATION_ERROR", "Duplicate IDs found in batch input")
         with self._lock:
             known = self.properties[object_type]
             for item in inputs:
@@ -510,15 +686,65 @@ class FakeHubSpot:
                 results.append(self._public(object_type, record, item.get("properties", {}).keys()))
         answer: dict[str, Any] = {"status": "COMPLETE", "results": results}
         if missing:
+            error: dict[str, Any] = {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": f"Object not found: {', '.join(missing)}",
+            }
+            if not self.errors_without_ids:
+                error["context"] = {"ids": missing}
+            answer["errors"] = [error]
+            answer["numErrors"] = 1
+            return web.json_response(answer, status=207)
+        return web.json_response(answer)
+
+    async def _associations(self, request: web.Request) -> web.Response:
+        object_type = self._type(request)
+        to_raw = request.match_info["to"]
+        to_type = OBJECT_TYPE_IDS.get(to_raw, to_raw)
+        body = await request.json()
+        inputs = body.get("inputs") or []
+        if len(inputs) > ASSOCIATIONS_BATCH_MAX:
+            return _error(
+                400,
+                "VALIDATION_ERROR",
+                f"Batch size {len(inputs)} exceeds the limit of {ASSOCIATIONS_BATCH_MAX}",
+            )
+        results, none = [], []
+        with self._lock:
+            for item in inputs:
+                rid = str(item.get("id"))
+                targets = sorted(self.associations.get((object_type, rid, to_type), set()), key=int)
+                if not targets:
+                    none.append(rid)
+                    continue
+                results.append(
+                    {
+                        "from": {"id": rid},
+                        "to": [
+                            {
+                                "toObjectId": int(t),
+                                "associationTypes": [
+                                    {"category": "HUBSPOT_DEFINED", "typeId": 1, "label": None}
+                                ],
+                            }
+                            for t in targets
+                        ],
+                    }
+                )
+        answer: dict[str, Any] = {"status": "COMPLETE", "results": results}
+        if none:
             answer["errors"] = [
                 {
                     "status": "error",
                     "category": "OBJECT_NOT_FOUND",
-                    "message": f"Object not found: {', '.join(missing)}",
-                    "context": {"ids": missing},
+                    "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                    "message": f"No {to_type} is associated with {object_type} {rid}.",
+                    "context": {"fromObjectId": [rid]},
                 }
+                for rid in none
             ]
-            answer["numErrors"] = 1
+            answer["numErrors"] = len(none)
             return web.json_response(answer, status=207)
         return web.json_response(answer)
 

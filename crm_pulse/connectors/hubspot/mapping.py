@@ -21,7 +21,15 @@ from ...config.models import HubSpotMapping
 from ...errors import DataError
 from ...metrics.events import Event
 
-__all__ = ["OBJECTS", "HubSpotMapper", "ObjectSpec", "to_iso", "to_ms"]
+__all__ = [
+    "OBJECTS",
+    "OBJECT_TYPE_IDS",
+    "HubSpotMapper",
+    "ObjectSpec",
+    "object_type_of",
+    "to_iso",
+    "to_ms",
+]
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ OBJECTS: dict[str, ObjectSpec] = {
             "owner_id": "hubspot_owner_id",
             "pipeline": "pipeline",
             "stage": "dealstage",
-            "amount": "amount",
+            "amount": "amount_in_home_currency",  # the portal's currency: one reporting currency
             "created_at": "createdate",
             "closed_at": "closedate",
         },
@@ -103,6 +111,46 @@ OBJECTS: dict[str, ObjectSpec] = {
         },
     ),
 }
+
+OBJECT_TYPE_IDS = {
+    "0-1": "contacts",
+    "0-2": "companies",
+    "0-3": "deals",
+    "0-5": "tickets",
+    "0-27": "tasks",
+    "0-46": "notes",
+    "0-47": "meetings",
+    "0-48": "calls",
+    "0-49": "emails",
+    "0-19": "feedback_submissions",
+}
+"""HubSpot's object-type ids (the current spec's paths and generic webhooks use them)."""
+
+_SINGULAR = {
+    "company": "companies",
+    "contact": "contacts",
+    "deal": "deals",
+    "ticket": "tickets",
+    "call": "calls",
+    "email": "emails",
+    "meeting": "meetings",
+    "meeting_event": "meetings",
+    "note": "notes",
+    "task": "tasks",
+    "feedback_submission": "feedback_submissions",
+}
+
+
+def object_type_of(name: str) -> str | None:
+    """Our object type (``deals``) for any name HubSpot uses: ``deal``, ``DEAL``, ``0-3``."""
+    text = str(name).strip()
+    if text in OBJECT_TYPE_IDS:
+        return OBJECT_TYPE_IDS[text]
+    lower = text.lower()
+    if lower in OBJECTS:
+        return lower
+    return _SINGULAR.get(lower)
+
 
 _TIME_FIELDS = {
     "customer_since",
@@ -151,6 +199,8 @@ class HubSpotMapper:
         self.source = source
         self.deal_stage_status: dict[str, str] = {}
         self.ticket_stage_status: dict[str, str] = {}
+        self.pipelines_learned: set[str] = set()
+        """Object types whose pipelines have been read (deals, tickets)."""
         overrides = mapping.fields.model_dump()
         self.fields: dict[str, dict[str, str]] = {}
         for object_type, spec in OBJECTS.items():
@@ -160,7 +210,12 @@ class HubSpotMapper:
 
     # ------------------------------------------------------------ pipelines
     def learn_pipelines(self, object_type: str, pipelines: Iterable[Mapping[str, Any]]) -> None:
-        """Read the stage flags (closed, won) of every pipeline."""
+        """Read the stage flags (closed, won) of every pipeline (replacing what was known)."""
+        if object_type == "deals":
+            self.deal_stage_status = {}
+        else:
+            self.ticket_stage_status = {}
+        self.pipelines_learned.add(object_type)
         for pipeline in pipelines:
             for stage in pipeline.get("stages", []):
                 meta = stage.get("metadata") or {}
@@ -171,6 +226,17 @@ class HubSpotMapper:
                     self.deal_stage_status[str(stage["id"])] = status
                 else:
                     self.ticket_stage_status[str(stage["id"])] = "closed" if closed else "open"
+
+    def unknown_stages(self, object_type: str, records: Iterable[Mapping[str, Any]]) -> set[str]:
+        """Stages named by these records that no pipeline read so far has (a new stage)."""
+        if object_type == "deals":
+            prop, known = "dealstage", self.deal_stage_status
+        elif object_type == "tickets":
+            prop, known = "hs_pipeline_stage", self.ticket_stage_status
+        else:
+            return set()
+        stages = {str((r.get("properties") or {}).get(prop) or "") for r in records}
+        return {s for s in stages if s and s not in known}
 
     # ------------------------------------------------------------ records
     def properties(self, object_type: str) -> list[str]:
@@ -196,8 +262,18 @@ class HubSpotMapper:
             raise DataError("no last-modified time", where=f"{object_type} {record.get('id')}")
         return ms
 
-    def event(self, object_type: str, record: Mapping[str, Any]) -> Event:
-        """The canonical upsert for one record (a delete if it is outside the mapped scope)."""
+    def account_from_associations(self, object_type: str) -> bool:
+        """Whether this type's ``account_id`` comes from its company associations (engagements
+        carry no company property) rather than from a property."""
+        return OBJECTS[object_type].canonical == "activity" and (
+            "account_id" not in self.fields[object_type]
+        )
+
+    def event(
+        self, object_type: str, record: Mapping[str, Any], *, account_id: str | None = None
+    ) -> Event:
+        """The canonical upsert for one record (a delete if it is outside the mapped scope).
+        ``account_id`` is the company found through associations, where that is the source."""
         rid = str(record.get("id"))
         spec = OBJECTS[object_type]
         props: Mapping[str, Any] = record.get("properties") or {}
@@ -219,6 +295,8 @@ class HubSpotMapper:
                     if name in _TIME_FIELDS
                     else (None if value in ("", None) else value)
                 )
+            if self.account_from_associations(object_type):
+                fields["account_id"] = account_id
             if object_type == "deals":
                 stage = props.get("dealstage")
                 status = m.deal_stages.get(str(stage)) or self.deal_stage_status.get(
@@ -265,12 +343,21 @@ class HubSpotMapper:
             raise DataError(str(exc).splitlines()[0], where=where) from None
 
     def delete(self, object_type: str, record: Mapping[str, Any]) -> Event:
+        """The delete for an archived record, versioned after its last change."""
         rid = str(record.get("id"))
-        ms = to_ms(record.get("archivedAt")) or self.version(object_type, record)
+        archived = to_ms(record.get("archivedAt")) or 0
+        props = record.get("properties") or {}
+        modified = to_ms(props.get(OBJECTS[object_type].modified)) or to_ms(record.get("updatedAt"))
+        ms = max(archived, modified or 0)
+        if ms <= 0:
+            raise DataError("no archive or last-modified time", where=f"{object_type} {rid}")
+        return self.delete_event(object_type, rid, ms)
+
+    def delete_event(self, object_type: str, rid: str, version: int) -> Event:
         return Event(
             source=self.source,
             object=OBJECTS[object_type].canonical,
             id=rid,
             op="delete",
-            version=ms,
+            version=version,
         )

@@ -1,4 +1,9 @@
-"""HubSpot under the conformance suite: the real hubspot-api-client over HTTPS to FakeHubSpot."""
+"""HubSpot under the conformance suite: the real hubspot-api-client over HTTPS to FakeHubSpot.
+
+For speed the harness turns off the search API's 5-per-second limit in the fake and the
+client's pacing of it (``test_hubspot.py`` checks both with them on), and lists archived
+records on every poll (``archived_every=0``) so that deletes show at once.
+"""
 
 from __future__ import annotations
 
@@ -95,12 +100,18 @@ def settings(server: FakeServer, ca: TestCA, **extra: Any) -> HubSpotSettings:
 
 
 @contextlib.asynccontextmanager
-async def make_harness(**extra: Any) -> AsyncIterator[HubSpotHarness]:
+async def make_harness(
+    *, options: dict[str, Any] | None = None, search_limit: bool = False, **extra: Any
+) -> AsyncIterator[HubSpotHarness]:
     ca = TestCA()
     fake = FakeHubSpot(TOKEN, app_secret=APP_SECRET)
     fake.add_property("deals", FIELD)
+    if not search_limit:
+        fake.search_per_second = None
+    opts: dict[str, Any] = {"archived_every": 0.0, "search_per_second": None}
+    opts.update(options or {})
     with FakeServer(fake.app(), ca=ca) as server:
-        connector = HubSpotConnector("hubspot", settings(server, ca, **extra))
+        connector = HubSpotConnector("hubspot", settings(server, ca, **extra), **opts)
         try:
             yield HubSpotHarness(fake, server, connector)
         finally:
