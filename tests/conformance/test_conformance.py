@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from crm_pulse.connectors.protocols import Cursor, FieldWrite, Page
+from crm_pulse.connectors.protocols import FieldWrite
 from crm_pulse.errors import RateLimited, Unauthorized
 from crm_pulse.metrics.events import Event
 
+from ..connectors.pages import drain as _drain
 from .harness import Harness
 
 CONNECTORS = Path(__file__).resolve().parent.parent / "connectors"
@@ -34,15 +35,6 @@ def _harness_modules() -> list[Any]:
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     async with request.param.make_harness() as h:
         yield h
-
-
-async def _drain(pages: AsyncIterator[Page]) -> tuple[list[Event], Cursor | None]:
-    events: list[Event] = []
-    cursor: Cursor | None = None
-    async for page in pages:
-        events.extend(page.events)
-        cursor = page.cursor
-    return events, cursor
 
 
 def _deals(events: list[Event]) -> list[Event]:

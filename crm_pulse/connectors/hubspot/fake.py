@@ -90,7 +90,11 @@ def _uri_for_signature(uri: str) -> str:
 
 
 def v3_signature(secret: str, method: str, uri: str, body: bytes, timestamp_ms: int) -> str:
-    """base64(HMAC-SHA256(secret, method + decoded uri + body + timestamp))."""
+    """base64(HMAC-SHA256(secret, method + decoded uri + body + timestamp)).
+
+    Written again here on purpose, from HubSpot's documentation, rather than imported from
+    the connector: the fake signs as HubSpot does, so a mistake in the connector's check fails
+    the tests instead of being shared by both sides."""
     message = (
         method.upper().encode()
         + _uri_for_signature(uri).encode()

@@ -87,43 +87,10 @@ class FaustPipeline:
             broker_commit_interval=1.0,
             stream_wait_empty=False,
         )
-        prefix = settings.app_id
-        self.events = self.app.topic(
-            f"{prefix}-events",
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-            internal=True,  # Faust creates it with these partitions at start
-        )
-        self.deltas = self.app.topic(
-            f"{prefix}-deltas",
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-            internal=True,  # Faust creates it with these partitions at start
-        )
-        self.values = self.app.topic(
-            f"{prefix}-values",
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-            internal=True,  # Faust creates it with these partitions at start
-        )
-        self.dead = self.app.topic(
-            f"{prefix}-dead-letters",
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=1,
-            internal=True,
-        )
+        self.events = self._topic("events", settings.partitions)
+        self.deltas = self._topic("deltas", settings.partitions)
+        self.values = self._topic("values", settings.partitions)
+        self.dead = self._topic("dead-letters", 1)
         self.record_table = self.app.Table(
             "records", key_type=str, value_type=bytes, partitions=settings.partitions
         )
@@ -151,6 +118,18 @@ class FaustPipeline:
         }
         self.debounce = max(0.05, deployment.runtime.debounce)
         self._register()
+
+    def _topic(self, suffix: str, partitions: int) -> Any:
+        """A topic of raw bytes that Faust creates with these partitions at start."""
+        return self.app.topic(
+            f"{self.app.conf.id}-{suffix}",
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
+            internal=True,
+        )
 
     def _build_sinks(self) -> dict[str, Any]:
         from ..runtime import build_connectors

@@ -17,15 +17,8 @@ from crm_pulse.metrics import Engine, build_catalog
 from crm_pulse.metrics.events import Event
 from crm_pulse.streams.runtime import EmbeddedRuntime
 
+from ..pages import drain
 from .harness import APP_SECRET, FIELD, TOKEN, HubSpotHarness, make_harness
-
-
-async def drain(pages: Any) -> tuple[list[Event], Any]:
-    events, cursor = [], None
-    async for page in pages:
-        events.extend(page.events)
-        cursor = page.cursor
-    return events, cursor
 
 
 async def test_more_than_10000_changed_records_are_all_read() -> None:

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from crm_pulse.connectors.protocols import FieldWrite
-from crm_pulse.metrics.events import Event
 
+from ..pages import drain
 from .harness import FIELD, make_harness
-
-
-async def drain(pages: Any) -> tuple[list[Event], Any]:
-    events: list[Event] = []
-    cursor = None
-    async for page in pages:
-        events.extend(page.events)
-        cursor = page.cursor
-    return events, cursor
 
 
 async def test_every_object_type_maps_to_its_canonical_object() -> None:

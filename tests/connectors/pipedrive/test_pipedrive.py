@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,15 +14,8 @@ from crm_pulse.metrics import Engine, build_catalog
 from crm_pulse.metrics.events import Event
 from crm_pulse.streams.runtime import EmbeddedRuntime
 
+from ..pages import drain
 from .harness import FIELD, HOOK_PASSWORD, TOKEN, make_harness
-
-
-async def drain(pages: Any) -> tuple[list[Event], Any]:
-    events, cursor = [], None
-    async for page in pages:
-        events.extend(page.events)
-        cursor = page.cursor
-    return events, cursor
 
 
 async def test_mapping_status_times_custom_type_by_name_archived_and_deleted() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from crm_pulse.config import load_config_text
-from crm_pulse.connectors.protocols import Cursor, FieldSpec, FieldWrite, Page, WebhookRequest
+from crm_pulse.connectors.protocols import Cursor, FieldSpec, FieldWrite, WebhookRequest
 from crm_pulse.connectors.salesforce import SalesforceConnector
 from crm_pulse.connectors.salesforce.fake import FakeSalesforce, sf_time
 from crm_pulse.connectors.salesforce.webhooks import ACK, ACK_CONTENT_TYPE
@@ -23,18 +22,10 @@ from crm_pulse.errors import DataError, FatalError, RateLimited, Unauthorized
 from crm_pulse.metrics import Engine, build_catalog
 from crm_pulse.metrics.events import Event
 
+from ..pages import drain
 from .harness import FIELD, ORG_ID, SECRET, SESSION, SalesforceHarness, make_harness
 
 OWNER = "005000000000901AAA"
-
-
-async def drain(pages: AsyncIterator[Page]) -> tuple[list[Event], Cursor | None]:
-    events: list[Event] = []
-    cursor: Cursor | None = None
-    async for page in pages:
-        events.extend(page.events)
-        cursor = page.cursor
-    return events, cursor
 
 
 def by_id(events: list[Event]) -> dict[str, Event]:
