@@ -1,4 +1,4 @@
-"""Sandbox CRMs: the local fakes of HubSpot and Pipedrive, seeded with a realistic company.
+"""Sandbox CRMs: the local fakes of HubSpot, Pipedrive and Salesforce, seeded with a company.
 
 :class:`Sandbox` starts FakeHubSpot (HTTPS, with a throw-away CA) and FakePipedrive on
 127.0.0.1, fills them with a year of one reproducible company (accounts, contacts, deals
@@ -20,8 +20,10 @@ from typing import Any
 
 import aiohttp
 
+from ..metrics.events import Event
 from .hubspot.fake import FakeHubSpot, iso_ms
 from .pipedrive.fake import FakePipedrive
+from .salesforce.fake import FakeSalesforce
 from .testing import FakeServer, TestCA
 
 __all__ = ["HOME_COMPANY", "HOME_ORGANIZATION", "Sandbox", "SandboxStats"]
@@ -42,7 +44,7 @@ class SandboxStats:
 
 
 class Sandbox:
-    """Both fakes, seeded; serve them with :meth:`start` and stop with :meth:`stop`."""
+    """The three fakes, seeded; serve them with :meth:`start` and stop with :meth:`stop`."""
 
     def __init__(self, seed: int = 7, now_ms: int | None = None) -> None:
         self.rng = random.Random(seed)
@@ -52,8 +54,11 @@ class Sandbox:
         self.pipedrive = FakePipedrive(
             "demo-pipedrive-token", webhook_password="demo-pipedrive-hook"
         )
+        self.salesforce = FakeSalesforce(session_id="00Ddemo!salesforce-session")
         self._hs_server = FakeServer(self.hubspot.app(), ca=self.ca)
         self._pd_server = FakeServer(self.pipedrive.app())
+        self._sf_server = FakeServer(self.salesforce.app(), ca=self.ca)
+        self.sf_home = ""
         self.stats = SandboxStats()
         self.companies: list[str] = []
         self.open_deals: list[str] = []
@@ -64,11 +69,13 @@ class Sandbox:
     def start(self) -> Sandbox:
         self._hs_server.start()
         self._pd_server.start()
+        self._sf_server.start()
         return self
 
     def stop(self) -> None:
         self._hs_server.stop()
         self._pd_server.stop()
+        self._sf_server.stop()
 
     def environment(self, state_path: str, port: int) -> dict[str, str]:
         return {
@@ -79,6 +86,9 @@ class Sandbox:
             "DEMO_PIPEDRIVE_URL": self._pd_server.url,
             "DEMO_PIPEDRIVE_TOKEN": self.pipedrive.token,
             "DEMO_PIPEDRIVE_WEBHOOK_PASSWORD": self.pipedrive.webhook_password,
+            "DEMO_SALESFORCE_URL": self._sf_server.url,
+            "DEMO_SALESFORCE_SESSION": self.salesforce.session_id,
+            "DEMO_SALESFORCE_HOME": self.sf_home,
             "DEMO_STATE": state_path,
             "DEMO_LISTEN": f"127.0.0.1:{port}",
         }
@@ -230,6 +240,55 @@ class Sandbox:
             rid = pd.create("deals", data, at=(closed if status != "open" else created) // 1000)
             if status == "open":
                 self.pd_open.append(rid)
+        self._seed_salesforce()
+
+    def _seed_salesforce(self) -> None:
+        """A third team on Salesforce: accounts and opportunities, through canonical events."""
+        rng = self.rng
+        self.salesforce.add_field("Account", "Won_Revenue_QTD__c", "currency")
+        self.salesforce.add_field("Account", "Win_Rate_QTD__c", "percent")
+        self.sf_home = self.salesforce.create("Account", {"Name": "Demo Inc (company-wide values)"})
+        events: list[Event] = []
+        for i in range(6):
+            events.append(
+                Event(
+                    source="salesforce",
+                    object="account",
+                    id=f"sa{i}",
+                    op="upsert",
+                    version=1,
+                    fields={
+                        "owner_id": "sf-rep",
+                        "domain": f"sf{i}.test",
+                        "created_at": iso_ms(self._ago(300)),
+                    },
+                )
+            )
+        for i in range(50):
+            created = self._ago(rng.uniform(3, 200))
+            status = rng.choice(["won", "lost", "open"])
+            closed = min(self.now_ms - 86_400_000, created + int(rng.uniform(3, 40) * DAY))
+            events.append(
+                Event(
+                    source="salesforce",
+                    object="deal",
+                    id=f"so{i}",
+                    op="upsert",
+                    version=1,
+                    fields={
+                        "owner_id": rng.choice(["sf-rep", "sf-rep-2"]),
+                        "stage": "Prospecting"
+                        if status == "open"
+                        else ("Closed Won" if status == "won" else "Closed Lost"),
+                        "status": status,
+                        "type": "new",
+                        "amount": str(rng.randrange(20, 300) * 100),
+                        "created_at": iso_ms(created),
+                        "closed_at": None if status == "open" else iso_ms(closed),
+                    },
+                )
+            )
+        self.salesforce.seed_canonical(events)
 
     # ------------------------------------------------------------ live changes
     async def live_change(self, session: aiohttp.ClientSession, runtime_url: str) -> None:

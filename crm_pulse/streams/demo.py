@@ -59,7 +59,11 @@ def sandbox_values(
     out: dict[tuple[str, str, str, str], Any] = {}
     for rule in deployment.writeback:
         t = rule.target
-        if t.connector == "hubspot":
+        if t.connector == "salesforce":
+            for rid, row in sandbox.salesforce.records.get(t.object, {}).items():
+                if row.get(t.field) is not None:
+                    out[("salesforce", t.object, rid, t.field)] = float(row[t.field])
+        elif t.connector == "hubspot":
             for rid, record in sandbox.hubspot.records[t.object].items():
                 if t.field in record.properties:
                     value = record.properties[t.field]
