@@ -127,7 +127,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         asyncio.run(commands.dry_run(deployment, out))
         return 0
     if deployment.runtime.kind == "faust":
-        return cmd_worker(args, out, err)
+        from .streams.faust import run_worker
+
+        run_worker(deployment, edge=True)
+        return 0
     from .streams.logs import configure_logging, secret_values
 
     rt = deployment.runtime

@@ -90,7 +90,7 @@ def history(rng: random.Random, n: int) -> list[dict[str, Any]]:
 
 
 def expected(config: Path, events: list[dict[str, Any]]) -> dict[tuple[str, str, str], Any]:
-    deployment = load_config(config)
+    deployment = load_config(config, resolve_secrets=False)
     engine = Engine(deployment.catalog(), windows=deployment.window_specs())
     engine.apply_all(Event.model_validate(e) for e in events)
     now = int(time.time() * 1000)
@@ -232,5 +232,58 @@ def test_c_poison_messages_go_to_the_dead_letter_topic(kafka: str, tmp_path: Pat
         assert len(letters) == 2
         assert all(x["reason"].startswith("not a canonical event") for x in letters)
         assert any("id" in x["reason"] for x in letters)
+    finally:
+        d.stop()
+
+
+def test_d_the_edge_takes_signed_webhooks_into_kafka(kafka: str, tmp_path: Path) -> None:
+    """``crm-pulse run`` with kind: faust also serves the ingress and forwards it to Kafka."""
+    import socket
+    import urllib.request
+
+    from crm_pulse.connectors.events import sign
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = Deployment(tmp_path, kafka)
+    text = (
+        d.config.read_text()
+        .replace("connectors:\n", 'connectors:\n  - events: {secret: "${INGRESS_SECRET}"}\n')
+        .replace(
+            "  kind: faust\n",
+            f'  kind: faust\n  listen: "127.0.0.1:{port}"\n  state_path: "{tmp_path / "edge.sqlite"}"\n',
+        )
+    )
+    d.config.write_text(text)
+    events = history(random.Random(4), 300)
+    env = {**os.environ, "INGRESS_SECRET": "edge-secret-0123456789"}
+    log = (tmp_path / "worker0.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crm_pulse.cli", "run", "--config", str(d.config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    d.workers.append(proc)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, d.logs()
+                time.sleep(0.3)
+        for start in range(0, len(events), 50):
+            body = json.dumps(events[start : start + 50]).encode()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/events",
+                data=body,
+                headers=sign("edge-secret-0123456789", body),
+            )
+            with urllib.request.urlopen(request, timeout=10) as r:
+                assert r.status == 200
+        d.wait_for(expected(d.config, events))
     finally:
         d.stop()

@@ -47,12 +47,26 @@ async def ensure_topics(pipeline: FaustPipeline) -> list[str]:
     return created
 
 
-def run_worker(deployment: Deployment, *, loglevel: str = "warning", **kwargs: Any) -> None:
-    """Start a worker in this process (``crm-pulse worker`` / ``run`` with ``kind: faust``)."""
+def run_worker(
+    deployment: Deployment, *, edge: bool = False, loglevel: str = "warning", **kwargs: Any
+) -> None:
+    """Start a worker in this process. ``crm-pulse worker``: the stream processing only;
+    ``crm-pulse run`` with ``kind: faust`` (``edge=True``): also the HTTP server (webhooks,
+    ingress, status) and the pollers, forwarding into Kafka (:class:`~.edge.EdgeRuntime`).
+    Run one edge and as many workers as there are partitions to share."""
     import asyncio
 
     import faust
 
     pipeline = FaustPipeline(deployment, **kwargs)
     asyncio.run(ensure_topics(pipeline))
+    if edge:
+        from ..http import serve_runtime
+        from .edge import EdgeRuntime
+
+        async def run_edge() -> None:
+            runtime = EdgeRuntime(deployment)
+            await runtime.run(asyncio.Event(), serve=serve_runtime)
+
+        pipeline.app.task(run_edge)
     faust.Worker(pipeline.app, loglevel=loglevel, quiet=True).execute_from_commandline()
