@@ -558,7 +558,8 @@ class PipedriveMapping(ConfigModel):
     customer_since_field: str | None = Field(
         default=None,
         description="Organization field (by name) holding the date it became a customer; "
-        "default: the close time of its first won deal.",
+        "without it organizations carry no customer_since (deriving it from the first won "
+        "deal is not implemented yet).",
     )
     churned_at_field: str | None = Field(
         default=None, description="Organization field (by name) holding the churn date."
