@@ -29,7 +29,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import faust
@@ -46,6 +46,9 @@ from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
 from .stores import BufferedStore, TableStore
 
 __all__ = ["FaustPipeline", "create_app", "event_key", "target_key"]
+
+BATCH = 500
+BATCH_WINDOW = 0.05  # seconds an agent waits to fill a batch
 
 log = logging.getLogger("crm_pulse.faust")
 
@@ -146,7 +149,7 @@ class FaustPipeline:
         app.agent(self.values, name="writer", concurrency=1)(self._writer)
         app.timer(interval=max(1.0, self.deployment.runtime.tick), name="time")(self._tick)
 
-    async def _dead_letter(self, reason: str, message: Any) -> None:
+    async def _dead_letter(self, reason: str, message: Any) -> Any:
         payload = {
             "reason": reason,
             "topic": message.topic,
@@ -154,45 +157,66 @@ class FaustPipeline:
             "offset": message.offset,
             "value": (message.value or b"").decode("utf-8", "replace")[:10_000],
         }
-        await (await self.dead.send(key=message.key, value=json.dumps(payload).encode()))
+        future = await self.dead.send(key=message.key, value=json.dumps(payload).encode())
         log.warning(
-            "message moved to the dead letters", extra={"reason": reason, "offset": message.offset}
+            "message moved to the dead letters: %s", reason, extra={"offset": message.offset}
         )
+        return future
+
+    @staticmethod
+    def _by_partition(batch: Sequence[Any]) -> list[list[Any]]:
+        parts: dict[int, list[Any]] = {}
+        for event in batch:
+            parts.setdefault(event.message.partition, []).append(event)
+        return list(parts.values())
 
     async def _records(self, stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                canonical = Event.model_validate_json(event.value)
-            except (ValidationError, ValueError) as exc:
-                await self._dead_letter(
-                    f"not a canonical event: {str(exc).splitlines()[0]}", event.message
-                )
-                continue
-            deltas = self.record_engine.record_deltas(canonical)
-            if deltas:
-                by_group: dict[Group, list[Delta]] = {}
-                for delta in deltas:
-                    by_group.setdefault(Engine.delta_group(delta), []).append(delta)
-                record = "/".join(canonical.key)
-                sent = []
-                for group, items in by_group.items():
-                    body = _dumps({"record": record, "version": canonical.version, "deltas": items})
-                    sent.append(await self.deltas.send(key=repr(group).encode(), value=body))
-                for future in sent:
-                    await future  # acknowledged by Kafka before the state moves on
+        """Phase 1 in batches: deltas out (acknowledged), then the record states."""
+        async for batch in stream.take_events(BATCH, within=BATCH_WINDOW):
+            sent = []
+            for part in self._by_partition(batch):
+                for event in part:
+                    try:
+                        canonical = Event.model_validate_json(event.value)
+                    except (ValidationError, ValueError) as exc:
+                        reason = f"not a canonical event: {str(exc).splitlines()[0]}"
+                        sent.append(await self._dead_letter(reason, event.message))
+                        continue
+                    deltas = self.record_engine.record_deltas(canonical)
+                    if not deltas:
+                        continue
+                    by_group: dict[Group, list[Delta]] = {}
+                    for delta in deltas:
+                        by_group.setdefault(Engine.delta_group(delta), []).append(delta)
+                    record = "/".join(canonical.key)
+                    for group, items in by_group.items():
+                        body = _dumps(
+                            {"record": record, "version": canonical.version, "deltas": items}
+                        )
+                        sent.append(await self.deltas.send(key=repr(group).encode(), value=body))
+                self.record_store.stage(part[-1])
+            for future in sent:
+                await future  # acknowledged by Kafka before the state moves on
             self.record_store.commit()
 
     async def _aggregates(self, stream: Any) -> None:
-        async for event in stream.events():
-            payload = _loads(event.value)
-            group_key = ("s", event.key.decode(), payload["record"])
-            last = self.aggregate_store.get(group_key)
-            if last is not None and payload["version"] <= last:
-                continue  # a repeat after a restart: already applied
-            self.aggregate_engine.apply_deltas(payload["deltas"])
-            self.aggregate_store.put(group_key, payload["version"])
+        """Phase 2 in batches: values out (acknowledged), then the buckets."""
+        async for batch in stream.take_events(BATCH, within=BATCH_WINDOW):
             now = int(time.time() * 1000)
-            await self._publish(self.planner.plan(self.aggregate_engine.changes(now), now))
+            writes: list[FieldWrite] = []
+            for part in self._by_partition(batch):
+                for event in part:
+                    payload = _loads(event.value)
+                    seen_key = ("s", event.key.decode(), payload["record"])
+                    last = self.aggregate_store.get(seen_key)
+                    if last is not None and payload["version"] <= last:
+                        continue  # a repeat after a restart: already applied
+                    self.aggregate_engine.apply_deltas(payload["deltas"])
+                    self.aggregate_store.put(seen_key, payload["version"])
+                # the groups of one partition: their reported values live in that partition
+                writes.extend(self.planner.plan(self.aggregate_engine.changes(now), now))
+                self.aggregate_store.stage(part[-1])
+            await self._publish(writes)
             self.aggregate_store.commit()
 
     async def _publish(self, writes: Iterable[FieldWrite]) -> None:
