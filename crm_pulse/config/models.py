@@ -558,8 +558,7 @@ class PipedriveMapping(ConfigModel):
     customer_since_field: str | None = Field(
         default=None,
         description="Organization field (by name) holding the date it became a customer; "
-        "without it organizations carry no customer_since (deriving it from the first won "
-        "deal is not implemented yet).",
+        "default: the won time of its first won deal.",
     )
     churned_at_field: str | None = Field(
         default=None, description="Organization field (by name) holding the churn date."

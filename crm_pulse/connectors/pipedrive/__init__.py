@@ -48,6 +48,7 @@ class PipedriveConnector(Connector):
         self.receiver = PipedriveReceiver(
             self.client, self.mapper, self.keys, settings.webhook_user, password, path=path
         )
+        self.receiver.read_organizations = "organizations" in settings.objects
         self.sink = PipedriveSink(self.client, self.keys)
         self.provisioner = PipedriveProvisioner(self.client, self.keys)
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from ...config.models import PipedriveSettings
-from ...errors import RateLimited, RetriableError
+from ...errors import RateLimited, RetriableError, SkippableError
 from .errors import translate, translate_status
 
 __all__ = ["COSTS", "PipedriveClient", "TokenBudget"]
@@ -154,8 +154,34 @@ class PipedriveClient:
             if not cursor:
                 return
 
+    async def org_deal_history(self, org_id: str) -> tuple[str | None, str | None]:
+        """(earliest won_time, latest update_time) over the organization's deals, deleted ones
+        included: when it became a customer, and a version that moves when that can change."""
+        first_won: str | None = None
+        latest: str | None = None
+        params = {"org_id": org_id, "status": "open,won,lost,deleted"}
+        async for deals in self.pages("/api/v2/deals", params):
+            for deal in deals:
+                updated = deal.get("update_time")
+                if updated and (latest is None or str(updated) > latest):
+                    latest = str(updated)
+                won = deal.get("won_time")
+                if (
+                    deal.get("status") == "won"
+                    and won
+                    and (first_won is None or str(won) < first_won)
+                ):
+                    first_won = str(won)
+        return first_won, latest
+
     async def get(self, entity: str, rid: str) -> dict[str, Any] | None:
-        data = await self.request("GET", f"/api/v2/{entity}/{rid}", "get")
+        """One record, or None when Pipedrive says it does not exist (404)."""
+        try:
+            data = await self.request("GET", f"/api/v2/{entity}/{rid}", "get")
+        except SkippableError as exc:
+            if " 404 " in f" {exc} ":
+                return None
+            raise
         item = data.get("data")
         return dict(item) if isinstance(item, dict) else None
 

@@ -290,6 +290,9 @@ class FakePipedrive:
         entity = self._entity(request)
         with self._lock:
             rows = list(self.records[entity].values())
+            org = request.query.get("org_id")
+            if org is not None:
+                rows = [r for r in rows if str(r.get("org_id")) == org]
             if entity == "deals":
                 status = request.query.get("status")
                 wanted = set(status.split(",")) if status else {"open", "won", "lost"}

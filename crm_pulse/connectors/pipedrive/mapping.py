@@ -142,6 +142,32 @@ class PipedriveMapper:
             raise DataError("no update_time", where=f"Pipedrive record {record.get('id')}")
         return ms
 
+    @property
+    def derives_customer_since(self) -> bool:
+        """Without a configured field, an organization is a customer from its first won deal."""
+        return self.mapping.customer_since_field is None
+
+    async def organization_event(self, client: PipedriveClient, record: Mapping[str, Any]) -> Event:
+        """An organization, with customer_since from its first won deal when no field says it;
+        its version is the latest change of the organization or of any of its deals, so a deal
+        won later re-states the organization."""
+        if not self.derives_customer_since:
+            return self.event("organizations", record)
+        first_won, latest = await client.org_deal_history(str(record.get("id")))
+        version = max(self.version(record), to_ms(latest) or 0)
+        event = self.event("organizations", record, version=version)
+        if event.op == "delete":
+            return event
+        fields = {**event.fields, "customer_since": to_iso(first_won)}
+        return Event(
+            source=event.source,
+            object=event.object,
+            id=event.id,
+            op="upsert",
+            version=version,
+            fields=fields,
+        )
+
     def event(self, entity: str, record: Mapping[str, Any], version: int | None = None) -> Event:
         rid = str(record.get("id"))
         where = f"Pipedrive {entity} {rid}"

@@ -61,8 +61,20 @@ class PipedriveSource:
                 log.warning("Pipedrive record not mapped", extra={"reason": str(exc)})
         return out
 
+    async def _organizations(self, records: Sequence[dict[str, Any]]) -> list[Event]:
+        out = []
+        for r in records:
+            try:
+                out.append(await self.mapper.organization_event(self.client, r))
+            except DataError as exc:
+                self.skipped.append(str(exc))
+                log.warning("Pipedrive record not mapped", extra={"reason": str(exc)})
+        return out
+
     async def _run(self, cursor: Cursor | None, *, backfill: bool) -> AsyncIterator[Page]:
         current: dict[str, Any] = dict(cursor or {})
+        touched: set[str] = set()  # organizations whose deals changed in this pass
+        derive = "organizations" in self.entities and self.mapper.derives_customer_since
         for entity in self.entities:
             await self.keys.load(entity)
             state = dict(current.get(entity) or {})
@@ -86,10 +98,24 @@ class PipedriveSource:
                             newest = max(newest, self.mapper.version(r))
                     state["t"] = newest
                     current = {**current, entity: dict(state)}
-                    yield Page(self._events(entity, records), current)
+                    if entity == "deals" and derive:
+                        touched.update(str(r["org_id"]) for r in records if r.get("org_id"))
+                    if entity == "organizations" and derive:
+                        touched.difference_update(str(r.get("id")) for r in records)
+                        yield Page(await self._organizations(records), current)
+                    else:
+                        yield Page(self._events(entity, records), current)
+            if entity == "organizations" and derive and touched:
+                # a deal won (or lost, or deleted) changes when its organization became a customer
+                orgs = [o for o in (await self._fetch_orgs(sorted(touched))) if o is not None]
+                touched.clear()
+                yield Page(await self._organizations(orgs), current)
             state["t"] = newest
             current = {**current, entity: dict(state)}
             yield Page([], current)
+
+    async def _fetch_orgs(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        return [await self.client.get("organizations", i) for i in ids]
 
     def backfill(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         return self._run(cursor, backfill=True)

@@ -53,6 +53,7 @@ class PipedriveReceiver:
         )
         self.path = path
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self.read_organizations = True
 
     def verify(self, request: WebhookRequest) -> None:
         if self._expected is None:
@@ -104,7 +105,17 @@ class PipedriveReceiver:
             ]
         else:
             record = data.get("data") or await self.client.get(entity, rid)
-            events = [] if record is None else [self.mapper.event(entity, record)]
+            if record is None:
+                events = []
+            elif entity == "organizations":
+                events = [await self.mapper.organization_event(self.client, record)]
+            else:
+                events = [self.mapper.event(entity, record)]
+                org = record.get("org_id") if entity == "deals" else None
+                if org and self.mapper.derives_customer_since and self.read_organizations:
+                    found = await self.client.get("organizations", str(org))
+                    if found is not None:
+                        events.append(await self.mapper.organization_event(self.client, found))
         if event_id:
             self._seen[event_id] = None
             while len(self._seen) > 10_000:

@@ -211,3 +211,40 @@ runtime: {{state_path: "{tmp_path / "s.sqlite"}", debounce: 0s}}
             float(want[("won_revenue", month)])
         )
         await rt.close()
+
+
+async def test_customer_since_is_the_first_won_deal_and_follows_its_deals() -> None:
+    async with make_harness() as h:
+        org = h.fake.create("organizations", {"name": "ACME"})
+        first = h.fake.create(
+            "deals",
+            {"value": 10, "status": "won", "won_time": "2026-03-02 10:00:00", "org_id": int(org)},
+        )
+        h.fake.create(
+            "deals",
+            {"value": 20, "status": "won", "won_time": "2026-05-01 10:00:00", "org_id": int(org)},
+        )
+        h.fake.create(
+            "deals",
+            {"value": 30, "status": "lost", "lost_time": "2026-01-01 10:00:00", "org_id": int(org)},
+        )
+        events, cursor = await drain(h.connector.source.backfill(None))
+        (account,) = [e for e in events if e.object == "account" and e.id == org]
+        assert account.fields["customer_since"] == "2026-03-02T10:00:00Z"
+        # the first won deal is deleted: the organization is re-stated without touching it
+        h.fake.delete("deals", first)
+        events, _ = await drain(h.connector.source.poll(cursor))
+        restated = [e for e in events if e.object == "account" and e.id == org]
+        assert restated and restated[-1].version > account.version
+        assert restated[-1].fields["customer_since"] == "2026-05-01T10:00:00Z"
+        # a deal won through a webhook re-states its organization too
+        newer = h.fake.create(
+            "deals",
+            {"value": 5, "status": "won", "won_time": "2026-02-01 09:00:00", "org_id": int(org)},
+        )
+        headers, body = h.fake.webhook("change", "deals", newer)
+        request = WebhookRequest("POST", "http://x/webhooks/pipedrive", headers, body, 0)
+        h.connector.receiver.verify(request)
+        parsed = await h.connector.receiver.parse(request)
+        (org_event,) = [e for e in parsed if e.object == "account"]
+        assert org_event.fields["customer_since"] == "2026-02-01T09:00:00Z"
