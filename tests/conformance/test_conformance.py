@@ -14,7 +14,7 @@ from crm_pulse.connectors.protocols import FieldWrite
 from crm_pulse.errors import RateLimited, Unauthorized
 from crm_pulse.metrics.events import Event
 
-from ..connectors.pages import drain as _drain
+from ..connectors.helpers import drain as _drain
 from .harness import Harness
 
 CONNECTORS = Path(__file__).resolve().parent.parent / "connectors"

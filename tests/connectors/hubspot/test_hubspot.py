@@ -17,7 +17,7 @@ from crm_pulse.metrics import Engine, build_catalog
 from crm_pulse.metrics.events import Event
 from crm_pulse.streams.runtime import EmbeddedRuntime
 
-from ..pages import drain
+from ..helpers import drain, write_through_outbox
 from .harness import APP_SECRET, FIELD, TOKEN, HubSpotHarness, make_harness
 
 
@@ -212,27 +212,15 @@ async def test_batch_update_207_reports_each_record() -> None:
 
 
 async def test_a_429_storm_delays_writes_but_loses_none(tmp_path: Path) -> None:
-    from crm_pulse.streams.database import Database
-    from crm_pulse.streams.writeback import Backoff, SQLiteOutbox, Writer
-
     async with make_harness() as h:
         ids = h.seed_deals(150)
-        db = Database(tmp_path / "s.sqlite")
-        clock = [1000.0]
         writes = [FieldWrite("hubspot", "deals", i, FIELD, float(n)) for n, i in enumerate(ids)]
-        db.call(db.transaction(lambda conn: SQLiteOutbox.put(conn, writes, 0, 0)))
-        writer = Writer(
-            "hubspot", h.connector.sink, SQLiteOutbox(db), Backoff(1, 60, 5), clock=lambda: clock[0]
-        )
         h.fake.rate_limit(6, retry_after=10)
-        rounds = 0
-        while db.call(lambda: SQLiteOutbox.depth(db.conn)) and rounds < 50:
-            await writer.flush()
-            clock[0] += 5
-            rounds += 1
-        assert writer.stats.rate_limited == 6 and writer.stats.dead == 0
+        stats, dead = await write_through_outbox(
+            tmp_path / "s.sqlite", "hubspot", h.connector.sink, writes, step=5, rounds=50
+        )
+        assert stats.rate_limited == 6 and stats.dead == 0 and dead == []
         assert all(h.fake.value("deals", i, FIELD) == str(n) for n, i in enumerate(ids))
-        db.close()
 
 
 async def test_own_writes_and_pipeline_edits_change_nothing_canonical() -> None:

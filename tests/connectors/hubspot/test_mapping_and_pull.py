@@ -6,7 +6,7 @@ import pytest
 
 from crm_pulse.connectors.protocols import FieldWrite
 
-from ..pages import drain
+from ..helpers import drain
 from .harness import FIELD, make_harness
 
 

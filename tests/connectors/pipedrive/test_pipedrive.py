@@ -14,7 +14,7 @@ from crm_pulse.metrics import Engine, build_catalog
 from crm_pulse.metrics.events import Event
 from crm_pulse.streams.runtime import EmbeddedRuntime
 
-from ..pages import drain
+from ..helpers import drain, write_through_outbox
 from .harness import FIELD, HOOK_PASSWORD, TOKEN, make_harness
 
 
@@ -109,34 +109,19 @@ async def test_webhooks_credentials_duplicates_reordering_and_merges() -> None:
 
 
 async def test_writeback_under_429s_and_unknown_fields(tmp_path: Path) -> None:
-    from crm_pulse.streams.database import Database
-    from crm_pulse.streams.writeback import Backoff, SQLiteOutbox, Writer
-
     async with make_harness() as h:
         ids = h.seed_deals(60)
-        db = Database(tmp_path / "s.sqlite")
-        clock = [0.0]
         writes = [FieldWrite("pipedrive", "deal", i, FIELD, float(n)) for n, i in enumerate(ids)]
         writes.append(FieldWrite("pipedrive", "deal", ids[0], "No such field", 1.0))
-        db.call(db.transaction(lambda conn: SQLiteOutbox.put(conn, writes, 0, 0)))
-        writer = Writer(
-            "pipedrive",
-            h.connector.sink,
-            SQLiteOutbox(db),
-            Backoff(1, 60, 5),
-            clock=lambda: clock[0],
-        )
         h.fake.rate_limit(3, retry_after=4)
-        for _ in range(40):
-            await writer.flush()
-            clock[0] += 2
-        assert writer.stats.rate_limited >= 1
-        assert all(float(h.fake.custom_value("deals", i, FIELD)) == n for n, i in enumerate(ids))
-        (dead,) = db.call(lambda: SQLiteOutbox.dead_letters(db.conn))
-        assert "No such field" in str(dead["reason"]) and "crm-pulse provision" in str(
-            dead["reason"]
+        stats, dead_letters = await write_through_outbox(
+            tmp_path / "s.sqlite", "pipedrive", h.connector.sink, writes, step=2, rounds=40
         )
-        db.close()
+        assert stats.rate_limited >= 1
+        assert all(float(h.fake.custom_value("deals", i, FIELD)) == n for n, i in enumerate(ids))
+        (dead,) = dead_letters
+        reason = str(dead["reason"])
+        assert "No such field" in reason and "crm-pulse provision" in reason
 
 
 async def test_own_writes_change_nothing_canonical() -> None:

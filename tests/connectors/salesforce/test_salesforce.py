@@ -22,7 +22,7 @@ from crm_pulse.errors import DataError, FatalError, RateLimited, Unauthorized
 from crm_pulse.metrics import Engine, build_catalog
 from crm_pulse.metrics.events import Event
 
-from ..pages import drain
+from ..helpers import drain, write_through_outbox
 from .harness import FIELD, ORG_ID, SECRET, SESSION, SalesforceHarness, make_harness
 
 OWNER = "005000000000901AAA"
@@ -589,34 +589,18 @@ async def test_writes_partial_failures_and_the_client_header() -> None:
 
 
 async def test_limit_exhaustion_and_locked_rows_through_the_writer(tmp_path: Path) -> None:
-    from crm_pulse.streams.database import Database
-    from crm_pulse.streams.writeback import Backoff, SQLiteOutbox, Writer
-
     async with make_harness(objects=["Opportunity"]) as h:
         ids = h.seed_deals(450)
-        db = Database(tmp_path / "s.sqlite")
-        clock = [1000.0]
         writes = [
             FieldWrite("salesforce", "Opportunity", i, FIELD, float(n)) for n, i in enumerate(ids)
         ]
-        db.call(db.transaction(lambda conn: SQLiteOutbox.put(conn, writes, 0, 0)))
-        writer = Writer(
-            "salesforce",
-            h.connector.sink,
-            SQLiteOutbox(db),
-            Backoff(1, 60, 5),
-            clock=lambda: clock[0],
-        )
         h.rate_limit(requests=4, retry_after=30)
         h.fake.lock_rows(ids[:7], times=2)
-        rounds = 0
-        while db.call(lambda: SQLiteOutbox.depth(db.conn)) and rounds < 60:
-            await writer.flush()
-            clock[0] += 31
-            rounds += 1
-        assert writer.stats.rate_limited == 4 and writer.stats.dead == 0
+        stats, dead = await write_through_outbox(
+            tmp_path / "s.sqlite", "salesforce", h.connector.sink, writes, step=31, rounds=60
+        )
+        assert stats.rate_limited == 4 and stats.dead == 0 and dead == []
         assert all(h.fake.value("Opportunity", i, FIELD) == float(n) for n, i in enumerate(ids))
-        db.close()
 
 
 async def test_our_own_writes_change_no_canonical_field() -> None:
