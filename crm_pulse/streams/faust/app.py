@@ -120,6 +120,7 @@ class FaustPipeline:
             for name, sink in self.sinks.items()
         }
         self.debounce = max(0.05, deployment.runtime.debounce)
+        self._aggregate_lock = asyncio.Lock()
         self._register()
 
     def _topic(self, suffix: str, partitions: int) -> Any:
@@ -202,22 +203,26 @@ class FaustPipeline:
     async def _aggregates(self, stream: Any) -> None:
         """Phase 2 in batches: values out (acknowledged), then the buckets."""
         async for batch in stream.take_events(BATCH, within=BATCH_WINDOW):
-            now = int(time.time() * 1000)
-            writes: list[FieldWrite] = []
-            for part in self._by_partition(batch):
-                for event in part:
-                    payload = _loads(event.value)
-                    seen_key = ("s", event.key.decode(), payload["record"])
-                    last = self.aggregate_store.get(seen_key)
-                    if last is not None and payload["version"] <= last:
-                        continue  # a repeat after a restart: already applied
-                    self.aggregate_engine.apply_deltas(payload["deltas"])
-                    self.aggregate_store.put(seen_key, payload["version"])
-                # the groups of one partition: their reported values live in that partition
-                writes.extend(self.planner.plan(self.aggregate_engine.changes(now), now))
-                self.aggregate_store.stage(part[-1])
-            await self._publish(writes)
-            self.aggregate_store.commit()
+            async with self._aggregate_lock:  # the timer never sees half a batch
+                await self._aggregate_batch(batch)
+
+    async def _aggregate_batch(self, batch: Sequence[Any]) -> None:
+        now = int(time.time() * 1000)
+        writes: list[FieldWrite] = []
+        for part in self._by_partition(batch):
+            for event in part:
+                payload = _loads(event.value)
+                seen_key = ("s", event.key.decode(), payload["record"])
+                last = self.aggregate_store.get(seen_key)
+                if last is not None and payload["version"] <= last:
+                    continue  # a repeat after a restart: already applied
+                self.aggregate_engine.apply_deltas(payload["deltas"])
+                self.aggregate_store.put(seen_key, payload["version"])
+            # the groups of one partition: their reported values live in that partition
+            writes.extend(self.planner.plan(self.aggregate_engine.changes(now), now))
+            self.aggregate_store.stage(part[-1])
+        await self._publish(writes)
+        self.aggregate_store.commit()
 
     async def _publish(self, writes: Iterable[FieldWrite]) -> None:
         sent = []
@@ -259,10 +264,10 @@ class FaustPipeline:
             )
 
     async def _tick(self) -> None:
-        now = int(time.time() * 1000)
-        writes = self.planner.due_by_time(self.aggregate_engine, now)
-        self.aggregate_store.rollback()  # evaluation only reads
-        await self._publish(writes)
+        async with self._aggregate_lock:
+            now = int(time.time() * 1000)
+            writes = self.planner.due_by_time(self.aggregate_engine, now)  # reads only
+            await self._publish(writes)
 
 
 def create_app(deployment: Deployment, **kwargs: Any) -> faust.App:
