@@ -18,6 +18,7 @@ from .catalog import (
     definitions_from_mapping,
 )
 from .definitions import CATEGORIES, Definitions, GoalDef, MeasureDef, MetricDef
+from .deltas import Delta, group_key, partition_of
 from .engine import DEFAULT_WINDOWS, Engine
 from .events import BUILTIN_OBJECTS, Event, RecordKey, parse_amount, parse_date, parse_time
 from .formats import write_rows
@@ -36,6 +37,7 @@ __all__ = [
     "Catalog",
     "CompiledMetric",
     "Definitions",
+    "Delta",
     "Engine",
     "Event",
     "GoalDef",
@@ -52,11 +54,13 @@ __all__ = [
     "build_catalog",
     "builtin_definitions",
     "definitions_from_mapping",
+    "group_key",
     "parse_amount",
     "parse_date",
     "parse_line",
     "parse_time",
     "parse_window_spec",
+    "partition_of",
     "read_events",
     "read_events_file",
     "reference_report",

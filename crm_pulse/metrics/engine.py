@@ -17,19 +17,25 @@ State entries (all in one :class:`~.state.StateStore`)::
     ("at", measure, group, month)    -> {time: [starts, ends]}        exact times within the month
     ("o", metric, group, window)     -> last value reported by :meth:`Engine.changes`
 
+Two phases (see :mod:`.deltas`): :meth:`Engine.deltas` touches only ``"r"`` entries and returns
+the record's contribution deltas; :meth:`Engine.apply_deltas` touches only bucket entries (and
+:meth:`Engine.changes` the ``"o"`` entries). :meth:`Engine.apply` does both. A distributed
+runtime keys phase 1 by record and phase 2 by :attr:`.Delta.group`.
+
 Time is an input: nothing here reads the clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from typing import Any
 
 from .calendar import CALENDAR_KINDS, CURRENT, DAY_MS, Window, WindowSpec
 from .catalog import Catalog, CompiledMetric
+from .deltas import Delta
 from .events import Event
-from .measures import CompiledMeasure, Contributions, Group, stays_of
+from .measures import CompiledMeasure, ContributionKey, Contributions, Group, stays_of
 from .report import MetricValue, evaluate, report
 from .state import Key, MemoryStore, StateStore
 
@@ -64,7 +70,36 @@ class Engine:
     # ---------------------------------------------------------------- applying events
 
     def apply(self, event: Event) -> bool:
-        """Apply one event; True if it changed any record state."""
+        """Apply one event (both phases); True if it changed any record state."""
+        return self._record_changes(event, self._apply_delta)
+
+    def deltas(self, event: Event) -> list[Delta] | None:
+        """Phase 1: update the record's state only and return its contribution deltas.
+
+        None when the event changed no record state (stale or for an object no measure reads);
+        an empty list when the record changed but none of its contributions did.
+        """
+        out: list[Delta] = []
+
+        def emit(ckey: ContributionKey, delta: int, dn: int) -> None:
+            out.append(Delta(ckey[0], ckey[1], ckey[2], ckey[3], delta, dn))
+
+        return out if self._record_changes(event, emit) else None
+
+    def apply_deltas(self, deltas: Iterable[Delta]) -> None:
+        """Phase 2: add deltas (from :meth:`deltas`, any engine with the same catalog) to buckets.
+
+        Touches no record state. An engine that receives only the deltas of some groups reports
+        and returns changes correctly for exactly those groups (see ``owns`` of :meth:`report`).
+        """
+        apply_delta = self._apply_delta
+        for d in deltas:
+            apply_delta((d.measure, d.group, d.slot, d.value), d.delta, d.dn)
+
+    def _record_changes(
+        self, event: Event, emit: Callable[[ContributionKey, int, int], None]
+    ) -> bool:
+        """Update the record's state, ``emit`` each contribution change; False if nothing changed."""
         measures = self.catalog.by_object.get(event.object)
         if not measures:
             return False
@@ -105,11 +140,11 @@ class Engine:
                 if ckey in old_c:
                     delta = weight - old_c.pop(ckey)
                     if delta:
-                        self._apply_delta(ckey, delta, 0)
+                        emit(ckey, delta, 0)
                 else:
-                    self._apply_delta(ckey, weight, 1)
+                    emit(ckey, weight, 1)
             for ckey, weight in old_c.items():
-                self._apply_delta(ckey, -weight, -1)
+                emit(ckey, -weight, -1)
         store.put(key, [new_version, new_fields, new_max_delete, new_history])
         self.applied += 1
         return True
@@ -352,13 +387,27 @@ class Engine:
 
     # ---------------------------------------------------------------- outputs
 
-    def report(self, as_of: int, *, keep_null: bool = False) -> list[MetricValue]:
-        """Every metric row at ``as_of`` (what ``crm-pulse replay`` prints)."""
+    def report(
+        self,
+        as_of: int,
+        *,
+        keep_null: bool = False,
+        owns: Callable[[Group], bool] | None = None,
+    ) -> list[MetricValue]:
+        """Every metric row at ``as_of`` (what ``crm-pulse replay`` prints).
+
+        ``owns``: on a phase-2 engine that holds only some groups' deltas, keep the rows of the
+        groups it owns (company-wide ``current`` rows and goal rows exist without data, so every
+        partition would otherwise report them).
+        """
         self._report_index = _StateIndex.build(self)
         try:
-            return report(self.catalog, self, as_of, self.specs, keep_null=keep_null)
+            rows = report(self.catalog, self, as_of, self.specs, keep_null=keep_null)
         finally:
             self._report_index = None
+        if owns is not None:
+            rows = [r for r in rows if owns(r.group)]
+        return rows
 
     def changes(self, as_of: int) -> list[MetricValue]:
         """The (metric, window, group) values that moved since the last call.

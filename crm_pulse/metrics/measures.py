@@ -30,6 +30,7 @@ from .filters import Predicate, WindowCondition, compile_where, type_constant
 __all__ = [
     "DURATION_MS",
     "CompiledMeasure",
+    "ContributionKey",
     "Contributions",
     "Group",
     "StageVersion",
