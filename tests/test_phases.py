@@ -13,6 +13,7 @@ from crm_pulse.metrics import (
     Delta,
     Engine,
     MetricValue,
+    WindowSpec,
     build_catalog,
     builtin_definitions,
     definitions_from_mapping,
@@ -41,6 +42,14 @@ def _catalog() -> Catalog:
     return build_catalog(builtin_definitions().merged(user), timezone="Europe/Berlin")
 
 
+WINDOW_SETS = [
+    WINDOWS,
+    (WindowSpec("quarter"),),
+    (WindowSpec("year"), WindowSpec("rolling", 7)),
+    (WindowSpec("rolling", 30),),
+]
+
+
 def _keyed(rows: list[MetricValue]) -> dict[tuple[str, str, str], object]:
     out: dict[tuple[str, str, str], object] = {}
     for row in rows:
@@ -64,16 +73,17 @@ def _wire(delta: Delta) -> Delta:
     order=st.integers(0, 10**6),
     as_of_day=st.integers(10, 200),
     partitions=st.integers(1, 5),
+    windows=st.sampled_from(WINDOW_SETS),
 )
 def test_deltas_split_by_group_equal_single_engine_and_reference(
-    seed: int, order: int, as_of_day: int, partitions: int
+    seed: int, order: int, as_of_day: int, partitions: int, windows: tuple[WindowSpec, ...]
 ) -> None:
     catalog = _catalog()
     events = history(seed)
     as_of = T0 + as_of_day * DAY
-    records = Engine(catalog, windows=WINDOWS)  # phase 1 only
-    groups = [Engine(catalog, windows=WINDOWS) for _ in range(partitions)]  # phase 2 only
-    single = Engine(catalog, windows=WINDOWS)
+    records = Engine(catalog, windows=windows)  # phase 1 only
+    groups = [Engine(catalog, windows=windows) for _ in range(partitions)]  # phase 2 only
+    single = Engine(catalog, windows=windows)
     for event in shuffled(events, order):
         single.apply(event)
         for delta in records.deltas(event) or ():
@@ -85,22 +95,27 @@ def test_deltas_split_by_group_equal_single_engine_and_reference(
     union: list[MetricValue] = []
     for i, engine in enumerate(groups):
         union.extend(engine.report(as_of, owns=lambda g, i=i: partition_of(g, partitions) == i))
-    expected = _keyed(reference_report(catalog, events, as_of, WINDOWS))
+    expected = _keyed(reference_report(catalog, events, as_of, windows))
     assert _keyed(single.report(as_of)) == expected
     assert _keyed(union) == expected
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10**6), order=st.integers(0, 10**6), partitions=st.integers(2, 4))
+@given(
+    seed=st.integers(0, 10**6),
+    order=st.integers(0, 10**6),
+    partitions=st.integers(2, 4),
+    windows=st.sampled_from(WINDOW_SETS),
+)
 def test_changes_of_group_engines_are_the_single_engines_changes(
-    seed: int, order: int, partitions: int
+    seed: int, order: int, partitions: int, windows: tuple[WindowSpec, ...]
 ) -> None:
     catalog = _catalog()
     events = shuffled(history(seed), order)
     as_of = T0 + 150 * DAY
-    records = Engine(catalog, windows=WINDOWS)
-    groups = [Engine(catalog, windows=WINDOWS) for _ in range(partitions)]
-    single = Engine(catalog, windows=WINDOWS)
+    records = Engine(catalog, windows=windows)
+    groups = [Engine(catalog, windows=windows) for _ in range(partitions)]
+    single = Engine(catalog, windows=windows)
     rng = random.Random(order)
     i = 0
     while i < len(events):
