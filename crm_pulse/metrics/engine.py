@@ -32,7 +32,7 @@ Time is an input: nothing here reads the clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -41,7 +41,14 @@ from .catalog import Catalog, CompiledMetric
 from .definitions import StaysSpec
 from .deltas import Delta
 from .events import Event
-from .measures import CompiledMeasure, ContributionKey, Contributions, Group, stays_of
+from .measures import (
+    CompiledMeasure,
+    ContributionKey,
+    Contributions,
+    Group,
+    contributor,
+    stays_of,
+)
 from .report import MetricValue, evaluate, report
 from .state import Key, MemoryStore, StateStore
 
@@ -49,6 +56,9 @@ __all__ = ["DEFAULT_WINDOWS", "Engine"]
 
 DEFAULT_WINDOWS = (WindowSpec("month"), WindowSpec("quarter"))
 _CURRENT_KEY = ("current", 0)
+Change = tuple[ContributionKey, int, int]
+"""(contribution, weight delta, count delta +1/0/-1): what phase 1 hands to phase 2."""
+Contributor = Callable[[Mapping[str, Any], Contributions], None]
 # how a measure's contributions are placed in buckets (see Engine._apply_delta)
 _MONTHLY, _TIMED, _ANCHORED, _SNAPSHOT, _PERIOD, _ACTIVE = range(6)
 _MONTHS_PER = {"month": 1, "quarter": 3, "year": 12}
@@ -103,7 +113,12 @@ class Engine:
 
     def apply(self, event: Event) -> bool:
         """Apply one event (both phases); True if it changed any record state."""
-        return self._record_changes(event, self._apply_delta)
+        changes = self._record_changes(event)
+        if changes is None:
+            return False
+        if changes:
+            self._apply_changes(changes)
+        return True
 
     def deltas(self, event: Event) -> list[Delta] | None:
         """Phase 1: update the record's state only and return its contribution deltas.
@@ -111,12 +126,10 @@ class Engine:
         None when the event changed no record state (stale or for an object no measure reads);
         an empty list when the record changed but none of its contributions did.
         """
-        out: list[Delta] = []
-
-        def emit(ckey: ContributionKey, delta: int, dn: int) -> None:
-            out.append(Delta(ckey[0], ckey[1], ckey[2], ckey[3], delta, dn))
-
-        return out if self._record_changes(event, emit) else None
+        changes = self._record_changes(event)
+        if changes is None:
+            return None
+        return [Delta(k[0], k[1], k[2], k[3], delta, dn) for k, delta, dn in changes]
 
     def apply_deltas(self, deltas: Iterable[Delta]) -> None:
         """Phase 2: add deltas (from :meth:`deltas`, any engine with the same catalog) to buckets.
@@ -124,17 +137,15 @@ class Engine:
         Touches no record state. An engine that receives only the deltas of some groups reports
         and returns changes correctly for exactly those groups (see ``owns`` of :meth:`report`).
         """
-        apply_delta = self._apply_delta
-        for d in deltas:
-            apply_delta((d.measure, d.group, d.slot, d.value), d.delta, d.dn)
+        self._apply_changes(
+            [((d.measure, d.group, d.slot, d.value), d.delta, d.dn) for d in deltas]
+        )
 
-    def _record_changes(
-        self, event: Event, emit: Callable[[ContributionKey, int, int], None]
-    ) -> bool:
-        """Update the record's state, ``emit`` each contribution change; False if nothing changed."""
+    def _record_changes(self, event: Event) -> list[Change] | None:
+        """Update the record's state; its contribution changes, None if the state did not change."""
         plan = self._plans.get(event.object)
         if plan is None:
-            return False
+            return None
         store = self.store
         key: Key = ("r", event.source, event.object, event.id)
         state: Any = store.get(key)
@@ -155,7 +166,7 @@ class Engine:
         stale = old_version is not None and version <= old_version
         if stale and new_history is history and (stays is None or new_max_delete == max_delete):
             self.stale += 1
-            return False
+            return None
 
         if stale:
             new_version, new_fields = old_version, old_fields
@@ -183,23 +194,22 @@ class Engine:
             ]
         else:
             measures = None
+        changes: list[Change] = []
         if measures:
             reads = plan.reads
-            old_c = self._contributions(measures, reads, old_fields, history)
-            new_c = self._contributions(measures, reads, new_fields, new_history)
+            old_c = _contributions(measures, reads, old_fields, history)
+            new_c = _contributions(measures, reads, new_fields, new_history)
             if not old_c:
-                for ckey, weight in new_c.items():
-                    emit(ckey, weight, 1)
+                changes = [(ckey, weight, 1) for ckey, weight in new_c.items()]
             else:
                 pop = old_c.pop
                 for ckey, weight in new_c.items():
                     old = pop(ckey, None)
                     if old is None:
-                        emit(ckey, weight, 1)
+                        changes.append((ckey, weight, 1))
                     elif weight != old:
-                        emit(ckey, weight - old, 0)
-                for ckey, weight in old_c.items():
-                    emit(ckey, -weight, -1)
+                        changes.append((ckey, weight - old, 0))
+                changes.extend((ckey, -weight, -1) for ckey, weight in old_c.items())
         if self._live and not fresh:
             state[0] = new_version
             state[1] = new_fields
@@ -208,56 +218,67 @@ class Engine:
         else:
             store.put(key, [new_version, new_fields, new_max_delete, new_history])
         self.applied += 1
-        return True
+        return changes
 
     def apply_all(self, events: Iterable[Event]) -> int:
         """Apply events in order; returns how many changed a record."""
         n = 0
         record_changes = self._record_changes
-        apply_delta = self._apply_delta
+        apply_changes = self._apply_changes
         for event in events:
-            if record_changes(event, apply_delta):
+            changes = record_changes(event)
+            if changes is not None:
                 n += 1
+                if changes:
+                    apply_changes(changes)
         return n
 
-    def _contributions(
-        self,
-        measures: list[CompiledMeasure],
-        reads: tuple[str, ...],
-        fields: tuple[Any, ...] | None,
-        history: list[tuple[int, Any, Any]] | None,
-    ) -> Contributions:
-        out: Contributions = {}
-        if fields is None:
-            return out
-        values = dict(zip(reads, fields, strict=True))
-        for m in measures:
-            stays = m.definition.stays
-            if stays is None:
-                m.contribute(values, out)
-                continue
-            for stage, entered, left in stays_of(history or ()):
-                sub = dict(values)
-                sub[stays.field] = stage
-                sub["entered_at"] = entered
-                sub["left_at"] = left
-                m.contribute(sub, out)
-        return out
-
     # ---------------------------------------------------------------- buckets
+
+    def _apply_changes(self, changes: list[Change]) -> None:
+        """Add each change to its buckets: the month bucket of a count or sum inline, the rest
+        through :meth:`_apply_delta`."""
+        place = self._place
+        daily = self._daily
+        month_of = self._month_of
+        month_key = self._month_key
+        get = self._get
+        put = self._put
+        live = self._live
+        dirty = self._dirty.add
+        for ckey, delta, dn in changes:
+            index, group, slot, _dv = ckey
+            if place[index] != _MONTHLY:
+                self._apply_delta(ckey, delta, dn)
+                continue
+            month = month_of(slot)
+            wkey = month_key.get(month)
+            if wkey is None:
+                wkey = month_key[month] = ("month", month)
+            bkey = ("b", index, group, wkey)
+            bucket = get(bkey)
+            if bucket is None:
+                if dn:
+                    put(bkey, [delta, dn])
+            else:
+                n = bucket[1] + dn
+                if n:
+                    bucket[0] += delta
+                    bucket[1] = n
+                    if not live:
+                        put(bkey, bucket)
+                else:
+                    self.store.delete(bkey)
+            dirty(bkey)
+            if daily[index]:
+                self._add_day(index, group, slot, delta, dn)
 
     def _apply_delta(self, ckey: ContributionKey, delta: int, dn: int) -> None:
         """Add ``delta`` to the buckets of one contribution; ``dn`` (+1/0/-1) counts contributions."""
         index, group, slot, dv = ckey
         place = self._place[index]
         if place == _MONTHLY:
-            month = self._month_of(slot)
-            wkey = self._month_key.get(month)
-            if wkey is None:
-                wkey = self._month_key[month] = ("month", month)
-            self._add_sum(index, group, wkey, delta, dn)
-            if self._daily[index]:
-                self._add_day(index, group, slot, delta, dn)
+            self._apply_changes([(ckey, delta, dn)])
         elif place == _TIMED:
             month = self._month_of(slot)
             wkeys = self._month_wkeys.get(month)
@@ -598,6 +619,30 @@ class Engine:
         return self._report_index
 
 
+def _contributions(
+    measures: list[tuple[Contributor, StaysSpec | None]],
+    reads: tuple[str, ...],
+    fields: tuple[Any, ...] | None,
+    history: list[tuple[int, Any, Any]] | None,
+) -> Contributions:
+    """What a record with ``fields`` (and stage ``history``) contributes to ``measures``."""
+    out: Contributions = {}
+    if fields is None:
+        return out
+    values = dict(zip(reads, fields, strict=True))
+    for contribute, stays in measures:
+        if stays is None:
+            contribute(values, out)
+            continue
+        for stage, entered, left in stays_of(history or ()):
+            sub = dict(values)
+            sub[stays.field] = stage
+            sub["entered_at"] = entered
+            sub["left_at"] = left
+            contribute(sub, out)
+    return out
+
+
 def _placement_code(m: CompiledMeasure, calendar: bool) -> int:
     if m.placement in ("timed", "stays"):
         if m.window_conds:
@@ -615,15 +660,15 @@ class _ObjectPlan:
     def __init__(
         self, measures: list[CompiledMeasure], reads: tuple[str, ...], stays: StaysSpec | None
     ) -> None:
-        self.measures = measures
         self.reads = reads
         self.stays = stays
+        self.measures = [(contributor(m), m.definition.stays) for m in measures]
         position = {f: i for i, f in enumerate(reads)}
-        self.items: list[tuple[CompiledMeasure, frozenset[int], bool]] = []
-        for m in measures:
+        self.items: list[tuple[tuple[Contributor, StaysSpec | None], frozenset[int], bool]] = []
+        for m, item in zip(measures, self.measures, strict=True):
             names = set(m.reads).union(*m.groups)
             deps = frozenset(position[f] for f in names if f in position)
-            self.items.append((m, deps, m.definition.stays is not None))
+            self.items.append((item, deps, m.definition.stays is not None))
 
 
 def _sort_group(group: Group) -> tuple[str, ...]:
