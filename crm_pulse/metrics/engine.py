@@ -40,7 +40,8 @@ from .calendar import CALENDAR_KINDS, CURRENT, DAY_MS, Window, WindowSpec, parse
 from .catalog import Catalog, CompiledMetric
 from .definitions import StaysSpec
 from .deltas import Delta
-from .events import Event
+from .events import Event, FieldType, ObjectSchema
+from .filters import type_constant
 from .measures import (
     CompiledMeasure,
     ContributionKey,
@@ -87,7 +88,9 @@ class Engine:
         # (tag, measure, group, window key) of every bucket touched since the last changes()
         self._dirty: set[tuple[str, int, Group, Any]] = set()
         self._plans = {
-            obj: _ObjectPlan(ms, catalog.reads[obj], catalog.stays.get(obj))
+            obj: _ObjectPlan(
+                ms, catalog.reads[obj], catalog.stays.get(obj), catalog.schemas.get(obj)
+            )
             for obj, ms in catalog.by_object.items()
         }
         self._place = {m.index: _placement_code(m, bool(stored)) for m in catalog.measures}
@@ -188,17 +191,16 @@ class Engine:
                 if pair[0] != pair[1]
             }
             measures = [
-                m
-                for m, deps, staying in plan.items
+                item
+                for item, deps, staying in plan.items
                 if (staying and history_moved) or not changed.isdisjoint(deps)
             ]
         else:
             measures = None
         changes: list[Change] = []
         if measures:
-            reads = plan.reads
-            old_c = _contributions(measures, reads, old_fields, history)
-            new_c = _contributions(measures, reads, new_fields, new_history)
+            old_c = plan.contributions(measures, old_fields, history)
+            new_c = plan.contributions(measures, new_fields, new_history)
             if not old_c:
                 changes = [(ckey, weight, 1) for ckey, weight in new_c.items()]
             else:
@@ -619,30 +621,6 @@ class Engine:
         return self._report_index
 
 
-def _contributions(
-    measures: list[tuple[Contributor, StaysSpec | None]],
-    reads: tuple[str, ...],
-    fields: tuple[Any, ...] | None,
-    history: list[tuple[int, Any, Any]] | None,
-) -> Contributions:
-    """What a record with ``fields`` (and stage ``history``) contributes to ``measures``."""
-    out: Contributions = {}
-    if fields is None:
-        return out
-    values = dict(zip(reads, fields, strict=True))
-    for contribute, stays in measures:
-        if stays is None:
-            contribute(values, out)
-            continue
-        for stage, entered, left in stays_of(history or ()):
-            sub = dict(values)
-            sub[stays.field] = stage
-            sub["entered_at"] = entered
-            sub["left_at"] = left
-            contribute(sub, out)
-    return out
-
-
 def _placement_code(m: CompiledMeasure, calendar: bool) -> int:
     if m.placement in ("timed", "stays"):
         if m.window_conds:
@@ -654,21 +632,105 @@ def _placement_code(m: CompiledMeasure, calendar: bool) -> int:
     return _PERIOD if m.placement == "period" else _ACTIVE
 
 
+PlanItem = tuple[int, Contributor, StaysSpec | None]
+"""(position in the object's measures, contribute closure, stays spec of stage-stay measures)."""
+
+
 class _ObjectPlan:
-    """The measures of one object and, for each, which of the record's fields it depends on."""
+    """The measures of one object, compiled for the per-event path.
+
+    For each measure: which of the record's fields it depends on (an update that changes none of
+    them cannot change its contributions). A *gate*: the field that most measures require to
+    equal a constant (``status: won``); a record's value of it selects the measures that can
+    accept it at all, so an open deal never runs the filters of the won-deal measures.
+    """
 
     def __init__(
-        self, measures: list[CompiledMeasure], reads: tuple[str, ...], stays: StaysSpec | None
+        self,
+        measures: list[CompiledMeasure],
+        reads: tuple[str, ...],
+        stays: StaysSpec | None,
+        schema: ObjectSchema | None,
     ) -> None:
         self.reads = reads
         self.stays = stays
-        self.measures = [(contributor(m), m.definition.stays) for m in measures]
+        self.measures: list[PlanItem] = [
+            (pos, contributor(m), m.definition.stays) for pos, m in enumerate(measures)
+        ]
         position = {f: i for i, f in enumerate(reads)}
-        self.items: list[tuple[tuple[Contributor, StaysSpec | None], frozenset[int], bool]] = []
+        self.items: list[tuple[PlanItem, frozenset[int], bool]] = []
         for m, item in zip(measures, self.measures, strict=True):
             names = set(m.reads).union(*m.groups)
             deps = frozenset(position[f] for f in names if f in position)
             self.items.append((item, deps, m.definition.stays is not None))
+        self.gate_index = -1
+        self.gate: dict[Any, frozenset[int]] = {}
+        self.gate_default: frozenset[int] = frozenset()
+        self._build_gate(measures, position, schema)
+
+    def _build_gate(
+        self, measures: list[CompiledMeasure], position: dict[str, int], schema: ObjectSchema | None
+    ) -> None:
+        admits: dict[str, dict[int, frozenset[Any]]] = {}
+        for pos, m in enumerate(measures):
+            if m.definition.stays is not None:
+                continue  # its stage comes from the history, not the record
+            for field, cond in m.definition.where.items():
+                allowed = _gate_values(cond, schema.get(field) if schema else None)
+                if allowed is not None and field in position:
+                    admits.setdefault(field, {})[pos] = allowed
+        if not admits:
+            return
+        field = max(sorted(admits), key=lambda f: len(admits[f]))
+        by_measure = admits[field]
+        if len(by_measure) < 2:
+            return
+        self.gate_index = position[field]
+        self.gate_default = frozenset(p for p in range(len(measures)) if p not in by_measure)
+        for value in set().union(*by_measure.values()):
+            self.gate[value] = self.gate_default | {
+                p for p, allowed in by_measure.items() if value in allowed
+            }
+
+    def contributions(
+        self,
+        measures: list[PlanItem],
+        fields: tuple[Any, ...] | None,
+        history: list[tuple[int, Any, Any]] | None,
+    ) -> Contributions:
+        """What a record with ``fields`` (and stage ``history``) contributes to ``measures``."""
+        out: Contributions = {}
+        if fields is None:
+            return out
+        values = dict(zip(self.reads, fields, strict=True))
+        allowed: frozenset[int] | None = None
+        if self.gate_index >= 0:
+            try:
+                allowed = self.gate.get(fields[self.gate_index], self.gate_default)
+            except TypeError:  # an unhashable value of an untyped field: no gate
+                allowed = None
+        for pos, contribute, stays in measures:
+            if allowed is not None and pos not in allowed:
+                continue
+            if stays is None:
+                contribute(values, out)
+                continue
+            for stage, entered, left in stays_of(history or ()):
+                sub = dict(values)
+                sub[stays.field] = stage
+                sub["entered_at"] = entered
+                sub["left_at"] = left
+                contribute(sub, out)
+        return out
+
+
+def _gate_values(cond: Any, kind: FieldType | frozenset[str] | None) -> frozenset[Any] | None:
+    """The values a ``where`` condition admits when it is a plain equality or list (as
+    :mod:`.filters` types them), else None."""
+    raw = cond if isinstance(cond, list) else [cond]
+    if not raw or not all(isinstance(x, str) and not x.startswith("$") for x in raw):
+        return None
+    return frozenset(type_constant(x, kind, {}) for x in raw)
 
 
 def _sort_group(group: Group) -> tuple[str, ...]:
