@@ -248,15 +248,19 @@ class Engine:
         put = self._put
         live = self._live
         dirty = self._dirty.add
+        last_t: Any = None
+        wkey: Any = None
         for ckey, delta, dn in changes:
             index, group, slot, _dv = ckey
             if place[index] != _MONTHLY:
                 self._apply_delta(ckey, delta, dn)
                 continue
-            month = month_of(slot)
-            wkey = month_key.get(month)
-            if wkey is None:
-                wkey = month_key[month] = ("month", month)
+            if slot != last_t:  # an event's contributions mostly share one time
+                last_t = slot
+                month = month_of(slot)
+                wkey = month_key.get(month)
+                if wkey is None:
+                    wkey = month_key[month] = ("month", month)
             bkey = ("b", index, group, wkey)
             bucket = get(bkey)
             if bucket is None:
