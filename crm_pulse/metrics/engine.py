@@ -671,6 +671,11 @@ class _ObjectPlan:
         self.gate: dict[Any, frozenset[int]] = {}
         self.gate_default: frozenset[int] = frozenset()
         self._build_gate(measures, position, schema)
+        # the same, as lists of the measures to run when all of them are asked for
+        self.gate_lists = {
+            v: [x for x in self.measures if x[0] in ok] for v, ok in self.gate.items()
+        }
+        self.gate_default_list = [x for x in self.measures if x[0] in self.gate_default]
 
     def _build_gate(
         self, measures: list[CompiledMeasure], position: dict[str, int], schema: ObjectSchema | None
@@ -706,16 +711,19 @@ class _ObjectPlan:
         out: Contributions = {}
         if fields is None:
             return out
-        values = dict(zip(self.reads, fields, strict=True))
-        allowed: frozenset[int] | None = None
         if self.gate_index >= 0:
             try:
-                allowed = self.gate.get(fields[self.gate_index], self.gate_default)
+                if measures is self.measures:
+                    measures = self.gate_lists.get(fields[self.gate_index], self.gate_default_list)
+                else:
+                    allowed = self.gate.get(fields[self.gate_index], self.gate_default)
+                    measures = [x for x in measures if x[0] in allowed]
             except TypeError:  # an unhashable value of an untyped field: no gate
-                allowed = None
-        for pos, contribute, stays in measures:
-            if allowed is not None and pos not in allowed:
-                continue
+                pass
+        if not measures:
+            return out
+        values = dict(zip(self.reads, fields, strict=True))
+        for _pos, contribute, stays in measures:
             if stays is None:
                 contribute(values, out)
                 continue
