@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crm_pulse.errors import DataError
-from crm_pulse.metrics import parse_line
+from crm_pulse.metrics import parse_amount, parse_line
 
 
 @pytest.mark.parametrize(
@@ -45,3 +48,21 @@ def test_typed_values_are_shared_strings_and_integers() -> None:
         "amount": 10_500_000,
         "closed_at": 1_767_312_000_000,
     }
+
+
+@given(
+    st.one_of(
+        st.integers(-(10**20), 10**20),
+        st.decimals(-(10**18), 10**18, allow_nan=False, allow_infinity=False, places=8).map(str),
+        st.from_regex(r"-?[0-9]{1,20}(\.[0-9]{0,8})?", fullmatch=True),
+    )
+)
+def test_amount_fast_paths_equal_decimal_rounding(value: int | str) -> None:
+    dec = Decimal(value)
+    expected = int((dec * 1_000_000).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    assert parse_amount(value) == expected
+
+
+def test_amount_beyond_decimal_precision_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        parse_amount("9999999999999999999999.99999950")

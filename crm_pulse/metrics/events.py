@@ -15,6 +15,7 @@ A field that cannot be typed makes the whole event invalid, with a message namin
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -148,8 +149,21 @@ def parse_time(value: Any) -> int:
     return (parsed - _EPOCH) // _MS
 
 
+_PLAIN_AMOUNT = re.compile(r"(-?)(\d{1,18})(?:\.(\d{1,6}))?")
+
+
 def parse_amount(value: Any) -> int:
     """Decimal string or JSON number -> integer micro-units (half-even rounding)."""
+    # fast paths, exact without rounding: an integer, a plain string with at most 6 decimals
+    kind = type(value)
+    if kind is int:
+        return int(value) * MICRO
+    if kind is str:
+        plain = _PLAIN_AMOUNT.fullmatch(value)
+        if plain is not None:
+            sign, whole, frac = plain.groups()
+            micro = int(whole) * MICRO + (int(frac.ljust(6, "0")) if frac else 0)
+            return -micro if sign else micro
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"expected a decimal number or string, got {_show(value)}")
     try:
@@ -158,7 +172,10 @@ def parse_amount(value: Any) -> int:
         raise ValueError(f"expected a decimal number, got {_show(value)}") from None
     if not dec.is_finite():
         raise ValueError(f"expected a finite number, got {_show(value)}")
-    return int((dec * MICRO).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    try:
+        return int((dec * MICRO).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    except InvalidOperation:  # more digits than the decimal context holds
+        raise ValueError(f"amount out of range: {_show(value)}") from None
 
 
 def parse_date(value: Any) -> date:
