@@ -172,16 +172,24 @@ def contributor(m: CompiledMeasure) -> Callable[[Mapping[str, Any], Contribution
     weight_of = m.weight
     count = m.definition.sum is None and distinct is None  # weight 1 without a call
     slot_of = _slot_fn(m)
+    # the common case read inline: a time field places the contribution
+    at = m.definition.at if m.placement in ("timed", "stays") and not m.window_conds else None
+    everything = not m.definition.where  # no condition: skip calling accepts
     company = () in m.groups
     singles = tuple(g[0] for g in m.groups if len(g) == 1)
     multis = tuple(g for g in m.groups if len(g) > 1)
 
     def contribute(v: Mapping[str, Any], out: Contributions) -> None:
-        if not accepts(v):
+        if not everything and not accepts(v):
             return
-        slot = slot_of(v)
-        if slot is _NOWHERE:
-            return
+        if at:
+            slot = v.get(at)
+            if slot is None:
+                return
+        else:
+            slot = slot_of(v)
+            if slot is _NOWHERE:
+                return
         dv: Any = None
         if count:
             weight = 1
