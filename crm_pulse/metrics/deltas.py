@@ -21,22 +21,23 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from .measures import Group
 
 __all__ = ["Delta", "group_key", "partition_of"]
 
 
-@dataclass(frozen=True, slots=True)
-class Delta:
+class Delta(NamedTuple):
     """Add ``delta`` to one contribution of measure ``measure`` in ``group``.
 
     ``slot`` and ``value`` are the contribution's time placement and distinct value (see
     :mod:`.measures`); ``dn`` is +1 when the contribution appears, -1 when it disappears and 0 when
     only its weight changes (buckets count contributions to know when they are empty).
+
+    Immutable and hashable; a named tuple rather than a frozen dataclass because phase 1 makes
+    several per event and a tuple is four times cheaper to build.
     """
 
     measure: int
@@ -65,13 +66,12 @@ class Delta:
     @classmethod
     def from_wire(cls, data: list[Any]) -> Delta:
         """The inverse of :meth:`to_wire`; raises ``ValueError`` on a malformed message."""
-        try:
-            measure, group, slot, value, delta, dn = data
-        except (TypeError, ValueError):
-            raise ValueError(f"delta: expected a list of 6 items, got {_show(data)}") from None
-        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (measure, delta, dn)):
+        if type(data) not in (list, tuple) or len(data) != 6:
+            raise ValueError(f"delta: expected a list of 6 items, got {_show(data)}")
+        measure, group, slot, value, delta, dn = data
+        if type(measure) is not int or type(delta) is not int or type(dn) is not int:
             raise ValueError(f"delta: measure, delta and dn must be integers in {_show(data)}")
-        if not isinstance(group, list):
+        if type(group) not in (list, tuple):
             raise ValueError(f"delta: group must be a list in {_show(data)}")
         try:
             return cls(measure, _decode(group), _decode(slot), _decode(value), delta, dn)
@@ -90,6 +90,9 @@ def partition_of(group: Group, partitions: int) -> int:
 
 
 def _encode(x: Any) -> Any:
+    kind = type(x)
+    if kind is str or kind is int or x is None:
+        return x
     if isinstance(x, tuple):
         return [_encode(y) for y in x]
     if isinstance(x, date):
@@ -98,7 +101,10 @@ def _encode(x: Any) -> Any:
 
 
 def _decode(x: Any) -> Any:
-    if isinstance(x, list):
+    kind = type(x)
+    if kind is str or kind is int or x is None:
+        return x
+    if isinstance(x, (list, tuple)):  # tuples: msgpack unpacked with use_list=False
         return tuple(_decode(y) for y in x)
     if isinstance(x, dict):
         return date.fromisoformat(x["date"])
