@@ -171,13 +171,14 @@ class Engine:
             self.stale += 1
             return None
 
+        new_values: dict[str, Any] | None = None  # the event's typed fields, when they apply
         if stale:
             new_version, new_fields = old_version, old_fields
         else:
             new_version = version
             if op == "upsert":
-                get = event.values.get
-                new_fields = tuple([get(f) for f in plan.reads])
+                new_values = event.values
+                new_fields = tuple(map(new_values.get, plan.reads))
             else:
                 new_fields = None
         history_moved = new_history != history
@@ -200,7 +201,7 @@ class Engine:
         changes: list[Change] = []
         if measures:
             old_c = plan.contributions(measures, old_fields, history)
-            new_c = plan.contributions(measures, new_fields, new_history)
+            new_c = plan.contributions(measures, new_fields, new_history, new_values)
             if not old_c:
                 changes = [(ckey, weight, 1) for ckey, weight in new_c.items()]
             else:
@@ -663,10 +664,17 @@ class _ObjectPlan:
         ]
         position = {f: i for i, f in enumerate(reads)}
         self.items: list[tuple[PlanItem, frozenset[int], bool]] = []
+        # an event's own field mapping can stand for dict(zip(reads, fields)) only if no
+        # measure reads a field outside ``reads`` (stage-stay fields are set per stay)
+        self.direct = True
         for m, item in zip(measures, self.measures, strict=True):
             names = set(m.reads).union(*m.groups)
             deps = frozenset(position[f] for f in names if f in position)
             self.items.append((item, deps, m.definition.stays is not None))
+            if m.definition.stays is not None:
+                names -= {"entered_at", "left_at", m.definition.stays.field}
+            if not names <= position.keys():
+                self.direct = False
         self.gate_index = -1
         self.gate: dict[Any, frozenset[int]] = {}
         self.gate_default: frozenset[int] = frozenset()
@@ -706,8 +714,13 @@ class _ObjectPlan:
         measures: list[PlanItem],
         fields: tuple[Any, ...] | None,
         history: list[tuple[int, Any, Any]] | None,
+        values: Mapping[str, Any] | None = None,
     ) -> Contributions:
-        """What a record with ``fields`` (and stage ``history``) contributes to ``measures``."""
+        """What a record with ``fields`` (and stage ``history``) contributes to ``measures``.
+
+        ``values``: the event's fields when ``fields`` were just read from them; measures read
+        only fields in ``reads``, so the mapping serves as is, without building another.
+        """
         out: Contributions = {}
         if fields is None:
             return out
@@ -722,7 +735,8 @@ class _ObjectPlan:
                 pass
         if not measures:
             return out
-        values = dict(zip(self.reads, fields, strict=True))
+        if values is None or not self.direct:
+            values = dict(zip(self.reads, fields, strict=True))
         for _pos, contribute, stays in measures:
             if stays is None:
                 contribute(values, out)
