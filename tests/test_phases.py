@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import pickle
 import random
+from collections.abc import Iterator
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +24,7 @@ from crm_pulse.metrics import (
     reference_report,
 )
 from crm_pulse.metrics.catalog import Catalog
+from crm_pulse.metrics.state import Key
 
 
 def _catalog() -> Catalog:
@@ -148,3 +152,44 @@ def test_delta_wire_form_is_plain_data_and_rejects_garbage() -> None:
             assert "delta" in str(exc)
         else:
             raise AssertionError(f"accepted {bad!r}")
+
+
+class CopyingStore:
+    """A store that hands out copies, as one that serialises (SQLite, Faust tables) does."""
+
+    def __init__(self) -> None:
+        self.data: dict[Key, bytes] = {}
+
+    def get(self, key: Key) -> Any | None:
+        raw = self.data.get(key)
+        return None if raw is None else pickle.loads(raw)
+
+    def put(self, key: Key, value: Any) -> None:
+        self.data[key] = pickle.dumps(value)
+
+    def delete(self, key: Key) -> None:
+        self.data.pop(key, None)
+
+    def items(self) -> Iterator[tuple[Key, Any]]:
+        for key in list(self.data):
+            yield key, pickle.loads(self.data[key])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**6), order=st.integers(0, 10**6), as_of_day=st.integers(10, 200))
+def test_a_store_that_copies_gives_the_same_rows_and_changes(
+    seed: int, order: int, as_of_day: int
+) -> None:
+    catalog = _catalog()
+    events = shuffled(history(seed), order)
+    as_of = T0 + as_of_day * DAY
+    copying = Engine(catalog, store=CopyingStore(), windows=WINDOWS)
+    memory = Engine(catalog, windows=WINDOWS)
+    for start in range(0, len(events), 5):
+        batch = events[start : start + 5]
+        copying.apply_all(batch)
+        memory.apply_all(batch)
+        assert _keyed(copying.changes(as_of)) == _keyed(memory.changes(as_of))
+    expected = _keyed(reference_report(catalog, history(seed), as_of, WINDOWS))
+    assert _keyed(copying.report(as_of)) == expected
+    assert _keyed(memory.report(as_of)) == expected
