@@ -32,24 +32,16 @@ Time is an input: nothing here reads the clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from typing import Any
 
 from .calendar import CALENDAR_KINDS, CURRENT, DAY_MS, Window, WindowSpec, parse_window_label
 from .catalog import Catalog, CompiledMetric
-from .definitions import StaysSpec
 from .deltas import Delta
-from .events import Event, FieldType, ObjectSchema
-from .filters import type_constant
-from .measures import (
-    CompiledMeasure,
-    ContributionKey,
-    Contributions,
-    Group,
-    contributor,
-    stays_of,
-)
+from .events import Event
+from .measures import CompiledMeasure, ContributionKey, Group
+from .plans import ObjectPlan, history_after
 from .report import MetricValue, evaluate, report
 from .state import Key, MemoryStore, StateStore
 
@@ -59,7 +51,6 @@ DEFAULT_WINDOWS = (WindowSpec("month"), WindowSpec("quarter"))
 _CURRENT_KEY = ("current", 0)
 Change = tuple[ContributionKey, int, int]
 """(contribution, weight delta, count delta +1/0/-1): what phase 1 hands to phase 2."""
-Contributor = Callable[[Mapping[str, Any], Contributions], None]
 # how a measure's contributions are placed in buckets (see Engine._apply_delta)
 _MONTHLY, _TIMED, _ANCHORED, _SNAPSHOT, _PERIOD, _ACTIVE = range(6)
 _MONTHS_PER = {"month": 1, "quarter": 3, "year": 12}
@@ -88,7 +79,7 @@ class Engine:
         # (tag, measure, group, window key) of every bucket touched since the last changes()
         self._dirty: set[tuple[str, int, Group, Any]] = set()
         self._plans = {
-            obj: _ObjectPlan(
+            obj: ObjectPlan(
                 ms, catalog.reads[obj], catalog.stays.get(obj), catalog.schemas.get(obj)
             )
             for obj, ms in catalog.by_object.items()
@@ -101,8 +92,8 @@ class Engine:
         self._month_wkeys: dict[int, tuple[tuple[str, int], ...]] = {}
         self._month_key: dict[int, tuple[str, int]] = {}
         # a MemoryStore hands out live objects: read and write its dict directly, skip put-backs
-        self._live = isinstance(self.store, MemoryStore)
-        if isinstance(self.store, MemoryStore):
+        self._live = type(self.store) is MemoryStore
+        if isinstance(self.store, MemoryStore) and self._live:
             data = self.store.data
             self._get: Callable[[Key], Any] = data.get
             self._put: Callable[[Key, Any], None] = data.__setitem__
@@ -162,7 +153,7 @@ class Engine:
 
         new_history = history
         if stays is not None:
-            new_history = _history_after(history, max_delete, event, stays.field, stays.entered)
+            new_history = history_after(history, max_delete, event, stays.field, stays.entered)
         new_max_delete = max_delete
         if op == "delete" and (max_delete is None or version > max_delete):
             new_max_delete = version
@@ -637,159 +628,8 @@ def _placement_code(m: CompiledMeasure, calendar: bool) -> int:
     return _PERIOD if m.placement == "period" else _ACTIVE
 
 
-PlanItem = tuple[int, Contributor, StaysSpec | None]
-"""(position in the object's measures, contribute closure, stays spec of stage-stay measures)."""
-
-
-class _ObjectPlan:
-    """The measures of one object, compiled for the per-event path.
-
-    For each measure: which of the record's fields it depends on (an update that changes none of
-    them cannot change its contributions). A *gate*: the field that most measures require to
-    equal a constant (``status: won``); a record's value of it selects the measures that can
-    accept it at all, so an open deal never runs the filters of the won-deal measures.
-    """
-
-    def __init__(
-        self,
-        measures: list[CompiledMeasure],
-        reads: tuple[str, ...],
-        stays: StaysSpec | None,
-        schema: ObjectSchema | None,
-    ) -> None:
-        self.reads = reads
-        self.stays = stays
-        self.measures: list[PlanItem] = [
-            (pos, contributor(m), m.definition.stays) for pos, m in enumerate(measures)
-        ]
-        position = {f: i for i, f in enumerate(reads)}
-        self.items: list[tuple[PlanItem, frozenset[int], bool]] = []
-        # an event's own field mapping can stand for dict(zip(reads, fields)) only if no
-        # measure reads a field outside ``reads`` (stage-stay fields are set per stay)
-        self.direct = True
-        for m, item in zip(measures, self.measures, strict=True):
-            names = set(m.reads).union(*m.groups)
-            deps = frozenset(position[f] for f in names if f in position)
-            self.items.append((item, deps, m.definition.stays is not None))
-            if m.definition.stays is not None:
-                names -= {"entered_at", "left_at", m.definition.stays.field}
-            if not names <= position.keys():
-                self.direct = False
-        self.gate_index = -1
-        self.gate: dict[Any, frozenset[int]] = {}
-        self.gate_default: frozenset[int] = frozenset()
-        self._build_gate(measures, position, schema)
-        # the same, as lists of the measures to run when all of them are asked for
-        self.gate_lists = {
-            v: [x for x in self.measures if x[0] in ok] for v, ok in self.gate.items()
-        }
-        self.gate_default_list = [x for x in self.measures if x[0] in self.gate_default]
-
-    def _build_gate(
-        self, measures: list[CompiledMeasure], position: dict[str, int], schema: ObjectSchema | None
-    ) -> None:
-        admits: dict[str, dict[int, frozenset[Any]]] = {}
-        for pos, m in enumerate(measures):
-            if m.definition.stays is not None:
-                continue  # its stage comes from the history, not the record
-            for field, cond in m.definition.where.items():
-                allowed = _gate_values(cond, schema.get(field) if schema else None)
-                if allowed is not None and field in position:
-                    admits.setdefault(field, {})[pos] = allowed
-        if not admits:
-            return
-        field = max(sorted(admits), key=lambda f: len(admits[f]))
-        by_measure = admits[field]
-        if len(by_measure) < 2:
-            return
-        self.gate_index = position[field]
-        self.gate_default = frozenset(p for p in range(len(measures)) if p not in by_measure)
-        for value in set().union(*by_measure.values()):
-            self.gate[value] = self.gate_default | {
-                p for p, allowed in by_measure.items() if value in allowed
-            }
-
-    def contributions(
-        self,
-        measures: list[PlanItem],
-        fields: tuple[Any, ...] | None,
-        history: list[tuple[int, Any, Any]] | None,
-        values: Mapping[str, Any] | None = None,
-    ) -> Contributions:
-        """What a record with ``fields`` (and stage ``history``) contributes to ``measures``.
-
-        ``values``: the event's fields when ``fields`` were just read from them; measures read
-        only fields in ``reads``, so the mapping serves as is, without building another.
-        """
-        out: Contributions = {}
-        if fields is None:
-            return out
-        if self.gate_index >= 0:
-            try:
-                if measures is self.measures:
-                    measures = self.gate_lists.get(fields[self.gate_index], self.gate_default_list)
-                else:
-                    allowed = self.gate.get(fields[self.gate_index], self.gate_default)
-                    measures = [x for x in measures if x[0] in allowed]
-            except TypeError:  # an unhashable value of an untyped field: no gate
-                pass
-        if not measures:
-            return out
-        if values is None or not self.direct:
-            values = dict(zip(self.reads, fields, strict=True))
-        for _pos, contribute, stays in measures:
-            if stays is None:
-                contribute(values, out)
-                continue
-            for stage, entered, left in stays_of(history or ()):
-                sub = dict(values)
-                sub[stays.field] = stage
-                sub["entered_at"] = entered
-                sub["left_at"] = left
-                contribute(sub, out)
-        return out
-
-
-def _gate_values(cond: Any, kind: FieldType | frozenset[str] | None) -> frozenset[Any] | None:
-    """The values a ``where`` condition admits when it is a plain equality or list (as
-    :mod:`.filters` types them), else None."""
-    raw = cond if isinstance(cond, list) else [cond]
-    if not raw or not all(isinstance(x, str) and not x.startswith("$") for x in raw):
-        return None
-    return frozenset(type_constant(x, kind, {}) for x in raw)
-
-
 def _sort_group(group: Group) -> tuple[str, ...]:
     return tuple(str(x) for x in group)
-
-
-def _history_after(
-    history: list[tuple[int, Any, Any]] | None,
-    max_delete: int | None,
-    event: Event,
-    field: str,
-    entered: str,
-) -> list[tuple[int, Any, Any]] | None:
-    """The stage history once ``event`` is known: upserts newer than the newest delete."""
-    version = event.version
-    if event.op == "delete":
-        if max_delete is not None and version <= max_delete:
-            return history
-        if not history:
-            return history
-        kept = [h for h in history if h[0] > version]
-        return kept if len(kept) != len(history) else history
-    if max_delete is not None and version <= max_delete:
-        return history
-    items = history or []
-    if any(h[0] == version for h in items):
-        return history
-    values = event.values
-    entry = (version, values.get(field), values.get(entered))
-    new = [*items, entry]
-    if items and items[-1][0] > version:
-        new.sort(key=lambda h: h[0])
-    return new
 
 
 class _StateIndex:
