@@ -7,6 +7,10 @@ The public API::
     engine = Engine(build_catalog())
     engine.apply_all(read_events_file("events.jsonl"))
     rows = engine.report(as_of=parse_time("2026-03-31T00:00:00Z"))
+
+Partitioned runtimes split the engine in two phases (``docs/engine-phases.md``):
+``Engine.deltas(event)`` (keyed by record) returns :class:`Delta` values that
+``Engine.apply_deltas`` (keyed by ``Delta.group``, see :func:`partition_of`) adds to buckets.
 """
 
 from .calendar import CALENDAR_KINDS, CURRENT, Calendar, Window, WindowSpec, parse_window_spec
