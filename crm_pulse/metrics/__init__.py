@@ -7,6 +7,10 @@ The public API::
     engine = Engine(build_catalog())
     engine.apply_all(read_events_file("events.jsonl"))
     rows = engine.report(as_of=parse_time("2026-03-31T00:00:00Z"))
+
+Partitioned runtimes split the engine in two phases (``docs/engine-phases.md``):
+``Engine.deltas(event)`` (keyed by record) returns :class:`Delta` values that
+``Engine.apply_deltas`` (keyed by ``Delta.group``, see :func:`partition_of`) adds to buckets.
 """
 
 from .calendar import CALENDAR_KINDS, CURRENT, Calendar, Window, WindowSpec, parse_window_spec
@@ -18,6 +22,7 @@ from .catalog import (
     definitions_from_mapping,
 )
 from .definitions import CATEGORIES, Definitions, GoalDef, MeasureDef, MetricDef
+from .deltas import Delta, group_key, partition_of
 from .engine import DEFAULT_WINDOWS, Engine
 from .events import BUILTIN_OBJECTS, Event, RecordKey, parse_amount, parse_date, parse_time
 from .formats import write_rows
@@ -36,6 +41,7 @@ __all__ = [
     "Catalog",
     "CompiledMetric",
     "Definitions",
+    "Delta",
     "Engine",
     "Event",
     "GoalDef",
@@ -52,11 +58,13 @@ __all__ = [
     "build_catalog",
     "builtin_definitions",
     "definitions_from_mapping",
+    "group_key",
     "parse_amount",
     "parse_date",
     "parse_line",
     "parse_time",
     "parse_window_spec",
+    "partition_of",
     "read_events",
     "read_events_file",
     "reference_report",

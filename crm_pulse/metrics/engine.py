@@ -10,6 +10,9 @@ State entries (all in one :class:`~.state.StateStore`)::
 
     ("r", source, object, id)        -> [version, fields tuple | None, max delete version, stage history]
     ("b", measure, group, window)    -> [value, contributions]        window = (kind, index)
+                                        counts and sums: months only, quarters and years are
+                                        read as sums of months; distinct values, window
+                                        conditions and periods: every stored kind
     ("c", measure, group, window, v) -> contributions of distinct value v
     ("d", measure, group, day)       -> [value, contributions]        per UTC day, rolling windows
     ("dm", measure, group, day)      -> {time: value}                 exact times within the day
@@ -17,29 +20,39 @@ State entries (all in one :class:`~.state.StateStore`)::
     ("at", measure, group, month)    -> {time: [starts, ends]}        exact times within the month
     ("o", metric, group, window)     -> last value reported by :meth:`Engine.changes`
 
+Two phases (see :mod:`.deltas`): :meth:`Engine.deltas` touches only ``"r"`` entries and returns
+the record's contribution deltas; :meth:`Engine.apply_deltas` touches only bucket entries (and
+:meth:`Engine.changes` the ``"o"`` entries). :meth:`Engine.apply` does both. A distributed
+runtime keys phase 1 by record and phase 2 by :attr:`.Delta.group`.
+
+Calendar kinds are stored for the report windows and for the windows goals are set in.
+
 Time is an input: nothing here reads the clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from typing import Any
 
-from .calendar import CALENDAR_KINDS, CURRENT, DAY_MS, Window, WindowSpec
+from .calendar import CALENDAR_KINDS, CURRENT, DAY_MS, Window, WindowSpec, parse_window_label
 from .catalog import Catalog, CompiledMetric
+from .deltas import Delta
 from .events import Event
-from .measures import CompiledMeasure, Contributions, Group, stays_of
+from .measures import CompiledMeasure, ContributionKey, Group
+from .plans import ObjectPlan, history_after
 from .report import MetricValue, evaluate, report
 from .state import Key, MemoryStore, StateStore
 
-__all__ = ["DEFAULT_WINDOWS", "Delta", "Engine"]
+__all__ = ["DEFAULT_WINDOWS", "Engine"]
 
 DEFAULT_WINDOWS = (WindowSpec("month"), WindowSpec("quarter"))
-Delta = tuple[tuple[int, Group, Any, Any], int, int]
-"""((measure index, group, slot, distinct value), value delta, contribution-count delta):
-plain ints, strings, dates and tuples, so a delta can travel over Kafka."""
 _CURRENT_KEY = ("current", 0)
+Change = tuple[ContributionKey, int, int]
+"""(contribution, weight delta, count delta +1/0/-1): what phase 1 hands to phase 2."""
+# how a measure's contributions are placed in buckets (see Engine._apply_delta)
+_MONTHLY, _TIMED, _ANCHORED, _SNAPSHOT, _PERIOD, _ACTIVE = range(6)
 _MONTHS_PER = {"month": 1, "quarter": 3, "year": 12}
 
 
@@ -58,190 +71,315 @@ class Engine:
         self.specs = tuple(windows)
         self.kinds = tuple(k for k in CALENDAR_KINDS if any(s.kind == k for s in self.specs))
         self.rolling = tuple(s for s in self.specs if s.kind == "rolling")
-        self._kind_months = tuple((k, _MONTHS_PER[k]) for k in self.kinds)
+        # calendar kinds kept in buckets: the reported ones and those goals are set in
+        goal_kinds = {parse_window_label(g.window).spec.kind for g in catalog.definitions.goals}
+        stored = tuple(k for k in CALENDAR_KINDS if k in self.kinds or k in goal_kinds)
+        self._kind_months = tuple((k, _MONTHS_PER[k]) for k in stored)
         self.measures = {m.index: m for m in catalog.measures}
-        self._dirty: set[tuple[int, Group, Any]] = set()
+        # (tag, measure, group, window key) of every bucket touched since the last changes()
+        self._dirty: set[tuple[str, int, Group, Any]] = set()
+        self._plans = {
+            obj: ObjectPlan(
+                ms, catalog.reads[obj], catalog.stays.get(obj), catalog.schemas.get(obj)
+            )
+            for obj, ms in catalog.by_object.items()
+        }
+        self._place = {m.index: _placement_code(m, bool(stored)) for m in catalog.measures}
+        self._daily = {
+            m.index: bool(self.rolling) and not m.calendar_only for m in catalog.measures
+        }
+        self._month_of = self.calendar.month_of
+        self._month_wkeys: dict[int, tuple[tuple[str, int], ...]] = {}
+        self._month_key: dict[int, tuple[str, int]] = {}
+        # a MemoryStore hands out live objects: read and write its dict directly, skip put-backs
+        self._live = type(self.store) is MemoryStore
+        if isinstance(self.store, MemoryStore) and self._live:
+            data = self.store.data
+            self._get: Callable[[Key], Any] = data.get
+            self._put: Callable[[Key, Any], None] = data.__setitem__
+        else:
+            self._get = self.store.get
+            self._put = self.store.put
         self.applied = 0
         self.stale = 0
 
     # ---------------------------------------------------------------- applying events
 
     def apply(self, event: Event) -> bool:
-        """Apply one event; True if it changed any record state."""
-        deltas = self.record_deltas(event)
-        if deltas is None:
+        """Apply one event (both phases); True if it changed any record state."""
+        changes = self._record_changes(event)
+        if changes is None:
             return False
-        for ckey, delta, dn in deltas:
-            self._apply_delta(ckey, delta, dn)
+        if changes:
+            self._apply_changes(changes)
         return True
 
-    def record_deltas(self, event: Event) -> list[Delta] | None:
-        """Phase 1 (keyed by record): update the record's state and return the contribution
-        deltas the event causes, or None if it is stale. Nothing outside the record changes:
-        :meth:`apply_deltas` (phase 2, keyed by metric group) applies them to the buckets.
-        The Faust runtime runs the phases in different partitions; :meth:`apply` runs both."""
-        measures = self.catalog.by_object.get(event.object)
-        if not measures:
+    def deltas(self, event: Event) -> list[Delta] | None:
+        """Phase 1: update the record's state only and return its contribution deltas.
+
+        None when the event changed no record state (stale or for an object no measure reads);
+        an empty list when the record changed but none of its contributions did.
+        """
+        changes = self._record_changes(event)
+        if changes is None:
+            return None
+        return [Delta(k[0], k[1], k[2], k[3], delta, dn) for k, delta, dn in changes]
+
+    def apply_deltas(self, deltas: Iterable[Delta]) -> None:
+        """Phase 2: add deltas (from :meth:`deltas`, any engine with the same catalog) to buckets.
+
+        Touches no record state. An engine that receives only the deltas of some groups reports
+        and returns changes correctly for exactly those groups (see ``owns`` of :meth:`report`).
+        """
+        self._apply_changes(
+            [((d.measure, d.group, d.slot, d.value), d.delta, d.dn) for d in deltas]
+        )
+
+    def _record_changes(self, event: Event) -> list[Change] | None:
+        """Update the record's state; its contribution changes, None if the state did not change."""
+        plan = self._plans.get(event.object)
+        if plan is None:
             return None
         store = self.store
         key: Key = ("r", event.source, event.object, event.id)
-        state = store.get(key)
-        reads = self.catalog.reads[event.object]
-        stays = self.catalog.stays.get(event.object)
-        if state is None:
+        state: Any = store.get(key)
+        fresh = state is None
+        if fresh:
             state = [None, None, None, None]
         old_version, old_fields, max_delete, history = state
         version = event.version
+        op = event.op
+        stays = plan.stays
 
         new_history = history
         if stays is not None:
-            new_history = _history_after(history, max_delete, event, stays.field, stays.entered)
+            new_history = history_after(history, max_delete, event, stays.field, stays.entered)
         new_max_delete = max_delete
-        if event.op == "delete" and (max_delete is None or version > max_delete):
+        if op == "delete" and (max_delete is None or version > max_delete):
             new_max_delete = version
         stale = old_version is not None and version <= old_version
         if stale and new_history is history and (stays is None or new_max_delete == max_delete):
             self.stale += 1
             return None
 
+        new_values: dict[str, Any] | None = None  # the event's typed fields, when they apply
         if stale:
             new_version, new_fields = old_version, old_fields
         else:
             new_version = version
-            if event.op == "upsert":
-                values = event.values
-                new_fields = tuple(values.get(f) for f in reads)
+            if op == "upsert":
+                new_values = event.values
+                new_fields = tuple(map(new_values.get, plan.reads))
             else:
                 new_fields = None
-        out: list[Delta] = []
-        if new_fields != old_fields or new_history != history:
-            old_c = self._contributions(measures, reads, old_fields, history)
-            new_c = self._contributions(measures, reads, new_fields, new_history)
-            for ckey, weight in new_c.items():
-                if ckey in old_c:
-                    delta = weight - old_c.pop(ckey)
-                    if delta:
-                        out.append((ckey, delta, 0))
-                else:
-                    out.append((ckey, weight, 1))
-            for ckey, weight in old_c.items():
-                out.append((ckey, -weight, -1))
-        store.put(key, [new_version, new_fields, new_max_delete, new_history])
+        history_moved = new_history != history
+        if old_fields is None or new_fields is None:
+            measures = plan.measures if (old_fields is not new_fields or history_moved) else None
+        elif new_fields != old_fields or history_moved:
+            # only measures reading a field that changed (or the stage history) can change
+            changed = {
+                i
+                for i, pair in enumerate(zip(old_fields, new_fields, strict=True))
+                if pair[0] != pair[1]
+            }
+            measures = [
+                item
+                for item, deps, staying in plan.items
+                if (staying and history_moved) or not changed.isdisjoint(deps)
+            ]
+        else:
+            measures = None
+        changes: list[Change] = []
+        if measures:
+            old_c = plan.contributions(measures, old_fields, history)
+            new_c = plan.contributions(measures, new_fields, new_history, new_values)
+            if not old_c:
+                changes = [(ckey, weight, 1) for ckey, weight in new_c.items()]
+            else:
+                pop = old_c.pop
+                for ckey, weight in new_c.items():
+                    old = pop(ckey, None)
+                    if old is None:
+                        changes.append((ckey, weight, 1))
+                    elif weight != old:
+                        changes.append((ckey, weight - old, 0))
+                changes.extend((ckey, -weight, -1) for ckey, weight in old_c.items())
+        if self._live and not fresh:
+            state[0] = new_version
+            state[1] = new_fields
+            state[2] = new_max_delete
+            state[3] = new_history
+        else:
+            store.put(key, [new_version, new_fields, new_max_delete, new_history])
         self.applied += 1
-        return out
-
-    def apply_deltas(self, deltas: Iterable[Delta]) -> None:
-        """Phase 2 (keyed by metric group): add contribution deltas to the buckets."""
-        for ckey, delta, dn in deltas:
-            self._apply_delta(ckey, delta, dn)
-
-    @staticmethod
-    def delta_group(delta: Delta) -> Group:
-        """The metric group a delta belongs to: the partition key of phase 2."""
-        return delta[0][1]
+        return changes
 
     def apply_all(self, events: Iterable[Event]) -> int:
         """Apply events in order; returns how many changed a record."""
         n = 0
+        record_changes = self._record_changes
+        apply_changes = self._apply_changes
         for event in events:
-            if self.apply(event):
+            changes = record_changes(event)
+            if changes is not None:
                 n += 1
+                if changes:
+                    apply_changes(changes)
         return n
-
-    def _contributions(
-        self,
-        measures: list[CompiledMeasure],
-        reads: tuple[str, ...],
-        fields: tuple[Any, ...] | None,
-        history: list[tuple[int, Any, Any]] | None,
-    ) -> Contributions:
-        out: Contributions = {}
-        if fields is None:
-            return out
-        values = dict(zip(reads, fields, strict=True))
-        for m in measures:
-            stays = m.definition.stays
-            if stays is None:
-                m.contribute(values, out)
-                continue
-            for stage, entered, left in stays_of(history or ()):
-                sub = dict(values)
-                sub[stays.field] = stage
-                sub["entered_at"] = entered
-                sub["left_at"] = left
-                m.contribute(sub, out)
-        return out
 
     # ---------------------------------------------------------------- buckets
 
-    def _apply_delta(self, ckey: tuple[int, Group, Any, Any], delta: int, dn: int) -> None:
+    def _apply_changes(self, changes: list[Change]) -> None:
+        """Add each change to its buckets: the month bucket of a count or sum inline, the rest
+        through :meth:`_apply_delta`."""
+        place = self._place
+        daily = self._daily
+        month_of = self._month_of
+        month_key = self._month_key
+        get = self._get
+        put = self._put
+        live = self._live
+        dirty = self._dirty.add
+        last_t: Any = None
+        wkey: Any = None
+        for ckey, delta, dn in changes:
+            index, group, slot, _dv = ckey
+            if place[index] != _MONTHLY:
+                self._apply_delta(ckey, delta, dn)
+                continue
+            if slot != last_t:  # an event's contributions mostly share one time
+                last_t = slot
+                month = month_of(slot)
+                wkey = month_key.get(month)
+                if wkey is None:
+                    wkey = month_key[month] = ("month", month)
+            bkey = ("b", index, group, wkey)
+            bucket = get(bkey)
+            if bucket is None:
+                if dn:
+                    put(bkey, [delta, dn])
+            else:
+                n = bucket[1] + dn
+                if n:
+                    bucket[0] += delta
+                    bucket[1] = n
+                    if not live:
+                        put(bkey, bucket)
+                else:
+                    self.store.delete(bkey)
+            dirty(bkey)
+            if daily[index]:
+                self._add_day(index, group, slot, delta, dn)
+
+    def _apply_delta(self, ckey: ContributionKey, delta: int, dn: int) -> None:
         """Add ``delta`` to the buckets of one contribution; ``dn`` (+1/0/-1) counts contributions."""
         index, group, slot, dv = ckey
-        m = self.measures[index]
-        placement = m.placement
-        if placement in ("timed", "stays"):
-            if isinstance(slot, tuple):
-                t, anchors = slot
+        place = self._place[index]
+        if place == _MONTHLY:
+            self._apply_changes([(ckey, delta, dn)])
+        elif place == _TIMED:
+            month = self._month_of(slot)
+            wkeys = self._month_wkeys.get(month)
+            if wkeys is None:
+                wkeys = self._wkeys_of(month)
+            if dv is None:
+                add_sum = self._add_sum
+                for wkey in wkeys:
+                    add_sum(index, group, wkey, delta, dn)
             else:
-                t, anchors = slot, None
+                m = self.measures[index]
+                for wkey in wkeys:
+                    self._add(m, group, wkey, dv, delta, dn)
+            if self._daily[index]:
+                self._add_day(index, group, slot, delta, dn)
+        elif place == _SNAPSHOT:
+            if dv is None:
+                self._add_sum(index, group, _CURRENT_KEY, delta, dn)
+            else:
+                self._add(self.measures[index], group, _CURRENT_KEY, dv, delta, dn)
+        elif place == _ANCHORED:
+            m = self.measures[index]
+            t, anchors = slot
             cal = self.calendar
-            month = cal.month_of(t)
+            month = self._month_of(t)
             for kind, per in self._kind_months:
                 idx = month // per
-                if anchors is not None:
-                    start, end = cal.bounds(Window(WindowSpec(kind), idx))
-                    if not all(
-                        c.holds(a, start, end) for c, a in zip(m.window_conds, anchors, strict=True)
-                    ):
-                        continue
+                start, end = cal.bounds(Window(WindowSpec(kind), idx))
+                if not all(
+                    c.holds(a, start, end) for c, a in zip(m.window_conds, anchors, strict=True)
+                ):
+                    continue
                 self._add(m, group, (kind, idx), dv, delta, dn)
-            if self.rolling and not m.calendar_only:
-                self._add_day(m, group, t, delta, dn)
-        elif placement in ("snapshot", "duplicates"):
-            self._add(m, group, _CURRENT_KEY, dv, delta, dn)
-        elif placement == "period":
-            self._add_period(m, group, slot, dv, delta, dn)
+            if self._daily[index]:
+                self._add_day(index, group, t, delta, dn)
+        elif place == _PERIOD:
+            self._add_period(self.measures[index], group, slot, dv, delta, dn)
         else:  # active: a count, so delta == dn
-            self._add_active(m, group, slot, delta)
+            self._add_active(self.measures[index], group, slot, delta)
+
+    def _wkeys_of(self, month: int) -> tuple[tuple[str, int], ...]:
+        """The (kind, index) calendar windows holding ``month``; cached per month."""
+        wkeys = tuple((kind, month // per) for kind, per in self._kind_months)
+        self._month_wkeys[month] = wkeys
+        return wkeys
+
+    def _add_sum(
+        self, index: int, group: Group, wkey: tuple[str, int], delta: int, dn: int
+    ) -> None:
+        """The common bucket update: a count or sum (no distinct value)."""
+        bkey = ("b", index, group, wkey)
+        bucket = self._get(bkey)
+        if bucket is None:
+            if dn:
+                self._put(bkey, [delta, dn])
+        else:
+            n = bucket[1] + dn
+            if n:
+                bucket[0] += delta
+                bucket[1] = n
+                if not self._live:
+                    self._put(bkey, bucket)
+            else:
+                self.store.delete(bkey)
+        self._dirty.add(bkey)
 
     def _add(
         self, m: CompiledMeasure, group: Group, wkey: tuple[str, int], dv: Any, delta: int, dn: int
     ) -> None:
+        if dv is None:
+            self._add_sum(m.index, group, wkey, delta, dn)
+            return
         store = self.store
         bkey = ("b", m.index, group, wkey)
         bucket = store.get(bkey)
         if bucket is None:
             bucket = [0, 0]
-        if dv is None:
-            bucket[0] += delta
-            bucket[1] += dn
+        ckey = ("c", m.index, group, wkey, dv)
+        old = store.get(ckey) or 0
+        new = old + delta
+        if new:
+            store.put(ckey, new)
         else:
-            ckey = ("c", m.index, group, wkey, dv)
-            old = store.get(ckey) or 0
-            new = old + delta
-            if new:
-                store.put(ckey, new)
-            else:
-                store.delete(ckey)
-            if m.aggregate == "duplicates":
-                bucket[0] += (new if new >= 2 else 0) - (old if old >= 2 else 0)
-            else:
-                bucket[0] += (new > 0) - (old > 0)
-            bucket[1] += delta
+            store.delete(ckey)
+        if m.aggregate == "duplicates":
+            bucket[0] += (new if new >= 2 else 0) - (old if old >= 2 else 0)
+        else:
+            bucket[0] += (new > 0) - (old > 0)
+        bucket[1] += delta
         if bucket[1]:
             store.put(bkey, bucket)
         else:
             store.delete(bkey)
-        self._dirty.add((m.index, group, wkey))
+        self._dirty.add(bkey)
 
-    def _add_day(self, m: CompiledMeasure, group: Group, t: int, delta: int, dn: int) -> None:
+    def _add_day(self, index: int, group: Group, t: int, delta: int, dn: int) -> None:
         store = self.store
         day = t // DAY_MS
-        dkey = ("d", m.index, group, day)
+        dkey = ("d", index, group, day)
         bucket = store.get(dkey) or [0, 0]
         bucket[0] += delta
         bucket[1] += dn
-        mkey = ("dm", m.index, group, day)
+        mkey = ("dm", index, group, day)
         times = store.get(mkey) or {}
         cell = times.get(t) or [0, 0]
         cell[0] += delta
@@ -256,7 +394,7 @@ class Engine:
         else:
             store.delete(dkey)
             store.delete(mkey)
-        self._dirty.add((m.index, group, ("day", day)))
+        self._dirty.add(("d", index, group, ("day", day)))
 
     def _add_period(
         self, m: CompiledMeasure, group: Group, slot: Any, dv: Any, delta: int, dn: int
@@ -264,7 +402,7 @@ class Engine:
         period_kind, start_day = slot
         cal = self.calendar
         match = m.definition.period.match if m.definition.period else "exact"
-        for kind in self.kinds:
+        for kind, _per in self._kind_months:
             if match == "exact":
                 if kind != period_kind:
                     continue
@@ -306,7 +444,7 @@ class Engine:
                 store.put(tkey, times)
             else:
                 store.delete(tkey)
-            self._dirty.add((m.index, group, ("active", month)))
+            self._dirty.add(("a", m.index, group, ("active", month)))
         if months:
             store.put(akey, months)
         else:
@@ -324,6 +462,15 @@ class Engine:
             return int(bucket[0]) if bucket else 0
         if kind == "rolling":
             return self._rolling_raw(m, group, as_of - window.spec.days * DAY_MS, as_of)
+        if self._place[m.index] == _MONTHLY:
+            per = _MONTHS_PER[kind]
+            first = window.index * per
+            total = 0
+            for month in range(first, first + per):
+                bucket = self.store.get(("b", m.index, group, ("month", month)))
+                if bucket:
+                    total += bucket[0]
+            return total
         bucket = self.store.get(("b", m.index, group, (kind, window.index)))
         return int(bucket[0]) if bucket else 0
 
@@ -378,13 +525,27 @@ class Engine:
 
     # ---------------------------------------------------------------- outputs
 
-    def report(self, as_of: int, *, keep_null: bool = False) -> list[MetricValue]:
-        """Every metric row at ``as_of`` (what ``crm-pulse replay`` prints)."""
+    def report(
+        self,
+        as_of: int,
+        *,
+        keep_null: bool = False,
+        owns: Callable[[Group], bool] | None = None,
+    ) -> list[MetricValue]:
+        """Every metric row at ``as_of`` (what ``crm-pulse replay`` prints).
+
+        ``owns``: on a phase-2 engine that holds only some groups' deltas, keep the rows of the
+        groups it owns (company-wide ``current`` rows and goal rows exist without data, so every
+        partition would otherwise report them).
+        """
         self._report_index = _StateIndex.build(self)
         try:
-            return report(self.catalog, self, as_of, self.specs, keep_null=keep_null)
+            rows = report(self.catalog, self, as_of, self.specs, keep_null=keep_null)
         finally:
             self._report_index = None
+        if owns is not None:
+            rows = [r for r in rows if owns(r.group)]
+        return rows
 
     def changes(self, as_of: int) -> list[MetricValue]:
         """The (metric, window, group) values that moved since the last call.
@@ -394,12 +555,12 @@ class Engine:
         returned with ``value=None``.
         """
         targets: set[tuple[str, Group, Window]] = set()
-        for index, group, wkey in self._dirty:
+        for _tag, index, group, wkey in self._dirty:
             fields = tuple(group[0::2])
             for metric in self.catalog.metrics_by_measure.get(index, ()):
                 if fields not in metric.groups:
                     continue
-                for window in self._affected(metric, wkey, as_of):
+                for window in self._affected(metric, wkey, as_of, self._place[index]):
                     targets.add((metric.name, group, window))
         self._dirty.clear()
         out: list[MetricValue] = []
@@ -421,13 +582,19 @@ class Engine:
             out.append(MetricValue(metric.name, window, group, value))
         return out
 
-    def _affected(self, metric: CompiledMetric, wkey: Any, as_of: int) -> list[Window]:
+    def _affected(self, metric: CompiledMetric, wkey: Any, as_of: int, place: int) -> list[Window]:
         kind, idx = wkey
         cal = self.calendar
         if kind == "current":
             return [Window(CURRENT)] if metric.is_current else []
         out: list[Window] = []
-        if kind in CALENDAR_KINDS:
+        if place == _MONTHLY and kind == "month":
+            for k in self.kinds:
+                spec = WindowSpec(k)
+                i = idx // _MONTHS_PER[k]
+                if metric.supports(spec) and i <= cal.index_of(k, as_of):
+                    out.append(Window(spec, i))
+        elif kind in self.kinds:
             spec = WindowSpec(kind)
             if metric.supports(spec) and idx <= cal.index_of(kind, as_of):
                 out.append(Window(spec, idx))
@@ -450,37 +617,19 @@ class Engine:
         return self._report_index
 
 
+def _placement_code(m: CompiledMeasure, calendar: bool) -> int:
+    if m.placement in ("timed", "stays"):
+        if m.window_conds:
+            return _ANCHORED
+        # a count or sum in a quarter or year is the sum of its months: keep months only
+        return _MONTHLY if calendar and m.distinct_key is None else _TIMED
+    if m.placement in ("snapshot", "duplicates"):
+        return _SNAPSHOT
+    return _PERIOD if m.placement == "period" else _ACTIVE
+
+
 def _sort_group(group: Group) -> tuple[str, ...]:
     return tuple(str(x) for x in group)
-
-
-def _history_after(
-    history: list[tuple[int, Any, Any]] | None,
-    max_delete: int | None,
-    event: Event,
-    field: str,
-    entered: str,
-) -> list[tuple[int, Any, Any]] | None:
-    """The stage history once ``event`` is known: upserts newer than the newest delete."""
-    version = event.version
-    if event.op == "delete":
-        if max_delete is not None and version <= max_delete:
-            return history
-        if not history:
-            return history
-        kept = [h for h in history if h[0] > version]
-        return kept if len(kept) != len(history) else history
-    if max_delete is not None and version <= max_delete:
-        return history
-    items = history or []
-    if any(h[0] == version for h in items):
-        return history
-    values = event.values
-    entry = (version, values.get(field), values.get(entered))
-    new = [*items, entry]
-    if items and items[-1][0] > version:
-        new.sort(key=lambda h: h[0])
-    return new
 
 
 class _StateIndex:
@@ -504,7 +653,12 @@ class _StateIndex:
             if tag == "b":
                 _, mi, group, (kind, idx) = key
                 index.groups.setdefault(mi, set()).add(group)
-                if kind != "current":
+                if kind == "current":
+                    continue
+                if engine._place[mi] == _MONTHLY:
+                    for k, per in engine._kind_months:
+                        index._first((mi, group, k), idx // per)
+                else:
                     index._first((mi, group, kind), idx)
             elif tag == "am":
                 _, mi, group = key

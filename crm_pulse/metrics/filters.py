@@ -159,5 +159,8 @@ def compile_where(
         return (lambda v: True), tuple(window_conds)
     if len(preds) == 1:
         return preds[0], tuple(window_conds)
+    if len(preds) == 2:  # the common case, without the cost of all() over a generator
+        first, second = preds
+        return (lambda v: first(v) and second(v)), tuple(window_conds)
     frozen = tuple(preds)
     return (lambda v: all(p(v) for p in frozen)), tuple(window_conds)

@@ -30,10 +30,12 @@ from .filters import Predicate, WindowCondition, compile_where, type_constant
 __all__ = [
     "DURATION_MS",
     "CompiledMeasure",
+    "ContributionKey",
     "Contributions",
     "Group",
     "StageVersion",
     "compile_measure",
+    "contributor",
     "normalizer",
     "stays_of",
 ]
@@ -152,43 +154,103 @@ class CompiledMeasure:
         return ()  # snapshots: a slot that is not None
 
     def contribute(self, v: Mapping[str, Any], out: Contributions) -> None:
-        """Add what one (sub-)record ``v`` contributes to ``out``."""
-        if not self.accepts(v):
+        """Add what one (sub-)record ``v`` contributes to ``out`` (see :func:`contributor`)."""
+        contributor(self)(v, out)
+
+
+_NOWHERE: Any = object()
+
+
+def contributor(m: CompiledMeasure) -> Callable[[Mapping[str, Any], Contributions], None]:
+    """``m.contribute`` as one closure with everything it reads bound: the engine's hot path.
+
+    Built once per engine (after the catalog has set ``m.groups``).
+    """
+    accepts = m.accepts
+    index = m.index
+    distinct = m.distinct_key
+    weight_of = m.weight
+    count = m.definition.sum is None and distinct is None  # weight 1 without a call
+    slot_of = _slot_fn(m)
+    # the common case read inline: a time field places the contribution
+    at = m.definition.at if m.placement in ("timed", "stays") and not m.window_conds else None
+    everything = not m.definition.where  # no condition: skip calling accepts
+    company = () in m.groups
+    singles = tuple(g[0] for g in m.groups if len(g) == 1)
+    multis = tuple(g for g in m.groups if len(g) > 1)
+
+    def contribute(v: Mapping[str, Any], out: Contributions) -> None:
+        if not everything and not accepts(v):
             return
-        slot = self.slot(v)
-        if slot is None:
-            return
-        if self.distinct_key is not None:
-            dv = self.distinct_key(v)
+        if at:
+            slot = v.get(at)
+            if slot is None:
+                return
+        else:
+            slot = slot_of(v)
+            if slot is _NOWHERE:
+                return
+        dv: Any = None
+        if count:
+            weight = 1
+        elif distinct is not None:
+            dv = distinct(v)
             if dv is None:
                 return
             weight = 1
         else:
-            dv = None
-            maybe = self.weight(v)
+            maybe = weight_of(v)
             if maybe is None:
                 return
             weight = maybe
-        slot_key = None if slot == () else slot
-        index = self.index
-        for fields in self.groups:
-            if not fields:
-                group: Group = ()
-            else:
-                parts: list[str] = []
-                for f in fields:
-                    value = v.get(f)
-                    if value is None:
-                        break
-                    parts.append(f)
-                    parts.append(value)
-                else:
-                    group = tuple(parts)
-                    key = (index, group, slot_key, dv)
-                    out[key] = out.get(key, 0) + weight
-                continue
-            key = (index, group, slot_key, dv)
+        if company:
+            key: ContributionKey = (index, (), slot, dv)
             out[key] = out.get(key, 0) + weight
+        for f in singles:
+            value = v.get(f)
+            if value is not None:
+                key = (index, (f, value), slot, dv)
+                out[key] = out.get(key, 0) + weight
+        for fields in multis:
+            parts: list[Any] = []
+            for f in fields:
+                value = v.get(f)
+                if value is None:
+                    break
+                parts.append(f)
+                parts.append(value)
+            else:
+                key = (index, tuple(parts), slot, dv)
+                out[key] = out.get(key, 0) + weight
+
+    return contribute
+
+
+def _slot_fn(m: CompiledMeasure) -> Callable[[Mapping[str, Any]], Any]:
+    """The contribution's slot key from a record, ``_NOWHERE`` when it counts nowhere.
+
+    Same as :meth:`CompiledMeasure.slot` except that snapshots get ``None`` (no time).
+    """
+    d = m.definition
+    placement = m.placement
+    if placement in ("timed", "stays") and not m.window_conds:
+        at = d.at
+        if not at:
+            return lambda v: _NOWHERE
+
+        def timed(v: Mapping[str, Any]) -> Any:
+            t = v.get(at)
+            return _NOWHERE if t is None else t
+
+        return timed
+    if placement in ("snapshot", "duplicates"):
+        return lambda v: None
+
+    def general(v: Mapping[str, Any]) -> Any:
+        slot = m.slot(v)
+        return _NOWHERE if slot is None else slot
+
+    return general
 
 
 def _weight_fn(

@@ -2,9 +2,11 @@
 
 Keys are tuples whose first element names a kind of entry (records, buckets, ...); values are
 ints, lists, dicts and tuples of JSON-able scalars. The engine mutates a value it got and then
-``put``s it back, so a store may hand out live objects (as :class:`MemoryStore` does) or copies
-(a store that serialises). The embedded runtime backs this with SQLite, the Faust runtime with
-Faust tables; the engine does not know which.
+``put``s it back, so a store may hand out live objects or copies (a store that serialises). The
+embedded runtime backs this with SQLite, the Faust runtime with Faust tables; the engine does not
+know which, with one exception: on a plain :class:`MemoryStore` (exactly that class, not a
+subclass) it reads and writes the dict directly and skips the put-backs of values it mutated in
+place, the cost of most events in a replay.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
     values (key: CRM field)  ──agent writer──▶  CRM sinks            poison ──▶ dead letters
 
 * ``records`` keeps each record's state in the ``records`` table (phase 1 of the engine:
-  :meth:`~crm_pulse.metrics.engine.Engine.record_deltas`) and publishes the contribution
+  :meth:`~crm_pulse.metrics.engine.Engine.deltas`) and publishes the contribution
   deltas, one message per metric group, tagged with the record and its version.
 * ``aggregates`` applies deltas to the group's buckets in the ``aggregates`` table (phase 2),
   skipping a (group, record, version) it has already applied, asks the engine what changed,
@@ -37,11 +37,10 @@ from pydantic import ValidationError
 
 from ...config.models import Deployment
 from ...connectors.protocols import FieldWrite
-from ...metrics.engine import Delta, Engine
+from ...metrics.deltas import Delta
+from ...metrics.engine import Engine
 from ...metrics.events import Event
-from ...metrics.measures import Group
 from ..database import Database
-from ..state import _dumps, _loads
 from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
 from .stores import BufferedStore, TableStore
 
@@ -183,18 +182,23 @@ class FaustPipeline:
                         reason = f"not a canonical event: {str(exc).splitlines()[0]}"
                         sent.append(await self._dead_letter(reason, event.message))
                         continue
-                    deltas = self.record_engine.record_deltas(canonical)
+                    deltas = self.record_engine.deltas(canonical)
                     if not deltas:
                         continue
-                    by_group: dict[Group, list[Delta]] = {}
+                    by_group: dict[str, list[Delta]] = {}
                     for delta in deltas:
-                        by_group.setdefault(Engine.delta_group(delta), []).append(delta)
+                        by_group.setdefault(delta.key, []).append(delta)
                     record = "/".join(canonical.key)
                     for group, items in by_group.items():
-                        body = _dumps(
-                            {"record": record, "version": canonical.version, "deltas": items}
-                        )
-                        sent.append(await self.deltas.send(key=repr(group).encode(), value=body))
+                        body = json.dumps(
+                            {
+                                "record": record,
+                                "version": canonical.version,
+                                "deltas": [d.to_wire() for d in items],
+                            },
+                            separators=(",", ":"),
+                        ).encode()
+                        sent.append(await self.deltas.send(key=group.encode(), value=body))
                 self.record_store.stage(part[-1])
             for future in sent:
                 await future  # acknowledged by Kafka before the state moves on
@@ -211,12 +215,12 @@ class FaustPipeline:
         writes: list[FieldWrite] = []
         for part in self._by_partition(batch):
             for event in part:
-                payload = _loads(event.value)
+                payload = json.loads(event.value)
                 seen_key = ("s", event.key.decode(), payload["record"])
                 last = self.aggregate_store.get(seen_key)
                 if last is not None and payload["version"] <= last:
                     continue  # a repeat after a restart: already applied
-                self.aggregate_engine.apply_deltas(payload["deltas"])
+                self.aggregate_engine.apply_deltas(Delta.from_wire(d) for d in payload["deltas"])
                 self.aggregate_store.put(seen_key, payload["version"])
             # the groups of one partition: their reported values live in that partition
             writes.extend(self.planner.plan(self.aggregate_engine.changes(now), now))
