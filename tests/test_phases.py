@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_property import DAY, T0, WINDOWS, history, shuffled
+from .test_property import DAY, T0, WINDOWS, history, shuffled
 
 from crm_pulse.metrics import (
     Delta,

@@ -42,7 +42,7 @@ from ...metrics.engine import Engine
 from ...metrics.events import Event
 from ..database import Database
 from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
-from .stores import BufferedStore, TableStore
+from .stores import BufferedStore, GroupedStore, TableStore
 
 __all__ = ["FaustPipeline", "create_app", "event_key", "target_key"]
 
@@ -87,7 +87,7 @@ class FaustPipeline:
             broker_heartbeat_interval=1.0,
             broker_commit_every=100,
             broker_commit_interval=1.0,
-            stream_wait_empty=False,
+            stream_wait_empty=True,  # a rebalance waits for in-flight batches to commit
         )
         self.events = self._topic("events", settings.partitions)
         self.deltas = self._topic("deltas", settings.partitions)
@@ -102,7 +102,7 @@ class FaustPipeline:
         self.catalog = deployment.catalog()
         windows = deployment.window_specs()
         self.record_store = BufferedStore(TableStore(self.record_table))
-        self.aggregate_store = BufferedStore(TableStore(self.aggregate_table))
+        self.aggregate_store = GroupedStore(self.aggregate_table)
         self.record_engine = Engine(self.catalog, self.record_store, windows)
         self.aggregate_engine = Engine(self.catalog, self.aggregate_store, windows)
         self.planner = Planner(deployment.writeback, self.catalog)
@@ -203,6 +203,7 @@ class FaustPipeline:
             for future in sent:
                 await future  # acknowledged by Kafka before the state moves on
             self.record_store.commit()
+            await self.app.producer.flush()  # state durable before the offsets can move
 
     async def _aggregates(self, stream: Any) -> None:
         """Phase 2 in batches: values out (acknowledged), then the buckets."""
@@ -216,17 +217,22 @@ class FaustPipeline:
         for part in self._by_partition(batch):
             for event in part:
                 payload = json.loads(event.value)
-                seen_key = ("s", event.key.decode(), payload["record"])
+                deltas = [Delta.from_wire(d) for d in payload["deltas"]]
+                if not deltas:
+                    continue
+                # kept with the group's buckets: applied together or not at all
+                seen_key = ("s", 0, deltas[0].group, payload["record"])
                 last = self.aggregate_store.get(seen_key)
                 if last is not None and payload["version"] <= last:
                     continue  # a repeat after a restart: already applied
-                self.aggregate_engine.apply_deltas(Delta.from_wire(d) for d in payload["deltas"])
+                self.aggregate_engine.apply_deltas(deltas)
                 self.aggregate_store.put(seen_key, payload["version"])
             # the groups of one partition: their reported values live in that partition
             writes.extend(self.planner.plan(self.aggregate_engine.changes(now), now))
             self.aggregate_store.stage(part[-1])
         await self._publish(writes)
         self.aggregate_store.commit()
+        await self.app.producer.flush()  # state durable before the offsets can move
 
     async def _publish(self, writes: Iterable[FieldWrite]) -> None:
         sent = []
@@ -271,6 +277,7 @@ class FaustPipeline:
         async with self._aggregate_lock:
             now = int(time.time() * 1000)
             writes = self.planner.due_by_time(self.aggregate_engine, now)  # reads only
+            self.aggregate_store.rollback()  # drop what the evaluation cached
             await self._publish(writes)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from ...metrics.state import Key
 from ..state import _dumps, _loads
 
-__all__ = ["BufferedStore", "TableStore"]
+__all__ = ["BufferedStore", "GroupedStore", "TableStore"]
 
 _DELETED = object()
 
@@ -115,3 +115,84 @@ class BufferedStore:
     def rollback(self) -> None:
         self.pending.clear()
         self.staged.clear()
+
+
+class GroupedStore:
+    """Phase-2 state: one table entry per metric group, holding every key of that group.
+
+    Every phase-2 key (buckets, distinct values, last reported values, and the runtime's
+    "already applied" markers) has the group at position 2. Keeping a group's keys in one
+    entry means one changelog record carries all of a group's change from a batch, so a worker
+    killed in the middle of flushing its changelog leaves each group either before or after the
+    batch, never half-way (half-way would double-count or lose deltas after recovery).
+
+    Like :class:`BufferedStore`, writes are staged per partition (:meth:`stage`) and written at
+    :meth:`commit`, after the batch's output was acknowledged; the cache lives for one batch.
+    """
+
+    def __init__(self, table: MutableMapping[str, bytes]) -> None:
+        self.table = table
+        self.cache: dict[str, dict[Key, Any]] = {}
+        self.dirty: set[str] = set()
+        self.staged: list[tuple[Any, dict[str, dict[Key, Any]]]] = []
+
+    @staticmethod
+    def _group(key: Key) -> str:
+        return repr(key[2])
+
+    def _load(self, group: str) -> dict[Key, Any]:
+        found = self.cache.get(group)
+        if found is None:
+            raw = self.table.get(group)
+            found = {} if raw is None else dict(_loads(raw))
+            self.cache[group] = found
+        return found
+
+    def get(self, key: Key) -> Any | None:
+        return self._load(self._group(key)).get(key)
+
+    def put(self, key: Key, value: Any) -> None:
+        group = self._group(key)
+        self._load(group)[key] = value
+        self.dirty.add(group)
+
+    def delete(self, key: Key) -> None:
+        group = self._group(key)
+        entries = self._load(group)
+        if key in entries:
+            del entries[key]
+            self.dirty.add(group)
+
+    def items(self) -> Iterator[tuple[Key, Any]]:
+        for group in list(self.table.keys()):
+            yield from list(self._load(group).items())
+        for group, entries in list(self.cache.items()):
+            if group not in self.table:
+                yield from list(entries.items())
+
+    def stage(self, event: Any) -> None:
+        """Set the groups changed so far aside, to be committed under ``event``'s partition."""
+        if self.dirty:
+            self.staged.append((event, {g: self.cache[g] for g in self.dirty}))
+            self.dirty = set()
+
+    def commit(self) -> None:
+        from faust.streams import _current_event
+
+        for event, groups in self.staged:
+            token = _current_event.set(weakref.ref(event))
+            try:
+                for group, entries in groups.items():
+                    if entries:
+                        self.table[group] = _dumps(entries)
+                    elif group in self.table:
+                        del self.table[group]
+            finally:
+                _current_event.reset(token)
+        self.staged.clear()
+        self.cache.clear()
+
+    def rollback(self) -> None:
+        self.staged.clear()
+        self.dirty.clear()
+        self.cache.clear()
