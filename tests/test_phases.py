@@ -10,7 +10,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from .test_property import DAY, T0, WINDOWS, history, shuffled
 
 from crm_pulse.metrics import (
     Delta,
@@ -25,6 +24,8 @@ from crm_pulse.metrics import (
 )
 from crm_pulse.metrics.catalog import Catalog
 from crm_pulse.metrics.state import Key
+
+from .test_property import DAY, T0, WINDOWS, history, shuffled
 
 
 def _catalog() -> Catalog:

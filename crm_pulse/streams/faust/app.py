@@ -256,6 +256,10 @@ class FaustPipeline:
             now = time.time()
 
             def plan(conn: Any, writes: list[FieldWrite] = writes, now: float = now) -> int:
+                # Forget what this worker wrote before: the values partitions move between
+                # workers, so another one may have written a different value since; the
+                # aggregates stage already sends only values that changed.
+                conn.execute("DELETE FROM written")
                 return SQLiteOutbox.put(conn, writes, now, 0.0)
 
             await self.outbox_db.run(self.outbox_db.transaction(plan))
