@@ -155,23 +155,29 @@ class PipedriveClient:
                 return
 
     async def org_deal_history(self, org_id: str) -> tuple[str | None, str | None]:
-        """(earliest won_time, latest update_time) over the organization's deals, deleted ones
-        included: when it became a customer, and a version that moves when that can change."""
+        """(earliest won_time, latest update_time) over the organization's deals, archived and
+        deleted ones included: when it became a customer, and a version that moves when that
+        can change. Archived deals still count, so a first won deal archived later still makes
+        the organization a customer since then."""
         first_won: str | None = None
         latest: str | None = None
-        params = {"org_id": org_id, "status": "open,won,lost,deleted"}
-        async for deals in self.pages("/api/v2/deals", params):
-            for deal in deals:
-                updated = deal.get("update_time")
-                if updated and (latest is None or str(updated) > latest):
-                    latest = str(updated)
-                won = deal.get("won_time")
-                if (
-                    deal.get("status") == "won"
-                    and won
-                    and (first_won is None or str(won) < first_won)
-                ):
-                    first_won = str(won)
+        lists = (
+            ("/api/v2/deals", {"org_id": org_id, "status": "open,won,lost,deleted"}),
+            ("/api/v2/deals/archived", {"org_id": org_id}),
+        )
+        for path, params in lists:
+            async for deals in self.pages(path, params):
+                for deal in deals:
+                    updated = deal.get("update_time")
+                    if updated and (latest is None or str(updated) > latest):
+                        latest = str(updated)
+                    won = deal.get("won_time")
+                    if (
+                        deal.get("status") == "won"
+                        and won
+                        and (first_won is None or str(won) < first_won)
+                    ):
+                        first_won = str(won)
         return first_won, latest
 
     async def get(self, entity: str, rid: str) -> dict[str, Any] | None:

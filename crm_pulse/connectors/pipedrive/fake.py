@@ -348,6 +348,9 @@ class FakePipedrive:
                 for r in self.records["deals"].values()
                 if r.get("is_archived") and r["status"] != "deleted"
             ]
+            org = request.query.get("org_id")
+            if org is not None:
+                rows = [r for r in rows if str(r.get("org_id")) == org]
             return self._page(request, rows)
 
     async def _get(self, request: web.Request) -> web.Response:
