@@ -112,8 +112,12 @@ class PipedriveClient:
             attempt += 1
             if self.budget.exhausted():
                 raise RateLimited(f"Pipedrive daily token share used up before {what}", 3600.0)
-            wait = self.budget.wait_for(cost)
-            if wait:
+            # wait until the rolling window has room; one expiry may not free enough tokens,
+            # so look again after each wait (bounded: a clock that does not move cannot hang us)
+            for _ in range(64):
+                wait = self.budget.wait_for(cost)
+                if not wait:
+                    break
                 await self.sleep(wait)
             self.budget.spend(cost)
             self.calls += 1
