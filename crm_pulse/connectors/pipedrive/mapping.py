@@ -22,7 +22,7 @@ from ...errors import DataError
 from ...metrics.events import Event
 from .client import PipedriveClient
 
-__all__ = ["CANONICAL", "FieldKeys", "PipedriveMapper", "to_iso", "to_ms"]
+__all__ = ["CANONICAL", "DELETE_TIE", "FieldKeys", "PipedriveMapper", "to_iso", "to_ms"]
 
 CANONICAL = {
     "deals": "deal",
@@ -39,6 +39,12 @@ _TIMES = {
     "occurred_at",
     "converted_at",
 }
+
+DELETE_TIE = 1
+"""Added to a delete's version. Pipedrive's times have one-second resolution, so a record
+changed and deleted within one second would give the delete the same version as the change,
+and the engine would drop it as stale; one millisecond more makes the delete win the tie (a
+deleted record cannot change again in the same second)."""
 
 DEFAULTS: dict[str, dict[str, str]] = {
     "deals": {
@@ -174,7 +180,9 @@ class PipedriveMapper:
         canonical = CANONICAL[entity]
         v = version if version is not None else self.version(record)
         if record.get("is_deleted") or record.get("status") == "deleted":
-            return Event(source=self.source, object=canonical, id=rid, op="delete", version=v)
+            return Event(
+                source=self.source, object=canonical, id=rid, op="delete", version=v + DELETE_TIE
+            )
         try:
             fields: dict[str, Any] = {}
             for name, prop in self.fields[entity].items():

@@ -20,7 +20,7 @@ from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
 from ..protocols import WebhookRequest
 from .client import PipedriveClient
-from .mapping import CANONICAL, FieldKeys, PipedriveMapper, to_ms
+from .mapping import CANONICAL, DELETE_TIE, FieldKeys, PipedriveMapper, to_ms
 
 __all__ = ["PipedriveReceiver"]
 
@@ -93,7 +93,8 @@ class PipedriveReceiver:
             raise DataError("webhook names no record (meta.entity_id)")
         await self.keys.load(entity)
         if meta["action"] == "delete":
-            version = to_ms(meta.get("timestamp")) or 0
+            # the same version a poll gives the deleted record (its update time, tie-broken)
+            version = (to_ms(meta.get("timestamp")) or request.received_at_ms) + DELETE_TIE
             events = [
                 Event(
                     source=self.mapper.source,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from crm_pulse.connectors.pipedrive.fake import FakePipedrive
-from crm_pulse.connectors.protocols import Cursor, Page
+from crm_pulse.connectors.protocols import Cursor, Page, WebhookRequest
+from crm_pulse.metrics import Engine, build_catalog
 
 from ..helpers import drain
 from .harness import make_harness
@@ -106,3 +108,32 @@ async def test_an_archived_won_deal_still_makes_its_organization_a_customer() ->
         events, _ = await drain(h.connector.source.backfill(None))
         (account,) = [e for e in events if e.object == "account" and e.id == org]
         assert account.fields["customer_since"] == "2026-02-03T04:05:06Z"
+
+
+async def test_a_change_and_a_delete_in_one_second_end_deleted() -> None:
+    async with make_harness() as h:
+        polled_id, hooked_id = h.seed_deals(2)
+        second = _iso(time.time() + 50)
+        _set(h.fake, "deals", polled_id, value=7, update_time=second)
+        _set(h.fake, "deals", hooked_id, value=7, update_time=second)
+        changed, cursor = await drain(h.connector.source.backfill(None))
+        # both are deleted within that same second (Pipedrive's times have no milliseconds)
+        _set(h.fake, "deals", polled_id, status="deleted", is_deleted=True, update_time=second)
+        headers, body = h.fake.webhook("delete", "deals", hooked_id)
+        payload = json.loads(body)
+        payload["meta"]["timestamp"] = second
+        body = json.dumps(payload).encode()
+        hooked = await h.connector.receiver.parse(WebhookRequest("POST", "u", headers, body, 0))
+        polled, _ = await drain(h.connector.source.poll(cursor))
+        engine = Engine(build_catalog())
+        engine.apply_all(changed)
+        engine.apply_all(polled + hooked)
+        deletes = {e.id for e in polled + hooked if e.op == "delete"}
+        assert deletes == {polled_id, hooked_id}
+        report = {
+            (r.metric, r.window.label): r.value
+            for r in engine.report(int(time.time() * 1000))
+            if r.group == ()
+        }
+        # neither deleted deal is in the open pipeline any more
+        assert report[("open_pipeline_value", "current")] == 0
