@@ -13,7 +13,8 @@ Fields crm-pulse writes are never read into canonical ones (loop safety).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,15 +86,34 @@ def to_iso(value: Any) -> str | None:
 
 
 class FieldKeys:
-    """Custom-field names -> hash keys (and enum option id -> label), per entity, cached."""
+    """Custom-field names -> hash keys (and enum option id -> label), per entity, cached.
 
-    def __init__(self, client: PipedriveClient) -> None:
+    The cache is read again after ``max_age`` seconds (a field created or renamed in Pipedrive
+    is picked up by a running process), and :meth:`resolve` reads it again at once for a name
+    it does not know, at most every ``refresh_after`` seconds per entity: ``crm-pulse
+    provision`` runs in another process, and its new fields must not make this one's writes
+    fail as "no such field" until a restart.
+    """
+
+    def __init__(
+        self,
+        client: PipedriveClient,
+        *,
+        max_age: float = 600.0,
+        refresh_after: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = client
+        self.max_age = max_age
+        self.refresh_after = refresh_after
+        self.clock = clock
         self.by_name: dict[str, dict[str, str]] = {}
         self.options: dict[str, dict[str, dict[str, str]]] = {}
+        self.loaded_at: dict[str, float] = {}
 
     async def load(self, entity: str, *, refresh: bool = False, retry: bool = True) -> None:
-        if entity in self.by_name and not refresh:
+        fresh = self.clock() - self.loaded_at.get(entity, float("-inf")) < self.max_age
+        if entity in self.by_name and fresh and not refresh:
             return
         names: dict[str, str] = {}
         options: dict[str, dict[str, str]] = {}
@@ -105,9 +125,20 @@ class FieldKeys:
                 options[key] = {str(o.get("id")): str(o.get("label")) for o in f["options"]}
         self.by_name[entity] = names
         self.options[entity] = options
+        self.loaded_at[entity] = self.clock()
 
     def key(self, entity: str, name: str) -> str | None:
         return self.by_name.get(entity, {}).get(name)
+
+    async def resolve(self, entity: str, name: str, *, retry: bool = True) -> str | None:
+        """The hash key of ``name``, reading the definitions again if it is unknown and they
+        were last read more than ``refresh_after`` seconds ago."""
+        await self.load(entity, retry=retry)
+        key = self.key(entity, name)
+        if key is None and self.clock() - self.loaded_at[entity] >= self.refresh_after:
+            await self.load(entity, refresh=True, retry=retry)
+            key = self.key(entity, name)
+        return key
 
 
 def _custom(record: Mapping[str, Any], key: str) -> Any:

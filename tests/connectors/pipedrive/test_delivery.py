@@ -103,3 +103,21 @@ async def test_several_fields_of_one_record_are_one_patch() -> None:
         assert h.fake.custom_value("deals", a, other) == 3.0
         assert h.fake.custom_value("deals", b, FIELD) == 2.0
         assert h.fake.custom_value("deals", c, other) == 4.0
+
+
+async def test_a_field_provisioned_by_another_process_is_found_without_a_restart() -> None:
+    async with make_harness() as h:
+        (deal,) = h.seed_deals(1)
+        now = [0.0]
+        h.connector.keys.clock = lambda: now[0]
+        (first,) = await h.connector.sink.write([FieldWrite("pipedrive", "deal", deal, FIELD, 1.0)])
+        assert first.ok  # the field definitions are now cached
+        h.fake.add_field("deals", "Pipeline velocity")  # `crm-pulse provision` elsewhere
+        write = FieldWrite("pipedrive", "deal", deal, "Pipeline velocity", 2.0)
+        (soon,) = await h.connector.sink.write([write])
+        # definitions are read again at most every 30 s; meanwhile the write is retried later
+        assert not soon.ok and soon.retriable and "crm-pulse provision" in soon.reason
+        now[0] += 31
+        (later,) = await h.connector.sink.write([write])
+        assert later.ok
+        assert h.fake.custom_value("deals", deal, "Pipeline velocity") == 2.0
