@@ -184,13 +184,22 @@ class PipedriveMapper:
         """Without a configured field, an organization is a customer from its first won deal."""
         return self.mapping.customer_since_field is None
 
-    async def organization_event(self, client: PipedriveClient, record: Mapping[str, Any]) -> Event:
+    async def organization_event(
+        self,
+        client: PipedriveClient,
+        record: Mapping[str, Any],
+        history: tuple[str | None, str | None] | None = None,
+    ) -> Event:
         """An organization, with customer_since from its first won deal when no field says it;
         its version is the latest change of the organization or of any of its deals, so a deal
-        won later re-states the organization."""
+        won later re-states the organization. ``history`` is (first won_time, latest deal
+        update_time) when the caller already knows it (a full backfill read every deal);
+        otherwise the organization's deals are listed."""
         if not self.derives_customer_since:
             return self.event("organizations", record)
-        first_won, latest = await client.org_deal_history(str(record.get("id")))
+        first_won, latest = (
+            history if history is not None else await client.org_deal_history(str(record.get("id")))
+        )
         version = max(self.version(record), to_ms(latest) or 0)
         event = self.event("organizations", record, version=version)
         if event.op == "delete":

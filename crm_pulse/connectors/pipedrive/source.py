@@ -32,6 +32,19 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _fold(history: dict[str, list[str | None]], deals: Sequence[dict[str, Any]]) -> None:
+    """Fold deals into ``history[org id] = [first won_time, latest update_time]``."""
+    for deal in deals:
+        if not deal.get("org_id"):
+            continue
+        entry = history.setdefault(str(deal["org_id"]), [None, None])
+        updated, won = deal.get("update_time"), deal.get("won_time")
+        if updated and (entry[1] is None or str(updated) > entry[1]):
+            entry[1] = str(updated)
+        if deal.get("status") == "won" and won and (entry[0] is None or str(won) < entry[0]):
+            entry[0] = str(won)
+
+
 class PipedriveSource:
     def __init__(
         self,
@@ -63,11 +76,19 @@ class PipedriveSource:
                 log.warning("Pipedrive record not mapped", extra={"reason": str(exc)})
         return out
 
-    async def _organizations(self, records: Sequence[dict[str, Any]]) -> list[Event]:
+    async def _organizations(
+        self,
+        records: Sequence[dict[str, Any]],
+        history: dict[str, list[str | None]] | None = None,
+    ) -> list[Event]:
         out = []
         for r in records:
+            known: tuple[str | None, str | None] | None = None
+            if history is not None:
+                first_won, latest = history.get(str(r.get("id")), (None, None))
+                known = (first_won, latest)
             try:
-                out.append(await self.mapper.organization_event(self.client, r))
+                out.append(await self.mapper.organization_event(self.client, r, known))
             except DataError as exc:
                 self.skipped.append(str(exc))
                 log.warning("Pipedrive record not mapped", extra={"reason": str(exc)})
@@ -96,6 +117,19 @@ class PipedriveSource:
         # organizations whose deals changed and that are not re-stated yet; kept in the cursor
         # while polling (small sets) so a pass interrupted after the deals still re-states them
         touched: set[str] = set((current.get("organizations") or {}).get("touched") or [])
+        # a backfill that reads every deal from the start (before the organizations) learns each
+        # organization's first won deal on the way: no per-organization deal listing (10 tokens
+        # each, twice) then
+        history: dict[str, list[str | None]] | None = None
+        if (
+            backfill
+            and derive
+            and self.backfill_from is None
+            and "deals" in self.entities
+            and list(self.entities).index("deals") < list(self.entities).index("organizations")
+            and not current.get("deals")
+        ):
+            history = {}
         for entity in self.entities:
             await self.keys.load(entity)
             state = dict(current.get(entity) or {})
@@ -117,11 +151,13 @@ class PipedriveSource:
                     state[mark] = newest
                     if entity == "deals" and derive:
                         touched.update(str(r["org_id"]) for r in records if r.get("org_id"))
+                        if history is not None:
+                            _fold(history, records)
                     if entity == "organizations" and derive:
                         touched.difference_update(str(r.get("id")) for r in records)
                     current = self._mark(current, entity, state, touched, derive and not backfill)
                     if entity == "organizations" and derive:
-                        yield Page(await self._organizations(records), current)
+                        yield Page(await self._organizations(records, history), current)
                     else:
                         yield Page(self._events(entity, records), current)
                 state[mark] = newest
@@ -130,7 +166,7 @@ class PipedriveSource:
                 orgs = [o for o in (await self._fetch_orgs(sorted(touched))) if o is not None]
                 touched.clear()
                 current = self._mark(current, entity, state, touched, derive and not backfill)
-                yield Page(await self._organizations(orgs), current)
+                yield Page(await self._organizations(orgs, history), current)
             current = self._mark(current, entity, state, touched, derive and not backfill)
             yield Page([], current)
 

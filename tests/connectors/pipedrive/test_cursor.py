@@ -137,3 +137,24 @@ async def test_a_change_and_a_delete_in_one_second_end_deleted() -> None:
         }
         # neither deleted deal is in the open pipeline any more
         assert report[("open_pipeline_value", "current")] == 0
+
+
+async def test_a_full_backfill_learns_customers_from_the_deals_it_reads() -> None:
+    async with make_harness() as h:
+        orgs = [h.fake.create("organizations", {"name": f"Org {i}"}) for i in range(20)]
+        for i, org in enumerate(orgs):
+            won = {"status": "won", "won_time": f"2026-0{1 + i % 9}-01 10:00:00"}
+            h.fake.create("deals", {"value": 10, "org_id": int(org), **(won if i % 2 else {})})
+        events, cursor = await drain(h.connector.source.backfill(None))
+        lists = [p for m, p in h.fake.calls if m == "GET" and p.startswith("/api/v2/deals")]
+        assert len(lists) == 3  # open/won/lost, archived, deleted: no listing per organization
+        accounts = {e.id: e.fields["customer_since"] for e in events if e.object == "account"}
+        assert accounts == {
+            org: (f"2026-0{1 + i % 9}-01T10:00:00Z" if i % 2 else None)
+            for i, org in enumerate(orgs)
+        }
+        # the same answer as a poll, which lists the deals of each organization it re-states
+        h.fake.update("organizations", orgs[1], {"name": "renamed"})
+        polled, _ = await drain(h.connector.source.poll(cursor))
+        (again,) = [e for e in polled if e.object == "account" and e.id == orgs[1]]
+        assert again.fields["customer_since"] == accounts[orgs[1]]
