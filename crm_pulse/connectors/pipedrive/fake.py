@@ -153,6 +153,7 @@ class FakePipedrive:
         password: str | None = None,
         event_id: str | None = None,
         with_data: bool = True,
+        previous: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, str], bytes]:
         """Headers and body of a webhooks v2 delivery about one record."""
         with self._lock:
@@ -175,7 +176,7 @@ class FakePipedrive:
                 "data": json.loads(json.dumps(record))
                 if (record is not None and with_data and action != "delete")
                 else None,
-                "previous": None,
+                "previous": dict(previous) if previous is not None else None,
             }
         auth = base64.b64encode(
             f"{user or self.webhook_user}:{password or self.webhook_password}".encode()

@@ -121,3 +121,29 @@ async def test_a_field_provisioned_by_another_process_is_found_without_a_restart
         (later,) = await h.connector.sink.write([write])
         assert later.ok
         assert h.fake.custom_value("deals", deal, "Pipeline velocity") == 2.0
+
+
+async def test_a_deal_moved_between_organizations_restates_both_and_a_value_change_neither() -> (
+    None
+):
+    async with make_harness() as h:
+        a = h.fake.create("organizations", {"name": "A"})
+        b = h.fake.create("organizations", {"name": "B"})
+        deal = h.fake.create(
+            "deals",
+            {"value": 10, "status": "won", "won_time": "2026-04-01 08:00:00", "org_id": int(a)},
+        )
+        h.fake.update("deals", deal, {"org_id": int(b)})
+        headers, body = h.fake.webhook("change", "deals", deal, previous={"org_id": int(a)})
+        request = WebhookRequest("POST", "http://x/webhooks/pipedrive", headers, body, 0)
+        h.connector.receiver.verify(request)
+        events = await h.connector.receiver.parse(request)
+        accounts = {e.id: e.fields["customer_since"] for e in events if e.object == "account"}
+        assert accounts == {b: "2026-04-01T08:00:00Z", a: None}
+        # a change of the amount alone cannot change a customer status: no organization read
+        h.fake.update("deals", deal, {"value": 11})
+        before = len(h.fake.calls)
+        headers, body = h.fake.webhook("change", "deals", deal, previous={"value": 10})
+        events = await h.connector.receiver.parse(WebhookRequest("POST", "u", headers, body, 0))
+        assert [(e.object, e.fields["amount"]) for e in events] == [("deal", "11")]
+        assert h.fake.calls[before:] == []
