@@ -99,7 +99,8 @@ class PipedriveSource:
             return self.backfill_from
         return max(0, int(t) - (0 if backfill else self.overlap_ms))
 
-    def _paths(self, entity: str, state: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    @staticmethod
+    def _paths(entity: str) -> list[tuple[str, str, dict[str, Any]]]:
         """(cursor key, path, extra query) of every list an entity is read from. Each list has
         its own update-time mark, so a pass interrupted between two lists of deals resumes the
         later list from where it stood, not from the earlier list's newer mark."""
@@ -133,7 +134,7 @@ class PipedriveSource:
         for entity in self.entities:
             await self.keys.load(entity)
             state = dict(current.get(entity) or {})
-            for mark, path, extra in self._paths(entity, state):
+            for mark, path, extra in self._paths(entity):
                 t = state.get(mark)
                 start = self._start(t, backfill=backfill)
                 params: dict[str, Any] = {
