@@ -112,8 +112,12 @@ class PipedriveClient:
             attempt += 1
             if self.budget.exhausted():
                 raise RateLimited(f"Pipedrive daily token share used up before {what}", 3600.0)
-            wait = self.budget.wait_for(cost)
-            if wait:
+            # wait until the rolling window has room; one expiry may not free enough tokens,
+            # so look again after each wait (bounded: a clock that does not move cannot hang us)
+            for _ in range(64):
+                wait = self.budget.wait_for(cost)
+                if not wait:
+                    break
                 await self.sleep(wait)
             self.budget.spend(cost)
             self.calls += 1
@@ -155,23 +159,29 @@ class PipedriveClient:
                 return
 
     async def org_deal_history(self, org_id: str) -> tuple[str | None, str | None]:
-        """(earliest won_time, latest update_time) over the organization's deals, deleted ones
-        included: when it became a customer, and a version that moves when that can change."""
+        """(earliest won_time, latest update_time) over the organization's deals, archived and
+        deleted ones included: when it became a customer, and a version that moves when that
+        can change. Archived deals still count, so a first won deal archived later still makes
+        the organization a customer since then."""
         first_won: str | None = None
         latest: str | None = None
-        params = {"org_id": org_id, "status": "open,won,lost,deleted"}
-        async for deals in self.pages("/api/v2/deals", params):
-            for deal in deals:
-                updated = deal.get("update_time")
-                if updated and (latest is None or str(updated) > latest):
-                    latest = str(updated)
-                won = deal.get("won_time")
-                if (
-                    deal.get("status") == "won"
-                    and won
-                    and (first_won is None or str(won) < first_won)
-                ):
-                    first_won = str(won)
+        lists = (
+            ("/api/v2/deals", {"org_id": org_id, "status": "open,won,lost,deleted"}),
+            ("/api/v2/deals/archived", {"org_id": org_id}),
+        )
+        for path, params in lists:
+            async for deals in self.pages(path, params):
+                for deal in deals:
+                    updated = deal.get("update_time")
+                    if updated and (latest is None or str(updated) > latest):
+                        latest = str(updated)
+                    won = deal.get("won_time")
+                    if (
+                        deal.get("status") == "won"
+                        and won
+                        and (first_won is None or str(won) < first_won)
+                    ):
+                        first_won = str(won)
         return first_won, latest
 
     async def get(self, entity: str, rid: str) -> dict[str, Any] | None:

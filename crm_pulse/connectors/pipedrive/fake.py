@@ -5,11 +5,13 @@ twice in one second gets the next second, so its versions still grow). Custom fi
 40-character hash keys per account. Every call is charged in tokens (list 10, get 1, PATCH and
 POST 5) against a two-second burst window; over it, or when forced, the answer is 429 with
 ``Retry-After`` and the ``x-ratelimit-*`` headers. :meth:`FakePipedrive.webhook` builds webhooks
-v2 deliveries with HTTP Basic credentials.
+v2 deliveries with HTTP Basic credentials and :meth:`FakePipedrive.deliver` POSTs them to a URL
+with Pipedrive's retry schedule.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -20,6 +22,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 __all__ = ["FakePipedrive"]
@@ -150,6 +153,7 @@ class FakePipedrive:
         password: str | None = None,
         event_id: str | None = None,
         with_data: bool = True,
+        previous: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, str], bytes]:
         """Headers and body of a webhooks v2 delivery about one record."""
         with self._lock:
@@ -172,7 +176,7 @@ class FakePipedrive:
                 "data": json.loads(json.dumps(record))
                 if (record is not None and with_data and action != "delete")
                 else None,
-                "previous": None,
+                "previous": dict(previous) if previous is not None else None,
             }
         auth = base64.b64encode(
             f"{user or self.webhook_user}:{password or self.webhook_password}".encode()
@@ -180,6 +184,43 @@ class FakePipedrive:
         return {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}, json.dumps(
             body
         ).encode()
+
+    async def deliver(
+        self,
+        url: str,
+        action: str,
+        entity: str,
+        rid: str,
+        *,
+        attempts: int = 4,
+        sleep: Callable[[float], Any] | None = None,
+        **options: Any,
+    ) -> list[int]:
+        """POST a webhooks v2 delivery to ``url`` the way Pipedrive does: HTTP Basic
+        credentials, a 10 s timeout, and retries of the same delivery (same ``meta.id``, growing
+        ``meta.attempt``) after 3, 30 and 150 s while the answer is not 2xx. ``sleep`` replaces
+        the waits (tests pass a no-op). Returns the HTTP status of every attempt (0 for a
+        timeout or a refused connection)."""
+        headers, body = self.webhook(action, entity, rid, **options)
+        payload = json.loads(body)
+        waits = (3.0, 30.0, 150.0)
+        statuses: list[int] = []
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            for attempt in range(1, attempts + 1):
+                payload["meta"]["attempt"] = attempt
+                try:
+                    async with session.post(
+                        url, data=json.dumps(payload).encode(), headers=headers
+                    ) as response:
+                        statuses.append(response.status)
+                except (aiohttp.ClientError, TimeoutError):
+                    statuses.append(0)
+                if 200 <= statuses[-1] < 300 or attempt > len(waits):
+                    break
+                wait = waits[attempt - 1]
+                await (sleep(wait) if sleep is not None else asyncio.sleep(wait))
+        return statuses
 
     # ------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
@@ -308,6 +349,9 @@ class FakePipedrive:
                 for r in self.records["deals"].values()
                 if r.get("is_archived") and r["status"] != "deleted"
             ]
+            org = request.query.get("org_id")
+            if org is not None:
+                rows = [r for r in rows if str(r.get("org_id")) == org]
             return self._page(request, rows)
 
     async def _get(self, request: web.Request) -> web.Response:

@@ -13,7 +13,8 @@ Fields crm-pulse writes are never read into canonical ones (loop safety).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from ...errors import DataError
 from ...metrics.events import Event
 from .client import PipedriveClient
 
-__all__ = ["CANONICAL", "FieldKeys", "PipedriveMapper", "to_iso", "to_ms"]
+__all__ = ["CANONICAL", "DELETE_TIE", "FieldKeys", "PipedriveMapper", "to_iso", "to_ms"]
 
 CANONICAL = {
     "deals": "deal",
@@ -39,6 +40,12 @@ _TIMES = {
     "occurred_at",
     "converted_at",
 }
+
+DELETE_TIE = 1
+"""Added to a delete's version. Pipedrive's times have one-second resolution, so a record
+changed and deleted within one second would give the delete the same version as the change,
+and the engine would drop it as stale; one millisecond more makes the delete win the tie (a
+deleted record cannot change again in the same second)."""
 
 DEFAULTS: dict[str, dict[str, str]] = {
     "deals": {
@@ -79,15 +86,34 @@ def to_iso(value: Any) -> str | None:
 
 
 class FieldKeys:
-    """Custom-field names -> hash keys (and enum option id -> label), per entity, cached."""
+    """Custom-field names -> hash keys (and enum option id -> label), per entity, cached.
 
-    def __init__(self, client: PipedriveClient) -> None:
+    The cache is read again after ``max_age`` seconds (a field created or renamed in Pipedrive
+    is picked up by a running process), and :meth:`resolve` reads it again at once for a name
+    it does not know, at most every ``refresh_after`` seconds per entity: ``crm-pulse
+    provision`` runs in another process, and its new fields must not make this one's writes
+    fail as "no such field" until a restart.
+    """
+
+    def __init__(
+        self,
+        client: PipedriveClient,
+        *,
+        max_age: float = 600.0,
+        refresh_after: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = client
+        self.max_age = max_age
+        self.refresh_after = refresh_after
+        self.clock = clock
         self.by_name: dict[str, dict[str, str]] = {}
         self.options: dict[str, dict[str, dict[str, str]]] = {}
+        self.loaded_at: dict[str, float] = {}
 
     async def load(self, entity: str, *, refresh: bool = False, retry: bool = True) -> None:
-        if entity in self.by_name and not refresh:
+        fresh = self.clock() - self.loaded_at.get(entity, float("-inf")) < self.max_age
+        if entity in self.by_name and fresh and not refresh:
             return
         names: dict[str, str] = {}
         options: dict[str, dict[str, str]] = {}
@@ -99,9 +125,20 @@ class FieldKeys:
                 options[key] = {str(o.get("id")): str(o.get("label")) for o in f["options"]}
         self.by_name[entity] = names
         self.options[entity] = options
+        self.loaded_at[entity] = self.clock()
 
     def key(self, entity: str, name: str) -> str | None:
         return self.by_name.get(entity, {}).get(name)
+
+    async def resolve(self, entity: str, name: str, *, retry: bool = True) -> str | None:
+        """The hash key of ``name``, reading the definitions again if it is unknown and they
+        were last read more than ``refresh_after`` seconds ago."""
+        await self.load(entity, retry=retry)
+        key = self.key(entity, name)
+        if key is None and self.clock() - self.loaded_at[entity] >= self.refresh_after:
+            await self.load(entity, refresh=True, retry=retry)
+            key = self.key(entity, name)
+        return key
 
 
 def _custom(record: Mapping[str, Any], key: str) -> Any:
@@ -147,13 +184,22 @@ class PipedriveMapper:
         """Without a configured field, an organization is a customer from its first won deal."""
         return self.mapping.customer_since_field is None
 
-    async def organization_event(self, client: PipedriveClient, record: Mapping[str, Any]) -> Event:
+    async def organization_event(
+        self,
+        client: PipedriveClient,
+        record: Mapping[str, Any],
+        history: tuple[str | None, str | None] | None = None,
+    ) -> Event:
         """An organization, with customer_since from its first won deal when no field says it;
         its version is the latest change of the organization or of any of its deals, so a deal
-        won later re-states the organization."""
+        won later re-states the organization. ``history`` is (first won_time, latest deal
+        update_time) when the caller already knows it (a full backfill read every deal);
+        otherwise the organization's deals are listed."""
         if not self.derives_customer_since:
             return self.event("organizations", record)
-        first_won, latest = await client.org_deal_history(str(record.get("id")))
+        first_won, latest = (
+            history if history is not None else await client.org_deal_history(str(record.get("id")))
+        )
         version = max(self.version(record), to_ms(latest) or 0)
         event = self.event("organizations", record, version=version)
         if event.op == "delete":
@@ -174,7 +220,9 @@ class PipedriveMapper:
         canonical = CANONICAL[entity]
         v = version if version is not None else self.version(record)
         if record.get("is_deleted") or record.get("status") == "deleted":
-            return Event(source=self.source, object=canonical, id=rid, op="delete", version=v)
+            return Event(
+                source=self.source, object=canonical, id=rid, op="delete", version=v + DELETE_TIE
+            )
         try:
             fields: dict[str, Any] = {}
             for name, prop in self.fields[entity].items():

@@ -3,8 +3,10 @@
 All writes to one record in a batch are coalesced into one ``PATCH /api/v2/<entity>/<id>`` with
 ``{"custom_fields": {<hash key>: value}}``; field names are resolved to hash keys through
 :class:`~.mapping.FieldKeys`. A 429 raises RateLimited (the outbox retries after Retry-After);
-a record that is gone fails permanently (dead letter); an unknown field name fails permanently
-with a message naming it and ``crm-pulse provision``.
+a record that is gone fails permanently (dead letter); an unknown field name fails as retriable
+(``crm-pulse provision`` may be creating it in another process; the definitions are read again)
+with a message naming it and ``crm-pulse provision``, and becomes a dead letter once the
+outbox's attempts run out.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class PipedriveSink:
     async def write(self, writes: Sequence[FieldWrite]) -> list[WriteResult]:
         groups: dict[tuple[str, str], dict[str, float | int | None]] = {}
         problems: dict[int, str] = {}
+        unknown: set[int] = set()  # a field not (yet) known: retried, it may be provisioned
         for i, w in enumerate(writes):
             entity = ENTITY.get(w.object)
             if entity is None:
@@ -45,10 +48,11 @@ class PipedriveSink:
                     f"Pipedrive object {w.object!r} takes no custom fields (deal, person, organization)"
                 )
                 continue
-            await self.keys.load(entity, retry=False)  # a 429 goes straight to the outbox
-            key = self.keys.key(entity, w.field)
+            # retry=False: a 429 goes straight to the outbox, which waits Retry-After
+            key = await self.keys.resolve(entity, w.field, retry=False)
             if key is None:
                 problems[i] = f"no {entity} field named {w.field!r}: run `crm-pulse provision`"
+                unknown.add(i)
                 continue
             groups.setdefault((entity, w.record_id), {})[key] = w.value
         failed: dict[tuple[str, str], tuple[str, bool]] = {}
@@ -64,7 +68,7 @@ class PipedriveSink:
         results = []
         for i, w in enumerate(writes):
             if i in problems:
-                results.append(WriteResult(w, ok=False, reason=problems[i]))
+                results.append(WriteResult(w, ok=False, retriable=i in unknown, reason=problems[i]))
                 continue
             failure = failed.get((ENTITY[w.object], w.record_id))
             results.append(

@@ -3,7 +3,9 @@
 Each entity is read from its update-time cursor minus ``overlap`` (equal update times and late
 commits are caught by the re-read; versions make re-reads harmless). Deals are also read from
 ``/api/v2/deals/archived`` (archived deals still count) and with ``status=deleted`` (deletes).
-The cursor is ``{entity: {"t": ms}}``.
+The cursor is ``{entity: {"t": ms}}``, with deals' archived and deleted lists under their
+own marks (``"archived"``, ``"deleted"``) and, while polling, the organizations still to be
+re-stated because their deals changed (``organizations.touched``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ log = logging.getLogger("crm_pulse.pipedrive")
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _fold(history: dict[str, list[str | None]], deals: Sequence[dict[str, Any]]) -> None:
+    """Fold deals into ``history[org id] = [first won_time, latest update_time]``."""
+    for deal in deals:
+        if not deal.get("org_id"):
+            continue
+        entry = history.setdefault(str(deal["org_id"]), [None, None])
+        updated, won = deal.get("update_time"), deal.get("won_time")
+        if updated and (entry[1] is None or str(updated) > entry[1]):
+            entry[1] = str(updated)
+        if deal.get("status") == "won" and won and (entry[0] is None or str(won) < entry[0]):
+            entry[0] = str(won)
 
 
 class PipedriveSource:
@@ -61,58 +76,117 @@ class PipedriveSource:
                 log.warning("Pipedrive record not mapped", extra={"reason": str(exc)})
         return out
 
-    async def _organizations(self, records: Sequence[dict[str, Any]]) -> list[Event]:
+    async def _organizations(
+        self,
+        records: Sequence[dict[str, Any]],
+        history: dict[str, list[str | None]] | None = None,
+    ) -> list[Event]:
         out = []
         for r in records:
+            known: tuple[str | None, str | None] | None = None
+            if history is not None:
+                first_won, latest = history.get(str(r.get("id")), (None, None))
+                known = (first_won, latest)
             try:
-                out.append(await self.mapper.organization_event(self.client, r))
+                out.append(await self.mapper.organization_event(self.client, r, known))
             except DataError as exc:
                 self.skipped.append(str(exc))
                 log.warning("Pipedrive record not mapped", extra={"reason": str(exc)})
         return out
 
+    def _start(self, t: Any, *, backfill: bool) -> int | None:
+        if t is None:
+            return self.backfill_from
+        return max(0, int(t) - (0 if backfill else self.overlap_ms))
+
+    @staticmethod
+    def _paths(entity: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """(cursor key, path, extra query) of every list an entity is read from. Each list has
+        its own update-time mark, so a pass interrupted between two lists of deals resumes the
+        later list from where it stood, not from the earlier list's newer mark."""
+        if entity != "deals":
+            return [("t", f"/api/v2/{entity}", {})]
+        return [
+            ("t", "/api/v2/deals", {}),
+            ("archived", "/api/v2/deals/archived", {}),
+            ("deleted", "/api/v2/deals", {"status": "deleted"}),
+        ]
+
     async def _run(self, cursor: Cursor | None, *, backfill: bool) -> AsyncIterator[Page]:
         current: dict[str, Any] = dict(cursor or {})
-        touched: set[str] = set()  # organizations whose deals changed in this pass
         derive = "organizations" in self.entities and self.mapper.derives_customer_since
+        # organizations whose deals changed and that are not re-stated yet; kept in the cursor
+        # while polling (small sets) so a pass interrupted after the deals still re-states them
+        touched: set[str] = set((current.get("organizations") or {}).get("touched") or [])
+        # a backfill that reads every deal from the start (before the organizations) learns each
+        # organization's first won deal on the way: no per-organization deal listing (10 tokens
+        # each, twice) then
+        history: dict[str, list[str | None]] | None = None
+        if (
+            backfill
+            and derive
+            and self.backfill_from is None
+            and "deals" in self.entities
+            and list(self.entities).index("deals") < list(self.entities).index("organizations")
+            and not current.get("deals")
+        ):
+            history = {}
         for entity in self.entities:
             await self.keys.load(entity)
             state = dict(current.get(entity) or {})
-            t = state.get("t")
-            if t is None:
-                start = self.backfill_from
-            else:
-                start = int(t) - (0 if backfill else self.overlap_ms)
-            params: dict[str, Any] = {"sort_by": "update_time", "sort_direction": "asc"}
-            if start is not None:
-                params["updated_since"] = _iso(max(0, start))
-            paths: list[tuple[str, dict[str, Any]]] = [(f"/api/v2/{entity}", params)]
-            if entity == "deals":
-                paths.append(("/api/v2/deals/archived", params))
-                paths.append(("/api/v2/deals", {**params, "status": "deleted"}))
-            newest = int(t or 0)
-            for path, query in paths:
-                async for records in self.client.pages(path, query):
+            for mark, path, extra in self._paths(entity):
+                t = state.get(mark)
+                start = self._start(t, backfill=backfill)
+                params: dict[str, Any] = {
+                    "sort_by": "update_time",
+                    "sort_direction": "asc",
+                    **extra,
+                }
+                if start is not None:
+                    params["updated_since"] = _iso(start)
+                newest = int(t or 0)
+                async for records in self.client.pages(path, params):
                     for r in records:
                         with contextlib.suppress(DataError):
                             newest = max(newest, self.mapper.version(r))
-                    state["t"] = newest
-                    current = {**current, entity: dict(state)}
+                    state[mark] = newest
                     if entity == "deals" and derive:
                         touched.update(str(r["org_id"]) for r in records if r.get("org_id"))
+                        if history is not None:
+                            _fold(history, records)
                     if entity == "organizations" and derive:
                         touched.difference_update(str(r.get("id")) for r in records)
-                        yield Page(await self._organizations(records), current)
+                    current = self._mark(current, entity, state, touched, derive and not backfill)
+                    if entity == "organizations" and derive:
+                        yield Page(await self._organizations(records, history), current)
                     else:
                         yield Page(self._events(entity, records), current)
+                state[mark] = newest
             if entity == "organizations" and derive and touched:
                 # a deal won (or lost, or deleted) changes when its organization became a customer
                 orgs = [o for o in (await self._fetch_orgs(sorted(touched))) if o is not None]
                 touched.clear()
-                yield Page(await self._organizations(orgs), current)
-            state["t"] = newest
-            current = {**current, entity: dict(state)}
+                current = self._mark(current, entity, state, touched, derive and not backfill)
+                yield Page(await self._organizations(orgs, history), current)
+            current = self._mark(current, entity, state, touched, derive and not backfill)
             yield Page([], current)
+
+    @staticmethod
+    def _mark(
+        current: dict[str, Any],
+        entity: str,
+        state: dict[str, Any],
+        touched: set[str],
+        keep_touched: bool,
+    ) -> dict[str, Any]:
+        out = {**current, entity: dict(state)}
+        orgs = dict(out.get("organizations") or {})
+        orgs.pop("touched", None)
+        if keep_touched and touched:
+            orgs["touched"] = sorted(touched)
+        if orgs or "organizations" in out:
+            out["organizations"] = orgs
+        return out
 
     async def _fetch_orgs(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
         return [await self.client.get("organizations", i) for i in ids]

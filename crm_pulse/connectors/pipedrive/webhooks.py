@@ -5,7 +5,9 @@ the request is stored and acknowledged at once (Pipedrive bans endpoints slower 
 then loses events). ``parse`` turns ``data`` into an upsert (or fetches the record when
 ``data`` is null) and ``delete`` actions into deletes; notifications already seen (same event
 id) are skipped, and versions make repeats and reordering harmless. A merge arrives as a delete
-of the merged-away record and a change of the survivor.
+of the merged-away record and a change of the survivor. When an organization's customer status
+comes from its won deals, a deal change re-states its organization (and the one it left) only
+if ``previous`` shows a change of status, won time or organization (or is absent).
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
 from ..protocols import WebhookRequest
 from .client import PipedriveClient
-from .mapping import CANONICAL, FieldKeys, PipedriveMapper, to_ms
+from .mapping import CANONICAL, DELETE_TIE, FieldKeys, PipedriveMapper, to_ms
 
 __all__ = ["PipedriveReceiver"]
+
+_CUSTOMER_FIELDS = frozenset({"status", "won_time", "org_id", "is_deleted", "is_archived"})
+"""Deal fields whose change can alter when its organization became a customer."""
 
 _ENTITIES = {
     "deal": "deals",
@@ -79,6 +84,26 @@ class PipedriveReceiver:
             raise DataError(f"unknown webhook action {meta.get('action')!r}")
         return dict(data)
 
+    def _affected_organizations(self, deal: dict[str, Any], previous: Any) -> list[str]:
+        """Organizations whose customer status a deal change can alter: its organization, and
+        the one it was moved away from. ``previous`` (the changed fields' old values) tells
+        whether status, won time or organization changed at all; when Pipedrive sends none,
+        the deal's organization is re-stated to be safe."""
+        if not self.read_organizations:
+            return []
+        if isinstance(previous, dict) and not (_CUSTOMER_FIELDS & previous.keys()):
+            return []  # a change of value, title, stage...: the customer status is the same
+        orgs = [deal.get("org_id")]
+        if isinstance(previous, dict):
+            orgs.append(previous.get("org_id"))
+        out: list[str] = []
+        for org in orgs:
+            if isinstance(org, dict):  # an expanded {id, name} object
+                org = org.get("id")
+            if org and str(org) not in out:
+                out.append(str(org))
+        return out
+
     async def parse(self, request: WebhookRequest) -> list[Event]:
         data = self._body(request)
         meta = data["meta"]
@@ -93,7 +118,8 @@ class PipedriveReceiver:
             raise DataError("webhook names no record (meta.entity_id)")
         await self.keys.load(entity)
         if meta["action"] == "delete":
-            version = to_ms(meta.get("timestamp")) or 0
+            # the same version a poll gives the deleted record (its update time, tie-broken)
+            version = (to_ms(meta.get("timestamp")) or request.received_at_ms) + DELETE_TIE
             events = [
                 Event(
                     source=self.mapper.source,
@@ -111,11 +137,11 @@ class PipedriveReceiver:
                 events = [await self.mapper.organization_event(self.client, record)]
             else:
                 events = [self.mapper.event(entity, record)]
-                org = record.get("org_id") if entity == "deals" else None
-                if org and self.mapper.derives_customer_since and self.read_organizations:
-                    found = await self.client.get("organizations", str(org))
-                    if found is not None:
-                        events.append(await self.mapper.organization_event(self.client, found))
+                if entity == "deals" and self.mapper.derives_customer_since:
+                    for org in self._affected_organizations(record, data.get("previous")):
+                        found = await self.client.get("organizations", org)
+                        if found is not None:
+                            events.append(await self.mapper.organization_event(self.client, found))
         if event_id:
             self._seen[event_id] = None
             while len(self._seen) > 10_000:

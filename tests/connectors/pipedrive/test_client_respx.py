@@ -99,3 +99,29 @@ async def test_the_daily_share_is_respected() -> None:
     with pytest.raises(RateLimited, match="daily token share"):
         await c.get("deals", "1")
     await c.aclose()
+
+
+@respx.mock
+async def test_a_request_waits_until_the_window_has_room_for_its_cost() -> None:
+    respx.get(f"{BASE}/api/v2/deals").mock(
+        return_value=httpx.Response(200, json={"success": True, "data": []})
+    )
+    now = [100.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    settings = PipedriveSettings.model_validate({"api_token": "tok-123456", "base_url": BASE})
+    c = PipedriveClient(settings, sleep=sleep)
+    c.budget = TokenBudget(burst=20, clock=lambda: now[0])
+    c.budget.spend(1)
+    now[0] = 100.1
+    c.budget.spend(19)
+    now[0] = 100.2
+    await c.request("GET", "/api/v2/deals", "list")  # costs 10
+    # the first expiry (at 102.0) frees 1 token only; the request goes once 19 more are free
+    assert slept == [pytest.approx(1.8), pytest.approx(0.1)]
+    assert now[0] == pytest.approx(102.1)
+    await c.aclose()
