@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 from crm_pulse.connectors.events import EventsReceiver
@@ -14,6 +15,7 @@ _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "ingest_client.py"
 _spec = importlib.util.spec_from_file_location("ingest_client", _PATH)
 assert _spec is not None and _spec.loader is not None
 ingest_client = importlib.util.module_from_spec(_spec)
+sys.modules["ingest_client"] = ingest_client  # dataclasses look their module up
 _spec.loader.exec_module(ingest_client)
 
 
