@@ -334,3 +334,24 @@ async def test_async_status_source() -> None:
                 assert (await r.json())["problems"] == ["log not writable"]
     finally:
         await server.stop()
+
+
+async def test_large_body_verified_in_a_thread_still_checked() -> None:
+    inbox = MemoryInbox()
+    receiver = EventsReceiver(SECRET, max_body_bytes=4 << 20)
+    server = HttpServer(build_app([("events", receiver)], inbox, lambda: Status(True), Telemetry()))
+    await server.start("127.0.0.1", 0)
+    body = events_body(2500)
+    assert len(body) >= 256 * 1024
+    try:
+        async with aiohttp.ClientSession() as s:
+            headers = sign(SECRET, body)
+            async with s.post(f"{server.url}/events", data=body, headers=headers) as r:
+                assert r.status == 202
+            async with s.post(f"{server.url}/events", data=body, headers=headers) as r:
+                assert r.status == 401  # a replay
+            async with s.post(f"{server.url}/events", data=body, headers=sign("bad", body)) as r:
+                assert r.status == 401
+    finally:
+        await server.stop()
+    assert len(inbox.items) == 1

@@ -31,6 +31,10 @@ DEFAULT_PATH = "/events"
 class EventsReceiver:
     """Verifies and parses POSTs of canonical events signed with the shared secret."""
 
+    verify_in_thread = True
+    """``verify`` is thread-safe (the replay memory has a lock); the server may run it in a
+    worker thread for large bodies."""
+
     def __init__(
         self,
         secret: SecretStr | str,

@@ -15,6 +15,7 @@ durably does the sender get its 2xx. Answers:
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -36,6 +37,9 @@ __all__ = ["DEFAULT_MAX_BODY", "RESERVED_PATHS", "build_app"]
 log = logging.getLogger("crm_pulse.streams.http")
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
+THREAD_VERIFY_BYTES = 256 * 1024
+"""Bodies at least this large are verified in a worker thread when the receiver allows it
+(``verify_in_thread = True``), so parsing megabytes of JSON does not stall other requests."""
 RESERVED_PATHS = ("/healthz", "/status", "/metrics")
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -90,6 +94,7 @@ class _Routes:
         limit = int(getattr(receiver, "max_body_bytes", None) or DEFAULT_MAX_BODY)
         forget = getattr(receiver, "forget", None)
         ack = getattr(receiver, "ack_response", None)
+        threaded = bool(getattr(receiver, "verify_in_thread", False))
 
         async def handle(request: web.Request) -> web.StreamResponse:
             start = time.perf_counter()
@@ -110,7 +115,10 @@ class _Routes:
                 received_at_ms=received_at_ms,
             )
             try:
-                receiver.verify(req)
+                if threaded and len(body) >= THREAD_VERIFY_BYTES:
+                    await asyncio.to_thread(receiver.verify, req)
+                else:
+                    receiver.verify(req)
             except Unauthorized as exc:
                 self.requests.inc(connector=name, outcome="unauthorized")
                 log.warning(
