@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from pydantic import SecretStr
@@ -26,6 +28,7 @@ from .signing import SIGNATURE_HEADER, parse_signature_header
 __all__ = ["DEFAULT_PATH", "EventsReceiver"]
 
 DEFAULT_PATH = "/events"
+_PARSED_CACHE = 256
 
 
 class EventsReceiver:
@@ -54,6 +57,9 @@ class EventsReceiver:
         self.max_body_bytes = max_body_bytes
         self.sources = frozenset(sources) if sources is not None else None
         self._replay = ReplayGuard(tolerance, replay_capacity)
+        # events of requests verified but not parsed yet, by their MAC (which binds the body)
+        self._parsed: OrderedDict[bytes, list[Event]] = OrderedDict()
+        self._parsed_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"EventsReceiver(path={self.path!r})"
@@ -96,25 +102,46 @@ class EventsReceiver:
                         f"item [{item.index}]: source {source[:60]!r} is not allowed here "
                         f"(allowed: {allowed})"
                     )
-        validate_items(items)
-        refused = self._replay.check_and_remember(bytes.fromhex(expected), parsed.timestamp, now)
+        events = validate_items(items)
+        digest = bytes.fromhex(expected)
+        refused = self._replay.check_and_remember(digest, parsed.timestamp, now)
         if refused:
             raise Unauthorized(refused)
+        with self._parsed_lock:
+            self._parsed[digest] = events
+            while len(self._parsed) > _PARSED_CACHE:
+                self._parsed.popitem(last=False)
 
     async def parse(self, request: WebhookRequest) -> list[Event]:
-        """The events of a request that passed :meth:`verify` (no check of the signature)."""
+        """The events of a request that passed :meth:`verify` (no check of the signature).
+
+        Right after ``verify`` the events it validated are returned without validating them
+        again; a request read back from the log later (after a restart) is parsed anew.
+        """
+        digest = self._digest(request)
+        if digest is not None:
+            with self._parsed_lock:
+                cached = self._parsed.pop(digest, None)
+            if cached is not None:
+                return cached
         return validate_items(decode_items(request.body, request.header("Content-Type")))
 
-    def forget(self, request: WebhookRequest) -> None:
-        """The request was verified but not stored: let the sender's retry through."""
+    def _digest(self, request: WebhookRequest) -> bytes | None:
         header = request.header(SIGNATURE_HEADER)
         if header is None:
-            return
+            return None
         try:
             parsed = parse_signature_header(header)
         except ValueError:
-            return
-        expected = hmac.new(
+            return None
+        return hmac.new(
             self._key, f"{parsed.timestamp}.".encode() + request.body, hashlib.sha256
         ).digest()
-        self._replay.forget(expected)
+
+    def forget(self, request: WebhookRequest) -> None:
+        """The request was verified but not stored: let the sender's retry through."""
+        digest = self._digest(request)
+        if digest is not None:
+            self._replay.forget(digest)
+            with self._parsed_lock:
+                self._parsed.pop(digest, None)
