@@ -28,7 +28,8 @@ from .signing import SIGNATURE_HEADER, parse_signature_header
 __all__ = ["DEFAULT_PATH", "EventsReceiver"]
 
 DEFAULT_PATH = "/events"
-_PARSED_CACHE = 256
+_PARSED_REQUESTS = 256
+_PARSED_EVENTS = 50_000
 
 
 class EventsReceiver:
@@ -60,6 +61,7 @@ class EventsReceiver:
         # events of requests verified but not parsed yet, by their MAC (which binds the body)
         self._parsed: OrderedDict[bytes, list[Event]] = OrderedDict()
         self._parsed_lock = threading.Lock()
+        self._parsed_events = 0
 
     def __repr__(self) -> str:
         return f"EventsReceiver(path={self.path!r})"
@@ -107,10 +109,13 @@ class EventsReceiver:
         refused = self._replay.check_and_remember(digest, parsed.timestamp, now)
         if refused:
             raise Unauthorized(refused)
+        if len(events) > _PARSED_EVENTS:
+            return
         with self._parsed_lock:
             self._parsed[digest] = events
-            while len(self._parsed) > _PARSED_CACHE:
-                self._parsed.popitem(last=False)
+            self._parsed_events += len(events)
+            while len(self._parsed) > _PARSED_REQUESTS or self._parsed_events > _PARSED_EVENTS:
+                self._parsed_events -= len(self._parsed.popitem(last=False)[1])
 
     async def parse(self, request: WebhookRequest) -> list[Event]:
         """The events of a request that passed :meth:`verify` (no check of the signature).
@@ -122,6 +127,8 @@ class EventsReceiver:
         if digest is not None:
             with self._parsed_lock:
                 cached = self._parsed.pop(digest, None)
+                if cached is not None:
+                    self._parsed_events -= len(cached)
             if cached is not None:
                 return cached
         return validate_items(decode_items(request.body, request.header("Content-Type")))
@@ -144,4 +151,6 @@ class EventsReceiver:
         if digest is not None:
             self._replay.forget(digest)
             with self._parsed_lock:
-                self._parsed.pop(digest, None)
+                dropped = self._parsed.pop(digest, None)
+                if dropped is not None:
+                    self._parsed_events -= len(dropped)
