@@ -46,10 +46,9 @@ class HttpServer:
             await runner.cleanup()
             raise
         self._runner = runner
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
         self.host = host
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        addresses = runner.addresses
+        self.port = int(addresses[0][1]) if addresses else port
         log.info("http server listening", extra={"host": host, "port": self.port})
 
     async def stop(self) -> None:
