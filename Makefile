@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/crm-pulse replay examples/events.jsonl --as-of 2026-11-23 --format table
+	$(BIN)/crm-pulse demo
 
 test: $(STAMP)
+	scripts/ensure-chromium.sh
 	$(BIN)/ruff check crm_pulse tests benchmarks examples
 	$(BIN)/ruff format --check crm_pulse tests benchmarks examples
 	$(BIN)/mypy crm_pulse

@@ -8,10 +8,11 @@ one-paragraph message on stderr and a non-zero exit code, never a traceback:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .errors import ConfigError, CrmPulseError, DataError
 from .metrics import (
@@ -28,6 +29,9 @@ from .metrics import (
     write_rows,
 )
 from .metrics.formats import FORMATS
+
+if TYPE_CHECKING:
+    from .config.models import Deployment
 
 __all__ = ["main"]
 
@@ -109,6 +113,97 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return run_check(args.config, out)
 
 
+def _deployment(path: str, *, secrets: bool = True) -> Deployment:
+    from .config import load_config
+
+    return load_config(path, resolve_secrets=secrets)
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams import commands
+
+    deployment = _deployment(args.config)
+    if args.dry_run:
+        asyncio.run(commands.dry_run(deployment, out))
+        return 0
+    if deployment.runtime.kind == "faust":
+        from .streams.faust import run_worker
+
+        run_worker(deployment, edge=True)
+        return 0
+    from .streams.logs import configure_logging, secret_values
+
+    rt = deployment.runtime
+    configure_logging(rt.log_level, rt.log_format, secret_values(deployment))
+    asyncio.run(commands.run(deployment, duration=args.duration))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    deployment = _deployment(args.config)
+    if deployment.runtime.kind != "faust":
+        raise ConfigError(
+            f"{args.config}: runtime.kind is {deployment.runtime.kind!r}; a worker needs kind: faust"
+        )
+    from .streams.faust import run_worker
+
+    run_worker(deployment)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams import commands
+
+    deployment = _deployment(args.config, secrets=False)
+    rows = commands.report(deployment, _as_of(args.as_of))
+    write_rows(deployment.catalog(), rows, args.format, out)
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams import commands
+
+    asyncio.run(commands.backfill(_deployment(args.config), out, progress=not args.no_progress))
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams import commands
+
+    missing = asyncio.run(commands.provision(_deployment(args.config), out, dry_run=args.dry_run))
+    return 1 if args.dry_run and missing else 0
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.demo import run_demo
+
+    return asyncio.run(run_demo(out, seconds=args.seconds, live=not args.no_live))
+
+
+def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .connectors.sandbox import Sandbox
+
+    sandbox = Sandbox().start()
+    env = sandbox.environment("./demo.sqlite", args.port)
+    out.write("sandbox CRMs are serving; for examples/demo.yaml set:\n")
+    for key, value in env.items():
+        out.write(f"export {key}={value}\n")
+    out.flush()
+    try:
+        time.sleep(args.seconds) if args.seconds else signal_wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    return 0
+
+
+def signal_wait() -> None:
+    import signal as _signal
+
+    _signal.sigwait({_signal.SIGINT, _signal.SIGTERM})
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crm-pulse",
@@ -141,6 +236,60 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a deployment file")
     check.add_argument("--config", required=True, help="the deployment YAML file")
     check.set_defaults(run=cmd_check)
+
+    run = sub.add_parser(
+        "run",
+        help="run a deployment: receive and poll events, keep the metrics, write them back",
+        description="Run until SIGTERM or Ctrl-C, then drain in-flight work and exit.",
+    )
+    run.add_argument("--config", required=True, help="the deployment YAML file")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="poll once, compute, print the field writes (old -> new) and write nothing",
+    )
+    run.add_argument(
+        "--for", dest="duration", type=float, help="stop (cleanly) after this many seconds"
+    )
+    run.set_defaults(run=cmd_run)
+
+    worker = sub.add_parser("worker", help="start a Faust worker (runtime.kind: faust)")
+    worker.add_argument("--config", required=True, help="the deployment YAML file")
+    worker.set_defaults(run=cmd_worker)
+
+    report = sub.add_parser(
+        "report", help="print the metrics a deployment's runtime holds now (from its state file)"
+    )
+    report.add_argument("--config", required=True, help="the deployment YAML file")
+    report.add_argument("--as-of", help="ISO time or date the report is for (default: now)")
+    report.add_argument("--format", choices=FORMATS, default="jsonl")
+    report.set_defaults(run=cmd_report)
+
+    backfill = sub.add_parser("backfill", help="pull history through every source, then apply it")
+    backfill.add_argument("--config", required=True, help="the deployment YAML file")
+    backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+    backfill.set_defaults(run=cmd_backfill)
+
+    provision = sub.add_parser(
+        "provision", help="create the custom fields the write-back rules need"
+    )
+    provision.add_argument("--config", required=True, help="the deployment YAML file")
+    provision.add_argument(
+        "--dry-run", action="store_true", help="list the fields and which are missing"
+    )
+    provision.set_defaults(run=cmd_provision)
+
+    demo = sub.add_parser(
+        "demo", help="sandbox CRMs + the runtime + a live view, checked against replay"
+    )
+    demo.add_argument("--seconds", type=float, default=20.0, help="how long the live part runs")
+    demo.add_argument("--no-live", action="store_true", help="no live view (logs and CI)")
+    demo.set_defaults(run=cmd_demo)
+
+    sandbox = sub.add_parser("sandbox", help="serve the seeded HubSpot and Pipedrive fakes")
+    sandbox.add_argument("--seconds", type=float, default=0.0, help="stop after (0: until Ctrl-C)")
+    sandbox.add_argument("--port", type=int, default=8080, help="the runtime port to print")
+    sandbox.set_defaults(run=cmd_sandbox)
     return parser
 
 

@@ -558,7 +558,7 @@ class PipedriveMapping(ConfigModel):
     customer_since_field: str | None = Field(
         default=None,
         description="Organization field (by name) holding the date it became a customer; "
-        "default: the close time of its first won deal.",
+        "default: the won time of its first won deal.",
     )
     churned_at_field: str | None = Field(
         default=None, description="Organization field (by name) holding the churn date."
@@ -942,7 +942,14 @@ class WritebackTarget(ConfigModel):
     match: RecordMatch | None = Field(
         default=None,
         description="For per-group values: which records to write. Default: the record whose "
-        "id is the group's value (the account, the user).",
+        "id is the group's value (the account, the user). Not supported by the runtimes yet: "
+        "use records.",
+    )
+    records: dict[Id, Id] | None = Field(
+        default=None,
+        description="For per-group values: group value -> record id, for objects that cannot "
+        "hold the value themselves (HubSpot owners, Pipedrive users): e.g. each rep's own "
+        "custom-object record. Groups not listed are not written.",
     )
     label: str | None = Field(
         default=None, description="Field label when provisioning; default from the metric name."
@@ -999,8 +1006,12 @@ class WritebackRule(ConfigModel):
         elif self.target.record is not None:
             raise ValueError(
                 f"values per {self.group[0]} go to one record each: remove target.record "
-                "(or use target.match to choose the records)"
+                "(or use target.records to map each group to its record)"
             )
+        if self.target.records is not None and not self.group:
+            raise ValueError("target.records maps group values to records; group is {}")
+        if self.target.records is not None and self.target.match is not None:
+            raise ValueError("use target.records or target.match, not both")
         return self
 
     @property
@@ -1082,6 +1093,10 @@ class RuntimeSection(ConfigModel):
     debounce: Duration = Field(
         default=2.0,
         description="Write-back waits this long after a change so a burst becomes one write.",
+    )
+    tick: Annotated[Duration, Field(gt=0)] = Field(
+        default=60.0,
+        description="How often time alone is checked: calendar rollover and rolling windows.",
     )
     retry: RetrySettings = Field(
         default_factory=RetrySettings, description="Retries of failed writes."

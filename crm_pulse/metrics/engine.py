@@ -33,9 +33,12 @@ from .measures import CompiledMeasure, Contributions, Group, stays_of
 from .report import MetricValue, evaluate, report
 from .state import Key, MemoryStore, StateStore
 
-__all__ = ["DEFAULT_WINDOWS", "Engine"]
+__all__ = ["DEFAULT_WINDOWS", "Delta", "Engine"]
 
 DEFAULT_WINDOWS = (WindowSpec("month"), WindowSpec("quarter"))
+Delta = tuple[tuple[int, Group, Any, Any], int, int]
+"""((measure index, group, slot, distinct value), value delta, contribution-count delta):
+plain ints, strings, dates and tuples, so a delta can travel over Kafka."""
 _CURRENT_KEY = ("current", 0)
 _MONTHS_PER = {"month": 1, "quarter": 3, "year": 12}
 
@@ -65,9 +68,21 @@ class Engine:
 
     def apply(self, event: Event) -> bool:
         """Apply one event; True if it changed any record state."""
+        deltas = self.record_deltas(event)
+        if deltas is None:
+            return False
+        for ckey, delta, dn in deltas:
+            self._apply_delta(ckey, delta, dn)
+        return True
+
+    def record_deltas(self, event: Event) -> list[Delta] | None:
+        """Phase 1 (keyed by record): update the record's state and return the contribution
+        deltas the event causes, or None if it is stale. Nothing outside the record changes:
+        :meth:`apply_deltas` (phase 2, keyed by metric group) applies them to the buckets.
+        The Faust runtime runs the phases in different partitions; :meth:`apply` runs both."""
         measures = self.catalog.by_object.get(event.object)
         if not measures:
-            return False
+            return None
         store = self.store
         key: Key = ("r", event.source, event.object, event.id)
         state = store.get(key)
@@ -87,7 +102,7 @@ class Engine:
         stale = old_version is not None and version <= old_version
         if stale and new_history is history and (stays is None or new_max_delete == max_delete):
             self.stale += 1
-            return False
+            return None
 
         if stale:
             new_version, new_fields = old_version, old_fields
@@ -98,6 +113,7 @@ class Engine:
                 new_fields = tuple(values.get(f) for f in reads)
             else:
                 new_fields = None
+        out: list[Delta] = []
         if new_fields != old_fields or new_history != history:
             old_c = self._contributions(measures, reads, old_fields, history)
             new_c = self._contributions(measures, reads, new_fields, new_history)
@@ -105,14 +121,24 @@ class Engine:
                 if ckey in old_c:
                     delta = weight - old_c.pop(ckey)
                     if delta:
-                        self._apply_delta(ckey, delta, 0)
+                        out.append((ckey, delta, 0))
                 else:
-                    self._apply_delta(ckey, weight, 1)
+                    out.append((ckey, weight, 1))
             for ckey, weight in old_c.items():
-                self._apply_delta(ckey, -weight, -1)
+                out.append((ckey, -weight, -1))
         store.put(key, [new_version, new_fields, new_max_delete, new_history])
         self.applied += 1
-        return True
+        return out
+
+    def apply_deltas(self, deltas: Iterable[Delta]) -> None:
+        """Phase 2 (keyed by metric group): add contribution deltas to the buckets."""
+        for ckey, delta, dn in deltas:
+            self._apply_delta(ckey, delta, dn)
+
+    @staticmethod
+    def delta_group(delta: Delta) -> Group:
+        """The metric group a delta belongs to: the partition key of phase 2."""
+        return delta[0][1]
 
     def apply_all(self, events: Iterable[Event]) -> int:
         """Apply events in order; returns how many changed a record."""

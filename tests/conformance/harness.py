@@ -21,6 +21,9 @@ from crm_pulse.connectors.protocols import Connector, WebhookRequest
 
 class Harness(Protocol):
     kind: str
+    records_per_call: int
+    """Records one write call can update: the vendor's batch size (1 where, as in Pipedrive,
+    every record needs its own call)."""
     connector: Connector
     """Built against the fake; ``source``, ``receiver`` and ``sink`` must be set."""
 

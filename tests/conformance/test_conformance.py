@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from crm_pulse.connectors.protocols import Cursor, FieldWrite, Page
+from crm_pulse.connectors.protocols import FieldWrite
 from crm_pulse.errors import RateLimited, Unauthorized
 from crm_pulse.metrics.events import Event
 
+from ..connectors.helpers import drain as _drain
 from .harness import Harness
 
 CONNECTORS = Path(__file__).resolve().parent.parent / "connectors"
@@ -34,15 +35,6 @@ def _harness_modules() -> list[Any]:
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     async with request.param.make_harness() as h:
         yield h
-
-
-async def _drain(pages: AsyncIterator[Page]) -> tuple[list[Event], Cursor | None]:
-    events: list[Event] = []
-    cursor: Cursor | None = None
-    async for page in pages:
-        events.extend(page.events)
-        cursor = page.cursor
-    return events, cursor
 
 
 def _deals(events: list[Event]) -> list[Event]:
@@ -127,10 +119,23 @@ async def test_writeback_is_batched_to_the_vendor_limit(harness: Harness) -> Non
         results.extend(await sink.write(writes[start : start + sink.max_batch]))
     assert [r.ok for r in results] == [True] * len(writes)
     assert [r.write for r in results] == writes
-    batches = math.ceil(len(writes) / sink.max_batch)
+    batches = math.ceil(len(writes) / min(sink.max_batch, harness.records_per_call))
     assert harness.write_calls() - before == batches
     for w in writes[::37]:
         assert float(harness.field_value(w.object, w.record_id, w.field)) == w.value
+
+
+async def test_writes_to_one_record_are_one_call(harness: Harness) -> None:
+    sink = harness.connector.sink
+    assert sink is not None
+    (deal,) = harness.seed_deals(1)
+    obj, rid, fld = harness.writeback_target(deal)
+    before = harness.write_calls()
+    writes = [FieldWrite(harness.kind, obj, rid, fld, float(v)) for v in (1, 2, 3)]
+    results = await sink.write(writes)
+    assert all(r.ok for r in results)
+    assert harness.write_calls() - before == 1
+    assert float(harness.field_value(obj, rid, fld)) == 3.0
 
 
 async def test_rate_limited_write_says_when_to_retry(harness: Harness) -> None:

@@ -40,7 +40,9 @@ class ItemProblem:
 
     def __str__(self) -> str:
         where = f"[{self.index}]" + (f" (line {self.line})" if self.line is not None else "")
-        return f"{where} {self.field}: {self.message}" if self.field else f"{where} {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "field": self.field, "message": self.message}
@@ -56,9 +58,7 @@ class InvalidEvents(DataError):
         self.problems = list(problems)
         self.total = total
         text = "; ".join(str(p) for p in self.problems)
-        super().__init__(
-            f"{len(self.problems)} of {total} items are not valid events: {text}", "body"
-        )
+        super().__init__(f"{len(self.problems)} bad event(s) of {total}: {text}")
 
 
 @dataclass(frozen=True)
@@ -78,19 +78,18 @@ def _content_type(value: str | None) -> str:
 def decode_items(body: bytes, content_type: str | None = None) -> list[Item]:
     """The body's items; a body that is not JSON at all raises :class:`DataError`."""
     if not body.strip():
-        raise DataError(
-            "empty body: expected a JSON object, an array of objects or JSON lines", "body"
-        )
+        raise DataError("no events in the body: expected a JSON object, an array or JSON lines")
     if _content_type(content_type) not in JSONL_TYPES:
         try:
             doc = json.loads(body)
         except json.JSONDecodeError as exc:
             if exc.msg != "Extra data":
                 raise DataError(
-                    f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "body"
+                    f"not JSON, a JSON array or JSON lines: {exc.msg} at line {exc.lineno} "
+                    f"column {exc.colno}"
                 ) from None
         except UnicodeDecodeError:
-            raise DataError("not UTF-8 text", "body") from None
+            raise DataError("the body is not UTF-8 text") from None
         else:
             if isinstance(doc, list):
                 items = [Item(i, None, v) for i, v in enumerate(doc)]
@@ -98,11 +97,10 @@ def decode_items(body: bytes, content_type: str | None = None) -> list[Item]:
                 items = [Item(0, None, doc)]
             else:
                 raise DataError(
-                    f"expected a JSON object or an array of objects, got {type(doc).__name__}",
-                    "body",
+                    f"expected a JSON object or an array of objects, got {type(doc).__name__}"
                 )
             if not items:
-                raise DataError("the array holds no events", "body")
+                raise DataError("no events in the body")
             return items
     items = []
     for number, raw in enumerate(body.split(b"\n"), start=1):
@@ -112,9 +110,7 @@ def decode_items(body: bytes, content_type: str | None = None) -> list[Item]:
         try:
             items.append(Item(index, number, json.loads(raw)))
         except json.JSONDecodeError as exc:
-            items.append(
-                Item(index, number, None, f"not valid JSON: {exc.msg} at column {exc.colno}")
-            )
+            items.append(Item(index, number, None, f"not JSON: {exc.msg} at column {exc.colno}"))
         except UnicodeDecodeError:
             items.append(Item(index, number, None, "not UTF-8 text"))
     return items

@@ -1,10 +1,13 @@
-"""The signature scheme of the generic ingress, for senders, tests and benchmarks.
+"""The ingress signature: HMAC-SHA256 over the timestamp and the body.
 
-A sender signs ``f"{timestamp}.".encode() + body`` with HMAC-SHA256 under the shared secret and
-sends ``X-Crm-Pulse-Signature: t=<unix seconds>,v1=<hex digest>``. Binding the timestamp into
-the MAC lets the receiver refuse stale requests, and remembering accepted signatures within the
-tolerance window refuses replays. Several ``v1=`` entries may be sent (key rotation); one
-matching is enough.
+A sender computes::
+
+    t   = the current Unix time in seconds
+    sig = hex(HMAC-SHA256(secret, f"{t}.".encode() + body))
+
+and sends the header ``X-Crm-Pulse-Signature: t=<t>,v1=<sig>``. Binding the timestamp into the
+MAC lets the receiver refuse old requests (``tolerance``), and remembering the signatures it has
+accepted within that window refuses a replayed one.
 """
 
 from __future__ import annotations
@@ -12,81 +15,54 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
 
-from pydantic import SecretStr
+__all__ = ["HEADER", "parse_header", "sign", "signature"]
 
-__all__ = [
-    "SIGNATURE_HEADER",
-    "SignatureHeader",
-    "compute_signature",
-    "parse_signature_header",
-    "sign",
-]
+HEADER = "X-Crm-Pulse-Signature"
 
-SIGNATURE_HEADER = "X-Crm-Pulse-Signature"
+
+def signature(secret: str | bytes, body: bytes, timestamp: int) -> str:
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str | bytes, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """The headers a sender adds to a POST of ``body``."""
+    t = int(time.time()) if timestamp is None else timestamp
+    return {HEADER: f"t={t},v1={signature(secret, body, t)}", "Content-Type": "application/json"}
+
+
 _MAX_HEADER = 1024
 _MAX_SIGNATURES = 8
 
 
-def _key(secret: str | bytes | SecretStr) -> bytes:
-    if isinstance(secret, SecretStr):
-        secret = secret.get_secret_value()
-    return secret.encode() if isinstance(secret, str) else secret
+def parse_header(value: str) -> tuple[int, list[str]]:
+    """``t=<int>,v1=<hex>[,v1=<hex>]`` -> (timestamp, signatures); ValueError when malformed.
 
-
-def compute_signature(secret: str | bytes | SecretStr, body: bytes, timestamp: int) -> str:
-    """The hex HMAC-SHA256 of ``"<timestamp>." + body``."""
-    return hmac.new(_key(secret), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-
-
-def sign(
-    secret: str | bytes | SecretStr,
-    body: bytes,
-    timestamp: int | None = None,
-    *,
-    content_type: str = "application/json",
-) -> dict[str, str]:
-    """Headers for a request carrying ``body``: the signature and the content type."""
-    ts = int(time.time()) if timestamp is None else int(timestamp)
-    return {
-        SIGNATURE_HEADER: f"t={ts},v1={compute_signature(secret, body, ts)}",
-        "Content-Type": content_type,
-    }
-
-
-@dataclass(frozen=True)
-class SignatureHeader:
-    timestamp: int
-    signatures: tuple[str, ...]
-
-
-def parse_signature_header(value: str) -> SignatureHeader:
-    """Split the header; ``ValueError`` says what is wrong (the value is never echoed)."""
+    Bounded (header length, number of signatures) so a hostile header costs nothing; ``v1``
+    must be 64 hex digits; other schemes (``v0=``) are ignored so senders can add them.
+    """
     if len(value) > _MAX_HEADER:
         raise ValueError(f"longer than {_MAX_HEADER} characters")
     timestamp: int | None = None
-    signatures: list[str] = []
+    sigs: list[str] = []
     for part in value.split(","):
-        key, sep, item = part.strip().partition("=")
+        name, sep, item = part.strip().partition("=")
         if not sep:
-            raise ValueError("expected 't=<unix seconds>,v1=<hex>'")
-        if key == "t":
+            raise ValueError("expected t=<unix time>,v1=<hex signature>")
+        if name == "t":
             if timestamp is not None:
                 raise ValueError("more than one t=")
             if not item.isascii() or not item.isdigit() or len(item) > 12:
-                raise ValueError("t= is not a unix time in seconds")
+                raise ValueError("t is not a Unix time in seconds")
             timestamp = int(item)
-        elif key == "v1":
+        elif name == "v1":
             sig = item.lower()
             if len(sig) != 64 or any(c not in "0123456789abcdef" for c in sig):
-                raise ValueError("v1= is not 64 hex digits")
-            signatures.append(sig)
-        # other schemes (v0, v2, ...) are ignored so that senders can add them
-    if timestamp is None:
-        raise ValueError("no t= timestamp")
-    if not signatures:
-        raise ValueError("no v1= signature")
-    if len(signatures) > _MAX_SIGNATURES:
-        raise ValueError(f"more than {_MAX_SIGNATURES} v1= signatures")
-    return SignatureHeader(timestamp, tuple(signatures))
+                raise ValueError("v1 is not 64 hex digits")
+            sigs.append(sig)
+    if timestamp is None or not sigs:
+        raise ValueError("expected t=<unix time>,v1=<hex signature>")
+    if len(sigs) > _MAX_SIGNATURES:
+        raise ValueError(f"more than {_MAX_SIGNATURES} v1 signatures")
+    return timestamp, sigs

@@ -1,11 +1,14 @@
-"""The receiver of the generic ingress: verify signed POSTs of canonical events.
+"""The generic ingress receiver: canonical events POSTed as JSON, signed (see :mod:`.signing`).
 
-``verify`` does everything that decides whether a request is accepted, so that the HTTP server
-stores only requests that :meth:`EventsReceiver.parse` will turn into events without error:
-size, signature header, timestamp within the tolerance, HMAC (constant-time comparison),
-replay, allowed sources (all raising :class:`Unauthorized`), then the events themselves
-(:class:`InvalidEvents`, a :class:`DataError` listing every bad item). Messages are built from
-names and numbers, never from the secret or the signature.
+The body is one event object, an array of them, or JSON lines. :meth:`EventsReceiver.verify`
+authenticates (signature, timestamp within ``tolerance``, not a replay, size) and then validates
+every event, so a bad request is refused with the reason before anything is stored:
+:class:`~crm_pulse.errors.Unauthorized` (401) or :class:`~.parsing.InvalidEvents`, a
+:class:`~crm_pulse.errors.DataError` (400) naming every bad item by index and field.
+
+Accepted signatures are remembered for the tolerance window in a bounded :class:`ReplayGuard`.
+The events ``verify`` validated are kept (bounded) until ``parse`` asks for them, so the inbox
+does not validate the same events twice.
 """
 
 from __future__ import annotations
@@ -13,144 +16,131 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
-
-from pydantic import SecretStr
+from collections.abc import Callable, Sequence
 
 from ...errors import Unauthorized
 from ...metrics.events import Event
 from ..protocols import WebhookRequest
 from .parsing import decode_items, validate_items
 from .replay import ReplayGuard
-from .signing import SIGNATURE_HEADER, parse_signature_header
+from .signing import HEADER, parse_header
 
-__all__ = ["DEFAULT_PATH", "EventsReceiver"]
+__all__ = ["EventsReceiver", "decode_events"]
 
-DEFAULT_PATH = "/events"
 _PARSED_REQUESTS = 256
 _PARSED_EVENTS = 50_000
 
 
-class EventsReceiver:
-    """Verifies and parses POSTs of canonical events signed with the shared secret."""
+def decode_events(body: bytes, content_type: str | None = None) -> list[Event]:
+    """Parse a body into events; :class:`InvalidEvents` lists every bad item (index, field)."""
+    return validate_items(decode_items(body, content_type))
 
-    verify_in_thread = True
-    """``verify`` is thread-safe (the replay memory has a lock); the server may run it in a
-    worker thread for large bodies."""
+
+class EventsReceiver:
+    """Verifies and parses requests to the generic ingress."""
 
     def __init__(
         self,
-        secret: SecretStr | str,
+        secret: str,
         *,
-        path: str = DEFAULT_PATH,
+        path: str = "/events",
         tolerance: float = 300.0,
         max_body_bytes: int = 4 * 1024 * 1024,
         sources: Sequence[str] | None = None,
+        clock: Callable[[], float] = time.time,
         replay_capacity: int = 200_000,
     ) -> None:
-        raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-        if not raw:
-            raise ValueError("the events ingress needs a non-empty secret")
-        self._key = raw.encode()
+        self._secret = secret.encode()
         self.path = path
         self.tolerance = tolerance
         self.max_body_bytes = max_body_bytes
         self.sources = frozenset(sources) if sources is not None else None
+        self.clock = clock
         self._replay = ReplayGuard(tolerance, replay_capacity)
-        # events of requests verified but not parsed yet, by their MAC (which binds the body)
         self._parsed: OrderedDict[bytes, list[Event]] = OrderedDict()
-        self._parsed_lock = threading.Lock()
         self._parsed_events = 0
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"EventsReceiver(path={self.path!r})"
 
+    def _mac(self, timestamp: int, body: bytes) -> bytes:
+        return hmac.new(self._secret, f"{timestamp}.".encode() + body, hashlib.sha256).digest()
+
     def verify(self, request: WebhookRequest) -> None:
         if len(request.body) > self.max_body_bytes:
             raise Unauthorized(
-                f"body of {len(request.body)} bytes is larger than the limit of "
-                f"{self.max_body_bytes} bytes"
+                f"body of {len(request.body)} bytes is over the limit of {self.max_body_bytes}"
             )
-        header = request.header(SIGNATURE_HEADER)
+        header = request.header(HEADER)
         if header is None:
-            raise Unauthorized(f"missing {SIGNATURE_HEADER} header")
+            raise Unauthorized(f"no {HEADER} header")
         try:
-            parsed = parse_signature_header(header)
+            timestamp, sigs = parse_header(header)
         except ValueError as exc:
-            raise Unauthorized(f"malformed {SIGNATURE_HEADER} header: {exc}") from None
-        now = request.received_at_ms / 1000
-        skew = now - parsed.timestamp
-        if skew > self.tolerance:
+            raise Unauthorized(f"malformed {HEADER} header: {exc}") from None
+        mac = self._mac(timestamp, request.body)
+        expected = mac.hex()
+        if not any(hmac.compare_digest(s, expected) for s in sigs):
+            raise Unauthorized("signature does not match the body and timestamp")
+        now = self.clock()
+        age = now - timestamp
+        if abs(age) > self.tolerance:
             raise Unauthorized(
-                f"stale request: signed {skew:.0f} s ago, tolerance {self.tolerance:g} s"
+                f"timestamp is {abs(age):.0f} s {'old' if age > 0 else 'in the future'}; "
+                f"at most {self.tolerance:.0f} s accepted"
             )
-        if -skew > self.tolerance:
-            raise Unauthorized(
-                f"timestamp {-skew:.0f} s in the future, tolerance {self.tolerance:g} s"
-            )
-        expected = hmac.new(
-            self._key, f"{parsed.timestamp}.".encode() + request.body, hashlib.sha256
-        ).hexdigest()
-        if not any(hmac.compare_digest(expected, s) for s in parsed.signatures):
-            raise Unauthorized("signature does not match")
-        items = decode_items(request.body, request.header("Content-Type"))
+        events = decode_events(request.body, request.header("Content-Type"))
         if self.sources is not None:
-            for item in items:
-                source = item.data.get("source") if isinstance(item.data, dict) else None
-                if isinstance(source, str) and source not in self.sources:
-                    allowed = ", ".join(sorted(self.sources)) or "none"
-                    raise Unauthorized(
-                        f"item [{item.index}]: source {source[:60]!r} is not allowed here "
-                        f"(allowed: {allowed})"
-                    )
-        events = validate_items(items)
-        digest = bytes.fromhex(expected)
-        refused = self._replay.check_and_remember(digest, parsed.timestamp, now)
+            bad = sorted({e.source for e in events} - self.sources)
+            if bad:
+                raise Unauthorized(f"source(s) {', '.join(bad)} not allowed for this ingress")
+        refused = self._replay.check_and_remember(mac, timestamp, now)
         if refused:
             raise Unauthorized(refused)
+        self._keep(mac, events)
+
+    def _keep(self, mac: bytes, events: list[Event]) -> None:
         if len(events) > _PARSED_EVENTS:
             return
-        with self._parsed_lock:
-            self._parsed[digest] = events
+        with self._lock:
+            self._parsed[mac] = events
             self._parsed_events += len(events)
             while len(self._parsed) > _PARSED_REQUESTS or self._parsed_events > _PARSED_EVENTS:
                 self._parsed_events -= len(self._parsed.popitem(last=False)[1])
 
-    async def parse(self, request: WebhookRequest) -> list[Event]:
-        """The events of a request that passed :meth:`verify` (no check of the signature).
+    def _take(self, mac: bytes) -> list[Event] | None:
+        with self._lock:
+            events = self._parsed.pop(mac, None)
+            if events is not None:
+                self._parsed_events -= len(events)
+            return events
 
-        Right after ``verify`` the events it validated are returned without validating them
-        again; a request read back from the log later (after a restart) is parsed anew.
-        """
-        digest = self._digest(request)
-        if digest is not None:
-            with self._parsed_lock:
-                cached = self._parsed.pop(digest, None)
-                if cached is not None:
-                    self._parsed_events -= len(cached)
-            if cached is not None:
-                return cached
-        return validate_items(decode_items(request.body, request.header("Content-Type")))
-
-    def _digest(self, request: WebhookRequest) -> bytes | None:
-        header = request.header(SIGNATURE_HEADER)
+    def _request_mac(self, request: WebhookRequest) -> bytes | None:
+        header = request.header(HEADER)
         if header is None:
             return None
         try:
-            parsed = parse_signature_header(header)
+            timestamp, _ = parse_header(header)
         except ValueError:
             return None
-        return hmac.new(
-            self._key, f"{parsed.timestamp}.".encode() + request.body, hashlib.sha256
-        ).digest()
+        return self._mac(timestamp, request.body)
 
-    def forget(self, request: WebhookRequest) -> None:
-        """The request was verified but not stored: let the sender's retry through."""
-        digest = self._digest(request)
-        if digest is not None:
-            self._replay.forget(digest)
-            with self._parsed_lock:
-                dropped = self._parsed.pop(digest, None)
-                if dropped is not None:
-                    self._parsed_events -= len(dropped)
+    def release(self, request: WebhookRequest) -> None:
+        """Forget a verified request that could not be stored, so that its retry is accepted."""
+        mac = self._request_mac(request)
+        if mac is not None:
+            self._replay.forget(mac)
+            self._take(mac)
+
+    async def parse(self, request: WebhookRequest) -> list[Event]:
+        """The events of a verified request: those ``verify`` validated if still kept (the MAC
+        binds them to this exact body), else parsed anew (a request read back after a restart)."""
+        mac = self._request_mac(request)
+        if mac is not None:
+            events = self._take(mac)
+            if events is not None:
+                return events
+        return decode_events(request.body, request.header("Content-Type"))

@@ -1,41 +1,57 @@
-"""The HTTP server of the runtimes: webhooks, the generic ingress and operations routes.
+"""The HTTP server of the embedded runtime: webhooks, the signed ingress, health, status and
+Prometheus metrics (see :mod:`.app`)."""
 
-::
+from __future__ import annotations
 
-    app = build_app([(name, receiver), ...], inbox, status, telemetry)
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from .app import Inbox, build_app
+from .prometheus import HttpTelemetry, render
+
+if TYPE_CHECKING:
+    from ..runtime import EmbeddedRuntime
+
+__all__ = ["HttpServer", "HttpTelemetry", "Inbox", "build_app", "render", "serve_runtime"]
+
+
+class HttpServer:
+    """Serves an application on host:port; :meth:`stop` finishes requests in flight."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> HttpServer:
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=10.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        for address in runner.addresses:
+            self.port = int(address[1])
+            break
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+async def serve_runtime(runtime: EmbeddedRuntime) -> HttpServer:
+    """Start the HTTP server of an embedded runtime on ``runtime.listen``."""
+    app = build_app(
+        runtime.receivers,
+        runtime.inbox,
+        runtime.status_async,
+        health=runtime.health,
+        overview=runtime.overview,
+    )
+    settings = runtime.settings
     server = HttpServer(app)
-    await server.start("127.0.0.1", 8080)
-    ...
-    await server.stop()
-"""
-
-from .app import DEFAULT_MAX_BODY, RESERVED_PATHS, build_app
-from .inbox import Inbox, MemoryInbox
-from .server import HttpServer
-from .status import (
-    ConnectorStatus,
-    ErrorEntry,
-    LogStatus,
-    OutboxStatus,
-    RecentErrors,
-    Status,
-    StatusSource,
-    utc_now_iso,
-)
-
-__all__ = [
-    "DEFAULT_MAX_BODY",
-    "RESERVED_PATHS",
-    "ConnectorStatus",
-    "ErrorEntry",
-    "HttpServer",
-    "Inbox",
-    "LogStatus",
-    "MemoryInbox",
-    "OutboxStatus",
-    "RecentErrors",
-    "Status",
-    "StatusSource",
-    "build_app",
-    "utc_now_iso",
-]
+    await server.start(settings.host, settings.port)
+    runtime.http_port = server.port
+    return server

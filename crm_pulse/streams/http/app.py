@@ -1,259 +1,169 @@
-"""The aiohttp application: webhook and ingress routes, ``/healthz``, ``/status``, ``/metrics``.
+"""The runtime's HTTP application (aiohttp): webhooks, the ingress, and operations.
 
-A webhook route reads the body (bounded by the receiver's ``max_body_bytes``), calls the
-receiver's ``verify``, and hands the request to the inbox; only when the inbox has stored it
-durably does the sender get its 2xx. Answers:
-
-* 202 ``{"status": "accepted"}`` (or 200 with the receiver's ``ack_response(request)``:
-  Salesforce Outbound Messages need a SOAP acknowledgement);
-* 401 ``{"error": "unauthorized", "reason": ...}`` on :class:`Unauthorized`;
-* 400 ``{"error": "invalid request", "message": ..., "problems": [...]}`` on :class:`DataError`;
-* 413 when the body is larger than the receiver accepts (not read further);
-* 503 with ``Retry-After`` when the inbox failed (the receiver's ``forget(request)``, if any, is
-  called so the sender's retry of the same signed request is not refused as a replay).
+* ``POST <receiver.path>``: 413 without reading when Content-Length exceeds the receiver's
+  ``max_body_bytes``; otherwise read the body, ``verify`` (401 with the reason on
+  :class:`~crm_pulse.errors.Unauthorized`, 400 listing the problems on
+  :class:`~crm_pulse.errors.DataError`), store the request durably in the inbox, then 2xx. If the
+  inbox cannot store it the answer is 503 with Retry-After: never a 2xx before durability.
+* ``GET /healthz``: 200 ``ok`` or 503 with the reason.
+* ``GET /status``: JSON (cursors, lag, events/s, outbox depth, dead letters, last errors; no
+  secrets: it is built from names and counts only).
+* ``GET /metrics``: Prometheus text.
+* ``GET /``: a small read-only status page (``page.html``) drawing ``GET /overview`` (status,
+  company-wide metric values with six months of history, recent write-backs).
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from importlib import resources
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from ...connectors.protocols import WebhookReceiver, WebhookRequest
-from ...errors import ConfigError, DataError, RetriableError, Unauthorized
-from ..logs import redact
-from ..telemetry import Telemetry
-from .inbox import Inbox
-from .status import Status, StatusSource
+from ...errors import DataError, Unauthorized
+from .prometheus import HttpTelemetry, render
 
-__all__ = ["DEFAULT_MAX_BODY", "RESERVED_PATHS", "build_app"]
+__all__ = ["Inbox", "build_app"]
 
-log = logging.getLogger("crm_pulse.streams.http")
+log = logging.getLogger("crm_pulse.http")
 
-DEFAULT_MAX_BODY = 8 * 1024 * 1024
-THREAD_VERIFY_BYTES = 256 * 1024
-"""Bodies at least this large are verified in a worker thread when the receiver allows it
-(``verify_in_thread = True``), so parsing megabytes of JSON does not stall other requests."""
-RESERVED_PATHS = ("/healthz", "/status", "/metrics")
-PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-HealthSource = Callable[[], "bool | Awaitable[bool]"]
+MAX_BODY = 16 * 1024 * 1024
+TELEMETRY = web.AppKey("telemetry", HttpTelemetry)
 
 
-def _json(status: int, data: Any, headers: dict[str, str] | None = None) -> web.Response:
+class Inbox(Protocol):
+    async def accept(self, connector: str, request: WebhookRequest) -> None:
+        """Return only once the request is durable."""
+
+
+def _json(
+    data: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
     return web.Response(
+        text=json.dumps(data, default=str, indent=1),
         status=status,
-        body=json.dumps(data).encode(),
         content_type="application/json",
         headers=headers,
     )
 
 
-async def _call(function: Callable[[], Any]) -> Any:
-    result = function()
-    return await result if inspect.isawaitable(result) else result
-
-
-class _Routes:
-    def __init__(
-        self,
-        inbox: Inbox,
-        status: StatusSource,
-        telemetry: Telemetry,
-        health: HealthSource | None,
-        retry_after: float,
-    ) -> None:
-        self.inbox = inbox
-        self.status = status
-        self.health = health
-        self.telemetry = telemetry
-        self.retry_after = retry_after
-        self.requests = telemetry.counter(
-            "crm_pulse_webhook_requests_total",
-            "Webhook and ingress requests by connector and outcome.",
-            ("connector", "outcome"),
-        )
-        self.latency = telemetry.histogram(
-            "crm_pulse_webhook_ack_seconds",
-            "Time from the start of a webhook request to its answer (accepted requests).",
-            ("connector",),
-        )
-        self.bytes = telemetry.counter(
-            "crm_pulse_webhook_bytes_total", "Bytes of accepted webhook bodies.", ("connector",)
-        )
+def build_app(
+    receivers: Mapping[str, WebhookReceiver],
+    inbox: Inbox,
+    status: Callable[[], Awaitable[dict[str, Any]]],
+    *,
+    health: Callable[[], str | None] = lambda: None,
+    telemetry: HttpTelemetry | None = None,
+    overview: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+) -> web.Application:
+    """``receivers``: connector name -> receiver; ``health`` returns None or why it is unhealthy."""
+    app = web.Application(client_max_size=MAX_BODY)
+    tele = telemetry or HttpTelemetry()
+    app[TELEMETRY] = tele
 
     def webhook(
-        self, name: str, receiver: WebhookReceiver
+        name: str, receiver: WebhookReceiver
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        limit = int(getattr(receiver, "max_body_bytes", None) or DEFAULT_MAX_BODY)
-        forget = getattr(receiver, "forget", None)
-        ack = getattr(receiver, "ack_response", None)
-        threaded = bool(getattr(receiver, "verify_in_thread", False))
-
         async def handle(request: web.Request) -> web.StreamResponse:
-            start = time.perf_counter()
-            received_at_ms = time.time_ns() // 1_000_000
-            if request.content_length is not None and request.content_length > limit:
-                return self._too_large(name, limit, request)
+            started = time.perf_counter()
+            code = 500
             try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                return self._too_large(name, limit, request)
-            if len(body) > limit:
-                return self._too_large(name, limit, request)
-            req = WebhookRequest(
-                method=request.method,
-                url=str(request.url),
-                headers=dict(request.headers),
-                body=body,
-                received_at_ms=received_at_ms,
-            )
-            try:
-                if threaded and len(body) >= THREAD_VERIFY_BYTES:
-                    await asyncio.to_thread(receiver.verify, req)
-                else:
-                    receiver.verify(req)
-            except Unauthorized as exc:
-                self.requests.inc(connector=name, outcome="unauthorized")
-                log.warning(
-                    "webhook request refused",
-                    extra={"connector": name, "reason": exc.reason, "remote": request.remote},
-                )
-                return _json(401, {"error": "unauthorized", "reason": redact(exc.reason)})
-            except DataError as exc:
-                self.requests.inc(connector=name, outcome="invalid")
-                problems = getattr(exc, "problems", None)
-                listed = (
-                    [p.as_dict() if hasattr(p, "as_dict") else str(p) for p in problems]
-                    if problems is not None
-                    else [str(exc)]
-                )
-                log.info(
-                    "webhook request has invalid data",
-                    extra={
-                        "connector": name,
-                        "problems": len(listed),
-                        "first": str(listed[0])[:300],
-                    },
-                )
-                return _json(
-                    400,
-                    {"error": "invalid request", "message": redact(str(exc)), "problems": listed},
-                )
-            except Exception:
-                self.requests.inc(connector=name, outcome="error")
-                log.exception("webhook verification failed", extra={"connector": name})
-                return _json(500, {"error": "internal error"})
-            try:
-                await self.inbox.accept(name, req)
-            except Exception as exc:
-                if callable(forget):
-                    forget(req)
-                self.requests.inc(connector=name, outcome="unavailable")
-                wait = self.retry_after
-                if isinstance(exc, RetriableError) and getattr(exc, "retry_after", None):
-                    wait = float(exc.retry_after)  # type: ignore[attr-defined]
-                log.error(
-                    "could not store a webhook request",
-                    extra={
-                        "connector": name,
-                        "error": type(exc).__name__,
-                        "detail": str(exc)[:300],
-                    },
-                )
-                return _json(
-                    503,
-                    {"error": "unavailable", "reason": "the request could not be stored; retry"},
-                    headers={"Retry-After": str(max(1, round(wait)))},
-                )
-            self.requests.inc(connector=name, outcome="accepted")
-            self.bytes.inc(len(body), connector=name)
-            self.latency.observe(time.perf_counter() - start, connector=name)
-            if callable(ack):
-                content_type, ack_body = ack(req)
-                return web.Response(
-                    status=200, body=ack_body, headers={"Content-Type": content_type}
-                )
-            return _json(202, {"status": "accepted"})
+                response = await _handle(name, receiver, request)
+                code = response.status
+                return response
+            finally:
+                tele.observe(name, code, time.perf_counter() - started)
 
         return handle
 
-    def _too_large(self, name: str, limit: int, request: web.Request) -> web.Response:
-        self.requests.inc(connector=name, outcome="too_large")
-        log.warning(
-            "webhook request too large",
-            extra={"connector": name, "limit": limit, "remote": request.remote},
-        )
-        response = _json(413, {"error": "payload too large", "limit_bytes": limit})
-        response.force_close()
-        return response
-
-    async def healthz(self, request: web.Request) -> web.Response:
-        try:
-            if self.health is not None:
-                healthy = bool(await _call(self.health))
-            else:
-                current: Status = await _call(self.status)
-                healthy = current.healthy
-        except Exception:
-            log.exception("health check failed")
-            healthy = False
-        if healthy:
-            return web.Response(text="ok\n")
-        return web.Response(status=503, text="unhealthy\n")
-
-    async def status_route(self, request: web.Request) -> web.Response:
-        try:
-            current: Status = await _call(self.status)
-        except Exception as exc:
-            log.exception("status failed")
-            return _json(500, {"error": "status unavailable", "kind": type(exc).__name__})
-        return _json(200, current.to_dict())
-
-    async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=self.telemetry.render().encode(), headers={"Content-Type": PROMETHEUS_TYPE}
-        )
-
-
-def build_app(
-    receivers: Sequence[tuple[str, WebhookReceiver]],
-    inbox: Inbox,
-    status: StatusSource,
-    telemetry: Telemetry,
-    *,
-    health: HealthSource | None = None,
-    retry_after: float = 5.0,
-) -> web.Application:
-    """The application serving every receiver at its ``path`` plus the operations routes.
-
-    ``status`` (plain or async) returns the current :class:`Status`; ``/healthz`` answers 200
-    when ``health()`` (default: ``status().healthy``) is true. Two receivers on one path, or a
-    receiver on an operations path, is a :class:`ConfigError`.
-    """
-    routes = _Routes(inbox, status, telemetry, health, retry_after)
-    limits = [int(getattr(r, "max_body_bytes", None) or DEFAULT_MAX_BODY) for _, r in receivers]
-    app = web.Application(client_max_size=max([DEFAULT_MAX_BODY, *limits]) + 1)
-    taken: dict[str, str] = {}
-    for name, receiver in receivers:
-        path = receiver.path
-        if not path.startswith("/"):
-            raise ConfigError(f"connectors.{name}: webhook path {path!r} must start with '/'")
-        if path in RESERVED_PATHS:
-            raise ConfigError(f"connectors.{name}: webhook path {path} is reserved")
-        if path in taken:
-            raise ConfigError(
-                f"connectors.{name}: webhook path {path} is already used by {taken[path]!r}"
+    async def _handle(name: str, receiver: WebhookReceiver, request: web.Request) -> web.Response:
+        limit = getattr(receiver, "max_body_bytes", None)
+        if isinstance(limit, int) and (request.content_length or 0) > limit:
+            # refused before reading: the sender learns the limit, we buffer nothing
+            log.warning(
+                "webhook refused: body too large",
+                extra={"connector": name, "limit": limit, "remote": request.remote},
             )
-        taken[path] = name
-        app.router.add_post(path, routes.webhook(name, receiver))
-    app.router.add_get("/healthz", routes.healthz)
-    app.router.add_get("/status", routes.status_route)
-    app.router.add_get("/metrics", routes.metrics)
+            response = _json({"error": "payload too large", "limit_bytes": limit}, 413)
+            response.force_close()
+            return response
+        body = await request.read()
+        req = WebhookRequest(
+            method=request.method,
+            url=str(request.url),
+            headers=dict(request.headers),
+            body=body,
+            received_at_ms=int(time.time() * 1000),
+        )
+        try:
+            receiver.verify(req)
+        except Unauthorized as exc:
+            log.warning(
+                "webhook refused",
+                extra={"connector": name, "reason": exc.reason, "remote": request.remote},
+            )
+            return _json({"error": "unauthorized", "reason": exc.reason}, 401)
+        except DataError as exc:
+            log.warning("webhook body refused", extra={"connector": name, "reason": str(exc)})
+            answer: dict[str, object] = {"error": "bad request", "reason": str(exc)}
+            problems = getattr(exc, "problems", None)
+            if isinstance(problems, list):  # the ingress names every bad item
+                answer["problems"] = [p.as_dict() for p in problems if hasattr(p, "as_dict")]
+            return _json(answer, 400)
+        try:
+            await inbox.accept(name, req)
+        except Exception as exc:
+            release = getattr(receiver, "release", None)
+            if callable(release):
+                release(req)
+            log.error(
+                "webhook could not be stored; answered 503",
+                extra={"connector": name, "reason": type(exc).__name__},
+            )
+            return _json(
+                {"error": "unavailable", "reason": "not stored; retry"}, 503, {"Retry-After": "5"}
+            )
+        ack = getattr(receiver, "ack_response", None)
+        if callable(ack):
+            content_type, payload = ack(req)
+            return web.Response(body=payload, status=200, content_type=content_type.split(";")[0])
+        return _json({"accepted": True}, 200)
+
+    for name, receiver in receivers.items():
+        app.router.add_post(receiver.path, webhook(name, receiver))
+
+    async def healthz(request: web.Request) -> web.Response:
+        problem = health()
+        if problem is None:
+            return web.Response(text="ok\n")
+        return web.Response(text=f"unhealthy: {problem}\n", status=503)
+
+    async def status_page(request: web.Request) -> web.Response:
+        return _json(await status())
+
+    async def metrics(request: web.Request) -> web.Response:
+        text = render(await status(), tele)
+        return web.Response(
+            text=text, content_type="text/plain", charset="utf-8", headers={"X-Format": "0.0.4"}
+        )
+
+    async def page(request: web.Request) -> web.Response:
+        html = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+        return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+    async def overview_json(request: web.Request) -> web.Response:
+        if overview is None:
+            return _json({"status": await status(), "metrics": [], "writes": []})
+        return _json(await overview())
+
+    app.router.add_get("/", page)
+    app.router.add_get("/overview", overview_json)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/status", status_page)
+    app.router.add_get("/metrics", metrics)
     return app

@@ -1,0 +1,141 @@
+"""The ``file`` connector: canonical events in from a JSONL file, field writes out to another.
+
+For trying a deployment without touching a CRM, for importing an export of another system, and
+for tests. The source follows ``input`` (a JSONL file of canonical events that may grow, like a
+log; the cursor is the byte offset after the last complete line). The sink appends each write
+to ``path`` as one line ``{"object", "record_id", "field", "value"}``; the last line of a field
+holds its current value (:func:`read_values`). Settings::
+
+    - file:
+        name: out
+        input: ./events.jsonl     # optional: canonical events to read
+        path: ./writes.jsonl      # where field writes go (relative to the working directory)
+        max_batch: 100
+        poll_interval: 1          # seconds between reads of input
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ...errors import ConfigError, ConfigProblem, DataError
+from ...metrics.events import Event
+from ...metrics.jsonl import parse_line
+from ..protocols import Connector, Cursor, FieldWrite, Page, WriteResult
+
+__all__ = ["FileConnector", "FileSink", "FileSource", "read_values"]
+
+
+class FileSink:
+    def __init__(self, path: Path, max_batch: int) -> None:
+        self.path = path
+        self.max_batch = max_batch
+        self.calls = 0
+
+    def _append(self, writes: Sequence[FieldWrite]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            for w in writes:
+                line = {"object": w.object, "record_id": w.record_id, "field": w.field}
+                f.write(json.dumps({**line, "value": w.value}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    async def write(self, writes: Sequence[FieldWrite]) -> list[WriteResult]:
+        self.calls += 1
+        await asyncio.to_thread(self._append, writes)
+        return [WriteResult(w, ok=True) for w in writes]
+
+
+class FileSource:
+    """Reads complete lines of a JSONL file from a byte offset; a bad line is a DataError naming
+    the file and line (the poller reports it and retries; nothing is skipped silently)."""
+
+    def __init__(self, path: Path, page_size: int = 1000) -> None:
+        self.path = path
+        self.page_size = page_size
+
+    def _read(self, offset: int, line_no: int) -> tuple[list[Event], int, int]:
+        events: list[Event] = []
+        if not self.path.exists():
+            return events, offset, line_no
+        with self.path.open("rb") as f:
+            f.seek(offset)
+            while len(events) < self.page_size:
+                raw = f.readline()
+                if not raw.endswith(b"\n"):
+                    break  # an incomplete last line: read it when it is complete
+                line_no += 1
+                offset += len(raw)
+                text = raw.decode("utf-8").strip()
+                if not text:
+                    continue
+                try:
+                    events.append(parse_line(text, line_no))
+                except DataError as exc:
+                    raise DataError(exc.reason, where=f"{self.path}:{line_no}") from None
+        return events, offset, line_no
+
+    async def _pages(self, cursor: Cursor | None) -> AsyncIterator[Page]:
+        offset = int((cursor or {}).get("offset", 0))
+        line_no = int((cursor or {}).get("line", 0))
+        while True:
+            events, offset, line_no = await asyncio.to_thread(self._read, offset, line_no)
+            if not events:
+                return
+            yield Page(events, {"offset": offset, "line": line_no})
+
+    def backfill(self, cursor: Cursor | None) -> AsyncIterator[Page]:
+        return self._pages(cursor)
+
+    def poll(self, cursor: Cursor | None) -> AsyncIterator[Page]:
+        return self._pages(cursor)
+
+
+def read_values(path: str | Path) -> dict[tuple[str, str, str], Any]:
+    """(object, record_id, field) -> the last value written to the file."""
+    out: dict[tuple[str, str, str], Any] = {}
+    p = Path(path)
+    if not p.exists():
+        return out
+    for line in p.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out[(row["object"], row["record_id"], row["field"])] = row["value"]
+    return out
+
+
+class FileConnector(Connector):
+    kind: ClassVar[str] = "file"
+
+    def __init__(self, name: str, settings: Any) -> None:
+        super().__init__(name, settings)
+        path = settings.get("path") if isinstance(settings, dict) else None
+        if not isinstance(path, str) or not path:
+            raise ConfigError(
+                [ConfigProblem(f"connectors.{name}.path", "a file connector needs a path")]
+            )
+        max_batch = settings.get("max_batch", 100)
+        if not isinstance(max_batch, int) or max_batch < 1:
+            raise ConfigError(
+                [ConfigProblem(f"connectors.{name}.max_batch", "expected a positive integer")]
+            )
+        self.sink = FileSink(Path(path), max_batch)
+        source = settings.get("input")
+        if source is not None:
+            if not isinstance(source, str) or not source:
+                raise ConfigError(
+                    [ConfigProblem(f"connectors.{name}.input", "expected a file path")]
+                )
+            self.source = FileSource(Path(source))
+        interval = settings.get("poll_interval", 1.0)
+        if not isinstance(interval, int | float) or interval <= 0:
+            raise ConfigError(
+                [ConfigProblem(f"connectors.{name}.poll_interval", "expected seconds > 0")]
+            )
+        self.poll_interval = float(interval)

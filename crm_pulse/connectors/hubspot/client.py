@@ -1,0 +1,309 @@
+"""The HubSpot client: hubspot-api-client (urllib3) in a thread, JSON in and out.
+
+Calls go through the official SDK's generated ``*_with_http_info`` APIs with
+``_preload_content=False``, so the raw answer (status, headers, JSON) is ours: the
+``X-HubSpot-RateLimit-*`` headers are read on every call and the SDK's model classes stay out of
+the connector. Blocking calls run in a worker thread (``asyncio.to_thread``).
+
+Rate limits are honoured before HubSpot has to refuse: when the last answer said no request is
+left in the current interval, the next call waits for the interval to pass; and the search API
+(about 5 requests per second per portal) is paced separately.
+
+Retries, the ``allowed_methods=None`` way (POST included, since every call here is either a read
+or an idempotent set of values): 5xx and connection errors back off and try again. They are
+done here, asynchronously, and urllib3's own are switched off (``Retry(0)``): left on, urllib3
+retries GETs (never POSTs) on a 429 by sleeping out Retry-After inside the worker thread, then
+reports "too many 429 error responses" without the status. A 429 on a
+read waits for Retry-After (up to ``max_wait``); a 429 on a write is raised at once as
+:class:`~crm_pulse.errors.RateLimited` so that the write-back outbox schedules the batch.
+Nothing that creates a record is retried blindly (property creation treats 409 as done).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hubspot import HubSpot
+from urllib3.util.retry import Retry
+
+from ...config.models import HubSpotSettings
+from ...errors import RateLimited, RetriableError
+from .errors import translate
+
+__all__ = ["HubSpotClient", "RateLimitState"]
+
+log = logging.getLogger("crm_pulse.hubspot")
+
+
+@dataclass
+class RateLimitState:
+    """What the last answer's X-HubSpot-RateLimit-* headers said."""
+
+    max: int | None = None
+    remaining: int | None = None
+    interval_ms: int | None = None
+    daily_remaining: int | None = None
+
+    seen_at: float = 0.0
+    """Monotonic time of the answer these values came from."""
+
+    def update(self, headers: Any, at: float | None = None) -> None:
+        h = {str(k).lower(): str(v) for k, v in dict(headers or {}).items()}
+        if not any(k.startswith("x-hubspot-ratelimit-") for k in h):
+            return
+        self.seen_at = time.monotonic() if at is None else at
+
+        def num(name: str) -> int | None:
+            value = h.get(name)
+            return int(value) if value is not None and value.isdigit() else None
+
+        self.max = num("x-hubspot-ratelimit-max") or self.max
+        remaining = num("x-hubspot-ratelimit-remaining")
+        self.remaining = remaining if remaining is not None else self.remaining
+        self.interval_ms = num("x-hubspot-ratelimit-interval-milliseconds") or self.interval_ms
+        daily = num("x-hubspot-ratelimit-daily-remaining")
+        self.daily_remaining = daily if daily is not None else self.daily_remaining
+
+    def wait_needed(self, now: float) -> float:
+        """Seconds to wait before the next call: the rest of an exhausted interval, else 0."""
+        if self.remaining is None or self.remaining > 0 or not self.interval_ms:
+            return 0.0
+        return max(0.0, self.seen_at + self.interval_ms / 1000 - now)
+
+
+class HubSpotClient:
+    def __init__(
+        self,
+        settings: HubSpotSettings,
+        *,
+        attempts: int = 4,
+        max_wait: float = 30.0,
+        search_per_second: float | None = 4.0,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        config: dict[str, Any] = {
+            "access_token": settings.access_token.get_secret_value(),
+            "host": str(settings.base_url).rstrip("/"),
+            # every retry is ours (see the module docstring): urllib3 hands back each answer
+            "retry": Retry(total=0, respect_retry_after_header=False, raise_on_status=False),
+        }
+        if settings.ca_cert is not None:
+            config["ssl_ca_cert"] = str(settings.ca_cert)
+        self.sdk = HubSpot(**config)
+        self.timeout = settings.timeout
+        self.attempts = attempts
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.limits = RateLimitState()
+        self._apis: dict[str, Any] = {}
+        self.search_interval = 1.0 / search_per_second if search_per_second else 0.0
+        self._next_search = 0.0
+        self._pace = asyncio.Lock()
+        self.waited = 0.0
+        """Seconds spent waiting for rate limits so far (pacing and Retry-After)."""
+
+    # ------------------------------------------------------------ plumbing
+    def _api(self, path: str) -> Any:
+        """The SDK's API object at ``path`` (``crm.objects.search_api``), built once.
+
+        The SDK's discovery builds a new API client, configuration and connection pool on
+        every attribute access (a TLS handshake per call, and pools left open); kept here,
+        connections are reused across calls.
+        """
+        api = self._apis.get(path)
+        if api is None:
+            api = self.sdk
+            for part in path.split("."):
+                api = getattr(api, part)
+            self._apis[path] = api
+        return api
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        response = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+        try:
+            self.limits.update(response.headers)
+            data = response.data
+        finally:
+            response.release_conn()
+        return int(response.status), json.loads(data) if data else None
+
+    async def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            self.waited += seconds
+            await self.sleep(seconds)
+
+    async def _before(self, search: bool) -> None:
+        """Honour the last rate-limit headers, and pace the search API."""
+        async with self._pace:
+            await self._wait(min(self.max_wait, self.limits.wait_needed(time.monotonic())))
+            if search and self.search_interval:
+                now = time.monotonic()
+                start = max(now, self._next_search)
+                self._next_search = start + self.search_interval
+                await self._wait(start - now)
+
+    async def call(
+        self,
+        what: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        write: bool = False,
+        search: bool = False,
+        **kwargs: Any,
+    ) -> tuple[int, Any]:
+        """Run one SDK call in a thread; returns (status, JSON). Errors are translated.
+
+        ``write`` marks an idempotent write: transient failures are retried like reads, but a
+        429 is raised at once (the outbox schedules it with the vendor's Retry-After).
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._before(search)
+            try:
+                return await asyncio.to_thread(self._call, fn, *args, **kwargs)
+            except Exception as exc:  # translated below: the one place for vendor errors
+                error = translate(exc, what)
+            if attempt >= self.attempts or not isinstance(error, RetriableError):
+                raise error
+            if isinstance(error, RateLimited):
+                if write:
+                    raise error
+                wait = error.retry_after if error.retry_after is not None else 2.0**attempt
+                if wait > self.max_wait:
+                    raise error
+            else:
+                wait = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
+            log.info(
+                "retrying HubSpot call", extra={"what": what, "wait": wait, "reason": str(error)}
+            )
+            await self._wait(wait)
+
+    # ------------------------------------------------------------ endpoints
+    async def search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
+        api = self._api("crm.objects.search_api")
+        _, data = await self.call(
+            f"search {object_type}", api.do_search_with_http_info, object_type, body, search=True
+        )
+        return dict(data or {})
+
+    async def list_archived(
+        self, object_type: str, after: str | None, properties: Sequence[str]
+    ) -> dict[str, Any]:
+        api = self._api("crm.objects.basic_api")
+        kwargs: dict[str, Any] = {"limit": 100, "archived": True, "properties": list(properties)}
+        if after:
+            kwargs["after"] = after
+        _, data = await self.call(
+            f"list archived {object_type}", api.get_page_with_http_info, object_type, **kwargs
+        )
+        return dict(data or {})
+
+    async def batch_read(
+        self, object_type: str, ids: Sequence[str], properties: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        api = self._api("crm.objects.batch_api")
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 100):
+            body = {
+                "inputs": [{"id": i} for i in ids[start : start + 100]],
+                "properties": list(properties),
+            }
+            _, data = await self.call(
+                f"batch read {object_type}", api.read_with_http_info, object_type, body
+            )
+            out.extend((data or {}).get("results", []))
+        return out
+
+    async def associated(
+        self, from_type: str, to_type: str, ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """Record id -> ids of its associated ``to_type`` records (associations v4 batch read;
+        records without any are absent)."""
+        api = self._api("crm.associations.v4.batch_api")
+        out: dict[str, list[str]] = {}
+        for start in range(0, len(ids), 100):
+            body = {"inputs": [{"id": i} for i in ids[start : start + 100]]}
+            _, data = await self.call(
+                f"read {from_type} to {to_type} associations",
+                api.get_page_with_http_info,
+                from_type,
+                to_type,
+                body,
+            )
+            for result in (data or {}).get("results", []):
+                rid = str((result.get("from") or {}).get("id"))
+                targets = [str(t.get("toObjectId")) for t in result.get("to") or []]
+                out.setdefault(rid, []).extend(targets)
+        return out
+
+    async def batch_update(
+        self, object_type: str, inputs: list[dict[str, Any]]
+    ) -> tuple[int, dict[str, Any]]:
+        api = self._api("crm.objects.batch_api")
+        status, data = await self.call(
+            f"batch update {object_type}",
+            api.update_with_http_info,
+            object_type,
+            {"inputs": inputs},
+            write=True,
+        )
+        return status, dict(data or {})
+
+    async def pipelines(self, object_type: str) -> list[dict[str, Any]]:
+        api = self._api("crm.pipelines.pipelines_api")
+        _, data = await self.call(
+            f"read {object_type} pipelines", api.get_all_with_http_info, object_type
+        )
+        return list((data or {}).get("results", []))
+
+    async def properties(self, object_type: str) -> list[dict[str, Any]]:
+        api = self._api("crm.properties.core_api")
+        _, data = await self.call(
+            f"read {object_type} properties", api.get_all_with_http_info, object_type
+        )
+        return list((data or {}).get("results", []))
+
+    async def create_property(self, object_type: str, body: dict[str, Any]) -> None:
+        api = self._api("crm.properties.core_api")
+        await self.call(
+            f"create property {body.get('name')}",
+            api.create_with_http_info,
+            object_type,
+            body,
+            write=True,
+        )
+
+    async def groups(self, object_type: str) -> list[dict[str, Any]]:
+        api = self._api("crm.properties.groups_api")
+        _, data = await self.call(
+            f"read {object_type} property groups", api.get_all_with_http_info, object_type
+        )
+        return list((data or {}).get("results", []))
+
+    async def create_group(self, object_type: str, name: str, label: str) -> None:
+        api = self._api("crm.properties.groups_api")
+        await self.call(
+            f"create property group {name}",
+            api.create_with_http_info,
+            object_type,
+            {"name": name, "label": label},
+            write=True,
+        )
+
+    def close(self) -> None:
+        """Close the connection pools of the API objects built so far."""
+        for api in self._apis.values():
+            rest = getattr(api.api_client, "rest_client", None)
+            pool = getattr(rest, "pool_manager", None)
+            if pool is not None:
+                pool.clear()
+            api.api_client.close()
+        self._apis.clear()

@@ -1,0 +1,363 @@
+"""HubSpot records -> canonical events (metrics-spec section 1), driven by the deployment file.
+
+Which HubSpot object becomes which canonical object, and which property holds each canonical
+field, is the declarative table :data:`OBJECTS`; ``mapping.fields`` in the deployment file
+overrides any entry. Deal status comes from the pipeline stage's own flags (closed with
+probability 1 = won, closed otherwise = lost) unless ``mapping.deal_stages`` says otherwise; the
+deal type from ``mapping.deal_type``; ``stage_entered_at`` from ``hs_date_entered_<stage>``.
+
+Properties crm-pulse writes are never read into canonical fields, so our own writes produce the
+same canonical state (loop safety).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ...config.models import HubSpotMapping
+from ...errors import DataError
+from ...metrics.events import Event
+
+__all__ = [
+    "OBJECTS",
+    "OBJECT_TYPE_IDS",
+    "HubSpotMapper",
+    "ObjectSpec",
+    "object_type_of",
+    "to_iso",
+    "to_ms",
+]
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    object_type: str
+    canonical: str
+    modified: str = "hs_lastmodifieddate"
+    fields: Mapping[str, str] = field(default_factory=dict)
+    constant: Mapping[str, str] = field(default_factory=dict)
+
+
+def _activity(kind: str, object_type: str) -> ObjectSpec:
+    return ObjectSpec(
+        object_type,
+        "activity",
+        fields={"owner_id": "hubspot_owner_id", "occurred_at": "hs_timestamp"},
+        constant={"type": kind},
+    )
+
+
+OBJECTS: dict[str, ObjectSpec] = {
+    "companies": ObjectSpec(
+        "companies",
+        "account",
+        fields={
+            "owner_id": "hubspot_owner_id",
+            "domain": "domain",
+            "customer_since": "hs_date_entered_customer",
+            "created_at": "createdate",
+        },
+    ),
+    "contacts": ObjectSpec(
+        "contacts",
+        "contact",
+        modified="lastmodifieddate",
+        fields={
+            "account_id": "associatedcompanyid",
+            "owner_id": "hubspot_owner_id",
+            "email": "email",
+            "created_at": "createdate",
+            "converted_at": "hs_lifecyclestage_customer_date",
+        },
+    ),
+    "deals": ObjectSpec(
+        "deals",
+        "deal",
+        fields={
+            "account_id": "hs_primary_associated_company",
+            "owner_id": "hubspot_owner_id",
+            "pipeline": "pipeline",
+            "stage": "dealstage",
+            "amount": "amount_in_home_currency",  # the portal's currency: one reporting currency
+            "created_at": "createdate",
+            "closed_at": "closedate",
+        },
+    ),
+    "tickets": ObjectSpec(
+        "tickets",
+        "ticket",
+        fields={
+            "account_id": "hs_primary_company_id",
+            "owner_id": "hubspot_owner_id",
+            "created_at": "createdate",
+            "closed_at": "closed_date",
+        },
+    ),
+    "calls": _activity("call", "calls"),
+    "emails": _activity("email", "emails"),
+    "meetings": _activity("meeting", "meetings"),
+    "tasks": _activity("task", "tasks"),
+    "notes": _activity("note", "notes"),
+    "feedback_submissions": ObjectSpec(
+        "feedback_submissions",
+        "survey_response",
+        fields={
+            "contact_id": "hs_contact_id",
+            "score": "hs_response_value",
+            "submitted_at": "hs_submission_timestamp",
+        },
+    ),
+}
+
+OBJECT_TYPE_IDS = {
+    "0-1": "contacts",
+    "0-2": "companies",
+    "0-3": "deals",
+    "0-5": "tickets",
+    "0-27": "tasks",
+    "0-46": "notes",
+    "0-47": "meetings",
+    "0-48": "calls",
+    "0-49": "emails",
+    "0-19": "feedback_submissions",
+}
+"""HubSpot's object-type ids (the current spec's paths and generic webhooks use them)."""
+
+_SINGULAR = {
+    "company": "companies",
+    "contact": "contacts",
+    "deal": "deals",
+    "ticket": "tickets",
+    "call": "calls",
+    "email": "emails",
+    "meeting": "meetings",
+    "meeting_event": "meetings",
+    "note": "notes",
+    "task": "tasks",
+    "feedback_submission": "feedback_submissions",
+}
+
+
+def object_type_of(name: str) -> str | None:
+    """Our object type (``deals``) for any name HubSpot uses: ``deal``, ``DEAL``, ``0-3``."""
+    text = str(name).strip()
+    if text in OBJECT_TYPE_IDS:
+        return OBJECT_TYPE_IDS[text]
+    lower = text.lower()
+    if lower in OBJECTS:
+        return lower
+    return _SINGULAR.get(lower)
+
+
+_TIME_FIELDS = {
+    "customer_since",
+    "churned_at",
+    "created_at",
+    "converted_at",
+    "stage_entered_at",
+    "closed_at",
+    "occurred_at",
+    "submitted_at",
+}
+
+
+def to_ms(value: Any) -> int | None:
+    """A HubSpot date/datetime value (ISO text, epoch milliseconds, or a date) -> epoch ms."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    if len(text) == 10:
+        text += "T00:00:00Z"
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(f"not a date or time: {text!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def to_iso(value: Any) -> str | None:
+    ms = to_ms(value)
+    if ms is None:
+        return None
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    )
+
+
+class HubSpotMapper:
+    """Turns HubSpot records into canonical events for one deployment's mapping."""
+
+    def __init__(self, mapping: HubSpotMapping, source: str) -> None:
+        self.mapping = mapping
+        self.source = source
+        self.deal_stage_status: dict[str, str] = {}
+        self.ticket_stage_status: dict[str, str] = {}
+        self.pipelines_learned: set[str] = set()
+        """Object types whose pipelines have been read (deals, tickets)."""
+        overrides = mapping.fields.model_dump()
+        self.fields: dict[str, dict[str, str]] = {}
+        for object_type, spec in OBJECTS.items():
+            merged = dict(spec.fields)
+            merged.update(overrides.get(spec.canonical) or {})
+            self.fields[object_type] = merged
+
+    # ------------------------------------------------------------ pipelines
+    def learn_pipelines(self, object_type: str, pipelines: Iterable[Mapping[str, Any]]) -> None:
+        """Read the stage flags (closed, won) of every pipeline (replacing what was known)."""
+        if object_type == "deals":
+            self.deal_stage_status = {}
+        else:
+            self.ticket_stage_status = {}
+        self.pipelines_learned.add(object_type)
+        for pipeline in pipelines:
+            for stage in pipeline.get("stages", []):
+                meta = stage.get("metadata") or {}
+                closed = str(meta.get("isClosed", "false")).lower() == "true"
+                if object_type == "deals":
+                    probability = float(meta.get("probability") or 0)
+                    status = ("won" if probability >= 1.0 else "lost") if closed else "open"
+                    self.deal_stage_status[str(stage["id"])] = status
+                else:
+                    self.ticket_stage_status[str(stage["id"])] = "closed" if closed else "open"
+
+    def unknown_stages(self, object_type: str, records: Iterable[Mapping[str, Any]]) -> set[str]:
+        """Stages named by these records that no pipeline read so far has (a new stage)."""
+        if object_type == "deals":
+            prop, known = "dealstage", self.deal_stage_status
+        elif object_type == "tickets":
+            prop, known = "hs_pipeline_stage", self.ticket_stage_status
+        else:
+            return set()
+        stages = {str((r.get("properties") or {}).get(prop) or "") for r in records}
+        return {s for s in stages if s and s not in known}
+
+    # ------------------------------------------------------------ records
+    def properties(self, object_type: str) -> list[str]:
+        """The properties to request for an object type."""
+        spec = OBJECTS[object_type]
+        names = set(self.fields[object_type].values()) | {spec.modified, "hs_object_id"}
+        m = self.mapping
+        if object_type == "deals":
+            names.add(m.deal_type.property)
+            names.update(f"hs_date_entered_{s}" for s in self.deal_stage_status)
+        elif object_type == "contacts":
+            names.add(m.lifecycle.property)
+        elif object_type == "tickets":
+            names.add("hs_pipeline_stage")
+        elif object_type == "feedback_submissions":
+            names.add(m.survey_type.property)
+        return sorted(names)
+
+    def version(self, object_type: str, record: Mapping[str, Any]) -> int:
+        props = record.get("properties") or {}
+        ms = to_ms(props.get(OBJECTS[object_type].modified)) or to_ms(record.get("updatedAt"))
+        if ms is None:
+            raise DataError("no last-modified time", where=f"{object_type} {record.get('id')}")
+        return ms
+
+    def account_from_associations(self, object_type: str) -> bool:
+        """Whether this type's ``account_id`` comes from its company associations (engagements
+        carry no company property) rather than from a property."""
+        return OBJECTS[object_type].canonical == "activity" and (
+            "account_id" not in self.fields[object_type]
+        )
+
+    def event(
+        self, object_type: str, record: Mapping[str, Any], *, account_id: str | None = None
+    ) -> Event:
+        """The canonical upsert for one record (a delete if it is outside the mapped scope).
+        ``account_id`` is the company found through associations, where that is the source."""
+        rid = str(record.get("id"))
+        spec = OBJECTS[object_type]
+        props: Mapping[str, Any] = record.get("properties") or {}
+        version = self.version(object_type, record)
+        where = f"HubSpot {object_type} {rid}"
+        m = self.mapping
+        if (
+            object_type == "deals"
+            and m.pipelines is not None
+            and props.get("pipeline") not in m.pipelines
+        ):
+            return Event(source=self.source, object="deal", id=rid, op="delete", version=version)
+        fields: dict[str, Any] = dict(spec.constant)
+        try:
+            for name, prop in self.fields[object_type].items():
+                value = props.get(prop)
+                fields[name] = (
+                    to_iso(value)
+                    if name in _TIME_FIELDS
+                    else (None if value in ("", None) else value)
+                )
+            if self.account_from_associations(object_type):
+                fields["account_id"] = account_id
+            if object_type == "deals":
+                stage = props.get("dealstage")
+                status = m.deal_stages.get(str(stage)) or self.deal_stage_status.get(
+                    str(stage), "open"
+                )
+                fields["status"] = status
+                fields["stage_entered_at"] = to_iso(props.get(f"hs_date_entered_{stage}"))
+                if status == "open":
+                    fields["closed_at"] = None
+                raw_type = props.get(m.deal_type.property)
+                fields["type"] = (
+                    m.deal_type.values.get(str(raw_type), m.deal_type.default)
+                    if raw_type not in (None, "")
+                    else m.deal_type.default
+                )
+            elif object_type == "contacts":
+                raw = props.get(m.lifecycle.property)
+                fields["lifecycle"] = (
+                    m.lifecycle.values.get(str(raw), m.lifecycle.default)
+                    if raw
+                    else m.lifecycle.default
+                )
+            elif object_type == "tickets":
+                stage = str(props.get("hs_pipeline_stage"))
+                fields["status"] = m.ticket_stages.get(stage) or self.ticket_stage_status.get(
+                    stage, "open"
+                )
+                if fields["status"] == "open":
+                    fields["closed_at"] = None
+            elif object_type == "feedback_submissions":
+                raw = props.get(m.survey_type.property)
+                fields["survey"] = m.survey_type.values.get(str(raw), m.survey_type.default)
+            return Event(
+                source=self.source,
+                object=spec.canonical,
+                id=rid,
+                op="upsert",
+                version=version,
+                fields=fields,
+            )
+        except DataError as exc:
+            raise DataError(exc.reason, where=where) from None
+        except ValueError as exc:
+            raise DataError(str(exc).splitlines()[0], where=where) from None
+
+    def delete(self, object_type: str, record: Mapping[str, Any]) -> Event:
+        """The delete for an archived record, versioned after its last change."""
+        rid = str(record.get("id"))
+        archived = to_ms(record.get("archivedAt")) or 0
+        props = record.get("properties") or {}
+        modified = to_ms(props.get(OBJECTS[object_type].modified)) or to_ms(record.get("updatedAt"))
+        ms = max(archived, modified or 0)
+        if ms <= 0:
+            raise DataError("no archive or last-modified time", where=f"{object_type} {rid}")
+        return self.delete_event(object_type, rid, ms)
+
+    def delete_event(self, object_type: str, rid: str, version: int) -> Event:
+        return Event(
+            source=self.source,
+            object=OBJECTS[object_type].canonical,
+            id=rid,
+            op="delete",
+            version=version,
+        )

@@ -1,0 +1,329 @@
+"""Pulling HubSpot through the CRM search API, with the cursor rules of the contracts.
+
+Each object type is read in pages of 200 filtered on its last-modified property (``GTE`` the
+cursor) and sorted by it. HubSpot applies one sorting rule per search and promises no order
+among records that share a value, so the position is a *keyset* ``(t, id)`` settled without
+trusting the order of ties, and never an ``after`` offset, so no query pages past HubSpot's
+10,000-result cap however many records changed: the window simply moves forward.
+
+* When a page is full, its last instant ``T`` may continue on the next page: the next query
+  starts at ``T`` again (``GTE T``) and skips the records of ``T`` it already has.
+* When a full page holds one instant only (a flood: a pipeline edit, an import), that instant is
+  read on its own by id (``EQ T`` and ``hs_object_id > last``, sorted by ``hs_object_id``), then
+  the scan goes on after it (``GT T``). So records sharing one timestamp across pages, even more
+  than 10,000 of them, are neither lost nor read past the cap.
+
+Search indexes changes late: each poll starts ``lookback`` before the cursor (re-reads are
+harmless: versions). Archived records are listed (``GET /crm/v3/objects/{type}?archived=true``)
+and become deletes; listing them costs one request per 100 archived records, so polls do it every
+``archived_every`` seconds (backfills always; webhooks bring deletes sooner).
+
+The cursor is plain data, per object type: ``{"t": ms, "id": "123" | None, "archived_t": ms,
+"archived_checked_ms": ms}``: everything modified before ``t`` is read, and at ``t`` the records
+with ids up to ``id`` (None: none of them yet).
+
+:class:`RecordMapper` (shared with the webhook receiver) maps fetched records, keeps the pipeline
+stages current (a stage the mapper does not know makes it re-read the pipelines, then re-read
+those records with their ``hs_date_entered_<stage>``), and reports unmappable records instead of
+failing their neighbours. Engagements (calls, e-mails, meetings, notes, tasks) have no company
+property: their ``account_id`` is their associated company (associations v4 batch read, the
+lowest id if several), unless ``mapping.fields.activity.account_id`` names a property.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from ...config.models import HubSpotSettings
+from ...errors import DataError
+from ...metrics.events import Event
+from ..protocols import Cursor, Page
+from .client import HubSpotClient
+from .mapping import OBJECTS, HubSpotMapper, to_ms
+
+__all__ = ["PAGE", "HubSpotSource", "RecordMapper"]
+
+log = logging.getLogger("crm_pulse.hubspot")
+
+PAGE = 200
+_PIPELINE_TYPES = ("deals", "tickets")
+
+
+class RecordMapper:
+    """Fetched HubSpot records -> events, with current pipeline stages."""
+
+    def __init__(
+        self,
+        client: HubSpotClient,
+        mapper: HubSpotMapper,
+        objects: Sequence[str],
+        *,
+        refresh_after: float = 600.0,
+        min_reload_gap: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.mapper = mapper
+        self.objects = list(objects)
+        self.refresh_after = refresh_after
+        self.min_reload_gap = min_reload_gap
+        self.clock = clock
+        self.loaded_at: float | None = None
+        self._looked_for: dict[str, float] = {}
+        self.skipped: list[str] = []
+        """Why records could not be mapped (the last 1,000), for status pages and tests."""
+
+    async def pipelines(self, *, for_stages: set[str] | None = None) -> None:
+        """Read the deal and ticket pipelines if never read or stale; with ``for_stages``
+        (stages the records name but no pipeline had), again now, unless these very stages
+        were looked for within ``min_reload_gap`` (a stage no pipeline has any more)."""
+        now = self.clock()
+        if for_stages:
+            fresh = {
+                s for s in for_stages if now - self._looked_for.get(s, -1e18) >= self.min_reload_gap
+            }
+            if not fresh:
+                return
+            self._looked_for.update(dict.fromkeys(fresh, now))
+        elif self.loaded_at is not None and now - self.loaded_at < self.refresh_after:
+            return
+        for object_type in _PIPELINE_TYPES:
+            if object_type in self.objects:
+                self.mapper.learn_pipelines(object_type, await self.client.pipelines(object_type))
+        self.loaded_at = now
+
+    async def events(self, object_type: str, records: Sequence[dict[str, Any]]) -> list[Event]:
+        """One event per mappable record; the others are logged and remembered in ``skipped``."""
+        if object_type in _PIPELINE_TYPES and object_type in self.objects:
+            await self.pipelines()
+            unknown = self.mapper.unknown_stages(object_type, records)
+            if unknown:
+                await self.pipelines(for_stages=unknown)
+                still = self.mapper.unknown_stages(object_type, records)
+                if still:
+                    log.warning(
+                        "HubSpot records in stages no pipeline has; mapped as open",
+                        extra={"object": object_type, "stages": sorted(still)},
+                    )
+                if object_type == "deals" and unknown - still:
+                    records = await self._reread(object_type, records, unknown - still)
+        companies: dict[str, list[str]] = {}
+        if records and self.mapper.account_from_associations(object_type):
+            ids = [str(r.get("id")) for r in records]
+            companies = await self.client.associated(object_type, "companies", ids)
+        events = []
+        for record in records:
+            found = companies.get(str(record.get("id"))) or []
+            # the lowest id, so that the same associations always give the same account
+            account = min(found, key=lambda i: (len(i), i)) if found else None
+            try:
+                events.append(self.mapper.event(object_type, record, account_id=account))
+            except DataError as exc:  # reported, never silently dropped
+                self.skip(str(exc))
+        return events
+
+    async def _reread(
+        self, object_type: str, records: Sequence[dict[str, Any]], stages: set[str]
+    ) -> list[dict[str, Any]]:
+        """Read again the records in newly learned stages, now asking for their entry dates."""
+        ids = [
+            str(r.get("id"))
+            for r in records
+            if str((r.get("properties") or {}).get("dealstage")) in stages
+        ]
+        fresh = {
+            str(r.get("id")): r
+            for r in await self.client.batch_read(
+                object_type, ids, self.mapper.properties(object_type)
+            )
+        }
+        return [fresh.get(str(r.get("id")), r) for r in records]
+
+    def skip(self, reason: str) -> None:
+        self.skipped = [*self.skipped[-999:], reason]
+        log.warning("HubSpot record not mapped", extra={"reason": reason})
+
+
+class HubSpotSource:
+    def __init__(
+        self,
+        client: HubSpotClient,
+        mapper: HubSpotMapper,
+        settings: HubSpotSettings,
+        *,
+        records: RecordMapper | None = None,
+        archived_every: float = 600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.mapper = mapper
+        self.objects: Sequence[str] = settings.objects
+        self.records = records or RecordMapper(client, mapper, settings.objects)
+        self.lookback_ms = int(settings.lookback * 1000)
+        self.archived_every_ms = int(archived_every * 1000)
+        self.clock = clock
+        since = settings.backfill_since
+        self.backfill_from_ms = 0 if since is None else to_ms(since.isoformat()) or 0
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.records.skipped
+
+    # ------------------------------------------------------------ queries
+    async def _search(
+        self, object_type: str, filters: list[dict[str, Any]], sort: str
+    ) -> list[dict[str, Any]]:
+        body = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],  # one rule at most
+            "properties": self.mapper.properties(object_type),
+            "limit": PAGE,
+        }
+        data = await self.client.search(object_type, body)
+        return list(data.get("results") or [])
+
+    def _page(
+        self,
+        object_type: str,
+        events: list[Event],
+        cursor: dict[str, Any],
+        t: int,
+        last_id: str | None,
+    ) -> Page:
+        state = dict(cursor.get(object_type) or {})
+        state.update(t=t, id=last_id)
+        cursor[object_type] = state
+        return Page(events, {**cursor, object_type: dict(state)})
+
+    async def _scan(
+        self, object_type: str, t: int, last_id: str | None, cursor: dict[str, Any]
+    ) -> AsyncIterator[Page]:
+        """Every record at or after the keyset position ``(t, last_id)``, in pages."""
+        modified = OBJECTS[object_type].modified
+        seen: set[str] = set()  # ids at instant t already emitted (when op is GTE)
+        if last_id is not None:  # resume inside instant t: finish it by id first
+            async for page in self._ties(object_type, t, last_id, cursor, skip=set()):
+                yield page
+            op = "GT"
+        else:
+            op = "GTE"
+        while True:
+            rows = await self._search(
+                object_type,
+                [{"propertyName": modified, "operator": op, "value": str(t)}],
+                modified,
+            )
+            if not rows:
+                return
+            versions = [self.mapper.version(object_type, r) for r in rows]
+            top = max(versions)
+            at_top = {str(r["id"]) for r, v in zip(rows, versions, strict=True) if v == top}
+            fresh = [
+                r for r, v in zip(rows, versions, strict=True) if v != t or str(r["id"]) not in seen
+            ]
+            events = await self.records.events(object_type, fresh)
+            if len(rows) < PAGE:  # the query's whole answer: every record at top is here
+                last = str(max(int(i) for i in at_top))
+                yield self._page(object_type, events, cursor, top, last)
+                return
+            yield self._page(object_type, events, cursor, top, None)
+            if len(at_top) < len(rows):
+                # more records may share the last instant: the next query starts at it again
+                # and skips the ones already read
+                t, op, seen = top, "GTE", at_top
+            else:
+                # a full page of one instant: read that instant by id, then go on after it
+                skip = at_top | (seen if top == t else set())
+                async for page in self._ties(object_type, top, "0", cursor, skip=skip):
+                    yield page
+                t, op, seen = top, "GT", set()
+
+    async def _ties(
+        self,
+        object_type: str,
+        t: int,
+        last_id: str,
+        cursor: dict[str, Any],
+        *,
+        skip: set[str],
+    ) -> AsyncIterator[Page]:
+        """The records modified exactly at t with an id above last_id, by id."""
+        modified = OBJECTS[object_type].modified
+        while True:
+            rows = await self._search(
+                object_type,
+                [
+                    {"propertyName": modified, "operator": "EQ", "value": str(t)},
+                    {"propertyName": "hs_object_id", "operator": "GT", "value": last_id},
+                ],
+                "hs_object_id",
+            )
+            if not rows:
+                yield self._page(object_type, [], cursor, t, last_id)
+                return
+            last_id = str(max(int(r["id"]) for r in rows))
+            fresh = [r for r in rows if str(r["id"]) not in skip]
+            events = await self.records.events(object_type, fresh)
+            yield self._page(object_type, events, cursor, t, last_id)
+            if len(rows) < PAGE:
+                return
+
+    async def _archived(
+        self, object_type: str, cursor: dict[str, Any], now_ms: int
+    ) -> AsyncIterator[Page]:
+        state = dict(cursor.get(object_type) or {})
+        newest = int(state.get("archived_t", 0))
+        since = newest - self.lookback_ms
+        after: str | None = None
+        properties = [OBJECTS[object_type].modified]
+        while True:
+            data = await self.client.list_archived(object_type, after, properties)
+            events = []
+            for record in data.get("results") or []:
+                at = to_ms(record.get("archivedAt")) or 0
+                if at > since:
+                    try:
+                        events.append(self.mapper.delete(object_type, record))
+                    except DataError as exc:
+                        self.records.skip(str(exc))
+                    newest = max(newest, at)
+            after = ((data.get("paging") or {}).get("next") or {}).get("after")
+            state["archived_t"] = newest
+            if not after:
+                state["archived_checked_ms"] = now_ms
+            cursor[object_type] = dict(state)
+            yield Page(events, {**cursor, object_type: dict(state)})
+            if not after:
+                return
+
+    async def _run(self, cursor: Cursor | None, *, backfill: bool) -> AsyncIterator[Page]:
+        await self.records.pipelines()  # before any query: stages name properties to read
+        current: dict[str, Any] = dict(cursor or {})
+        for object_type in self.objects:
+            state = current.get(object_type) or {}
+            if backfill:
+                start_t = int(state.get("t", self.backfill_from_ms))
+                start_id = state.get("id")
+            else:
+                start_t = max(0, int(state.get("t", 0)) - self.lookback_ms)
+                start_id = None
+            async for page in self._scan(object_type, start_t, start_id, current):
+                current = dict(page.cursor)
+                yield page
+            now_ms = int(self.clock() * 1000)
+            checked = int((current.get(object_type) or {}).get("archived_checked_ms", 0))
+            if backfill or now_ms - checked >= self.archived_every_ms:
+                async for page in self._archived(object_type, current, now_ms):
+                    current = dict(page.cursor)
+                    if page.events:
+                        yield page
+            yield Page([], dict(current))
+
+    def backfill(self, cursor: Cursor | None) -> AsyncIterator[Page]:
+        return self._run(cursor, backfill=True)
+
+    def poll(self, cursor: Cursor | None) -> AsyncIterator[Page]:
+        return self._run(cursor, backfill=False)

@@ -1,0 +1,212 @@
+"""A small typed async client for Pipedrive's API v2 (v1 only for custom-field definitions).
+
+Token costs (v2: list 10, get 1, POST/PATCH 5, search 20) are counted against a rolling
+two-second burst window and a daily budget (a share of the company's, from the
+``x-daily-requests-left`` header when Pipedrive sends it); the client waits rather than exceed
+the burst window, and a 429 waits for Retry-After (reads) or raises RateLimited (writes: the
+outbox retries them). Errors are translated in :mod:`.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import httpx
+
+from ...config.models import PipedriveSettings
+from ...errors import RateLimited, RetriableError, SkippableError
+from .errors import translate, translate_status
+
+__all__ = ["COSTS", "PipedriveClient", "TokenBudget"]
+
+COSTS = {"list": 10, "get": 1, "write": 5, "search": 20}
+
+
+class TokenBudget:
+    """Rolling two-second burst window plus a daily share."""
+
+    def __init__(
+        self, burst: int = 80, window: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.burst = burst
+        self.window = window
+        self.clock = clock
+        self.spent: deque[tuple[float, int]] = deque()
+        self.daily_left: int | None = None
+        self.daily_floor = 0
+
+    def wait_for(self, cost: int) -> float:
+        """Seconds to wait before spending ``cost`` tokens (0 if now is fine)."""
+        now = self.clock()
+        while self.spent and self.spent[0][0] <= now - self.window:
+            self.spent.popleft()
+        used = sum(c for _, c in self.spent)
+        if used + cost <= self.burst or not self.spent:
+            return 0.0
+        return max(0.0, self.spent[0][0] + self.window - now)
+
+    def spend(self, cost: int) -> None:
+        self.spent.append((self.clock(), cost))
+
+    def exhausted(self) -> bool:
+        return self.daily_left is not None and self.daily_left <= self.daily_floor
+
+
+class PipedriveClient:
+    def __init__(
+        self,
+        settings: PipedriveSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_wait: float = 30.0,
+        attempts: int = 4,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        verify: Any = str(settings.ca_cert) if settings.ca_cert is not None else True
+        self.http = httpx.AsyncClient(
+            base_url=str(settings.base_url).rstrip("/"),
+            headers={
+                "x-api-token": settings.api_token.get_secret_value(),
+                "Accept": "application/json",
+            },
+            timeout=settings.timeout,
+            verify=verify,
+            transport=transport,
+            trust_env=False,
+        )
+        self.budget = TokenBudget()
+        self.budget_share = settings.budget_share
+        self.max_wait = max_wait
+        self.attempts = attempts
+        self.sleep = sleep
+        self.calls = 0
+
+    def _headers(self, response: httpx.Response) -> None:
+        limit = response.headers.get("x-ratelimit-limit")
+        if limit is not None and limit.isdigit() and int(limit) > 0:
+            self.budget.burst = int(limit)  # the account's real burst size
+        left = response.headers.get("x-daily-requests-left")
+        if left is not None and left.isdigit():
+            self.budget.daily_left = int(left)
+            if self.budget.daily_floor == 0:
+                self.budget.daily_floor = int(int(left) * (1 - self.budget_share))
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        kind: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        retry: bool = True,
+    ) -> dict[str, Any]:
+        what = f"{method} {path.split('?')[0]}"
+        cost = COSTS[kind]
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.budget.exhausted():
+                raise RateLimited(f"Pipedrive daily token share used up before {what}", 3600.0)
+            wait = self.budget.wait_for(cost)
+            if wait:
+                await self.sleep(wait)
+            self.budget.spend(cost)
+            self.calls += 1
+            try:
+                response = await self.http.request(method, path, params=params, json=json)
+                self._headers(response)
+                error = translate_status(response, what)
+            except Exception as exc:  # translated: the one place for vendor errors
+                error = translate(exc, what)
+                response = None
+            if error is None and response is not None:
+                data = response.json()
+                return dict(data) if isinstance(data, dict) else {"data": data}
+            assert error is not None
+            retriable = retry and attempt < self.attempts
+            if isinstance(error, RateLimited):
+                delay = error.retry_after if error.retry_after is not None else 2.0**attempt
+                if not retriable or delay > self.max_wait:
+                    raise error
+            elif retriable and isinstance(error, RetriableError):
+                delay = min(30.0, 0.5 * 2**attempt)
+            else:
+                raise error
+            await self.sleep(delay)
+
+    async def pages(
+        self, path: str, params: Mapping[str, Any]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every page of a v2 list endpoint (cursor paging, up to 500 per page)."""
+        cursor: str | None = None
+        while True:
+            query = {**params, "limit": 500}
+            if cursor:
+                query["cursor"] = cursor
+            data = await self.request("GET", path, "list", params=query)
+            yield list(data.get("data") or [])
+            cursor = (data.get("additional_data") or {}).get("next_cursor")
+            if not cursor:
+                return
+
+    async def org_deal_history(self, org_id: str) -> tuple[str | None, str | None]:
+        """(earliest won_time, latest update_time) over the organization's deals, deleted ones
+        included: when it became a customer, and a version that moves when that can change."""
+        first_won: str | None = None
+        latest: str | None = None
+        params = {"org_id": org_id, "status": "open,won,lost,deleted"}
+        async for deals in self.pages("/api/v2/deals", params):
+            for deal in deals:
+                updated = deal.get("update_time")
+                if updated and (latest is None or str(updated) > latest):
+                    latest = str(updated)
+                won = deal.get("won_time")
+                if (
+                    deal.get("status") == "won"
+                    and won
+                    and (first_won is None or str(won) < first_won)
+                ):
+                    first_won = str(won)
+        return first_won, latest
+
+    async def get(self, entity: str, rid: str) -> dict[str, Any] | None:
+        """One record, or None when Pipedrive says it does not exist (404)."""
+        try:
+            data = await self.request("GET", f"/api/v2/{entity}/{rid}", "get")
+        except SkippableError as exc:
+            if " 404 " in f" {exc} ":
+                return None
+            raise
+        item = data.get("data")
+        return dict(item) if isinstance(item, dict) else None
+
+    async def patch(self, entity: str, rid: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.request(
+            "PATCH", f"/api/v2/{entity}/{rid}", "write", json=body, retry=False
+        )
+
+    async def fields(self, entity: str, *, retry: bool = True) -> list[dict[str, Any]]:
+        """Field definitions (v1: v2 has no equivalent): name, key (40-char hash), options."""
+        singular = {
+            "deals": "deal",
+            "persons": "person",
+            "organizations": "organization",
+            "activities": "activity",
+        }[entity]
+        data = await self.request("GET", f"/v1/{singular}Fields", "list", retry=retry)
+        return list(data.get("data") or [])
+
+    async def create_field(self, entity: str, name: str, field_type: str) -> dict[str, Any]:
+        singular = {"deals": "deal", "persons": "person", "organizations": "organization"}[entity]
+        data = await self.request(
+            "POST", f"/v1/{singular}Fields", "write", json={"name": name, "field_type": field_type}
+        )
+        return dict(data.get("data") or {})
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

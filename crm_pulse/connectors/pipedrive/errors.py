@@ -1,0 +1,61 @@
+"""The one place where Pipedrive HTTP answers and httpx exceptions become crm-pulse errors.
+
+401 -> FatalError (token), 402/403 -> FatalError (plan or permission), 429 -> RateLimited
+(Retry-After or x-ratelimit-reset), 5xx / network -> RetriableError, other 4xx -> SkippableError
+with Pipedrive's ``error`` text. The token is never part of a message.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
+
+__all__ = ["translate", "translate_status"]
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.reason_phrase
+    if isinstance(data, dict):
+        return str(data.get("error") or data.get("error_info") or response.reason_phrase)
+    return response.reason_phrase
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def translate_status(response: httpx.Response, what: str) -> CrmPulseError | None:
+    """None for a success, else the error this answer means."""
+    status = response.status_code
+    if status < 400:
+        return None
+    detail = _detail(response)
+    if status == 429:
+        wait = _seconds(response.headers.get("Retry-After"))
+        if wait is None:
+            wait = _seconds(response.headers.get("x-ratelimit-reset"))
+        return RateLimited(f"Pipedrive rate limit during {what}: {detail}", wait)
+    if status == 401:
+        return FatalError(f"Pipedrive refused the API token during {what}: {detail}")
+    if status in (402, 403):
+        return FatalError(
+            f"Pipedrive refused {what} ({status}: {detail}): check the plan and permissions"
+        )
+    if status >= 500:
+        return RetriableError(f"Pipedrive {status} during {what}: {detail}")
+    return SkippableError(f"Pipedrive {status} during {what}: {detail}")
+
+
+def translate(exc: BaseException, what: str) -> CrmPulseError:
+    if isinstance(exc, CrmPulseError):
+        return exc
+    if isinstance(exc, httpx.TimeoutException | httpx.TransportError):
+        return RetriableError(f"Pipedrive unreachable during {what}: {type(exc).__name__}")
+    return RetriableError(f"Pipedrive call failed during {what}: {type(exc).__name__}")

@@ -1,0 +1,236 @@
+"""Pipedrive records -> canonical events, driven by the deployment file.
+
+Custom fields are named in the deployment file as they are named in Pipedrive (``Deal type``);
+:class:`FieldKeys` finds their per-account 40-character hash keys (and enum option labels)
+through the field definitions and caches them.
+
+Defaults (``mapping.fields`` overrides any, by field name or key): deals ``status``,
+``won_time``/``lost_time`` -> ``closed_at``, ``stage_change_time`` -> ``stage_entered_at``,
+``value`` -> ``amount``, ``owner_id``, ``org_id`` -> ``account_id``; organizations -> account;
+persons -> contact (``org_id``, first e-mail); activities -> activity (``type``, due time).
+Fields crm-pulse writes are never read into canonical ones (loop safety).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ...config.models import PipedriveMapping
+from ...errors import DataError
+from ...metrics.events import Event
+from .client import PipedriveClient
+
+__all__ = ["CANONICAL", "FieldKeys", "PipedriveMapper", "to_iso", "to_ms"]
+
+CANONICAL = {
+    "deals": "deal",
+    "persons": "contact",
+    "organizations": "account",
+    "activities": "activity",
+}
+_TIMES = {
+    "closed_at",
+    "stage_entered_at",
+    "created_at",
+    "customer_since",
+    "churned_at",
+    "occurred_at",
+    "converted_at",
+}
+
+DEFAULTS: dict[str, dict[str, str]] = {
+    "deals": {
+        "owner_id": "owner_id",
+        "account_id": "org_id",
+        "pipeline": "pipeline_id",
+        "stage": "stage_id",
+        "stage_entered_at": "stage_change_time",
+        "amount": "value",
+        "created_at": "add_time",
+    },
+    "organizations": {"owner_id": "owner_id", "created_at": "add_time"},
+    "persons": {"owner_id": "owner_id", "account_id": "org_id", "created_at": "add_time"},
+    "activities": {"owner_id": "owner_id", "account_id": "org_id"},
+}
+
+
+def to_ms(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    text = str(value).strip().replace(" ", "T")
+    if len(text) == 10:
+        text += "T00:00:00"
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(f"not a date or time: {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)  # Pipedrive's times are UTC
+    return int(parsed.timestamp() * 1000)
+
+
+def to_iso(value: Any) -> str | None:
+    ms = to_ms(value)
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class FieldKeys:
+    """Custom-field names -> hash keys (and enum option id -> label), per entity, cached."""
+
+    def __init__(self, client: PipedriveClient) -> None:
+        self.client = client
+        self.by_name: dict[str, dict[str, str]] = {}
+        self.options: dict[str, dict[str, dict[str, str]]] = {}
+
+    async def load(self, entity: str, *, refresh: bool = False, retry: bool = True) -> None:
+        if entity in self.by_name and not refresh:
+            return
+        names: dict[str, str] = {}
+        options: dict[str, dict[str, str]] = {}
+        for f in await self.client.fields(entity, retry=retry):
+            key, name = str(f.get("key")), str(f.get("name"))
+            names[name] = key
+            names[key] = key
+            if f.get("options"):
+                options[key] = {str(o.get("id")): str(o.get("label")) for o in f["options"]}
+        self.by_name[entity] = names
+        self.options[entity] = options
+
+    def key(self, entity: str, name: str) -> str | None:
+        return self.by_name.get(entity, {}).get(name)
+
+
+def _custom(record: Mapping[str, Any], key: str) -> Any:
+    custom = record.get("custom_fields") or {}
+    if key in custom:
+        value = custom[key]
+        if isinstance(value, dict):  # monetary {value, currency}, address {...}
+            return value.get("value")
+        return value
+    return record.get(key)
+
+
+class PipedriveMapper:
+    def __init__(self, mapping: PipedriveMapping, source: str, keys: FieldKeys) -> None:
+        self.mapping = mapping
+        self.source = source
+        self.keys = keys
+        overrides = mapping.fields.model_dump()
+        self.fields = {e: {**d, **(overrides.get(CANONICAL[e]) or {})} for e, d in DEFAULTS.items()}
+
+    def _read(self, entity: str, record: Mapping[str, Any], name: str) -> Any:
+        """A standard field, or a custom field by name or key (enum ids become labels)."""
+        if name in record:
+            return record.get(name)
+        key = self.keys.key(entity, name)
+        if key is None:
+            return None
+        value = _custom(record, key)
+        labels = self.keys.options.get(entity, {}).get(key)
+        if labels and value is not None:
+            return labels.get(str(value), value)
+        return value
+
+    @staticmethod
+    def version(record: Mapping[str, Any]) -> int:
+        ms = to_ms(record.get("update_time")) or to_ms(record.get("add_time"))
+        if ms is None:
+            raise DataError("no update_time", where=f"Pipedrive record {record.get('id')}")
+        return ms
+
+    @property
+    def derives_customer_since(self) -> bool:
+        """Without a configured field, an organization is a customer from its first won deal."""
+        return self.mapping.customer_since_field is None
+
+    async def organization_event(self, client: PipedriveClient, record: Mapping[str, Any]) -> Event:
+        """An organization, with customer_since from its first won deal when no field says it;
+        its version is the latest change of the organization or of any of its deals, so a deal
+        won later re-states the organization."""
+        if not self.derives_customer_since:
+            return self.event("organizations", record)
+        first_won, latest = await client.org_deal_history(str(record.get("id")))
+        version = max(self.version(record), to_ms(latest) or 0)
+        event = self.event("organizations", record, version=version)
+        if event.op == "delete":
+            return event
+        fields = {**event.fields, "customer_since": to_iso(first_won)}
+        return Event(
+            source=event.source,
+            object=event.object,
+            id=event.id,
+            op="upsert",
+            version=version,
+            fields=fields,
+        )
+
+    def event(self, entity: str, record: Mapping[str, Any], version: int | None = None) -> Event:
+        rid = str(record.get("id"))
+        where = f"Pipedrive {entity} {rid}"
+        canonical = CANONICAL[entity]
+        v = version if version is not None else self.version(record)
+        if record.get("is_deleted") or record.get("status") == "deleted":
+            return Event(source=self.source, object=canonical, id=rid, op="delete", version=v)
+        try:
+            fields: dict[str, Any] = {}
+            for name, prop in self.fields[entity].items():
+                value = self._read(entity, record, prop)
+                fields[name] = (
+                    to_iso(value)
+                    if name in _TIMES
+                    else (None if value in ("", None) else str(value))
+                )
+            m = self.mapping
+            if entity == "deals":
+                status = str(record.get("status") or "open")
+                fields["status"] = status
+                closed = (
+                    record.get("won_time")
+                    if status == "won"
+                    else record.get("lost_time")
+                    if status == "lost"
+                    else None
+                )
+                fields["closed_at"] = to_iso(closed)
+                if m.deal_type is not None:
+                    raw = self._read(entity, record, m.deal_type.property)
+                    fields["type"] = (
+                        m.deal_type.values.get(str(raw), m.deal_type.default)
+                        if raw not in (None, "")
+                        else m.deal_type.default
+                    )
+            elif entity == "organizations":
+                if m.customer_since_field:
+                    fields["customer_since"] = to_iso(
+                        self._read(entity, record, m.customer_since_field)
+                    )
+                if m.churned_at_field:
+                    fields["churned_at"] = to_iso(self._read(entity, record, m.churned_at_field))
+            elif entity == "persons":
+                emails = record.get("emails") or record.get("email") or []
+                primary = next(
+                    (e.get("value") for e in emails if isinstance(e, dict) and e.get("primary")),
+                    None,
+                )
+                fields["email"] = primary or next(
+                    (e.get("value") for e in emails if isinstance(e, dict)), None
+                )
+                if m.lifecycle is not None:
+                    raw = self._read(entity, record, m.lifecycle.property)
+                    fields["lifecycle"] = m.lifecycle.values.get(str(raw), m.lifecycle.default)
+            elif entity == "activities":
+                raw = self._read(entity, record, m.activity_type.property)
+                fields["type"] = m.activity_type.values.get(str(raw), m.activity_type.default)
+                day, at = record.get("due_date"), record.get("due_time") or "00:00"
+                fields["occurred_at"] = to_iso(f"{day}T{at}") if day else None
+            return Event(
+                source=self.source, object=canonical, id=rid, op="upsert", version=v, fields=fields
+            )
+        except DataError as exc:
+            raise DataError(exc.reason, where=where) from None
+        except ValueError as exc:
+            raise DataError(str(exc).splitlines()[0], where=where) from None

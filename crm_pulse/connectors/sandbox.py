@@ -1,0 +1,350 @@
+"""Sandbox CRMs: the local fakes of HubSpot, Pipedrive and Salesforce, seeded with a company.
+
+:class:`Sandbox` starts FakeHubSpot (HTTPS, with a throw-away CA) and FakePipedrive on
+127.0.0.1, fills them with a year of one reproducible company (accounts, contacts, deals
+through a pipeline with new business, upsells and renewals, tickets, calls, meetings and
+e-mails, NPS and CSAT answers), and can then make live changes and deliver them as signed
+webhooks (HubSpot v3 signatures, Pipedrive HTTP Basic) to a runtime.
+
+``environment()`` gives the variables ``examples/demo.yaml`` reads (URLs, tokens, secrets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from ..metrics.events import Event
+from .hubspot.fake import FakeHubSpot, iso_ms
+from .pipedrive.fake import FakePipedrive
+from .salesforce.fake import FakeSalesforce
+from .testing import FakeServer, TestCA
+
+__all__ = ["HOME_COMPANY", "HOME_ORGANIZATION", "Sandbox", "SandboxStats"]
+
+DAY = 86_400_000
+HOME_COMPANY = "1001"  # the HubSpot company that holds company-wide values
+HOME_ORGANIZATION = "101"  # the Pipedrive organization that holds company-wide values
+HUBSPOT_REPS = ("11", "12", "13", "14")
+PIPEDRIVE_REPS = (21, 22)
+_STAGES = ("appointmentscheduled", "qualifiedtobuy", "contractsent")
+
+
+@dataclass
+class SandboxStats:
+    webhooks_sent: int = 0
+    webhooks_refused: int = 0
+    changes: int = 0
+
+
+class Sandbox:
+    """The three fakes, seeded; serve them with :meth:`start` and stop with :meth:`stop`."""
+
+    def __init__(self, seed: int = 7, now_ms: int | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        self.ca = TestCA()
+        self.hubspot = FakeHubSpot("demo-hubspot-token", app_secret="demo-hubspot-app-secret")
+        self.pipedrive = FakePipedrive(
+            "demo-pipedrive-token", webhook_password="demo-pipedrive-hook"
+        )
+        self.salesforce = FakeSalesforce(session_id="00Ddemo!salesforce-session")
+        self._hs_server = FakeServer(self.hubspot.app(), ca=self.ca)
+        self._pd_server = FakeServer(self.pipedrive.app())
+        self._sf_server = FakeServer(self.salesforce.app(), ca=self.ca)
+        self.sf_home = ""
+        self.stats = SandboxStats()
+        self.companies: list[str] = []
+        self.open_deals: list[str] = []
+        self.pd_open: list[str] = []
+        self.seed()
+
+    # ------------------------------------------------------------ serving
+    def start(self) -> Sandbox:
+        self._hs_server.start()
+        self._pd_server.start()
+        self._sf_server.start()
+        return self
+
+    def stop(self) -> None:
+        self._hs_server.stop()
+        self._pd_server.stop()
+        self._sf_server.stop()
+
+    def environment(self, state_path: str, port: int) -> dict[str, str]:
+        return {
+            "DEMO_HUBSPOT_URL": self._hs_server.url,
+            "DEMO_HUBSPOT_TOKEN": self.hubspot.token,
+            "DEMO_HUBSPOT_APP_SECRET": self.hubspot.app_secret,
+            "DEMO_CA_CERT": str(self.ca.cert_path),
+            "DEMO_PIPEDRIVE_URL": self._pd_server.url,
+            "DEMO_PIPEDRIVE_TOKEN": self.pipedrive.token,
+            "DEMO_PIPEDRIVE_WEBHOOK_PASSWORD": self.pipedrive.webhook_password,
+            "DEMO_SALESFORCE_URL": self._sf_server.url,
+            "DEMO_SALESFORCE_SESSION": self.salesforce.session_id,
+            "DEMO_SALESFORCE_HOME": self.sf_home,
+            "DEMO_STATE": state_path,
+            "DEMO_LISTEN": f"127.0.0.1:{port}",
+        }
+
+    # ------------------------------------------------------------ the company's year
+    def _ago(self, days: float) -> int:
+        return self.now_ms - int(days * DAY)
+
+    def seed(self) -> None:
+        rng, hs = self.rng, self.hubspot
+        self.companies.append(
+            hs.create(
+                "companies",
+                {"name": "Demo Inc (company-wide values)", "domain": "demo.test"},
+                modified_ms=self._ago(400),
+            )
+        )
+        for i in range(40):
+            became = self._ago(rng.uniform(20, 360)) if i < 32 else None
+            props: dict[str, Any] = {
+                "name": f"Customer {i}",
+                "domain": f"customer{i}.test",
+                "hubspot_owner_id": rng.choice(HUBSPOT_REPS),
+                "createdate": iso_ms(self._ago(380)),
+            }
+            if became:
+                props["hs_date_entered_customer"] = iso_ms(became)
+            if became and i % 9 == 0:
+                props["churn_date"] = iso_ms(
+                    min(self.now_ms - DAY, became + int(rng.uniform(30, 200) * DAY))
+                )
+            self.companies.append(
+                hs.create("companies", props, modified_ms=self._ago(rng.uniform(1, 30)))
+            )
+        customers = self.companies[1:]
+        for i in range(120):
+            created = self._ago(rng.uniform(1, 360))
+            lifecycle = "customer" if i % 3 == 0 else "lead"
+            props = {
+                "email": f"person{i % 110}@customer{i % 40}.test",
+                "associatedcompanyid": rng.choice(customers),
+                "hubspot_owner_id": rng.choice(HUBSPOT_REPS),
+                "lifecyclestage": lifecycle,
+                "createdate": iso_ms(created),
+            }
+            if lifecycle == "customer":
+                props["hs_lifecyclestage_customer_date"] = iso_ms(
+                    min(self.now_ms - DAY, created + int(rng.uniform(5, 60) * DAY))
+                )
+            hs.create("contacts", props, modified_ms=self._ago(rng.uniform(0.5, 20)))
+        for _ in range(320):
+            created = self._ago(rng.uniform(3, 365))
+            kind = rng.choices(["newbusiness", "existingbusiness", "renewal"], [5, 2, 2])[0]
+            outcome = rng.choices(["closedwon", "closedlost", "open"], [4, 3, 2])[0]
+            stage = outcome if outcome != "open" else rng.choice(_STAGES)
+            closed = min(self.now_ms - 3_600_000, created + int(rng.uniform(5, 60) * DAY))
+            props = {
+                "dealname": "Deal",
+                "amount": str(rng.randrange(20, 400) * 100),
+                "dealstage": stage,
+                "pipeline": "default",
+                "dealtype": kind,
+                "hubspot_owner_id": rng.choice(HUBSPOT_REPS),
+                "hs_primary_associated_company": rng.choice(customers),
+                "createdate": iso_ms(created),
+                f"hs_date_entered_{stage}": iso_ms(min(closed, created + DAY)),
+            }
+            if outcome != "open":
+                props["closedate"] = iso_ms(closed)
+            rid = hs.create(
+                "deals", props, modified_ms=max(created, closed if outcome != "open" else created)
+            )
+            if outcome == "open":
+                self.open_deals.append(rid)
+        for _ in range(150):
+            created = self._ago(rng.uniform(0.5, 200))
+            closed = created + int(rng.uniform(1, 96) * 3_600_000)
+            done = closed < self.now_ms and rng.random() < 0.8
+            props = {
+                "subject": "Help",
+                "hs_pipeline": "0",
+                "hs_pipeline_stage": "4" if done else "1",
+                "hubspot_owner_id": rng.choice(HUBSPOT_REPS),
+                "hs_primary_company_id": rng.choice(customers),
+                "createdate": iso_ms(created),
+            }
+            if done:
+                props["closed_date"] = iso_ms(closed)
+            hs.create("tickets", props, modified_ms=closed if done else created)
+        for object_type in ("calls", "meetings", "emails"):
+            for _ in range(120):
+                at = self._ago(rng.uniform(0.2, 120))
+                hs.create(
+                    object_type,
+                    {"hs_timestamp": iso_ms(at), "hubspot_owner_id": rng.choice(HUBSPOT_REPS)},
+                    modified_ms=at,
+                )
+        for i in range(90):
+            at = self._ago(rng.uniform(1, 170))
+            survey = "NPS" if i % 3 else "CSAT"
+            score = (
+                rng.choices(range(11), [1, 1, 1, 1, 1, 2, 3, 5, 8, 9, 7])[0]
+                if survey == "NPS"
+                else rng.choice([1, 2, 3, 4, 4, 5, 5, 5])
+            )
+            hs.create(
+                "feedback_submissions",
+                {
+                    "hs_survey_type": survey,
+                    "hs_response_value": str(score),
+                    "hs_submission_timestamp": iso_ms(at),
+                },
+                modified_ms=at,
+            )
+        # Pipedrive: a second sales team
+        pd = self.pipedrive
+        home = pd.create(
+            "organizations",
+            {"name": "Demo Inc (company-wide values)", "owner_id": 21},
+            at=(self.now_ms - 400 * DAY) // 1000,
+        )
+        assert home == HOME_ORGANIZATION, home
+        orgs = [
+            pd.create(
+                "organizations",
+                {"name": f"PD customer {i}", "owner_id": rng.choice(PIPEDRIVE_REPS)},
+                at=(self.now_ms - 300 * DAY) // 1000,
+            )
+            for i in range(8)
+        ]
+        for _ in range(60):
+            created = self._ago(rng.uniform(3, 300))
+            status = rng.choice(["won", "lost", "open"])
+            closed = min(self.now_ms - 3_600_000, created + int(rng.uniform(3, 40) * DAY))
+            data: dict[str, Any] = {
+                "title": "PD deal",
+                "value": rng.randrange(10, 200) * 100,
+                "status": status,
+                "owner_id": rng.choice(PIPEDRIVE_REPS),
+                "org_id": int(rng.choice(orgs)),
+                "stage_id": 1,
+                "pipeline_id": 1,
+                "add_time": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(created / 1000)),
+            }
+            if status != "open":
+                data[f"{status}_time"] = time.strftime(
+                    "%Y-%m-%d %H:%M:%S", time.gmtime(closed / 1000)
+                )
+            rid = pd.create("deals", data, at=(closed if status != "open" else created) // 1000)
+            if status == "open":
+                self.pd_open.append(rid)
+        self._seed_salesforce()
+
+    def _seed_salesforce(self) -> None:
+        """A third team on Salesforce: accounts and opportunities, through canonical events."""
+        rng = self.rng
+        self.salesforce.add_field("Account", "Won_Revenue_QTD__c", "currency")
+        self.salesforce.add_field("Account", "Win_Rate_QTD__c", "percent")
+        self.sf_home = self.salesforce.create("Account", {"Name": "Demo Inc (company-wide values)"})
+        events: list[Event] = []
+        for i in range(6):
+            events.append(
+                Event(
+                    source="salesforce",
+                    object="account",
+                    id=f"sa{i}",
+                    op="upsert",
+                    version=1,
+                    fields={
+                        "owner_id": "sf-rep",
+                        "domain": f"sf{i}.test",
+                        "created_at": iso_ms(self._ago(300)),
+                    },
+                )
+            )
+        for i in range(50):
+            created = self._ago(rng.uniform(3, 200))
+            status = rng.choice(["won", "lost", "open"])
+            closed = min(self.now_ms - 86_400_000, created + int(rng.uniform(3, 40) * DAY))
+            events.append(
+                Event(
+                    source="salesforce",
+                    object="deal",
+                    id=f"so{i}",
+                    op="upsert",
+                    version=1,
+                    fields={
+                        "owner_id": rng.choice(["sf-rep", "sf-rep-2"]),
+                        "stage": "Prospecting"
+                        if status == "open"
+                        else ("Closed Won" if status == "won" else "Closed Lost"),
+                        "status": status,
+                        "type": "new",
+                        "amount": str(rng.randrange(20, 300) * 100),
+                        "created_at": iso_ms(created),
+                        "closed_at": None if status == "open" else iso_ms(closed),
+                    },
+                )
+            )
+        self.salesforce.seed_canonical(events)
+
+    # ------------------------------------------------------------ live changes
+    async def live_change(self, session: aiohttp.ClientSession, runtime_url: str) -> None:
+        """One change in a CRM, announced to the runtime as that CRM would."""
+        rng = self.rng
+        self.stats.changes += 1
+        if rng.random() < 0.7 or not self.pd_open:
+            if self.open_deals and rng.random() < 0.6:
+                rid = self.open_deals.pop(rng.randrange(len(self.open_deals)))
+                stage = rng.choice(["closedwon", "closedwon", "closedlost"])
+                self.hubspot.update(
+                    "deals", rid, {"dealstage": stage, "closedate": iso_ms(int(time.time() * 1000))}
+                )
+            else:
+                rid = self.hubspot.create(
+                    "deals",
+                    {
+                        "dealname": "New",
+                        "amount": str(rng.randrange(20, 300) * 100),
+                        "dealstage": "appointmentscheduled",
+                        "pipeline": "default",
+                        "dealtype": rng.choice(["newbusiness", "existingbusiness"]),
+                        "hubspot_owner_id": rng.choice(HUBSPOT_REPS),
+                        "hs_primary_associated_company": rng.choice(self.companies[1:]),
+                    },
+                )
+                self.open_deals.append(rid)
+            url = f"{runtime_url}/webhooks/hubspot"
+            headers, body = self.hubspot.webhook(
+                url, [self.hubspot.change_event("deals", rid, propertyName="dealstage")]
+            )
+        else:
+            rid = self.pd_open.pop(rng.randrange(len(self.pd_open)))
+            status = rng.choice(["won", "lost"])
+            self.pipedrive.update(
+                "deals",
+                rid,
+                {
+                    "status": status,
+                    f"{status}_time": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+                },
+            )
+            url = f"{runtime_url}/webhooks/pipedrive"
+            headers, body = self.pipedrive.webhook("change", "deals", rid)
+        try:
+            async with session.post(url, data=body, headers=headers) as response:
+                if response.status == 200:
+                    self.stats.webhooks_sent += 1
+                else:
+                    self.stats.webhooks_refused += 1
+        except aiohttp.ClientError:
+            self.stats.webhooks_refused += 1
+
+    async def trickle(self, runtime_url: str, stop: asyncio.Event, every: float = 0.4) -> None:
+        async with aiohttp.ClientSession() as session:
+            while not stop.is_set():
+                await self.live_change(session, runtime_url)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=every)

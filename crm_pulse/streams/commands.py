@@ -1,0 +1,166 @@
+"""What ``crm-pulse run``, ``backfill`` and ``provision`` do, as async functions.
+
+The CLI parses arguments and calls these; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import signal
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from ..config.models import Deployment
+from ..connectors.provisioning import required_fields
+from ..metrics.report import MetricValue
+from .consumer import Consumer
+from .database import Database
+from .runtime import EmbeddedRuntime
+from .writeback import Planner
+
+__all__ = ["backfill", "dry_run", "provision", "report", "run"]
+
+ServeFactory = Callable[[EmbeddedRuntime], Any]
+
+
+def _http_server() -> ServeFactory | None:
+    """The HTTP server (webhooks, ingress, status), if this build has it."""
+    try:
+        module = importlib.import_module("crm_pulse.streams.http")
+    except ImportError:  # pragma: no cover - the server ships with the package
+        return None
+    serve: ServeFactory = module.serve_runtime
+    return serve
+
+
+def report(deployment: Deployment, as_of: int) -> list[MetricValue]:
+    """The metric values held in the deployment's state file (read only: nothing runs)."""
+    db = Database(deployment.runtime.state_path)
+    try:
+        catalog = deployment.catalog()
+        planner = Planner(deployment.writeback, catalog)
+        consumer = Consumer(
+            db, catalog, deployment.window_specs(), planner, debounce=0.0, clock=time.time
+        )
+        return db.call(lambda: consumer.report(as_of))
+    finally:
+        db.close()
+
+
+async def run(
+    deployment: Deployment,
+    *,
+    duration: float | None = None,
+    install_signals: bool = True,
+    serve: ServeFactory | None = None,
+) -> EmbeddedRuntime:
+    """Run until SIGTERM/SIGINT (or ``duration`` seconds), then drain and exit cleanly."""
+    runtime = EmbeddedRuntime(deployment)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if install_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    timer = loop.call_later(duration, stop.set) if duration is not None else None
+    try:
+        await runtime.run(stop, serve=serve if serve is not None else _http_server())
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+    return runtime
+
+
+async def dry_run(deployment: Deployment, out: TextIO) -> int:
+    """Poll each source once, parse stored webhooks, consume, and print the writes that would
+    be made (old -> new) without making them. Returns how many writes are pending."""
+    runtime = EmbeddedRuntime(deployment)
+    try:
+        await runtime.load_config_events()
+        for name, poller in runtime.pollers.items():
+            n = await poller.poll_once()
+            out.write(f"{name}: {n} event(s) polled\n")
+        await runtime.inbox.process(limit=10_000)
+        await runtime.consume_all()
+        await runtime.tick()
+        pending = runtime.pending_writes()
+        if not pending:
+            out.write("no field would be written: every value equals the last one written\n")
+        for write, old in pending:
+            out.write(
+                f"{write.connector} {write.object} {write.record_id} {write.field}: "
+                f"{'(never written)' if old is None else old} -> {write.value}\n"
+            )
+        out.write(f"{len(pending)} write(s) pending; nothing was sent (--dry-run)\n")
+        return len(pending)
+    finally:
+        await runtime.close()
+
+
+async def backfill(deployment: Deployment, out: TextIO, *, progress: bool = True) -> int:
+    """Pull history through every source, then apply it; the runtime continues from there."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    runtime = EmbeddedRuntime(deployment)
+    total = 0
+    try:
+        await runtime.load_config_events()
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        with Progress(*columns, disable=not progress, transient=False) as bar:
+            for name, poller in runtime.pollers.items():
+                task = bar.add_task(f"{name}: 0 events", total=None)
+                count = 0
+
+                def advance(n: int, task: Any = task, name: str = name) -> None:
+                    nonlocal count
+                    count += n
+                    bar.update(task, description=f"{name}: {count} events")
+
+                if poller.stats.backfilled:
+                    out.write(f"{name}: backfill already complete; polling continues from it\n")
+                    continue
+                total += await poller.backfill(advance)
+            applying = bar.add_task("applying to the metrics", total=None)
+            await runtime.consume_all()
+            bar.update(applying, description="applied to the metrics")
+            await runtime.tick()
+        out.write(
+            f"backfilled {total} event(s) from {len(runtime.pollers)} source(s); "
+            f"{len(runtime.pending_writes())} field write(s) queued for `crm-pulse run`\n"
+        )
+        return total
+    finally:
+        await runtime.close()
+
+
+async def provision(deployment: Deployment, out: TextIO, *, dry_run: bool) -> int:
+    """Make sure the custom fields the write-back rules need exist; returns how many are missing."""
+    from .runtime import build_connectors
+
+    connectors = build_connectors(deployment)
+    missing_total = 0
+    try:
+        for name, fields in required_fields(deployment).items():
+            connector = connectors.get(name)
+            provisioner = connector.provisioner if connector is not None else None
+            if provisioner is None:
+                out.write(f"{name}: fields are not provisioned by this connector kind\n")
+                continue
+            missing = await provisioner.missing(fields)
+            missing_total += len(missing)
+            for f in fields:
+                state = "missing" if f in missing else "exists"
+                out.write(f"{name}: {f.object}.{f.name} ({f.unit}) {state}\n")
+            if missing and not dry_run:
+                for line in await provisioner.create(missing):
+                    out.write(f"{name}: {line}\n")
+    finally:
+        for connector in connectors.values():
+            with contextlib.suppress(Exception):
+                await connector.aclose()
+    return missing_total

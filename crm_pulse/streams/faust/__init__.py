@@ -1,0 +1,72 @@
+"""The Faust runtime (faust-streaming on Kafka): see :mod:`.app` and docs/faust.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...config.models import Deployment
+from .app import FaustPipeline, create_app, event_key, target_key
+
+__all__ = ["FaustPipeline", "create_app", "ensure_topics", "event_key", "run_worker", "target_key"]
+
+
+async def ensure_topics(pipeline: FaustPipeline) -> list[str]:
+    """Create the app's topics and table changelogs before any worker subscribes.
+
+    Workers that start together otherwise race: one creates the topics while another has
+    already subscribed without them, and Faust ignores a topic missing at subscription.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    settings = pipeline.deployment.runtime.faust
+    servers = [u.split("://", 1)[-1] for u in str(pipeline.app.conf.broker[0]).split(";")]
+    names = {
+        pipeline.events.get_topic_name(): settings.partitions,
+        pipeline.deltas.get_topic_name(): settings.partitions,
+        pipeline.values.get_topic_name(): settings.partitions,
+        pipeline.dead.get_topic_name(): 1,
+        pipeline.record_table.changelog_topic.get_topic_name(): settings.partitions,
+        pipeline.aggregate_table.changelog_topic.get_topic_name(): settings.partitions,
+    }
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    await admin.start()
+    created = []
+    try:
+        for name, partitions in names.items():
+            try:
+                response = await admin.create_topics([NewTopic(name, partitions, 1)])
+            except TopicAlreadyExistsError:
+                continue
+            errors = [e for e in getattr(response, "topic_errors", []) if e[1] not in (0, 36)]
+            if errors:  # 36: the topic already exists (another worker made it)
+                raise RuntimeError(f"could not create Kafka topic {name}: error {errors[0][1]}")
+            created.append(name)
+    finally:
+        await admin.close()
+    return created
+
+
+def run_worker(
+    deployment: Deployment, *, edge: bool = False, loglevel: str = "warning", **kwargs: Any
+) -> None:
+    """Start a worker in this process. ``crm-pulse worker``: the stream processing only;
+    ``crm-pulse run`` with ``kind: faust`` (``edge=True``): also the HTTP server (webhooks,
+    ingress, status) and the pollers, forwarding into Kafka (:class:`~.edge.EdgeRuntime`).
+    Run one edge and as many workers as there are partitions to share."""
+    import asyncio
+
+    import faust
+
+    pipeline = FaustPipeline(deployment, **kwargs)
+    asyncio.run(ensure_topics(pipeline))
+    if edge:
+        from ..http import serve_runtime
+        from .edge import EdgeRuntime
+
+        async def run_edge() -> None:
+            runtime = EdgeRuntime(deployment)
+            await runtime.run(asyncio.Event(), serve=serve_runtime)
+
+        pipeline.app.task(run_edge)
+    faust.Worker(pipeline.app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,0 +1,90 @@
+"""The edge of a Faust deployment: webhooks, the signed ingress and pollers, into Kafka.
+
+The edge is the embedded runtime's front half unchanged (HTTP server, durable inbox, pollers
+with cursors, the SQLite event log: a webhook is still acknowledged only once it is on disk)
+with its back half replaced: instead of applying the log to an engine, :class:`EdgeRuntime`
+forwards it to the ``<app>-events`` topic, keyed by record, and remembers the forwarded
+position only after Kafka acknowledged every message (the transactional-outbox pattern). A crash
+between the two re-sends a few events; record versions make that harmless. Metrics and
+write-back happen in the Faust workers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from ...config.models import Deployment
+from ..consumer import BatchResult
+from ..database import Database
+from ..log import last_position, read_events
+from ..runtime import EmbeddedRuntime
+
+__all__ = ["EdgeRuntime"]
+
+
+def _forwarded(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE name = 'forwarded'").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+class EdgeRuntime(EmbeddedRuntime):
+    """Receives and polls like the embedded runtime; forwards its log to Kafka."""
+
+    def __init__(self, deployment: Deployment, **kwargs: Any) -> None:
+        super().__init__(deployment, **kwargs)
+        self.writers = {}  # the Faust workers write back
+        settings = deployment.runtime.faust
+        self.topic = f"{settings.app_id}-events"
+        self.bootstrap = [u.split("://", 1)[-1] for u in settings.broker.split(";")]
+        self._producer: Any = None
+
+    async def _producer_started(self) -> Any:
+        if self._producer is None:
+            from aiokafka import AIOKafkaProducer
+
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", linger_ms=5
+            )
+            await self._producer.start()
+        return self._producer
+
+    async def consume(self) -> BatchResult:
+        """Forward the next batch of the log to Kafka; the position moves after the acks."""
+        limit = self.settings.batch_size
+
+        def read() -> tuple[list[Any], int]:
+            conn = self.db.conn
+            return read_events(conn, _forwarded(conn), limit), last_position(conn)
+
+        rows, last = await self.db.run(read)
+        if rows:
+            producer = await self._producer_started()
+            futures = []
+            for _, event in rows:
+                body = json.dumps(event.model_dump(mode="json"), separators=(",", ":")).encode()
+                futures.append(
+                    await producer.send(self.topic, body, key="/".join(event.key).encode())
+                )
+            for future in futures:
+                await future
+            position = rows[-1][0]
+            await self.db.run(
+                self.db.transaction(
+                    lambda conn: Database.set_meta(conn, "forwarded", str(position))
+                )
+            )
+            self.consumed_events += len(rows)
+        else:
+            position = await self.db.run(lambda: _forwarded(self.db.conn))
+        return BatchResult(len(rows), 0, 0, 0, position, last - position)
+
+    async def tick(self) -> int:
+        return 0  # time is handled by the workers
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        await super().close()

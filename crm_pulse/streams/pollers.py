@@ -1,0 +1,161 @@
+"""Pollers: pull each source into the log, its cursor moving in the same transaction.
+
+A page of events and the cursor after it are committed together, so after a crash the source
+resumes exactly after the last page on disk (re-reading at most one page, which record versions
+make harmless). A backfill keeps its own cursor (``mode = "backfill"``) and, when it completes,
+hands its final cursor to incremental polling: the runtime continues from where it ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..connectors.protocols import Cursor, Page, Source
+from ..errors import FatalError, RateLimited, RetriableError, SkippableError
+from .database import Database
+from .log import append_events
+
+__all__ = ["Poller", "PollerStats", "load_cursor"]
+
+log = logging.getLogger("crm_pulse.pollers")
+
+_DONE = "done"
+
+
+def load_cursor(conn: sqlite3.Connection, connector: str, mode: str) -> Cursor | None:
+    row = conn.execute(
+        "SELECT cursor FROM cursors WHERE connector = ? AND mode = ?", (connector, mode)
+    ).fetchone()
+    if row is None:
+        return None
+    value: Any = json.loads(row[0])
+    return value if isinstance(value, dict) else None
+
+
+def _save_cursor(
+    conn: sqlite3.Connection, connector: str, mode: str, cursor: Cursor, now_ms: int
+) -> None:
+    conn.execute(
+        "INSERT INTO cursors (connector, mode, cursor, updated_ms) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (connector, mode) DO UPDATE SET cursor = excluded.cursor, "
+        "updated_ms = excluded.updated_ms",
+        (connector, mode, json.dumps(cursor, sort_keys=True), now_ms),
+    )
+
+
+@dataclass
+class PollerStats:
+    events: int = 0
+    pages: int = 0
+    last_poll_ms: int = 0
+    last_ok_ms: int = 0
+    last_error: str = ""
+    cursor: Cursor | None = None
+    backfilled: bool = False
+
+
+class Poller:
+    """Moves one connector's source into the log."""
+
+    def __init__(
+        self,
+        db: Database,
+        connector: str,
+        source: Source,
+        interval: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_stored: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.connector = connector
+        self.source = source
+        self.interval = interval
+        self.clock = clock
+        self.on_stored = on_stored
+        self.stats = PollerStats()
+        self.stats.cursor = db.call(lambda: load_cursor(db.conn, connector, "poll"))
+        self.stats.backfilled = db.call(lambda: load_cursor(db.conn, connector, _DONE)) is not None
+
+    async def _store(self, page: Page, mode: str) -> None:
+        now_ms = int(self.clock() * 1000)
+
+        def run(conn: sqlite3.Connection) -> None:
+            append_events(conn, self.connector, page.events, now_ms)
+            _save_cursor(conn, self.connector, mode, page.cursor, now_ms)
+
+        await self.db.run(self.db.transaction(run))
+        self.stats.events += len(page.events)
+        self.stats.pages += 1
+        if self.on_stored is not None and page.events:
+            self.on_stored()
+
+    async def backfill(self, progress: Callable[[int], None] | None = None) -> int:
+        """Pull all history (resuming an interrupted backfill); returns the events stored."""
+        start = await self.db.run(lambda: load_cursor(self.db.conn, self.connector, "backfill"))
+        count = 0
+        last: Cursor | None = start
+        async for page in self.source.backfill(start):
+            await self._store(page, "backfill")
+            count += len(page.events)
+            last = page.cursor
+            if progress is not None:
+                progress(len(page.events))
+        now_ms = int(self.clock() * 1000)
+        final = last or {}
+
+        def finish(conn: sqlite3.Connection) -> None:
+            if load_cursor(conn, self.connector, "poll") is None:
+                _save_cursor(conn, self.connector, "poll", final, now_ms)
+            _save_cursor(conn, self.connector, _DONE, {"at_ms": now_ms}, now_ms)
+
+        await self.db.run(self.db.transaction(finish))
+        self.stats.cursor = await self.db.run(
+            lambda: load_cursor(self.db.conn, self.connector, "poll")
+        )
+        self.stats.backfilled = True
+        return count
+
+    async def poll_once(self) -> int:
+        """One incremental pass from the stored cursor; returns the events stored."""
+        self.stats.last_poll_ms = int(self.clock() * 1000)
+        count = 0
+        async for page in self.source.poll(self.stats.cursor):
+            await self._store(page, "poll")
+            self.stats.cursor = page.cursor
+            count += len(page.events)
+        self.stats.last_ok_ms = int(self.clock() * 1000)
+        self.stats.last_error = ""
+        return count
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll every ``interval`` until ``stop``; transient errors wait and retry."""
+        failures = 0
+        while not stop.is_set():
+            wait = self.interval
+            try:
+                await self.poll_once()
+                failures = 0
+            except FatalError:
+                raise
+            except RateLimited as exc:
+                wait = max(wait, exc.retry_after or 0.0)
+                self.stats.last_error = f"rate limited: {exc}"
+            except (RetriableError, SkippableError, OSError) as exc:
+                failures += 1
+                wait = min(300.0, self.interval * 2 ** min(failures, 8))
+                self.stats.last_error = str(exc)
+                log.warning(
+                    "poll failed; will retry",
+                    extra={"connector": self.connector, "reason": str(exc), "retry_in": wait},
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)

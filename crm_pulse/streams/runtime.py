@@ -1,0 +1,387 @@
+"""The embedded runtime: one process, asyncio, everything durable in one SQLite file.
+
+::
+
+    sources ──poll──▶ log ◀── inbox ◀── HTTP (webhooks, ingress; 2xx after commit)
+                       │
+                  consumer (engine; state + offset + outbox in one transaction)
+                       │
+                    outbox ──▶ writers (per connector: batch, debounce, retry, DLQ) ──▶ CRMs
+
+Tasks: one poller per source, the inbox processor, the consumer, one writer per sink, a ticker
+for time (rollover, rolling windows) and the HTTP server. :meth:`EmbeddedRuntime.run` runs them
+until ``stop`` is set, then drains: no new requests, stored webhooks parsed, the log consumed,
+one last flush of the outbox, the database closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..config.models import Deployment
+from ..connectors.protocols import Connector, FieldWrite, Sink
+from ..connectors.registry import build_connector
+from ..metrics.calendar import CURRENT, Window, WindowSpec
+from ..metrics.events import Event
+from ..metrics.report import MetricValue, evaluate, json_number
+from .consumer import BatchResult, Consumer
+from .database import Database
+from .inbox import SQLiteInbox
+from .log import append_events, consumed_position, last_position
+from .pollers import Poller
+from .writeback import Backoff, Planner, SQLiteOutbox, Writer
+
+__all__ = ["EmbeddedRuntime", "build_connectors"]
+
+log = logging.getLogger("crm_pulse.runtime")
+
+
+def build_connectors(deployment: Deployment) -> dict[str, Connector]:
+    """Every connector of the deployment, built through its entry point."""
+    return {
+        entry.name: build_connector(entry.kind, entry.name, entry.settings)
+        for entry in deployment.connectors
+    }
+
+
+def _poll_interval(connector: Connector) -> float:
+    """The connector's own interval (plugins), else its settings' ``poll_interval``."""
+    value: Any = getattr(connector, "poll_interval", None)
+    if value is None:
+        value = getattr(connector.settings, "poll_interval", 60.0)
+    return float(value)
+
+
+class EmbeddedRuntime:
+    """Runs one deployment in this process."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        *,
+        connectors: Mapping[str, Connector] | None = None,
+        sinks: Mapping[str, Sink] | None = None,
+        clock: Callable[[], float] = time.time,
+        state_path: str | Path | None = None,
+    ) -> None:
+        self.deployment = deployment
+        self.settings = deployment.runtime
+        self.clock = clock
+        self.db = Database(state_path or self.settings.state_path)
+        self.catalog = deployment.catalog()
+        self.planner = Planner(deployment.writeback, self.catalog)
+        self.consumer = Consumer(
+            self.db,
+            self.catalog,
+            deployment.window_specs(),
+            self.planner,
+            debounce=self.settings.debounce,
+            clock=clock,
+            on_changes=self._remember_changes,
+        )
+        self.connectors = (
+            dict(connectors) if connectors is not None else build_connectors(deployment)
+        )
+        self.outbox = SQLiteOutbox(self.db)
+        retry = self.settings.retry
+        all_sinks = {n: c.sink for n, c in self.connectors.items() if c.sink is not None}
+        all_sinks.update(sinks or {})
+        self.writers = {
+            name: Writer(
+                name,
+                sink,
+                self.outbox,
+                Backoff(retry.initial, retry.max, retry.attempts),
+                clock=clock,
+            )
+            for name, sink in all_sinks.items()
+        }
+        self.pollers = {
+            name: Poller(
+                self.db,
+                name,
+                c.source,
+                _poll_interval(c),
+                clock=clock,
+                on_stored=self.wake,
+            )
+            for name, c in self.connectors.items()
+            if c.source is not None
+        }
+        self.receivers = {
+            n: c.receiver for n, c in self.connectors.items() if c.receiver is not None
+        }
+        self.inbox = SQLiteInbox(self.db, self.receivers, on_stored=self.wake, clock=clock)
+        self._wake_consumer = asyncio.Event()
+        self._wake_inbox = asyncio.Event()
+        self.recent_changes: list[MetricValue] = []
+        self.changed_values = 0
+        self.planned_writes = 0
+        self.started_ms = int(clock() * 1000)
+        self.consumed_events = 0
+        self.last_errors: list[str] = []
+        self.unhealthy: str | None = None
+        self.http_port = 0
+
+    # ------------------------------------------------------------ feeding
+    def wake(self) -> None:
+        """New events or requests are stored: let the consumer and inbox look now."""
+        self._wake_consumer.set()
+        self._wake_inbox.set()
+
+    async def ingest(self, connector: str, events: Sequence[Event]) -> None:
+        """Append events to the log durably (tests, imports, the config's quotas and spend)."""
+        now_ms = int(self.clock() * 1000)
+        await self.db.run(
+            self.db.transaction(lambda conn: append_events(conn, connector, events, now_ms))
+        )
+        self.wake()
+
+    async def load_config_events(self) -> None:
+        """Quotas and spend from the deployment file, versioned by the start time so an edited
+        file replaces what an older start applied."""
+        events = self.deployment.config_events(version=self.started_ms)
+        if events:
+            await self.ingest("config", events)
+
+    # ------------------------------------------------------------ consuming
+    def _remember_changes(self, changes: list[MetricValue]) -> None:
+        self.changed_values += len(changes)
+        self.recent_changes.extend(changes)
+        del self.recent_changes[:-200]
+
+    async def consume(self) -> BatchResult:
+        """One batch through the engine (one transaction)."""
+        result = await self.db.run(lambda: self.consumer.step(self.settings.batch_size))
+        self.consumed_events += result.events
+        self.planned_writes += result.planned
+        if result.planned:
+            for writer in self.writers.values():
+                writer.wake()
+        return result
+
+    async def consume_all(self) -> int:
+        """Consume until the log has no backlog; returns the events consumed."""
+        total = 0
+        while True:
+            result = await self.consume()
+            total += result.events
+            if result.backlog == 0:
+                return total
+
+    async def tick(self) -> int:
+        planned = await self.db.run(self.consumer.tick)
+        self.planned_writes += planned
+        if planned:
+            for writer in self.writers.values():
+                writer.wake()
+        return planned
+
+    async def flush_writes(self, *, drain: bool = False) -> int:
+        """Send everything due now through every writer; returns API calls made."""
+        calls = 0
+        for writer in self.writers.values():
+            calls += await writer.flush(drain=drain)
+        return calls
+
+    # ------------------------------------------------------------ loops
+    async def _consume_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            result = await self.consume()
+            if result.backlog:
+                continue
+            self._wake_consumer.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_consumer.wait(), timeout=1.0)
+
+    async def _inbox_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            done = await self.inbox.process()
+            if done:
+                continue
+            self._wake_inbox.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_inbox.wait(), timeout=1.0)
+
+    async def _tick_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.tick)
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        *,
+        serve: Callable[[EmbeddedRuntime], Any] | None = None,
+        backfill_first: bool = False,
+    ) -> None:
+        """Run every loop until ``stop`` is set, then drain and close.
+
+        ``serve`` starts the HTTP server (it returns an object with ``async stop()``).
+        """
+        await self.load_config_events()
+        await self.consume_all()  # catch up first, so the first tick sees current values
+        server = await serve(self) if serve is not None else None
+        if backfill_first:
+            for poller in self.pollers.values():
+                if not poller.stats.backfilled:
+                    await poller.backfill()
+        inner = asyncio.Event()
+        tasks = [
+            asyncio.create_task(self._consume_loop(inner), name="consumer"),
+            asyncio.create_task(self._inbox_loop(inner), name="inbox"),
+            asyncio.create_task(self._tick_loop(inner), name="ticker"),
+            *(asyncio.create_task(p.run(inner), name=f"poll:{n}") for n, p in self.pollers.items()),
+            *(
+                asyncio.create_task(w.run(inner), name=f"write:{n}")
+                for n, w in self.writers.items()
+            ),
+        ]
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in done if t is not waiter and t.exception() is not None]
+        if failed:
+            self.unhealthy = f"{failed[0].get_name()} stopped: {failed[0].exception()}"
+            log.error("a runtime task failed; stopping", extra={"reason": self.unhealthy})
+        # drain: no new requests, then finish what was accepted
+        if server is not None:
+            await server.stop()
+        inner.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        waiter.cancel()
+        if not failed:
+            await self.inbox.process(limit=10_000)
+            await self.consume_all()
+            await self.flush_writes(drain=True)
+        await self.close()
+        if failed:
+            exc = failed[0].exception()
+            assert exc is not None
+            raise exc
+
+    async def close(self) -> None:
+        for connector in self.connectors.values():
+            with contextlib.suppress(Exception):
+                await connector.aclose()
+        await asyncio.to_thread(self.db.close)
+
+    # ------------------------------------------------------------ looking
+    def pending_writes(self) -> list[tuple[FieldWrite, float | int | None]]:
+        """Pending writes with the last written value of each field (old -> new)."""
+        return self.db.call(lambda: self.outbox.pending(self.db.conn))
+
+    def report(self, as_of: int | None = None) -> list[MetricValue]:
+        when = int(self.clock() * 1000) if as_of is None else as_of
+        return self.db.call(lambda: self.consumer.report(when))
+
+    async def overview(self) -> dict[str, Any]:
+        """What the status page shows: status, company-wide metrics with six months of history,
+        recent write-backs (names and numbers only)."""
+        status = await self.status_async()
+        now = int(self.clock() * 1000)
+        metrics = await self.db.run(lambda: self._metric_overview(now))
+        writes = [
+            {"connector": name, **w}
+            for name, writer in self.writers.items()
+            for w in writer.stats.recent[-20:]
+        ]
+        writes.sort(key=lambda w: int(str(w.get("at_ms", 0))), reverse=True)
+        return {"status": status, "metrics": metrics, "writes": writes[:20]}
+
+    def _metric_overview(self, now: int) -> list[dict[str, Any]]:
+        engine = self.consumer.engine
+        month = WindowSpec("month")
+        index = engine.calendar.index_of("month", now)
+        out = []
+        for metric in self.catalog.metrics.values():
+            if () not in metric.groups:
+                continue
+            if metric.is_current:
+                windows = [Window(CURRENT)]
+            elif metric.supports(month):
+                windows = [Window(month, i) for i in range(index - 5, index + 1)]
+            else:
+                continue
+            series = [
+                json_number(evaluate(self.catalog, engine, metric, (), w, now)) for w in windows
+            ]
+            out.append(
+                {
+                    "metric": metric.name,
+                    "category": metric.category,
+                    "value": series[-1],
+                    "series": series,
+                }
+            )
+        return out
+
+    def health(self) -> str | None:
+        """None when healthy, else why not (for /healthz)."""
+        return self.unhealthy
+
+    def status(self) -> dict[str, Any]:
+        """Operational status (no secrets: names, counts, cursors and errors only)."""
+        return self._status(self.db.call(self._read_status))
+
+    async def status_async(self) -> dict[str, Any]:
+        """:meth:`status` without blocking the event loop (for the HTTP server)."""
+        return self._status(await self.db.run(self._read_status))
+
+    def _read_status(self) -> dict[str, Any]:
+        conn = self.db.conn
+        consumed = consumed_position(conn)
+        return {
+            "log_position": last_position(conn),
+            "consumed_position": consumed,
+            "outbox_depth": SQLiteOutbox.depth(conn),
+            "dead_letters": SQLiteOutbox.dead_letter_count(conn),
+            "recent_dead_letters": SQLiteOutbox.dead_letters(conn, 10),
+            "inbox_depth": self.inbox.depth(conn),
+        }
+
+    def _status(self, db: dict[str, Any]) -> dict[str, Any]:
+        now = self.clock()
+        uptime = max(now - self.started_ms / 1000, 1e-9)
+        connectors: dict[str, Any] = {}
+        for name in self.connectors:
+            item: dict[str, Any] = {"kind": self.connectors[name].kind}
+            poller = self.pollers.get(name)
+            if poller is not None:
+                st = poller.stats
+                item.update(
+                    cursor=st.cursor,
+                    events=st.events,
+                    backfilled=st.backfilled,
+                    lag_seconds=None if not st.last_ok_ms else round(now - st.last_ok_ms / 1000, 3),
+                    last_error=st.last_error,
+                )
+            writer = self.writers.get(name)
+            if writer is not None:
+                ws = writer.stats
+                item.update(
+                    write_calls=ws.calls,
+                    written=ws.written,
+                    retried=ws.retried,
+                    dead=ws.dead,
+                    rate_limited=ws.rate_limited,
+                    write_error=ws.last_error,
+                    recent_writes=list(ws.recent[-10:]),
+                )
+            connectors[name] = item
+        return {
+            "connectors": connectors,
+            "events_per_second": round(self.consumed_events / uptime, 3),
+            "backlog": db["log_position"] - db["consumed_position"],
+            **db,
+            "inbox_accepted": self.inbox.accepted,
+            "last_errors": [e for e in (self.inbox.last_error,) if e] + self.last_errors[-10:],
+        }

@@ -1,0 +1,195 @@
+"""The outbox: field values waiting to be written, one row per (connector, object, record, field).
+
+* :meth:`SQLiteOutbox.put` runs inside the consumer's transaction (with the engine state and the
+  log offset), so a value is planned exactly when the change that caused it is applied.
+* A newer value for the same field replaces an unsent older one (coalescing); the row keeps its
+  due time, so a burst of changes is one write after the debounce.
+* A value equal to the last one written is not sent at all, and cancels a pending one.
+* The writer takes due rows (:meth:`due`) and reports back (:meth:`settle`): written values are
+  remembered in ``written``; failures are retried at a later due time or moved to
+  ``dead_letters`` with their reason. A row replaced while its write was in flight (``seq``
+  changed) stays, so the newer value is still sent.
+
+Both runtimes use it: the embedded runtime on its state file, a Faust writer on a local file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from ...connectors.protocols import FieldWrite
+from ..database import Database
+
+__all__ = ["OutboxItem", "Outcome", "SQLiteOutbox"]
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    write: FieldWrite
+    seq: int
+    attempts: int
+    due: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one item: ``written``, ``retry`` at ``retry_at``, or ``dead``."""
+
+    item: OutboxItem
+    kind: Literal["written", "retry", "dead"]
+    retry_at: float = 0.0
+    reason: str = ""
+    counts_attempt: bool = True
+
+
+def _key(w: FieldWrite) -> tuple[str, str, str, str]:
+    return (w.connector, w.object, w.record_id, w.field)
+
+
+def _text(value: float | int | None) -> str:
+    return json.dumps(value)
+
+
+class SQLiteOutbox:
+    """The outbox tables of a :class:`~crm_pulse.streams.database.Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ------------------------------------------------------------ planning (consumer thread)
+    @staticmethod
+    def put(
+        conn: sqlite3.Connection, writes: Sequence[FieldWrite], now: float, debounce: float
+    ) -> int:
+        """Plan writes in the caller's transaction; returns how many rows are now pending."""
+        planned = 0
+        for w in writes:
+            key = _key(w)
+            value = _text(w.value)
+            row = conn.execute(
+                "SELECT value FROM written WHERE connector=? AND object=? AND record_id=? "
+                "AND field=?",
+                key,
+            ).fetchone()
+            if row is not None and row[0] == value:
+                conn.execute(
+                    "DELETE FROM outbox WHERE connector=? AND object=? AND record_id=? AND field=?",
+                    key,
+                )
+                continue
+            conn.execute(
+                "INSERT INTO outbox (connector, object, record_id, field, value, seq, due) "
+                "VALUES (?, ?, ?, ?, ?, 1, ?) "
+                "ON CONFLICT (connector, object, record_id, field) DO UPDATE SET "
+                "value = excluded.value, seq = outbox.seq + 1 WHERE outbox.value != excluded.value",
+                (*key, value, now + debounce),
+            )
+            planned += 1
+        return planned
+
+    # ------------------------------------------------------------ writer side (async)
+    async def due(
+        self, connector: str, now: float, limit: int, *, debounced_too: bool = False
+    ) -> list[OutboxItem]:
+        """Rows due at ``now``; with ``debounced_too`` also first attempts still in their
+        debounce (a draining shutdown sends them rather than leave them for the next start)."""
+
+        def query() -> list[OutboxItem]:
+            rows = self.db.conn.execute(
+                "SELECT object, record_id, field, value, seq, attempts, due FROM outbox "
+                "WHERE connector = ? AND (due <= ? OR (? AND attempts = 0)) "
+                "ORDER BY due, object, record_id, field LIMIT ?",
+                (connector, now, debounced_too, limit),
+            ).fetchall()
+            return [
+                OutboxItem(
+                    FieldWrite(connector, obj, rid, fld, json.loads(value)), seq, attempts, due
+                )
+                for obj, rid, fld, value, seq, attempts, due in rows
+            ]
+
+        return await self.db.run(query)
+
+    async def next_due(self, connector: str) -> float | None:
+        def query() -> float | None:
+            row = self.db.conn.execute(
+                "SELECT MIN(due) FROM outbox WHERE connector = ?", (connector,)
+            ).fetchone()
+            return None if row[0] is None else float(row[0])
+
+        return await self.db.run(query)
+
+    async def settle(self, outcomes: Sequence[Outcome], now_ms: int) -> None:
+        def apply(conn: sqlite3.Connection) -> None:
+            for o in outcomes:
+                key = _key(o.item.write)
+                match = (*key, o.item.seq)
+                if o.kind == "written":
+                    conn.execute(
+                        "INSERT INTO written VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
+                        "(connector, object, record_id, field) DO UPDATE SET "
+                        "value = excluded.value, written_ms = excluded.written_ms",
+                        (*key, _text(o.item.write.value), now_ms),
+                    )
+                    conn.execute(
+                        "DELETE FROM outbox WHERE connector=? AND object=? AND record_id=? "
+                        "AND field=? AND seq=?",
+                        match,
+                    )
+                elif o.kind == "retry":
+                    conn.execute(
+                        "UPDATE outbox SET due = ?, attempts = attempts + ?, last_error = ? "
+                        "WHERE connector=? AND object=? AND record_id=? AND field=?",
+                        (o.retry_at, int(o.counts_attempt), o.reason, *key),
+                    )
+                else:
+                    conn.execute(
+                        "INSERT INTO dead_letters (connector, object, record_id, field, value, "
+                        "reason, attempts, failed_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*key, _text(o.item.write.value), o.reason, o.item.attempts + 1, now_ms),
+                    )
+                    conn.execute(
+                        "DELETE FROM outbox WHERE connector=? AND object=? AND record_id=? "
+                        "AND field=? AND seq=?",
+                        match,
+                    )
+
+        await self.db.run(self.db.transaction(apply))
+
+    # ------------------------------------------------------------ reading (status, dry run)
+    def pending(self, conn: sqlite3.Connection) -> list[tuple[FieldWrite, float | int | None]]:
+        """Every pending write with the value last written to that field (None if never)."""
+        rows = conn.execute(
+            "SELECT o.connector, o.object, o.record_id, o.field, o.value, w.value FROM outbox o "
+            "LEFT JOIN written w USING (connector, object, record_id, field) "
+            "ORDER BY o.connector, o.object, o.record_id, o.field"
+        ).fetchall()
+        return [
+            (
+                FieldWrite(c, obj, rid, fld, json.loads(value)),
+                None if old is None else json.loads(old),
+            )
+            for c, obj, rid, fld, value, old in rows
+        ]
+
+    @staticmethod
+    def depth(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    @staticmethod
+    def dead_letters(conn: sqlite3.Connection, limit: int = 20) -> list[dict[str, object]]:
+        rows = conn.execute(
+            "SELECT connector, object, record_id, field, value, reason, attempts, failed_ms "
+            "FROM dead_letters ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        names = ("connector", "object", "record_id", "field", "value", "reason", "attempts")
+        return [dict(zip((*names, "failed_ms"), row, strict=True)) for row in rows]
+
+    @staticmethod
+    def dead_letter_count(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])

@@ -1,0 +1,151 @@
+"""The planner: changed metric values -> field writes, by the deployment's write-back rules.
+
+A rule names a metric, a window (``month``, ``quarter``, ``year``, ``rolling:Nd`` or
+``current``), which one (the window holding *now*, or the previous complete one) and a group
+(``{}`` for one company-wide value, or one group field such as ``owner_id``). A changed value
+matches a rule when its metric, its group fields and its window are the rule's at the as-of
+time; the target record is the rule's fixed ``record`` (company-wide) or the group's value (the
+account, the rep).
+
+Time moves values without any event: when a calendar window rolls over the rule's target window
+changes, and a rolling window slides continuously. :meth:`Planner.due_by_time` re-evaluates the
+rules concerned at each tick, every group, and the outbox drops what equals the last write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+from ...config.models import WritebackRule
+from ...connectors.protocols import FieldWrite
+from ...errors import ConfigError, ConfigProblem
+from ...metrics.calendar import CURRENT, Calendar, Window
+from ...metrics.catalog import Catalog, CompiledMetric
+from ...metrics.engine import Engine
+from ...metrics.measures import Group
+from ...metrics.report import MetricValue, evaluate
+
+__all__ = ["Planner", "field_value"]
+
+
+def field_value(value: Fraction | None) -> float | int | None:
+    """The number written to a CRM field: an int when whole, else a float rounded to 6 places."""
+    if value is None:
+        return None
+    if value.denominator == 1:
+        return int(value.numerator)
+    return round(float(value), 6)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    index: int
+    rule: WritebackRule
+    metric: CompiledMetric
+    fields: tuple[str, ...]
+
+
+class Planner:
+    """Maps metric values to :class:`FieldWrite` s for one deployment's rules."""
+
+    def __init__(self, rules: Sequence[WritebackRule], catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.calendar: Calendar = catalog.calendar
+        problems: list[ConfigProblem] = []
+        self.rules: list[_Rule] = []
+        for i, rule in enumerate(rules):
+            metric = catalog.metrics.get(rule.metric)
+            if metric is None:
+                problems.append(
+                    ConfigProblem(f"writeback[{i}].metric", f"no metric named {rule.metric!r}")
+                )
+                continue
+            if rule.target.match is not None:
+                problems.append(
+                    ConfigProblem(
+                        f"writeback[{i}].target.match",
+                        "writing one value to every matching record is not supported by this "
+                        "version; write to the group's own record (leave match out) or map "
+                        "each group to a record with target.records",
+                    )
+                )
+                continue
+            self.rules.append(_Rule(i, rule, metric, tuple(rule.group)))
+        if problems:
+            raise ConfigError(problems)
+        self._by_metric: dict[str, list[_Rule]] = {}
+        for r in self.rules:
+            self._by_metric.setdefault(r.rule.metric, []).append(r)
+        self._last_targets: dict[int, Window] = {}
+
+    # ------------------------------------------------------------ windows
+    def target_window(self, rule: WritebackRule, as_of: int) -> Window:
+        spec = rule.window_spec
+        if spec == CURRENT:
+            return Window(CURRENT)
+        if spec.kind == "rolling":
+            return Window(spec)
+        index = self.calendar.index_of(spec.kind, as_of)
+        return Window(spec, index - 1 if rule.which == "previous" else index)
+
+    @staticmethod
+    def _record(r: _Rule, group: Group) -> str | None:
+        """The record a group's value goes to (None: this group is not written)."""
+        target = r.rule.target
+        if not r.fields:
+            return target.record
+        key = group[1]
+        if key in (None, ""):
+            return None  # no record to write to (a deal without an owner, say)
+        if target.records is not None:
+            return target.records.get(str(key))
+        return str(key)
+
+    def _write(self, r: _Rule, group: Group, value: Fraction | None) -> FieldWrite | None:
+        record = self._record(r, group)
+        if record is None:
+            return None
+        t = r.rule.target
+        return FieldWrite(t.connector, t.object, record, t.field, field_value(value))
+
+    # ------------------------------------------------------------ after each batch
+    def plan(self, values: Iterable[MetricValue], as_of: int) -> list[FieldWrite]:
+        """The writes that the changed ``values`` call for."""
+        out: list[FieldWrite] = []
+        for v in values:
+            for r in self._by_metric.get(v.metric, ()):
+                if tuple(v.group[0::2]) != r.fields:
+                    continue
+                if v.window != self.target_window(r.rule, as_of):
+                    continue
+                write = self._write(r, v.group, v.value)
+                if write is not None:
+                    out.append(write)
+        return out
+
+    # ------------------------------------------------------------ when time moves
+    def due_by_time(self, engine: Engine, as_of: int) -> list[FieldWrite]:
+        """Writes for the rules whose target window rolled over or slides (rolling)."""
+        out: list[FieldWrite] = []
+        for r in self.rules:
+            window = self.target_window(r.rule, as_of)
+            rolled = self._last_targets.get(r.index) != window
+            self._last_targets[r.index] = window
+            if not rolled and window.spec.kind != "rolling":
+                continue
+            for group in self._groups(engine, r):
+                value = evaluate(self.catalog, engine, r.metric, group, window, as_of)
+                write = self._write(r, group, value)
+                if write is not None:
+                    out.append(write)
+        return out
+
+    def _groups(self, engine: Engine, r: _Rule) -> list[Group]:
+        if not r.fields:
+            return [()]
+        groups: set[Group] = set()
+        for m in r.metric.measures:
+            groups.update(engine.groups_with_data(m, r.fields))
+        return sorted((g for g in groups if g[1] not in (None, "")), key=lambda g: str(g[1]))

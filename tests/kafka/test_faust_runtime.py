@@ -1,0 +1,289 @@
+"""The Faust runtime against a real Kafka broker: (a) same metrics as replay, (b) a worker
+killed with SIGKILL mid-stream loses and doubles nothing, (c) poison messages go to the
+dead-letter topic and the stream goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from crm_pulse.config import load_config
+from crm_pulse.connectors.file import read_values
+from crm_pulse.metrics import Engine
+from crm_pulse.metrics.events import Event
+from crm_pulse.streams.writeback import Planner
+
+DEPLOY = """
+timezone: UTC
+connectors:
+  - file: {{name: crm, path: "{out}", max_batch: 50}}
+writeback:
+  - {{metric: won_revenue, window: month, group: {{}}, target: {{connector: crm, object: Company, record: "c1", field: won_mtd}}}}
+  - {{metric: win_rate, window: quarter, group: owner_id, target: {{connector: crm, object: User, field: win_rate_qtd}}}}
+  - {{metric: won_revenue, window: quarter, group: account_id, target: {{connector: crm, object: Account, field: won_qtd}}}}
+  - {{metric: open_deals, window: current, group: owner_id, target: {{connector: crm, object: User, field: open_deals}}}}
+runtime:
+  kind: faust
+  debounce: 200ms
+  tick: 1h
+  faust: {{app_id: "{app}", broker: "kafka://{broker}", partitions: 4, store: memory, standby_replicas: 0}}
+"""
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def history(rng: random.Random, n: int) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    versions: dict[str, int] = {}
+    out = []
+    for _ in range(n):
+        rid = str(rng.randrange(150))
+        versions[rid] = versions.get(rid, 0) + 1
+        status = rng.choice(["open", "won", "lost"])
+        t = now - timedelta(hours=rng.uniform(1, 48))
+        if rng.random() < 0.05:
+            out.append(
+                {
+                    "source": "crm",
+                    "object": "deal",
+                    "id": rid,
+                    "op": "delete",
+                    "version": versions[rid],
+                }
+            )
+            continue
+        out.append(
+            {
+                "source": "crm",
+                "object": "deal",
+                "id": rid,
+                "op": "upsert",
+                "version": versions[rid],
+                "fields": {
+                    "owner_id": f"u{rng.randrange(4)}",
+                    "account_id": f"a{rng.randrange(10)}",
+                    "status": status,
+                    "type": "new",
+                    "amount": str(rng.randrange(100, 5000)),
+                    "created_at": _iso(t - timedelta(days=2)),
+                    "closed_at": None if status == "open" else _iso(t),
+                },
+            }
+        )
+        if rng.random() < 0.05:
+            out.append(out[-1])  # duplicate delivery
+    return out
+
+
+def expected(config: Path, events: list[dict[str, Any]]) -> dict[tuple[str, str, str], Any]:
+    deployment = load_config(config, resolve_secrets=False)
+    engine = Engine(deployment.catalog(), windows=deployment.window_specs())
+    engine.apply_all(Event.model_validate(e) for e in events)
+    now = int(time.time() * 1000)
+    planner = Planner(deployment.writeback, engine.catalog)
+    return {
+        (w.object, w.record_id, w.field): w.value
+        for w in planner.plan(engine.report(now, keep_null=True), now)
+    }
+
+
+class Deployment:
+    def __init__(self, tmp: Path, broker: str) -> None:
+        self.app = f"crm-pulse-test-{uuid.uuid4().hex[:8]}"
+        self.out = tmp / "out.jsonl"
+        self.config = tmp / "deploy.yaml"
+        self.config.write_text(DEPLOY.format(out=self.out, app=self.app, broker=broker))
+        self.broker = broker
+        self.tmp = tmp
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        log = (self.tmp / f"worker{len(self.workers)}.log").open("wb")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crm_pulse.cli", "worker", "--config", str(self.config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.tmp,
+        )
+        self.workers.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text()[-3000:] for p in sorted(self.tmp.glob("worker*.log")))
+
+    async def publish(self, events: list[dict[str, Any]], raw: list[bytes] = ()) -> None:  # type: ignore[assignment]
+        producer = AIOKafkaProducer(bootstrap_servers=self.broker)
+        await producer.start()
+        try:
+            for e in events:
+                key = f"{e['source']}/{e['object']}/{e['id']}".encode()
+                await producer.send(f"{self.app}-events", json.dumps(e).encode(), key=key)
+            for r in raw:
+                await producer.send(f"{self.app}-events", r, key=b"poison")
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    def wait_for(
+        self, want: dict[tuple[str, str, str], Any], timeout: float = 120
+    ) -> dict[tuple[str, str, str], Any]:
+        deadline = time.monotonic() + timeout
+        got: dict[tuple[str, str, str], Any] = {}
+        while time.monotonic() < deadline:
+            got = read_values(self.out)
+            if {k: v for k, v in want.items() if v is not None} == {
+                k: v for k, v in got.items() if k in want and v is not None
+            } and all(got.get(k) == v for k, v in want.items() if k in got):
+                return got
+            time.sleep(0.5)
+        missing = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
+        raise AssertionError(
+            f"sink never matched replay; differences {list(missing.items())[:5]}\n{self.logs()}"
+        )
+
+
+def test_a_events_on_kafka_give_the_replay_metrics(kafka: str, tmp_path: Path) -> None:
+    d = Deployment(tmp_path, kafka)
+    events = history(random.Random(1), 600)
+    try:
+        d.start_worker()
+        asyncio.run(d.publish(events))
+        d.wait_for(expected(d.config, events))
+    finally:
+        d.stop()
+    assert all(p.returncode == 0 for p in d.workers), d.logs()
+
+
+def test_b_a_worker_killed_mid_stream_loses_and_doubles_nothing(kafka: str, tmp_path: Path) -> None:
+    d = Deployment(tmp_path, kafka)
+    events = history(random.Random(2), 1500)
+    try:
+        first, _second = d.start_worker(), d.start_worker()
+        asyncio.run(d.publish(events[:700]))
+        time.sleep(3)
+        first.send_signal(signal.SIGKILL)  # mid-stream, partitions in hand
+        first.wait()
+        asyncio.run(d.publish(events[700:]))
+        d.wait_for(expected(d.config, events), timeout=180)
+    finally:
+        d.stop()
+
+
+def test_c_poison_messages_go_to_the_dead_letter_topic(kafka: str, tmp_path: Path) -> None:
+    d = Deployment(tmp_path, kafka)
+    events = history(random.Random(3), 100)
+    try:
+        d.start_worker()
+        asyncio.run(
+            d.publish(
+                events[:50],
+                raw=[
+                    b"{not json",
+                    json.dumps(
+                        {"source": "crm", "object": "deal", "op": "upsert", "version": 1}
+                    ).encode(),
+                ],
+            )
+        )
+        asyncio.run(d.publish(events[50:]))
+        d.wait_for(expected(d.config, events))
+
+        async def dead() -> list[dict[str, Any]]:
+            consumer = AIOKafkaConsumer(
+                f"{d.app}-dead-letters",
+                bootstrap_servers=kafka,
+                auto_offset_reset="earliest",
+                group_id=None,
+            )
+            await consumer.start()
+            try:
+                batch = await consumer.getmany(timeout_ms=10_000)
+                return [json.loads(m.value) for msgs in batch.values() for m in msgs]
+            finally:
+                await consumer.stop()
+
+        letters = asyncio.run(dead())
+        assert len(letters) == 2
+        assert all(x["reason"].startswith("not a canonical event") for x in letters)
+        assert any("id" in x["reason"] for x in letters)
+    finally:
+        d.stop()
+
+
+def test_d_the_edge_takes_signed_webhooks_into_kafka(kafka: str, tmp_path: Path) -> None:
+    """``crm-pulse run`` with kind: faust also serves the ingress and forwards it to Kafka."""
+    import socket
+    import urllib.request
+
+    from crm_pulse.connectors.events import sign
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = Deployment(tmp_path, kafka)
+    text = (
+        d.config.read_text()
+        .replace("connectors:\n", 'connectors:\n  - events: {secret: "${INGRESS_SECRET}"}\n')
+        .replace(
+            "  kind: faust\n",
+            f'  kind: faust\n  listen: "127.0.0.1:{port}"\n  state_path: "{tmp_path / "edge.sqlite"}"\n',
+        )
+    )
+    d.config.write_text(text)
+    events = history(random.Random(4), 300)
+    env = {**os.environ, "INGRESS_SECRET": "edge-secret-0123456789"}
+    log = (tmp_path / "worker0.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crm_pulse.cli", "run", "--config", str(d.config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    d.workers.append(proc)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, d.logs()
+                time.sleep(0.3)
+        for start in range(0, len(events), 50):
+            body = json.dumps(events[start : start + 50]).encode()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/events",
+                data=body,
+                headers=sign("edge-secret-0123456789", body),
+            )
+            with urllib.request.urlopen(request, timeout=10) as r:
+                assert r.status == 200
+        d.wait_for(expected(d.config, events))
+    finally:
+        d.stop()

@@ -1,0 +1,84 @@
+"""The status page in headless Chromium: it loads, shows the engine's values, no secret."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+from crm_pulse.config import load_config_text
+from crm_pulse.connectors.events import sign
+from crm_pulse.metrics.calendar import Window, WindowSpec
+from crm_pulse.metrics.report import evaluate, json_number
+from crm_pulse.streams.http import serve_runtime
+from crm_pulse.streams.runtime import EmbeddedRuntime
+
+from .test_ingress_http import DEPLOY, SECRET, deal, free_port, post
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=8000",
+    "--dump-dom",
+]
+
+
+async def test_status_page_shows_the_engine_values_and_no_secret(tmp_path: Path) -> None:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (scripts/ensure-chromium.sh installs it)"
+    port = free_port()
+    text = DEPLOY.format(out=tmp_path / "out.jsonl", state=tmp_path / "s.sqlite", port=port)
+    runtime = EmbeddedRuntime(
+        load_config_text(text, base_dir=tmp_path, env={"INGRESS_SECRET": SECRET})
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop, serve=serve_runtime))
+    try:
+        while runtime.http_port == 0:
+            await asyncio.sleep(0.05)
+        base = f"http://127.0.0.1:{port}"
+        body = json.dumps([deal(i, amount=str(100 * i)) for i in range(1, 6)]).encode()
+        assert (await post(base, body, sign(SECRET, body)))[0] == 200
+        while runtime.consumed_events < 5:
+            await asyncio.sleep(0.05)
+        proc = await asyncio.create_subprocess_exec(
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            base + "/",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        dom_bytes, _ = await asyncio.wait_for(proc.communicate(), 90)
+        dom = dom_bytes.decode()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    assert 'data-ready="yes"' in dom, dom[:2000]
+    now = int(time.time() * 1000)
+    metric = runtime.catalog.metrics["won_revenue"]
+    want = json_number(
+        evaluate(
+            runtime.catalog,
+            runtime.consumer.engine,
+            metric,
+            (),
+            Window(WindowSpec("month"), runtime.catalog.calendar.index_of("month", now)),
+            now,
+        )
+    )
+    assert want == 1500
+    shown = re.search(r'data-metric="won_revenue".*?data-value="([^"]*)"', dom, re.S)
+    assert shown, dom[dom.find('<table id="metrics"') :][:1500]
+    assert float(shown.group(1)) == want
+    assert "<svg" in dom and "Connectors" in dom and "events" in dom
+    assert SECRET not in dom
