@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -61,11 +61,11 @@ class InvalidEvents(DataError):
         super().__init__(f"{len(self.problems)} bad event(s) of {total}: {text}")
 
 
-@dataclass(frozen=True)
-class Item:
-    """One item of the body: its JSON value, or why it could not be read."""
+class Item(NamedTuple):
+    """One item of the body: its JSON value, or why it could not be read (a NamedTuple: one is
+    made per event on the hot path)."""
 
-    index: int
+    position: int
     line: int | None
     data: Any
     error: str = ""
@@ -127,7 +127,7 @@ def _problems(item: Item, exc: ValidationError) -> list[ItemProblem]:
             msg = f"expected 'upsert' or 'delete', got {err.get('input')!r}"[:120]
         elif not field and msg.startswith("fields."):
             field, _, msg = msg.partition(": ")
-        out.append(ItemProblem(item.index, field, msg, item.line))
+        out.append(ItemProblem(item.position, field, msg, item.line))
     return out
 
 
@@ -137,12 +137,12 @@ def validate_items(items: Sequence[Item]) -> list[Event]:
     problems: list[ItemProblem] = []
     for item in items:
         if item.error:
-            problems.append(ItemProblem(item.index, "", item.error, item.line))
+            problems.append(ItemProblem(item.position, "", item.error, item.line))
             continue
         if not isinstance(item.data, dict):
             problems.append(
                 ItemProblem(
-                    item.index,
+                    item.position,
                     "",
                     f"expected a JSON object, got {type(item.data).__name__}",
                     item.line,

@@ -7,17 +7,15 @@ every event, so a bad request is refused with the reason before anything is stor
 :class:`~crm_pulse.errors.DataError` (400) naming every bad item by index and field.
 
 Accepted signatures are remembered for the tolerance window in a bounded :class:`ReplayGuard`.
-The events ``verify`` validated are kept (bounded) until ``parse`` asks for them, so the inbox
-does not validate the same events twice.
+(``parse`` validates again rather than keeping the events ``verify`` built: measured, holding
+tens of thousands of events alive costs more in garbage collection than it saves.)
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from ...errors import Unauthorized
@@ -28,9 +26,6 @@ from .replay import ReplayGuard
 from .signing import HEADER, parse_header
 
 __all__ = ["EventsReceiver", "decode_events"]
-
-_PARSED_REQUESTS = 256
-_PARSED_EVENTS = 50_000
 
 
 def decode_events(body: bytes, content_type: str | None = None) -> list[Event]:
@@ -59,9 +54,6 @@ class EventsReceiver:
         self.sources = frozenset(sources) if sources is not None else None
         self.clock = clock
         self._replay = ReplayGuard(tolerance, replay_capacity)
-        self._parsed: OrderedDict[bytes, list[Event]] = OrderedDict()
-        self._parsed_events = 0
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"EventsReceiver(path={self.path!r})"
@@ -100,23 +92,6 @@ class EventsReceiver:
         refused = self._replay.check_and_remember(mac, timestamp, now)
         if refused:
             raise Unauthorized(refused)
-        self._keep(mac, events)
-
-    def _keep(self, mac: bytes, events: list[Event]) -> None:
-        if len(events) > _PARSED_EVENTS:
-            return
-        with self._lock:
-            self._parsed[mac] = events
-            self._parsed_events += len(events)
-            while len(self._parsed) > _PARSED_REQUESTS or self._parsed_events > _PARSED_EVENTS:
-                self._parsed_events -= len(self._parsed.popitem(last=False)[1])
-
-    def _take(self, mac: bytes) -> list[Event] | None:
-        with self._lock:
-            events = self._parsed.pop(mac, None)
-            if events is not None:
-                self._parsed_events -= len(events)
-            return events
 
     def _request_mac(self, request: WebhookRequest) -> bytes | None:
         header = request.header(HEADER)
@@ -133,14 +108,7 @@ class EventsReceiver:
         mac = self._request_mac(request)
         if mac is not None:
             self._replay.forget(mac)
-            self._take(mac)
 
     async def parse(self, request: WebhookRequest) -> list[Event]:
-        """The events of a verified request: those ``verify`` validated if still kept (the MAC
-        binds them to this exact body), else parsed anew (a request read back after a restart)."""
-        mac = self._request_mac(request)
-        if mac is not None:
-            events = self._take(mac)
-            if events is not None:
-                return events
+        """The events of a request that passed :meth:`verify`."""
         return decode_events(request.body, request.header("Content-Type"))

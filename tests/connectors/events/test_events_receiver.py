@@ -210,19 +210,12 @@ def test_connector_from_settings_and_registry() -> None:
     connector.receiver.verify(request(body, ts=now, now=now))
 
 
-async def test_parse_reuses_verified_events_and_parses_unseen_requests() -> None:
+async def test_parse_after_verify_and_after_a_restart() -> None:
     body = json.dumps([deal(1), deal(2)]).encode()
     req = request(body)
     r = receiver()
     r.verify(req)
-    assert len(r._parsed) == 1
     first = await r.parse(req)
-    assert len(r._parsed) == 0
-    again = await r.parse(req)  # the cache entry was taken: parsed anew, equal events
-    assert first == again and first[0] is not again[0]
+    assert [e.id for e in first] == ["d1", "d2"]
     restarted = receiver()  # a request read back from the log after a restart
     assert await restarted.parse(req) == first
-    other_body = WebhookRequest(
-        "POST", "u", req.headers, json.dumps([deal(9)]).encode(), req.received_at_ms
-    )
-    assert [e.id for e in await r.parse(other_body)] == ["d9"]
