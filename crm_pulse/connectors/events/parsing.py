@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from ...errors import DataError
 from ...metrics.events import Event
 
-__all__ = ["InvalidEvents", "Item", "ItemProblem", "decode_items", "validate_items"]
+__all__ = ["InvalidEvents", "Item", "ItemProblem", "decode_items", "parse_events", "validate_items"]
 
 JSONL_TYPES = frozenset(
     {
@@ -156,3 +156,25 @@ def validate_items(items: Sequence[Item]) -> list[Event]:
     if problems:
         raise InvalidEvents(problems, len(items))
     return events
+
+
+def parse_events(body: bytes, content_type: str | None = None) -> list[Event]:
+    """The events of a body; :class:`InvalidEvents` (or :class:`DataError`) lists every problem.
+
+    The common case, a JSON array (or object) of valid events, is validated directly; the
+    per-item bookkeeping is done only when something is wrong.
+    """
+    if _content_type(content_type) not in JSONL_TYPES:
+        try:
+            doc = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass
+        else:
+            if isinstance(doc, dict):
+                doc = [doc]
+            if isinstance(doc, list) and doc:
+                try:
+                    return [Event.model_validate(item) for item in doc]
+                except ValidationError:
+                    pass
+    return validate_items(decode_items(body, content_type))

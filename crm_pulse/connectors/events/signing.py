@@ -33,6 +33,7 @@ def sign(secret: str | bytes, body: bytes, timestamp: int | None = None) -> dict
 
 
 _MAX_HEADER = 1024
+_HEX = frozenset("0123456789abcdef")
 _MAX_SIGNATURES = 8
 
 
@@ -58,7 +59,7 @@ def parse_header(value: str) -> tuple[int, list[str]]:
             timestamp = int(item)
         elif name == "v1":
             sig = item.lower()
-            if len(sig) != 64 or any(c not in "0123456789abcdef" for c in sig):
+            if len(sig) != 64 or not _HEX.issuperset(sig):
                 raise ValueError("v1 is not 64 hex digits")
             sigs.append(sig)
     if timestamp is None or not sigs:

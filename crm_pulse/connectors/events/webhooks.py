@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from ...errors import Unauthorized
 from ...metrics.events import Event
 from ..protocols import WebhookRequest
-from .parsing import decode_items, validate_items
+from .parsing import parse_events
 from .replay import ReplayGuard
 from .signing import HEADER, parse_header
 
@@ -30,7 +30,7 @@ __all__ = ["EventsReceiver", "decode_events"]
 
 def decode_events(body: bytes, content_type: str | None = None) -> list[Event]:
     """Parse a body into events; :class:`InvalidEvents` lists every bad item (index, field)."""
-    return validate_items(decode_items(body, content_type))
+    return parse_events(body, content_type)
 
 
 class EventsReceiver:
