@@ -17,10 +17,21 @@ from typing import Any, ClassVar
 
 from ...config.models import EventsSettings
 from ..protocols import Connector
-from .signing import HEADER, sign, signature
+from .parsing import InvalidEvents, ItemProblem
+from .signing import HEADER, parse_header, sign, signature
 from .webhooks import EventsReceiver, decode_events
 
-__all__ = ["HEADER", "EventsConnector", "EventsReceiver", "decode_events", "sign", "signature"]
+__all__ = [
+    "HEADER",
+    "EventsConnector",
+    "EventsReceiver",
+    "InvalidEvents",
+    "ItemProblem",
+    "decode_events",
+    "parse_header",
+    "sign",
+    "signature",
+]
 
 
 class EventsConnector(Connector):

@@ -32,8 +32,19 @@ def sign(secret: str | bytes, body: bytes, timestamp: int | None = None) -> dict
     return {HEADER: f"t={t},v1={signature(secret, body, t)}", "Content-Type": "application/json"}
 
 
+_MAX_HEADER = 1024
+_HEX = frozenset("0123456789abcdef")
+_MAX_SIGNATURES = 8
+
+
 def parse_header(value: str) -> tuple[int, list[str]]:
-    """``t=<int>,v1=<hex>[,v1=<hex>]`` -> (timestamp, signatures); ValueError when malformed."""
+    """``t=<int>,v1=<hex>[,v1=<hex>]`` -> (timestamp, signatures); ValueError when malformed.
+
+    Bounded (header length, number of signatures) so a hostile header costs nothing; ``v1``
+    must be 64 hex digits; other schemes (``v0=``) are ignored so senders can add them.
+    """
+    if len(value) > _MAX_HEADER:
+        raise ValueError(f"longer than {_MAX_HEADER} characters")
     timestamp: int | None = None
     sigs: list[str] = []
     for part in value.split(","):
@@ -41,11 +52,18 @@ def parse_header(value: str) -> tuple[int, list[str]]:
         if not sep:
             raise ValueError("expected t=<unix time>,v1=<hex signature>")
         if name == "t":
-            if not item.isdigit():
+            if timestamp is not None:
+                raise ValueError("more than one t=")
+            if not item.isascii() or not item.isdigit() or len(item) > 12:
                 raise ValueError("t is not a Unix time in seconds")
             timestamp = int(item)
         elif name == "v1":
-            sigs.append(item)
+            sig = item.lower()
+            if len(sig) != 64 or not _HEX.issuperset(sig):
+                raise ValueError("v1 is not 64 hex digits")
+            sigs.append(sig)
     if timestamp is None or not sigs:
         raise ValueError("expected t=<unix time>,v1=<hex signature>")
+    if len(sigs) > _MAX_SIGNATURES:
+        raise ValueError(f"more than {_MAX_SIGNATURES} v1 signatures")
     return timestamp, sigs

@@ -1,6 +1,7 @@
 """The runtime's HTTP application (aiohttp): webhooks, the ingress, and operations.
 
-* ``POST <receiver.path>``: read the body (size-limited), ``verify`` (401 with the reason on
+* ``POST <receiver.path>``: 413 without reading when Content-Length exceeds the receiver's
+  ``max_body_bytes``; otherwise read the body, ``verify`` (401 with the reason on
   :class:`~crm_pulse.errors.Unauthorized`, 400 listing the problems on
   :class:`~crm_pulse.errors.DataError`), store the request durably in the inbox, then 2xx. If the
   inbox cannot store it the answer is 503 with Retry-After: never a 2xx before durability.
@@ -81,6 +82,16 @@ def build_app(
         return handle
 
     async def _handle(name: str, receiver: WebhookReceiver, request: web.Request) -> web.Response:
+        limit = getattr(receiver, "max_body_bytes", None)
+        if isinstance(limit, int) and (request.content_length or 0) > limit:
+            # refused before reading: the sender learns the limit, we buffer nothing
+            log.warning(
+                "webhook refused: body too large",
+                extra={"connector": name, "limit": limit, "remote": request.remote},
+            )
+            response = _json({"error": "payload too large", "limit_bytes": limit}, 413)
+            response.force_close()
+            return response
         body = await request.read()
         req = WebhookRequest(
             method=request.method,
@@ -99,7 +110,11 @@ def build_app(
             return _json({"error": "unauthorized", "reason": exc.reason}, 401)
         except DataError as exc:
             log.warning("webhook body refused", extra={"connector": name, "reason": str(exc)})
-            return _json({"error": "bad request", "reason": str(exc)}, 400)
+            answer: dict[str, object] = {"error": "bad request", "reason": str(exc)}
+            problems = getattr(exc, "problems", None)
+            if isinstance(problems, list):  # the ingress names every bad item
+                answer["problems"] = [p.as_dict() for p in problems if hasattr(p, "as_dict")]
+            return _json(answer, 400)
         try:
             await inbox.accept(name, req)
         except Exception as exc:
