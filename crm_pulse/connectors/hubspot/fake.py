@@ -631,11 +631,7 @@ class FakeHubSpot:
         body = await request.json()
         inputs = body.get("inputs") or []
         if len(inputs) > BATCH_MAX:
-            return _error(
-                400,
-                "VALIDATION_ERROR",
-                f"Batch size {len(inputs)} exceeds the limit of {BATCH_MAX}",
-            )
+            return _too_many(len(inputs), BATCH_MAX)
         results, missing = [], []
         with self._lock:
             for item in inputs:
@@ -644,30 +640,16 @@ class FakeHubSpot:
                     missing.append(str(item.get("id")))
                 else:
                     results.append(self._public(object_type, record, body.get("properties")))
-        answer: dict[str, Any] = {"status": "COMPLETE", "results": results}
-        if missing:
-            answer["errors"] = [
-                {
-                    "status": "error",
-                    "category": "OBJECT_NOT_FOUND",
-                    "message": "Could not get some objects, they may be deleted or not exist.",
-                    "context": {"ids": missing},
-                }
-            ]
-            answer["numErrors"] = 1
-            return web.json_response(answer, status=207)
-        return web.json_response(answer)
+        return _batch_answer(
+            results, missing, "Could not get some objects, they may be deleted or not exist."
+        )
 
     async def _batch_update(self, request: web.Request) -> web.Response:
         object_type = self._type(request)
         body = await request.json()
         inputs = body.get("inputs") or []
         if len(inputs) > BATCH_MAX:
-            return _error(
-                400,
-                "VALIDATION_ERROR",
-                f"Batch size {len(inputs)} exceeds the limit of {BATCH_MAX}",
-            )
+            return _too_many(len(inputs), BATCH_MAX)
         ids = [str(item.get("id")) for item in inputs]
         if len(set(ids)) != len(ids):
             return _error(400, "VALIDATION_ERROR", "Duplicate IDs found in batch input")
@@ -688,19 +670,12 @@ class FakeHubSpot:
                     continue
                 self.update(object_type, rid, item.get("properties", {}))
                 results.append(self._public(object_type, record, item.get("properties", {}).keys()))
-        answer: dict[str, Any] = {"status": "COMPLETE", "results": results}
-        if missing:
-            error: dict[str, Any] = {
-                "status": "error",
-                "category": "OBJECT_NOT_FOUND",
-                "message": f"Object not found: {', '.join(missing)}",
-            }
-            if not self.errors_without_ids:
-                error["context"] = {"ids": missing}
-            answer["errors"] = [error]
-            answer["numErrors"] = 1
-            return web.json_response(answer, status=207)
-        return web.json_response(answer)
+        return _batch_answer(
+            results,
+            missing,
+            f"Object not found: {', '.join(missing)}",
+            with_ids=not self.errors_without_ids,
+        )
 
     async def _associations(self, request: web.Request) -> web.Response:
         object_type = self._type(request)
@@ -709,11 +684,7 @@ class FakeHubSpot:
         body = await request.json()
         inputs = body.get("inputs") or []
         if len(inputs) > ASSOCIATIONS_BATCH_MAX:
-            return _error(
-                400,
-                "VALIDATION_ERROR",
-                f"Batch size {len(inputs)} exceeds the limit of {ASSOCIATIONS_BATCH_MAX}",
-            )
+            return _too_many(len(inputs), ASSOCIATIONS_BATCH_MAX)
         results, none = [], []
         with self._lock:
             for item in inputs:
@@ -857,6 +828,25 @@ _BUILTIN_GROUPS = {
     "contactinformation",
     "ticketinformation",
 }
+
+
+def _too_many(count: int, limit: int) -> web.Response:
+    return _error(400, "VALIDATION_ERROR", f"Batch size {count} exceeds the limit of {limit}")
+
+
+def _batch_answer(
+    results: list[Any], missing: list[str], message: str, *, with_ids: bool = True
+) -> web.Response:
+    """200 with the results, or 207 with one OBJECT_NOT_FOUND error naming the missing ids."""
+    answer: dict[str, Any] = {"status": "COMPLETE", "results": results}
+    if not missing:
+        return web.json_response(answer)
+    error: dict[str, Any] = {"status": "error", "category": "OBJECT_NOT_FOUND", "message": message}
+    if with_ids:
+        error["context"] = {"ids": missing}
+    answer["errors"] = [error]
+    answer["numErrors"] = 1
+    return web.json_response(answer, status=207)
 
 
 def _error(
