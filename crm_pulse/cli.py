@@ -147,7 +147,7 @@ def cmd_worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     from .streams.faust import run_worker
 
-    run_worker(deployment)
+    run_worker(deployment, loglevel=args.loglevel)
     return 0
 
 
@@ -255,6 +255,12 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="start a Faust worker (runtime.kind: faust)")
     worker.add_argument("--config", required=True, help="the deployment YAML file")
+    worker.add_argument(
+        "--loglevel",
+        choices=["debug", "info", "warning", "error"],
+        default="warning",
+        help="Faust's log level (info shows rebalances and table recovery)",
+    )
     worker.set_defaults(run=cmd_worker)
 
     report = sub.add_parser(

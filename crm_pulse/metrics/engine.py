@@ -547,12 +547,13 @@ class Engine:
             rows = [r for r in rows if owns(r.group)]
         return rows
 
-    def changes(self, as_of: int) -> list[MetricValue]:
+    def changes(self, as_of: int, *, only_changed: bool = True) -> list[MetricValue]:
         """The (metric, window, group) values that moved since the last call.
 
         Compares each affected value with the last one this method returned (kept in the state,
         so it survives restarts) and returns only the different ones; a value that became null is
-        returned with ``value=None``.
+        returned with ``value=None``. ``only_changed=False`` returns every affected value,
+        changed or not (for a runtime that sends values before it can record having sent them).
         """
         targets: set[tuple[str, Group, Window]] = set()
         for _tag, index, group, wkey in self._dirty:
@@ -571,10 +572,11 @@ class Engine:
             okey = ("o", metric.name, group, (window.spec.kind, window.spec.days, window.index))
             stored = store.get(okey)
             previous = None if stored is None else Fraction(stored[0], stored[1])
-            if stored is not None and previous == value:
-                continue
-            if stored is None and value is None:
-                continue
+            if only_changed:
+                if stored is not None and previous == value:
+                    continue
+                if stored is None and value is None:
+                    continue
             if value is None:
                 store.delete(okey)
             else:

@@ -139,6 +139,8 @@ class Deployment:
         return "\n".join(p.read_text()[-3000:] for p in sorted(self.tmp.glob("worker*.log")))
 
     async def publish(self, events: list[dict[str, Any]], raw: list[bytes] = ()) -> None:  # type: ignore[assignment]
+        with (self.tmp / "published.jsonl").open("a") as f:  # kept for a post-mortem
+            f.writelines(json.dumps(e) + "\n" for e in events)
         producer = AIOKafkaProducer(bootstrap_servers=self.broker)
         await producer.start()
         try:

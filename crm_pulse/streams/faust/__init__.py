@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...config.models import Deployment
-from .app import FaustPipeline, create_app, event_key, target_key
+from .app import FaustPipeline, create_app, event_key, kafka_servers, target_key
 
 __all__ = ["FaustPipeline", "create_app", "ensure_topics", "event_key", "run_worker", "target_key"]
 
@@ -20,22 +20,28 @@ async def ensure_topics(pipeline: FaustPipeline) -> list[str]:
     from aiokafka.errors import TopicAlreadyExistsError
 
     settings = pipeline.deployment.runtime.faust
-    servers = [u.split("://", 1)[-1] for u in str(pipeline.app.conf.broker[0]).split(";")]
+    servers = kafka_servers(str(pipeline.app.conf.broker[0]))
     names = {
         pipeline.events.get_topic_name(): settings.partitions,
         pipeline.deltas.get_topic_name(): settings.partitions,
         pipeline.values.get_topic_name(): settings.partitions,
         pipeline.dead.get_topic_name(): 1,
-        pipeline.record_table.changelog_topic.get_topic_name(): settings.partitions,
-        pipeline.aggregate_table.changelog_topic.get_topic_name(): settings.partitions,
+    }
+    changelogs = {
+        table.changelog_topic.get_topic_name(): settings.partitions
+        for table in (pipeline.record_table, pipeline.aggregate_table, pipeline.writer_table)
     }
     admin = AIOKafkaAdminClient(bootstrap_servers=servers)
     await admin.start()
     created = []
     try:
-        for name, partitions in names.items():
+        for name, partitions in {**names, **changelogs}.items():
+            # a changelog keeps the last record per key (compacted), like Faust makes it
+            config = {"cleanup.policy": "compact"} if name in changelogs else {}
             try:
-                response = await admin.create_topics([NewTopic(name, partitions, 1)])
+                response = await admin.create_topics(
+                    [NewTopic(name, partitions, 1, topic_configs=config)]
+                )
             except TopicAlreadyExistsError:
                 continue
             errors = [e for e in getattr(response, "topic_errors", []) if e[1] not in (0, 36)]

@@ -5,21 +5,26 @@
     events (key: record)  ──agent records──▶  deltas (key: metric group)  ──agent aggregates──▶
     values (key: CRM field)  ──agent writer──▶  CRM sinks            poison ──▶ dead letters
 
-* ``records`` keeps each record's state in the ``records`` table (phase 1 of the engine:
-  :meth:`~crm_pulse.metrics.engine.Engine.deltas`) and publishes the contribution
-  deltas, one message per metric group, tagged with the record and its version.
-* ``aggregates`` applies deltas to the group's buckets in the ``aggregates`` table (phase 2),
-  skipping a (group, record, version) it has already applied, asks the engine what changed,
-  plans the field writes with the shared :class:`~crm_pulse.streams.writeback.Planner`, and
-  publishes them.
-* ``writer`` takes values in batches, coalesces them in the shared outbox and writes them with
-  the shared :class:`~crm_pulse.streams.writeback.Writer` (vendor batch sizes, backoff,
-  Retry-After, dead letters, no write of an unchanged value).
+* ``records`` runs phase 1 (:class:`~.phases.RecordPhase`): each record's state in the
+  ``records`` table, contribution deltas out, one message per metric group, numbered per record.
+* ``aggregates`` runs phase 2 (:class:`~.phases.AggregatePhase`): the group's buckets in the
+  ``aggregates`` table, each numbered message applied once; asks the engine what changed, plans
+  the field writes with the shared :class:`~crm_pulse.streams.writeback.Planner`, publishes them.
+* ``writer`` coalesces values in the shared outbox and writes them with the shared
+  :class:`~crm_pulse.streams.writeback.Writer` (vendor batch sizes, backoff, Retry-After, dead
+  letters, no write of an unchanged value).
 
-Each agent sends its output and waits for Kafka's acknowledgement *before* it changes its table,
-so a worker killed at any point re-processes from the old state and repeats its output, which
-the next stage recognises (versions) or which rewrites the same value. Agents run with
-concurrency 1 (faust-streaming issue #606). A message that is not a valid canonical event goes
+Nothing lost, nothing counted twice, with a worker killed at any moment:
+
+1. each agent sends its output and waits for Kafka's acknowledgement *before* its state moves;
+2. its state is committed before Faust may commit the input offsets, and the commit waits for
+   the changelog's acknowledgement (:mod:`.stores`);
+3. it keeps its own position in each input partition, so a message Faust skipped is read back
+   and a message delivered twice is dropped (:mod:`.order`);
+4. re-processing after a crash sends the same numbered messages again, which the next stage
+   recognises (:mod:`.phases`), or rewrites the same field value.
+
+Agents run with concurrency 1 (faust-streaming issue #606). A message that cannot be applied goes
 to the ``dead-letters`` topic with the reason, and the stream goes on.
 """
 
@@ -29,27 +34,34 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import faust
-from pydantic import ValidationError
 
 from ...config.models import Deployment
 from ...connectors.protocols import FieldWrite
-from ...metrics.deltas import Delta
 from ...metrics.engine import Engine
 from ...metrics.events import Event
 from ..database import Database
 from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
-from .stores import BufferedStore, GroupedStore, TableStore
+from .order import Anchor, InputOrder, Message, PartitionReader
+from .phases import AggregatePhase, BadMessage, RecordPhase
+from .stores import GroupedStore, by_group, by_record
 
 __all__ = ["FaustPipeline", "create_app", "event_key", "target_key"]
 
 BATCH = 500
 BATCH_WINDOW = 0.05  # seconds an agent waits to fill a batch
+HOLE_CHECK = 2.0  # seconds between checks for messages Faust committed without delivering
 
 log = logging.getLogger("crm_pulse.faust")
+
+
+def kafka_servers(broker: str) -> list[str]:
+    """``kafka://host:port;kafka://host2:port`` -> ``["host:port", "host2:port"]``."""
+    return [u.split("://", 1)[-1] for u in broker.split(";") if u]
 
 
 def event_key(event: Event) -> bytes:
@@ -99,12 +111,18 @@ class FaustPipeline:
         self.aggregate_table = self.app.Table(
             "aggregates", key_type=str, value_type=bytes, partitions=settings.partitions
         )
+        self.writer_table = self.app.Table(  # the writer's input positions only
+            "writer", key_type=str, value_type=bytes, partitions=settings.partitions
+        )
         self.catalog = deployment.catalog()
         windows = deployment.window_specs()
-        self.record_store = BufferedStore(TableStore(self.record_table))
-        self.aggregate_store = GroupedStore(self.aggregate_table)
+        self.record_store = GroupedStore(self.record_table, by_record)
+        self.aggregate_store = GroupedStore(self.aggregate_table, by_group)
+        self.writer_store = GroupedStore(self.writer_table, by_group)
         self.record_engine = Engine(self.catalog, self.record_store, windows)
         self.aggregate_engine = Engine(self.catalog, self.aggregate_store, windows)
+        self.record_phase = RecordPhase(self.record_engine, self.record_store)
+        self.aggregate_phase = AggregatePhase(self.aggregate_engine, self.aggregate_store)
         self.planner = Planner(deployment.writeback, self.catalog)
         self.sinks = sinks if sinks is not None else self._build_sinks()
         self.outbox_db = Database(":memory:")
@@ -119,7 +137,22 @@ class FaustPipeline:
             for name, sink in self.sinks.items()
         }
         self.debounce = max(0.05, deployment.runtime.debounce)
-        self._aggregate_lock = asyncio.Lock()
+        reader = PartitionReader(kafka_servers(str(self.app.conf.broker[0])))
+        self.record_stage = _Stage(
+            InputOrder(self.events.get_topic_name(), self.record_store, reader),
+            self._apply_records,
+            self.record_store.rollback,
+        )
+        self.aggregate_stage = _Stage(
+            InputOrder(self.deltas.get_topic_name(), self.aggregate_store, reader),
+            self._apply_aggregates,
+            self.aggregate_store.rollback,
+        )
+        self.writer_stage = _Stage(
+            InputOrder(self.values.get_topic_name(), self.writer_store, reader),
+            self._apply_writes,
+            self.writer_store.rollback,
+        )
         self._register()
 
     def _topic(self, suffix: str, partitions: int) -> Any:
@@ -148,8 +181,9 @@ class FaustPipeline:
         app.agent(self.deltas, name="aggregates", concurrency=1)(self._aggregates)
         app.agent(self.values, name="writer", concurrency=1)(self._writer)
         app.timer(interval=max(1.0, self.deployment.runtime.tick), name="time")(self._tick)
+        app.timer(interval=HOLE_CHECK, name="holes")(self._holes)
 
-    async def _dead_letter(self, reason: str, message: Any) -> Any:
+    async def _dead_letter(self, reason: str, message: Message) -> Any:
         payload = {
             "reason": reason,
             "topic": message.topic,
@@ -170,69 +204,142 @@ class FaustPipeline:
             parts.setdefault(event.message.partition, []).append(event)
         return list(parts.values())
 
+    async def _ordered(self, stage: _Stage, batch: Sequence[Any]) -> None:
+        """One delivered batch: per partition, the messages still to apply, then the stage."""
+        parts = []
+        for events in self._by_partition(batch):
+            messages = await stage.order.messages(events)
+            if messages:
+                parts.append((events[-1], messages))
+        if parts:
+            try:
+                await stage.apply(parts)
+            except BaseException:
+                stage.rollback()  # the next batch starts from the committed state
+                raise
+
     async def _records(self, stream: Any) -> None:
-        """Phase 1 in batches: deltas out (acknowledged), then the record states."""
         async for batch in stream.take_events(BATCH, within=BATCH_WINDOW):
-            sent = []
-            for part in self._by_partition(batch):
-                for event in part:
-                    try:
-                        canonical = Event.model_validate_json(event.value)
-                    except (ValidationError, ValueError) as exc:
-                        reason = f"not a canonical event: {str(exc).splitlines()[0]}"
-                        sent.append(await self._dead_letter(reason, event.message))
-                        continue
-                    deltas = self.record_engine.deltas(canonical)
-                    if not deltas:
-                        continue
-                    by_group: dict[str, list[Delta]] = {}
-                    for delta in deltas:
-                        by_group.setdefault(delta.key, []).append(delta)
-                    record = "/".join(canonical.key)
-                    for group, items in by_group.items():
-                        body = json.dumps(
-                            {
-                                "record": record,
-                                "version": canonical.version,
-                                "deltas": [d.to_wire() for d in items],
-                            },
-                            separators=(",", ":"),
-                        ).encode()
-                        sent.append(await self.deltas.send(key=group.encode(), value=body))
-                self.record_store.stage(part[-1])
-            for future in sent:
-                await future  # acknowledged by Kafka before the state moves on
-            self.record_store.commit()
-            await self.app.producer.flush()  # state durable before the offsets can move
+            async with self.record_stage.lock:
+                await self._ordered(self.record_stage, batch)
 
     async def _aggregates(self, stream: Any) -> None:
-        """Phase 2 in batches: values out (acknowledged), then the buckets."""
         async for batch in stream.take_events(BATCH, within=BATCH_WINDOW):
-            async with self._aggregate_lock:  # the timer never sees half a batch
-                await self._aggregate_batch(batch)
+            async with self.aggregate_stage.lock:  # the timers never see half a batch
+                await self._ordered(self.aggregate_stage, batch)
 
-    async def _aggregate_batch(self, batch: Sequence[Any]) -> None:
+    async def _writer(self, stream: Any) -> None:
+        async for batch in stream.take_events(200, within=self.debounce):
+            async with self.writer_stage.lock:
+                await self._ordered(self.writer_stage, batch)
+
+    async def _holes(self) -> None:
+        """Messages Faust committed past without delivering them (see :mod:`.order`)."""
+        app = self.app
+        consumer = app.consumer
+        committed = getattr(consumer, "_committed_offset", None)  # Faust keeps no public view
+        if committed is None:
+            return
+
+        def settled(generation: int) -> bool:  # no rebalance started or under way
+            return (
+                not app.rebalancing
+                and cast(Any, app.tables).recovery.completed.is_set()
+                and app.consumer_generation_id == generation
+            )
+
+        generation = app.consumer_generation_id
+        for stage in (self.record_stage, self.aggregate_stage, self.writer_stage):
+            for tp in consumer.assignment():
+                if tp.topic != stage.order.topic or not settled(generation):
+                    continue
+                async with stage.lock:
+                    messages = await stage.order.holes_behind(tp.partition, committed.get(tp))
+                    if not messages:
+                        continue
+                    if not settled(generation):  # the partition may have moved meanwhile
+                        stage.order.store.rollback()
+                        return
+                    await stage.apply([(Anchor(tp.topic, tp.partition), messages)])
+
+    # ------------------------------------------------------------ stages
+    async def _apply_records(self, parts: Sequence[tuple[Any, list[Message]]]) -> None:
+        """Phase 1: deltas out (acknowledged), then the record states."""
+        sent = []
+        for anchor, messages in parts:
+            for message in messages:
+                try:
+                    out = self.record_phase.apply(message.value)
+                except BadMessage as exc:
+                    sent.append(await self._dead_letter(str(exc), message))
+                    continue
+                for key, body in out:
+                    sent.append(await self.deltas.send(key=key, value=body))
+            self.record_store.stage(anchor)
+        for future in sent:
+            await future  # acknowledged by Kafka before the state moves on
+        await self.record_store.commit()  # state durable before the offsets can move
+
+    async def _apply_aggregates(self, parts: Sequence[tuple[Any, list[Message]]]) -> None:
+        """Phase 2: values out (acknowledged), then the buckets."""
         now = int(time.time() * 1000)
         writes: list[FieldWrite] = []
-        for part in self._by_partition(batch):
-            for event in part:
-                payload = json.loads(event.value)
-                deltas = [Delta.from_wire(d) for d in payload["deltas"]]
-                if not deltas:
-                    continue
-                # kept with the group's buckets: applied together or not at all
-                seen_key = ("s", 0, deltas[0].group, payload["record"])
-                last = self.aggregate_store.get(seen_key)
-                if last is not None and payload["version"] <= last:
-                    continue  # a repeat after a restart: already applied
-                self.aggregate_engine.apply_deltas(deltas)
-                self.aggregate_store.put(seen_key, payload["version"])
+        sent = []
+        for anchor, messages in parts:
+            for message in messages:
+                try:
+                    self.aggregate_phase.apply(message.value)
+                except BadMessage as exc:
+                    sent.append(await self._dead_letter(str(exc), message))
             # the groups of one partition: their reported values live in that partition
-            writes.extend(self.planner.plan(self.aggregate_engine.changes(now), now))
-            self.aggregate_store.stage(part[-1])
+            writes.extend(self.planner.plan(self.aggregate_phase.changes(now), now))
+            self.aggregate_store.stage(anchor)
+        for future in sent:
+            await future
         await self._publish(writes)
-        self.aggregate_store.commit()
-        await self.app.producer.flush()  # state durable before the offsets can move
+        await self.aggregate_store.commit()  # state durable before the offsets can move
+
+    async def _apply_writes(self, parts: Sequence[tuple[Any, list[Message]]]) -> None:
+        """Write the values that differ from what was last written, then remember them.
+
+        The last written value of each field lives in the ``writer`` table (in the partition of
+        the field's values), so a repeat is dropped whichever worker wrote it before. Values are
+        coalesced in the shared outbox and written by the shared writer.
+        """
+        batches = [
+            (anchor, [FieldWrite(**json.loads(m.value or b"{}")) for m in messages])
+            for anchor, messages in parts
+        ]
+        fields = {_field(w): w for _, ws in batches for w in ws}
+        store = self.writer_store
+        known = {f: store.get(("w", 0, "/".join(f))) for f in fields}
+        now = time.time()
+
+        def plan(conn: Any) -> int:
+            conn.execute("DELETE FROM written")
+            conn.executemany(
+                "INSERT INTO written VALUES (?, ?, ?, ?, ?, 0)",
+                [(*f, v) for f, v in known.items() if v is not None],
+            )
+            return SQLiteOutbox.put(conn, [w for _, ws in batches for w in ws], now, 0.0)
+
+        def written(conn: Any) -> dict[tuple[str, ...], str]:
+            rows = conn.execute("SELECT connector, object, record_id, field, value FROM written")
+            return {tuple(r[:4]): r[4] for r in rows}
+
+        await self.outbox_db.run(self.outbox_db.transaction(plan))
+        for writer in self.writers.values():
+            await self._flush(writer)
+        now_written = await self.outbox_db.run(self.outbox_db.transaction(written))
+        for anchor, ws in batches:
+            for w in ws:
+                f = _field(w)
+                value = now_written.get(f)
+                if value is not None and value != known.get(f):
+                    store.put(("w", 0, "/".join(f)), value)
+                    known[f] = value
+            store.stage(anchor)  # under the partition of these fields' values
+        await store.commit()  # the fields and positions, once every value is written
 
     async def _publish(self, writes: Iterable[FieldWrite]) -> None:
         sent = []
@@ -250,22 +357,6 @@ class FaustPipeline:
         for future in sent:
             await future
 
-    async def _writer(self, stream: Any) -> None:
-        async for batch in stream.take(200, within=self.debounce):
-            writes = [FieldWrite(**json.loads(v)) for v in batch]
-            now = time.time()
-
-            def plan(conn: Any, writes: list[FieldWrite] = writes, now: float = now) -> int:
-                # Forget what this worker wrote before: the values partitions move between
-                # workers, so another one may have written a different value since; the
-                # aggregates stage already sends only values that changed.
-                conn.execute("DELETE FROM written")
-                return SQLiteOutbox.put(conn, writes, now, 0.0)
-
-            await self.outbox_db.run(self.outbox_db.transaction(plan))
-            for writer in self.writers.values():
-                await self._flush(writer)
-
     async def _flush(self, writer: Writer) -> None:
         """Write everything this batch planned, waiting out rate limits and backoff."""
         while True:
@@ -278,11 +369,25 @@ class FaustPipeline:
             )
 
     async def _tick(self) -> None:
-        async with self._aggregate_lock:
+        async with self.aggregate_stage.lock:
             now = int(time.time() * 1000)
             writes = self.planner.due_by_time(self.aggregate_engine, now)  # reads only
             self.aggregate_store.rollback()  # drop what the evaluation cached
             await self._publish(writes)
+
+
+def _field(w: FieldWrite) -> tuple[str, str, str, str]:
+    return (w.connector, w.object, w.record_id, w.field)
+
+
+@dataclass
+class _Stage:
+    """An agent's input order, the function that applies its messages, and its lock."""
+
+    order: InputOrder
+    apply: Callable[[Sequence[tuple[Any, list[Message]]]], Awaitable[None]]
+    rollback: Callable[[], None]
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def create_app(deployment: Deployment, **kwargs: Any) -> faust.App:

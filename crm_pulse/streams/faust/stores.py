@@ -1,198 +1,164 @@
 """Engine state in Faust tables: a :class:`~crm_pulse.metrics.state.StateStore` over a table.
 
-A table maps ``repr(key)`` to the pickled ``(key, value)`` pair (read back with the restricted
-unpickler of :mod:`crm_pulse.streams.state`). :class:`BufferedStore` holds an event's writes
-until :meth:`~BufferedStore.commit`, so an agent can send its output (and wait for Kafka's
-acknowledgement) *before* its state changes: a crash in between re-processes the event from the
-old state and sends the same output again, which the next stage recognises as a repeat.
+:class:`GroupedStore` keeps the keys that must change together in one table entry (one
+record's state and its delta sequence number; one metric group's buckets, reported values and
+"already applied" markers), so that one changelog record carries all of an entry's change and a
+worker killed half-way through leaves every entry either before or after a batch.
+
+Writes wait in memory until :meth:`GroupedStore.commit`, which an agent calls *after* its output
+was acknowledged by Kafka. The commit writes each entry to the table's store and sends its
+changelog record itself, then waits until Kafka has acknowledged every one of them. Faust's own
+path (``table[key] = value``) only queues the changelog record in the producer buffer, and
+``producer.flush()`` may return with records still queued (it gives up after 0.1 s without a
+send); the source offsets could then be committed before the state they produced is durable,
+and a worker killed at that moment would lose a state change and double-count or drop deltas.
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from ...metrics.state import Key
 from ..state import _dumps, _loads
 
-__all__ = ["BufferedStore", "GroupedStore", "TableStore"]
+__all__ = ["GroupedStore", "by_group", "by_record"]
 
-_DELETED = object()
-
-
-class TableStore:
-    def __init__(self, table: MutableMapping[str, bytes]) -> None:
-        self.table = table
-
-    def get(self, key: Key) -> Any | None:
-        raw = self.table.get(repr(key))
-        return None if raw is None else _loads(raw)[1]
-
-    def put(self, key: Key, value: Any) -> None:
-        self.table[repr(key)] = _dumps((key, value))
-
-    def delete(self, key: Key) -> None:
-        if repr(key) in self.table:
-            del self.table[repr(key)]
-
-    def items(self) -> Iterator[tuple[Key, Any]]:
-        for raw in list(self.table.values()):
-            key, value = _loads(raw)
-            yield key, value
+_POSITION = "@"  # table entries "@<partition>": the next input offset to apply
 
 
-class BufferedStore:
-    """Reads through to ``base``; writes wait in memory until :meth:`commit`.
+def by_record(key: Key) -> Hashable:
+    """Phase 1: ``("r", source, object, id)`` and ``("q", source, object, id)`` share an entry."""
+    return key[1:4]
 
-    An agent that works in batches calls :meth:`stage` after the part of a batch that belongs
-    to one Kafka partition, with one event of that partition: at :meth:`commit` each staged
-    part is written with that event as Faust's current event, so its changelog records land in
-    the partition their keys belong to.
-    """
 
-    def __init__(self, base: TableStore) -> None:
-        self.base = base
-        self.pending: dict[Key, Any] = {}
-        self.staged: list[tuple[Any, dict[Key, Any]]] = []
-
-    def get(self, key: Key) -> Any | None:
-        if key in self.pending:
-            value = self.pending[key]
-            return None if value is _DELETED else value
-        for _, writes in reversed(self.staged):
-            if key in writes:
-                value = writes[key]
-                return None if value is _DELETED else value
-        return self.base.get(key)
-
-    def stage(self, event: Any) -> None:
-        """Set the pending writes aside, to be committed under ``event``'s partition."""
-        if self.pending:
-            self.staged.append((event, self.pending))
-            self.pending = {}
-
-    def put(self, key: Key, value: Any) -> None:
-        self.pending[key] = value
-
-    def delete(self, key: Key) -> None:
-        self.pending[key] = _DELETED
-
-    def items(self) -> Iterator[tuple[Key, Any]]:
-        layers = [self.pending, *(w for _, w in reversed(self.staged))]
-        seen: set[Key] = set()
-        for layer in layers:
-            for key, value in layer.items():
-                if key not in seen:
-                    seen.add(key)
-                    if value is not _DELETED:
-                        yield key, value
-        for key, value in self.base.items():
-            if key not in seen:
-                yield key, value
-
-    def _write(self, writes: dict[Key, Any]) -> None:
-        for key, value in writes.items():
-            if value is _DELETED:
-                self.base.delete(key)
-            else:
-                self.base.put(key, value)
-
-    def commit(self) -> None:
-        """Write the staged parts (each under its own event) and then the pending writes."""
-        from faust.streams import _current_event
-
-        for event, writes in self.staged:
-            token = _current_event.set(weakref.ref(event))
-            try:
-                self._write(writes)
-            finally:
-                _current_event.reset(token)
-        self.staged.clear()
-        self._write(self.pending)
-        self.pending.clear()
-
-    def rollback(self) -> None:
-        self.pending.clear()
-        self.staged.clear()
+def by_group(key: Key) -> Hashable:
+    """Phase 2: every key (buckets, reported values, applied markers) has its group at 2."""
+    group: Hashable = key[2]
+    return group
 
 
 class GroupedStore:
-    """Phase-2 state: one table entry per metric group, holding every key of that group.
+    """A state store over a Faust table, one table entry per ``entry_of(key)``.
 
-    Every phase-2 key (buckets, distinct values, last reported values, and the runtime's
-    "already applied" markers) has the group at position 2. Keeping a group's keys in one
-    entry means one changelog record carries all of a group's change from a batch, so a worker
-    killed in the middle of flushing its changelog leaves each group either before or after the
-    batch, never half-way (half-way would double-count or lose deltas after recovery).
-
-    Like :class:`BufferedStore`, writes are staged per partition (:meth:`stage`) and written at
-    :meth:`commit`, after the batch's output was acknowledged; the cache lives for one batch.
+    Reads go through a cache that lives for one batch. :meth:`stage` sets the entries changed
+    so far aside with an event of the Kafka partition they belong to; :meth:`commit` writes
+    them under that event (Faust puts a table's changelog records and store partitions by the
+    partition of the event being processed), and returns once Kafka acknowledged them.
     """
 
-    def __init__(self, table: MutableMapping[str, bytes]) -> None:
+    def __init__(self, table: Any, entry_of: Callable[[Key], Hashable]) -> None:
         self.table = table
+        self.entry_of = entry_of
         self.cache: dict[str, dict[Key, Any]] = {}
         self.dirty: set[str] = set()
         self.staged: list[tuple[Any, dict[str, dict[Key, Any]]]] = []
+        self.positions: dict[int, tuple[Any, int]] = {}
 
-    @staticmethod
-    def _group(key: Key) -> str:
-        return repr(key[2])
+    def _entry(self, key: Key) -> str:
+        return repr(self.entry_of(key))
 
-    def _load(self, group: str) -> dict[Key, Any]:
-        found = self.cache.get(group)
+    def _load(self, entry: str) -> dict[Key, Any]:
+        found = self.cache.get(entry)
         if found is None:
-            raw = self.table.get(group)
+            raw = self.table.get(entry)
             found = {} if raw is None else dict(_loads(raw))
-            self.cache[group] = found
+            self.cache[entry] = found
         return found
 
     def get(self, key: Key) -> Any | None:
-        return self._load(self._group(key)).get(key)
+        return self._load(self._entry(key)).get(key)
 
     def put(self, key: Key, value: Any) -> None:
-        group = self._group(key)
-        self._load(group)[key] = value
-        self.dirty.add(group)
+        entry = self._entry(key)
+        self._load(entry)[key] = value
+        self.dirty.add(entry)
 
     def delete(self, key: Key) -> None:
-        group = self._group(key)
-        entries = self._load(group)
-        if key in entries:
-            del entries[key]
-            self.dirty.add(group)
+        entry = self._entry(key)
+        values = self._load(entry)
+        if key in values:
+            del values[key]
+            self.dirty.add(entry)
 
     def items(self) -> Iterator[tuple[Key, Any]]:
-        for group in list(self.table.keys()):
-            yield from list(self._load(group).items())
-        for group, entries in list(self.cache.items()):
-            if group not in self.table:
-                yield from list(entries.items())
+        for entry in list(self.table.keys()):
+            if not entry.startswith(_POSITION):
+                yield from list(self._load(entry).items())
+        for entry, values in list(self.cache.items()):
+            if entry not in self.table:
+                yield from list(values.items())
 
     def stage(self, event: Any) -> None:
-        """Set the groups changed so far aside, to be committed under ``event``'s partition."""
+        """Set the entries changed so far aside, to be committed under ``event``'s partition."""
         if self.dirty:
-            self.staged.append((event, {g: self.cache[g] for g in self.dirty}))
+            self.staged.append((event, {e: self.cache[e] for e in self.dirty}))
             self.dirty = set()
 
-    def commit(self) -> None:
+    def position(self, partition: int) -> int | None:
+        """The next offset of the input ``partition`` to apply (see :mod:`.order`)."""
+        staged = self.positions.get(partition)
+        if staged is not None:
+            return staged[1]
+        raw = self.table.get(f"{_POSITION}{partition}")
+        return None if raw is None else int(_loads(raw))
+
+    def set_position(self, partition: int, offset: int, event: Any = None) -> None:
+        """Committed after the entries, so a stored position never runs ahead of the state."""
+        self.positions[partition] = (event, offset)
+
+    async def commit(self) -> None:
+        """Write the staged entries and wait until Kafka acknowledged their changelog records."""
         from faust.streams import _current_event
 
-        for event, groups in self.staged:
-            token = _current_event.set(weakref.ref(event))
+        if self.dirty:
+            raise RuntimeError("GroupedStore.commit: writes made after the last stage()")
+        sent = []
+        table = self.table
+        for event, entries in self.staged:
+            partition = event.message.partition
+            token = _current_event.set(weakref.ref(event))  # the store partition (RocksDB)
             try:
-                for group, entries in groups.items():
-                    if entries:
-                        self.table[group] = _dumps(entries)
-                    elif group in self.table:
-                        del self.table[group]
+                for entry, values in entries.items():
+                    if values:
+                        raw = _dumps(values)
+                        table.data[entry] = raw
+                        sent.append(table.send_changelog(partition, entry, raw))
+                    elif entry in table.data:
+                        del table.data[entry]
+                        sent.append(
+                            table.send_changelog(partition, entry, None, value_serializer="raw")
+                        )
             finally:
                 _current_event.reset(token)
         self.staged.clear()
         self.cache.clear()
+        if sent:
+            await asyncio.gather(*sent)
+        await self._commit_positions()
+
+    async def _commit_positions(self) -> None:
+        from faust.streams import _current_event
+
+        sent = []
+        for partition, (event, offset) in self.positions.items():
+            token = _current_event.set(weakref.ref(event)) if event is not None else None
+            try:
+                raw = _dumps(offset)
+                entry = f"{_POSITION}{partition}"
+                self.table.data[entry] = raw
+                sent.append(self.table.send_changelog(partition, entry, raw))
+            finally:
+                if token is not None:
+                    _current_event.reset(token)
+        self.positions.clear()
+        if sent:
+            await asyncio.gather(*sent)
 
     def rollback(self) -> None:
+        self.positions.clear()
         self.staged.clear()
         self.dirty.clear()
         self.cache.clear()

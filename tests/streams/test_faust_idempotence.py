@@ -1,0 +1,359 @@
+"""The Faust runtime's exactly-once effect, proven without a broker.
+
+The agents' own logic (phases, grouped table entries, input positions) runs over a simulated
+Kafka: append-only partitions, a changelog that keeps what was acknowledged, and workers that
+die at random points (after sending part of their output, half-way through writing their
+changelog) and come back from the changelog, while the "consumer" delivers messages again,
+skips some (as faust-streaming was seen doing around rebalances) and commits past them. The
+values the aggregates stage publishes must end equal to one engine fed every event once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import zlib
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crm_pulse.metrics import Delta, Engine
+from crm_pulse.streams.faust.order import Anchor, InputOrder, Message
+from crm_pulse.streams.faust.phases import AggregatePhase, BadMessage, RecordPhase
+from crm_pulse.streams.faust.stores import GroupedStore, by_group, by_record
+
+from ..test_phases import _catalog, _keyed
+from ..test_property import DAY, T0, WINDOWS, history, shuffled
+
+
+class Crash(Exception):
+    """The worker dies here."""
+
+
+class Log:
+    """One topic: partitions of (key, value), append-only."""
+
+    def __init__(self, name: str, partitions: int) -> None:
+        self.name = name
+        self.parts: list[list[tuple[bytes, bytes]]] = [[] for _ in range(partitions)]
+
+    def append(self, key: bytes, value: bytes) -> None:
+        self.parts[zlib.crc32(key) % len(self.parts)].append((key, value))
+
+
+class Reader:
+    """Reads a range of a partition back (what :class:`PartitionReader` does over Kafka)."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+
+    async def read(self, topic: str, partition: int, start: int, end: int) -> list[Message]:
+        part = self.log.parts[partition]
+        return [
+            Message(topic, partition, o, part[o][0], part[o][1])
+            for o in range(start, min(end, len(part)))
+        ]
+
+
+class Table:
+    """A Faust table: the worker's copy (``data``) and the changelog it acknowledged."""
+
+    def __init__(self, changelog: dict[str, bytes], budget: list[int]) -> None:
+        self.data: dict[str, bytes] = dict(changelog)  # recovered from the changelog
+        self.changelog = changelog
+        self.budget = budget  # changelog records left before the worker dies
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def keys(self) -> list[str]:
+        return list(self.data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.data
+
+    def send_changelog(
+        self, partition: int, key: str, value: bytes | None, value_serializer: str | None = None
+    ) -> asyncio.Future[None]:
+        if self.budget[0] == 0:
+            raise Crash
+        self.budget[0] -= 1
+        if value is None:
+            self.changelog.pop(key, None)
+        else:
+            self.changelog[key] = value
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class Event:
+    """What a Faust stream delivers: a message of a partition."""
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
+        self.value = message.value
+
+
+class Stage:
+    """One agent over one input topic, with workers that die and come back."""
+
+    def __init__(self, source: Log, rng: random.Random, make: Any) -> None:
+        self.source = source
+        self.rng = rng
+        self.make = make  # store -> phase
+        self.changelog: dict[str, bytes] = {}
+        self.committed = [0] * len(source.parts)  # what Faust committed (may pass holes)
+        self.crashes = 0
+        self.start()
+
+    def start(self) -> None:
+        self.budget = [10**9]
+        self.table = Table(self.changelog, self.budget)
+        self.store = GroupedStore(self.table, self.entry_of)
+        self.phase = self.make(self.store)
+        self.order = InputOrder(self.source.name, self.store, Reader(self.source))
+
+    entry_of = staticmethod(by_group)
+
+    def deliver(self, partition: int) -> list[Event]:
+        """A batch as Faust delivers it: from its committed offset, with repeats and holes."""
+        part = self.source.parts[partition]
+        out = []
+        o = self.committed[partition]
+        while o < len(part) and len(out) < self.rng.randint(1, 8):
+            if self.rng.random() < 0.1:
+                o += self.rng.randint(1, 3)  # a hole: skipped, and committed past
+                continue
+            out.append(Event(Message(self.source.name, partition, o, *part[o])))
+            if self.rng.random() < 0.1:
+                out.append(out[-1])  # delivered twice
+            o += 1
+        self.committed[partition] = min(o, len(part))
+        return out
+
+    async def run(self, apply: Any) -> None:
+        """Until every partition is applied through its end, dying now and then."""
+        while True:
+            pending = [
+                p
+                for p, part in enumerate(self.source.parts)
+                if (self.store.position(p) or 0) < len(part)
+            ]
+            if not pending:
+                return
+            p = self.rng.choice(pending)
+            try:
+                events = self.deliver(p)
+                if events:
+                    messages = await self.order.messages(events)
+                    anchor = events[-1]
+                else:  # nothing delivered: the hole check behind Faust's committed offset
+                    messages = await self.order.holes_behind(p, self.committed[p])
+                    anchor = Anchor(self.source.name, p)
+                if self.rng.random() < 0.15:
+                    self.budget[0] = self.rng.randint(0, 3)  # dies while committing
+                await apply(messages, anchor, self)
+            except Crash:
+                self.crashes += 1
+                # Faust resumes where it last committed: behind the applied position (a
+                # commit had not happened yet) or past it (it committed past a hole)
+                self.committed = [
+                    self.rng.randint(max(0, self.durable_position(q) - 3), c)
+                    for q, c in enumerate(self.committed)
+                ]
+                self.start()
+
+    def durable_position(self, partition: int) -> int:
+        from crm_pulse.streams.state import _loads
+
+        raw = self.changelog.get(f"@{partition}")
+        return 0 if raw is None else int(_loads(raw))
+
+
+class RecordStage(Stage):
+    entry_of = staticmethod(by_record)
+
+
+def _die_sometimes(rng: random.Random, p: float) -> None:
+    if rng.random() < p:
+        raise Crash
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10**6),
+    order=st.integers(0, 10**6),
+    faults=st.integers(0, 10**6),
+    partitions=st.integers(1, 4),
+)
+def test_workers_dying_anywhere_publish_the_values_of_one_engine(
+    seed: int, order: int, faults: int, partitions: int
+) -> None:
+    catalog = _catalog()
+    as_of = T0 + 150 * DAY
+    events = shuffled(history(seed), order)  # out of order, repeated
+    rng = random.Random(faults)
+
+    source = Log("events", partitions)
+    for e in events:
+        source.append("/".join(e.key).encode(), e.model_dump_json().encode())
+    deltas = Log("deltas", partitions)
+    published: dict[tuple[str, str, str], Any] = {}
+
+    async def records(messages: list[Message], anchor: Any, stage: Stage) -> None:
+        for m in messages:
+            for key, body in stage.phase.apply(m.value):
+                deltas.append(key, body)  # sent and acknowledged
+                _die_sometimes(rng, 0.02)
+        stage.store.stage(anchor)
+        _die_sometimes(rng, 0.1)
+        await stage.store.commit()
+
+    async def aggregates(messages: list[Message], anchor: Any, stage: Stage) -> None:
+        for m in messages:
+            stage.phase.apply(m.value)
+        published.update(_keyed(stage.phase.changes(as_of)))  # sent and acknowledged
+        stage.store.stage(anchor)
+        _die_sometimes(rng, 0.1)
+        await stage.store.commit()
+
+    phase1 = RecordStage(source, rng, lambda s: RecordPhase(Engine(catalog, s, WINDOWS), s))
+    phase2 = Stage(deltas, rng, lambda s: AggregatePhase(Engine(catalog, s, WINDOWS), s))
+
+    async def main() -> None:
+        await phase1.run(records)
+        await phase2.run(aggregates)
+
+    asyncio.run(main())
+
+    single = Engine(catalog, windows=WINDOWS)
+    single.apply_all(events)
+    want = {k: v for k, v in _keyed(single.changes(as_of)).items() if v is not None}
+    got = {k: v for k, v in published.items() if v is not None}
+    assert got == want, sorted((k, got.get(k), want.get(k)) for k in set(got) ^ set(want))[:8]
+    assert phase1.crashes + phase2.crashes > 0 or len(events) < 10
+
+
+def test_a_late_older_event_that_only_moves_the_stage_history_still_counts() -> None:
+    """Versions 1 and 3 of a deal arrive, then version 2 (a stage it passed through)."""
+    catalog = _catalog()
+    changelog1: dict[str, bytes] = {}
+    changelog2: dict[str, bytes] = {}
+
+    async def main() -> list[Any]:
+        s1 = GroupedStore(Table(changelog1, [10**9]), by_record)
+        s2 = GroupedStore(Table(changelog2, [10**9]), by_group)
+        phase1 = RecordPhase(Engine(catalog, s1, WINDOWS), s1)
+        phase2 = AggregatePhase(Engine(catalog, s2, WINDOWS), s2)
+        single = Engine(catalog, windows=WINDOWS)
+        sent: list[bytes] = []
+        for version, stage, day in ((1, "s1", 0), (3, "s3", 20), (2, "s2", 10)):
+            raw = {
+                "source": "s",
+                "object": "deal",
+                "id": "d1",
+                "op": "upsert",
+                "version": version,
+                "fields": {
+                    "stage": stage,
+                    "stage_entered_at": _iso(T0 + day * DAY),
+                    "owner_id": "u1",
+                    "created_at": _iso(T0),
+                    "status": "open",
+                    "amount": "100",
+                },
+            }
+            body = json.dumps(raw).encode()
+            single.apply(_event(raw))
+            for _key, out in phase1.apply(body):
+                sent.append(out)
+            s1.stage(Anchor("events", 0))
+            await s1.commit()
+        seqs = [json.loads(m)["seq"] for m in sent]
+        applied = [phase2.apply(m) for m in sent]
+        s2.stage(Anchor("deltas", 0))
+        await s2.commit()
+        assert applied == [True] * len(sent), seqs
+        assert [phase2.apply(m) for m in sent] == [False] * len(sent)  # repeats change nothing
+        return [phase2.changes(T0 + 30 * DAY), single.changes(T0 + 30 * DAY)]
+
+    got, want = asyncio.run(main())
+    late = [v for v in want if v.metric == "stage_duration" or "stage" in v.metric]
+    assert late, "the catalog reports time in stage"
+    values = {k: v for k, v in _keyed(got).items() if v is not None}
+    assert values == {k: v for k, v in _keyed(want).items() if v is not None}
+
+
+def test_malformed_messages_are_refused_with_a_reason() -> None:
+    catalog = _catalog()
+    store = GroupedStore(Table({}, [10**9]), by_group)
+    phase1 = RecordPhase(Engine(catalog, store, WINDOWS), store)
+    phase2 = AggregatePhase(Engine(catalog, store, WINDOWS), store)
+    with pytest.raises(BadMessage, match="not a canonical event"):
+        phase1.apply(b'{"source": "s"}')
+    for bad in (b"{", b"[]", b'{"record": "r", "seq": 1, "deltas": [[1, 2]]}', b'{"seq": 1}'):
+        with pytest.raises(BadMessage, match="not a delta message"):
+            phase2.apply(bad)
+    unknown = Delta(10_000, ("owner_id", "u1"), None, None, 1, 1).to_wire()
+    with pytest.raises(BadMessage, match="measure"):
+        phase2.apply(json.dumps({"record": "r", "seq": 1, "deltas": [unknown]}).encode())
+    event = history(3)[0]
+    [(_key, good), *_] = phase1.apply(event.model_dump_json().encode())
+    assert phase2.apply(good)
+    assert not phase2.apply(good)
+
+
+def test_input_order_drops_repeats_and_reads_holes_back() -> None:
+    log = Log("t", 1)
+    for i in range(10):
+        log.append(b"k", str(i).encode())
+    store = GroupedStore(Table({}, [10**9]), by_group)
+    order = InputOrder("t", store, Reader(log))
+
+    def ev(o: int) -> Event:
+        return Event(Message("t", 0, o, b"k", str(o).encode()))
+
+    async def main() -> None:
+        got = await order.messages([ev(0), ev(1), ev(1), ev(4)])  # 2 and 3 never delivered
+        assert [m.offset for m in got] == [0, 1, 2, 3, 4]
+        assert order.holes == 2
+        await store.commit()
+        assert store.position(0) == 5
+        assert await order.messages([ev(3), ev(4)]) == []  # applied already
+        # Faust committed through 8 but delivered nothing more: found behind its offset
+        behind = await order.holes_behind(0, 9)
+        assert [m.offset for m in behind] == [5, 6, 7, 8]
+        await store.commit()
+        assert await order.holes_behind(0, 9) == []
+
+    asyncio.run(main())
+
+
+def test_positions_are_committed_after_the_state_they_guard() -> None:
+    changelog: dict[str, bytes] = {}
+    table = Table(changelog, [1])  # dies after one changelog record
+    store = GroupedStore(table, by_group)
+    store.put(("b", 0, "g1", None), 1)
+    store.put(("b", 0, "g2", None), 1)
+    store.stage(Anchor("t", 0))
+    store.set_position(0, 7, Anchor("t", 0))
+
+    with pytest.raises(Crash):
+        asyncio.run(store.commit())
+    assert len(changelog) == 1 and not any(k.startswith("@") for k in changelog)
+
+
+def _iso(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _event(raw: dict[str, Any]) -> Any:
+    from crm_pulse.metrics.events import Event as Canonical
+
+    return Canonical.model_validate(raw)
