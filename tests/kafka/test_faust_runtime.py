@@ -40,7 +40,7 @@ runtime:
   kind: faust
   debounce: 200ms
   tick: 1h
-  faust: {{app_id: "{app}", broker: "kafka://{broker}", partitions: 4, store: memory, standby_replicas: 0}}
+  faust: {{app_id: "{app}", broker: "kafka://{broker}", partitions: 4, store: {store}, standby_replicas: {standby}}}
 """
 
 
@@ -104,11 +104,17 @@ def expected(config: Path, events: list[dict[str, Any]]) -> dict[tuple[str, str,
 
 
 class Deployment:
-    def __init__(self, tmp: Path, broker: str) -> None:
+    def __init__(
+        self, tmp: Path, broker: str, *, store: str = "memory", standby_replicas: int = 0
+    ) -> None:
         self.app = f"crm-pulse-test-{uuid.uuid4().hex[:8]}"
         self.out = tmp / "out.jsonl"
         self.config = tmp / "deploy.yaml"
-        self.config.write_text(DEPLOY.format(out=self.out, app=self.app, broker=broker))
+        self.config.write_text(
+            DEPLOY.format(
+                out=self.out, app=self.app, broker=broker, store=store, standby=standby_replicas
+            )
+        )
         self.broker = broker
         self.tmp = tmp
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -181,12 +187,17 @@ class Deployment:
         )
 
 
-def test_a_events_on_kafka_give_the_replay_metrics(kafka: str, tmp_path: Path) -> None:
-    d = Deployment(tmp_path, kafka)
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+def test_a_events_on_kafka_give_the_replay_metrics(kafka: str, tmp_path: Path, store: str) -> None:
+    d = Deployment(tmp_path, kafka, store=store)
     events = history(random.Random(1), 600)
     try:
         d.start_worker()
-        asyncio.run(d.publish(events))
+        asyncio.run(d.publish(events[:300]))
+        d.wait_for(expected(d.config, events[:300]))
+        d.stop()  # a clean restart: RocksDB keeps the tables and their offsets, memory replays
+        d.start_worker()
+        asyncio.run(d.publish(events[300:]))
         d.wait_for(expected(d.config, events))
     finally:
         d.stop()

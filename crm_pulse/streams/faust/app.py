@@ -42,6 +42,7 @@ import faust
 
 from ...config.models import Deployment
 from ...connectors.protocols import FieldWrite
+from ...errors import ConfigError, ConfigProblem
 from ...metrics.engine import Engine
 from ...metrics.events import Event
 from ..database import Database
@@ -84,6 +85,8 @@ class FaustPipeline:
     ) -> None:
         settings = deployment.runtime.faust
         self.deployment = deployment
+        if settings.store == "rocksdb":
+            _require_rocksdict()
         store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
         self.app = faust.App(
             settings.app_id,
@@ -374,6 +377,21 @@ class FaustPipeline:
             writes = self.planner.due_by_time(self.aggregate_engine, now)  # reads only
             self.aggregate_store.rollback()  # drop what the evaluation cached
             await self._publish(writes)
+
+
+def _require_rocksdict() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("rocksdict") is None:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    "runtime.faust.store",
+                    "store: rocksdb needs the rocksdict package (pip install 'crm-pulse[faust]'),"
+                    " which is not installed; or use store: memory",
+                )
+            ]
+        )
 
 
 def _field(w: FieldWrite) -> tuple[str, str, str, str]:
