@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -123,7 +124,16 @@ class Deployment:
         log = (self.tmp / f"worker{len(self.workers)}.log").open("wb")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "crm_pulse.cli", "worker", "--config", str(self.config)],
+            [
+                sys.executable,
+                "-m",
+                "crm_pulse.cli",
+                "worker",
+                "--config",
+                str(self.config),
+                "--loglevel",
+                "info",  # rebalances and recovery in the log, for a post-mortem
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -144,6 +154,12 @@ class Deployment:
 
     def logs(self) -> str:
         return "\n".join(p.read_text()[-3000:] for p in sorted(self.tmp.glob("worker*.log")))
+
+    def partitions(self, worker: int) -> list[int]:
+        """The events partitions the worker said it took last (``[]`` before it said so)."""
+        log = self.tmp / f"worker{worker}.log"
+        said = re.findall(r"now takes partitions \[([0-9, ]*)\]", log.read_text(errors="replace"))
+        return [int(x) for x in said[-1].split(",") if x.strip()] if said else []
 
     async def publish(
         self,
@@ -204,21 +220,23 @@ def test_a_events_on_kafka_give_the_replay_metrics(kafka: str, tmp_path: Path, s
     assert all(p.returncode == 0 for p in d.workers), d.logs()
 
 
-@pytest.mark.parametrize("kill_after", [0.3, 1.5])
+@pytest.mark.parametrize(("kill_after", "standby"), [(0.3, 0), (1.5, 1)])
 def test_b_a_worker_killed_mid_stream_loses_and_doubles_nothing(
-    kafka: str, tmp_path: Path, kill_after: float
+    kafka: str, tmp_path: Path, kill_after: float, standby: int
 ) -> None:
     """Two workers share the partitions; one is SIGKILLed while events are still arriving and
-    both are busy; the survivor takes its partitions over and every value ends as replay says."""
-    d = Deployment(tmp_path, kafka)
+    both are busy; the survivor takes its partitions over (from the changelog, or from its
+    standby copy) and every value ends as replay says."""
+    d = Deployment(tmp_path, kafka, standby_replicas=standby)
     events = history(random.Random(2), 1500)
     try:
         first, _second = d.start_worker(), d.start_worker()
         asyncio.run(d.publish(events[:300]))
         deadline = time.monotonic() + 120
-        while not (d.out.exists() and d.out.stat().st_size > 0):  # both workers under way
+        while not (d.partitions(0) and d.partitions(1) and d.out.exists()):  # both under way
             assert time.monotonic() < deadline, d.logs()
             time.sleep(0.1)
+        assert sorted(d.partitions(0) + d.partitions(1)) == [0, 1, 2, 3]
         rest = threading.Thread(target=lambda: asyncio.run(d.publish(events[300:], pace=0.02)))
         rest.start()
         time.sleep(kill_after)

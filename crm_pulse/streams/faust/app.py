@@ -185,6 +185,14 @@ class FaustPipeline:
         app.agent(self.values, name="writer", concurrency=1)(self._writer)
         app.timer(interval=max(1.0, self.deployment.runtime.tick), name="time")(self._tick)
         app.timer(interval=HOLE_CHECK, name="holes")(self._holes)
+        topic = self.events.get_topic_name()
+
+        async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            tps = args[0] if args else kwargs.get("assigned", ())
+            mine = sorted(tp.partition for tp in tps if tp.topic == topic)
+            log.info("this worker now takes partitions %s of %s", mine, topic)
+
+        app.on_partitions_assigned.connect(assigned)
 
     async def _dead_letter(self, reason: str, message: Message) -> Any:
         payload = {
