@@ -237,12 +237,18 @@ def test_b_a_worker_killed_mid_stream_loses_and_doubles_nothing(
             assert time.monotonic() < deadline, d.logs()
             time.sleep(0.1)
         assert sorted(d.partitions(0) + d.partitions(1)) == [0, 1, 2, 3]
-        rest = threading.Thread(target=lambda: asyncio.run(d.publish(events[300:], pace=0.02)))
+        # the rest arrives over about 3 s: the kill lands while events are still coming
+        rest = threading.Thread(target=lambda: asyncio.run(d.publish(events[300:], pace=0.12)))
         rest.start()
         time.sleep(kill_after)
         first.send_signal(signal.SIGKILL)  # mid-stream: batches in flight, more arriving
         first.wait()
+        assert rest.is_alive(), "the stream had ended before the kill"
         rest.join()
+        deadline = time.monotonic() + 120
+        while d.partitions(1) != [0, 1, 2, 3]:  # the survivor takes the dead worker's share
+            assert time.monotonic() < deadline, d.logs()
+            time.sleep(0.2)
         d.wait_for(expected(d.config, events), timeout=180)
     finally:
         d.stop()
