@@ -217,17 +217,17 @@ class FaustPipeline:
 
     async def _ordered(self, stage: _Stage, batch: Sequence[Any]) -> None:
         """One delivered batch: per partition, the messages still to apply, then the stage."""
-        parts = []
-        for events in self._by_partition(batch):
-            messages = await stage.order.messages(events)
-            if messages:
-                parts.append((events[-1], messages))
-        if parts:
-            try:
+        try:
+            parts = []
+            for events in self._by_partition(batch):
+                messages = await stage.order.messages(events)
+                if messages:
+                    parts.append((events[-1], messages))
+            if parts:
                 await stage.apply(parts)
-            except BaseException:
-                stage.rollback()  # the next batch starts from the committed state
-                raise
+        except BaseException:
+            stage.rollback()  # nothing half-done is committed later: positions included
+            raise
 
     async def _records(self, stream: Any) -> None:
         async for batch in stream.take_events(BATCH, within=BATCH_WINDOW):
@@ -265,13 +265,12 @@ class FaustPipeline:
                 if tp.topic != stage.order.topic or not settled(generation):
                     continue
                 async with stage.lock:
-                    messages = await stage.order.holes_behind(tp.partition, committed.get(tp))
-                    if not messages:
-                        continue
-                    if not settled(generation):  # the partition may have moved meanwhile
-                        stage.order.store.rollback()
-                        return
-                    await stage.apply([(Anchor(tp.topic, tp.partition), messages)])
+                    try:
+                        found = await stage.order.holes_behind(tp.partition, committed.get(tp))
+                        if found and settled(generation):  # the partition may have moved
+                            await stage.apply([(Anchor(tp.topic, tp.partition), found)])
+                    finally:
+                        stage.rollback()  # nothing staged outlives the check
 
     # ------------------------------------------------------------ stages
     async def _apply_records(self, parts: Sequence[tuple[Any, list[Message]]]) -> None:
