@@ -354,3 +354,28 @@ def test_d_the_edge_takes_signed_webhooks_into_kafka(kafka: str, tmp_path: Path)
         d.wait_for(expected(d.config, events))
     finally:
         d.stop()
+
+
+def test_e_a_hole_is_read_back_from_kafka(kafka: str) -> None:
+    """What the agents do when Faust skipped messages: read the range straight from Kafka."""
+    from crm_pulse.streams.faust.order import PartitionReader
+
+    topic = f"crm-pulse-reader-{uuid.uuid4().hex[:8]}"
+
+    async def main() -> tuple[list[int], list[bytes | None], list[int]]:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka)
+        await producer.start()
+        try:
+            for i in range(20):
+                await producer.send_and_wait(topic, str(i).encode(), key=b"k", partition=0)
+        finally:
+            await producer.stop()
+        reader = PartitionReader([kafka], timeout=20)
+        middle = await reader.read(topic, 0, 5, 12)
+        tail = await reader.read(topic, 0, 18, 20)
+        return [m.offset for m in middle], [m.value for m in middle], [m.offset for m in tail]
+
+    offsets, values, tail = asyncio.run(main())
+    assert offsets == list(range(5, 12))
+    assert values == [str(i).encode() for i in range(5, 12)]
+    assert tail == [18, 19]
