@@ -1049,6 +1049,17 @@ class RetrySettings(ConfigModel):
     )
 
 
+def _at_least_once(value: str) -> str:
+    if value == "exactly_once":
+        raise ValueError(
+            "exactly_once is not supported: faust-streaming 0.15.3 failed with it here "
+            "(IllegalOperation errors), and transaction markers would leave gaps in the offsets "
+            "the runtime checks; keep at_least_once, with which every stage is idempotent and "
+            "each event counts exactly once (docs/faust.md)"
+        )
+    return value
+
+
 class FaustSettings(ConfigModel):
     """The Faust runtime (``runtime.kind: faust``)."""
 
@@ -1065,9 +1076,12 @@ class FaustSettings(ConfigModel):
         description="Table store: memory (rebuilt from the changelog at start) or rocksdb.",
     )
     standby_replicas: int = Field(default=1, ge=0, description="Standby copies of each table.")
-    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+    processing_guarantee: Annotated[
+        Literal["at_least_once", "exactly_once"], AfterValidator(_at_least_once)
+    ] = Field(
         default="at_least_once",
-        description="Kafka processing guarantee; results are idempotent by version either way.",
+        description="at_least_once: the runtime makes every stage idempotent, which gives an "
+        "exactly-once effect (docs/faust.md). exactly_once (Kafka transactions) is refused.",
     )
 
 

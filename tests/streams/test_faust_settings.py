@@ -40,3 +40,13 @@ def test_rocksdb_with_rocksdict_builds_the_pipeline() -> None:
     deployment = load_config_text(DEPLOY, file="deploy.yaml", resolve_secrets=False)
     pipeline = FaustPipeline(deployment, sinks={})
     assert str(pipeline.app.conf.store).startswith("rocksdb:")
+
+
+def test_exactly_once_is_refused_with_the_reason_and_the_key() -> None:
+    text = DEPLOY.replace("store: rocksdb", "processing_guarantee: exactly_once")
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, file="deploy.yaml", resolve_secrets=False)
+    message = str(info.value)
+    assert "deploy.yaml:6" in message
+    assert "runtime.faust.processing_guarantee" in message
+    assert "at_least_once" in message

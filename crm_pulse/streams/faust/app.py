@@ -267,7 +267,7 @@ class FaustPipeline:
                 async with stage.lock:
                     try:
                         found = await stage.order.holes_behind(tp.partition, committed.get(tp))
-                        if found and settled(generation):  # the partition may have moved
+                        if found is not None and settled(generation):  # it may have moved
                             await stage.apply([(Anchor(tp.topic, tp.partition), found)])
                     finally:
                         stage.rollback()  # nothing staged outlives the check

@@ -117,14 +117,15 @@ class InputOrder:
             self.store.set_position(partition, out[-1].offset + 1, events[-1])
         return out
 
-    async def holes_behind(self, partition: int, committed: int | None) -> list[Message]:
-        """Messages before ``committed`` (Faust's committed offset) that were never applied."""
+    async def holes_behind(self, partition: int, committed: int | None) -> list[Message] | None:
+        """Messages before ``committed`` (Faust's committed offset) that were never applied;
+        None when there is no such range. The position moves to ``committed`` (the whole range
+        was read, even where it holds fewer messages)."""
         expected = self.store.position(partition) or 0
         if committed is None or committed <= expected:
-            return []
+            return None
         out = await self._hole(partition, expected, committed)
-        if out:
-            self.store.set_position(partition, out[-1].offset + 1, Anchor(self.topic, partition))
+        self.store.set_position(partition, committed, Anchor(self.topic, partition))
         return out
 
     async def _hole(self, partition: int, start: int, end: int) -> list[Message]:
