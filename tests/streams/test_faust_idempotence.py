@@ -366,3 +366,33 @@ def _event(raw: dict[str, Any]) -> Any:
     from crm_pulse.metrics.events import Event as Canonical
 
     return Canonical.model_validate(raw)
+
+
+def test_malformed_field_values_are_refused_with_a_reason() -> None:
+    from crm_pulse.config.loader import load_config_text
+    from crm_pulse.streams.faust import FaustPipeline
+
+    deployment = load_config_text(
+        """
+connectors:
+  - file: {name: crm, path: out.jsonl}
+runtime:
+  kind: faust
+  faust: {app_id: values-test, broker: "kafka://127.0.0.1:1"}
+""",
+        file="deploy.yaml",
+        resolve_secrets=False,
+    )
+    pipeline = FaustPipeline(deployment, sinks={"crm": object()})
+    good = {"connector": "crm", "object": "User", "record_id": "u1", "field": "f", "value": 0.5}
+    assert pipeline._field_write(json.dumps(good).encode()).value == 0.5
+    for bad, why in (
+        (b"{", "Expecting"),
+        (b"[1]", "argument"),
+        (json.dumps({**good, "value": "high"}).encode(), "number or null"),
+        (json.dumps({**good, "value": True}).encode(), "number or null"),
+        (json.dumps({**good, "record_id": 7}).encode(), "strings"),
+        (json.dumps({**good, "connector": "other"}).encode(), "no connector named 'other'"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            pipeline._field_write(bad)

@@ -316,11 +316,19 @@ class FaustPipeline:
         the field's values), so a repeat is dropped whichever worker wrote it before. Values are
         coalesced in the shared outbox and written by the shared writer.
         """
-        batches = [
-            (anchor, [FieldWrite(**json.loads(m.value or b"{}")) for m in messages])
-            for anchor, messages in parts
-        ]
-        fields = {_field(w): w for _, ws in batches for w in ws}
+        batches: list[tuple[Any, list[FieldWrite]]] = []
+        sent = []
+        for anchor, messages in parts:
+            ws = []
+            for m in messages:
+                try:
+                    ws.append(self._field_write(m.value))
+                except ValueError as exc:
+                    sent.append(await self._dead_letter(f"not a field value: {exc}", m))
+            batches.append((anchor, ws))
+        for future in sent:
+            await future
+        fields = {_field(w) for _, ws in batches for w in ws}
         store = self.writer_store
         known = {f: store.get(("w", 0, "/".join(f))) for f in fields}
         now = time.time()
@@ -350,6 +358,23 @@ class FaustPipeline:
                     known[f] = value
             store.stage(anchor)  # under the partition of these fields' values
         await store.commit()  # the fields and positions, once every value is written
+
+    def _field_write(self, value: bytes | None) -> FieldWrite:
+        try:
+            raw = json.loads(value or b"")
+            w = FieldWrite(**raw)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(str(exc).splitlines()[0]) from exc
+        names = (w.connector, w.object, w.record_id, w.field)
+        if not all(isinstance(x, str) for x in names):
+            raise ValueError("connector, object, record_id and field must be strings")
+        if w.value is not None and (
+            isinstance(w.value, bool) or not isinstance(w.value, int | float)
+        ):
+            raise ValueError(f"value must be a number or null, got {type(w.value).__name__}")
+        if w.connector not in self.writers:
+            raise ValueError(f"no connector named {w.connector!r} writes back here")
+        return w
 
     async def _publish(self, writes: Iterable[FieldWrite]) -> None:
         sent = []
