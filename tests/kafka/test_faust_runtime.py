@@ -37,10 +37,10 @@ writeback:
   - {{metric: win_rate, window: quarter, group: owner_id, target: {{connector: crm, object: User, field: win_rate_qtd}}}}
   - {{metric: won_revenue, window: quarter, group: account_id, target: {{connector: crm, object: Account, field: won_qtd}}}}
   - {{metric: open_deals, window: current, group: owner_id, target: {{connector: crm, object: User, field: open_deals}}}}
-runtime:
+{extra}runtime:
   kind: faust
   debounce: 200ms
-  tick: 1h
+  tick: {tick}
   faust: {{app_id: "{app}", broker: "kafka://{broker}", partitions: 4, store: {store}, standby_replicas: {standby}}}
 """
 
@@ -106,14 +106,27 @@ def expected(config: Path, events: list[dict[str, Any]]) -> dict[tuple[str, str,
 
 class Deployment:
     def __init__(
-        self, tmp: Path, broker: str, *, store: str = "memory", standby_replicas: int = 0
+        self,
+        tmp: Path,
+        broker: str,
+        *,
+        store: str = "memory",
+        standby_replicas: int = 0,
+        tick: str = "1h",
+        extra_rules: str = "",
     ) -> None:
         self.app = f"crm-pulse-test-{uuid.uuid4().hex[:8]}"
         self.out = tmp / "out.jsonl"
         self.config = tmp / "deploy.yaml"
         self.config.write_text(
             DEPLOY.format(
-                out=self.out, app=self.app, broker=broker, store=store, standby=standby_replicas
+                out=self.out,
+                app=self.app,
+                broker=broker,
+                store=store,
+                standby=standby_replicas,
+                tick=tick,
+                extra=extra_rules,
             )
         )
         self.broker = broker
@@ -258,6 +271,40 @@ def test_b_a_worker_killed_mid_stream_loses_and_doubles_nothing(
             assert time.monotonic() < deadline, d.logs()
             time.sleep(0.2)
         d.wait_for(expected(d.config, events), timeout=180)
+    finally:
+        d.stop()
+
+
+ROLLING = """\
+  - {metric: won_revenue, window: "rolling:30d", group: {}, target: {connector: crm, object: Company, record: "c1", field: won_30d}}
+  - {metric: won_revenue, window: "rolling:30d", group: owner_id, target: {connector: crm, object: User, field: won_30d}}
+"""
+
+
+def test_b2_values_that_time_moves_are_written_by_the_worker_owning_the_group(
+    kafka: str, tmp_path: Path
+) -> None:
+    """Rolling windows are re-evaluated at every tick on every worker; only the worker that
+    holds a group's partition may write its value (the other holds none, or a stale copy)."""
+    d = Deployment(tmp_path, kafka, tick="1s", extra_rules=ROLLING)
+    events = history(random.Random(5), 400)
+    try:
+        d.start_worker()
+        d.start_worker()
+        deadline = time.monotonic() + 120
+        while sorted(d.partitions(0) + d.partitions(1)) != [0, 1, 2, 3]:  # both hold groups
+            assert time.monotonic() < deadline, d.logs()
+            time.sleep(0.1)
+        asyncio.run(d.publish(events))
+        want = expected(d.config, events)
+        d.wait_for(want)
+        lines = len(d.out.read_text().splitlines())
+        time.sleep(5)  # several ticks on both workers
+        assert len(d.out.read_text().splitlines()) == lines, "values rewritten by time ticks"
+        got = read_values(d.out)
+        assert {k: got.get(k) for k in want if want[k] is not None} == {
+            k: v for k, v in want.items() if v is not None
+        }
     finally:
         d.stop()
 

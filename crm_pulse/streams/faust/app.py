@@ -39,12 +39,15 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 
 from ...config.models import Deployment
 from ...connectors.protocols import FieldWrite
 from ...errors import ConfigError, ConfigProblem
+from ...metrics.deltas import group_key
 from ...metrics.engine import Engine
 from ...metrics.events import Event
+from ...metrics.measures import Group
 from ..database import Database
 from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
 from .order import Anchor, InputOrder, Message, PartitionReader
@@ -156,6 +159,7 @@ class FaustPipeline:
             self._apply_writes,
             self.writer_store.rollback,
         )
+        self._ticked_generation = -1  # the consumer generation of the last time tick
         self._register()
 
     def _topic(self, suffix: str, partitions: int) -> Any:
@@ -252,13 +256,7 @@ class FaustPipeline:
         if committed is None:
             return
 
-        def settled(generation: int) -> bool:  # no rebalance started or under way
-            return (
-                not app.rebalancing
-                and cast(Any, app.tables).recovery.completed.is_set()
-                and app.consumer_generation_id == generation
-            )
-
+        settled = self._settled
         generation = app.consumer_generation_id
         for stage in (self.record_stage, self.aggregate_stage, self.writer_stage):
             for tp in consumer.assignment():
@@ -271,6 +269,15 @@ class FaustPipeline:
                             await stage.apply([(Anchor(tp.topic, tp.partition), found)])
                     finally:
                         stage.rollback()  # nothing staged outlives the check
+
+    def _settled(self, generation: int) -> bool:
+        """No rebalance started or under way since ``generation``, tables recovered."""
+        app = self.app
+        return (
+            not app.rebalancing
+            and cast(Any, app.tables).recovery.completed.is_set()
+            and app.consumer_generation_id == generation
+        )
 
     # ------------------------------------------------------------ stages
     async def _apply_records(self, parts: Sequence[tuple[Any, list[Message]]]) -> None:
@@ -404,9 +411,26 @@ class FaustPipeline:
             )
 
     async def _tick(self) -> None:
+        """Values that time moves (a window rolled over, a rolling window slid), for the groups
+        whose deltas partitions this worker holds: the table may still hold groups of partitions
+        that moved away, and their values are the new owner's to write."""
+        generation = self.app.consumer_generation_id
+        if not self._settled(generation):
+            return
+        if generation != self._ticked_generation:  # groups moved: write all values they own
+            self._ticked_generation = generation
+            self.planner.forget_windows()
+        topic = self.deltas.get_topic_name()
+        mine = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
+        partitions = list(range(self.deployment.runtime.faust.partitions))
+        partitioner = DefaultPartitioner()  # how the producer places a group's deltas
+
+        def owns(group: Group) -> bool:
+            return partitioner(group_key(group).encode(), partitions, partitions) in mine
+
         async with self.aggregate_stage.lock:
             now = int(time.time() * 1000)
-            writes = self.planner.due_by_time(self.aggregate_engine, now)  # reads only
+            writes = self.planner.due_by_time(self.aggregate_engine, now, owns)  # reads only
             self.aggregate_store.rollback()  # drop what the evaluation cached
             await self._publish(writes)
 

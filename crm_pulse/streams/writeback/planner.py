@@ -14,7 +14,7 @@ rules concerned at each tick, every group, and the outbox drops what equals the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -126,8 +126,19 @@ class Planner:
         return out
 
     # ------------------------------------------------------------ when time moves
-    def due_by_time(self, engine: Engine, as_of: int) -> list[FieldWrite]:
-        """Writes for the rules whose target window rolled over or slides (rolling)."""
+    def forget_windows(self) -> None:
+        """Make the next :meth:`due_by_time` treat every rule as rolled over (after a worker
+        took over groups it did not tick for)."""
+        self._last_targets.clear()
+
+    def due_by_time(
+        self, engine: Engine, as_of: int, owns: Callable[[Group], bool] | None = None
+    ) -> list[FieldWrite]:
+        """Writes for the rules whose target window rolled over or slides (rolling).
+
+        ``owns``: on an engine that holds only some groups (a Faust worker), the groups it
+        answers for; the others' values are another worker's to write.
+        """
         out: list[FieldWrite] = []
         for r in self.rules:
             window = self.target_window(r.rule, as_of)
@@ -136,6 +147,8 @@ class Planner:
             if not rolled and window.spec.kind != "rolling":
                 continue
             for group in self._groups(engine, r):
+                if owns is not None and not owns(group):
+                    continue
                 value = evaluate(self.catalog, engine, r.metric, group, window, as_of)
                 write = self._write(r, group, value)
                 if write is not None:
