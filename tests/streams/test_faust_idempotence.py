@@ -396,3 +396,84 @@ runtime:
     ):
         with pytest.raises(ValueError, match=why):
             pipeline._field_write(bad)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(faults=st.integers(0, 10**6))
+def test_the_writer_ends_with_every_final_value_and_repeats_only_after_a_crash(
+    faults: int,
+) -> None:
+    """The writer stage over a values log full of repeats (the aggregates stage publishes every
+    value a batch touched), dying half-way through its changelog commits now and then."""
+    from crm_pulse.config.loader import load_config_text
+    from crm_pulse.streams.faust import FaustPipeline
+
+    from .fakes import ScriptedSink
+
+    rng = random.Random(faults)
+    deployment = load_config_text(
+        """
+connectors:
+  - file: {name: crm, path: out.jsonl}
+runtime:
+  kind: faust
+  faust: {app_id: writer-test, broker: "kafka://127.0.0.1:1"}
+""",
+        file="deploy.yaml",
+        resolve_secrets=False,
+    )
+    fields = [f"f{i}" for i in range(4)]
+    log = [
+        json.dumps(
+            {
+                "connector": "crm",
+                "object": "User",
+                "record_id": "u1",
+                "field": rng.choice(fields),
+                "value": rng.choice([1, 2, None]),
+            }
+        ).encode()
+        for _ in range(120)
+    ]
+    sink = ScriptedSink()
+    changelog: dict[str, bytes] = {}
+    crashes = 0
+
+    async def main() -> None:
+        nonlocal crashes
+        applied = 0  # the durable position
+        while applied < len(log):
+            pipeline = FaustPipeline(deployment, sinks={"crm": sink})
+            budget = [10**9]
+            pipeline.writer_store = GroupedStore(Table(changelog, budget), by_group)
+            try:
+                while applied < len(log):
+                    n = rng.randint(1, 10)
+                    batch = [
+                        Message("values", 0, o, b"k", log[o])
+                        for o in range(applied, min(applied + n, len(log)))
+                    ]
+                    if rng.random() < 0.2:
+                        budget[0] = rng.randint(0, 2)  # dies while recording what it wrote
+                    await pipeline._apply_writes([(Anchor("values", 0), batch)])
+                    applied += len(batch)
+            except Crash:
+                crashes += 1
+            finally:
+                pipeline.outbox_db.close()
+
+    asyncio.run(main())
+
+    final: dict[str, Any] = {}
+    for raw in log:
+        row = json.loads(raw)
+        final[row["field"]] = row["value"]
+    assert {f: sink.values.get(("User", "u1", f)) for f in final} == final
+    repeats = 0
+    last: dict[str, Any] = {}
+    for call in sink.calls:
+        for w in call:
+            if w.field in last and last[w.field] == w.value:
+                repeats += 1
+            last[w.field] = w.value
+    assert repeats <= crashes * len(fields)  # a repeat only for what a crash left unrecorded

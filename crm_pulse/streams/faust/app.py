@@ -320,8 +320,11 @@ class FaustPipeline:
         """Write the values that differ from what was last written, then remember them.
 
         The last written value of each field lives in the ``writer`` table (in the partition of
-        the field's values), so a repeat is dropped whichever worker wrote it before. Values are
-        coalesced in the shared outbox and written by the shared writer.
+        the field's values), so a repeat is dropped whichever worker wrote it before. A field
+        about to be written is first recorded as unknown, so that a worker dying between the CRM
+        call and the record leaves it unknown (and the next value is written) rather than
+        recorded with the value before. Values are coalesced in the shared outbox and written
+        by the shared writer.
         """
         batches: list[tuple[Any, list[FieldWrite]]] = []
         sent = []
@@ -335,24 +338,32 @@ class FaustPipeline:
             batches.append((anchor, ws))
         for future in sent:
             await future
-        fields = {_field(w) for _, ws in batches for w in ws}
         store = self.writer_store
-        known = {f: store.get(("w", 0, "/".join(f))) for f in fields}
+        known = {_field(w): store.get(_written_key(w)) for _, ws in batches for w in ws}
         now = time.time()
 
-        def plan(conn: Any) -> int:
+        def plan(conn: Any) -> set[tuple[str, ...]]:
             conn.execute("DELETE FROM written")
             conn.executemany(
                 "INSERT INTO written VALUES (?, ?, ?, ?, ?, 0)",
                 [(*f, v) for f, v in known.items() if v is not None],
             )
-            return SQLiteOutbox.put(conn, [w for _, ws in batches for w in ws], now, 0.0)
+            SQLiteOutbox.put(conn, [w for _, ws in batches for w in ws], now, 0.0)
+            rows = conn.execute("SELECT connector, object, record_id, field FROM outbox")
+            return {tuple(r) for r in rows}
 
         def written(conn: Any) -> dict[tuple[str, ...], str]:
             rows = conn.execute("SELECT connector, object, record_id, field, value FROM written")
             return {tuple(r[:4]): r[4] for r in rows}
 
-        await self.outbox_db.run(self.outbox_db.transaction(plan))
+        due = await self.outbox_db.run(self.outbox_db.transaction(plan))
+        if due:  # recorded as unknown before the CRM sees them (positions stay put)
+            for anchor, ws in batches:
+                for w in ws:
+                    if _field(w) in due:
+                        store.put(_written_key(w), _UNKNOWN)
+                store.stage(anchor)
+            await store.commit(positions=False)
         for writer in self.writers.values():
             await self._flush(writer)
         now_written = await self.outbox_db.run(self.outbox_db.transaction(written))
@@ -360,9 +371,8 @@ class FaustPipeline:
             for w in ws:
                 f = _field(w)
                 value = now_written.get(f)
-                if value is not None and value != known.get(f):
-                    store.put(("w", 0, "/".join(f)), value)
-                    known[f] = value
+                if f in due and value is not None:
+                    store.put(_written_key(w), value)
             store.stage(anchor)  # under the partition of these fields' values
         await store.commit()  # the fields and positions, once every value is written
 
@@ -452,6 +462,14 @@ def _require_rocksdict() -> None:
 
 def _field(w: FieldWrite) -> tuple[str, str, str, str]:
     return (w.connector, w.object, w.record_id, w.field)
+
+
+def _written_key(w: FieldWrite) -> tuple[str, int, str]:
+    """The writer table's key for the last value written to ``w``'s field."""
+    return ("w", 0, "/".join(_field(w)))
+
+
+_UNKNOWN = "\x00unknown"  # a field's value while a write is under way: equals no value
 
 
 @dataclass

@@ -109,8 +109,9 @@ class GroupedStore:
         """Committed after the entries, so a stored position never runs ahead of the state."""
         self.positions[partition] = (event, offset)
 
-    async def commit(self) -> None:
-        """Write the staged entries and wait until Kafka acknowledged their changelog records."""
+    async def commit(self, *, positions: bool = True) -> None:
+        """Write the staged entries and wait until Kafka acknowledged their changelog records;
+        then the input positions (unless ``positions=False``: they stay staged)."""
         from faust.streams import _current_event
 
         if self.dirty:
@@ -137,7 +138,8 @@ class GroupedStore:
         self.cache.clear()
         if sent:
             await asyncio.gather(*sent)
-        await self._commit_positions()
+        if positions:
+            await self._commit_positions()
 
     async def _commit_positions(self) -> None:
         from faust.streams import _current_event
