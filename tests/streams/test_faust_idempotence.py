@@ -20,13 +20,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crm_pulse.config.loader import load_config_text
+from crm_pulse.config.models import Deployment
 from crm_pulse.metrics import Delta, Engine
+from crm_pulse.streams.faust import FaustPipeline
 from crm_pulse.streams.faust.order import Anchor, InputOrder, Message
 from crm_pulse.streams.faust.phases import AggregatePhase, BadMessage, RecordPhase
 from crm_pulse.streams.faust.stores import GroupedStore, by_group, by_record
 
 from ..test_phases import _catalog, _keyed
 from ..test_property import DAY, T0, WINDOWS, history, shuffled
+from .fakes import ScriptedSink
 
 
 class Crash(Exception):
@@ -356,6 +360,17 @@ def test_positions_are_committed_after_the_state_they_guard() -> None:
     assert len(changelog) == 1 and not any(k.startswith("@") for k in changelog)
 
 
+def _deployment(app_id: str) -> Deployment:
+    """A Faust deployment writing to a file connector ``crm`` (no broker is contacted)."""
+    return load_config_text(
+        "connectors:\n  - file: {name: crm, path: out.jsonl}\n"
+        "runtime:\n  kind: faust\n"
+        f'  faust: {{app_id: {app_id}, broker: "kafka://127.0.0.1:1"}}\n',
+        file="deploy.yaml",
+        resolve_secrets=False,
+    )
+
+
 def _iso(ms: int) -> str:
     from datetime import UTC, datetime
 
@@ -369,21 +384,7 @@ def _event(raw: dict[str, Any]) -> Any:
 
 
 def test_malformed_field_values_are_refused_with_a_reason() -> None:
-    from crm_pulse.config.loader import load_config_text
-    from crm_pulse.streams.faust import FaustPipeline
-
-    deployment = load_config_text(
-        """
-connectors:
-  - file: {name: crm, path: out.jsonl}
-runtime:
-  kind: faust
-  faust: {app_id: values-test, broker: "kafka://127.0.0.1:1"}
-""",
-        file="deploy.yaml",
-        resolve_secrets=False,
-    )
-    pipeline = FaustPipeline(deployment, sinks={"crm": object()})
+    pipeline = FaustPipeline(_deployment("values-test"), sinks={"crm": object()})
     good = {"connector": "crm", "object": "User", "record_id": "u1", "field": "f", "value": 0.5}
     assert pipeline._field_write(json.dumps(good).encode()).value == 0.5
     for bad, why in (
@@ -405,23 +406,8 @@ def test_the_writer_ends_with_every_final_value_and_repeats_only_after_a_crash(
 ) -> None:
     """The writer stage over a values log full of repeats (the aggregates stage publishes every
     value a batch touched), dying half-way through its changelog commits now and then."""
-    from crm_pulse.config.loader import load_config_text
-    from crm_pulse.streams.faust import FaustPipeline
-
-    from .fakes import ScriptedSink
-
     rng = random.Random(faults)
-    deployment = load_config_text(
-        """
-connectors:
-  - file: {name: crm, path: out.jsonl}
-runtime:
-  kind: faust
-  faust: {app_id: writer-test, broker: "kafka://127.0.0.1:1"}
-""",
-        file="deploy.yaml",
-        resolve_secrets=False,
-    )
+    deployment = _deployment("writer-test")
     fields = [f"f{i}" for i in range(4)]
     log = [
         json.dumps(
