@@ -584,6 +584,10 @@ class Engine:
             out.append(MetricValue(metric.name, window, group, value))
         return out
 
+    def forget_changes(self) -> None:
+        """Forget which buckets moved since :meth:`changes` (the caller rolled its state back)."""
+        self._dirty.clear()
+
     def _affected(self, metric: CompiledMetric, wkey: Any, as_of: int, place: int) -> list[Window]:
         kind, idx = wkey
         cal = self.calendar

@@ -463,3 +463,20 @@ def test_the_writer_ends_with_every_final_value_and_repeats_only_after_a_crash(
                 repeats += 1
             last[w.field] = w.value
     assert repeats <= crashes * len(fields)  # a repeat only for what a crash left unrecorded
+
+
+def test_a_failed_aggregates_batch_leaves_nothing_for_the_next_one() -> None:
+    pipeline = FaustPipeline(_deployment("rollback-test"), sinks={"crm": object()})
+    store = GroupedStore(Table({}, [10**9]), by_group)
+    pipeline.aggregate_store = store
+    engine = Engine(pipeline.catalog, store, WINDOWS)
+    pipeline.aggregate_engine = engine
+    phase1 = RecordPhase(Engine(pipeline.catalog, windows=WINDOWS), store)
+    [(_key, body), *_] = phase1.apply(history(3)[0].model_dump_json().encode())
+    AggregatePhase(engine, store).apply(body)
+    store.set_position(0, 1, Anchor("deltas", 0))
+
+    pipeline.aggregate_stage.rollback()  # what a failed batch does
+
+    assert engine.changes(T0, only_changed=False) == []  # no bucket left marked as moved
+    assert store.position(0) is None and store.cache == {} and store.staged == []

@@ -152,7 +152,7 @@ class FaustPipeline:
         self.aggregate_stage = _Stage(
             InputOrder(self.deltas.get_topic_name(), self.aggregate_store, reader),
             self._apply_aggregates,
-            self.aggregate_store.rollback,
+            self._rollback_aggregates,
         )
         self.writer_stage = _Stage(
             InputOrder(self.values.get_topic_name(), self.writer_store, reader),
@@ -315,6 +315,12 @@ class FaustPipeline:
             await future
         await self._publish(writes)
         await self.aggregate_store.commit()  # state durable before the offsets can move
+
+    def _rollback_aggregates(self) -> None:
+        # the engine's memory of moved buckets goes too: it may name groups of a partition
+        # whose batch failed, and the next batch must not record them under its own partition
+        self.aggregate_store.rollback()
+        self.aggregate_engine.forget_changes()
 
     async def _apply_writes(self, parts: Sequence[tuple[Any, list[Message]]]) -> None:
         """Write the values that differ from what was last written, then remember them.
