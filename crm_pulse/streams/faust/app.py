@@ -117,7 +117,7 @@ class FaustPipeline:
         self.aggregate_table = self.app.Table(
             "aggregates", key_type=str, value_type=bytes, partitions=settings.partitions
         )
-        self.writer_table = self.app.Table(  # the writer's input positions only
+        self.writer_table = self.app.Table(  # last value written per field, input positions
             "writer", key_type=str, value_type=bytes, partitions=settings.partitions
         )
         self.catalog = deployment.catalog()
