@@ -7,6 +7,7 @@ them, and they are what ``crm-pulse demo`` and ``crm-pulse sandbox`` run. Nothin
 * :mod:`.hubspot` -- :class:`FakeHubSpot` (CRM v3 objects, search, batch, properties, webhooks)
 * :mod:`.salesforce` -- :class:`FakeSalesforce` (REST, SOQL, Bulk 2.0, Tooling, Outbound Messages)
 * :mod:`.pipedrive` -- :class:`FakePipedrive` (API v2, v1 field definitions, webhooks v2)
+* :mod:`.zoho` -- :class:`FakeZoho` (REST API v8, OAuth token endpoint, fields, notifications)
 * :mod:`.server` -- :class:`FakeServer` (serve a simulator on a free port in a thread) and
   :class:`TestCA` (a throw-away certificate authority for HTTPS, made with trustme)
 * :mod:`.company` -- :class:`Sandbox`, the three simulators seeded with one demo company
@@ -17,6 +18,7 @@ from .hubspot import FakeHubSpot
 from .pipedrive import FakePipedrive
 from .salesforce import FakeSalesforce
 from .server import FakeServer, TestCA
+from .zoho import FakeZoho
 
 __all__ = [
     "HOME_COMPANY",
@@ -25,6 +27,7 @@ __all__ = [
     "FakePipedrive",
     "FakeSalesforce",
     "FakeServer",
+    "FakeZoho",
     "Sandbox",
     "SandboxStats",
     "TestCA",

@@ -43,7 +43,7 @@ def _deals(events: list[Event]) -> list[Event]:
 
 def test_every_connector_has_a_harness() -> None:
     found = {p.parent.name for p in CONNECTORS.glob("*/harness.py")}
-    assert {"hubspot", "salesforce", "pipedrive"} <= found
+    assert {"hubspot", "salesforce", "pipedrive", "zoho"} <= found
 
 
 async def test_backfill_reads_every_record(harness: Harness) -> None:
