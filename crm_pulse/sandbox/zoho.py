@@ -115,6 +115,8 @@ class FakeZoho:
         self.tokens: dict[str, float] = {}
         self.calls: list[tuple[str, str]] = []
         self.token_requests = 0
+        self.page_tokens_used = 0
+        self.updates: list[tuple[str, str, dict[str, Any]]] = []
         self.spent: list[tuple[float, int]] = []
         self._forced: list[float | None] = []
         self._page_tokens: dict[str, tuple[str, int, float]] = {}
@@ -385,6 +387,7 @@ class FakeZoho:
 
             rows.sort(key=key, reverse=q.get("sort_order", "desc") == "desc" and sort_by != "id")
             if "page_token" in q:
+                self.page_tokens_used += 1
                 found = self._page_tokens.get(q["page_token"])
                 if found is None or found[2] < self.clock():
                     return _error(400, "INVALID_DATA", "invalid page_token", param="page_token")
@@ -495,7 +498,9 @@ class FakeZoho:
                 elif unknown:
                     results.append(self._failure("INVALID_DATA", "invalid data", unknown[0]))
                 else:
-                    self.update(module, rid, {k: v for k, v in item.items() if k != "id"})
+                    values = {k: v for k, v in item.items() if k != "id"}
+                    self.updates.append((module, rid, values))
+                    self.update(module, rid, values)
                     results.append(
                         {
                             "code": "SUCCESS",
