@@ -12,7 +12,7 @@ from crm_pulse.connectors.zoho.mapping import stage_status
 from crm_pulse.errors import DataError, Unauthorized
 
 from ..helpers import drain
-from .harness import ACCOUNT, CHANNEL_TOKEN, make_harness
+from .harness import CHANNEL_TOKEN, make_harness
 
 OWNER = {"name": "Rep Two", "id": "5725767000000200002"}
 
@@ -115,7 +115,7 @@ async def test_modules_map_to_canonical_objects() -> None:
 
 async def test_deleted_records_become_deletes_newer_than_the_last_change() -> None:
     async with make_harness() as h:
-        a, b, c = h.seed_deals(3)
+        a, b, _c = h.seed_deals(3)
         events, cursor = await drain(h.connector.source.backfill(None))
         last = {e.id: e.version for e in events}
         h.fake.delete("Deals", a)
@@ -181,7 +181,7 @@ async def test_channel_is_renewed_before_it_lapses() -> None:
         assert await keeper.ensure() and keeper.renewals == 1  # not due: nothing sent
         now = time.time()
         keeper.wall = lambda: now + 46 * 60  # 14 minutes left of an hour: renewed
-        _, cursor = await drain(h.connector.source.poll(None))
+        _, _cursor = await drain(h.connector.source.poll(None))
         assert keeper.renewals == 2
         assert h.fake.channels[channel_id]["expires_at"] > first + 40 * 60
         # a refused renewal is logged and tried again at the next poll; polling goes on
