@@ -174,10 +174,24 @@ def cmd_provision(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 1 if args.dry_run and missing else 0
 
 
-def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams.demo import run_demo
+def _crms(text: str) -> tuple[str, ...]:
+    """``--crms hubspot,zoho`` -> the CRMs of the demo to run (each known, at least one)."""
+    from .sandbox.company import CRMS
 
-    return asyncio.run(run_demo(out, seconds=args.seconds, live=not args.no_live))
+    chosen = tuple(dict.fromkeys(c.strip().lower() for c in text.split(",") if c.strip()))
+    unknown = [c for c in chosen if c not in CRMS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown CRM {', '.join(unknown) or '(none given)'}; choose from {', '.join(CRMS)}"
+        )
+    return chosen
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.demo import CRMS, run_demo
+
+    crms = args.crms or CRMS
+    return asyncio.run(run_demo(out, seconds=args.seconds, live=not args.no_live, crms=crms))
 
 
 def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -290,6 +304,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seconds", type=float, default=20.0, help="how long the live part runs")
     demo.add_argument("--no-live", action="store_true", help="no live view (logs and CI)")
+    demo.add_argument(
+        "--crms",
+        type=_crms,
+        default=None,
+        metavar="LIST",
+        help="comma-separated CRMs to run (hubspot, pipedrive, salesforce, zoho); default: all",
+    )
     demo.set_defaults(run=cmd_demo)
 
     sandbox = sub.add_parser("sandbox", help="serve the seeded HubSpot and Pipedrive fakes")

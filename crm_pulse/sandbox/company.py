@@ -1,10 +1,11 @@
-"""The seeded demo company: the simulators of HubSpot, Pipedrive and Salesforce, filled with one company.
+"""The seeded demo company: the simulators of HubSpot, Pipedrive, Salesforce and Zoho CRM, filled with one company.
 
 :class:`Sandbox` starts FakeHubSpot (HTTPS, with a throw-away CA) and FakePipedrive on
 127.0.0.1, fills them with a year of one reproducible company (accounts, contacts, deals
 through a pipeline with new business, upsells and renewals, tickets, calls, meetings and
 e-mails, NPS and CSAT answers), and can then make live changes and deliver them as signed
-webhooks (HubSpot v3 signatures, Pipedrive HTTP Basic) to a runtime.
+webhooks (HubSpot v3 signatures, Pipedrive HTTP Basic, Zoho channel tokens) to a runtime.
+``crms`` names the CRMs whose live changes are made (all by default: :data:`CRMS`).
 
 ``environment()`` gives the variables ``examples/demo.yaml`` reads (URLs, tokens, secrets).
 """
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +27,12 @@ from .hubspot import FakeHubSpot, iso_ms
 from .pipedrive import FakePipedrive
 from .salesforce import FakeSalesforce
 from .server import FakeServer, TestCA
+from .zoho import FakeZoho
 
-__all__ = ["HOME_COMPANY", "HOME_ORGANIZATION", "Sandbox", "SandboxStats"]
+__all__ = ["CRMS", "HOME_COMPANY", "HOME_ORGANIZATION", "Sandbox", "SandboxStats"]
+
+CRMS = ("hubspot", "pipedrive", "salesforce", "zoho")
+"""The CRMs the sandbox serves (``crm-pulse demo --crms`` picks among them)."""
 
 DAY = 86_400_000
 HOME_COMPANY = "1001"  # the HubSpot company that holds company-wide values
@@ -46,7 +52,10 @@ class SandboxStats:
 class Sandbox:
     """The three fakes, seeded; serve them with :meth:`start` and stop with :meth:`stop`."""
 
-    def __init__(self, seed: int = 7, now_ms: int | None = None) -> None:
+    def __init__(
+        self, seed: int = 7, now_ms: int | None = None, crms: Sequence[str] = CRMS
+    ) -> None:
+        self.crms = tuple(crms)
         self.rng = random.Random(seed)
         self.now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         self.ca = TestCA()
@@ -58,6 +67,14 @@ class Sandbox:
         self._hs_server = FakeServer(self.hubspot.app(), ca=self.ca)
         self._pd_server = FakeServer(self.pipedrive.app())
         self._sf_server = FakeServer(self.salesforce.app(), ca=self.ca)
+        self.zoho = FakeZoho(
+            client_id="1000.DEMOZOHOCLIENT",
+            client_secret="demo-zoho-client-secret",
+            refresh_token="1000.demo-zoho-refresh",
+        )
+        self._zo_server = FakeServer(self.zoho.app(), ca=self.ca)
+        self.zoho_home = ""
+        self.zoho_open: list[str] = []
         self.sf_home = ""
         self.stats = SandboxStats()
         self.companies: list[str] = []
@@ -70,12 +87,14 @@ class Sandbox:
         self._hs_server.start()
         self._pd_server.start()
         self._sf_server.start()
+        self._zo_server.start()
         return self
 
     def stop(self) -> None:
         self._hs_server.stop()
         self._pd_server.stop()
         self._sf_server.stop()
+        self._zo_server.stop()
 
     def environment(self, state_path: str, port: int) -> dict[str, str]:
         return {
@@ -89,6 +108,13 @@ class Sandbox:
             "DEMO_SALESFORCE_URL": self._sf_server.url,
             "DEMO_SALESFORCE_SESSION": self.salesforce.session_id,
             "DEMO_SALESFORCE_HOME": self.sf_home,
+            "DEMO_ZOHO_URL": self._zo_server.url,
+            "DEMO_ZOHO_CLIENT_ID": self.zoho.client_id,
+            "DEMO_ZOHO_CLIENT_SECRET": self.zoho.client_secret,
+            "DEMO_ZOHO_REFRESH_TOKEN": self.zoho.refresh_token,
+            "DEMO_ZOHO_CHANNEL_TOKEN": "demo-zoho-channel-token",
+            "DEMO_ZOHO_NOTIFY_URL": f"http://127.0.0.1:{port}/webhooks/zoho",
+            "DEMO_ZOHO_HOME": self.zoho_home,
             "DEMO_STATE": state_path,
             "DEMO_LISTEN": f"127.0.0.1:{port}",
         }
@@ -241,6 +267,7 @@ class Sandbox:
             if status == "open":
                 self.pd_open.append(rid)
         self._seed_salesforce()
+        self._seed_zoho()
 
     def _seed_salesforce(self) -> None:
         """A third team on Salesforce: accounts and opportunities, through canonical events."""
@@ -290,12 +317,62 @@ class Sandbox:
             )
         self.salesforce.seed_canonical(events)
 
+    def _seed_zoho(self) -> None:
+        """A fourth team on Zoho CRM: accounts and deals (Modified_Time in the org's +05:30)."""
+        rng, zo = self.rng, self.zoho
+        zo.add_field("Deals", "HubSpot Company Id", "text")  # the customers are kept in HubSpot
+        self.zoho_home = zo.create(
+            "Accounts", {"Account_Name": "Demo Inc (company-wide values)"}, at=self._ago(400) / 1000
+        )
+        accounts = [
+            zo.create("Accounts", {"Account_Name": f"Zoho customer {i}"}, at=self._ago(300) / 1000)
+            for i in range(6)
+        ]
+        for _ in range(60):
+            created = self._ago(rng.uniform(3, 300))
+            stage = rng.choice(["Closed Won", "Closed Lost", "Qualification", "Negotiation/Review"])
+            closed = min(self.now_ms - 3_600_000, created + int(rng.uniform(3, 40) * DAY))
+            is_open = not stage.startswith("Closed")
+            rid = zo.create(
+                "Deals",
+                {
+                    "Deal_Name": "Zoho deal",
+                    "Amount": rng.randrange(10, 250) * 100,
+                    "Stage": stage,
+                    "Closing_Date": time.strftime("%Y-%m-%d", time.gmtime(closed / 1000)),
+                    "Owner": {
+                        "name": "Zoho rep",
+                        "id": rng.choice(["5725767000000200031", "5725767000000200032"]),
+                    },
+                    "Account_Name": {"name": "customer", "id": rng.choice(accounts)},
+                    "HubSpot_Company_Id": rng.choice(self.companies[1:]),
+                },
+                at=(created if is_open else closed) / 1000,
+            )
+            if is_open:
+                self.zoho_open.append(rid)
+
+    def _zoho_change(self, runtime_url: str) -> tuple[str, dict[str, str], bytes]:
+        """An open Zoho deal closes; Zoho notifies the channel with its id."""
+        rid = self.zoho_open.pop(self.rng.randrange(len(self.zoho_open)))
+        stage = self.rng.choice(["Closed Won", "Closed Won", "Closed Lost"])
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        self.zoho.update("Deals", rid, {"Stage": stage, "Closing_Date": today})
+        headers, body = self.zoho.notification("Deals", "update", [rid])
+        return f"{runtime_url}/webhooks/zoho", headers, body
+
     # ------------------------------------------------------------ live changes
     async def live_change(self, session: aiohttp.ClientSession, runtime_url: str) -> None:
-        """One change in a CRM, announced to the runtime as that CRM would."""
+        """One change in a selected CRM, announced to the runtime as that CRM would."""
         rng = self.rng
         self.stats.changes += 1
-        if rng.random() < 0.7 or not self.pd_open:
+        hubspot, pipedrive = "hubspot" in self.crms, "pipedrive" in self.crms
+        if "zoho" in self.crms and self.zoho_open and (rng.random() < 0.25 or not hubspot):
+            url, headers, body = self._zoho_change(runtime_url)
+        elif not hubspot and not (pipedrive and self.pd_open):
+            self.stats.changes -= 1
+            return  # no selected CRM makes live changes (Salesforce changes arrive by polling)
+        elif hubspot and (rng.random() < 0.7 or not self.pd_open or not pipedrive):
             if self.open_deals and rng.random() < 0.6:
                 rid = self.open_deals.pop(rng.randrange(len(self.open_deals)))
                 stage = rng.choice(["closedwon", "closedwon", "closedlost"])

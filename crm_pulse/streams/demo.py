@@ -1,8 +1,9 @@
 """``crm-pulse demo``: sandbox CRMs, the embedded runtime, a live view, and a check at the end.
 
-1. Start the sandbox (local HubSpot and Pipedrive fakes with a year of one company's data).
-2. Load ``examples/demo.yaml`` with the sandbox's addresses, provision the custom fields, and
-   backfill both CRMs with a progress bar.
+1. Start the sandbox (local CRM simulators with a year of one company's data).
+2. Load ``examples/demo.yaml`` with the sandbox's addresses -- keeping only the connectors and
+   write-back rules of the CRMs ``--crms`` selects (all by default) --, provision the custom
+   fields, and backfill the CRMs with a progress bar.
 3. Run the runtime (HTTP server, pollers, consumer, writers) while the sandbox makes live changes
    and delivers them as signed webhooks; show events/s, the metrics as they move and every field
    written back, until the time is up or Ctrl-C.
@@ -17,10 +18,12 @@ import contextlib
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -29,13 +32,15 @@ from rich.table import Table
 from ..config import load_config
 from ..config.models import Deployment
 from ..connectors.provisioning import required_fields
+from ..connectors.zoho.sink import MODULE as ZOHO_MODULES
 from ..metrics import Engine
 from ..metrics.events import Event
 from ..sandbox import Sandbox
+from ..sandbox.company import CRMS
 from .runtime import EmbeddedRuntime
 from .writeback import Planner
 
-__all__ = ["demo_config_path", "run_demo", "sandbox_values"]
+__all__ = ["CRMS", "demo_config_path", "run_demo", "sandbox_values", "select_crms"]
 
 
 def demo_config_path() -> Path:
@@ -44,6 +49,18 @@ def demo_config_path() -> Path:
     if here.exists():
         return here
     return Path(str(resources.files("crm_pulse"))).parent / "examples" / "demo.yaml"
+
+
+def select_crms(path: Path, crms: Sequence[str], into: Path) -> Path:
+    """``path`` with only the connectors and write-back rules of ``crms``, written to ``into``
+    (``path`` itself when every CRM is selected)."""
+    if set(CRMS) <= set(crms):
+        return path
+    data = yaml.safe_load(path.read_text())
+    data["connectors"] = [c for c in data.get("connectors") or [] if next(iter(c)) in crms]
+    data["writeback"] = [w for w in data.get("writeback") or [] if w["target"]["connector"] in crms]
+    into.write_text(yaml.safe_dump(data, sort_keys=False))
+    return into
 
 
 def _free_port() -> int:
@@ -68,6 +85,12 @@ def sandbox_values(
                 if t.field in record.properties:
                     value = record.properties[t.field]
                     out[("hubspot", t.object, rid, t.field)] = None if value == "" else float(value)
+        elif t.connector == "zoho":
+            module = ZOHO_MODULES[t.object]
+            for rid in sandbox.zoho.records[module]:
+                value = sandbox.zoho.value(module, rid, t.field)
+                if value is not None:
+                    out[("zoho", t.object, rid, t.field)] = float(value)
         else:
             entity = {"organization": "organizations", "deal": "deals", "person": "persons"}[
                 t.object
@@ -132,16 +155,26 @@ def _view(runtime: EmbeddedRuntime, sandbox: Sandbox, started: float, remaining:
     return Group(Panel(head, title="crm-pulse demo"), metrics, writes)
 
 
-async def run_demo(out: TextIO, *, seconds: float = 20.0, live: bool = True) -> int:
+async def run_demo(
+    out: TextIO, *, seconds: float = 20.0, live: bool = True, crms: Sequence[str] = CRMS
+) -> int:
     console = Console(file=out, force_terminal=live and out.isatty(), width=110)
-    sandbox = Sandbox().start()
+    sandbox = Sandbox(crms=crms).start()
     tmp = tempfile.TemporaryDirectory(prefix="crm-pulse-demo-")
     port = _free_port()
     env = sandbox.environment(str(Path(tmp.name) / "demo.sqlite"), port)
     try:
-        deployment = load_config(demo_config_path(), env=env)
+        config = select_crms(demo_config_path(), crms, Path(tmp.name) / "demo.yaml")
+        deployment = load_config(config, env=env)
+        served = {
+            "hubspot": "DEMO_HUBSPOT_URL",
+            "pipedrive": "DEMO_PIPEDRIVE_URL",
+            "salesforce": "DEMO_SALESFORCE_URL",
+            "zoho": "DEMO_ZOHO_URL",
+        }
         console.print(
-            f"[b]sandbox[/b]: HubSpot at {env['DEMO_HUBSPOT_URL']}, Pipedrive at {env['DEMO_PIPEDRIVE_URL']}"
+            "[b]sandbox[/b]: "
+            + ", ".join(f"{crm} at {env[served[crm]]}" for crm in crms if crm in served)
         )
         runtime = EmbeddedRuntime(deployment)
         for name, fields in required_fields(deployment).items():
