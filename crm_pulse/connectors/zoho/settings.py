@@ -160,6 +160,11 @@ class ZohoSettings(VendorSettings):
             )
         if self.channel_token is not None and len(self.channel_token.get_secret_value()) > 50:
             raise ValueError("channel_token: Zoho accepts at most 50 characters")
+        if self.notify_url is not None and self.channel_lifetime / 4 <= self.poll_interval:
+            raise ValueError(
+                "channel_lifetime must exceed 4 x poll_interval: the channel is renewed by a "
+                "poll when a quarter of its lifetime is left, and would lapse between polls"
+            )
         return self
 
     def hosts(self) -> tuple[str, str]:

@@ -53,8 +53,15 @@ connectors:
     assert "plaintext-secret" not in message
     too_long = text.replace("plaintext-secret", "${ZS}").replace("europe", "eu")
     too_long = too_long.replace("      pol_interval: 30s\n", "      channel_token: ${ZT}\n")
+    env = {"ZID": "x", "ZRT": "y", "ZS": "z", "ZT": "t" * 51}
     with pytest.raises(ConfigError, match="at most 50 characters"):
-        load_config_text(too_long, env={"ZID": "x", "ZRT": "y", "ZS": "z", "ZT": "t" * 51})
+        load_config_text(too_long, env=env)
+    lapsing = too_long.replace(
+        "      channel_token: ${ZT}\n",
+        "      channel_token: ${ZT}\n      poll_interval: 10m\n      channel_lifetime: 30m\n",
+    )
+    with pytest.raises(ConfigError, match="channel_lifetime must exceed 4 x poll_interval"):
+        load_config_text(lapsing, env={**env, "ZT": "t" * 20})
 
 
 async def test_access_token_refreshed_before_expiry_and_once_on_invalid_token() -> None:
