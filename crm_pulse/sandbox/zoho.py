@@ -108,6 +108,7 @@ class FakeZoho:
         self.daily_credits = daily_credits
         self.token_lifetime = token_lifetime
         self.custom_field_limit = custom_field_limit
+        self.stages: list[tuple[str, str, str, int]] = list(STAGES)
         self.records: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in MODULES}
         self.deleted: dict[str, list[dict[str, Any]]] = {m: [] for m in MODULES}
         self.custom: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in MODULES}
@@ -548,7 +549,7 @@ class FakeZoho:
                         "sequence_number": n,
                         "type": "used",
                     }
-                    for n, (value, forecast, category, probability) in enumerate(STAGES, 1)
+                    for n, (value, forecast, category, probability) in enumerate(self.stages, 1)
                 ]
             out.append(field)
         return out + list(self.custom[module].values())

@@ -190,6 +190,12 @@ class FieldCatalog:
         self.names[module] = names
         self.loaded_at[module] = self.clock()
 
+    async def reread(self, module: str) -> None:
+        """Read the module's fields again unless that was done less than ``refresh_after``
+        seconds ago (a stage added to the picklist since)."""
+        if self.clock() - self.loaded_at.get(module, float("-inf")) >= self.refresh_after:
+            await self.load(module, refresh=True)
+
     def api_name(self, module: str, name: str) -> str | None:
         return self.names.get(module, {}).get(name)
 

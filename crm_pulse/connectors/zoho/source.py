@@ -105,7 +105,7 @@ class ZohoSource:
                     continue  # read before: the second of margin, or the tie group
                 fresh.append(r)
             if module == "Deals" and self.mapper.unknown_stages(fresh):
-                await self.catalog.resolve("Deals", "Stage")
+                await self.catalog.reread("Deals")
             if not info.get("more_records") or not records:
                 yield fresh, since
                 return

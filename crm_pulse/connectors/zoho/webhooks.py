@@ -101,4 +101,6 @@ class ZohoReceiver:
                 for rid in dict.fromkeys(ids)
             ]
         records = await self.client.get_many(module, ids, self.mapper.api_fields(module))
+        if module == "Deals" and self.mapper.unknown_stages(records):
+            await self.mapper.catalog.reread("Deals")  # a stage added since: its metadata
         return [self.mapper.event(module, r) for r in records]

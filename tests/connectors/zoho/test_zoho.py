@@ -190,3 +190,20 @@ async def test_channel_is_renewed_before_it_lapses() -> None:
         keeper.client.attempts = 1
         assert not await keeper.ensure()
         assert await keeper.ensure() and keeper.renewals == 3
+
+
+async def test_a_stage_added_later_is_read_from_the_picklist() -> None:
+    async with make_harness() as h:
+        h.seed_deals(1)
+        _, cursor = await drain(h.connector.source.backfill(None))
+        h.fake.stages.append(("Contract Signed", "Closed Won", "Closed", 100))
+        h.fake.stages.append(("Went Dark", "Closed Lost", "Omitted", 0))
+        h.connector.catalog.refresh_after = 0.0
+        signed = h.fake.create("Deals", {"Stage": "Contract Signed", "Amount": 3})
+        events, _ = await drain(h.connector.source.poll(cursor))
+        assert {e.id: e.fields["status"] for e in events}[signed] == "won"
+        dark = h.fake.create("Deals", {"Stage": "Went Dark", "Amount": 4})
+        h.connector.catalog.stages.pop("Went Dark", None)
+        headers, body = h.fake.notification("Deals", "insert", [dark])
+        (event,) = await h.connector.receiver.parse(WebhookRequest("POST", "u", headers, body, 0))
+        assert event.fields["status"] == "lost"
