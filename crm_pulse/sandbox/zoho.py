@@ -10,12 +10,15 @@ Update Records (PUT, at most 100, per-record results, 207 when mixed); the field
 POST creating custom fields up to ``custom_field_limit``; the Deals Stage picklist with forecast
 type, category and probability); ``actions/watch`` channels (token of at most 50 characters,
 expiry at most a week else one hour) and notification deliveries; API credits per 24 hours
-with 429 when spent, and forced 429s with ``Retry-After``. Times carry the org's UTC offset
+with 429 when spent, and forced 429s with ``Retry-After``. API updates are notified to
+watching channels like any change (``notify_api_writes``): our own writes come back. Times carry the org's UTC offset
 and one-second resolution (a record changed twice in one second gets the next second).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import secrets
 import threading
@@ -99,8 +102,10 @@ class FakeZoho:
         daily_credits: int = 1_000_000,
         token_lifetime: int = 3600,
         custom_field_limit: int = 50,
+        notify_api_writes: bool = True,
     ) -> None:
         self.client_id = client_id
+        self.notify_api_writes = notify_api_writes
         self.client_secret = client_secret
         self.refresh_token = refresh_token
         self.clock = clock
@@ -118,6 +123,8 @@ class FakeZoho:
         self.token_requests = 0
         self.page_tokens_used = 0
         self.updates: list[tuple[str, str, dict[str, Any]]] = []
+        self.delivered: list[tuple[str, str, tuple[str, ...], int]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.spent: list[tuple[float, int]] = []
         self._forced: list[float | None] = []
         self._page_tokens: dict[str, tuple[str, int, float]] = {}
@@ -256,7 +263,20 @@ class FakeZoho:
             aiohttp.ClientSession(timeout=timeout) as session,
             session.post(channel["notify_url"], data=body, headers=headers) as response,
         ):
+            with self._lock:
+                self.delivered.append((module, operation, tuple(ids), response.status))
             return response.status
+
+    def _notify_later(self, module: str, ids: Sequence[str]) -> None:
+        """Zoho notifies watching channels of API updates too (our own writes included)."""
+
+        async def send() -> None:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+                await self.deliver(module, "update", ids)
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
@@ -516,6 +536,13 @@ class FakeZoho:
                         }
                     )
         ok = sum(1 for r in results if r["status"] == "success")
+        if ok and self.notify_api_writes:
+            done = [
+                str(item.get("id"))
+                for item, r in zip(data, results, strict=True)
+                if r["status"] == "success"
+            ]
+            self._notify_later(module, done)
         status = 200 if ok == len(results) else 207 if ok else 400
         return web.json_response({"data": results}, status=status)
 

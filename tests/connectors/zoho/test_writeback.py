@@ -168,6 +168,16 @@ runtime: {{state_path: "{tmp_path / "s.sqlite"}", listen: "127.0.0.1:{port}", de
                     break
                 await asyncio.sleep(0.02)
             assert await written() == first + 5000
+            # Zoho notifies our own updates too: they are re-read, change no metric, and
+            # trigger no further write
+            for _ in range(500):
+                if len([d for d in fake.delivered if account in d[2]]) >= 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert len([d for d in fake.delivered if account in d[2]]) >= 2
+            writes = len(fake.updates)
+            await asyncio.sleep(1.0)
+            assert len(fake.updates) == writes
             rows = runtime.db.call(
                 lambda: [r[0] for r in runtime.db.conn.execute("SELECT body FROM events")]
             )
