@@ -96,7 +96,13 @@ def settings(server: FakeServer, ca: TestCA, **extra: Any) -> ZohoSettings:
 
 @contextlib.asynccontextmanager
 async def make_harness(*, fake: FakeZoho | None = None, **extra: Any) -> AsyncIterator[ZohoHarness]:
-    fake = fake or FakeZoho(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, refresh_token=REFRESH)
+    # the channel's notify_url is the fake itself here: no deliveries of our own writes
+    fake = fake or FakeZoho(
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        refresh_token=REFRESH,
+        notify_api_writes=False,
+    )
     fake.add_field("Deals", FIELD)
     ca = TestCA()
     with FakeServer(fake.app(), ca=ca) as server:
