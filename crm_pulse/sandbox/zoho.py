@@ -103,7 +103,11 @@ class FakeZoho:
         token_lifetime: int = 3600,
         custom_field_limit: int = 50,
         notify_api_writes: bool = True,
+        modules: Sequence[str] = MODULES,
+        record_limit: int = 100_000,
     ) -> None:
+        self.modules = tuple(modules)
+        self.record_limit = record_limit
         self.client_id = client_id
         self.notify_api_writes = notify_api_writes
         self.client_secret = client_secret
@@ -352,8 +356,9 @@ class FakeZoho:
         )
 
     def _module(self, request: web.Request) -> str | None:
+        """The module named, if this org has it (else INVALID_MODULE, as for a disabled one)."""
         module = request.match_info.get("module") or request.query.get("module") or ""
-        return module if module in MODULES else None
+        return module if module in self.modules else None
 
     def _since(self, request: web.Request) -> int | None:
         header = request.headers.get("If-Modified-Since")
@@ -425,7 +430,7 @@ class FakeZoho:
             if not chunk:
                 return web.Response(status=204)
             end = offset + per_page
-            more = end < len(rows) and end < 100_000
+            more = end < len(rows)
             info: dict[str, Any] = {
                 "per_page": per_page,
                 "count": len(chunk),
@@ -437,7 +442,7 @@ class FakeZoho:
                 "previous_page_token": None,
                 "page_token_expiry": None,
             }
-            if more:
+            if more and end < self.record_limit:  # past 100,000 records: no further token
                 token = secrets.token_hex(20)
                 expires = self.clock() + 86400
                 self._page_tokens[token] = (module, end, expires)

@@ -27,6 +27,7 @@ from ...metrics.events import Event
 from ..protocols import Cursor, Page
 from .channel import ChannelKeeper
 from .client import ZohoClient
+from .errors import ZohoError
 from .mapping import FieldCatalog, ZohoMapper, to_ms
 from .settings import ZohoSettings
 
@@ -63,6 +64,7 @@ class ZohoSource:
         )
         self.wall = wall
         self.skipped: list[str] = []
+        self.unavailable: set[str] = set()
 
     def _events(self, module: str, records: Sequence[dict[str, Any]]) -> list[Event]:
         out = []
@@ -123,7 +125,7 @@ class ZohoSource:
                     if not token:
                         log.warning(
                             "Zoho paging limit reached within one Modified_Time",
-                            extra={"module": module, "since": since},
+                            extra={"zoho_module": module, "since": since},
                         )
                         yield fresh, since
                         return
@@ -144,7 +146,19 @@ class ZohoSource:
         current: dict[str, Any] = dict(cursor or {})
         started = int(self.wall() * 1000)
         for module in self.modules:
-            await self.catalog.load(module)
+            if module in self.unavailable:
+                continue
+            try:
+                await self.catalog.load(module)
+            except ZohoError as exc:
+                if exc.code != "INVALID_MODULE":
+                    raise
+                # not in this org or edition (Cases, say): the other modules go on
+                self.unavailable.add(module)
+                log.warning(
+                    "Zoho module not available", extra={"zoho_module": module, "reason": str(exc)}
+                )
+                continue
             state = dict(current.get(module) or {})
             t = state.get("t")
             if t is None:

@@ -116,6 +116,25 @@ async def test_more_than_2000_records_in_one_second_use_page_token() -> None:
         assert cursor is not None
 
 
+async def test_past_the_page_token_limit_within_one_second_the_read_stops_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeZoho(
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        refresh_token=REFRESH,
+        record_limit=2200,
+        notify_api_writes=False,
+    )
+    async with make_harness(fake=fake) as h:
+        h.seed_deals(2500, same_modified_at=True)
+        with caplog.at_level("WARNING", logger="crm_pulse.zoho"):
+            events, cursor = await drain(h.connector.source.backfill(None))
+        assert 2200 <= len({e.id for e in events if e.object == "deal"}) < 2500
+        assert "paging limit reached" in caplog.text
+        assert cursor is not None
+
+
 async def test_keyset_windows_read_changes_made_during_the_read() -> None:
     async with make_harness() as h:
         base = time.time() - 3600

@@ -10,9 +10,10 @@ import pytest
 from crm_pulse.connectors.protocols import WebhookRequest
 from crm_pulse.connectors.zoho.mapping import stage_status
 from crm_pulse.errors import DataError, Unauthorized
+from crm_pulse.sandbox.zoho import FakeZoho
 
 from ..helpers import drain
-from .harness import CHANNEL_TOKEN, make_harness
+from .harness import CHANNEL_TOKEN, CLIENT_ID, CLIENT_SECRET, REFRESH, make_harness
 
 OWNER = {"name": "Rep Two", "id": "5725767000000200002"}
 
@@ -207,3 +208,21 @@ async def test_a_stage_added_later_is_read_from_the_picklist() -> None:
         headers, body = h.fake.notification("Deals", "insert", [dark])
         (event,) = await h.connector.receiver.parse(WebhookRequest("POST", "u", headers, body, 0))
         assert event.fields["status"] == "lost"
+
+
+async def test_a_module_the_org_does_not_have_is_skipped() -> None:
+    fake = FakeZoho(
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        refresh_token=REFRESH,
+        modules=["Accounts", "Deals"],
+        notify_api_writes=False,
+    )
+    async with make_harness(
+        fake=fake, objects=["Cases", "Deals"], notify_url=None, channel_token=None
+    ) as h:
+        (deal,) = h.seed_deals(1)
+        events, cursor = await drain(h.connector.source.backfill(None))
+        assert [e.id for e in events] == [deal]
+        assert h.connector.source.unavailable == {"Cases"}
+        assert set(cursor) == {"Deals"}
