@@ -268,6 +268,8 @@ class ZohoClient:
         try:
             data = await self.request("PUT", f"/crm/v8/{quote(module)}", json=body, retry=False)
         except ZohoError as exc:
+            if exc.status == 400 and len(exc.results) == len(records):
+                return exc.results  # every record refused, each with its reason
             if exc.status == 400 and len(records) == 1:
                 return [{"status": "error", "code": exc.code, "message": str(exc)}]
             raise

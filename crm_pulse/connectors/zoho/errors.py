@@ -25,10 +25,14 @@ class TokenExpired(RetriableError):
 class ZohoError(SkippableError):
     """A 4xx Zoho refused for this request only; ``code`` is Zoho's error code."""
 
-    def __init__(self, message: str, code: str, status: int) -> None:
+    def __init__(
+        self, message: str, code: str, status: int, results: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
+        self.results = results or []
+        """Per-record answers when Zoho refused every record of a batch (``data``)."""
 
 
 def _body(response: httpx.Response) -> dict[str, Any]:
@@ -77,7 +81,14 @@ def translate_status(response: httpx.Response, what: str) -> CrmPulseError | Non
         return FatalError(f"Zoho refused {what} ({detail}): check the user's profile and scopes")
     if status >= 500:
         return RetriableError(f"Zoho {status} during {what}: {detail}")
-    return ZohoError(f"Zoho {status} during {what}: {detail}", code, status)
+    results: list[dict[str, Any]] = []
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        results = [dict(r) for r in data["data"] if isinstance(r, dict)]
+    return ZohoError(f"Zoho {status} during {what}: {detail}", code, status, results)
 
 
 def translate(exc: BaseException, what: str) -> CrmPulseError:

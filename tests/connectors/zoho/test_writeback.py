@@ -40,6 +40,13 @@ async def test_updates_go_100_records_a_call_with_per_record_results() -> None:
         assert not failed[0].retriable and "INVALID_DATA" in failed[0].reason
         assert h.fake.value("Deals", ids[3], FIELD) == 0.25
         assert h.fake.value("Deals", ids[120], FIELD) == 120.0
+        # every record of a batch refused (400): still one result per write, each with its reason
+        for rid in ids[140:143]:
+            h.fake.delete("Deals", rid)
+        gone = [FieldWrite("zoho", "deal", i, FIELD, 1.0) for i in ids[140:143]]
+        refused = await h.connector.sink.write(gone)
+        assert [(r.ok, r.retriable) for r in refused] == [(False, False)] * 3
+        assert all("INVALID_DATA" in r.reason and "invalid" in r.reason for r in refused)
 
 
 async def test_writeback_under_429s_unknown_fields_and_bad_ids(tmp_path: Path) -> None:
