@@ -66,6 +66,11 @@ class DataError(SkippableError):
         self.reason = message
         self.where = where
 
+    def item_problems(self) -> list[dict[str, object]]:
+        """One mapping per bad item when the input held several (the ingress names each);
+        empty when the message says it all."""
+        return []
+
 
 class Unauthorized(SkippableError):
     """A webhook or ingress request is not genuine; ``reason`` says why (never a secret)."""

@@ -31,6 +31,7 @@ __all__ = [
     "FieldSpec",
     "FieldWrite",
     "Page",
+    "ReceiverBase",
     "Sink",
     "Source",
     "WebhookReceiver",
@@ -115,15 +116,49 @@ class Source(Protocol):
 
 @runtime_checkable
 class WebhookReceiver(Protocol):
-    """Turns a vendor's webhook request into canonical events."""
+    """Turns a vendor's webhook request into canonical events.
+
+    The HTTP server answers in this order: a body over ``max_body_bytes`` gets 413 before it is
+    read; :meth:`verify` failing gets 401 (:class:`~crm_pulse.errors.Unauthorized`) or 400
+    (:class:`~crm_pulse.errors.DataError`); then the request is stored durably and answered
+    200 (with :meth:`ack_response` if it gives one) -- or, if it could not be stored, 503 after
+    :meth:`release`. :meth:`parse` runs later, from the stored copy.
+    :class:`ReceiverBase` gives the optional members their defaults.
+    """
 
     path: str
+    """The URL path the server routes to this receiver (``/webhooks/<name>``)."""
+    @property
+    def max_body_bytes(self) -> int | None:
+        """Largest body accepted (413 above it); None: the server's own limit."""
 
     def verify(self, request: WebhookRequest) -> None:
         """Raise :class:`~crm_pulse.errors.Unauthorized` (with the reason) if not genuine."""
 
     async def parse(self, request: WebhookRequest) -> list[Event]:
         """The events the request carries (may fetch full records)."""
+
+    def release(self, request: WebhookRequest) -> None:
+        """Forget a verified request that could not be stored (replay caches), so that the
+        sender's retry is accepted."""
+
+    def ack_response(self, request: WebhookRequest) -> tuple[str, bytes] | None:
+        """(content type, body) of the answer to a stored request, for vendors that need a
+        particular acknowledgement (Salesforce's SOAP ``Ack``); None: ``{"accepted": true}``."""
+
+
+class ReceiverBase:
+    """Defaults of a :class:`WebhookReceiver`'s optional members; subclass and override."""
+
+    path: str = ""
+    max_body_bytes: int | None = None
+
+    def release(self, request: WebhookRequest) -> None:
+        """Nothing to forget."""
+
+    def ack_response(self, request: WebhookRequest) -> tuple[str, bytes] | None:
+        """The default JSON acknowledgement."""
+        return None
 
 
 @runtime_checkable
@@ -160,6 +195,8 @@ class Connector:
     """Validates the connector's section of the deployment file (default: only ``name``)."""
     can_write: ClassVar[bool] = True
     """False for a connector that only receives: write-back rules may not target it."""
+    poll_interval: float = 60.0
+    """Seconds between two polls of ``source`` (set it from the settings)."""
     source: Source | None = None
     receiver: WebhookReceiver | None = None
     sink: Sink | None = None
