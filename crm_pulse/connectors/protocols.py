@@ -128,6 +128,7 @@ class WebhookReceiver(Protocol):
 
     path: str
     """The URL path the server routes to this receiver (``/webhooks/<name>``)."""
+
     @property
     def max_body_bytes(self) -> int | None:
         """Largest body accepted (413 above it); None: the server's own limit."""

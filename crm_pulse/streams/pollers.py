@@ -20,6 +20,7 @@ from typing import Any
 
 from ..connectors.protocols import Cursor, Page, Source
 from ..errors import FatalError, RateLimited, RetriableError, SkippableError
+from ..retry import Backoff
 from .database import Database
 from .log import append_events
 
@@ -79,6 +80,8 @@ class Poller:
         self.connector = connector
         self.source = source
         self.interval = interval
+        self.backoff = Backoff(initial=2 * interval, maximum=max(300.0, interval), attempts=None)
+        """Waits after failed polls (:mod:`crm_pulse.retry`), never shorter than ``interval``."""
         self.clock = clock
         self.on_stored = on_stored
         self.stats = PollerStats()
@@ -147,11 +150,11 @@ class Poller:
             except FatalError:
                 raise
             except RateLimited as exc:
-                wait = max(wait, exc.retry_after or 0.0)
+                wait = max(wait, self.backoff.delay(1, exc.retry_after))
                 self.stats.last_error = f"rate limited: {exc}"
             except (RetriableError, SkippableError, OSError) as exc:
                 failures += 1
-                wait = min(300.0, self.interval * 2 ** min(failures, 8))
+                wait = max(self.interval, self.backoff.delay(failures))
                 self.stats.last_error = str(exc)
                 log.warning(
                     "poll failed; will retry",
