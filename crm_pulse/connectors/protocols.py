@@ -25,6 +25,7 @@ from ..config.connectors import ConnectorSettings
 from ..metrics.events import Event
 
 __all__ = [
+    "BadRecord",
     "Connector",
     "Cursor",
     "FieldProvisioner",
@@ -44,11 +45,38 @@ Cursor = dict[str, Any]
 
 
 @dataclass(frozen=True)
+class BadRecord:
+    """A record the source could not turn into an event: skipped, and kept with its reason.
+
+    A source reports bad records in the :class:`Page` that passed them (``skipped``), so the
+    runtime records them in the same transaction as the page's events and cursor: the rest of
+    the page goes on, nothing is dropped silently, and the record is not read again. (A
+    failure of the whole call is an error instead: :class:`~crm_pulse.errors.RetriableError`
+    to try again later, :class:`~crm_pulse.errors.FatalError` to stop.)
+    """
+
+    object: str
+    """The CRM's object (``deals``, ``Opportunity``) or the canonical one."""
+    id: str
+    """The record's id in the CRM ('' if it has none)."""
+    reason: str
+    """Why it could not be mapped (never a secret)."""
+    where: str = ""
+    """Where, if more precise than the record (``field amount``, ``line 12``)."""
+
+    def __str__(self) -> str:
+        place = f"{self.object} {self.id}".strip()
+        return f"{place} ({self.where}): {self.reason}" if self.where else f"{place}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class Page:
-    """Events pulled in one step, and the cursor to resume after them."""
+    """Events pulled in one step, the cursor to resume after them, and the records of the step
+    that could not be mapped."""
 
     events: Sequence[Event]
     cursor: Cursor
+    skipped: Sequence[BadRecord] = ()
 
 
 @dataclass(frozen=True)
