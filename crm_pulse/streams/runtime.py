@@ -352,6 +352,7 @@ class EmbeddedRuntime:
                 item.update(
                     cursor=st.cursor,
                     events=st.events,
+                    skipped=st.skipped,
                     backfilled=st.backfilled,
                     lag_seconds=None if not st.last_ok_ms else round(now - st.last_ok_ms / 1000, 3),
                     last_error=st.last_error,
