@@ -133,7 +133,9 @@ class FieldSpec:
 
 @runtime_checkable
 class Source(Protocol):
-    """Pulls change events from a CRM."""
+    """Pulls change events from a CRM, page by page. A record that cannot be mapped goes in
+    its page's ``skipped`` (:class:`BadRecord`); a failure of the whole call is raised
+    (:class:`~crm_pulse.errors.RetriableError`, :class:`~crm_pulse.errors.FatalError`)."""
 
     def backfill(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         """Every record from the beginning (or from ``cursor`` if a backfill was interrupted)."""
