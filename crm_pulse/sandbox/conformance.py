@@ -19,7 +19,8 @@ subclassing :class:`ConformanceSuite` in one of its test modules and providing t
 The tests are plain (synchronous) pytest tests that run each check on a fresh event loop, so no
 asyncio plugin is needed. A check for a part the connector does not have (``source``,
 ``receiver``, ``sink``, ``provisioner`` left None) or for something the simulator cannot do
-(:attr:`Harness.deletes`, :attr:`Harness.rate_limits`) is **skipped**, not failed.
+(:attr:`Harness.deletes`, :attr:`Harness.rate_limits`, :attr:`Harness.bad_records`) is
+**skipped**, not failed.
 
 The module is also a pytest plugin (``pytest_plugins = ["crm_pulse.sandbox.conformance"]``
 or ``-p crm_pulse.sandbox.conformance``): it registers the ``conformance`` marker its tests
@@ -42,6 +43,7 @@ import pytest
 
 from ..config.connectors import ConnectorSettings
 from ..connectors.protocols import (
+    BadRecord,
     Connector,
     Cursor,
     FieldProvisioner,
@@ -75,10 +77,17 @@ class Harness:
     """The simulator can delete records and the source reports deletions."""
     rate_limits: bool = True
     """The simulator can answer with 429 and a Retry-After (:meth:`rate_limit`)."""
+    bad_records: bool = True
+    """The simulator can hold a record the source cannot map (:meth:`seed_bad_deal`)."""
 
     def seed_deals(self, n: int, *, same_modified_at: bool = False) -> list[str]:
         """Create ``n`` open deals (with an owner and an amount); return their ids. With
         ``same_modified_at`` all get one last-modified time (the cursor's tie-break)."""
+        raise NotImplementedError
+
+    def seed_bad_deal(self) -> str:
+        """Create a deal the source cannot map (a value that does not fit its canonical field,
+        like an amount of ``'n/a'``); return its id, or the id the source will report it by."""
         raise NotImplementedError
 
     def touch(self, deal_id: str) -> None:
@@ -251,6 +260,28 @@ class ConformanceSuite:
             events, _ = await drain(source.poll(cursor))
             deletes = [e for e in _deals(events) if e.op == "delete"]
             assert [e.id for e in deletes] == [ids[0]]
+
+        _run(conformance_harness, check)
+
+    def test_a_record_that_cannot_be_mapped_is_skipped_and_reported(
+        self, conformance_harness: HarnessFactory
+    ) -> None:
+        async def check(h: Harness) -> None:
+            source = _source(h)
+            if not h.bad_records:
+                pytest.skip(f"{h.kind}'s simulator cannot hold an unmappable record")
+            good = h.seed_deals(2)
+            bad = h.seed_bad_deal()
+            events: list[Event] = []
+            skipped: list[BadRecord] = []
+            async for page in source.backfill(None):  # one bad record stops nothing
+                events.extend(page.events)
+                skipped.extend(page.skipped)
+            assert set(good) <= {e.id for e in _deals(events) if e.op == "upsert"}
+            assert bad not in {e.id for e in _deals(events) if e.op == "upsert"}
+            reported = [r for r in skipped if r.id == bad or bad in r.where]
+            assert reported, f"{bad} is neither an event nor in a page's skipped"
+            assert all(r.reason for r in reported)
 
         _run(conformance_harness, check)
 

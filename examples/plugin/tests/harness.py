@@ -30,6 +30,9 @@ class TinyCrmHarness(Harness):
         data = {"amount": "100", "status": "open", "owner": "u1", "company": "c1"}
         return [self.sim.create("deals", dict(data), at=at) for _ in range(n)]
 
+    def seed_bad_deal(self) -> str:
+        return self.sim.create("deals", {"amount": "100", "status": "pending", "owner": "u1"})
+
     def touch(self, deal_id: str) -> None:
         amount = float(self.sim.records["deals"][deal_id]["amount"])
         self.sim.update("deals", deal_id, {"amount": str(amount + 1)})

@@ -60,6 +60,13 @@ class FileHarness(Harness):
             ids.append(deal_id)
         return ids
 
+    def seed_bad_deal(self) -> str:
+        deal_id = f"d{len(self.deals) + 1}"
+        self.deals[deal_id] = {"amount": "n/a", "status": "open"}
+        self._version += 1
+        self._upsert(deal_id, self._version)
+        return deal_id
+
     def touch(self, deal_id: str) -> None:
         self.deals[deal_id]["amount"] = str(float(self.deals[deal_id]["amount"]) + 1)
         self._version += 1

@@ -55,6 +55,11 @@ class HubSpotHarness(Harness):
             )
         return ids
 
+    def seed_bad_deal(self) -> str:
+        (deal,) = self.seed_deals(1)
+        self.fake.update("deals", deal, {"closedate": "not a date", "dealstage": "closedwon"})
+        return deal
+
     def touch(self, deal_id: str) -> None:
         amount = float(self.fake.value("deals", deal_id, "amount") or 0)
         self.fake.update("deals", deal_id, {"amount": str(amount + 1)})

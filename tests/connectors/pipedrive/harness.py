@@ -47,6 +47,11 @@ class PipedriveHarness(Harness):
             ids.append(self.fake.create("deals", data, at=at))
         return ids
 
+    def seed_bad_deal(self) -> str:
+        (deal,) = self.seed_deals(1)
+        self.fake.records["deals"][deal]["value"] = "not money"
+        return deal
+
     def touch(self, deal_id: str) -> None:
         value = self.fake.records["deals"][deal_id]["value"]
         self.fake.update("deals", deal_id, {"value": value + 1})

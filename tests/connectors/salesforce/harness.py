@@ -55,6 +55,11 @@ class SalesforceHarness(Harness):
             )
         return ids
 
+    def seed_bad_deal(self) -> str:
+        (deal,) = self.seed_deals(1)
+        self.fake.records["Opportunity"][deal]["Amount"] = "not money"
+        return deal
+
     def touch(self, deal_id: str) -> None:
         amount = float(self.fake.value("Opportunity", deal_id, "Amount") or 0)
         self.fake.update("Opportunity", deal_id, {"Amount": amount + 1})
