@@ -46,6 +46,7 @@ class ZohoConnector(Connector):
         super().__init__(name, settings)
         if not isinstance(settings, ZohoSettings):
             settings = ZohoSettings.model_validate(settings)
+        self.poll_interval = settings.poll_interval
         self.client = ZohoClient(settings)
         self.catalog = FieldCatalog(self.client)
         self.mapper = ZohoMapper(settings.mapping, name, self.catalog)

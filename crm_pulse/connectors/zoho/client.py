@@ -7,13 +7,13 @@ Every call carries ``Authorization: Zoho-oauthtoken <access token>`` from :class
 holding this connector to ``credit_share`` of the org's ``daily_credits``; past it the call
 raises RateLimited with the wait until credits free up. Transient failures and 429s are
 retried by one backoff policy (reads); writes get RateLimited at once so the write-back outbox
-waits instead. Ids that reach a URL are checked to be Zoho's numeric ids and quoted.
+waits instead. Retries follow the one policy of :mod:`crm_pulse.retry`. Ids that reach a URL
+are checked to be Zoho's numeric ids and quoted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import ssl
 import time
@@ -26,6 +26,7 @@ from urllib.parse import quote
 import httpx
 
 from ...errors import CrmPulseError, DataError, FatalError, RateLimited, RetriableError
+from ...retry import Backoff, retrying
 from .errors import TokenExpired, ZohoError, translate, translate_status
 from .oauth import TokenSource
 from .settings import ZohoSettings
@@ -121,8 +122,9 @@ class ZohoClient:
         )
         self.budget = CreditBudget(settings.daily_credits, settings.credit_share, clock)
         self.slots = asyncio.Semaphore(settings.concurrency)
-        self.max_wait = max_wait
-        self.attempts = attempts
+        self.backoff = Backoff(initial=1.0, maximum=30.0, attempts=attempts, max_wait=max_wait)
+        """Retries of calls (:mod:`crm_pulse.retry`): backoff with jitter, Retry-After
+        honoured up to ``max_wait``."""
         self.sleep = sleep
         self.calls = 0
 
@@ -185,21 +187,18 @@ class ZohoClient:
         """One API call (``path`` under the API domain), retried while transient when
         ``retry``; a RateLimited whose wait exceeds ``max_wait`` is raised at once."""
         what = f"{method} {path.split('?')[0]}"
-        failures = 0
-        while True:
-            try:
-                return await self._once(
-                    method, path, what, params=params, json=json, headers=headers, cost=cost
-                )
-            except CrmPulseError as error:
-                failures += 1
-                if not retry or failures >= self.attempts or not isinstance(error, RetriableError):
-                    raise
-                told = error.retry_after if isinstance(error, RateLimited) else None
-                delay = told if told is not None else random.uniform(0, min(30.0, 2.0**failures))
-                if delay > self.max_wait:
-                    raise
-            await self.sleep(delay)
+
+        async def once() -> dict[str, Any]:
+            return await self._once(
+                method, path, what, params=params, json=json, headers=headers, cost=cost
+            )
+
+        def worth_retrying(error: CrmPulseError) -> bool:
+            return retry and isinstance(error, RetriableError)
+
+        return await retrying(
+            f"Zoho {what}", once, self.backoff, retry_on=worth_retrying, sleep=self.sleep
+        )
 
     # ------------------------------------------------------------------ records
     async def list_page(

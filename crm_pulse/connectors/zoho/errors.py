@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
+from ...retry import wait_from_headers
 
 __all__ = ["TokenExpired", "ZohoError", "error_code", "translate", "translate_status"]
 
@@ -56,13 +57,6 @@ def error_code(response: httpx.Response) -> tuple[str, str]:
     return str(body.get("code") or ""), str(body.get("message") or response.reason_phrase)
 
 
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
 def translate_status(response: httpx.Response, what: str) -> CrmPulseError | None:
     """None for a success, else the error this answer means."""
     status = response.status_code
@@ -71,7 +65,7 @@ def translate_status(response: httpx.Response, what: str) -> CrmPulseError | Non
     code, message = error_code(response)
     detail = f"{code}: {message}" if code else message
     if status == 429:
-        wait = _seconds(response.headers.get("Retry-After"))
+        wait = wait_from_headers(response.headers)
         return RateLimited(f"Zoho rate or credit limit during {what} ({detail})", wait)
     if status == 401 and code == "INVALID_TOKEN":
         return TokenExpired(f"Zoho access token refused during {what}")

@@ -24,7 +24,7 @@ from typing import Any
 
 from ...errors import DataError
 from ...metrics.events import Event
-from ..protocols import Cursor, Page
+from ..protocols import BadRecord, Cursor, Page
 from .channel import ChannelKeeper
 from .client import ZohoClient
 from .errors import ZohoError
@@ -63,18 +63,18 @@ class ZohoSource:
             else int(datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp() * 1000)
         )
         self.wall = wall
-        self.skipped: list[str] = []
         self.unavailable: set[str] = set()
 
-    def _events(self, module: str, records: Sequence[dict[str, Any]]) -> list[Event]:
-        out = []
+    def _events(
+        self, module: str, records: Sequence[dict[str, Any]]
+    ) -> tuple[list[Event], list[BadRecord]]:
+        out, bad = [], []
         for r in records:
             try:
                 out.append(self.mapper.event(module, r))
-            except DataError as exc:
-                self.skipped.append(str(exc))
-                log.warning("Zoho record not mapped", extra={"reason": str(exc)})
-        return out
+            except DataError as exc:  # reported in the page: skipped and quarantined
+                bad.append(BadRecord(module, str(r.get("id") or ""), exc.reason, exc.where))
+        return out, bad
 
     def _version(self, record: dict[str, Any]) -> int | None:
         try:
@@ -175,7 +175,8 @@ class ZohoSource:
                 mark = window if window is not None and (t is None or window > int(t)) else t
                 state["t"] = mark
                 current = {**current, module: dict(state)}
-                yield Page(self._events(module, records), current)
+                events, bad = self._events(module, records)
+                yield Page(events, current, skipped=bad)
             if newest is not None:
                 state["t"] = newest
             deleted_mark = state.get("deleted")
@@ -187,14 +188,15 @@ class ZohoSource:
                 since = max(0, since - (0 if backfill else self.overlap_ms))
                 latest = int(deleted_mark) if deleted_mark is not None else since
                 async for items in self._deleted(module, since):
-                    events = []
+                    deletes, bad = [], []
                     for item in items:
                         try:
-                            events.append(self.mapper.deleted(module, item))
+                            deletes.append(self.mapper.deleted(module, item))
                         except DataError as exc:
-                            self.skipped.append(str(exc))
-                    latest = max([latest, *(e.version - 1 for e in events)])
-                    yield Page(events, current)
+                            rid = str(item.get("id") or "")
+                            bad.append(BadRecord(module, rid, exc.reason, exc.where))
+                    latest = max([latest, *(e.version - 1 for e in deletes)])
+                    yield Page(deletes, current, skipped=bad)
                 state["deleted"] = latest
             current = {**current, module: dict(state)}
             yield Page([], current)

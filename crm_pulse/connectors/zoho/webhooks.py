@@ -17,7 +17,7 @@ from typing import Any
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
-from ..protocols import WebhookRequest
+from ..protocols import ReceiverBase, WebhookRequest
 from .client import ZohoClient, check_id
 from .mapping import CANONICAL, DELETE_TIE, ZohoMapper
 
@@ -26,7 +26,7 @@ __all__ = ["ZohoReceiver"]
 _OPERATIONS = frozenset({"insert", "update", "delete", "create", "edit"})
 
 
-class ZohoReceiver:
+class ZohoReceiver(ReceiverBase):
     max_body_bytes: int | None = 1024 * 1024
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Zoho CRM under the conformance suite: our httpx client over real HTTPS to FakeZoho."""
+"""Zoho CRM under the shipped conformance suite: our httpx client over real HTTPS to FakeZoho."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from crm_pulse.connectors.protocols import WebhookRequest
+from crm_pulse.connectors.protocols import FieldSpec, WebhookRequest
 from crm_pulse.connectors.zoho import ZohoConnector
 from crm_pulse.connectors.zoho.settings import ZohoSettings
+from crm_pulse.sandbox.conformance import Harness
 from crm_pulse.sandbox.server import FakeServer, TestCA
 from crm_pulse.sandbox.zoho import FakeZoho
 
@@ -19,7 +20,7 @@ FIELD = "Win rate"
 ACCOUNT = {"name": "ACME", "id": "5725767000000300001"}
 
 
-class ZohoHarness:
+class ZohoHarness(Harness):
     kind = "zoho"
     records_per_call = 100
 
@@ -43,6 +44,11 @@ class ZohoHarness:
             }
             ids.append(self.fake.create("Deals", data, at=at))
         return ids
+
+    def seed_bad_deal(self) -> str:
+        (deal,) = self.seed_deals(1)
+        self.fake.records["Deals"][deal]["Amount"] = "n/a"
+        return deal
 
     def touch(self, deal_id: str) -> None:
         amount = self.fake.records["Deals"][deal_id]["Amount"]
@@ -74,6 +80,9 @@ class ZohoHarness:
 
     def rate_limit(self, requests: int, retry_after: float) -> None:
         self.fake.rate_limit(requests, retry_after)
+
+    def new_field(self) -> FieldSpec:
+        return FieldSpec("deal", "Conformance score", "Conformance score")
 
 
 def settings(server: FakeServer, ca: TestCA, **extra: Any) -> ZohoSettings:

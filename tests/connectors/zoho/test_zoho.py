@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -188,7 +189,7 @@ async def test_channel_is_renewed_before_it_lapses() -> None:
         # a refused renewal is logged and tried again at the next poll; polling goes on
         keeper.wall = lambda: now + 100 * 60
         h.fake.rate_limit(1, retry_after=None)
-        keeper.client.attempts = 1
+        keeper.client.backoff = dataclasses.replace(keeper.client.backoff, attempts=1)
         assert not await keeper.ensure()
         assert await keeper.ensure() and keeper.renewals == 3
 
