@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from typing import Any
 
 from ...errors import DataError, Unauthorized
@@ -22,6 +23,8 @@ from .client import ZohoClient, check_id
 from .mapping import CANONICAL, DELETE_TIE, ZohoMapper
 
 __all__ = ["ZohoReceiver"]
+
+log = logging.getLogger("crm_pulse.zoho")
 
 _OPERATIONS = frozenset({"insert", "update", "delete", "create", "edit"})
 
@@ -103,4 +106,12 @@ class ZohoReceiver(ReceiverBase):
         records = await self.client.get_many(module, ids, self.mapper.api_fields(module))
         if module == "Deals" and self.mapper.unknown_stages(records):
             await self.mapper.catalog.reread("Deals")  # a stage added since: its metadata
-        return [self.mapper.event(module, r) for r in records]
+        events = []
+        for r in records:
+            try:
+                events.append(self.mapper.event(module, r))
+            except DataError as exc:
+                # the other records of the notification go on; polling reads this one again
+                # and reports it as a bad record (quarantined with its reason)
+                log.warning("Zoho record not mapped", extra={"reason": str(exc)})
+        return events

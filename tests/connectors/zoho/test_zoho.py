@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,20 @@ from crm_pulse.errors import DataError, Unauthorized
 from crm_pulse.sandbox.zoho import FakeZoho
 
 from ..helpers import drain
+
+
 from .harness import CHANNEL_TOKEN, CLIENT_ID, CLIENT_SECRET, REFRESH, make_harness
+
+
+async def drain_pages(pages: Any) -> tuple[list[Any], Any]:
+    """The bad records reported by every page, and the last cursor."""
+    bad: list[Any] = []
+    cursor = None
+    async for page in pages:
+        bad.extend(page.skipped)
+        cursor = page.cursor
+    return bad, cursor
+
 
 OWNER = {"name": "Rep Two", "id": "5725767000000200002"}
 
@@ -173,6 +187,13 @@ async def test_notifications_verified_by_token_and_records_re_read() -> None:
         assert await receiver.parse(request) == []
         # a module this deployment does not read
         assert await receiver.parse(_request({**good, "module": "Cases"})) == []
+        # one record that cannot be mapped does not hold back the others of the notification
+        fine, bad = h.seed_deals(2)
+        h.fake.records["Deals"][bad]["Amount"] = "n/a"
+        parsed = await receiver.parse(_request({**good, "ids": [bad, fine]}))
+        assert [e.id for e in parsed] == [fine]
+        polled, _ = await drain_pages(h.connector.source.poll(None))
+        assert [(b.object, b.id) for b in polled] == [("Deals", bad)]
 
 
 async def test_channel_is_renewed_before_it_lapses() -> None:
