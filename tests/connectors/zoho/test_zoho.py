@@ -15,8 +15,6 @@ from crm_pulse.errors import DataError, Unauthorized
 from crm_pulse.sandbox.zoho import FakeZoho
 
 from ..helpers import drain
-
-
 from .harness import CHANNEL_TOKEN, CLIENT_ID, CLIENT_SECRET, REFRESH, make_harness
 
 
