@@ -3,12 +3,14 @@
 For every record the engine keeps its last applied version and the fields its measures read.
 Applying an event recomputes that record's contributions (see :mod:`.measures`) before and
 after, and adds the difference to per-window buckets, so the cost of an event does not depend on
-how much history there is. Stale events (version not greater than the applied one) change
-nothing; deletes leave a tombstone so a late, older upsert cannot bring a record back.
+how much history there is. Stale events (an older version, or an equal one that loses the tie:
+see :func:`.events.supersedes`) change nothing; deletes leave a tombstone so a late, older
+upsert cannot bring a record back.
 
 State entries (all in one :class:`~.state.StateStore`)::
 
-    ("r", source, object, id)        -> [version, fields tuple | None, max delete version, stage history]
+    ("r", source, object, id)        -> [version, fields tuple | None, max delete version,
+                                         stage history, canonical JSON of the applied upsert]
     ("b", measure, group, window)    -> [value, contributions]        window = (kind, index)
                                         counts and sums: months only, quarters and years are
                                         read as sums of months; distinct values, window
@@ -39,7 +41,7 @@ from typing import Any
 from .calendar import CALENDAR_KINDS, CURRENT, DAY_MS, Window, WindowSpec, parse_window_label
 from .catalog import Catalog, CompiledMetric
 from .deltas import Delta
-from .events import Event
+from .events import Event, supersedes
 from .measures import CompiledMeasure, ContributionKey, Group
 from .plans import ObjectPlan, history_after
 from .report import MetricValue, evaluate, report
@@ -145,11 +147,15 @@ class Engine:
         state: Any = store.get(key)
         fresh = state is None
         if fresh:
-            state = [None, None, None, None]
-        old_version, old_fields, max_delete, history = state
+            state = [None, None, None, None, None]
+        elif len(state) == 4:  # a state written before ties were ordered
+            state = [*state, None]
+            fresh = True
+        old_version, old_fields, max_delete, history, old_tie = state
         version = event.version
         op = event.op
         stays = plan.stays
+        tie = event.canonical if op == "upsert" else None
 
         new_history = history
         if stays is not None:
@@ -157,16 +163,16 @@ class Engine:
         new_max_delete = max_delete
         if op == "delete" and (max_delete is None or version > max_delete):
             new_max_delete = version
-        stale = old_version is not None and version <= old_version
+        stale = not supersedes(version, op, tie, old_version, old_fields is None, old_tie)
         if stale and new_history is history and (stays is None or new_max_delete == max_delete):
             self.stale += 1
             return None
 
         new_values: dict[str, Any] | None = None  # the event's typed fields, when they apply
         if stale:
-            new_version, new_fields = old_version, old_fields
+            new_version, new_fields, new_tie = old_version, old_fields, old_tie
         else:
-            new_version = version
+            new_version, new_tie = version, tie
             if op == "upsert":
                 new_values = event.values
                 new_fields = tuple(map(new_values.get, plan.reads))
@@ -209,8 +215,9 @@ class Engine:
             state[1] = new_fields
             state[2] = new_max_delete
             state[3] = new_history
+            state[4] = new_tie
         else:
-            store.put(key, [new_version, new_fields, new_max_delete, new_history])
+            store.put(key, [new_version, new_fields, new_max_delete, new_history, new_tie])
         self.applied += 1
         return changes
 

@@ -15,6 +15,7 @@ A field that cannot be typed makes the whole event invalid, with a message namin
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -32,9 +33,11 @@ __all__ = [
     "FieldType",
     "ObjectSchema",
     "RecordKey",
+    "canonical_json",
     "parse_amount",
     "parse_date",
     "parse_time",
+    "supersedes",
     "type_fields",
 ]
 
@@ -298,6 +301,23 @@ class Event(BaseModel):
     def key(self) -> RecordKey:
         return (self.source, self.object, self.id)
 
+    def replaces(self, other: Event) -> bool:
+        """Whether this event wins over ``other`` (same record) under the tie rule."""
+        return supersedes(
+            self.version,
+            self.op,
+            self.canonical if self.op == "upsert" else None,
+            other.version,
+            other.op == "delete",
+            other.canonical if other.op == "upsert" else None,
+        )
+
+    @property
+    def canonical(self) -> str:
+        """The fields as canonical JSON (sorted keys, no spaces): the tie-breaker between two
+        upserts of one record with the same version (see :func:`supersedes`)."""
+        return canonical_json(self.fields)
+
     @property
     def values(self) -> dict[str, Any]:
         """The fields, typed (see the module docstring); empty for a delete."""
@@ -310,3 +330,34 @@ class Event(BaseModel):
         if self.op == "upsert":
             self._values = type_fields(schema, self.fields)
         return self
+
+
+def canonical_json(fields: Mapping[str, Any]) -> str:
+    """``fields`` as canonical JSON: sorted keys, no spaces, non-ASCII kept as is."""
+    return json.dumps(
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+
+
+def supersedes(
+    version: int,
+    op: str,
+    tie: str | None,
+    old_version: int | None,
+    old_deleted: bool,
+    old_tie: str | None,
+) -> bool:
+    """Whether an event (``version``, ``op``, ``tie`` = its canonical fields, None for a delete)
+    replaces a record state (``old_version`` None: nothing known yet).
+
+    A greater version wins. At equal versions a delete wins over an upsert, and between two
+    upserts the one whose fields serialise greater as canonical JSON wins; so the final state
+    never depends on the order in which the events arrive (metrics-spec section 6).
+    """
+    if old_version is None or version > old_version:
+        return True
+    if version < old_version or old_deleted:
+        return False
+    if op == "delete":
+        return True
+    return old_tie is None or (tie is not None and tie > old_tie)

@@ -43,8 +43,8 @@ __all__ = [
 Group = tuple[str, ...]
 ContributionKey = tuple[int, Group, Any, Any]
 Contributions = dict[ContributionKey, int]
-StageVersion = tuple[int, Any, Any]
-"""(version, stage, stage entered at ms) of one upsert of a record."""
+StageVersion = tuple[Any, ...]
+"""(version, stage, stage entered at ms, canonical JSON) of one upsert of a record."""
 
 DURATION_MS = {"ms": 1, "seconds": 1000, "minutes": 60_000, "hours": 3_600_000, "days": 86_400_000}
 
@@ -80,7 +80,8 @@ def stays_of(history: Sequence[StageVersion]) -> list[tuple[Any, int, int]]:
     that stay's entry time. Stays whose times are unknown, or end before they start, are left out.
     """
     runs: list[tuple[Any, Any]] = []
-    for _version, stage, entered in history:
+    for version_entry in history:
+        stage, entered = version_entry[1], version_entry[2]
         if runs and runs[-1][0] == stage:
             runs[-1] = (stage, entered)
         else:

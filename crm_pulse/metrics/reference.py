@@ -1,7 +1,8 @@
 """The reference evaluator: a deliberately simple batch recompute, used as the tests' oracle.
 
 It keeps nothing incremental. It reduces the events to the final state of every record (the
-event with the greatest version wins; a delete removes the record), and answers each question
+event with the greatest version wins, ties broken as in metrics-spec section 6; a delete
+removes the record), and answers each question
 ("measure m, group g, window w") by looking at every record again, placing times in windows with
 plain ``datetime`` arithmetic rather than the engine's calendar tables. It shares only the
 definitions, ``where`` predicates and the report's row rules with the engine.
@@ -42,10 +43,12 @@ class Reference:
         deletes: dict[RecordKey, int] = {}
         for e in events:
             k = e.key
-            if k not in latest or e.version > latest[k].version:
+            if k not in latest or _wins(e, latest[k]):
                 latest[k] = e
             if e.op == "upsert":
-                upserts.setdefault(k, {}).setdefault(e.version, e)
+                same = upserts.setdefault(k, {})
+                if e.version not in same or e.canonical > same[e.version].canonical:
+                    same[e.version] = e
             else:
                 deletes[k] = max(deletes.get(k, e.version), e.version)
         self.records: dict[str, list[tuple[dict[str, Any], list[Event]]]] = {}
@@ -273,6 +276,16 @@ class Reference:
             if idx is not None and (best is None or idx < best):
                 best = idx
         return best
+
+
+def _wins(e: Event, old: Event) -> bool:
+    """The tie rule, written out: greater version; at equal versions a delete, then the
+    upsert whose canonical JSON is greater."""
+    if e.version != old.version:
+        return e.version > old.version
+    if old.op == "delete":
+        return False
+    return e.op == "delete" or e.canonical > old.canonical
 
 
 def reference_report(
