@@ -74,6 +74,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     as_of = _as_of(args.as_of)
     catalog, config_events = _catalog_and_events(args.config)
     engine = Engine(catalog, windows=windows)
+    engine.advance(as_of)  # records dated after the as-of time count nowhere yet
     engine.apply_all(config_events)
     errors: list[LineError] = []
     try:

@@ -43,6 +43,7 @@ from .catalog import Catalog, CompiledMetric
 from .deltas import Delta
 from .events import Event, supersedes
 from .measures import CompiledMeasure, ContributionKey, Group
+from .pending import Due, PendingLedger
 from .plans import ObjectPlan, history_after
 from .report import MetricValue, evaluate, report
 from .state import Key, MemoryStore, StateStore
@@ -102,6 +103,7 @@ class Engine:
         else:
             self._get = self.store.get
             self._put = self.store.put
+        self.pending = PendingLedger(self.store)
         self.applied = 0
         self.stale = 0
 
@@ -247,6 +249,8 @@ class Engine:
         put = self._put
         live = self._live
         dirty = self._dirty.add
+        horizon = self.pending.horizon
+        future = -(1 << 62) if horizon is None else horizon  # after it: also in the ledger
         last_t: Any = None
         wkey: Any = None
         for ckey, delta, dn in changes:
@@ -275,6 +279,8 @@ class Engine:
                 else:
                     self.store.delete(bkey)
             dirty(bkey)
+            if slot > future:
+                self.pending.add(index, group, slot, slot, None, delta, dn)
             if daily[index]:
                 self._add_day(index, group, slot, delta, dn)
 
@@ -297,6 +303,8 @@ class Engine:
                 m = self.measures[index]
                 for wkey in wkeys:
                     self._add(m, group, wkey, dv, delta, dn)
+            if self.pending.pending_after(slot):
+                self.pending.add(index, group, slot, slot, dv, delta, dn)
             if self._daily[index]:
                 self._add_day(index, group, slot, delta, dn)
         elif place == _SNAPSHOT:
@@ -317,6 +325,8 @@ class Engine:
                 ):
                     continue
                 self._add(m, group, (kind, idx), dv, delta, dn)
+            if self.pending.pending_after(t):
+                self.pending.add(index, group, t, slot, dv, delta, dn)
             if self._daily[index]:
                 self._add_day(index, group, t, delta, dn)
         elif place == _PERIOD:
@@ -452,6 +462,7 @@ class Engine:
             else:
                 store.delete(tkey)
             self._dirty.add(("a", m.index, group, ("active", month)))
+            self.pending.watch(t, "a", m.index, group)
         if months:
             store.put(akey, months)
         else:
@@ -477,13 +488,59 @@ class Engine:
                 bucket = self.store.get(("b", m.index, group, ("month", month)))
                 if bucket:
                     total += bucket[0]
-            return total
-        bucket = self.store.get(("b", m.index, group, (kind, window.index)))
-        return int(bucket[0]) if bucket else 0
+        else:
+            bucket = self.store.get(("b", m.index, group, (kind, window.index)))
+            total = int(bucket[0]) if bucket else 0
+        return total - self._not_yet(m, group, window, as_of)
+
+    def _not_yet(self, m: CompiledMeasure, group: Group, window: Window, as_of: int) -> int:
+        """What contributions dated after ``as_of`` add to a calendar window's raw value."""
+        start, end = self.calendar.bounds(window)
+        if as_of + 1 >= end:
+            return 0
+        anchored = self._place[m.index] == _ANCHORED
+        total = 0
+        later: dict[Any, int] = {}
+        for _t, slot, dv, delta, _dn in self.pending.entries(m.index, group, start, end, as_of):
+            if anchored and not all(
+                c.holds(a, start, end) for c, a in zip(m.window_conds, slot[1], strict=True)
+            ):
+                continue
+            if dv is None:
+                total += delta
+            else:
+                later[dv] = later.get(dv, 0) + delta
+        wkey = (window.spec.kind, window.index)
+        for dv, n in later.items():  # a distinct value counts while any contribution is due
+            now = self.store.get(("c", m.index, group, wkey, dv)) or 0
+            if now > 0 and now - n <= 0:
+                total += 1
+        return total
+
+    def all_pending(self, mi: int, group: Group, wkey: tuple[str, int], n: int, as_of: int) -> bool:
+        """Whether every one of a bucket's ``n`` contributions is dated after ``as_of``."""
+        kind, idx = wkey
+        per = _MONTHS_PER.get(kind)
+        if per is None:
+            return False
+        start = self.calendar.month_start(idx * per)
+        end = self.calendar.month_start((idx + 1) * per)
+        if as_of + 1 >= end:
+            return False
+        m = self.measures[mi]
+        anchored = self._place[mi] == _ANCHORED
+        later = 0
+        for _t, slot, _dv, _delta, dn in self.pending.entries(mi, group, start, end, as_of):
+            if anchored and not all(
+                c.holds(a, start, end) for c, a in zip(m.window_conds, slot[1], strict=True)
+            ):
+                continue
+            later += dn
+        return later >= n
 
     def _rolling_raw(self, m: CompiledMeasure, group: Group, lo: int, hi: int) -> int:
         store = self.store
-        first, last = lo // DAY_MS, (hi - 1) // DAY_MS
+        first, last = (lo + 1) // DAY_MS, hi // DAY_MS
         total = 0
         for day in range(first, last + 1):
             if first < day < last:
@@ -493,7 +550,7 @@ class Engine:
                 continue
             times = store.get(("dm", m.index, group, day))
             if times:
-                total += sum(cell[0] for t, cell in times.items() if lo <= t < hi)
+                total += sum(cell[0] for t, cell in times.items() if lo < t <= hi)
         return total
 
     def active_at(self, m: CompiledMeasure, group: Group, t: int) -> int:
@@ -545,7 +602,7 @@ class Engine:
         groups it owns (company-wide ``current`` rows and goal rows exist without data, so every
         partition would otherwise report them).
         """
-        self._report_index = _StateIndex.build(self)
+        self._report_index = _StateIndex.build(self, as_of)
         try:
             rows = report(self.catalog, self, as_of, self.specs, keep_null=keep_null)
         finally:
@@ -591,6 +648,53 @@ class Engine:
             out.append(MetricValue(metric.name, window, group, value))
         return out
 
+    def advance(self, now: int, *, mark_due: bool = True) -> int:
+        """Time has reached ``now``: contributions dated up to it count from now on.
+
+        Marks the buckets whose future-dated contributions (or ``active`` interval ends) became
+        due, so the next :meth:`changes` reports their values; returns how many came due. A
+        runtime calls it before applying a batch and on its tick; replay once, with its as-of,
+        before applying anything. The horizon never moves back.
+
+        ``mark_due=False`` moves the horizon only (a Faust batch, whose values must name only
+        its own partition's groups); the next call without it marks what came due meanwhile.
+        """
+        due = self.pending.advance(now, self._watched, due=mark_due)
+        dirty = self._dirty.add
+        for t, tag, index, group in due:
+            month = self._month_of(t)
+            if tag == "a":
+                dirty(("a", index, group, ("active", month)))
+            elif self._place.get(index) == _MONTHLY:
+                dirty(("b", index, group, ("month", month)))
+            else:
+                for wkey in self._month_wkeys.get(month) or self._wkeys_of(month):
+                    dirty(("b", index, group, wkey))
+        return len(due)
+
+    @property
+    def horizon(self) -> int | None:
+        """The latest time :meth:`advance` was given (None: none yet)."""
+        return self.pending.horizon
+
+    def resume(self, horizon: int) -> None:
+        """Continue from the horizon of a previous run (things due by it were reported then)."""
+        self.pending.resume(horizon)
+
+    def forget_due(self) -> None:
+        """The store's content changed under the engine (a rebalance): find the future-dated
+        contributions again on the next :meth:`advance`."""
+        self.pending.forget()
+
+    def _watched(self) -> list[Due]:
+        out: list[Due] = []
+        for key, value in self.store.items():
+            if key[0] == "f":
+                out.extend((t, "f", key[1], key[2]) for t in value)
+            elif key[0] == "at":
+                out.extend((t, "a", key[1], key[2]) for t in value)
+        return out
+
     def forget_changes(self) -> None:
         """Forget which buckets moved since :meth:`changes` (the caller rolled its state back)."""
         self._dirty.clear()
@@ -626,7 +730,7 @@ class Engine:
     def _index(self) -> _StateIndex:
         """The index built for the report under way; outside a report, a fresh one."""
         if self._report_index is None:
-            return _StateIndex.build(self)
+            return _StateIndex.build(self, self.pending.horizon)
         return self._report_index
 
 
@@ -658,13 +762,21 @@ class _StateIndex:
             self.first[key] = idx
 
     @classmethod
-    def build(cls, engine: Engine) -> _StateIndex:
+    def build(cls, engine: Engine, as_of: int | None) -> _StateIndex:
+        """``as_of``: data dated after it is no data yet (None: every contribution counts)."""
         index = cls()
         cal = engine.calendar
+        last_day = None if as_of is None else as_of // DAY_MS
         for key, value in engine.store.items():
             tag = key[0]
             if tag == "b":
                 _, mi, group, (kind, idx) = key
+                if (
+                    as_of is not None
+                    and kind != "current"
+                    and engine.all_pending(mi, group, (kind, idx), value[1], as_of)
+                ):
+                    continue
                 index.groups.setdefault(mi, set()).add(group)
                 if kind == "current":
                     continue
@@ -684,6 +796,10 @@ class _StateIndex:
                             (mi, group, kind), cal.index_of(kind, cal.month_start(first_month))
                         )
             elif tag == "d":
-                _, mi, group, _day = key
+                _, mi, group, day = key
+                if last_day is not None and as_of is not None and day >= last_day:
+                    times = engine.store.get(("dm", mi, group, day)) or {}
+                    if not any(t <= as_of for t in times):
+                        continue
                 index.groups.setdefault(mi, set()).add(group)
         return index

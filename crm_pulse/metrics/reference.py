@@ -32,9 +32,14 @@ class Reference:
     """Final record states, and measures recomputed from them on demand."""
 
     def __init__(
-        self, catalog: Catalog, events: Iterable[Event], kinds: Iterable[str] = tuple(_MONTHS)
+        self,
+        catalog: Catalog,
+        events: Iterable[Event],
+        kinds: Iterable[str] = tuple(_MONTHS),
+        as_of: int | None = None,
     ) -> None:
         self.catalog = catalog
+        self.as_of = as_of  # records dated after it count nowhere yet
         self.kinds = tuple(kinds)
         self.calendar: Calendar = catalog.calendar
         self.zone = catalog.calendar.zone
@@ -152,8 +157,10 @@ class Reference:
         t = row.get(d.at) if d.at else None
         if t is None:
             return False
+        if t > as_of:
+            return False  # its time has not come yet
         if kind == "rolling":
-            return bool(as_of - window.spec.days * 86_400_000 <= t < as_of)
+            return bool(as_of - window.spec.days * 86_400_000 < t <= as_of)
         w_start, w_end = self._start(kind, window.index), self._start(kind, window.index + 1)
         if not w_start <= t < w_end:
             return False
@@ -224,7 +231,8 @@ class Reference:
         if d.period is not None:
             return row.get(d.period.kind) is not None and row.get(d.period.start) is not None
         if d.at:
-            return row.get(d.at) is not None
+            t = row.get(d.at)
+            return t is not None and (self.as_of is None or t <= self.as_of)
         return True
 
     def groups_with_data(self, m: CompiledMeasure, fields: tuple[str, ...]) -> Iterator[Group]:
@@ -298,5 +306,5 @@ def reference_report(
 ) -> list[MetricValue]:
     """Every metric row recomputed from the final record states."""
     specs = list(windows)
-    ref = Reference(catalog, events, kinds=[s.kind for s in specs if s.is_calendar])
+    ref = Reference(catalog, events, kinds=[s.kind for s in specs if s.is_calendar], as_of=as_of)
     return report(catalog, ref, as_of, specs, keep_null=keep_null)

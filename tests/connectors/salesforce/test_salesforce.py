@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -689,7 +689,8 @@ async def test_end_to_end_user_fields_equal_replay(tmp_path: Path) -> None:
         fake.add_field("User", "Win_Rate_QTD__c")
         account = fake.create("Account", {"Name": "ACME"})
         fake.add_field("Account", "Won_Revenue_MTD__c", "currency")
-        today = datetime.now(UTC).date().isoformat()
+        # a CloseDate is noon UTC of its day, and counts once that time has passed
+        today = (datetime.now(UTC) - timedelta(hours=12)).date().isoformat()
         for i in range(30):
             stage = "Closed Won" if i % 4 else "Closed Lost"
             fake.create(
