@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError, ConfigProblem
 from .calendar import Calendar, WindowSpec
 from .definitions import Definitions, MetricDef, StaysSpec
-from .events import BUILTIN_OBJECTS, ObjectSchema
+from .events import BUILTIN_OBJECTS, SOURCE_FIELD, ObjectSchema
 from .expressions import Expression, parse_expression
 from .measures import CompiledMeasure, compile_measure
 
@@ -178,7 +178,7 @@ def build_catalog(
             continue
         cm.groups = needed[name]
         if schema is not None:
-            allowed = set(schema) | (STAY_FIELDS if mdef.stays else set())
+            allowed = set(schema) | {SOURCE_FIELD} | (STAY_FIELDS if mdef.stays else set())
             for f in sorted(cm.reads | {f for g in cm.groups for f in g}):
                 if f not in allowed:
                     problem(

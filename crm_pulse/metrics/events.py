@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 __all__ = [
     "BUILTIN_OBJECTS",
     "MICRO",
+    "SOURCE_FIELD",
     "Event",
     "FieldType",
     "ObjectSchema",
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 MICRO = 1_000_000
+SOURCE_FIELD = "source"
+"""Every record's typed values also hold its ``source`` (``where: {source: config}``)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 """Amounts and numbers are held as integers in millionths."""
@@ -295,6 +298,7 @@ class Event(BaseModel):
     def _type_known_fields(self) -> Event:
         if self.op == "upsert":
             self._values = type_fields(BUILTIN_OBJECTS.get(self.object), self.fields)
+            self._values.setdefault(SOURCE_FIELD, self.source)
         return self
 
     @property
@@ -329,6 +333,7 @@ class Event(BaseModel):
         """Re-type the fields with a schema from the configuration (custom objects)."""
         if self.op == "upsert":
             self._values = type_fields(schema, self.fields)
+            self._values.setdefault(SOURCE_FIELD, self.source)
         return self
 
 

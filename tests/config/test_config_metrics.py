@@ -244,6 +244,50 @@ def test_configuration_and_events_give_the_same_result() -> None:
     assert attainment[("2026-02", ("owner_id", "77"))] == Fraction(500) / Fraction("1000.5")
 
 
+def test_quota_events_replace_the_configured_quota_of_their_owner_and_period() -> None:
+    """4000 configured for u1's Q1 plus an event of 4000 for the same owner and period: the
+    event replaces the configured amount (2000 won -> 0.5, not 0.25); u1's other periods and
+    77's quota keep their configured amounts."""
+    deployment = load(QUOTAS)
+    deals = [
+        deal(1, "u1", "2000", "2026-01-15T10:00:00Z"),
+        deal(3, "77", "500", "2026-02-20T10:00:00Z"),
+    ]
+    quota = Event.model_validate(
+        {
+            "source": "salesforce",
+            "object": "quota",
+            "id": "0J91",
+            "op": "upsert",
+            "version": 5,
+            "fields": {
+                "owner_id": "u1",
+                "period": "quarter",
+                "period_start": "2026-01-01",
+                "amount": "4000",
+            },
+        }
+    )
+    as_of = "2026-03-01T00:00:00Z"
+    for order in (
+        [*deployment.config_events(), quota, *deals],
+        [quota, *deals, *deployment.config_events()],
+    ):
+        engine = Engine(deployment.catalog())
+        engine.apply_all(order)
+        attainment = rows(engine, as_of, "quota_attainment")
+        assert attainment[("2026-Q1", ("owner_id", "u1"))] == Fraction(1, 2)
+        assert attainment[("2026-02", ("owner_id", "77"))] == Fraction(500) / Fraction("1000.5")
+    smaller = Event.model_validate(
+        {**quota.model_dump(), "version": 6, "fields": {**quota.fields, "amount": "8000"}}
+    )
+    engine = Engine(deployment.catalog())
+    engine.apply_all([*deployment.config_events(), quota, smaller, *deals])
+    assert rows(engine, as_of, "quota_attainment")[("2026-Q1", ("owner_id", "u1"))] == Fraction(
+        1, 4
+    )
+
+
 def test_quota_problems() -> None:
     found = problems(
         """\
