@@ -93,3 +93,39 @@ def test_expressions_are_exact_and_safe() -> None:
     for bad in ("__import__('os')", "a ** 2", "a.b", "a if b else c"):
         with pytest.raises(ValueError):
             parse_expression(bad)
+
+
+def test_fiscal_year_labels_and_bounds() -> None:
+    """fiscal_year_start 4: FY2026 is April 2025 - March 2026 (named by the year it ends in)."""
+    from crm_pulse.metrics import Calendar, parse_time
+
+    cal = Calendar("UTC", fiscal_year_start=4)
+    for when, quarter, year in (
+        ("2025-04-01T00:00:00Z", "FY2026-Q1", "FY2026"),
+        ("2025-06-30T23:59:59Z", "FY2026-Q1", "FY2026"),
+        ("2025-12-15T00:00:00Z", "FY2026-Q3", "FY2026"),
+        ("2026-03-31T12:00:00Z", "FY2026-Q4", "FY2026"),
+        ("2026-04-01T00:00:00Z", "FY2027-Q1", "FY2027"),
+    ):
+        t = parse_time(when)
+        assert cal.window("quarter", cal.index_of("quarter", t)).label == quarter
+        assert cal.window("year", cal.index_of("year", t)).label == year
+    q1 = cal.parse_label("FY2026-Q1")
+    assert cal.bounds(q1) == (
+        parse_time("2025-04-01T00:00:00Z"),
+        parse_time("2025-07-01T00:00:00Z"),
+    )
+    assert cal.bounds(cal.parse_label("FY2026")) == (
+        parse_time("2025-04-01T00:00:00Z"),
+        parse_time("2026-04-01T00:00:00Z"),
+    )
+    assert cal.window("month", cal.index_of("month", parse_time("2025-04-02T00:00:00Z"))).label == (
+        "2025-04"
+    )
+    plain = Calendar("UTC")
+    assert (
+        plain.window("quarter", plain.index_of("quarter", parse_time("2026-02-01T00:00:00Z"))).label
+        == "2026-Q1"
+    )
+    # a start in January is the calendar year: no FY labels
+    assert Calendar("UTC", 1).parse_label("2026-Q1").label == "2026-Q1"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from calendar import monthrange
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,10 +35,15 @@ _FIRST_YEAR, _LAST_YEAR = 1900, 2200
 
 @dataclass(frozen=True, order=True)
 class WindowSpec:
-    """A kind of window: ``month``, ``quarter``, ``year``, ``rolling`` (with ``days``), ``current``."""
+    """A kind of window: ``month``, ``quarter``, ``year``, ``rolling`` (with ``days``), ``current``.
+
+    ``fiscal``: quarters and years of a fiscal calendar (labels ``FY2026-Q1``, ``FY2026``); it
+    changes labels only, so it takes no part in comparisons (one deployment has one calendar).
+    """
 
     kind: str
     days: int = 0
+    fiscal: bool = field(default=False, compare=False)
 
     @property
     def is_calendar(self) -> bool:
@@ -64,11 +69,12 @@ class Window:
         if kind == "month":
             year, month = divmod(self.index, 12)
             return f"{year:04d}-{month + 1:02d}"
+        fy = "FY" if self.spec.fiscal else ""
         if kind == "quarter":
             year, quarter = divmod(self.index, 4)
-            return f"{year:04d}-Q{quarter + 1}"
+            return f"{fy}{year:04d}-Q{quarter + 1}"
         if kind == "year":
-            return f"{self.index:04d}"
+            return f"{fy}{self.index:04d}"
         if kind == "rolling":
             return f"last_{self.spec.days}d"
         return "current"
@@ -77,22 +83,31 @@ class Window:
 _ROLLING = re.compile(r"^rolling:([1-9][0-9]{0,4})d$")
 
 
-_LABEL = re.compile(r"^(\d{4})(?:-(?:(\d{2})|Q([1-4])))?$")
+_LABEL = re.compile(r"^(FY)?(\d{4})(?:-(?:(\d{2})|Q([1-4])))?$")
 
 
 def parse_window_label(label: str) -> Window:
-    """``2026-03`` / ``2026-Q2`` / ``2026`` -> the calendar :class:`Window` it names."""
+    """``2026-03`` / ``2026-Q2`` / ``2026`` / ``FY2026-Q2`` / ``FY2026`` -> the :class:`Window`.
+
+    Quarter and year indexes are the same in both spellings: ``FY2026-Q1`` is index
+    ``2026 * 4`` like ``2026-Q1``; the deployment's calendar decides which months it holds.
+    """
     match = _LABEL.match(label.strip())
     if not match:
-        raise ValueError(f"expected a window label like 2026-03, 2026-Q2 or 2026, got {label!r}")
-    year, month, quarter = match.groups()
+        raise ValueError(
+            f"expected a window label like 2026-03, 2026-Q2, 2026, FY2026-Q2 or FY2026, "
+            f"got {label!r}"
+        )
+    fy, year, month, quarter = match.groups()
     if month is not None:
+        if fy:
+            raise ValueError(f"{label!r}: months have no fiscal label (write {year}-{month})")
         if not 1 <= int(month) <= 12:
             raise ValueError(f"month {month} in {label!r} is not 01-12")
         return Window(WindowSpec("month"), int(year) * 12 + int(month) - 1)
     if quarter is not None:
-        return Window(WindowSpec("quarter"), int(year) * 4 + int(quarter) - 1)
-    return Window(WindowSpec("year"), int(year))
+        return Window(WindowSpec("quarter", fiscal=bool(fy)), int(year) * 4 + int(quarter) - 1)
+    return Window(WindowSpec("year", fiscal=bool(fy)), int(year))
 
 
 def parse_window_spec(text: str) -> WindowSpec:
@@ -111,16 +126,27 @@ class Calendar:
 
     Month starts between 1900 and 2200 are computed once and found by bisection, so placing a
     time costs one binary search; times outside that range fall back to a direct conversion.
+
+    ``fiscal_year_start`` (1-12) moves quarters and years: with 4, FY2026 is April 2025 to
+    March 2026 (a fiscal year is named by the calendar year in which it ends) and FY2026-Q1 is
+    April to June 2025. Months are never moved. Window indexes: month ``year * 12 + month - 1``;
+    quarter ``(month index + offset) // 3``; year ``(month index + offset) // 12``, where offset
+    is 0 for calendar years and ``13 - fiscal_year_start`` otherwise.
     """
 
-    def __init__(self, timezone: str = "UTC") -> None:
+    def __init__(self, timezone: str = "UTC", fiscal_year_start: int = 1) -> None:
         try:
             self.zone = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
                 f"unknown time zone {timezone!r} (use an IANA name like 'Europe/Berlin')"
             ) from None
+        if not 1 <= fiscal_year_start <= 12:
+            raise ValueError(f"fiscal_year_start is a month 1-12, got {fiscal_year_start!r}")
         self.timezone = timezone
+        self.fiscal_year_start = fiscal_year_start
+        self.fiscal = fiscal_year_start != 1
+        self.offset = 0 if fiscal_year_start == 1 else 13 - fiscal_year_start
         self._base = _FIRST_YEAR * 12
         self._starts = [
             self._local_start(_FIRST_YEAR + i // 12, i % 12 + 1)
@@ -148,21 +174,48 @@ class Calendar:
 
     def index_of(self, kind: str, t_ms: int) -> int:
         """Index of the calendar window of ``kind`` holding ``t_ms``."""
-        return self.month_of(t_ms) // _MONTHS_PER[kind]
+        return self.window_index(kind, self.month_of(t_ms))
+
+    def window_index(self, kind: str, month_index: int) -> int:
+        """Index of the ``kind`` window holding the month ``month_index``."""
+        if kind == "month":
+            return month_index
+        return (month_index + self.offset) // _MONTHS_PER[kind]
+
+    def first_month(self, kind: str, index: int) -> int:
+        """Month index of the first month of the ``kind`` window ``index``."""
+        if kind == "month":
+            return index
+        return index * _MONTHS_PER[kind] - self.offset
+
+    def spec(self, spec: WindowSpec) -> WindowSpec:
+        """``spec`` labelled for this calendar (fiscal quarters and years)."""
+        if self.fiscal and spec.kind in ("quarter", "year") and not spec.fiscal:
+            return WindowSpec(spec.kind, spec.days, fiscal=True)
+        return spec
+
+    def window(self, kind: str, index: int) -> Window:
+        """The calendar window ``index`` of ``kind``, labelled for this calendar."""
+        return Window(self.spec(WindowSpec(kind)), index)
+
+    def parse_label(self, label: str) -> Window:
+        """:func:`parse_window_label`, labelled for this calendar."""
+        window = parse_window_label(label)
+        return Window(self.spec(window.spec), window.index)
 
     def bounds(self, window: Window) -> tuple[int, int]:
         """[start, end) of a calendar window in epoch milliseconds."""
-        per = _MONTHS_PER[window.spec.kind]
-        first = window.index * per
-        return self.month_start(first), self.month_start(first + per)
+        kind = window.spec.kind
+        first = self.first_month(kind, window.index)
+        return self.month_start(first), self.month_start(first + _MONTHS_PER[kind])
 
     def window_of_date(self, kind: str, day: date) -> int | None:
         """Index of the ``kind`` window that starts exactly on ``day``, or None if none does."""
-        per = _MONTHS_PER[kind]
         month_index = day.year * 12 + day.month - 1
-        if day.day != 1 or month_index % per:
+        index = self.window_index(kind, month_index)
+        if day.day != 1 or self.first_month(kind, index) != month_index:
             return None
-        return month_index // per
+        return index
 
     def period_span(self, kind: str, day: date) -> tuple[int, int]:
         """[start, end) in ms of the period of ``kind`` (month, quarter, year) starting on ``day``."""

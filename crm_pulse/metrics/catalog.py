@@ -126,6 +126,7 @@ def build_catalog(
     definitions: Definitions | None = None,
     *,
     timezone: str = "UTC",
+    fiscal_year_start: int = 1,
     schemas: Mapping[str, ObjectSchema] | None = None,
     file: str = "",
 ) -> Catalog:
@@ -142,6 +143,11 @@ def build_catalog(
     except ValueError as exc:
         problem("timezone", str(exc))
         calendar = Calendar("UTC")
+    if fiscal_year_start != 1:
+        try:
+            calendar = Calendar(calendar.timezone, fiscal_year_start)
+        except ValueError as exc:
+            problem("fiscal_year_start", str(exc))
 
     params = {k: Fraction(str(v)) for k, v in defs.params.items()}
     # which measures each metric reads, and the groups each measure needs

@@ -71,7 +71,7 @@ class Engine:
         self.catalog = catalog
         self.calendar = catalog.calendar
         self.store: StateStore = store if store is not None else MemoryStore()
-        self.specs = tuple(windows)
+        self.specs = tuple(catalog.calendar.spec(s) for s in windows)  # fiscal labels
         self.kinds = tuple(k for k in CALENDAR_KINDS if any(s.kind == k for s in self.specs))
         self.rolling = tuple(s for s in self.specs if s.kind == "rolling")
         # calendar kinds kept in buckets: the reported ones and those goals are set in
@@ -317,8 +317,8 @@ class Engine:
             t, anchors = slot
             cal = self.calendar
             month = self._month_of(t)
-            for kind, per in self._kind_months:
-                idx = month // per
+            for kind, _per in self._kind_months:
+                idx = cal.window_index(kind, month)
                 start, end = cal.bounds(Window(WindowSpec(kind), idx))
                 if not all(
                     c.holds(a, start, end) for c, a in zip(m.window_conds, anchors, strict=True)
@@ -336,7 +336,8 @@ class Engine:
 
     def _wkeys_of(self, month: int) -> tuple[tuple[str, int], ...]:
         """The (kind, index) calendar windows holding ``month``; cached per month."""
-        wkeys = tuple((kind, month // per) for kind, per in self._kind_months)
+        index = self.calendar.window_index
+        wkeys = tuple((kind, index(kind, month)) for kind, _per in self._kind_months)
         self._month_wkeys[month] = wkeys
         return wkeys
 
@@ -482,7 +483,7 @@ class Engine:
             return self._rolling_raw(m, group, as_of - window.spec.days * DAY_MS, as_of)
         if self._place[m.index] == _MONTHLY:
             per = _MONTHS_PER[kind]
-            first = window.index * per
+            first = self.calendar.first_month(kind, window.index)
             total = 0
             for month in range(first, first + per):
                 bucket = self.store.get(("b", m.index, group, ("month", month)))
@@ -523,8 +524,9 @@ class Engine:
         per = _MONTHS_PER.get(kind)
         if per is None:
             return False
-        start = self.calendar.month_start(idx * per)
-        end = self.calendar.month_start((idx + 1) * per)
+        first = self.calendar.first_month(kind, idx)
+        start = self.calendar.month_start(first)
+        end = self.calendar.month_start(first + per)
         if as_of + 1 >= end:
             return False
         m = self.measures[mi]
@@ -707,17 +709,17 @@ class Engine:
         out: list[Window] = []
         if place == _MONTHLY and kind == "month":
             for k in self.kinds:
-                spec = WindowSpec(k)
-                i = idx // _MONTHS_PER[k]
+                spec = cal.spec(WindowSpec(k))
+                i = cal.window_index(k, idx)
                 if metric.supports(spec) and i <= cal.index_of(k, as_of):
                     out.append(Window(spec, i))
         elif kind in self.kinds:
-            spec = WindowSpec(kind)
+            spec = cal.spec(WindowSpec(kind))
             if metric.supports(spec) and idx <= cal.index_of(kind, as_of):
                 out.append(Window(spec, idx))
         elif kind == "active":
             for k in self.kinds:
-                spec = WindowSpec(k)
+                spec = cal.spec(WindowSpec(k))
                 if not metric.supports(spec):
                     continue
                 first = cal.index_of(k, cal.month_start(idx))
@@ -781,8 +783,8 @@ class _StateIndex:
                 if kind == "current":
                     continue
                 if engine._place[mi] == _MONTHLY:
-                    for k, per in engine._kind_months:
-                        index._first((mi, group, k), idx // per)
+                    for k, _per in engine._kind_months:
+                        index._first((mi, group, k), cal.window_index(k, idx))
                 else:
                     index._first((mi, group, kind), idx)
             elif tag == "am":

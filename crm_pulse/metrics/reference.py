@@ -72,14 +72,26 @@ class Reference:
 
     def _index(self, kind: str, t: int) -> int:
         d = self._local(t)
-        return (d.year * 12 + d.month - 1) // _MONTHS[kind]
+        if kind == "month":
+            return d.year * 12 + d.month - 1
+        # fiscal years start in month s and are named by the calendar year they end in
+        s = self.catalog.calendar.fiscal_year_start
+        fiscal_year = d.year + (1 if s != 1 and d.month >= s else 0)
+        months_in = (d.month - s) % 12
+        return fiscal_year * 4 + months_in // 3 if kind == "quarter" else fiscal_year
 
     def _ms(self, d: datetime) -> int:
         return (d - _EPOCH) // timedelta(milliseconds=1)
 
     def _start(self, kind: str, index: int) -> int:
-        year, month = divmod(index * _MONTHS[kind], 12)
-        return self._ms(datetime(year, month + 1, 1, tzinfo=self.zone))
+        if kind == "month":
+            year, month = divmod(index, 12)
+            return self._ms(datetime(year, month + 1, 1, tzinfo=self.zone))
+        s = self.catalog.calendar.fiscal_year_start
+        fiscal_year, quarter = divmod(index, 4) if kind == "quarter" else (index, 0)
+        months = s - 1 + 3 * quarter
+        year = fiscal_year - (1 if s != 1 else 0) + months // 12
+        return self._ms(datetime(year, months % 12 + 1, 1, tzinfo=self.zone))
 
     def _period(self, kind: str, day: date) -> tuple[int, int]:
         start = datetime(day.year, day.month, day.day, tzinfo=self.zone)
@@ -305,6 +317,6 @@ def reference_report(
     keep_null: bool = False,
 ) -> list[MetricValue]:
     """Every metric row recomputed from the final record states."""
-    specs = list(windows)
+    specs = [catalog.calendar.spec(s) for s in windows]
     ref = Reference(catalog, events, kinds=[s.kind for s in specs if s.is_calendar], as_of=as_of)
     return report(catalog, ref, as_of, specs, keep_null=keep_null)
