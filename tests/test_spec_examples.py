@@ -164,3 +164,65 @@ def test_replay_cli_jsonl_and_bad_lines(tmp_path: Any) -> None:
     assert "line 4: fields.closed_at" in text
     assert "Traceback" not in text
     assert main(["replay", str(path), "--strict"], io.StringIO(), io.StringIO()) == 1
+
+
+def test_median_and_p90_interpolate_between_closest_ranks() -> None:
+    """Median deal size of 10 and 20 is 15 (a spreadsheet's MEDIAN); p90 of resolution times
+    1..10 hours is 9.1 (PERCENTILE.INC). Kept exactly through updates and deletes, and merged
+    from months into the quarter."""
+    e = Engine(build_catalog(), windows=YEAR)
+    e.apply(deal("a", "won", "2026-01-10T00:00:00Z", amount="10"))
+    e.apply(deal("b", "won", "2026-02-10T00:00:00Z", amount="20"))
+    as_of = "2026-03-20T00:00:00Z"
+    assert value(e, as_of, "median_deal_size", "2026-01") == 10
+    assert value(e, as_of, "median_deal_size", "2026-Q1") == 15
+    e.apply(deal("c", "won", "2026-03-01T00:00:00Z", amount="1000"))
+    assert value(e, as_of, "median_deal_size", "2026-Q1") == 20
+    assert value(e, as_of, "avg_deal_size", "2026-Q1") == 343.3333333333333
+    # an update moves a value, a delete removes it, a lost deal never counted
+    e.apply(
+        Event.model_validate(
+            {**deal("b", "won", "2026-02-10T00:00:00Z", amount="30").model_dump(), "version": 2}
+        )
+    )
+    assert value(e, as_of, "median_deal_size", "2026-Q1") == 30
+    e.apply(
+        Event.model_validate(
+            {"source": "t", "object": "deal", "id": "c", "op": "delete", "version": 2}
+        )
+    )
+    e.apply(deal("d", "lost", "2026-03-02T00:00:00Z", amount="5"))
+    assert value(e, as_of, "median_deal_size", "2026-Q1") == 20
+    assert value(e, as_of, "median_deal_size", "2026-03") is None  # no values: no row
+    for i in range(1, 11):
+        e.apply(
+            ev(
+                "ticket",
+                f"t{i}",
+                status="closed",
+                created_at="2026-02-01T00:00:00Z",
+                closed_at=f"2026-02-01T{i:02d}:00:00Z",
+            )
+        )
+    assert value(e, as_of, "p90_resolution_time_hours", "2026-02") == 9.1
+    assert value(e, as_of, "median_resolution_time_hours", "2026-Q1") == 5.5
+    assert value(e, as_of, "avg_resolution_time_hours", "2026") == 5.5
+
+
+def test_percentiles_in_user_definitions_are_checked() -> None:
+    import pytest
+
+    from crm_pulse.errors import ConfigError
+
+    bad = definitions_from_mapping(
+        {
+            "measures": {"m": {"object": "deal", "at": "closed_at", "median": "stage"}},
+            "metrics": {"x": {"value": "m", "category": "business performance"}},
+        }
+    )
+    with pytest.raises(ConfigError, match="not a number or amount field"):
+        build_catalog(builtin_definitions().merged(bad))
+    with pytest.raises(ConfigError, match="placed in time"):
+        definitions_from_mapping(
+            {"measures": {"m": {"object": "deal", "median": "amount"}}, "metrics": {}}
+        )

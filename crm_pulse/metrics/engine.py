@@ -42,7 +42,7 @@ from .calendar import CALENDAR_KINDS, CURRENT, DAY_MS, Window, WindowSpec, parse
 from .catalog import Catalog, CompiledMetric
 from .deltas import Delta
 from .events import Event, supersedes
-from .measures import CompiledMeasure, ContributionKey, Group
+from .measures import CompiledMeasure, ContributionKey, Group, percentile
 from .pending import Due, PendingLedger
 from .plans import ObjectPlan, history_after
 from .report import MetricValue, evaluate, report
@@ -55,7 +55,8 @@ _CURRENT_KEY = ("current", 0)
 Change = tuple[ContributionKey, int, int]
 """(contribution, weight delta, count delta +1/0/-1): what phase 1 hands to phase 2."""
 # how a measure's contributions are placed in buckets (see Engine._apply_delta)
-_MONTHLY, _TIMED, _ANCHORED, _SNAPSHOT, _PERIOD, _ACTIVE = range(6)
+_MONTHLY, _TIMED, _ANCHORED, _SNAPSHOT, _PERIOD, _ACTIVE, _MULTISET = range(7)
+_BY_MONTH = (_MONTHLY, _MULTISET)  # kept in month buckets; quarters and years read months
 _MONTHS_PER = {"month": 1, "quarter": 3, "year": 12}
 
 
@@ -329,10 +330,62 @@ class Engine:
                 self.pending.add(index, group, t, slot, dv, delta, dn)
             if self._daily[index]:
                 self._add_day(index, group, t, delta, dn)
+        elif place == _MULTISET:
+            self._add_value(index, group, slot, dv, delta, dn)
         elif place == _PERIOD:
             self._add_period(self.measures[index], group, slot, dv, delta, dn)
         else:  # active: a count, so delta == dn
             self._add_active(self.measures[index], group, slot, delta)
+
+    def _add_value(self, index: int, group: Group, t: int, value: int, delta: int, dn: int) -> None:
+        """A percentile measure: the month's multiset of values (and its count bucket); per day,
+        the (time, value) pairs rolling windows read."""
+        store = self.store
+        month = self._month_of(t)
+        self._add_sum(index, group, ("month", month), delta, dn)
+        for key, item in (
+            (("p", index, group, month), value),
+            (("pd", index, group, t // DAY_MS), (t, value)),
+        ):
+            counts = store.get(key) or {}
+            n = counts.get(item, 0) + delta
+            if n:
+                counts[item] = n
+            else:
+                counts.pop(item, None)
+            if counts:
+                store.put(key, counts)
+            else:
+                store.delete(key)
+            if not self._daily[index]:
+                break
+        if self.pending.pending_after(t):
+            self.pending.add(index, group, t, t, value, delta, dn)
+        if self._daily[index]:
+            self._add_day(index, group, t, delta, dn)
+
+    def _values_in(
+        self, m: CompiledMeasure, group: Group, window: Window, as_of: int
+    ) -> dict[int, int]:
+        """The multiset {value: count} of a percentile measure in a window at ``as_of``."""
+        store = self.store
+        out: dict[int, int] = {}
+        if window.spec.kind == "rolling":
+            lo, hi = as_of - window.spec.days * DAY_MS, as_of
+            for day in range((lo + 1) // DAY_MS, hi // DAY_MS + 1):
+                for (t, value), n in (store.get(("pd", m.index, group, day)) or {}).items():
+                    if lo < t <= hi:
+                        out[value] = out.get(value, 0) + n
+            return out
+        kind = window.spec.kind
+        first = self.calendar.first_month(kind, window.index)
+        for month in range(first, first + _MONTHS_PER[kind]):
+            for value, n in (store.get(("p", m.index, group, month)) or {}).items():
+                out[value] = out.get(value, 0) + n
+        start, end = self.calendar.bounds(window)
+        for _t, _slot, value, delta, _dn in self.pending.entries(m.index, group, start, end, as_of):
+            out[value] = out.get(value, 0) - delta  # not yet
+        return out
 
     def _wkeys_of(self, month: int) -> tuple[tuple[str, int], ...]:
         """The (kind, index) calendar windows holding ``month``; cached per month."""
@@ -471,9 +524,14 @@ class Engine:
 
     # ---------------------------------------------------------------- reading values
 
-    def raw(self, m: CompiledMeasure, group: Group, window: Window, as_of: int) -> int:
-        """A measure's integer value in one window (the :class:`MeasureSource` protocol)."""
+    def raw(
+        self, m: CompiledMeasure, group: Group, window: Window, as_of: int
+    ) -> int | Fraction | None:
+        """A measure's value in one window, in its scale (the :class:`MeasureSource` protocol):
+        an integer, but a percentile may fall between two values, and has none without any."""
         kind = window.spec.kind
+        if m.percentile is not None:
+            return percentile(self._values_in(m, group, window, as_of), m.percentile)
         if m.placement == "active":
             return self._active_raw(m, group, window, as_of)
         if kind == "current":
@@ -667,7 +725,7 @@ class Engine:
             month = self._month_of(t)
             if tag == "a":
                 dirty(("a", index, group, ("active", month)))
-            elif self._place.get(index) == _MONTHLY:
+            elif self._place.get(index) in _BY_MONTH:
                 dirty(("b", index, group, ("month", month)))
             else:
                 for wkey in self._month_wkeys.get(month) or self._wkeys_of(month):
@@ -707,7 +765,7 @@ class Engine:
         if kind == "current":
             return [Window(CURRENT)] if metric.is_current else []
         out: list[Window] = []
-        if place == _MONTHLY and kind == "month":
+        if place in _BY_MONTH and kind == "month":
             for k in self.kinds:
                 spec = cal.spec(WindowSpec(k))
                 i = cal.window_index(k, idx)
@@ -738,6 +796,8 @@ class Engine:
 
 def _placement_code(m: CompiledMeasure, calendar: bool) -> int:
     if m.placement in ("timed", "stays"):
+        if m.percentile is not None:
+            return _MULTISET
         if m.window_conds:
             return _ANCHORED
         # a count or sum in a quarter or year is the sum of its months: keep months only
@@ -782,7 +842,7 @@ class _StateIndex:
                 index.groups.setdefault(mi, set()).add(group)
                 if kind == "current":
                     continue
-                if engine._place[mi] == _MONTHLY:
+                if engine._place[mi] in _BY_MONTH:
                     for k, _per in engine._kind_months:
                         index._first((mi, group, k), cal.window_index(k, idx))
                 else:

@@ -19,11 +19,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from itertools import pairwise
 from typing import Any
 
 from .calendar import WindowSpec
-from .definitions import DurationSum, MeasureDef, WeightsSum
+from .definitions import PERCENTILES, DurationSum, MeasureDef, WeightsSum
 from .events import MICRO, FieldType, ObjectSchema, parse_amount
 from .filters import Predicate, WindowCondition, compile_where, type_constant
 
@@ -37,6 +38,7 @@ __all__ = [
     "compile_measure",
     "contributor",
     "normalizer",
+    "percentile",
     "stays_of",
 ]
 
@@ -70,6 +72,35 @@ def normalizer(kind: str) -> Callable[[Any], str | None]:
         return str(value)
 
     return {"email": email, "domain": domain, "lower": lower, "none": none}[kind]
+
+
+def percentile(values: Mapping[int, int], p: int) -> Fraction | None:
+    """The ``p``-th percentile of a multiset ``{value: count}`` (counts <= 0 are absent).
+
+    Linear interpolation between closest ranks, as spreadsheets' PERCENTILE.INC and MEDIAN do:
+    with the n values sorted x[0] <= ... <= x[n-1], h = (n - 1) * p / 100 and the result is
+    x[floor(h)] + (h - floor(h)) * (x[floor(h) + 1] - x[floor(h)]). The median of 10 and 20 is
+    15; p90 of 1..10 is 9.1. None when there are no values.
+    """
+    items = sorted((v, c) for v, c in values.items() if c > 0)
+    n = sum(c for _v, c in items)
+    if n == 0:
+        return None
+    h = Fraction((n - 1) * p, 100)
+    rank = h.numerator // h.denominator
+    low = high = None
+    seen = 0
+    for value, count in items:
+        seen += count
+        if low is None and seen > rank:
+            low = value
+        if seen > rank + 1 or (seen > rank and h == rank):
+            high = value
+            break
+    assert low is not None
+    if high is None:
+        high = low
+    return low + (h - rank) * (high - low)
 
 
 def stays_of(history: Sequence[StageVersion]) -> list[tuple[Any, int, int]]:
@@ -114,6 +145,11 @@ class CompiledMeasure:
     @property
     def is_snapshot(self) -> bool:
         return self.placement in ("snapshot", "duplicates")
+
+    @property
+    def percentile(self) -> int | None:
+        """50 for ``median``, 90 for ``p90``; None for other aggregates."""
+        return PERCENTILES.get(self.aggregate)
 
     @property
     def calendar_only(self) -> bool:
@@ -257,14 +293,14 @@ def _slot_fn(m: CompiledMeasure) -> Callable[[Mapping[str, Any]], Any]:
 def _weight_fn(
     d: MeasureDef, schema: ObjectSchema | None, params: Mapping[str, float]
 ) -> tuple[Callable[[Mapping[str, Any]], int | None], int]:
-    total = d.sum
+    total = d.values
     if total is None:
         return (lambda v: 1), 1
     if isinstance(total, str):
         name = total
         kind = schema.get(name) if schema else None
         if kind not in (None, FieldType.AMOUNT, FieldType.NUMBER):
-            raise ValueError(f"sum: {name!r} is not a number or amount field")
+            raise ValueError(f"{d.aggregate}: {name!r} is not a number or amount field")
 
         def field_value(v: Mapping[str, Any]) -> int | None:
             x = v.get(name)
@@ -311,6 +347,12 @@ def compile_measure(
     if d.distinct is not None:
         dfield = d.distinct
         distinct_key = lambda v: v.get(dfield)  # noqa: E731
+    if d.aggregate in PERCENTILES:
+        # each record contributes its value, counted once: buckets keep multisets of values
+        if window_conds:
+            raise ValueError(f"a '{d.aggregate}' measure cannot compare fields with the window")
+        distinct_key = weight
+        weight = lambda v: 1  # noqa: E731
     if d.duplicates is not None:
         dup_field, norm = d.duplicates.field, normalizer(d.duplicates.normalize)
 
@@ -330,12 +372,12 @@ def compile_measure(
         reads |= {d.period.kind, d.period.start}
     if d.duplicates is not None:
         reads.add(d.duplicates.field)
-    if isinstance(d.sum, str):
-        reads.add(d.sum)
-    elif isinstance(d.sum, DurationSum):
-        reads |= set(d.sum.duration)
-    elif isinstance(d.sum, WeightsSum):
-        reads.add(d.sum.weights.field)
+    if isinstance(d.values, str):
+        reads.add(d.values)
+    elif isinstance(d.values, DurationSum):
+        reads |= set(d.values.duration)
+    elif isinstance(d.values, WeightsSum):
+        reads.add(d.values.weights.field)
     if d.distinct:
         reads.add(d.distinct)
     reads.discard("")

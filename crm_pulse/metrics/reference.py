@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 from .calendar import Calendar, Window, WindowSpec
 from .catalog import Catalog
-from .definitions import DurationSum, WeightsSum
+from .definitions import PERCENTILES, DurationSum, WeightsSum
 from .events import Event, RecordKey
 from .filters import type_constant
 from .measures import CompiledMeasure, Group, normalizer
@@ -132,7 +133,7 @@ class Reference:
         return tuple(out)
 
     def _weight(self, m: CompiledMeasure, row: dict[str, Any]) -> int | None:
-        s = m.definition.sum
+        s = m.definition.values
         if s is None:
             return 1
         if isinstance(s, str):
@@ -178,9 +179,26 @@ class Reference:
             return False
         return all(c.holds(row.get(c.field), w_start, w_end) for c in m.window_conds)
 
-    def raw(self, m: CompiledMeasure, group: Group, window: Window, as_of: int) -> int:
+    def raw(
+        self, m: CompiledMeasure, group: Group, window: Window, as_of: int
+    ) -> int | Fraction | None:
         fields = tuple(group[0::2])
         d = m.definition
+        if d.aggregate in PERCENTILES:
+            ranked = sorted(
+                w
+                for row in self._rows(m)
+                if m.accepts(row)
+                and self._group(row, fields) == group
+                and self._in_window(m, row, window, as_of)
+                and (w := self._weight(m, row)) is not None
+            )
+            if not ranked:
+                return None
+            h = Fraction((len(ranked) - 1) * PERCENTILES[d.aggregate], 100)
+            below = ranked[int(h)]
+            above = ranked[min(int(h) + 1, len(ranked) - 1)]
+            return below + (h - int(h)) * (above - below)
         if d.active is not None:
             if window.spec.kind in _MONTHS:
                 start = self._start(window.spec.kind, window.index)
