@@ -407,3 +407,28 @@ def test_fiscal_years_move_quarters_and_years_alike(
             and start_ms <= cal.bounds(cal.parse_label(str(r["window"])))[0] < end_ms
         )
         assert abs(total - float(row["value"])) < 1e-6  # type: ignore[arg-type]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**6), as_of_day=st.integers(10, 150), pick=st.integers(0, 10**6))
+def test_explain_gives_replay_s_value_and_its_parts(seed: int, as_of_day: int, pick: int) -> None:
+    """``explain`` of any row gives the row's value; for counts and sums its contributions add
+    up to it."""
+    from fractions import Fraction
+
+    from crm_pulse.metrics.explain import explain
+
+    catalog = build_catalog()
+    as_of = T0 + as_of_day * DAY
+    events = history(seed)
+    engine = Engine(catalog, windows=WINDOWS)
+    engine.advance(as_of)
+    engine.apply_all(events)
+    report = [r for r in engine.report(as_of) if "." not in r.metric]
+    rng = random.Random(pick)
+    for row in rng.sample(report, min(12, len(report))):
+        got = explain(catalog, events, row.metric, row.window.label, row.group, as_of)
+        assert got.value == row.value, row
+        if row.metric in ADDITIVE:
+            parts = sum((Fraction(c.contribution) for c in got.contributions), Fraction(0))
+            assert parts == row.value, row

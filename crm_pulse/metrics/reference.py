@@ -23,7 +23,10 @@ from .filters import type_constant
 from .measures import CompiledMeasure, Group, normalizer
 from .report import MetricValue, report
 
-__all__ = ["Reference", "reference_report"]
+__all__ = ["RecordState", "Reference", "reference_report"]
+
+RecordState = tuple[RecordKey, dict[str, Any], list[dict[str, Any]]]
+"""(key, typed values, values of each version in version order) of a record that exists."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MONTHS = {"month": 1, "quarter": 3, "year": 12}
@@ -44,6 +47,7 @@ class Reference:
         self.kinds = tuple(kinds)
         self.calendar: Calendar = catalog.calendar
         self.zone = catalog.calendar.zone
+        self.records: dict[str, list[RecordState]] = {}
         latest: dict[RecordKey, Event] = {}
         upserts: dict[RecordKey, dict[int, Event]] = {}
         deletes: dict[RecordKey, int] = {}
@@ -57,14 +61,24 @@ class Reference:
                     same[e.version] = e
             else:
                 deletes[k] = max(deletes.get(k, e.version), e.version)
-        self.records: dict[str, list[tuple[dict[str, Any], list[Event]]]] = {}
         for k, e in latest.items():
             if e.op == "delete":
                 continue
             floor = deletes.get(k)
             versions = sorted(v for v in upserts.get(k, {}) if floor is None or v > floor)
-            history = [upserts[k][v] for v in versions]
-            self.records.setdefault(k[1], []).append((e.values, history))
+            history = [upserts[k][v].values for v in versions]
+            self.records.setdefault(k[1], []).append((k, e.values, history))
+
+    @classmethod
+    def of_states(
+        cls, catalog: Catalog, states: Iterable[RecordState], as_of: int | None = None
+    ) -> Reference:
+        """A reference over record states known already (a running deployment's): each is
+        (key, typed values, the values of its versions in version order, for stage stays)."""
+        ref = cls(catalog, (), as_of=as_of)
+        for state in states:
+            ref.records.setdefault(state[0][1], []).append(state)
+        return ref
 
     # ------------------------------------------------------------ plain calendar arithmetic
 
@@ -103,16 +117,21 @@ class Reference:
     # ------------------------------------------------------------ records of a measure
 
     def _rows(self, m: CompiledMeasure) -> Iterator[dict[str, Any]]:
+        for _key, row in self.keyed_rows(m):
+            yield row
+
+    def keyed_rows(self, m: CompiledMeasure) -> Iterator[tuple[RecordKey, dict[str, Any]]]:
+        """The (sub-)records a measure looks at, with the key of the record each comes from."""
         stays = m.definition.stays
-        for values, history in self.records.get(m.object, []):
+        for key, values, history in self.records.get(m.object, []):
             if stays is None:
-                yield values
+                yield key, values
                 continue
             # stays: walk the versions in order, one stay per run of equal stages
             runs: list[list[Any]] = []
-            for e in history:
-                stage = e.values.get(stays.field)
-                entered = e.values.get(stays.entered)
+            for version in history:
+                stage = version.get(stays.field)
+                entered = version.get(stays.entered)
                 if runs and runs[-1][0] == stage:
                     runs[-1][1] = entered
                 else:
@@ -122,7 +141,7 @@ class Reference:
                 left = runs[i + 1][1]
                 if stage is None or entered is None or left is None or left < entered:
                     continue
-                yield {**values, stays.field: stage, "entered_at": entered, "left_at": left}
+                yield key, {**values, stays.field: stage, "entered_at": entered, "left_at": left}
 
     def _group(self, row: dict[str, Any], fields: tuple[str, ...]) -> Group | None:
         out: list[Any] = []
@@ -242,6 +261,54 @@ class Reference:
         if d.distinct is not None:
             return len(distinct)
         return total
+
+    def contributions(
+        self, m: CompiledMeasure, group: Group, window: Window, as_of: int
+    ) -> list[tuple[RecordKey, Any]]:
+        """What each record gives a measure in one window (``crm-pulse explain``): its weight
+        in the measure's scale for counts and sums, 1 for ``active`` and duplicate records, its
+        value for ``distinct`` and percentile measures. Sub-records (stays) come one by one."""
+        fields = tuple(group[0::2])
+        d = m.definition
+        out: list[tuple[RecordKey, Any]] = []
+        if d.active is not None:
+            if window.spec.kind in _MONTHS:
+                start = self._start(window.spec.kind, window.index)
+                end = self._start(window.spec.kind, window.index + 1)
+                end = as_of if start <= as_of < end else end
+            else:
+                start, end = as_of - window.spec.days * 86_400_000, as_of
+            t = start if d.active.when == "window_start" else end
+            for key, row in self.keyed_rows(m):
+                if not m.accepts(row) or self._group(row, fields) != group:
+                    continue
+                a = row.get(d.active.start)
+                b = row.get(d.active.end) if d.active.end else None
+                if a is not None and a < t and (b is None or b >= t) and (b is None or b > a):
+                    out.append((key, 1))
+            return out
+        dups: dict[Any, list[RecordKey]] = {}
+        for key, row in self.keyed_rows(m):
+            if not m.accepts(row) or self._group(row, fields) != group:
+                continue
+            if not self._in_window(m, row, window, as_of):
+                continue
+            if d.duplicates is not None:
+                raw = row.get(d.duplicates.field)
+                norm = None if raw is None else normalizer(d.duplicates.normalize)(raw)
+                if norm is not None:
+                    dups.setdefault(norm, []).append(key)
+            elif d.distinct is not None:
+                if row.get(d.distinct) is not None:
+                    out.append((key, row[d.distinct]))
+            else:
+                weight = self._weight(m, row)
+                if weight is not None:
+                    out.append((key, weight))
+        for keys in dups.values():
+            if len(keys) >= 2:
+                out.extend((k, 1) for k in keys)
+        return out
 
     def _contributes(self, m: CompiledMeasure, row: dict[str, Any]) -> bool:
         """Would this row count anywhere at all? (which groups have data)"""
