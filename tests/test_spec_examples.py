@@ -226,3 +226,68 @@ def test_percentiles_in_user_definitions_are_checked() -> None:
         definitions_from_mapping(
             {"measures": {"m": {"object": "deal", "median": "amount"}}, "metrics": {}}
         )
+
+
+def test_rolling_windows_of_churn_retention_upsell_clv_and_cac() -> None:
+    """The spec's churn example over the last 30 days (as of 2 April: 3 March to 2 April), and
+    the other metrics the contract defines for every window kind."""
+    windows = (WindowSpec("month"), WindowSpec("rolling", 30), WindowSpec("rolling", 40))
+    e = Engine(build_catalog(), windows=windows)
+    for i in range(200):
+        churned = "2026-03-15T00:00:00Z" if i < 10 else None
+        e.apply(ev("account", f"old{i}", customer_since="2025-06-01T00:00:00Z", churned_at=churned))
+    for i in range(30):
+        e.apply(ev("account", f"new{i}", customer_since="2026-03-10T00:00:00Z"))
+    e.apply(
+        ev(
+            "account",
+            "gone",
+            customer_since="2026-03-05T00:00:00Z",
+            churned_at="2026-03-20T00:00:00Z",
+        )
+    )
+    e.apply(
+        ev(
+            "spend",
+            "s1",
+            category="acquisition",
+            period="month",
+            period_start="2026-03-01",
+            amount="3100",
+        )
+    )
+    e.apply(
+        ev(
+            "spend",
+            "s2",
+            category="acquisition",
+            period="month",
+            period_start="2026-04-01",
+            amount="999",
+        )
+    )
+    for i, account in enumerate(["old20", "old21", "old21", "old0", "stranger"]):
+        e.apply(
+            deal(
+                f"u{i}",
+                "won",
+                "2026-03-20T00:00:00Z",
+                type="upsell",
+                account_id=account,
+                amount="100",
+            )
+        )
+    as_of = "2026-04-02T00:00:00Z"
+    # at 3 March: 200 customers ("gone" joined on the 5th, so it is not one of them)
+    assert value(e, as_of, "churn_rate", "last_30d") == 0.05
+    assert value(e, as_of, "retention_rate", "last_30d") == 0.95
+    assert value(e, as_of, "new_customers", "last_30d") == 31
+    # March's spend lies inside the last 40 days (not the last 30), April's in neither
+    assert value(e, as_of, "cac", "last_40d") == 100
+    assert value(e, as_of, "cac", "last_30d") == 0
+    # 4 accounts with an upsell (old0 churned, "stranger" is no customer: see upsell_rate)
+    customers_at_end = 200 - 10 + 30
+    assert value(e, as_of, "upsell_rate", "last_30d") == 4 / customers_at_end
+    # 5 purchases of 100 by 4 accounts, lifespan 3 -> 100 x 1.25 x 3
+    assert value(e, as_of, "clv", "last_30d") == 375
+    assert value(e, as_of, "quota_attainment", "last_30d") is None  # calendar only

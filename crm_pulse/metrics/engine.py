@@ -307,7 +307,10 @@ class Engine:
             if self.pending.pending_after(slot):
                 self.pending.add(index, group, slot, slot, dv, delta, dn)
             if self._daily[index]:
-                self._add_day(index, group, slot, delta, dn)
+                if dv is None:
+                    self._add_day(index, group, slot, delta, dn)
+                else:
+                    self._add_day_detail(index, group, slot, slot, dv, delta)
         elif place == _SNAPSHOT:
             if dv is None:
                 self._add_sum(index, group, _CURRENT_KEY, delta, dn)
@@ -329,7 +332,7 @@ class Engine:
             if self.pending.pending_after(t):
                 self.pending.add(index, group, t, slot, dv, delta, dn)
             if self._daily[index]:
-                self._add_day(index, group, t, delta, dn)
+                self._add_day_detail(index, group, t, slot, dv, delta)
         elif place == _MULTISET:
             self._add_value(index, group, slot, dv, delta, dn)
         elif place == _PERIOD:
@@ -467,6 +470,45 @@ class Engine:
             store.delete(mkey)
         self._dirty.add(("d", index, group, ("day", day)))
 
+    def _add_day_detail(
+        self, index: int, group: Group, t: int, slot: Any, dv: Any, delta: int
+    ) -> None:
+        """Rolling windows of distinct values and window conditions: each contribution of the
+        day, ``("dc", measure, group, day) -> {(slot, value): weight}``."""
+        store = self.store
+        day = t // DAY_MS
+        key = ("dc", index, group, day)
+        cells = store.get(key) or {}
+        weight = cells.get((slot, dv), 0) + delta
+        if weight:
+            cells[(slot, dv)] = weight
+        else:
+            cells.pop((slot, dv), None)
+        if cells:
+            store.put(key, cells)
+        else:
+            store.delete(key)
+        self._dirty.add(("d", index, group, ("day", day)))
+
+    def _rolling_detail_raw(self, m: CompiledMeasure, group: Group, lo: int, hi: int) -> int:
+        anchored = bool(m.window_conds)
+        total = 0
+        seen: dict[Any, int] = {}
+        for day in range((lo + 1) // DAY_MS, hi // DAY_MS + 1):
+            for (slot, dv), weight in (self.store.get(("dc", m.index, group, day)) or {}).items():
+                t = slot[0] if anchored else slot
+                if not lo < t <= hi:
+                    continue
+                if anchored and not all(
+                    c.holds(a, lo, hi) for c, a in zip(m.window_conds, slot[1], strict=True)
+                ):
+                    continue
+                if dv is None:
+                    total += weight
+                else:
+                    seen[dv] = seen.get(dv, 0) + weight
+        return total + sum(1 for n in seen.values() if n > 0)
+
     def _add_period(
         self, m: CompiledMeasure, group: Group, slot: Any, dv: Any, delta: int, dn: int
     ) -> None:
@@ -486,6 +528,32 @@ class Engine:
                 if end > cal.bounds(Window(WindowSpec(kind), idx))[1]:
                     continue
             self._add(m, group, (kind, idx), dv, delta, dn)
+        if self.rolling and match == "within":  # rolling windows read every period record
+            key = ("pr", m.index, group)
+            cells = self.store.get(key) or {}
+            weight = cells.get((slot, dv), 0) + delta
+            if weight:
+                cells[(slot, dv)] = weight
+            else:
+                cells.pop((slot, dv), None)
+            if cells:
+                self.store.put(key, cells)
+            else:
+                self.store.delete(key)
+            self._dirty.add(("pr", m.index, group, ("period", 0)))
+
+    def _rolling_period_raw(self, m: CompiledMeasure, group: Group, lo: int, hi: int) -> int:
+        """Period records whose whole period lies in [lo, hi] (spend of a rolling window)."""
+        total = 0
+        seen: dict[Any, int] = {}
+        for ((kind, day), dv), weight in (self.store.get(("pr", m.index, group)) or {}).items():
+            start, end = self.calendar.period_span(kind, day)
+            if lo <= start and end <= hi:
+                if dv is None:
+                    total += weight
+                else:
+                    seen[dv] = seen.get(dv, 0) + weight
+        return total + sum(1 for n in seen.values() if n > 0)
 
     def _add_active(self, m: CompiledMeasure, group: Group, slot: Any, delta: int) -> None:
         start, end = slot
@@ -538,7 +606,12 @@ class Engine:
             bucket = self.store.get(("b", m.index, group, _CURRENT_KEY))
             return int(bucket[0]) if bucket else 0
         if kind == "rolling":
-            return self._rolling_raw(m, group, as_of - window.spec.days * DAY_MS, as_of)
+            lo = as_of - window.spec.days * DAY_MS
+            if m.placement == "period":
+                return self._rolling_period_raw(m, group, lo, as_of)
+            if m.detailed_days:
+                return self._rolling_detail_raw(m, group, lo, as_of)
+            return self._rolling_raw(m, group, lo, as_of)
         if self._place[m.index] == _MONTHLY:
             per = _MONTHS_PER[kind]
             first = self.calendar.first_month(kind, window.index)
@@ -857,10 +930,14 @@ class _StateIndex:
                         index._first(
                             (mi, group, kind), cal.index_of(kind, cal.month_start(first_month))
                         )
-            elif tag == "d":
+            elif tag in ("d", "dc"):
                 _, mi, group, day = key
                 if last_day is not None and as_of is not None and day >= last_day:
-                    times = engine.store.get(("dm", mi, group, day)) or {}
+                    if tag == "d":
+                        times = list(engine.store.get(("dm", mi, group, day)) or {})
+                    else:
+                        anchored = bool(engine.measures[mi].window_conds)
+                        times = [slot[0] if anchored else slot for slot, _dv in value]
                     if not any(t <= as_of for t in times):
                         continue
                 index.groups.setdefault(mi, set()).add(group)

@@ -153,9 +153,15 @@ class CompiledMeasure:
 
     @property
     def calendar_only(self) -> bool:
-        return (
-            self.placement == "period" or self.aggregate in ("distinct",) or bool(self.window_conds)
-        )
+        """Records matching a calendar period exactly (quotas) have no rolling windows."""
+        period = self.definition.period
+        return period is not None and period.match == "exact"
+
+    @property
+    def detailed_days(self) -> bool:
+        """Rolling windows read each contribution (a distinct value, fields compared with the
+        window) rather than day sums."""
+        return self.aggregate == "distinct" or bool(self.window_conds)
 
     def supports(self, spec: WindowSpec) -> bool:
         if spec.kind == "current":

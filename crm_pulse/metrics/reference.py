@@ -179,8 +179,12 @@ class Reference:
             return kind == "current"
         if d.period is not None:
             pkind, start = row.get(d.period.kind), row.get(d.period.start)
-            if pkind is None or start is None or kind not in _MONTHS:
+            if pkind is None or start is None:
                 return False
+            if kind == "rolling":  # the whole period within the rolling window
+                p_start, p_end = self._period(pkind, start)
+                lo = as_of - window.spec.days * 86_400_000
+                return d.period.match == "within" and lo <= p_start and p_end <= as_of
             w_start, w_end = self._start(kind, window.index), self._start(kind, window.index + 1)
             if d.period.match == "exact":
                 return pkind == kind and self._period(kind, start)[0] == w_start
@@ -192,7 +196,10 @@ class Reference:
         if t > as_of:
             return False  # its time has not come yet
         if kind == "rolling":
-            return bool(as_of - window.spec.days * 86_400_000 < t <= as_of)
+            lo = as_of - window.spec.days * 86_400_000
+            if not lo < t <= as_of:
+                return False
+            return all(c.holds(row.get(c.field), lo, as_of) for c in m.window_conds)
         w_start, w_end = self._start(kind, window.index), self._start(kind, window.index + 1)
         if not w_start <= t < w_end:
             return False
