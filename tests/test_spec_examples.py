@@ -285,9 +285,11 @@ def test_rolling_windows_of_churn_retention_upsell_clv_and_cac() -> None:
     # March's spend lies inside the last 40 days (not the last 30), April's in neither
     assert value(e, as_of, "cac", "last_40d") == 100
     assert value(e, as_of, "cac", "last_30d") == 0
-    # 4 accounts with an upsell (old0 churned, "stranger" is no customer: see upsell_rate)
+    # 4 accounts with an upsell, 2 of them customers at the end (old0 churned on the 15th,
+    # "stranger" is no customer at all)
     customers_at_end = 200 - 10 + 30
-    assert value(e, as_of, "upsell_rate", "last_30d") == 4 / customers_at_end
+    assert value(e, as_of, "upsell_rate", "last_30d") == 2 / customers_at_end
+    assert value(e, as_of, "upsell_rate", "2026-03") == 2 / customers_at_end
     # 5 purchases of 100 by 4 accounts, lifespan 3 -> 100 x 1.25 x 3
     assert value(e, as_of, "clv", "last_30d") == 375
     assert value(e, as_of, "quota_attainment", "last_30d") is None  # calendar only

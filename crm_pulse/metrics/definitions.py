@@ -128,6 +128,11 @@ class MeasureDef(_Strict):
     distinct: str | None = None
     median: str | DurationSum | None = None
     p90: str | DurationSum | None = None
+    among: str | None = Field(
+        default=None,
+        description="with distinct: count only values that are the id of a record the named "
+        "'active' measure counts at the same time (upsell accounts that are customers)",
+    )
 
     @model_validator(mode="after")
     def _one_shape(self) -> MeasureDef:
@@ -149,6 +154,8 @@ class MeasureDef(_Strict):
             raise ValueError(f"a measure has one aggregate, got {' and '.join(aggregates)}")
         if aggregates and self.duplicates is not None:
             raise ValueError("a 'duplicates' measure counts records; it takes no other aggregate")
+        if self.among is not None and self.distinct is None:
+            raise ValueError("'among' narrows a 'distinct' count: add 'distinct: <field>'")
         if aggregates and aggregates[0] in PERCENTILES and not self.at:
             raise ValueError(
                 f"a '{aggregates[0]}' measure ranks values placed in time: add 'at: <time field>'"

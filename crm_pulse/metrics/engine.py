@@ -339,6 +339,8 @@ class Engine:
             self._add_period(self.measures[index], group, slot, dv, delta, dn)
         else:  # active: a count, so delta == dn
             self._add_active(self.measures[index], group, slot, delta)
+            if dv is not None:  # an 'among' target: each member's intervals
+                self._count_in(("ai", index, group, dv), slot, delta)
 
     def _add_value(self, index: int, group: Group, t: int, value: int, delta: int, dn: int) -> None:
         """A percentile measure: the month's multiset of values (and its count bucket); per day,
@@ -445,6 +447,61 @@ class Engine:
         else:
             store.delete(bkey)
         self._dirty.add(bkey)
+        if m.among is not None:  # the bucket's values, to check each one's membership
+            self._count_in(("cs", m.index, group, wkey), dv, delta)
+
+    def _count_in(self, key: Key, item: Any, delta: int) -> None:
+        """Add ``delta`` to ``item``'s count in the dict at ``key`` (gone at 0)."""
+        counts = self.store.get(key) or {}
+        n = counts.get(item, 0) + delta
+        if n:
+            counts[item] = n
+        else:
+            counts.pop(item, None)
+        if counts:
+            self.store.put(key, counts)
+        else:
+            self.store.delete(key)
+
+    def _member(self, m: CompiledMeasure, group: Group, record_id: Any, t: int) -> bool:
+        """Whether the active measure ``m`` counts the record ``record_id`` at ``t``."""
+        intervals = self.store.get(("ai", m.index, group, record_id)) or {}
+        return any(
+            n > 0 and start < t and (end is None or end >= t)
+            for (start, end), n in intervals.items()
+        )
+
+    def _among_raw(self, m: CompiledMeasure, group: Group, window: Window, as_of: int) -> int:
+        """A distinct count narrowed to the members of ``m.among`` at its time of the window."""
+        from .report import window_end
+
+        among = m.among
+        assert among is not None and among.definition.active is not None
+        start, end = window_end(self.calendar, window, as_of)
+        t = start if among.definition.active.when == "window_start" else end
+        counts: dict[Any, int] = {}
+        if window.spec.kind == "rolling":
+            anchored = bool(m.window_conds)
+            for day in range((start + 1) // DAY_MS, end // DAY_MS + 1):
+                for (slot, dv), w in (self.store.get(("dc", m.index, group, day)) or {}).items():
+                    at = slot[0] if anchored else slot
+                    if start < at <= end and (
+                        not anchored
+                        or all(
+                            c.holds(a, start, end)
+                            for c, a in zip(m.window_conds, slot[1], strict=True)
+                        )
+                    ):
+                        counts[dv] = counts.get(dv, 0) + w
+        else:
+            wkey = (window.spec.kind, window.index)
+            counts = dict(self.store.get(("cs", m.index, group, wkey)) or {})
+            w_start, w_end = self.calendar.bounds(window)
+            for _t, _slot, dv, delta, _dn in self.pending.entries(
+                m.index, group, w_start, w_end, as_of
+            ):
+                counts[dv] = counts.get(dv, 0) - delta  # not yet
+        return sum(1 for dv, n in counts.items() if n > 0 and self._member(among, group, dv, t))
 
     def _add_day(self, index: int, group: Group, t: int, delta: int, dn: int) -> None:
         store = self.store
@@ -598,6 +655,8 @@ class Engine:
         """A measure's value in one window, in its scale (the :class:`MeasureSource` protocol):
         an integer, but a percentile may fall between two values, and has none without any."""
         kind = window.spec.kind
+        if m.among is not None:
+            return self._among_raw(m, group, window, as_of)
         if m.percentile is not None:
             return percentile(self._values_in(m, group, window, as_of), m.percentile)
         if m.placement == "active":

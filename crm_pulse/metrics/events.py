@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 __all__ = [
     "BUILTIN_OBJECTS",
+    "ID_FIELD",
     "MICRO",
     "SOURCE_FIELD",
     "Event",
@@ -45,6 +46,8 @@ __all__ = [
 MICRO = 1_000_000
 SOURCE_FIELD = "source"
 """Every record's typed values also hold its ``source`` (``where: {source: config}``)."""
+ID_FIELD = "id"
+"""... and its ``id`` (what a ``distinct ... among`` measure matches values with)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 """Amounts and numbers are held as integers in millionths."""
@@ -299,6 +302,7 @@ class Event(BaseModel):
         if self.op == "upsert":
             self._values = type_fields(BUILTIN_OBJECTS.get(self.object), self.fields)
             self._values.setdefault(SOURCE_FIELD, self.source)
+            self._values.setdefault(ID_FIELD, self.id)
         return self
 
     @property
@@ -334,6 +338,7 @@ class Event(BaseModel):
         if self.op == "upsert":
             self._values = type_fields(schema, self.fields)
             self._values.setdefault(SOURCE_FIELD, self.source)
+            self._values.setdefault(ID_FIELD, self.id)
         return self
 
 

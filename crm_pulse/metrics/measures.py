@@ -141,6 +141,8 @@ class CompiledMeasure:
     reads: frozenset[str]
     groups: list[tuple[str, ...]] = field(default_factory=list)
     distinct_key: Callable[[Mapping[str, Any]], Any] | None = None
+    among: CompiledMeasure | None = None
+    """The ``active`` measure whose members (by record id) a distinct count is narrowed to."""
 
     @property
     def is_snapshot(self) -> bool:

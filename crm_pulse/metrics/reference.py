@@ -265,9 +265,18 @@ class Reference:
                 total += weight
         if d.duplicates is not None:
             return sum(c for c in distinct.values() if c >= 2)
+        if m.among is not None:
+            members = self._members(m.among, group, window, as_of)
+            return sum(1 for v in distinct if v in members)
         if d.distinct is not None:
             return len(distinct)
         return total
+
+    def _members(
+        self, m: CompiledMeasure, group: Group, window: Window, as_of: int
+    ) -> set[Any]:
+        """Ids of the records the ``active`` measure ``m`` counts in this window."""
+        return {key[2] for key, _ in self.contributions(m, group, window, as_of)}
 
     def contributions(
         self, m: CompiledMeasure, group: Group, window: Window, as_of: int
@@ -306,8 +315,11 @@ class Reference:
                 if norm is not None:
                     dups.setdefault(norm, []).append(key)
             elif d.distinct is not None:
-                if row.get(d.distinct) is not None:
-                    out.append((key, row[d.distinct]))
+                found = row.get(d.distinct)
+                if found is not None and (
+                    m.among is None or found in self._members(m.among, group, window, as_of)
+                ):
+                    out.append((key, found))
             else:
                 weight = self._weight(m, row)
                 if weight is not None:
