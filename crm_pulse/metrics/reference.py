@@ -272,9 +272,7 @@ class Reference:
             return len(distinct)
         return total
 
-    def _members(
-        self, m: CompiledMeasure, group: Group, window: Window, as_of: int
-    ) -> set[Any]:
+    def _members(self, m: CompiledMeasure, group: Group, window: Window, as_of: int) -> set[Any]:
         """Ids of the records the ``active`` measure ``m`` counts in this window."""
         return {key[2] for key, _ in self.contributions(m, group, window, as_of)}
 
