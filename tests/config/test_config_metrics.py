@@ -354,9 +354,10 @@ def test_writeback_rules_are_checked_against_the_catalog() -> None:
       - metric: won_revenue
         window: current
         target: {connector: hubspot, object: companies, field: e, record: "1"}
-      - metric: churn_rate
+      - metric: quota_attainment
         window: rolling:30d
-        target: {connector: hubspot, object: companies, field: f, record: "1"}
+        group: owner_id
+        target: {connector: hubspot, object: deals, field: f, match: {field: hubspot_owner_id}}
       - metric: won_revenue
         window: month
         target: {connector: hubspt, object: companies, field: g, record: "1"}
@@ -377,7 +378,7 @@ def test_writeback_rules_are_checked_against_the_catalog() -> None:
         "writeback[3].window": "open_deals is a snapshot of the present: use window: current",
         "writeback[4].window": "won_revenue is computed per window: use month, quarter, year or "
         "rolling:<N>d",
-        "writeback[5].window": "churn_rate is computed for calendar windows only (month, "
+        "writeback[5].window": "quota_attainment is computed for calendar windows only (month, "
         "quarter, year), not rolling:30d",
         "writeback[6].target.connector": "no connector named 'hubspt' (did you mean "
         "'hubspot'?) (connectors: hubspot, ingress)",
