@@ -39,6 +39,7 @@ def _fields(obj: str, rng: random.Random) -> dict[str, object]:
             "status": c(["open", "won", "lost"]),
             "type": c(["new", "upsell", "renewal", "other"]),
             "amount": c(["100.50", "0", "2500", 7]),
+            "created_at": c([None, _time(rng)]),
             "closed_at": _time(rng),
         }
     if obj == "account":
@@ -50,7 +51,7 @@ def _fields(obj: str, rng: random.Random) -> dict[str, object]:
     if obj == "contact":
         return {
             "email": c(["a@x.com", " A@x.com", "b@y.com", None]),
-            "lifecycle": c(["lead", "customer", "other"]),
+            "lifecycle": c(["lead", "qualified", "customer", "other"]),
             "created_at": _time(rng),
             "converted_at": c([None, _time(rng)]),
         }
@@ -61,10 +62,13 @@ def _fields(obj: str, rng: random.Random) -> dict[str, object]:
             "status": c(["open", "closed"]),
             "created_at": _time(rng),
             "closed_at": _time(rng),
+            "first_response_at": c([None, _time(rng)]),
         }
+    if obj == "user":
+        return {"created_at": _time(rng), "deactivated_at": c([None, None, _time(rng)])}
     if obj == "activity":
         return {
-            "owner_id": c(["u1", "u2"]),
+            "owner_id": c(["u1", "0", "1"]),  # users "0" and "1" may exist
             "account_id": c(["a1", "a2"]),
             "type": c(["call", "email", "meeting", "note"]),
             "occurred_at": _time(rng),
@@ -92,7 +96,17 @@ def _fields(obj: str, rng: random.Random) -> dict[str, object]:
     }
 
 
-OBJECTS = ["deal", "account", "contact", "ticket", "activity", "survey_response", "quota", "spend"]
+OBJECTS = [
+    "deal",
+    "account",
+    "contact",
+    "ticket",
+    "activity",
+    "survey_response",
+    "quota",
+    "spend",
+    "user",
+]
 
 
 def history(seed: int, ties: bool = True) -> list[Event]:

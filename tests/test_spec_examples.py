@@ -293,3 +293,84 @@ def test_rolling_windows_of_churn_retention_upsell_clv_and_cac() -> None:
     # 5 purchases of 100 by 4 accounts, lifespan 3 -> 100 x 1.25 x 3
     assert value(e, as_of, "clv", "last_30d") == 375
     assert value(e, as_of, "quota_attainment", "last_30d") is None  # calendar only
+
+
+def test_new_kpis_worked_examples() -> None:
+    """metrics-spec-style examples for the KPIs the source articles name (issue 18, point 6)."""
+    e = Engine(build_catalog(), windows=YEAR)
+    # customer retention cost: 200 customers at the start of March, 10 churn in March,
+    # retention spend 9,500 for March -> 9,500 / 190 = 50
+    for i in range(200):
+        churned = "2026-03-15T00:00:00Z" if i < 10 else None
+        e.apply(ev("account", str(i), customer_since="2025-06-01T00:00:00Z", churned_at=churned))
+    e.apply(
+        ev(
+            "spend",
+            "r",
+            category="retention",
+            period="month",
+            period_start="2026-03-01",
+            amount="9500",
+        )
+    )
+    # sales cycle: 10 and 20 days from created to won -> 15
+    e.apply(
+        deal(
+            "c1",
+            "won",
+            "2026-03-11T00:00:00Z",
+            created_at="2026-03-01T00:00:00Z",
+            account_id="7",
+            amount="4000",
+        )
+    )
+    e.apply(
+        deal(
+            "c2",
+            "won",
+            "2026-03-25T00:00:00Z",
+            created_at="2026-03-05T00:00:00Z",
+            account_id="7",
+            amount="5000",
+        )
+    )
+    e.apply(deal("c3", "won", "2026-03-26T00:00:00Z", account_id="8", amount="600"))
+    e.apply(deal("c4", "won", "2026-03-27T00:00:00Z", account_id="8", amount="400"))
+    e.apply(deal("c5", "won", "2026-03-28T00:00:00Z", account_id="9"))  # no amount, one deal
+    e.apply(deal("c6", "lost", "2026-03-28T00:00:00Z", account_id="9"))
+    # first response: 2 and 4 hours -> 3
+    for i, hour in enumerate(("11", "13")):
+        e.apply(
+            ev(
+                "ticket",
+                f"t{i}",
+                status="open",
+                created_at="2026-03-02T09:00:00Z",
+                first_response_at=f"2026-03-02T{hour}:00:00Z",
+            )
+        )
+    # qualified leads: 3 qualified and 1 customer of 6 leads created in March
+    for i, stage in enumerate(["qualified"] * 3 + ["customer", "lead", "lead"]):
+        e.apply(ev("contact", f"p{i}", lifecycle=stage, created_at="2026-03-03T00:00:00Z"))
+    # adoption: users 0, 1, 2 (user 3 left in February); activities by 0, 1 and a stranger
+    for i, left in enumerate([None, None, None, "2026-02-10T00:00:00Z"]):
+        e.apply(ev("user", str(i), created_at="2025-01-01T00:00:00Z", deactivated_at=left))
+    for i, owner in enumerate(["0", "0", "1", "stranger"]):
+        e.apply(
+            ev("activity", f"a{i}", owner_id=owner, type="call", occurred_at="2026-03-04T00:00:00Z")
+        )
+    as_of = "2026-04-02T00:00:00Z"
+    assert value(e, as_of, "retention_cost", "2026-03") == 50
+    assert value(e, as_of, "sales_cycle_days", "2026-03") == 15
+    assert value(e, as_of, "repeat_customers", "2026-03") == 2  # accounts 7 and 8
+    assert value(e, as_of, "repeat_purchase_rate", "2026-03") == 2 / 3
+    # 10,000 won / 190 customers at the end of March
+    assert value(e, as_of, "revenue_per_customer", "2026-03") == 10_000 / 190
+    assert value(e, as_of, "first_response_time_hours", "2026-03") == 3
+    assert value(e, as_of, "qualified_leads", "2026-03") == 4
+    assert value(e, as_of, "active_users", "2026-03") == 2
+    assert value(e, as_of, "active_user_rate", "2026-03") == 2 / 3
+    # 2 deals (the others have no created_at) + 6 contacts + 2 tickets + 4 activities
+    # created in March, by 3 users
+    assert value(e, as_of, "records_created_per_user", "2026-03") == 14 / 3
+    assert value(e, as_of, "repeat_customers", "2026-Q1") == 2

@@ -128,6 +128,12 @@ class MeasureDef(_Strict):
     distinct: str | None = None
     median: str | DurationSum | None = None
     p90: str | DurationSum | None = None
+    at_least: int | None = Field(
+        default=None,
+        ge=1,
+        description="with distinct: count only values with at least this many records "
+        "(accounts with two or more won deals)",
+    )
     among: str | None = Field(
         default=None,
         description="with distinct: count only values that are the id of a record the named "
@@ -154,6 +160,8 @@ class MeasureDef(_Strict):
             raise ValueError(f"a measure has one aggregate, got {' and '.join(aggregates)}")
         if aggregates and self.duplicates is not None:
             raise ValueError("a 'duplicates' measure counts records; it takes no other aggregate")
+        if self.at_least is not None and self.distinct is None:
+            raise ValueError("'at_least' narrows a 'distinct' count: add 'distinct: <field>'")
         if self.among is not None and self.distinct is None:
             raise ValueError("'among' narrows a 'distinct' count: add 'distinct: <field>'")
         if aggregates and aggregates[0] in PERCENTILES and not self.at:

@@ -440,7 +440,8 @@ class Engine:
         if m.aggregate == "duplicates":
             bucket[0] += (new if new >= 2 else 0) - (old if old >= 2 else 0)
         else:
-            bucket[0] += (new > 0) - (old > 0)
+            k = m.threshold
+            bucket[0] += (new >= k) - (old >= k)
         bucket[1] += delta
         if bucket[1]:
             store.put(bkey, bucket)
@@ -501,7 +502,8 @@ class Engine:
                 m.index, group, w_start, w_end, as_of
             ):
                 counts[dv] = counts.get(dv, 0) - delta  # not yet
-        return sum(1 for dv, n in counts.items() if n > 0 and self._member(among, group, dv, t))
+        k = m.threshold
+        return sum(1 for dv, n in counts.items() if n >= k and self._member(among, group, dv, t))
 
     def _add_day(self, index: int, group: Group, t: int, delta: int, dn: int) -> None:
         store = self.store
@@ -564,7 +566,7 @@ class Engine:
                     total += weight
                 else:
                     seen[dv] = seen.get(dv, 0) + weight
-        return total + sum(1 for n in seen.values() if n > 0)
+        return total + sum(1 for n in seen.values() if n >= m.threshold)
 
     def _add_period(
         self, m: CompiledMeasure, group: Group, slot: Any, dv: Any, delta: int, dn: int
@@ -610,7 +612,7 @@ class Engine:
                     total += weight
                 else:
                     seen[dv] = seen.get(dv, 0) + weight
-        return total + sum(1 for n in seen.values() if n > 0)
+        return total + sum(1 for n in seen.values() if n >= m.threshold)
 
     def _add_active(self, m: CompiledMeasure, group: Group, slot: Any, delta: int) -> None:
         start, end = slot
@@ -704,7 +706,7 @@ class Engine:
         wkey = (window.spec.kind, window.index)
         for dv, n in later.items():  # a distinct value counts while any contribution is due
             now = self.store.get(("c", m.index, group, wkey, dv)) or 0
-            if now > 0 and now - n <= 0:
+            if now >= m.threshold > now - n:
                 total += 1
         return total
 

@@ -92,7 +92,7 @@ BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
         "account_id": _S,
         "owner_id": _S,
         "email": _S,
-        "lifecycle": frozenset({"lead", "customer", "other"}),
+        "lifecycle": frozenset({"lead", "qualified", "customer", "other"}),
         "created_at": _T,
         "converted_at": _T,
     },
@@ -114,6 +114,7 @@ BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
         "status": frozenset({"open", "closed"}),
         "created_at": _T,
         "closed_at": _T,
+        "first_response_at": _T,
     },
     "activity": {
         "owner_id": _S,
@@ -127,6 +128,11 @@ BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
         "survey": frozenset({"nps", "csat"}),
         "score": _N,
         "submitted_at": _T,
+    },
+    "user": {
+        "email": _S,
+        "created_at": _T,
+        "deactivated_at": _T,
     },
     "quota": {
         "owner_id": _S,

@@ -149,6 +149,11 @@ class CompiledMeasure:
         return self.placement in ("snapshot", "duplicates")
 
     @property
+    def threshold(self) -> int:
+        """How many records a distinct value needs to count (``at_least``, default 1)."""
+        return self.definition.at_least or 1
+
+    @property
     def percentile(self) -> int | None:
         """50 for ``median``, 90 for ``p90``; None for other aggregates."""
         return PERCENTILES.get(self.aggregate)

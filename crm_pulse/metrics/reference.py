@@ -258,18 +258,19 @@ class Reference:
                 continue
             if d.distinct is not None:
                 if row.get(d.distinct) is not None:
-                    distinct[row[d.distinct]] = 1
+                    distinct[row[d.distinct]] = distinct.get(row[d.distinct], 0) + 1
                 continue
             weight = self._weight(m, row)
             if weight is not None:
                 total += weight
         if d.duplicates is not None:
             return sum(c for c in distinct.values() if c >= 2)
-        if m.among is not None:
-            members = self._members(m.among, group, window, as_of)
-            return sum(1 for v in distinct if v in members)
         if d.distinct is not None:
-            return len(distinct)
+            k = d.at_least or 1
+            members = None if m.among is None else self._members(m.among, group, window, as_of)
+            return sum(
+                1 for v, n in distinct.items() if n >= k and (members is None or v in members)
+            )
         return total
 
     def _members(self, m: CompiledMeasure, group: Group, window: Window, as_of: int) -> set[Any]:
@@ -314,17 +315,21 @@ class Reference:
                     dups.setdefault(norm, []).append(key)
             elif d.distinct is not None:
                 found = row.get(d.distinct)
-                if found is not None and (
-                    m.among is None or found in self._members(m.among, group, window, as_of)
-                ):
-                    out.append((key, found))
+                if found is not None:
+                    dups.setdefault(found, []).append(key)
             else:
                 weight = self._weight(m, row)
                 if weight is not None:
                     out.append((key, weight))
-        for keys in dups.values():
-            if len(keys) >= 2:
-                out.extend((k, 1) for k in keys)
+        if d.duplicates is not None:
+            for keys in dups.values():
+                if len(keys) >= 2:
+                    out.extend((k, 1) for k in keys)
+        elif d.distinct is not None:  # each record with the value it counts
+            members = None if m.among is None else self._members(m.among, group, window, as_of)
+            for value, keys in dups.items():
+                if len(keys) >= (d.at_least or 1) and (members is None or value in members):
+                    out.extend((k, value) for k in keys)
         return out
 
     def _contributes(self, m: CompiledMeasure, row: dict[str, Any]) -> bool:
