@@ -265,7 +265,8 @@ def _parser() -> argparse.ArgumentParser:
         "--window",
         action="append",
         default=[],
-        help="add a window kind: year or rolling:<N>d (month and quarter are always reported)",
+        help="add a window kind: day, week, year or rolling:<N>d (month and quarter are always "
+        "reported)",
     )
     replay.add_argument("--config", help="deployment file: user metrics, quotas, spend, time zone")
     replay.add_argument("--strict", action="store_true", help="stop at the first bad line")

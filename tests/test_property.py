@@ -449,3 +449,42 @@ def test_explain_gives_replay_s_value_and_its_parts(seed: int, as_of_day: int, p
         if row.metric in ADDITIVE:
             parts = sum((Fraction(c.contribution) for c in got.contributions), Fraction(0))
             assert parts == row.value, row
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10**6),
+    as_of_day=st.integers(0, 130),
+    zone=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]),
+)
+def test_day_and_week_windows(seed: int, as_of_day: int, zone: str) -> None:
+    """Days and ISO weeks (Monday to Sunday, in the deployment's zone): engine == reference,
+    and a week is the sum of its days for counts and sums."""
+    from crm_pulse.metrics import builtin_definitions
+
+    catalog = build_catalog(builtin_definitions(), timezone=zone)
+    windows = (WindowSpec("day"), WindowSpec("week"), WindowSpec("month"))
+    as_of = T0 + as_of_day * DAY + 7 * 3_600_000
+    events = history(seed)
+    engine = Engine(catalog, windows=windows)
+    engine.advance(as_of)
+    engine.apply_all(shuffled(events, seed))
+    got = rows(engine.report(as_of))
+    assert got == rows(reference_report(catalog, events, as_of, windows))
+    cal = catalog.calendar
+    days: dict[tuple[str, str, str], float] = {}
+    weeks: dict[tuple[str, str, str], float] = {}
+    for row in got:
+        label = str(row["window"])
+        if row["metric"] not in ADDITIVE or len(label) not in (8, 10):
+            continue
+        key = (str(row["metric"]), repr(row["group"]))
+        window = cal.parse_label(label)
+        if window.spec.kind == "week":
+            weeks[(*key, label)] = float(row["value"])  # type: ignore[arg-type]
+        else:
+            start = cal.bounds(window)[0]
+            week = cal.window("week", cal.index_of("week", start)).label
+            days[(*key, week)] = days.get((*key, week), 0.0) + float(row["value"])  # type: ignore[arg-type]
+    for key, value in weeks.items():
+        assert abs(days.get(key, 0.0) - value) < 1e-6, key

@@ -374,3 +374,29 @@ def test_new_kpis_worked_examples() -> None:
     # created in March, by 3 users
     assert value(e, as_of, "records_created_per_user", "2026-03") == 14 / 3
     assert value(e, as_of, "repeat_customers", "2026-Q1") == 2
+
+
+def test_cases_opened_and_closed_per_day_and_week() -> None:
+    """Day and ISO-week windows (Monday to Sunday) in the deployment's zone."""
+    days = (WindowSpec("day"), WindowSpec("week"))
+    e = Engine(build_catalog(timezone="America/New_York"), windows=days)
+    opened = ["2026-03-02T14:00:00Z", "2026-03-02T20:00:00Z", "2026-03-03T03:00:00Z"]
+    for i, at in enumerate(opened):  # 03:00Z on the 3rd is 22:00 on the 2nd in New York
+        e.apply(ev("ticket", f"t{i}", status="open", created_at=at))
+    e.apply(
+        ev(
+            "ticket",
+            "t9",
+            status="closed",
+            created_at="2026-03-02T15:00:00Z",
+            closed_at="2026-03-08T15:00:00Z",
+        )
+    )
+    as_of = "2026-03-09T12:00:00Z"
+    assert value(e, as_of, "tickets_opened", "2026-03-02") == 4
+    assert value(e, as_of, "tickets_opened", "2026-03-03") == 0
+    assert value(e, as_of, "tickets_closed", "2026-03-08") == 1  # a Sunday: still week 10
+    assert value(e, as_of, "tickets_opened", "2026-W10") == 4
+    assert value(e, as_of, "tickets_closed", "2026-W10") == 1
+    assert value(e, as_of, "tickets_closed", "2026-W11") == 0
+    assert value(e, as_of, "avg_resolution_time_hours", "2026-W10") == 144

@@ -19,6 +19,7 @@ __all__ = [
     "CALENDAR_KINDS",
     "CURRENT",
     "DAY_MS",
+    "FINE_KINDS",
     "Calendar",
     "Window",
     "WindowSpec",
@@ -27,8 +28,12 @@ __all__ = [
 ]
 
 DAY_MS = 86_400_000
-CALENDAR_KINDS = ("month", "quarter", "year")
+CALENDAR_KINDS = ("day", "week", "month", "quarter", "year")
 _MONTHS_PER = {"month": 1, "quarter": 3, "year": 12}
+FINE_KINDS = ("day", "week")
+"""Calendar windows shorter than a month: days, and ISO weeks starting on Monday. Indexes are
+the local date's ordinal (``date.toordinal()``) and ``(ordinal - 1) // 7`` (day 1 of year 1 was
+a Monday); labels ``2026-03-05`` and ``2026-W10`` (ISO year and week)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FIRST_YEAR, _LAST_YEAR = 1900, 2200
 
@@ -47,7 +52,7 @@ class WindowSpec:
 
     @property
     def is_calendar(self) -> bool:
-        return self.kind in _MONTHS_PER
+        return self.kind in _MONTHS_PER or self.kind in FINE_KINDS
 
     def __str__(self) -> str:
         return f"rolling:{self.days}d" if self.kind == "rolling" else self.kind
@@ -69,6 +74,11 @@ class Window:
         if kind == "month":
             year, month = divmod(self.index, 12)
             return f"{year:04d}-{month + 1:02d}"
+        if kind == "day":
+            return date.fromordinal(self.index).isoformat()
+        if kind == "week":
+            year, week, _ = date.fromordinal(self.index * 7 + 1).isocalendar()
+            return f"{year:04d}-W{week:02d}"
         fy = "FY" if self.spec.fiscal else ""
         if kind == "quarter":
             year, quarter = divmod(self.index, 4)
@@ -81,6 +91,7 @@ class Window:
 
 
 _ROLLING = re.compile(r"^rolling:([1-9][0-9]{0,4})d$")
+_FINE_LABEL = re.compile(r"^(\d{4})-(?:(\d{2})-(\d{2})|W(\d{2}))$")
 
 
 _LABEL = re.compile(r"^(FY)?(\d{4})(?:-(?:(\d{2})|Q([1-4])))?$")
@@ -92,10 +103,22 @@ def parse_window_label(label: str) -> Window:
     Quarter and year indexes are the same in both spellings: ``FY2026-Q1`` is index
     ``2026 * 4`` like ``2026-Q1``; the deployment's calendar decides which months it holds.
     """
-    match = _LABEL.match(label.strip())
+    text = label.strip()
+    fine = _FINE_LABEL.match(text)
+    if fine:
+        year, month, day, week = fine.groups()
+        try:
+            if week is not None:
+                monday = date.fromisocalendar(int(year), int(week), 1)
+                return Window(WindowSpec("week"), (monday.toordinal() - 1) // 7)
+            return Window(WindowSpec("day"), date(int(year), int(month), int(day)).toordinal())
+        except ValueError as exc:
+            raise ValueError(f"{label!r}: {exc}") from None
+    match = _LABEL.match(text)
     if not match:
         raise ValueError(
-            f"expected a window label like 2026-03, 2026-Q2, 2026, FY2026-Q2 or FY2026, "
+            f"expected a window label like 2026-03-05, 2026-W10, 2026-03, 2026-Q2, 2026, "
+            f"FY2026-Q2 or FY2026, "
             f"got {label!r}"
         )
     fy, year, month, quarter = match.groups()
@@ -113,12 +136,12 @@ def parse_window_label(label: str) -> Window:
 def parse_window_spec(text: str) -> WindowSpec:
     """``month`` | ``quarter`` | ``year`` | ``rolling:Nd`` -> :class:`WindowSpec`."""
     text = text.strip()
-    if text in _MONTHS_PER:
+    if text in _MONTHS_PER or text in FINE_KINDS:
         return WindowSpec(text)
     match = _ROLLING.match(text)
     if match:
         return WindowSpec("rolling", int(match.group(1)))
-    raise ValueError(f"expected month, quarter, year or rolling:<N>d, got {text!r}")
+    raise ValueError(f"expected day, week, month, quarter, year or rolling:<N>d, got {text!r}")
 
 
 class Calendar:
@@ -174,6 +197,10 @@ class Calendar:
 
     def index_of(self, kind: str, t_ms: int) -> int:
         """Index of the calendar window of ``kind`` holding ``t_ms``."""
+        if kind == "day":
+            return self.local_date(t_ms).toordinal()
+        if kind == "week":
+            return (self.local_date(t_ms).toordinal() - 1) // 7
         return self.window_index(kind, self.month_of(t_ms))
 
     def window_index(self, kind: str, month_index: int) -> int:
@@ -206,11 +233,20 @@ class Calendar:
     def bounds(self, window: Window) -> tuple[int, int]:
         """[start, end) of a calendar window in epoch milliseconds."""
         kind = window.spec.kind
+        if kind in FINE_KINDS:
+            first = window.index if kind == "day" else window.index * 7 + 1
+            days = 1 if kind == "day" else 7
+            a, b = date.fromordinal(first), date.fromordinal(first + days)
+            return self._local_start(a.year, a.month, a.day), self._local_start(
+                b.year, b.month, b.day
+            )
         first = self.first_month(kind, window.index)
         return self.month_start(first), self.month_start(first + _MONTHS_PER[kind])
 
     def window_of_date(self, kind: str, day: date) -> int | None:
         """Index of the ``kind`` window that starts exactly on ``day``, or None if none does."""
+        if kind in FINE_KINDS:
+            return None  # periods (quotas, spend) are months, quarters and years
         month_index = day.year * 12 + day.month - 1
         index = self.window_index(kind, month_index)
         if day.day != 1 or self.first_month(kind, index) != month_index:

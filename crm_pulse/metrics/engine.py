@@ -38,7 +38,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from typing import Any
 
-from .calendar import CALENDAR_KINDS, CURRENT, DAY_MS, Window, WindowSpec, parse_window_label
+from .calendar import (
+    CALENDAR_KINDS,
+    CURRENT,
+    DAY_MS,
+    FINE_KINDS,
+    Window,
+    WindowSpec,
+    parse_window_label,
+)
 from .catalog import Catalog, CompiledMetric
 from .deltas import Delta
 from .events import Event, supersedes
@@ -78,7 +86,10 @@ class Engine:
         # calendar kinds kept in buckets: the reported ones and those goals are set in
         goal_kinds = {parse_window_label(g.window).spec.kind for g in catalog.definitions.goals}
         stored = tuple(k for k in CALENDAR_KINDS if k in self.kinds or k in goal_kinds)
-        self._kind_months = tuple((k, _MONTHS_PER[k]) for k in stored)
+        # month, quarter, year: made of months; day and week: buckets of their own
+        self._kind_months = tuple((k, _MONTHS_PER[k]) for k in stored if k in _MONTHS_PER)
+        self._fine = tuple(k for k in stored if k in FINE_KINDS)
+        self._fine_cache: dict[int, tuple[tuple[str, int], ...]] = {}
         self.measures = {m.index: m for m in catalog.measures}
         # (tag, measure, group, window key) of every bucket touched since the last changes()
         self._dirty: set[tuple[str, int, Group, Any]] = set()
@@ -252,6 +263,7 @@ class Engine:
         dirty = self._dirty.add
         horizon = self.pending.horizon
         future = -(1 << 62) if horizon is None else horizon  # after it: also in the ledger
+        fine = self._fine
         last_t: Any = None
         wkey: Any = None
         for ckey, delta, dn in changes:
@@ -280,6 +292,9 @@ class Engine:
                 else:
                     self.store.delete(bkey)
             dirty(bkey)
+            if fine:
+                for fkey in self._fine_keys(slot):
+                    self._add_sum(index, group, fkey, delta, dn)
             if slot > future:
                 self.pending.add(index, group, slot, slot, None, delta, dn)
             if daily[index]:
@@ -296,6 +311,8 @@ class Engine:
             wkeys = self._month_wkeys.get(month)
             if wkeys is None:
                 wkeys = self._wkeys_of(month)
+            if self._fine:
+                wkeys = wkeys + self._fine_keys(slot)
             if dv is None:
                 add_sum = self._add_sum
                 for wkey in wkeys:
@@ -321,8 +338,8 @@ class Engine:
             t, anchors = slot
             cal = self.calendar
             month = self._month_of(t)
-            for kind, _per in self._kind_months:
-                idx = cal.window_index(kind, month)
+            placed = [(k, cal.window_index(k, month)) for k, _per in self._kind_months]
+            for kind, idx in [*placed, *self._fine_keys(t)]:
                 start, end = cal.bounds(Window(WindowSpec(kind), idx))
                 if not all(
                     c.holds(a, start, end) for c, a in zip(m.window_conds, anchors, strict=True)
@@ -345,25 +362,13 @@ class Engine:
     def _add_value(self, index: int, group: Group, t: int, value: int, delta: int, dn: int) -> None:
         """A percentile measure: the month's multiset of values (and its count bucket); per day,
         the (time, value) pairs rolling windows read."""
-        store = self.store
         month = self._month_of(t)
         self._add_sum(index, group, ("month", month), delta, dn)
-        for key, item in (
-            (("p", index, group, month), value),
-            (("pd", index, group, t // DAY_MS), (t, value)),
-        ):
-            counts = store.get(key) or {}
-            n = counts.get(item, 0) + delta
-            if n:
-                counts[item] = n
-            else:
-                counts.pop(item, None)
-            if counts:
-                store.put(key, counts)
-            else:
-                store.delete(key)
-            if not self._daily[index]:
-                break
+        for fkey in self._fine_keys(t) if self._fine else ():
+            self._add_sum(index, group, fkey, delta, dn)
+        self._count_in(("p", index, group, month), value, delta)
+        if self._daily[index] or self._fine:  # days and weeks read the (time, value) pairs
+            self._count_in(("pd", index, group, t // DAY_MS), (t, value), delta)
         if self.pending.pending_after(t):
             self.pending.add(index, group, t, t, value, delta, dn)
         if self._daily[index]:
@@ -375,14 +380,18 @@ class Engine:
         """The multiset {value: count} of a percentile measure in a window at ``as_of``."""
         store = self.store
         out: dict[int, int] = {}
-        if window.spec.kind == "rolling":
-            lo, hi = as_of - window.spec.days * DAY_MS, as_of
+        kind = window.spec.kind
+        if kind == "rolling" or kind in FINE_KINDS:  # (lo, hi]: after lo, up to hi
+            if kind == "rolling":
+                lo, hi = as_of - window.spec.days * DAY_MS, as_of
+            else:
+                start, end = self.calendar.bounds(window)
+                lo, hi = start - 1, min(end - 1, as_of)
             for day in range((lo + 1) // DAY_MS, hi // DAY_MS + 1):
                 for (t, value), n in (store.get(("pd", m.index, group, day)) or {}).items():
                     if lo < t <= hi:
                         out[value] = out.get(value, 0) + n
             return out
-        kind = window.spec.kind
         first = self.calendar.first_month(kind, window.index)
         for month in range(first, first + _MONTHS_PER[kind]):
             for value, n in (store.get(("p", m.index, group, month)) or {}).items():
@@ -391,6 +400,17 @@ class Engine:
         for _t, _slot, value, delta, _dn in self.pending.entries(m.index, group, start, end, as_of):
             out[value] = out.get(value, 0) - delta  # not yet
         return out
+
+    def _fine_keys(self, t: int) -> tuple[tuple[str, int], ...]:
+        """The (day, index) and (week, index) windows holding ``t``, when they are kept."""
+        slot = t // 900_000  # every time zone's offset is a multiple of 15 minutes
+        keys = self._fine_cache.get(slot)
+        if keys is None:
+            if len(self._fine_cache) > 100_000:
+                self._fine_cache.clear()
+            keys = tuple((k, self.calendar.index_of(k, t)) for k in self._fine)
+            self._fine_cache[slot] = keys
+        return keys
 
     def _wkeys_of(self, month: int) -> tuple[tuple[str, int], ...]:
         """The (kind, index) calendar windows holding ``month``; cached per month."""
@@ -673,7 +693,7 @@ class Engine:
             if m.detailed_days:
                 return self._rolling_detail_raw(m, group, lo, as_of)
             return self._rolling_raw(m, group, lo, as_of)
-        if self._place[m.index] == _MONTHLY:
+        if self._place[m.index] == _MONTHLY and kind in _MONTHS_PER:
             per = _MONTHS_PER[kind]
             first = self.calendar.first_month(kind, window.index)
             total = 0
@@ -713,12 +733,9 @@ class Engine:
     def all_pending(self, mi: int, group: Group, wkey: tuple[str, int], n: int, as_of: int) -> bool:
         """Whether every one of a bucket's ``n`` contributions is dated after ``as_of``."""
         kind, idx = wkey
-        per = _MONTHS_PER.get(kind)
-        if per is None:
+        if kind not in _MONTHS_PER and kind not in FINE_KINDS:
             return False
-        first = self.calendar.first_month(kind, idx)
-        start = self.calendar.month_start(first)
-        end = self.calendar.month_start(first + per)
+        start, end = self.calendar.bounds(Window(WindowSpec(kind), idx))
         if as_of + 1 >= end:
             return False
         m = self.measures[mi]
@@ -859,10 +876,12 @@ class Engine:
             month = self._month_of(t)
             if tag == "a":
                 dirty(("a", index, group, ("active", month)))
-            elif self._place.get(index) in _BY_MONTH:
-                dirty(("b", index, group, ("month", month)))
             else:
-                for wkey in self._month_wkeys.get(month) or self._wkeys_of(month):
+                if self._place.get(index) in _BY_MONTH:
+                    wkeys: tuple[tuple[str, int], ...] = (("month", month),)
+                else:
+                    wkeys = self._month_wkeys.get(month) or self._wkeys_of(month)
+                for wkey in wkeys + (self._fine_keys(t) if self._fine else ()):
                     dirty(("b", index, group, wkey))
         return len(due)
 
@@ -901,6 +920,8 @@ class Engine:
         out: list[Window] = []
         if place in _BY_MONTH and kind == "month":
             for k in self.kinds:
+                if k in FINE_KINDS:
+                    continue  # days and weeks have buckets of their own
                 spec = cal.spec(WindowSpec(k))
                 i = cal.window_index(k, idx)
                 if metric.supports(spec) and i <= cal.index_of(k, as_of):
@@ -976,7 +997,7 @@ class _StateIndex:
                 index.groups.setdefault(mi, set()).add(group)
                 if kind == "current":
                     continue
-                if engine._place[mi] in _BY_MONTH:
+                if engine._place[mi] in _BY_MONTH and kind == "month":
                     for k, _per in engine._kind_months:
                         index._first((mi, group, k), cal.window_index(k, idx))
                 else:

@@ -175,6 +175,8 @@ class CompiledMeasure:
             return self.is_snapshot
         if self.is_snapshot:
             return False
+        if self.placement == "period" and spec.kind in ("day", "week"):
+            return False  # quotas and spend describe months, quarters and years
         return spec.is_calendar or not self.calendar_only
 
     def slot(self, v: Mapping[str, Any]) -> Any:

@@ -30,6 +30,7 @@ RecordState = tuple[RecordKey, dict[str, Any], list[dict[str, Any]]]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MONTHS = {"month": 1, "quarter": 3, "year": 12}
+_CALENDAR = ("day", "week", *_MONTHS)
 
 
 class Reference:
@@ -87,6 +88,10 @@ class Reference:
 
     def _index(self, kind: str, t: int) -> int:
         d = self._local(t)
+        if kind == "day":
+            return d.date().toordinal()
+        if kind == "week":  # ISO weeks: Monday to Sunday
+            return (d.date() - timedelta(days=d.weekday())).toordinal() // 7
         if kind == "month":
             return d.year * 12 + d.month - 1
         # fiscal years start in month s and are named by the calendar year they end in
@@ -99,6 +104,9 @@ class Reference:
         return (d - _EPOCH) // timedelta(milliseconds=1)
 
     def _start(self, kind: str, index: int) -> int:
+        if kind in ("day", "week"):
+            day = date.fromordinal(index if kind == "day" else index * 7 + 1)
+            return self._ms(datetime(day.year, day.month, day.day, tzinfo=self.zone))
         if kind == "month":
             year, month = divmod(index, 12)
             return self._ms(datetime(year, month + 1, 1, tzinfo=self.zone))
@@ -226,7 +234,7 @@ class Reference:
             above = ranked[min(int(h) + 1, len(ranked) - 1)]
             return below + (h - int(h)) * (above - below)
         if d.active is not None:
-            if window.spec.kind in _MONTHS:
+            if window.spec.kind in _CALENDAR:
                 start = self._start(window.spec.kind, window.index)
                 end = self._start(window.spec.kind, window.index + 1)
                 if start <= as_of < end:
@@ -287,7 +295,7 @@ class Reference:
         d = m.definition
         out: list[tuple[RecordKey, Any]] = []
         if d.active is not None:
-            if window.spec.kind in _MONTHS:
+            if window.spec.kind in _CALENDAR:
                 start = self._start(window.spec.kind, window.index)
                 end = self._start(window.spec.kind, window.index + 1)
                 end = as_of if start <= as_of < end else end

@@ -411,7 +411,7 @@ def test_writeback_record_rules() -> None:
     got = {p.path: p.message for p in found}
     assert "set target.record" in got["writeback[0]"]
     assert "remove target.record" in got["writeback[1]"]
-    assert "expected month, quarter, year or rolling:<N>d" in got["writeback[2].window"]
+    assert "expected day, week, month, quarter, year or rolling:<N>d" in got["writeback[2].window"]
 
 
 def test_a_valid_writeback_rule_and_windows() -> None:
