@@ -30,7 +30,9 @@ no placement
     a snapshot count of records sharing a normalised value with another record.
 
 and one *aggregate*: ``count`` (default), ``sum: <field>`` | ``sum: {duration: [from, to], unit}``
-| ``sum: {weights: {field, values, default}}``, or ``distinct: <field>``. ``where`` filters with
+| ``sum: {weights: {field, values, default}}``, ``distinct: <field>`` (narrowed by
+``at_least: n`` and ``among: <active measure>``), or the percentiles ``median`` and ``p90`` of a
+field or duration. ``where`` filters with
 equality, lists (any of), ``null`` and ``{gt, gte, lt, lte, ne, in, not_in, set}``; a value may be
 a parameter (``$name``) or, in calendar windows, ``window.start`` / ``window.end``.
 """
