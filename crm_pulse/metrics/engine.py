@@ -51,6 +51,7 @@ from .catalog import Catalog, CompiledMetric
 from .deltas import Delta
 from .events import Event, supersedes
 from .measures import CompiledMeasure, ContributionKey, Group, percentile
+from .members import among_count, count_in, multiset, rolling_detail, rolling_periods
 from .pending import Due, PendingLedger
 from .plans import ObjectPlan, history_after
 from .report import MetricValue, evaluate, report
@@ -357,7 +358,7 @@ class Engine:
         else:  # active: a count, so delta == dn
             self._add_active(self.measures[index], group, slot, delta)
             if dv is not None:  # an 'among' target: each member's intervals
-                self._count_in(("ai", index, group, dv), slot, delta)
+                count_in(self.store, ("ai", index, group, dv), slot, delta)
 
     def _add_value(self, index: int, group: Group, t: int, value: int, delta: int, dn: int) -> None:
         """A percentile measure: the month's multiset of values (and its count bucket); per day,
@@ -366,40 +367,13 @@ class Engine:
         self._add_sum(index, group, ("month", month), delta, dn)
         for fkey in self._fine_keys(t) if self._fine else ():
             self._add_sum(index, group, fkey, delta, dn)
-        self._count_in(("p", index, group, month), value, delta)
+        count_in(self.store, ("p", index, group, month), value, delta)
         if self._daily[index] or self._fine:  # days and weeks read the (time, value) pairs
-            self._count_in(("pd", index, group, t // DAY_MS), (t, value), delta)
+            count_in(self.store, ("pd", index, group, t // DAY_MS), (t, value), delta)
         if self.pending.pending_after(t):
             self.pending.add(index, group, t, t, value, delta, dn)
         if self._daily[index]:
             self._add_day(index, group, t, delta, dn)
-
-    def _values_in(
-        self, m: CompiledMeasure, group: Group, window: Window, as_of: int
-    ) -> dict[int, int]:
-        """The multiset {value: count} of a percentile measure in a window at ``as_of``."""
-        store = self.store
-        out: dict[int, int] = {}
-        kind = window.spec.kind
-        if kind == "rolling" or kind in FINE_KINDS:  # (lo, hi]: after lo, up to hi
-            if kind == "rolling":
-                lo, hi = as_of - window.spec.days * DAY_MS, as_of
-            else:
-                start, end = self.calendar.bounds(window)
-                lo, hi = start - 1, min(end - 1, as_of)
-            for day in range((lo + 1) // DAY_MS, hi // DAY_MS + 1):
-                for (t, value), n in (store.get(("pd", m.index, group, day)) or {}).items():
-                    if lo < t <= hi:
-                        out[value] = out.get(value, 0) + n
-            return out
-        first = self.calendar.first_month(kind, window.index)
-        for month in range(first, first + _MONTHS_PER[kind]):
-            for value, n in (store.get(("p", m.index, group, month)) or {}).items():
-                out[value] = out.get(value, 0) + n
-        start, end = self.calendar.bounds(window)
-        for _t, _slot, value, delta, _dn in self.pending.entries(m.index, group, start, end, as_of):
-            out[value] = out.get(value, 0) - delta  # not yet
-        return out
 
     def _fine_keys(self, t: int) -> tuple[tuple[str, int], ...]:
         """The (day, index) and (week, index) windows holding ``t``, when they are kept."""
@@ -469,61 +443,7 @@ class Engine:
             store.delete(bkey)
         self._dirty.add(bkey)
         if m.among is not None:  # the bucket's values, to check each one's membership
-            self._count_in(("cs", m.index, group, wkey), dv, delta)
-
-    def _count_in(self, key: Key, item: Any, delta: int) -> None:
-        """Add ``delta`` to ``item``'s count in the dict at ``key`` (gone at 0)."""
-        counts = self.store.get(key) or {}
-        n = counts.get(item, 0) + delta
-        if n:
-            counts[item] = n
-        else:
-            counts.pop(item, None)
-        if counts:
-            self.store.put(key, counts)
-        else:
-            self.store.delete(key)
-
-    def _member(self, m: CompiledMeasure, group: Group, record_id: Any, t: int) -> bool:
-        """Whether the active measure ``m`` counts the record ``record_id`` at ``t``."""
-        intervals = self.store.get(("ai", m.index, group, record_id)) or {}
-        return any(
-            n > 0 and start < t and (end is None or end >= t)
-            for (start, end), n in intervals.items()
-        )
-
-    def _among_raw(self, m: CompiledMeasure, group: Group, window: Window, as_of: int) -> int:
-        """A distinct count narrowed to the members of ``m.among`` at its time of the window."""
-        from .report import window_end
-
-        among = m.among
-        assert among is not None and among.definition.active is not None
-        start, end = window_end(self.calendar, window, as_of)
-        t = start if among.definition.active.when == "window_start" else end
-        counts: dict[Any, int] = {}
-        if window.spec.kind == "rolling":
-            anchored = bool(m.window_conds)
-            for day in range((start + 1) // DAY_MS, end // DAY_MS + 1):
-                for (slot, dv), w in (self.store.get(("dc", m.index, group, day)) or {}).items():
-                    at = slot[0] if anchored else slot
-                    if start < at <= end and (
-                        not anchored
-                        or all(
-                            c.holds(a, start, end)
-                            for c, a in zip(m.window_conds, slot[1], strict=True)
-                        )
-                    ):
-                        counts[dv] = counts.get(dv, 0) + w
-        else:
-            wkey = (window.spec.kind, window.index)
-            counts = dict(self.store.get(("cs", m.index, group, wkey)) or {})
-            w_start, w_end = self.calendar.bounds(window)
-            for _t, _slot, dv, delta, _dn in self.pending.entries(
-                m.index, group, w_start, w_end, as_of
-            ):
-                counts[dv] = counts.get(dv, 0) - delta  # not yet
-        k = m.threshold
-        return sum(1 for dv, n in counts.items() if n >= k and self._member(among, group, dv, t))
+            count_in(self.store, ("cs", m.index, group, wkey), dv, delta)
 
     def _add_day(self, index: int, group: Group, t: int, delta: int, dn: int) -> None:
         store = self.store
@@ -553,40 +473,10 @@ class Engine:
         self, index: int, group: Group, t: int, slot: Any, dv: Any, delta: int
     ) -> None:
         """Rolling windows of distinct values and window conditions: each contribution of the
-        day, ``("dc", measure, group, day) -> {(slot, value): weight}``."""
-        store = self.store
+        day (see :mod:`.members`)."""
         day = t // DAY_MS
-        key = ("dc", index, group, day)
-        cells = store.get(key) or {}
-        weight = cells.get((slot, dv), 0) + delta
-        if weight:
-            cells[(slot, dv)] = weight
-        else:
-            cells.pop((slot, dv), None)
-        if cells:
-            store.put(key, cells)
-        else:
-            store.delete(key)
+        count_in(self.store, ("dc", index, group, day), (slot, dv), delta)
         self._dirty.add(("d", index, group, ("day", day)))
-
-    def _rolling_detail_raw(self, m: CompiledMeasure, group: Group, lo: int, hi: int) -> int:
-        anchored = bool(m.window_conds)
-        total = 0
-        seen: dict[Any, int] = {}
-        for day in range((lo + 1) // DAY_MS, hi // DAY_MS + 1):
-            for (slot, dv), weight in (self.store.get(("dc", m.index, group, day)) or {}).items():
-                t = slot[0] if anchored else slot
-                if not lo < t <= hi:
-                    continue
-                if anchored and not all(
-                    c.holds(a, lo, hi) for c, a in zip(m.window_conds, slot[1], strict=True)
-                ):
-                    continue
-                if dv is None:
-                    total += weight
-                else:
-                    seen[dv] = seen.get(dv, 0) + weight
-        return total + sum(1 for n in seen.values() if n >= m.threshold)
 
     def _add_period(
         self, m: CompiledMeasure, group: Group, slot: Any, dv: Any, delta: int, dn: int
@@ -608,31 +498,8 @@ class Engine:
                     continue
             self._add(m, group, (kind, idx), dv, delta, dn)
         if self.rolling and match == "within":  # rolling windows read every period record
-            key = ("pr", m.index, group)
-            cells = self.store.get(key) or {}
-            weight = cells.get((slot, dv), 0) + delta
-            if weight:
-                cells[(slot, dv)] = weight
-            else:
-                cells.pop((slot, dv), None)
-            if cells:
-                self.store.put(key, cells)
-            else:
-                self.store.delete(key)
+            count_in(self.store, ("pr", m.index, group), (slot, dv), delta)
             self._dirty.add(("pr", m.index, group, ("period", 0)))
-
-    def _rolling_period_raw(self, m: CompiledMeasure, group: Group, lo: int, hi: int) -> int:
-        """Period records whose whole period lies in [lo, hi] (spend of a rolling window)."""
-        total = 0
-        seen: dict[Any, int] = {}
-        for ((kind, day), dv), weight in (self.store.get(("pr", m.index, group)) or {}).items():
-            start, end = self.calendar.period_span(kind, day)
-            if lo <= start and end <= hi:
-                if dv is None:
-                    total += weight
-                else:
-                    seen[dv] = seen.get(dv, 0) + weight
-        return total + sum(1 for n in seen.values() if n >= m.threshold)
 
     def _add_active(self, m: CompiledMeasure, group: Group, slot: Any, delta: int) -> None:
         start, end = slot
@@ -678,9 +545,10 @@ class Engine:
         an integer, but a percentile may fall between two values, and has none without any."""
         kind = window.spec.kind
         if m.among is not None:
-            return self._among_raw(m, group, window, as_of)
+            return among_count(self.store, self.calendar, self.pending, m, group, window, as_of)
         if m.percentile is not None:
-            return percentile(self._values_in(m, group, window, as_of), m.percentile)
+            values = multiset(self.store, self.calendar, self.pending, m, group, window, as_of)
+            return percentile(values, m.percentile)
         if m.placement == "active":
             return self._active_raw(m, group, window, as_of)
         if kind == "current":
@@ -689,9 +557,9 @@ class Engine:
         if kind == "rolling":
             lo = as_of - window.spec.days * DAY_MS
             if m.placement == "period":
-                return self._rolling_period_raw(m, group, lo, as_of)
+                return rolling_periods(self.store, self.calendar, m, group, lo, as_of)
             if m.detailed_days:
-                return self._rolling_detail_raw(m, group, lo, as_of)
+                return rolling_detail(self.store, m, group, lo, as_of)
             return self._rolling_raw(m, group, lo, as_of)
         if self._place[m.index] == _MONTHLY and kind in _MONTHS_PER:
             per = _MONTHS_PER[kind]

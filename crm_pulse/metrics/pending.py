@@ -10,7 +10,8 @@ told about, see :meth:`.Engine.advance`), and a read at ``as_of`` takes out thos
     ("f", measure, group) -> {time: {(slot, distinct value): [delta, dn]}}
 
 Future-dated contributions are few (a close date set ahead), so the ledger stays small; entries
-whose time has passed the horizon are dropped when their ledger is next written. A heap of the
+whose time came before the last reported advance are dropped when their ledger is next written
+(not those that only passed the horizon: a successor must still find them due). A heap of the
 ledger's times tells :meth:`.Engine.advance` which buckets time moves, so a live tick costs what
 became due, not what is stored. Reading at an ``as_of`` before the horizon is approximate (the
 ledger no longer knows what lay between); replay sets the horizon to its as-of before applying.
@@ -37,6 +38,10 @@ class PendingLedger:
     def __init__(self, store: StateStore) -> None:
         self.store = store
         self.horizon: int | None = None  # None: nothing has passed yet, everything is pending
+        # the horizon up to which what came due was handed out (advance with due=True); only
+        # entries up to it may be dropped: a Faust worker moves the horizon on every batch and
+        # reports on its tick, and a successor must still find what came due in between
+        self.reported: int | None = None
         self._heap: list[Due] | None = None  # built from the store on the first advance
 
     def pending_after(self, t: int) -> bool:
@@ -61,9 +66,9 @@ class PendingLedger:
             at.pop((slot, dv), None)
             if not at:
                 del ledger[t]
-        horizon = self.horizon
-        if horizon is not None:
-            for passed in [x for x in ledger if x <= horizon]:
+        reported = self.reported
+        if reported is not None:
+            for passed in [x for x in ledger if x <= reported]:
                 del ledger[passed]
         if ledger:
             store.put(key, ledger)
@@ -99,12 +104,14 @@ class PendingLedger:
         a rebalance). ``due=False`` moves the horizon only: what became due is returned by the
         next call that asks for it."""
         if self._heap is None:  # what was due by the horizon was reported before
-            self._heap = [d for d in scan() if self.horizon is None or d[0] > self.horizon]
+            self._heap = [d for d in scan() if self.reported is None or d[0] > self.reported]
             heapq.heapify(self._heap)
         if self.horizon is None or now > self.horizon:
             self.horizon = now
         if not due:
             return []
+        if self.reported is None or now > self.reported:
+            self.reported = now
         heap = self._heap
         out: list[Due] = []
         while heap and heap[0][0] <= now:
@@ -114,9 +121,12 @@ class PendingLedger:
         return out
 
     def resume(self, horizon: int) -> None:
-        """Continue from a horizon reached before a restart (kept by the runtime)."""
+        """Continue from a horizon reached, and reported, before a restart (kept by the
+        runtime with the state)."""
         if self.horizon is None or horizon > self.horizon:
             self.horizon = horizon
+        if self.reported is None or horizon > self.reported:
+            self.reported = horizon
 
     def forget(self) -> None:
         """Rebuild the heap from the store on the next advance (the store's content moved)."""
