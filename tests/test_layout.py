@@ -4,7 +4,7 @@ simulators live in crm_pulse.sandbox, and connector kinds are listed only as ent
 from __future__ import annotations
 
 import ast
-from importlib.metadata import entry_points
+from importlib.metadata import distribution, entry_points
 from pathlib import Path
 
 from crm_pulse.config import settings_model
@@ -56,3 +56,12 @@ def test_every_kind_comes_from_the_entry_points_with_its_settings_model() -> Non
 def test_config_modules_stay_small() -> None:
     sizes = {p.name: len(p.read_text().splitlines()) for p in (PACKAGE / "config").glob("*.py")}
     assert max(sizes.values()) <= 500, sizes
+
+
+def test_every_builtin_connector_runs_the_shipped_conformance_suite() -> None:
+    ours = {ep.name for ep in distribution("crm-pulse").entry_points if ep.group == PLUGIN_GROUP}
+    tests = PACKAGE.parent / "tests" / "connectors"
+    for kind in ours:
+        module = tests / kind / "test_conformance.py"
+        assert module.is_file(), f"{kind} does not run the conformance suite"
+        assert "(ConformanceSuite)" in module.read_text(encoding="utf-8")
