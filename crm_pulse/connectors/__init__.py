@@ -25,7 +25,9 @@ Failures, by what the caller should do (:mod:`crm_pulse.errors`)
     one bad record -> :class:`BadRecord` in ``Page.skipped`` (skipped and quarantined, the page
     goes on); the whole call failed but may work later -> :class:`RetriableError` /
     :class:`RateLimited` (with ``retry_after``); cannot go on -> :class:`FatalError`; a forged
-    webhook -> :class:`Unauthorized`; malformed input -> :class:`DataError`.
+    webhook -> :class:`Unauthorized`; malformed input -> :class:`DataError`; settings only the
+    constructor can check -> :class:`ConfigError` with :class:`ConfigProblem` paths inside the
+    connector's section.
 """
 
 from ..config.base import HttpUrl
@@ -40,6 +42,8 @@ from ..config.mappings import (
 )
 from ..config.secrets import Secret
 from ..errors import (
+    ConfigError,
+    ConfigProblem,
     CrmPulseError,
     DataError,
     FatalError,
@@ -72,6 +76,8 @@ __all__ = [
     "ActivityTypeMapping",
     "Backoff",
     "BadRecord",
+    "ConfigError",
+    "ConfigProblem",
     "Connector",
     "ConnectorSettings",
     "CrmPulseError",
