@@ -65,3 +65,31 @@ def test_every_builtin_connector_runs_the_shipped_conformance_suite() -> None:
         module = tests / kind / "test_conformance.py"
         assert module.is_file(), f"{kind} does not run the conformance suite"
         assert "(ConformanceSuite)" in module.read_text(encoding="utf-8")
+
+
+def test_builtin_connectors_use_only_the_public_kit() -> None:
+    """Outside its own folder, a built-in connector imports only names crm_pulse.connectors
+    exports: what a plugin has is all they have."""
+    import crm_pulse.connectors as kit
+
+    outside: list[str] = []
+    for folder in (PACKAGE / "connectors").iterdir():
+        if not (folder / "__init__.py").is_file():
+            continue
+        for path in folder.rglob("*.py"):
+            where = path.relative_to(PACKAGE)
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.level >= 2:  # beyond its folder
+                    outside += [
+                        f"{where}: {node.module}.{a.name}"
+                        for a in node.names
+                        if a.name not in kit.__all__
+                    ]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    if (node.module or "").startswith("crm_pulse"):
+                        outside.append(f"{where}: {node.module}")
+                elif isinstance(node, ast.Import):
+                    outside += [
+                        f"{where}: {a.name}" for a in node.names if a.name.startswith("crm_pulse")
+                    ]
+    assert outside == []

@@ -12,7 +12,7 @@ what is exported here.
 Settings
     :class:`ConnectorSettings` (every connector: ``name``), :class:`VendorSettings` (plus
     ``poll_interval``, ``backfill_since``, ``timeout``, ``ca_cert``); field types
-    :data:`Secret` (``${ENV}`` only, a ``SecretStr``: call ``get_secret_value()`` where the
+    :class:`ConfigModel` (the strict base of nested settings), :data:`Secret` (``${ENV}`` only, a ``SecretStr``: call ``get_secret_value()`` where the
     client needs it, never log it), :data:`Duration` (``30s`` -> 30.0), :data:`HttpUrl`;
     mappings of CRM values to canonical ones (:class:`DealTypeMapping`, ...).
 Parts (each optional; declared in :mod:`.protocols`)
@@ -20,7 +20,8 @@ Parts (each optional; declared in :mod:`.protocols`)
     (:class:`ReceiverBase` gives the optional members), :class:`Sink`,
     :class:`FieldProvisioner`.
 Events
-    :func:`upsert`, :func:`delete`, :data:`CANONICAL_FIELDS`, :func:`map_records`.
+    :func:`upsert`, :func:`delete`, :data:`CANONICAL_FIELDS`, :func:`map_records`,
+    :func:`event_from_json`.
 Failures, by what the caller should do (:mod:`crm_pulse.errors`)
     one bad record -> :class:`BadRecord` in ``Page.skipped`` (skipped and quarantined, the page
     goes on); the whole call failed but may work later -> :class:`RetriableError` /
@@ -30,7 +31,7 @@ Failures, by what the caller should do (:mod:`crm_pulse.errors`)
     connector's section.
 """
 
-from ..config.base import HttpUrl
+from ..config.base import ConfigModel, DealStatus, HttpUrl, TicketStatus
 from ..config.connectors import ConnectorSettings, VendorSettings
 from ..config.durations import Duration
 from ..config.mappings import (
@@ -54,7 +55,7 @@ from ..errors import (
 )
 from ..metrics.events import Event
 from ..retry import Backoff, retrying, wait_from_headers
-from .canonical import CANONICAL_FIELDS, delete, map_records, upsert
+from .canonical import CANONICAL_FIELDS, FieldType, delete, event_from_json, map_records, upsert
 from .protocols import (
     BadRecord,
     Connector,
@@ -77,12 +78,14 @@ __all__ = [
     "Backoff",
     "BadRecord",
     "ConfigError",
+    "ConfigModel",
     "ConfigProblem",
     "Connector",
     "ConnectorSettings",
     "CrmPulseError",
     "Cursor",
     "DataError",
+    "DealStatus",
     "DealTypeMapping",
     "Duration",
     "Event",
@@ -90,6 +93,7 @@ __all__ = [
     "FieldOverrides",
     "FieldProvisioner",
     "FieldSpec",
+    "FieldType",
     "FieldWrite",
     "HttpUrl",
     "LifecycleMapping",
@@ -102,12 +106,14 @@ __all__ = [
     "SkippableError",
     "Source",
     "SurveyTypeMapping",
+    "TicketStatus",
     "Unauthorized",
     "VendorSettings",
     "WebhookReceiver",
     "WebhookRequest",
     "WriteResult",
     "delete",
+    "event_from_json",
     "map_records",
     "retrying",
     "upsert",
