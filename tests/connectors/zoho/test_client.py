@@ -196,3 +196,18 @@ async def test_429_reads_wait_and_retry() -> None:
         h.fake.rate_limit(2, retry_after=3)
         records, _ = await h.connector.client.list_page("Deals", ["Amount"], since_ms=None)
         assert len(records) == 2 and waits == [3.0, 3.0]
+
+
+async def test_a_refreshed_token_refused_again_stops_the_connector() -> None:
+    fake = FakeZoho(
+        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, refresh_token=REFRESH, token_lifetime=0
+    )
+    ca = TestCA()
+    with FakeServer(fake.app(), ca=ca) as server:
+        client = ZohoClient(settings(server, ca))
+        try:
+            with pytest.raises(FatalError, match="freshly refreshed"):
+                await client.list_page("Deals", ["Amount"], since_ms=None)
+        finally:
+            await client.aclose()
+    assert fake.token_requests == 2  # the first token, and one refresh after INVALID_TOKEN
