@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
+from ...safejson import loads
 from ..protocols import WebhookRequest
 from .client import HubSpotClient
 from .mapping import HubSpotMapper, object_type_of
@@ -126,8 +126,10 @@ class HubSpotReceiver:
         timestamp = request.header(TIMESTAMP)
         if not given or not timestamp:
             raise Unauthorized(f"missing {SIGNATURE} or {TIMESTAMP}")
-        if not timestamp.isdigit():
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 15:
             raise Unauthorized(f"{TIMESTAMP} is not milliseconds")
+        if len(given) > 128:
+            raise Unauthorized(f"{SIGNATURE} is not a v3 signature")
         now_ms = int(self.clock() * 1000)
         age = now_ms - int(timestamp)
         if age > MAX_AGE_MS:
@@ -175,10 +177,7 @@ class HubSpotReceiver:
 
     @staticmethod
     def _notifications(request: WebhookRequest) -> list[dict[str, Any]]:
-        try:
-            data = json.loads(request.body)
-        except ValueError:
-            raise DataError("HubSpot webhook body is not JSON") from None
+        data = loads(request.body, what="HubSpot webhook body")
         if not isinstance(data, list) or not all(isinstance(n, dict) for n in data):
             raise DataError("HubSpot webhook body is not a JSON array of events")
         return data

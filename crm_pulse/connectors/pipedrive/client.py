@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -24,6 +25,11 @@ from .errors import translate, translate_status
 __all__ = ["COSTS", "PipedriveClient", "TokenBudget"]
 
 COSTS = {"list": 10, "get": 1, "write": 5, "search": 20}
+
+
+def _segment(value: object) -> str:
+    """One URL path segment, percent-quoted: an id can never reach another endpoint."""
+    return quote(str(value), safe="")
 
 
 class TokenBudget:
@@ -187,7 +193,7 @@ class PipedriveClient:
     async def get(self, entity: str, rid: str) -> dict[str, Any] | None:
         """One record, or None when Pipedrive says it does not exist (404)."""
         try:
-            data = await self.request("GET", f"/api/v2/{entity}/{rid}", "get")
+            data = await self.request("GET", f"/api/v2/{_segment(entity)}/{_segment(rid)}", "get")
         except SkippableError as exc:
             if " 404 " in f" {exc} ":
                 return None
@@ -197,7 +203,7 @@ class PipedriveClient:
 
     async def patch(self, entity: str, rid: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.request(
-            "PATCH", f"/api/v2/{entity}/{rid}", "write", json=body, retry=False
+            "PATCH", f"/api/v2/{_segment(entity)}/{_segment(rid)}", "write", json=body, retry=False
         )
 
     async def fields(self, entity: str, *, retry: bool = True) -> list[dict[str, Any]]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 from collections import OrderedDict
 from typing import Any
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
+from ...safejson import loads
 from ..protocols import WebhookRequest
 from .client import PipedriveClient
 from .mapping import CANONICAL, DELETE_TIE, FieldKeys, PipedriveMapper, to_ms
@@ -35,6 +35,16 @@ _ENTITIES = {
     "organization": "organizations",
     "activity": "activities",
 }
+
+
+def _numeric_id(value: Any) -> bool:
+    """Pipedrive ids are positive integers (given as numbers or digit strings)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0 < value < 10**18
+    text = str(value)
+    return text.isascii() and text.isdigit() and 0 < len(text) <= 18
 
 
 class PipedriveReceiver:
@@ -73,15 +83,21 @@ class PipedriveReceiver:
 
     @staticmethod
     def _body(request: WebhookRequest) -> dict[str, Any]:
-        try:
-            data = json.loads(request.body)
-        except ValueError:
-            raise DataError("Pipedrive webhook body is not JSON") from None
+        data = loads(request.body, what="Pipedrive webhook body")
         meta = data.get("meta") if isinstance(data, dict) else None
         if not isinstance(meta, dict) or not str(meta.get("version", "")).startswith("2"):
             raise DataError("not a Pipedrive webhooks v2 body (meta.version 2.0 expected)")
         if meta.get("action") not in ("create", "change", "delete"):
-            raise DataError(f"unknown webhook action {meta.get('action')!r}")
+            raise DataError(f"unknown webhook action {str(meta.get('action'))[:40]!r}")
+        record = data.get("data")
+        if record is not None and not isinstance(record, dict):
+            raise DataError("data is not an object")
+        for where, value in (
+            ("meta.entity_id", meta.get("entity_id")),
+            ("data.id", record.get("id") if record else None),
+        ):
+            if value not in (None, "") and not _numeric_id(value):
+                raise DataError(f"{where} is not a Pipedrive id (a positive integer)")
         return dict(data)
 
     def _affected_organizations(self, deal: dict[str, Any], previous: Any) -> list[str]:
@@ -100,7 +116,7 @@ class PipedriveReceiver:
         for org in orgs:
             if isinstance(org, dict):  # an expanded {id, name} object
                 org = org.get("id")
-            if org and str(org) not in out:
+            if org and _numeric_id(org) and str(org) not in out:
                 out.append(str(org))
         return out
 

@@ -48,6 +48,7 @@ __all__ = [
     "NS_SOBJECT",
     "Notification",
     "OutboundMessageReceiver",
+    "is_record_id",
     "parse_notifications",
 ]
 
@@ -128,12 +129,20 @@ def _parse(body: bytes) -> _Message:
             name = child.tag.rpartition("}")[2]
             nil = (child.get(f"{{{NS_XSI}}}nil") or "").lower() == "true"
             record[name] = None if nil else (child.text or "")
+        rid = record.get("Id")
+        if rid is not None and not is_record_id(rid):
+            raise DataError("sObject Id is not a Salesforce id (15 or 18 letters and digits)", where)
         notes.append(
             Notification((note.findtext(f"{{{NS_OUTBOUND}}}Id") or "").strip(), sobject, record)
         )
     if len(notes) > MAX_NOTIFICATIONS:
         raise DataError(f"{len(notes)} notifications; Salesforce sends at most 100")
     return _Message(org, notes)
+
+
+def is_record_id(value: str) -> bool:
+    """A Salesforce record id: 15 or 18 ASCII letters and digits."""
+    return len(value) in (15, 18) and value.isascii() and value.isalnum()
 
 
 def parse_notifications(body: bytes) -> tuple[str, list[Notification]]:
@@ -189,7 +198,7 @@ class OutboundMessageReceiver:
             self.skipped.extend(f"{sobject} {i}: incomplete notification, no client" for i in ids)
             return []
         fields = ", ".join(self.mapper.soql_fields(sobject))
-        safe = [i for i in ids if i.isalnum()]
+        safe = [i for i in ids if is_record_id(i)]
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(safe), 100):
             chunk = safe[start : start + 100]
