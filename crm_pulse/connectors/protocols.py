@@ -27,6 +27,7 @@ __all__ = [
     "FieldSpec",
     "FieldWrite",
     "Page",
+    "Rejected",
     "Sink",
     "Source",
     "WebhookReceiver",
@@ -39,11 +40,27 @@ Cursor = dict[str, Any]
 
 
 @dataclass(frozen=True)
+class Rejected:
+    """A source record that could not become an event: ``where`` names it (object and id),
+    ``reason`` says why, ``excerpt`` is a short part of the record (no credentials)."""
+
+    where: str
+    reason: str
+    excerpt: str = ""
+
+
+@dataclass(frozen=True)
 class Page:
-    """Events pulled in one step, and the cursor to resume after them."""
+    """Events pulled in one step, and the cursor to resume after them.
+
+    ``rejected`` lists the records of this step that could not be mapped: the runtime
+    quarantines them with the page and moves on (a source skips one bad record this way
+    instead of raising, which would retry the whole page).
+    """
 
     events: Sequence[Event]
     cursor: Cursor
+    rejected: Sequence[Rejected] = ()
 
 
 @dataclass(frozen=True)

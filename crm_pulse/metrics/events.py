@@ -35,17 +35,17 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 __all__ = [
     "BUILTIN_OBJECTS",
+    "LIMITS",
     "MICRO",
     "Event",
-    "LIMITS",
     "FieldType",
     "ObjectSchema",
     "RecordKey",
+    "check_fields",
+    "check_text",
     "parse_amount",
     "parse_date",
     "parse_time",
-    "check_fields",
-    "check_text",
     "type_fields",
 ]
 

@@ -2,7 +2,11 @@
 
 A page of events and the cursor after it are committed together, so after a crash the source
 resumes exactly after the last page on disk (re-reading at most one page, which record versions
-make harmless). A backfill keeps its own cursor (``mode = "backfill"``) and, when it completes,
+make harmless). The records a page rejects (:attr:`Page.rejected`) are quarantined in the same
+transaction. A source that raises for bad data (a :class:`~crm_pulse.errors.DataError`, a
+pydantic error building an event) does not stop the runtime: the error is quarantined once for
+that cursor, the poll is retried with backoff, and ``/healthz`` says degraded while the source
+makes no progress. A backfill keeps its own cursor (``mode = "backfill"``) and, when it completes,
 hands its final cursor to incremental polling: the runtime continues from where it ended.
 """
 
@@ -18,8 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..connectors.protocols import Cursor, Page, Source
 from ..errors import FatalError, RateLimited, RetriableError, SkippableError
+from . import quarantine
 from .database import Database
 from .log import append_events
 
@@ -82,6 +89,7 @@ class Poller:
         self.clock = clock
         self.on_stored = on_stored
         self.stats = PollerStats()
+        self._quarantined: tuple[str, str] | None = None
         self.stats.cursor = db.call(lambda: load_cursor(db.conn, connector, "poll"))
         self.stats.backfilled = db.call(lambda: load_cursor(db.conn, connector, _DONE)) is not None
 
@@ -90,6 +98,16 @@ class Poller:
 
         def run(conn: sqlite3.Connection) -> None:
             append_events(conn, self.connector, page.events, now_ms)
+            for bad in page.rejected:
+                quarantine.put(
+                    conn,
+                    self.connector,
+                    "record",
+                    bad.where,
+                    bad.reason,
+                    payload=bad.excerpt or None,
+                    now_ms=now_ms,
+                )
             _save_cursor(conn, self.connector, mode, page.cursor, now_ms)
 
         await self.db.run(self.db.transaction(run))
@@ -136,6 +154,22 @@ class Poller:
         self.stats.last_error = ""
         return count
 
+    async def _quarantine_error(self, exc: Exception) -> None:
+        """Record a source's data failure once per cursor and reason (it repeats each retry)."""
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        position = "cursor " + json.dumps(self.stats.cursor, sort_keys=True, default=str)[:200]
+        if self._quarantined == (position, reason):
+            return
+        self._quarantined = (position, reason)
+        now_ms = int(self.clock() * 1000)
+        await self.db.run(
+            self.db.transaction(
+                lambda conn: quarantine.put(
+                    conn, self.connector, "record", position, reason, now_ms=now_ms
+                )
+            )
+        )
+
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every ``interval`` until ``stop``; transient errors wait and retry."""
         failures = 0
@@ -152,10 +186,23 @@ class Poller:
             except (RetriableError, SkippableError, OSError) as exc:
                 failures += 1
                 wait = min(300.0, self.interval * 2 ** min(failures, 8))
-                self.stats.last_error = str(exc)
+                self.stats.last_error = str(exc)[:500]
                 log.warning(
                     "poll failed; will retry",
                     extra={"connector": self.connector, "reason": str(exc), "retry_in": wait},
                 )
+                if isinstance(exc, SkippableError):
+                    await self._quarantine_error(exc)
+            except (ValidationError, ValueError, TypeError, KeyError) as exc:
+                # a source failing on bad data (a plugin building an invalid event): never stop
+                failures += 1
+                wait = min(300.0, self.interval * 2 ** min(failures, 8))
+                reason = f"{type(exc).__name__}: {exc}"[:500]
+                self.stats.last_error = reason
+                log.error(
+                    "source failed on bad data; quarantined, will retry",
+                    extra={"connector": self.connector, "reason": reason, "retry_in": wait},
+                )
+                await self._quarantine_error(exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=wait)

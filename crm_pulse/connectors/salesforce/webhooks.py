@@ -131,7 +131,9 @@ def _parse(body: bytes) -> _Message:
             record[name] = None if nil else (child.text or "")
         rid = record.get("Id")
         if rid is not None and not is_record_id(rid):
-            raise DataError("sObject Id is not a Salesforce id (15 or 18 letters and digits)", where)
+            raise DataError(
+                "sObject Id is not a Salesforce id (15 or 18 letters and digits)", where
+            )
         notes.append(
             Notification((note.findtext(f"{{{NS_OUTBOUND}}}Id") or "").strip(), sobject, record)
         )
