@@ -110,7 +110,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     value     TEXT NOT NULL,
     reason    TEXT NOT NULL,
     attempts  INTEGER NOT NULL,
-    failed_ms INTEGER NOT NULL
+    failed_ms INTEGER NOT NULL,
+    transient INTEGER NOT NULL DEFAULT 0,  -- died of an outage: may come back by itself
+    requeues  INTEGER NOT NULL DEFAULT 0
 );
 -- requests already stored, by a digest of their body and signature headers, until they expire:
 -- an exact repeat within the window is answered as a duplicate and not stored again
@@ -151,6 +153,14 @@ def _show(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Columns added since a file was created."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(dead_letters)")}
+    for name in ("transient", "requeues"):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE dead_letters ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+
+
 def _private(path: str) -> None:
     """Create ``path`` (and tighten it and its WAL/SHM files) to owner-only access."""
     if not Path(path).exists():
@@ -186,6 +196,7 @@ class Database:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.executescript(_SCHEMA)
+            _migrate(conn)
             conn.execute(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),

@@ -4,8 +4,9 @@
 ``base64(HMAC-SHA256(app secret, method + uri + body + timestamp))`` where ``uri`` is the URL
 HubSpot called with a few percent-escapes decoded (the SDK's own ``Signature.is_valid`` does not
 decode them); the timestamp must be at most five minutes old (or ahead); the comparison is
-constant-time; a signature already accepted within those five minutes is a replay (HubSpot's
-own retries are signed anew, so they pass). Behind a proxy that terminates TLS the server sees
+constant-time. A replay within those five minutes (same signature, same body) is recognised by
+the runtime's inbox, which remembers stored requests durably and answers an exact repeat as a
+duplicate without storing it (HubSpot's own retries are signed anew). Behind a proxy that terminates TLS the server sees
 ``http://``; the URL is also tried as ``https://`` and as ``X-Forwarded-Proto``/``-Host`` say.
 
 The request is then stored and acknowledged; ``parse`` runs afterwards from the durable inbox
@@ -25,7 +26,6 @@ import hashlib
 import hmac
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -116,7 +116,6 @@ class HubSpotReceiver:
         self.portal_id = portal_id
         self.path = path
         self.clock = clock
-        self._seen: OrderedDict[str, int] = OrderedDict()
 
     # ------------------------------------------------------------ before the 2xx
     def verify(self, request: WebhookRequest) -> None:
@@ -152,28 +151,16 @@ class HubSpotReceiver:
                 ok = hmac.compare_digest(expected.encode(), given.encode()) or ok
         if not ok:
             raise Unauthorized(f"{SIGNATURE} does not match the method, URL, body and timestamp")
-        if given in self._seen:
-            raise Unauthorized("replayed request: this signature was already accepted")
         notes = self._notifications(request)
         if self.portal_id is not None:
             others = {n.get("portalId") for n in notes} - {self.portal_id}
             if others:
                 raise Unauthorized(f"notification for another portal ({sorted(map(str, others))})")
-        self._remember(given, now_ms)
 
-    def _remember(self, signature: str, now_ms: int) -> None:
-        while self._seen:
-            oldest, at = next(iter(self._seen.items()))
-            if at >= now_ms - 2 * MAX_AGE_MS:
-                break
-            del self._seen[oldest]
-        self._seen[signature] = now_ms
-
-    def release(self, request: WebhookRequest) -> None:
-        """Forget a verified request that could not be stored, so that its retry is accepted."""
-        given = request.header(SIGNATURE)
-        if given:
-            self._seen.pop(given, None)
+    @property
+    def tolerance(self) -> float:
+        """Seconds a signature stays valid (the runtime remembers stored requests longer)."""
+        return MAX_AGE_MS / 1000
 
     @staticmethod
     def _notifications(request: WebhookRequest) -> list[dict[str, Any]]:
