@@ -140,12 +140,14 @@ _INTEGER_META = ("schema_version", "consumed", "applied", "consumed_events", "fo
 class StateError(FatalError):
     """The state file cannot be used as it is; the message names the file, table and key."""
 
-    def __init__(self, path: str, where: str, why: str) -> None:
+    ADVICE = (
+        "The runtime does not run on it: restore a backup, or move the file away to start "
+        "from an empty state (then backfill)"
+    )
+
+    def __init__(self, path: str, where: str, why: str, advice: str = ADVICE) -> None:
         place = f"{path}: {where}: " if where else f"{path}: "
-        super().__init__(
-            f"state file {place}{why}. The runtime does not run on it: restore a backup, "
-            "or move the file away to start from an empty state (then backfill)"
-        )
+        super().__init__(f"state file {place}{why}" + (f". {advice}" if advice else ""))
 
 
 def _show(value: object) -> str:
@@ -174,11 +176,23 @@ def _private(path: str) -> None:
 class Database:
     """One SQLite connection, used from one thread; async callers await :meth:`run`."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        """Open (``create``: or create) the state file; :class:`StateError` if unusable."""
         self.path = str(path)
+        if not create and self.path != ":memory:" and not Path(self.path).is_file():
+            raise StateError(
+                self.path,
+                "",
+                "does not exist (has `crm-pulse run` or `backfill` run with this file?)",
+                advice="",
+            )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-pulse-db")
         self._conn: sqlite3.Connection | None = None
-        self.call(self._open)
+        try:
+            self.call(self._open)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
 
     def _open(self) -> None:
         if self.path != ":memory:":

@@ -35,6 +35,7 @@ __all__ = [
     "get",
     "put",
     "retry",
+    "run_command",
     "show_entries",
 ]
 
@@ -218,3 +219,58 @@ def show_entries(items: Sequence[Entry], out: TextIO, *, full: bool = False) -> 
             out.write(
                 f"{e.id:>6}  {e.connector:<12} {e.stage:<8} at {e.position:<14} {e.reason[:90]}\n"
             )
+
+
+def run_command(
+    state_path: str,
+    action: str,
+    ids: Sequence[int],
+    *,
+    all_entries: bool,
+    out: TextIO,
+    now_ms: int,
+) -> int:
+    """``crm-pulse quarantine list|show|retry|drop``; returns the exit code."""
+    from .database import Database
+
+    db = Database(state_path, create=False)
+    try:
+        if action == "list":
+            items = db.call(lambda: entries(db.conn, 1000))
+            show_entries(items, out)
+            total = db.call(lambda: count(db.conn))
+            out.write(f"{total} quarantined\n")
+            return 0
+        if not ids and not all_entries:
+            out.write(f"quarantine {action}: name entry ids, or --all\n")
+            return 2
+        if action == "show":
+            chosen = db.call(lambda: [get(db.conn, i) for i in ids] if ids else entries(db.conn))
+            missing = [i for i, e in zip(ids, chosen, strict=False) if e is None]
+            show_entries([e for e in chosen if e is not None], out, full=True)
+            if missing:
+                out.write(f"no quarantine entry {', '.join(map(str, missing))}\n")
+                return 1
+            return 0
+        if action == "drop":
+            n = db.call(db.transaction(lambda c: drop(c, list(ids) if ids else None)))
+            out.write(f"dropped {n} entr{'y' if n == 1 else 'ies'}\n")
+            return 0
+        targets = list(ids) or [e.id for e in db.call(lambda: entries(db.conn, 100_000))]
+        failed = 0
+        for entry_id in sorted(targets):
+
+            def one(c: sqlite3.Connection, entry_id: int = entry_id) -> str:
+                return retry(c, entry_id, now_ms)
+
+            try:
+                what = db.call(db.transaction(one))
+            except (LookupError, ValueError) as exc:
+                out.write(f"{entry_id}: {exc}\n")
+                failed += 1
+                continue
+            out.write(f"{entry_id}: {what}\n")
+        out.write("the runtime takes retried entries at its next start or within a second\n")
+        return 1 if failed else 0
+    finally:
+        db.close()
