@@ -16,9 +16,9 @@ import sqlite3
 from typing import Any
 
 from ...config.models import Deployment
+from .. import quarantine
 from ..consumer import BatchResult
 from ..database import Database
-from .. import quarantine
 from ..log import last_position, read_log
 from ..runtime import EmbeddedRuntime
 
