@@ -22,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from ..connectors.protocols import Cursor, Page, Source
 from ..errors import FatalError, RateLimited, RetriableError, SkippableError
 from . import quarantine
@@ -193,8 +191,9 @@ class Poller:
                 )
                 if isinstance(exc, SkippableError):
                     await self._quarantine_error(exc)
-            except (ValidationError, ValueError, TypeError, KeyError) as exc:
-                # a source failing on bad data (a plugin building an invalid event): never stop
+            except Exception as exc:
+                # a source failing on bad data (a plugin building an invalid event, a record
+                # its mapping does not expect): never stop, quarantine, retry with backoff
                 failures += 1
                 wait = min(300.0, self.interval * 2 ** min(failures, 8))
                 reason = f"{type(exc).__name__}: {exc}"[:500]

@@ -169,16 +169,20 @@ def to_ms(value: Any) -> int | None:
     if value is None or value == "":
         return None
     text = str(value).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
+        if len(text) > 14:  # later than the year 5000 in milliseconds
+            raise DataError(f"not a date or time in range: {text[:20]!r}")
         return int(text)
     if len(text) == 10:
         text += "T00:00:00Z"
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise DataError(f"not a date or time: {text!r}") from None
+        raise DataError(f"not a date or time: {text[:40]!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    if not 1900 <= parsed.year < 2200:
+        raise DataError(f"date or time outside 1900..2200: {text[:40]!r}")
     return int(parsed.timestamp() * 1000)
 
 

@@ -72,9 +72,11 @@ def to_ms(value: Any) -> int | None:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise DataError(f"not a date or time: {value!r}") from None
+        raise DataError(f"not a date or time: {str(value)[:40]!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)  # Pipedrive's times are UTC
+    if not 1900 <= parsed.year < 2200:
+        raise DataError(f"date or time outside 1900..2200: {str(value)[:40]!r}")
     return int(parsed.timestamp() * 1000)
 
 
