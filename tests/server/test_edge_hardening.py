@@ -275,7 +275,7 @@ async def test_receivers_answer_malformed_headers_with_4xx(tmp_path: Path) -> No
         (deal_id,) = e.hubspot.seed_deals(1)
         url = e.base + "/webhooks/hubspot"
         headers, body = e.hubspot.fake.webhook(url, [e.hubspot.fake.change_event("deals", deal_id)])
-        for ts in ("9" * 400, "-1", "１２３", "12.5", ""):
+        for ts in ("9" * 400, "-1", "\uff11\uff12\uff13", "12.5", ""):
             status, _ = await e.post(
                 "/webhooks/hubspot", body, {**headers, "X-HubSpot-Request-Timestamp": ts}
             )
