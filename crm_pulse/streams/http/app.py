@@ -35,6 +35,8 @@ from importlib import resources
 from typing import Any, Literal, Protocol
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from ...connectors.protocols import WebhookReceiver, WebhookRequest
 from ...errors import DataError, Unauthorized
@@ -115,11 +117,24 @@ def build_app(
             return too_large(name, limit, request)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > limit:  # a chunked body (no Content-Length) that keeps growing
-                return too_large(name, limit, request)
-            chunks.append(chunk)
+        try:
+            # counted after decompression: a small gzip body cannot expand past the limit
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:  # a chunked body (no Content-Length) that keeps growing
+                    return too_large(name, limit, request)
+                chunks.append(chunk)
+        except (HttpProcessingError, ValueError, OSError, RequestPayloadError) as exc:
+            # a body that cannot be decoded (bad gzip or deflate), or a broken transfer
+            log.warning(
+                "webhook body unreadable",
+                extra={"connector": name, "reason": f"{type(exc).__name__}"},
+            )
+            response = _json(
+                {"error": "bad request", "reason": "the body could not be read or decoded"}, 400
+            )
+            response.force_close()
+            return response
         body = b"".join(chunks)
         req = WebhookRequest(
             method=request.method,
