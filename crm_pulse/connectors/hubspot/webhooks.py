@@ -183,11 +183,11 @@ class HubSpotReceiver:
         restores: dict[tuple[str, str], int] = {}
 
         def read(object_type: str | None, rid: Any) -> None:
-            if object_type in self.objects and str(rid or "").isdigit():
+            if object_type in self.objects and _hubspot_id(rid):
                 fetch.setdefault(object_type, set()).add(str(rid))
 
         def delete(object_type: str | None, rid: Any, at: int) -> None:
-            if object_type in self.objects and str(rid or "").isdigit():
+            if object_type in self.objects and _hubspot_id(rid):
                 key = (object_type, str(rid))
                 deletes[key] = max(at, deletes.get(key, 0))
 
@@ -195,7 +195,8 @@ class HubSpotReceiver:
             object_type, action = self._object_type(note)
             if object_type is None:
                 continue  # a subscription crm-pulse does not use: nothing to count
-            at = int(note.get("occurredAt") or 0)
+            occurred = note.get("occurredAt")
+            at = int(occurred) if _hubspot_id(occurred) and len(str(occurred)) <= 14 else 0
             if action in _DELETIONS:
                 delete(object_type, note.get("objectId"), at)
             elif action == "merge":
@@ -233,6 +234,14 @@ class HubSpotReceiver:
                 continue
             events.append(self.mapper.delete_event(object_type, rid, at))
         return events
+
+
+def _hubspot_id(value: Any) -> bool:
+    """HubSpot record ids are positive integers (numbers or ASCII digit strings)."""
+    if isinstance(value, bool):
+        return False
+    text = str(value) if isinstance(value, int | str) else ""
+    return text.isascii() and text.isdigit() and 0 < len(text) <= 20
 
 
 def _association_target(note: dict[str, Any]) -> str | None:
