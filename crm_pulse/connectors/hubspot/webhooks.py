@@ -196,7 +196,7 @@ class HubSpotReceiver:
             if object_type is None:
                 continue  # a subscription crm-pulse does not use: nothing to count
             occurred = note.get("occurredAt")
-            at = int(occurred) if _hubspot_id(occurred) and len(str(occurred)) <= 14 else 0
+            at = int(str(occurred)) if _hubspot_id(occurred) and len(str(occurred)) <= 14 else 0
             if action in _DELETIONS:
                 delete(object_type, note.get("objectId"), at)
             elif action == "merge":

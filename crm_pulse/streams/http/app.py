@@ -58,6 +58,27 @@ class Inbox(Protocol):
         request already stored (answered as a duplicate, stored nothing)."""
 
 
+class _QuietProtocolErrors(logging.Filter):
+    """aiohttp answers a malformed request (bad chunking, a header too long, a body that does
+    not decompress) with 400 itself and logs it as an error with a traceback; for input from
+    outside that is a one-line warning (a traceback per hostile request would flood the logs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None and not isinstance(exc, HttpProcessingError | RequestPayloadError):
+            exc = exc.__cause__ or exc.__context__
+        if exc is None:
+            return True
+        record.msg, record.args = "malformed request refused: %s", (" ".join(str(exc).split()),)
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_QUIET = _QuietProtocolErrors()
+logging.getLogger("aiohttp.server").addFilter(_QUIET)
+
+
 def _json(
     data: object, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
