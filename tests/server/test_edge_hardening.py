@@ -508,3 +508,28 @@ def test_tampered_or_wrongly_typed_state_is_refused_with_file_and_key(
     assert where in str(info.value) and "s.sqlite" in str(info.value)
     with pytest.raises(StateError):
         EmbeddedRuntime(dep)
+
+
+async def test_malformed_http_is_a_4xx_and_a_one_line_warning_not_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with edge(tmp_path) as e:
+        port = int(e.base.rsplit(":", 1)[1])
+        raws = [
+            b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+            b"POST /events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+            b"Content-Length: 7\r\n\r\nnotgzip",
+        ]
+        for raw in raws:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(raw)
+            await writer.drain()
+            line = await asyncio.wait_for(reader.readline(), 5)
+            assert b" 400 " in line, (raw, line)
+            writer.close()
+        await asyncio.sleep(0.1)
+        assert e.runtime.health() is None
+    noisy = [r for r in caplog.records if r.name.startswith("aiohttp") and r.exc_info]
+    assert not noisy and not [r for r in caplog.records if r.levelno >= logging.ERROR]
