@@ -32,7 +32,8 @@ import time
 from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..connectors.protocols import WebhookReceiver, WebhookRequest
+from ..connectors.protocols import Rejected, WebhookReceiver, WebhookRequest
+from ..connectors.rejects import collecting
 from ..errors import FatalError, RetriableError
 from ..metrics.events import Event
 from . import quarantine
@@ -240,7 +241,8 @@ class SQLiteInbox:
             try:
                 if receiver is None:
                     raise LookupError(f"no webhook receiver for connector {connector!r}")
-                events = await receiver.parse(request)
+                with collecting() as rejected:
+                    events = await receiver.parse(request)
             except (RetriableError, FatalError, OSError, TimeoutError) as exc:
                 # the CRM is unreachable or refuses our credentials: waiting (or an operator)
                 # fixes that, the request itself is fine
@@ -307,12 +309,25 @@ class SQLiteInbox:
                 row_id: int = row_id,
                 connector: str = connector,
                 events: list[Event] = events,
+                rejected: list[Rejected] = rejected,
             ) -> None:
-                append_events(conn, connector, events, int(self.clock() * 1000))
+                now_ms = int(self.clock() * 1000)
+                append_events(conn, connector, events, now_ms)
+                for bad in rejected:  # records the receiver could not map (connectors.rejects)
+                    quarantine.put(
+                        conn,
+                        connector,
+                        "record",
+                        f"inbox {row_id}: {bad.where}",
+                        bad.reason,
+                        payload=bad.excerpt or None,
+                        now_ms=now_ms,
+                    )
                 conn.execute("DELETE FROM inbox WHERE id = ?", (row_id,))
 
             await self.db.run(self.db.transaction(store))
             self.parsed_events += len(events)
+            self.quarantined += len(rejected)
             done += 1
         return done
 

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..connectors.protocols import Cursor, Page, Source
+from ..connectors.protocols import Cursor, Page, Rejected, Source
+from ..connectors.rejects import collecting
 from ..errors import FatalError, RateLimited, RetriableError, SkippableError
 from . import quarantine
 from .database import Database
@@ -91,12 +92,14 @@ class Poller:
         self.stats.cursor = db.call(lambda: load_cursor(db.conn, connector, "poll"))
         self.stats.backfilled = db.call(lambda: load_cursor(db.conn, connector, _DONE)) is not None
 
-    async def _store(self, page: Page, mode: str) -> None:
+    async def _store(self, page: Page, mode: str, reported: list[Rejected]) -> None:
         now_ms = int(self.clock() * 1000)
+        rejected = [*page.rejected, *reported]
+        reported.clear()  # what connectors.rejects.reject collected while reading this page
 
         def run(conn: sqlite3.Connection) -> None:
             append_events(conn, self.connector, page.events, now_ms)
-            for bad in page.rejected:
+            for bad in rejected:
                 quarantine.put(
                     conn,
                     self.connector,
@@ -119,12 +122,13 @@ class Poller:
         start = await self.db.run(lambda: load_cursor(self.db.conn, self.connector, "backfill"))
         count = 0
         last: Cursor | None = start
-        async for page in self.source.backfill(start):
-            await self._store(page, "backfill")
-            count += len(page.events)
-            last = page.cursor
-            if progress is not None:
-                progress(len(page.events))
+        with collecting() as reported:
+            async for page in self.source.backfill(start):
+                await self._store(page, "backfill", reported)
+                count += len(page.events)
+                last = page.cursor
+                if progress is not None:
+                    progress(len(page.events))
         now_ms = int(self.clock() * 1000)
         final = last or {}
 
@@ -144,10 +148,11 @@ class Poller:
         """One incremental pass from the stored cursor; returns the events stored."""
         self.stats.last_poll_ms = int(self.clock() * 1000)
         count = 0
-        async for page in self.source.poll(self.stats.cursor):
-            await self._store(page, "poll")
-            self.stats.cursor = page.cursor
-            count += len(page.events)
+        with collecting() as reported:
+            async for page in self.source.poll(self.stats.cursor):
+                await self._store(page, "poll", reported)
+                self.stats.cursor = page.cursor
+                count += len(page.events)
         self.stats.last_ok_ms = int(self.clock() * 1000)
         self.stats.last_error = ""
         return count

@@ -208,6 +208,26 @@ async def test_pipedrive_poison_with_valid_credentials_is_quarantined_and_the_ru
         assert status["quarantined"] == 3
 
 
+async def test_a_salesforce_notification_that_cannot_be_mapped_is_quarantined(
+    tmp_path: Path,
+) -> None:
+    async with edge(tmp_path) as e:
+        good, bad = e.salesforce.seed_deals(2)
+        e.salesforce.fake.update("Opportunity", bad, {"CloseDate": "9999-12-31"})
+        message = e.salesforce.fake.outbound_message("Opportunity", [good, bad])
+        path = f"/webhooks/salesforce?token={SF_SECRET}"
+        assert (await e.post(path, message, {"Content-Type": "text/xml"}))[0] == 200
+        await e.settle()
+        (entry,) = await e.runtime.db.run(lambda: quarantine.entries(e.runtime.db.conn))
+        assert entry.stage == "record" and bad in entry.position and "9999" in entry.reason
+        log_ids = await e.runtime.db.run(
+            lambda: [
+                json.loads(b)["id"] for (b,) in e.runtime.db.conn.execute("SELECT body FROM events")
+            ]
+        )
+        assert log_ids == [good]
+
+
 async def test_a_poisoned_log_is_quarantined_on_restart_and_report_equals_replay(
     tmp_path: Path,
 ) -> None:

@@ -79,6 +79,33 @@ async def test_a_rejected_record_is_quarantined_and_the_source_moves_on(
     await rt.close()
 
 
+class ReportingSource(BadRecordSource):
+    """Reports its bad record with connectors.rejects.reject (the kit's function)."""
+
+    async def _pages(self, cursor: Cursor | None) -> AsyncIterator[Page]:
+        from crm_pulse.connectors.rejects import reject
+
+        reject("deal 2", "owner is not a number")
+        yield Page([deal(1, 1, "won", "10", "2026-11-05T00:00:00Z")], {"pos": 1})
+
+
+async def test_a_record_reported_with_reject_is_quarantined_with_its_page(
+    make_deployment: Any,
+) -> None:
+    clock = Clock(parse_time("2026-11-20T12:00:00Z") / 1000)
+    rt = EmbeddedRuntime(
+        make_deployment(), connectors={"crm": One(ReportingSource("x"))}, clock=clock
+    )
+    assert await rt.pollers["crm"].poll_once() == 1
+    (entry,) = rt.db.call(lambda: quarantine.entries(rt.db.conn))
+    assert (entry.stage, entry.position, entry.reason) == (
+        "record",
+        "deal 2",
+        "owner is not a number",
+    )
+    await rt.close()
+
+
 async def test_a_source_raising_on_a_bad_record_never_stops_and_shows_degraded(
     make_deployment: Any, tmp_path: Path
 ) -> None:

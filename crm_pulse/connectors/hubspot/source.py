@@ -41,6 +41,7 @@ from ...config.models import HubSpotSettings
 from ...errors import DataError
 from ...metrics.events import Event
 from ..protocols import Cursor, Page
+from ..rejects import reject
 from .client import HubSpotClient
 from .mapping import OBJECTS, HubSpotMapper, to_ms
 
@@ -145,6 +146,7 @@ class RecordMapper:
     def skip(self, reason: str) -> None:
         self.skipped = [*self.skipped[-999:], reason]
         log.warning("HubSpot record not mapped", extra={"reason": reason})
+        reject("HubSpot record", reason)
 
 
 class HubSpotSource:

@@ -20,6 +20,7 @@ from ...config.models import PipedriveSettings
 from ...errors import DataError
 from ...metrics.events import Event
 from ..protocols import Cursor, Page
+from ..rejects import reject
 from .client import PipedriveClient
 from .mapping import FieldKeys, PipedriveMapper
 
@@ -74,6 +75,7 @@ class PipedriveSource:
             except DataError as exc:
                 self.skipped.append(str(exc))
                 log.warning("Pipedrive record not mapped", extra={"reason": str(exc)})
+                reject(exc.where or "Pipedrive record", exc.reason)
         return out
 
     async def _organizations(
@@ -92,6 +94,7 @@ class PipedriveSource:
             except DataError as exc:
                 self.skipped.append(str(exc))
                 log.warning("Pipedrive record not mapped", extra={"reason": str(exc)})
+                reject(exc.where or "Pipedrive record", exc.reason)
         return out
 
     def _start(self, t: Any, *, backfill: bool) -> int | None:

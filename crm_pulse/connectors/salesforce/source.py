@@ -36,6 +36,7 @@ from ...config.models import SalesforceSettings
 from ...errors import DataError
 from ...metrics.events import Event
 from ..protocols import Cursor, Page
+from ..rejects import reject
 from .client import SalesforceClient
 from .mapping import MODSTAMP, SalesforceMapper, format_soql_time, to_ms
 
@@ -83,6 +84,7 @@ class SalesforceSource:
         except DataError as exc:  # reported, never silently dropped
             self.skipped.append(str(exc))
             log.warning("Salesforce record not mapped", extra={"reason": str(exc)})
+            reject(exc.where or sobject, exc.reason)
             return None
 
     async def _scan(
@@ -168,6 +170,7 @@ class SalesforceSource:
                     events.append(self.mapper.delete(sobject, record))
                 except DataError as exc:
                     self.skipped.append(str(exc))
+                    reject(exc.where or sobject, exc.reason)
                     continue
                 state["deleted_t"] = max(int(state.get("deleted_t", 0)), events[-1].version)
             cursor = {**cursor, sobject: dict(state)}

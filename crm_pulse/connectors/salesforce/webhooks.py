@@ -37,6 +37,7 @@ from ...config.models import OutboundMessages
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
 from ..protocols import WebhookRequest
+from ..rejects import reject
 from .client import SalesforceClient
 from .mapping import MODSTAMP, SalesforceMapper
 
@@ -228,6 +229,7 @@ class OutboundMessageReceiver:
                     events.append(self.mapper.event(sobject, record))
             except DataError as exc:
                 self.skipped.append(str(exc))
+                reject(exc.where or sobject, exc.reason)
         return events
 
     async def parse(self, request: WebhookRequest) -> list[Event]:
@@ -253,6 +255,7 @@ class OutboundMessageReceiver:
                 events.append(self.mapper.event(note.sobject, note.record))
             except DataError as exc:
                 self.skipped.append(f"Notification {note.id}: {exc}")
+                reject(exc.where or f"Notification {note.id}", exc.reason)
                 log.warning("Outbound Message notification not mapped", extra={"reason": str(exc)})
         for sobject, ids in fetch.items():
             events.extend(await self._fetch(sobject, sorted(ids)))
