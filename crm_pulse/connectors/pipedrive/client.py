@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 import httpx
 
-from ...config.models import PipedriveSettings
 from ...errors import RateLimited, RetriableError, SkippableError
 from .errors import translate, translate_status
+from .settings import PipedriveSettings
 
 __all__ = ["COSTS", "PipedriveClient", "TokenBudget"]
 
