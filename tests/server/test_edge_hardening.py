@@ -8,6 +8,7 @@ simulator; the attacks of the issue are sent to it as a sender would.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -368,8 +369,6 @@ async def test_no_secret_at_rest_in_the_state_file_wal_or_logs(
     for secret in SECRETS:
         assert secret.encode() not in files, secret
         assert secret not in logs, secret
-    import base64
-
     basic = base64.b64encode(f"crm-pulse:{HOOK_PASSWORD}".encode())
     assert basic not in files
 
@@ -446,7 +445,8 @@ async def test_operations_endpoints_need_the_token_and_can_listen_apart(tmp_path
                 assert r.status == 401 and "Basic" in r.headers["WWW-Authenticate"]
             async with s.get(e.base + path, headers={"Authorization": "Bearer wrong"}) as r:
                 assert r.status == 401
-            async with s.get(e.base + path, auth=aiohttp.BasicAuth("me", OPS)) as r:
+            basic = "Basic " + base64.b64encode(f"me:{OPS}".encode()).decode()
+            async with s.get(e.base + path, headers={"Authorization": basic}) as r:
                 assert r.status == 200
         async with s.get(e.base + "/metrics", headers={"Authorization": f"Bearer {OPS}"}) as r:
             assert "crm_pulse_quarantined 0.0" in await r.text()
