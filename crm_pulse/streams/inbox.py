@@ -32,10 +32,11 @@ import time
 from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..connectors.protocols import Rejected, WebhookReceiver, WebhookRequest
+from ..connectors.protocols import BadRecord, WebhookReceiver, WebhookRequest
 from ..connectors.rejects import collecting
 from ..errors import FatalError, RetriableError
 from ..metrics.events import Event
+from ..retry import Backoff
 from . import quarantine
 from .database import Database
 from .log import append_events
@@ -136,7 +137,8 @@ class SQLiteInbox:
         self.receivers = dict(receivers)
         self.on_stored = on_stored
         self.clock = clock
-        self.retry_after = retry_after
+        self.backoff = Backoff(initial=retry_after, maximum=retry_after * 2**10, attempts=None)
+        """When a stored request that failed to parse is tried again (:mod:`crm_pulse.retry`)."""
         self.windows = dict(windows or {})
         self._pending: list[_Pending] = []
         self._committer: asyncio.Task[None] | None = None
@@ -251,7 +253,7 @@ class SQLiteInbox:
                     "stored webhook could not be parsed yet; will retry",
                     extra={"connector": connector, "inbox_id": row_id, "reason": str(exc)},
                 )
-                retry_ms = int((now + self.retry_after * 2 ** min(attempts, 10)) * 1000)
+                retry_ms = int((now + self.backoff.delay(attempts + 1)) * 1000)
 
                 def failed(
                     conn: sqlite3.Connection,
@@ -309,20 +311,14 @@ class SQLiteInbox:
                 row_id: int = row_id,
                 connector: str = connector,
                 events: list[Event] = events,
-                rejected: list[Rejected] = rejected,
+                rejected: list[BadRecord] = rejected,
             ) -> None:
                 now_ms = int(self.clock() * 1000)
                 append_events(conn, connector, events, now_ms)
-                for bad in rejected:  # records the receiver could not map (connectors.rejects)
-                    quarantine.put(
-                        conn,
-                        connector,
-                        "record",
-                        f"inbox {row_id}: {bad.where}",
-                        bad.reason,
-                        payload=bad.excerpt or None,
-                        now_ms=now_ms,
-                    )
+                # records the receiver could not map (connectors.rejects.reject)
+                quarantine.put_bad_records(
+                    conn, connector, rejected, now_ms, position=f"inbox {row_id}"
+                )
                 conn.execute("DELETE FROM inbox WHERE id = ?", (row_id,))
 
             await self.db.run(self.db.transaction(store))

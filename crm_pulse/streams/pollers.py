@@ -2,8 +2,9 @@
 
 A page of events and the cursor after it are committed together, so after a crash the source
 resumes exactly after the last page on disk (re-reading at most one page, which record versions
-make harmless). The records a page rejects (:attr:`Page.rejected`) are quarantined in the same
-transaction. A source that raises for bad data (a :class:`~crm_pulse.errors.DataError`, a
+make harmless). The records a page skipped (:attr:`Page.skipped`, and those reported with
+:func:`~crm_pulse.connectors.rejects.reject` while reading it) go to the ``quarantine`` hook (the
+runtime's quarantine table) in the same transaction. A source that raises for bad data (a :class:`~crm_pulse.errors.DataError`, a
 pydantic error building an event) does not stop the runtime: the error is quarantined once for
 that cursor, the poll is retried with backoff, and ``/healthz`` says degraded while the source
 makes no progress. A backfill keeps its own cursor (``mode = "backfill"``) and, when it completes,
@@ -18,22 +19,27 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..connectors.protocols import Cursor, Page, Rejected, Source
+from ..connectors.protocols import BadRecord, Cursor, Page, Source
 from ..connectors.rejects import collecting
 from ..errors import FatalError, RateLimited, RetriableError, SkippableError
+from ..retry import Backoff
 from . import quarantine
 from .database import Database
 from .log import append_events
 
-__all__ = ["Poller", "PollerStats", "load_cursor"]
+__all__ = ["Poller", "PollerStats", "Quarantine", "load_cursor"]
 
 log = logging.getLogger("crm_pulse.pollers")
 
 _DONE = "done"
+
+Quarantine = Callable[[sqlite3.Connection, str, Sequence[BadRecord], int], None]
+"""``(conn, connector, records, now_ms)``: keep the records a source skipped, inside the
+transaction that stores the page (the hook for the runtime's quarantine table)."""
 
 
 def load_cursor(conn: sqlite3.Connection, connector: str, mode: str) -> Cursor | None:
@@ -63,6 +69,8 @@ class PollerStats:
     pages: int = 0
     last_poll_ms: int = 0
     last_ok_ms: int = 0
+    skipped: int = 0
+    """Records the source could not map (reported in its pages, never read again)."""
     last_error: str = ""
     cursor: Cursor | None = None
     backfilled: bool = False
@@ -80,11 +88,17 @@ class Poller:
         *,
         clock: Callable[[], float] = time.time,
         on_stored: Callable[[], None] | None = None,
+        quarantine: Quarantine | None = None,
     ) -> None:
         self.db = db
+        self.quarantine = quarantine
+        """Where the records a page skipped go, in the page's transaction (None: logged and
+        counted in ``stats.skipped`` only)."""
         self.connector = connector
         self.source = source
         self.interval = interval
+        self.backoff = Backoff(initial=2 * interval, maximum=max(300.0, interval), attempts=None)
+        """Waits after failed polls (:mod:`crm_pulse.retry`), never shorter than ``interval``."""
         self.clock = clock
         self.on_stored = on_stored
         self.stats = PollerStats()
@@ -92,26 +106,29 @@ class Poller:
         self.stats.cursor = db.call(lambda: load_cursor(db.conn, connector, "poll"))
         self.stats.backfilled = db.call(lambda: load_cursor(db.conn, connector, _DONE)) is not None
 
-    async def _store(self, page: Page, mode: str, reported: list[Rejected]) -> None:
+    async def _store(self, page: Page, mode: str, reported: list[BadRecord]) -> None:
         now_ms = int(self.clock() * 1000)
-        rejected = [*page.rejected, *reported]
+        rejected = [*page.skipped, *reported]
         reported.clear()  # what connectors.rejects.reject collected while reading this page
 
         def run(conn: sqlite3.Connection) -> None:
             append_events(conn, self.connector, page.events, now_ms)
-            for bad in rejected:
-                quarantine.put(
-                    conn,
-                    self.connector,
-                    "record",
-                    bad.where,
-                    bad.reason,
-                    payload=bad.excerpt or None,
-                    now_ms=now_ms,
-                )
+            if rejected and self.quarantine is not None:
+                self.quarantine(conn, self.connector, rejected, now_ms)
             _save_cursor(conn, self.connector, mode, page.cursor, now_ms)
 
         await self.db.run(self.db.transaction(run))
+        for bad in rejected:
+            log.warning(
+                "record skipped",
+                extra={
+                    "connector": self.connector,
+                    "record": f"{bad.object} {bad.id}",
+                    "reason": bad.reason,
+                    "where": bad.where,
+                },
+            )
+        self.stats.skipped += len(rejected)
         self.stats.events += len(page.events)
         self.stats.pages += 1
         if self.on_stored is not None and page.events:
@@ -184,11 +201,11 @@ class Poller:
             except FatalError:
                 raise
             except RateLimited as exc:
-                wait = max(wait, exc.retry_after or 0.0)
+                wait = max(wait, self.backoff.delay(1, exc.retry_after))
                 self.stats.last_error = f"rate limited: {exc}"
             except (RetriableError, SkippableError, OSError) as exc:
                 failures += 1
-                wait = min(300.0, self.interval * 2 ** min(failures, 8))
+                wait = max(self.interval, self.backoff.delay(failures))
                 self.stats.last_error = str(exc)[:500]
                 log.warning(
                     "poll failed; will retry",
@@ -200,7 +217,7 @@ class Poller:
                 # a source failing on bad data (a plugin building an invalid event, a record
                 # its mapping does not expect): never stop, quarantine, retry with backoff
                 failures += 1
-                wait = min(300.0, self.interval * 2 ** min(failures, 8))
+                wait = max(self.interval, self.backoff.delay(failures))
                 reason = f"{type(exc).__name__}: {exc}"[:500]
                 self.stats.last_error = reason
                 log.error(

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from ..connectors.protocols import BadRecord
+
 __all__ = [
     "EXCERPT_CHARS",
     "STAGES",
@@ -34,6 +36,7 @@ __all__ = [
     "excerpt_of",
     "get",
     "put",
+    "put_bad_records",
     "retry",
     "run_command",
     "show_entries",
@@ -125,6 +128,30 @@ def put(
         ),
     )
     return int(cur.lastrowid or 0)
+
+
+def put_bad_records(
+    conn: sqlite3.Connection,
+    connector: str,
+    records: Sequence[BadRecord],
+    now_ms: int,
+    *,
+    position: str = "",
+) -> None:
+    """Quarantine the records a source skipped (or a receiver rejected), in the caller's
+    transaction: the :data:`~crm_pulse.streams.pollers.Quarantine` hook of the runtime."""
+    for bad in records:
+        where = f"{bad.object} {bad.id}".strip()
+        if bad.where:
+            where += f" ({bad.where})"
+        put(
+            conn,
+            connector,
+            "record",
+            f"{position}: {where}" if position else where,
+            bad.reason,
+            now_ms=now_ms,
+        )
 
 
 def count(conn: sqlite3.Connection) -> int:

@@ -51,20 +51,6 @@ def build_connectors(deployment: Deployment) -> dict[str, Connector]:
     }
 
 
-def _poll_interval(connector: Connector) -> float:
-    """The connector's own interval (plugins), else its settings' ``poll_interval``."""
-    value: Any = getattr(connector, "poll_interval", None)
-    if value is None:
-        value = getattr(connector.settings, "poll_interval", 60.0)
-    return float(value)
-
-
-def _replay_window(receiver: Any) -> float:
-    """Seconds to remember a stored request: twice its signature tolerance, at least 10 min."""
-    tolerance = getattr(receiver, "tolerance", None)
-    return max(600.0, 2 * float(tolerance)) if isinstance(tolerance, int | float) else 600.0
-
-
 STALL_INTERVALS = 5
 """A source that made no progress for this many poll intervals makes /healthz degraded."""
 
@@ -118,9 +104,10 @@ class EmbeddedRuntime:
                 self.db,
                 name,
                 c.source,
-                _poll_interval(c),
+                c.poll_interval,
                 clock=clock,
                 on_stored=self.wake,
+                quarantine=quarantine.put_bad_records,
             )
             for name, c in self.connectors.items()
             if c.source is not None
@@ -133,7 +120,7 @@ class EmbeddedRuntime:
             self.receivers,
             on_stored=self.wake,
             clock=clock,
-            windows={n: _replay_window(r) for n, r in self.receivers.items()},
+            windows={n: r.replay_window for n, r in self.receivers.items()},
         )
         self._wake_consumer = asyncio.Event()
         self._wake_inbox = asyncio.Event()
@@ -390,6 +377,7 @@ class EmbeddedRuntime:
                 item.update(
                     cursor=st.cursor,
                     events=st.events,
+                    skipped=st.skipped,
                     backfilled=st.backfilled,
                     lag_seconds=None if not st.last_ok_ms else round(now - st.last_ok_ms / 1000, 3),
                     last_error=st.last_error,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_pulse.cli import main
-from crm_pulse.connectors.protocols import Connector, Cursor, FieldWrite, Page, Rejected
+from crm_pulse.connectors.protocols import BadRecord, Connector, Cursor, FieldWrite, Page
 from crm_pulse.errors import DataError, RetriableError
 from crm_pulse.metrics.events import Event, parse_time
 from crm_pulse.streams import quarantine
@@ -46,7 +46,7 @@ class BadRecordSource:
             yield Page(
                 [deal(3, 1, "won", "5", "2026-11-05T00:00:00Z")],
                 {"pos": 3},
-                rejected=[Rejected("deal 2", "owner is not a number", '{"owner": "??"}')],
+                skipped=[BadRecord("deal", "2", "owner is not a number")],
             )
 
     def backfill(self, cursor: Cursor | None) -> AsyncIterator[Page]:
@@ -75,17 +75,18 @@ async def test_a_rejected_record_is_quarantined_and_the_source_moves_on(
     assert await rt.pollers["crm"].poll_once() == 2
     (entry,) = rt.db.call(lambda: quarantine.entries(rt.db.conn))
     assert (entry.connector, entry.stage, entry.position) == ("crm", "record", "deal 2")
+    assert entry.reason == "owner is not a number"
     assert rt.pollers["crm"].stats.cursor == {"pos": 3}
     await rt.close()
 
 
 class ReportingSource(BadRecordSource):
-    """Reports its bad record with connectors.rejects.reject (the kit's function)."""
+    """Reports its bad record with connectors.rejects.reject (as receivers do)."""
 
     async def _pages(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         from crm_pulse.connectors.rejects import reject
 
-        reject("deal 2", "owner is not a number")
+        reject(BadRecord("deal", "2", "owner is not a number"))
         yield Page([deal(1, 1, "won", "10", "2026-11-05T00:00:00Z")], {"pos": 1})
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 from ...errors import Unauthorized
 from ...metrics.events import Event
-from ..protocols import WebhookRequest
+from ..protocols import ReceiverBase, WebhookRequest
 from .parsing import parse_events
 from .signing import HEADER, parse_header
 
@@ -35,7 +35,7 @@ def decode_events(body: bytes, content_type: str | None = None) -> list[Event]:
     return parse_events(body, content_type)
 
 
-class EventsReceiver:
+class EventsReceiver(ReceiverBase):
     """Verifies and parses requests to the generic ingress."""
 
     def __init__(
@@ -51,7 +51,8 @@ class EventsReceiver:
         self._secret = secret.encode()
         self.path = path
         self.tolerance = tolerance
-        self.max_body_bytes = max_body_bytes
+        self.replay_window = max(600.0, 2 * tolerance)
+        self.max_body_bytes: int = max_body_bytes
         self.sources = frozenset(sources) if sources is not None else None
         self.clock = clock
 

@@ -20,7 +20,7 @@ from typing import Any
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
 from ...safejson import loads
-from ..protocols import WebhookRequest
+from ..protocols import ReceiverBase, WebhookRequest
 from .client import PipedriveClient
 from .mapping import CANONICAL, DELETE_TIE, FieldKeys, PipedriveMapper, to_ms
 
@@ -47,7 +47,7 @@ def _numeric_id(value: Any) -> bool:
     return text.isascii() and text.isdigit() and 0 < len(text) <= 18
 
 
-class PipedriveReceiver:
+class PipedriveReceiver(ReceiverBase):
     def __init__(
         self,
         client: PipedriveClient,

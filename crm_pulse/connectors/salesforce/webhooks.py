@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
-from ..protocols import WebhookRequest
+from ..protocols import BadRecord, ReceiverBase, WebhookRequest
 from ..rejects import reject
 from .client import SalesforceClient
 from .mapping import MODSTAMP, SalesforceMapper
@@ -154,7 +154,7 @@ def parse_notifications(body: bytes) -> tuple[str, list[Notification]]:
     return message.organization_id, message.notifications
 
 
-class OutboundMessageReceiver:
+class OutboundMessageReceiver(ReceiverBase):
     """The :class:`~crm_pulse.connectors.protocols.WebhookReceiver` for Outbound Messages."""
 
     def __init__(
@@ -229,7 +229,7 @@ class OutboundMessageReceiver:
                     events.append(self.mapper.event(sobject, record))
             except DataError as exc:
                 self.skipped.append(str(exc))
-                reject(exc.where or sobject, exc.reason)
+                reject(BadRecord(sobject, str(record.get("Id") or ""), exc.reason, exc.where))
         return events
 
     async def parse(self, request: WebhookRequest) -> list[Event]:
@@ -255,7 +255,10 @@ class OutboundMessageReceiver:
                 events.append(self.mapper.event(note.sobject, note.record))
             except DataError as exc:
                 self.skipped.append(f"Notification {note.id}: {exc}")
-                reject(exc.where or f"Notification {note.id}", exc.reason)
+                rid = str(note.record.get("Id") or "")
+                reject(
+                    BadRecord(note.sobject, rid, exc.reason, exc.where or f"Notification {note.id}")
+                )
                 log.warning("Outbound Message notification not mapped", extra={"reason": str(exc)})
         for sobject, ids in fetch.items():
             events.extend(await self._fetch(sobject, sorted(ids)))

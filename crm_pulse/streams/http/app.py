@@ -131,8 +131,8 @@ def build_app(
         return response
 
     async def _handle(name: str, receiver: WebhookReceiver, request: web.Request) -> web.Response:
-        declared = getattr(receiver, "max_body_bytes", None)
-        limit = declared if isinstance(declared, int) else DEFAULT_BODY_LIMIT
+        declared = receiver.max_body_bytes
+        limit = declared if declared is not None else DEFAULT_BODY_LIMIT
         if (request.content_length or 0) > limit:
             # refused before reading: the sender learns the limit, we buffer nothing
             return too_large(name, limit, request)
@@ -175,9 +175,9 @@ def build_app(
         except DataError as exc:
             log.warning("webhook body refused", extra={"connector": name, "reason": str(exc)})
             answer: dict[str, object] = {"error": "bad request", "reason": str(exc)}
-            problems = getattr(exc, "problems", None)
-            if isinstance(problems, list):  # the ingress names every bad item
-                answer["problems"] = [p.as_dict() for p in problems[:100] if hasattr(p, "as_dict")]
+            problems = exc.item_problems()
+            if problems:  # the ingress names every bad item
+                answer["problems"] = problems[:100]
             return _json(answer, 400)
         except Exception as exc:  # a receiver failing on a malformed request: still a 4xx
             log.error(
@@ -188,9 +188,7 @@ def build_app(
         try:
             stored = await inbox.accept(name, req)
         except Exception as exc:
-            release = getattr(receiver, "release", None)
-            if callable(release):
-                release(req)
+            receiver.release(req)
             log.error(
                 "webhook could not be stored; answered 503",
                 extra={"connector": name, "reason": type(exc).__name__},
@@ -198,9 +196,9 @@ def build_app(
             return _json(
                 {"error": "unavailable", "reason": "not stored; retry"}, 503, {"Retry-After": "5"}
             )
-        ack = getattr(receiver, "ack_response", None)
-        if callable(ack):
-            content_type, payload = ack(req)
+        ack = receiver.ack_response(req)
+        if ack is not None:
+            content_type, payload = ack
             return web.Response(body=payload, status=200, content_type=content_type.split(";")[0])
         if stored is False:
             return _json({"accepted": True, "duplicate": True}, 200)
