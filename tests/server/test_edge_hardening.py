@@ -553,3 +553,23 @@ async def test_malformed_http_is_a_4xx_and_a_one_line_warning_not_a_traceback(
         assert e.runtime.health() is None
     noisy = [r for r in caplog.records if r.name.startswith("aiohttp") and r.exc_info]
     assert not noisy and not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_hubspot_record_that_cannot_be_mapped_is_quarantined(tmp_path: Path) -> None:
+    async with edge(tmp_path) as e:
+        good, bad = e.hubspot.seed_deals(2)
+        e.hubspot.fake.update("deals", bad, {"createdate": "9999-12-31T00:00:00Z"})
+        url = e.base + "/webhooks/hubspot"
+        notes = [e.hubspot.fake.change_event("deals", d) for d in (good, bad)]
+        headers, body = e.hubspot.fake.webhook(url, notes)
+        assert (await e.post("/webhooks/hubspot", body, headers))[0] == 200
+        await e.settle()
+        (entry,) = await e.runtime.db.run(lambda: quarantine.entries(e.runtime.db.conn))
+        assert entry.stage == "record" and f"deals {bad}" in entry.position
+        assert entry.position.startswith("inbox ")
+        ids = await e.runtime.db.run(
+            lambda: [
+                json.loads(b)["id"] for (b,) in e.runtime.db.conn.execute("SELECT body FROM events")
+            ]
+        )
+        assert good in ids and bad not in ids

@@ -33,7 +33,8 @@ from urllib.parse import urlsplit, urlunsplit
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
 from ...safejson import loads
-from ..protocols import ReceiverBase, WebhookRequest
+from ..protocols import BadRecord, ReceiverBase, WebhookRequest
+from ..rejects import reject
 from .client import HubSpotClient
 from .mapping import HubSpotMapper, object_type_of
 from .source import RecordMapper
@@ -221,13 +222,17 @@ class HubSpotReceiver(ReceiverBase):
         for object_type, ids in sorted(fetch.items()):
             properties = self.mapper.properties(object_type)
             found = await self.client.batch_read(object_type, sorted(ids, key=int), properties)
-            for event in await self.records.events(object_type, found):
+            bad: list[BadRecord] = []
+            for event in await self.records.events(object_type, found, bad):
                 # a restored record outranks its deletion even if restoring left its
                 # modification date as it was
                 at = restores.get((object_type, event.id), 0)
                 if event.op == "upsert" and at > event.version:
                     event = Event.model_validate({**event.model_dump(), "version": at})
                 events.append(event)
+            for record in bad:  # quarantined by the runtime with the request's events
+                self.records.skip(str(record))
+                reject(record)
         for (object_type, rid), at in sorted(deletes.items()):
             if at <= 0:
                 self.records.skip(f"HubSpot {object_type} {rid}: deletion without occurredAt")
