@@ -134,7 +134,7 @@ _TABLES = {
     "written": {"connector", "object", "record_id", "field", "value"},
     "dead_letters": {"id", "connector", "object", "record_id", "field", "value", "reason"},
 }
-_INTEGER_META = ("schema_version", "consumed", "applied", "consumed_events", "forwarded")
+_INTEGER_META = ("schema_version", "consumed", "applied", "consumed_events", "forwarded", "horizon")
 
 
 class StateError(FatalError):

@@ -65,6 +65,7 @@ async def serve_runtime(runtime: EmbeddedRuntime) -> HttpServer | _Servers:
             runtime.status_async,
             health=runtime.health,
             overview=runtime.overview,
+            explain=runtime.explain,
             ops_token=token,
             routes=routes,
         )

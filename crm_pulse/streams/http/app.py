@@ -17,9 +17,9 @@
   company-wide metric values with six months of history, recent write-backs).
 
 With an ``ops_token`` the operations endpoints (``/``, ``/status``, ``/metrics``,
-``/overview``) answer 401 unless the request carries ``Authorization: Bearer <token>`` (or
-HTTP Basic with the token as password, so a browser can open the status page); ``/healthz``
-stays open for load balancers. ``routes`` serves the webhooks, the operations endpoints or
+``/overview``, ``/explain``) answer 401 unless the request carries ``Authorization: Bearer
+<token>`` (or HTTP Basic with the token as password, so a browser can open the status page);
+``/healthz`` stays open for load balancers. ``routes`` serves the webhooks, the operations endpoints or
 both, so the runtime can listen for them on separate addresses.
 """
 
@@ -98,6 +98,7 @@ def build_app(
     health: Callable[[], str | None] = lambda: None,
     telemetry: HttpTelemetry | None = None,
     overview: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    explain: Callable[[str, str, list[str], str | None], Awaitable[dict[str, Any]]] | None = None,
     ops_token: str | None = None,
     routes: Literal["all", "webhooks", "ops"] = "all",
 ) -> web.Application:
@@ -260,10 +261,27 @@ def build_app(
             return _json({"status": await status(), "metrics": [], "writes": []})
         return _json(await overview())
 
+    async def explain_json(request: web.Request) -> web.Response:
+        """``/explain?metric=win_rate&window=2026-Q1&group=owner_id=u3[&as_of=...]``: the
+        records that make a value (``crm-pulse explain`` as JSON); 400 says what is wrong."""
+        if explain is None:
+            return _json({"error": "explain is not available here"}, 404)
+        q = request.query
+        metric, window = q.get("metric"), q.get("window")
+        if not metric or not window:
+            return _json(
+                {"error": "give metric and window, e.g. ?metric=won_revenue&window=2026-03"}, 400
+            )
+        try:
+            return _json(await explain(metric, window, q.getall("group", []), q.get("as_of")))
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+
     app.router.add_get("/healthz", healthz)
     if routes != "webhooks":
         app.router.add_get("/", guarded(page))
         app.router.add_get("/overview", guarded(overview_json))
+        app.router.add_get("/explain", guarded(explain_json))
         app.router.add_get("/status", guarded(status_page))
         app.router.add_get("/metrics", guarded(metrics))
     return app
