@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ...errors import DataError
 from ...metrics.events import Event
-from ...safejson import MAX_DEPTH, depth_of
+from .. import MAX_JSON_DEPTH, json_depth
 
 __all__ = ["InvalidEvents", "Item", "ItemProblem", "decode_items", "parse_events", "validate_items"]
 
@@ -126,9 +126,9 @@ def decode_items(body: bytes, content_type: str | None = None) -> list[Item]:
 
 
 def _check_depth(body: bytes) -> None:
-    deepest = depth_of(body)
-    if deepest > MAX_DEPTH:
-        raise DataError(f"JSON nested {deepest} deep; at most {MAX_DEPTH} accepted")
+    deepest = json_depth(body)
+    if deepest > MAX_JSON_DEPTH:
+        raise DataError(f"JSON nested {deepest} deep; at most {MAX_JSON_DEPTH} accepted")
 
 
 def _problems(item: Item, exc: ValidationError) -> list[ItemProblem]:

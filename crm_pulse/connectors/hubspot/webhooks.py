@@ -32,9 +32,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
-from ...safejson import loads
+from .. import load_json, reject
 from ..protocols import BadRecord, ReceiverBase, WebhookRequest
-from ..rejects import reject
 from .client import HubSpotClient
 from .mapping import HubSpotMapper, object_type_of
 from .source import RecordMapper
@@ -165,7 +164,7 @@ class HubSpotReceiver(ReceiverBase):
 
     @staticmethod
     def _notifications(request: WebhookRequest) -> list[dict[str, Any]]:
-        data = loads(request.body, what="HubSpot webhook body")
+        data = load_json(request.body, what="HubSpot webhook body")
         if not isinstance(data, list) or not all(isinstance(n, dict) for n in data):
             raise DataError("HubSpot webhook body is not a JSON array of events")
         return data

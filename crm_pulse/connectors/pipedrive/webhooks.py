@@ -19,7 +19,7 @@ from typing import Any
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
-from ...safejson import loads
+from .. import load_json
 from ..protocols import ReceiverBase, WebhookRequest
 from .client import PipedriveClient
 from .mapping import CANONICAL, DELETE_TIE, FieldKeys, PipedriveMapper, to_ms
@@ -83,7 +83,7 @@ class PipedriveReceiver(ReceiverBase):
 
     @staticmethod
     def _body(request: WebhookRequest) -> dict[str, Any]:
-        data = loads(request.body, what="Pipedrive webhook body")
+        data = load_json(request.body, what="Pipedrive webhook body")
         meta = data.get("meta") if isinstance(data, dict) else None
         if not isinstance(meta, dict) or not str(meta.get("version", "")).startswith("2"):
             raise DataError("not a Pipedrive webhooks v2 body (meta.version 2.0 expected)")

@@ -35,8 +35,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
+from .. import reject
 from ..protocols import BadRecord, ReceiverBase, WebhookRequest
-from ..rejects import reject
 from .client import SalesforceClient
 from .mapping import MODSTAMP, SalesforceMapper
 from .settings import OutboundMessages
