@@ -68,6 +68,33 @@ _ESSENTIAL: dict[str, tuple[str, ...]] = {
     "organizations": ("id", "name", "owner_id", "add_time", "update_time"),
     "activities": ("id", "subject", "type", "owner_id", "deal_id", "add_time", "update_time"),
 }
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "deals": {
+        "title": None,
+        "value": 0,
+        "owner_id": None,
+        "person_id": None,
+        "org_id": None,
+        "pipeline_id": None,
+        "stage_id": None,
+        "stage_change_time": None,
+        "won_time": None,
+        "lost_time": None,
+        "close_time": None,
+        "expected_close_date": None,
+    },
+    "persons": {"name": None, "owner_id": None, "org_id": None, "emails": []},
+    "organizations": {"name": None, "owner_id": None},
+    "activities": {
+        "subject": None,
+        "type": None,
+        "owner_id": None,
+        "deal_id": None,
+        "org_id": None,
+        "due_date": None,
+        "due_time": None,
+    },
+}
 _STANDARD_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     # a few of the standard (not custom) fields every account lists first
     "deals": (
@@ -192,8 +219,9 @@ class FakePipedrive:
                 "custom_fields": {},
                 "is_deleted": False,
             }
+            record.update(_DEFAULTS[entity])  # API v2 lists every standard field, null or not
             if entity == "deals":
-                record.update(status="open", is_archived=False)
+                record.update(status="open", is_archived=False, currency=self.currency)
             record.update(data)
             self._stamp(record, at)
             self.records[entity][rid] = record

@@ -45,6 +45,10 @@ class TokenBudget:
         """Tokens spent by this client so far."""
         self.daily_left: int | None = None
         self.daily_floor = 0
+        self.daily_seen_at = float("-inf")
+        """When ``daily_left`` was last read from an answer."""
+        self.recheck = 3600.0
+        """Seconds after which a used-up share is asked again (the budget resets daily)."""
 
     def wait_for(self, cost: int = 1) -> float:
         """Seconds to wait before one more request (0 if now is fine). ``cost`` (tokens)
@@ -63,7 +67,10 @@ class TokenBudget:
         self.tokens += cost
 
     def exhausted(self) -> bool:
-        return self.daily_left is not None and self.daily_left <= self.daily_floor
+        """The daily share is used up (as the last answer said, within ``recheck``)."""
+        if self.daily_left is None or self.daily_left > self.daily_floor:
+            return False
+        return self.clock() - self.daily_seen_at < self.recheck
 
 
 _SINGULAR = {
@@ -110,6 +117,7 @@ class PipedriveClient:
         left = response.headers.get("x-daily-requests-left")
         if left is not None and left.isdigit():
             self.budget.daily_left = int(left)
+            self.budget.daily_seen_at = self.budget.clock()
             if self.budget.daily_floor == 0:
                 self.budget.daily_floor = int(int(left) * (1 - self.budget_share))
 
