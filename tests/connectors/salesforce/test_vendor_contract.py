@@ -73,7 +73,7 @@ async def test_a_failed_bulk_job_is_reported_and_the_next_backfill_succeeds() ->
     async with make_harness(objects=["Opportunity"]) as h:
         _bulk(h, 300)
         h.fake.fail_bulk_jobs(1, "InvalidBatch : Failed to process query")
-        with pytest.raises(RetriableError, match="Bulk API job failed.*Failed to process query"):
+        with pytest.raises(RetriableError, match=r"Bulk API job failed.*Failed to process query"):
             await drain(h.connector.source.backfill(None))
         events, _ = await drain(h.connector.source.backfill(None))
         assert len({e.id for e in events}) == 300
