@@ -35,6 +35,8 @@ from typing import Any
 
 from aiohttp import web
 
+from . import contracts
+
 __all__ = ["OBJECT_TYPE_IDS", "FakeHubSpot", "iso_ms", "v3_signature"]
 
 OBJECT_TYPE_IDS = {
@@ -473,7 +475,7 @@ class FakeHubSpot:
 
     # ------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[contracts.middleware("hubspot"), self._middleware])
         r = app.router
         r.add_post("/crm/v3/objects/{type}/search", self._search)
         r.add_get("/crm/v3/objects/{type}", self._list)

@@ -34,6 +34,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from . import contracts
+
 __all__ = ["FakePipedrive"]
 
 _COST = {"GET_list": 10, "GET_one": 1, "PATCH": 5, "POST": 5, "DELETE": 3, "search": 20}
@@ -367,7 +369,7 @@ class FakePipedrive:
 
     # ------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[contracts.middleware("pipedrive"), self._middleware])
         r = app.router
         r.add_get("/api/v2/deals/archived", self._archived)
         r.add_get("/api/v2/{singular}Fields", self._fields_v2)
@@ -697,7 +699,7 @@ def _field_v2(f: Mapping[str, Any]) -> dict[str, Any]:
         "field_code": f["key"],
         "field_name": f["name"],
         "field_type": f["field_type"],
-        "description": None,
+        "description": "",
         "is_custom_field": bool(f.get("custom")),
         "is_optional_response_field": False,
         "options": _options(f),

@@ -50,6 +50,7 @@ import requests
 from aiohttp import web
 
 from ...metrics.events import Event
+from .. import contracts
 from .soql import Query, SoqlError, check_types, evaluate, parse_soql, sort_value, time_ms
 
 __all__ = [
@@ -635,7 +636,10 @@ class FakeSalesforce:
 
     # ------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
+        app = web.Application(
+            middlewares=[contracts.middleware("salesforce"), self._middleware],
+            client_max_size=8 * 1024 * 1024,
+        )
         r = app.router
         base = "/services/data/v{version:[0-9]+\\.0}"
         r.add_post("/services/oauth2/token", self._token)
