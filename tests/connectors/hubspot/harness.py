@@ -18,6 +18,8 @@ from crm_pulse.connectors.protocols import WebhookRequest
 from crm_pulse.sandbox.hubspot import FakeHubSpot
 from crm_pulse.sandbox.server import FakeServer, TestCA
 
+from .signing import headers_v3
+
 TOKEN = "pat-na1-test-token"
 APP_SECRET = "hubspot-app-secret-for-tests"
 FIELD = "crm_pulse_win_rate"
@@ -73,8 +75,10 @@ class HubSpotHarness:
     def _request(self, deal_id: str, secret: str) -> WebhookRequest:
         url = f"{self.server.url}/webhooks/hubspot"
         event = self.fake.change_event("deals", deal_id, propertyName="amount", propertyValue="1")
-        headers, body = self.fake.webhook(url, [event], secret=secret)
-        return WebhookRequest("POST", url, headers, body, int(time.time() * 1000))
+        ts = int(time.time() * 1000)
+        _, body = self.fake.webhook(url, [event], timestamp_ms=ts)
+        # signed by the tests' own implementation of HubSpot's rule, not the simulator's
+        return WebhookRequest("POST", url, headers_v3(secret, "POST", url, body, ts), body, ts)
 
     def signed_webhook(self, deal_id: str) -> WebhookRequest:
         return self._request(deal_id, APP_SECRET)
