@@ -17,8 +17,7 @@ from crm_pulse.connectors.hubspot.settings import HubSpotSettings
 from crm_pulse.connectors.protocols import WebhookRequest
 from crm_pulse.sandbox.hubspot import FakeHubSpot
 from crm_pulse.sandbox.server import FakeServer, TestCA
-
-from .signing import headers_v3
+from tests.connectors.hubspot.signing import headers_v3
 
 TOKEN = "pat-na1-test-token"
 APP_SECRET = "hubspot-app-secret-for-tests"
