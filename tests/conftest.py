@@ -28,3 +28,10 @@ def _vendor_contracts() -> Iterator[None]:
         shown = "\n".join(f"  {v}" for v in found[:20])
         more = f"\n  ... and {len(found) - 20} more" if len(found) > 20 else ""
         pytest.fail(f"simulator answers break the vendors' contracts:\n{shown}{more}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    counts = contracts.checked()
+    if counts:
+        shown = ", ".join(f"{vendor} {n}" for vendor, n in sorted(counts.items()))
+        terminalreporter.write_line(f"simulator answers checked against vendor contracts: {shown}")
