@@ -74,6 +74,8 @@ def sandbox_values(
             ]
             for rid in sandbox.pipedrive.records[entity]:
                 value = sandbox.pipedrive.custom_value(entity, rid, t.field)
+                if isinstance(value, dict):  # a monetary field: {"value", "currency"}
+                    value = value.get("value")
                 if value is not None:
                     out[("pipedrive", t.object, rid, t.field)] = float(value)
     return out
