@@ -55,3 +55,15 @@ class Harness(Protocol):
 
     def rate_limit(self, requests: int, retry_after: float) -> None:
         """The fake answers the next ``requests`` API calls with 429 and this Retry-After."""
+
+    def server_errors(self, requests: int, *, delay: float = 0.0) -> None:
+        """The fake answers the next ``requests`` API calls with the vendor's 5xx (after
+        ``delay`` seconds; with ``delay`` beyond the client's timeout, only slowly); the
+        connector's retry waits are made instant."""
+
+    def exhaust_daily(self) -> None:
+        """The vendor's daily API allowance is used up: every call is refused as the vendor
+        documents it, until :meth:`restore_daily`."""
+
+    def restore_daily(self) -> None:
+        """A new day: the allowance is back (and the connector may ask again at once)."""

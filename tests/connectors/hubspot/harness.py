@@ -88,6 +88,20 @@ class HubSpotHarness:
     def rate_limit(self, requests: int, retry_after: float) -> None:
         self.fake.rate_limit(requests, retry_after)
 
+    def server_errors(self, requests: int, *, delay: float = 0.0) -> None:
+        self.connector.client.sleep = _instant
+        self.fake.fail(requests, 502 if not delay else 0, delay=delay)
+
+    def exhaust_daily(self) -> None:
+        self.fake.exhaust_daily()
+
+    def restore_daily(self) -> None:
+        self.fake.reset_daily()
+
+
+async def _instant(seconds: float) -> None:
+    return None
+
 
 def settings(server: FakeServer, ca: TestCA, **extra: Any) -> HubSpotSettings:
     return HubSpotSettings.model_validate(

@@ -77,6 +77,21 @@ class PipedriveHarness:
     def rate_limit(self, requests: int, retry_after: float) -> None:
         self.fake.rate_limit(requests, retry_after)
 
+    def server_errors(self, requests: int, *, delay: float = 0.0) -> None:
+        self.connector.client.sleep = _instant
+        self.fake.fail(requests, 503 if not delay else 0, delay=delay)
+
+    def exhaust_daily(self) -> None:
+        self.fake.exhaust_daily()
+
+    def restore_daily(self) -> None:
+        self.fake.reset_daily()
+        self.connector.client.budget.daily_left = None  # the client asks again at once
+
+
+async def _instant(seconds: float) -> None:
+    return None
+
 
 @contextlib.asynccontextmanager
 async def make_harness(**extra: Any) -> AsyncIterator[PipedriveHarness]:

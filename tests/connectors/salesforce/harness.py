@@ -90,6 +90,23 @@ class SalesforceHarness:
         self.fake.refuse(requests)
         self.connector.client.limit_pause = retry_after
 
+    def server_errors(self, requests: int, *, delay: float = 0.0) -> None:
+        self.connector.client.sleep = _instant
+        if delay:
+            self.fake.stall(requests, delay)
+        else:
+            self.fake.fail(requests, 503)
+
+    def exhaust_daily(self) -> None:
+        self.fake.refuse(1_000_000)  # 403 REQUEST_LIMIT_EXCEEDED
+
+    def restore_daily(self) -> None:
+        self.fake.refuse(0)
+
+
+async def _instant(seconds: float) -> None:
+    return None
+
 
 def settings(server: FakeServer, ca: TestCA, **extra: Any) -> SalesforceSettings:
     return SalesforceSettings.model_validate(
