@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
+from ...retry import wait_from_headers
 
 __all__ = ["DAILY_WAIT", "Refused", "category_of", "describe", "policy_of", "translate"]
 
@@ -75,15 +76,6 @@ DAILY_WAIT = 3600.0
 """Seconds to wait after a daily-limit 429 that names no Retry-After."""
 
 
-def _header(headers: Any, name: str) -> str | None:
-    if not headers:
-        return None
-    for key, value in dict(headers).items():
-        if str(key).lower() == name.lower():
-            return str(value)
-    return None
-
-
 def translate(exc: BaseException, what: str) -> CrmPulseError:
     """A crm-pulse error for an exception raised while doing ``what`` (e.g. 'search deals')."""
     if isinstance(exc, CrmPulseError):
@@ -93,11 +85,7 @@ def translate(exc: BaseException, what: str) -> CrmPulseError:
         detail = describe(getattr(exc, "body", None)) or str(getattr(exc, "reason", ""))
         headers = getattr(exc, "headers", None)
         if status == 429:
-            retry = _header(headers, "Retry-After")
-            try:
-                seconds = float(retry) if retry is not None else None
-            except ValueError:
-                seconds = None
+            seconds = wait_from_headers(dict(headers or {}))
             if seconds is None and policy_of(getattr(exc, "body", None)) == "DAILY":
                 seconds = DAILY_WAIT
             return RateLimited(f"HubSpot rate limit during {what}: {detail}", seconds)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 
 from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
+from ...retry import wait_from_headers
 
 __all__ = ["DAILY_WAIT", "translate", "translate_status"]
 
@@ -27,13 +28,6 @@ def _detail(response: httpx.Response) -> str:
     return response.reason_phrase
 
 
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def translate_status(response: httpx.Response, what: str) -> CrmPulseError | None:
     """None for a success, else the error this answer means."""
     status = response.status_code
@@ -44,9 +38,7 @@ def translate_status(response: httpx.Response, what: str) -> CrmPulseError | Non
         if response.headers.get("x-daily-requests-left") == "0":
             # the company's daily token budget is used up until the next day
             return RateLimited(f"Pipedrive daily token budget used up during {what}", DAILY_WAIT)
-        wait = _seconds(response.headers.get("Retry-After"))
-        if wait is None:
-            wait = _seconds(response.headers.get("x-ratelimit-reset"))
+        wait = wait_from_headers(response.headers, reset="x-ratelimit-reset")
         return RateLimited(f"Pipedrive rate limit during {what}: {detail}", wait)
     if status == 401:
         return FatalError(f"Pipedrive refused the API token during {what}: {detail}")

@@ -23,7 +23,7 @@ from typing import Any
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
-from ..protocols import WebhookRequest
+from ..protocols import ReceiverBase, WebhookRequest
 from .client import PipedriveClient
 from .mapping import CANONICAL, DELETE_TIE, FieldKeys, PipedriveMapper, to_ms
 
@@ -52,7 +52,7 @@ def _meta_ms(value: Any) -> int | None:
         return None
 
 
-class PipedriveReceiver:
+class PipedriveReceiver(ReceiverBase):
     def __init__(
         self,
         client: PipedriveClient,

@@ -14,7 +14,8 @@ from typing import Any
 
 from crm_pulse.connectors.hubspot import HubSpotConnector
 from crm_pulse.connectors.hubspot.settings import HubSpotSettings
-from crm_pulse.connectors.protocols import WebhookRequest
+from crm_pulse.connectors.protocols import FieldSpec, WebhookRequest
+from crm_pulse.sandbox.conformance import Harness
 from crm_pulse.sandbox.hubspot import FakeHubSpot
 from crm_pulse.sandbox.server import FakeServer, TestCA
 from tests.connectors.hubspot.signing import headers_v3
@@ -24,8 +25,9 @@ APP_SECRET = "hubspot-app-secret-for-tests"
 FIELD = "crm_pulse_win_rate"
 
 
-class HubSpotHarness:
+class HubSpotHarness(Harness):
     kind = "hubspot"
+    faults = True
     records_per_call = 100
 
     def __init__(self, fake: FakeHubSpot, server: FakeServer, connector: HubSpotConnector) -> None:
@@ -54,6 +56,11 @@ class HubSpotHarness:
                 )
             )
         return ids
+
+    def seed_bad_deal(self) -> str:
+        (deal,) = self.seed_deals(1)
+        self.fake.update("deals", deal, {"closedate": "not a date", "dealstage": "closedwon"})
+        return deal
 
     def touch(self, deal_id: str) -> None:
         amount = float(self.fake.value("deals", deal_id, "amount") or 0)
@@ -88,15 +95,26 @@ class HubSpotHarness:
     def rate_limit(self, requests: int, retry_after: float) -> None:
         self.fake.rate_limit(requests, retry_after)
 
-    def server_errors(self, requests: int, *, delay: float = 0.0) -> None:
+    def new_field(self) -> FieldSpec:
+        return FieldSpec("deals", "crm_pulse_conformance", "Conformance", unit="rate")
+
+    def server_errors(self, requests: int) -> None:
         self.connector.client.sleep = _instant
-        self.fake.fail(requests, 502 if not delay else 0, delay=delay)
+        self.fake.fail(requests, 502)
+
+    def slow_answers(self, requests: int) -> None:
+        self.connector.client.timeout = SLOW / 4
+        self.fake.fail(requests, 0, delay=SLOW)
 
     def exhaust_daily(self) -> None:
         self.fake.exhaust_daily()
 
     def restore_daily(self) -> None:
         self.fake.reset_daily()
+
+
+SLOW = 1.2
+"""Seconds a slow answer takes (four times the client's timeout then)."""
 
 
 async def _instant(seconds: float) -> None:

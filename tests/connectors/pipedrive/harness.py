@@ -7,9 +7,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
+
 from crm_pulse.connectors.pipedrive import PipedriveConnector
 from crm_pulse.connectors.pipedrive.settings import PipedriveSettings
-from crm_pulse.connectors.protocols import WebhookRequest
+from crm_pulse.connectors.protocols import FieldSpec, WebhookRequest
+from crm_pulse.sandbox.conformance import Harness
 from crm_pulse.sandbox.pipedrive import FakePipedrive
 from crm_pulse.sandbox.server import FakeServer
 
@@ -18,8 +21,9 @@ HOOK_USER, HOOK_PASSWORD = "crm-pulse", "hook-password-for-tests"
 FIELD = "Win rate"
 
 
-class PipedriveHarness:
+class PipedriveHarness(Harness):
     kind = "pipedrive"
+    faults = True
     records_per_call = 1
 
     def __init__(
@@ -45,6 +49,12 @@ class PipedriveHarness:
             }
             ids.append(self.fake.create("deals", data, at=at))
         return ids
+
+    def seed_bad_deal(self) -> str:
+        (deal,) = self.seed_deals(1)
+        # within Pipedrive's types (the answers are checked against them), not a time though
+        self.fake.records["deals"][deal]["stage_change_time"] = "soon"
+        return deal
 
     def touch(self, deal_id: str) -> None:
         value = self.fake.records["deals"][deal_id]["value"]
@@ -77,16 +87,27 @@ class PipedriveHarness:
     def rate_limit(self, requests: int, retry_after: float) -> None:
         self.fake.rate_limit(requests, retry_after)
 
-    def server_errors(self, requests: int, *, delay: float = 0.0) -> None:
+    def new_field(self) -> FieldSpec:
+        return FieldSpec("deal", "Conformance score", "Conformance score")
+
+    def server_errors(self, requests: int) -> None:
         self.connector.client.sleep = _instant
-        self.fake.fail(requests, 503 if not delay else 0, delay=delay)
+        self.fake.fail(requests, 503)
+
+    def slow_answers(self, requests: int) -> None:
+        self.connector.client.http.timeout = httpx.Timeout(SLOW / 4)
+        self.fake.fail(requests, 0, delay=SLOW)
 
     def exhaust_daily(self) -> None:
         self.fake.exhaust_daily()
 
     def restore_daily(self) -> None:
         self.fake.reset_daily()
-        self.connector.client.budget.daily_left = None  # the client asks again at once
+        self.connector.client.budget.daily_left = None  # a new day: the client asks again
+
+
+SLOW = 1.2
+"""Seconds a slow answer takes (four times the client's timeout then)."""
 
 
 async def _instant(seconds: float) -> None:

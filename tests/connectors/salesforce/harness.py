@@ -7,9 +7,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from crm_pulse.connectors.protocols import WebhookRequest
+from crm_pulse.connectors.protocols import FieldSpec, WebhookRequest
 from crm_pulse.connectors.salesforce import SalesforceConnector
 from crm_pulse.connectors.salesforce.settings import SalesforceSettings
+from crm_pulse.sandbox.conformance import Harness
 from crm_pulse.sandbox.salesforce import FakeSalesforce
 from crm_pulse.sandbox.server import FakeServer, TestCA
 
@@ -21,8 +22,9 @@ PAGE = 200
 """A small query page, so 450 records take three pages linked by nextRecordsUrl."""
 
 
-class SalesforceHarness:
+class SalesforceHarness(Harness):
     kind = "salesforce"
+    faults = True
     records_per_call = 200
 
     def __init__(
@@ -53,6 +55,11 @@ class SalesforceHarness:
                 )
             )
         return ids
+
+    def seed_bad_deal(self) -> str:
+        (deal,) = self.seed_deals(1)
+        self.fake.records["Opportunity"][deal]["Amount"] = "not money"
+        return deal
 
     def touch(self, deal_id: str) -> None:
         amount = float(self.fake.value("Opportunity", deal_id, "Amount") or 0)
@@ -90,18 +97,27 @@ class SalesforceHarness:
         self.fake.refuse(requests)
         self.connector.client.limit_pause = retry_after
 
-    def server_errors(self, requests: int, *, delay: float = 0.0) -> None:
+    def new_field(self) -> FieldSpec:
+        return FieldSpec("Opportunity", "Conformance__c", "Conformance", unit="rate")
+
+    def server_errors(self, requests: int) -> None:
         self.connector.client.sleep = _instant
-        if delay:
-            self.fake.stall(requests, delay)
-        else:
-            self.fake.fail(requests, 503)
+        self.fake.fail(requests, 503)
+
+    def slow_answers(self, requests: int) -> None:
+        client = self.connector.client
+        client.settings = client.settings.model_copy(update={"timeout": SLOW / 4})
+        self.fake.stall(requests, SLOW)
 
     def exhaust_daily(self) -> None:
-        self.fake.refuse(1_000_000)  # 403 REQUEST_LIMIT_EXCEEDED
+        self.fake.refuse(1_000_000)  # 403 REQUEST_LIMIT_EXCEEDED on every call
 
     def restore_daily(self) -> None:
         self.fake.refuse(0)
+
+
+SLOW = 1.2
+"""Seconds a slow answer takes (four times the client's timeout then)."""
 
 
 async def _instant(seconds: float) -> None:
