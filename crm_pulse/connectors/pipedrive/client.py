@@ -139,8 +139,8 @@ class PipedriveClient:
         async def once() -> dict[str, Any]:
             if self.budget.exhausted():
                 raise RateLimited(f"Pipedrive daily token share used up before {what}", 3600.0)
-            # wait until the rolling window has room; one expiry may not free enough tokens,
-            # so look again after each wait (bounded: a clock that does not move cannot hang us)
+            # wait until the rolling window has room for one more request; look again after
+            # each wait (bounded: a clock that does not move cannot hang us)
             for _ in range(64):
                 wait = self.budget.wait_for(cost)
                 if not wait:
