@@ -38,7 +38,7 @@ from . import contracts
 
 __all__ = ["FakePipedrive"]
 
-_COST = {"GET_list": 10, "GET_one": 1, "PATCH": 5, "POST": 5, "DELETE": 3, "search": 20}
+_COST = {"GET_list": 10, "GET_one": 1, "PATCH": 5, "POST": 5}
 PLANS: dict[str, tuple[int, int]] = {
     # plan: (burst requests per 2 s per api_token, daily budget multiplier)
     "lite": (20, 1),
