@@ -537,7 +537,7 @@ class FakeSalesforce:
             self._bulk_failures = [message] * jobs
 
     def expire_query_locators(self) -> None:
-        """Drop every open query cursor (Salesforce expires idle ones): their
+        """Drop every open query cursor (Salesforce keeps them 2 days): their
         ``nextRecordsUrl`` then answers 400 INVALID_QUERY_LOCATOR."""
         with self._lock:
             self._cursors.clear()
