@@ -73,9 +73,11 @@ def sandbox_values(
                 t.object
             ]
             for rid in sandbox.pipedrive.records[entity]:
-                value = sandbox.pipedrive.custom_value(entity, rid, t.field)
-                if value is not None:
-                    out[("pipedrive", t.object, rid, t.field)] = float(value)
+                held: Any = sandbox.pipedrive.custom_value(entity, rid, t.field)
+                if isinstance(held, dict):  # a monetary field: {"value", "currency"}
+                    held = held.get("value")
+                if held is not None:
+                    out[("pipedrive", t.object, rid, t.field)] = float(held)
     return out
 
 
