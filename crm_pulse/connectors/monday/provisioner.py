@@ -1,0 +1,49 @@
+"""Creating the numbers columns write-back needs (``create_column`` with ``column_type:
+numbers``), on the board of each target object."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..protocols import FieldSpec
+from .client import MondayClient
+from .mapping import KIND_OF_OBJECT, BoardColumns
+from .settings import BoardKind, MondaySettings
+
+__all__ = ["MondayProvisioner"]
+
+
+class MondayProvisioner:
+    def __init__(self, client: MondayClient, columns: BoardColumns, settings: MondaySettings):
+        self.client = client
+        self.columns = columns
+        self.boards: dict[BoardKind, str] = {k: b.id for k, b in settings.boards.configured()}
+
+    def _board(self, spec: FieldSpec) -> str:
+        kind = KIND_OF_OBJECT.get(spec.object) or KIND_OF_OBJECT.get(spec.object.rstrip("s"))
+        board = self.boards.get(kind) if kind is not None else None
+        if board is None:
+            raise ValueError(
+                f"write-back to monday object {spec.object!r}: no board for it in the settings"
+            )
+        return board
+
+    async def missing(self, fields: Sequence[FieldSpec]) -> list[FieldSpec]:
+        out = []
+        for f in fields:
+            board = self._board(f)
+            await self.columns.load(board, refresh=True)
+            if self.columns.id(board, f.name) is None:
+                out.append(f)
+        return out
+
+    async def create(self, fields: Sequence[FieldSpec]) -> list[str]:
+        lines = []
+        for f in fields:
+            board = self._board(f)
+            created = await self.client.create_column(board, f.name, "numbers", f.description)
+            await self.columns.load(board, refresh=True)
+            lines.append(
+                f"created numbers column {f.name!r} on board {board} (id {created.get('id')})"
+            )
+        return lines
