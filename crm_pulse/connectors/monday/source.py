@@ -113,7 +113,7 @@ class MondaySource:
                 start = max(0, int(t) - (0 if backfill else self.overlap_ms))
             known: set[str] = set(state.get("ids") or [])
             newest = int(t or 0)
-            read_from = start
+            read_from = start  # items updated before it are dropped (the filter is by day)
             restarts = 0
             while True:
                 try:
@@ -123,7 +123,7 @@ class MondaySource:
                         kept = [
                             i
                             for i in items
-                            if start is None or (self._version(i) or start) >= start
+                            if read_from is None or (self._version(i) or read_from) >= read_from
                         ]
                         events = self._events(kind, kept)
                         for item in kept:
