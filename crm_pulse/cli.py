@@ -297,7 +297,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=cmd_demo)
 
-    sandbox = sub.add_parser("sandbox", help="serve the seeded HubSpot and Pipedrive fakes")
+    sandbox = sub.add_parser(
+        "sandbox", help="serve the seeded sandbox CRMs (HubSpot, Pipedrive, Salesforce, monday)"
+    )
     sandbox.add_argument("--seconds", type=float, default=0.0, help="stop after (0: until Ctrl-C)")
     sandbox.add_argument("--port", type=int, default=8080, help="the runtime port to print")
     sandbox.set_defaults(run=cmd_sandbox)
