@@ -1,5 +1,6 @@
 """Creating the numbers columns write-back needs (``create_column`` with ``column_type:
-numbers``), on the board of each target object."""
+numbers``) on the board of each target object, and registering the board webhooks
+(``create_webhook``; monday verifies the URL with its challenge before keeping one)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from .client import MondayClient
 from .mapping import KIND_OF_OBJECT, BoardColumns
 from .settings import BoardKind, MondaySettings
 
-__all__ = ["MondayProvisioner"]
+__all__ = ["WEBHOOK_EVENTS", "MondayProvisioner"]
+
+WEBHOOK_EVENTS = (
+    "change_column_value",
+    "create_item",
+    "item_deleted",
+    "item_archived",
+    "item_restored",
+)
+"""The board events crm-pulse listens to: column changes, creation, deletion, archive, restore."""
 
 
 class MondayProvisioner:
@@ -46,4 +56,15 @@ class MondayProvisioner:
             lines.append(
                 f"created numbers column {f.name!r} on board {board} (id {created.get('id')})"
             )
+        return lines
+
+    async def register_webhooks(self, url: str) -> list[str]:
+        """Create a webhook for every event of :data:`WEBHOOK_EVENTS` on every configured
+        board, pointing at ``url`` (the runtime must be serving it: monday sends the challenge
+        first). Returns one line per webhook."""
+        lines = []
+        for kind, board in self.boards.items():
+            for event in WEBHOOK_EVENTS:
+                wid = await self.client.create_webhook(board, url, event)
+                lines.append(f"webhook {wid}: {event} on the {kind} board {board}")
         return lines

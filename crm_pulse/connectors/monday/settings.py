@@ -162,8 +162,8 @@ class MondaySettings(VendorSettings):
     )
     webhook_url: HttpUrl | None = Field(
         default=None,
-        description="The public URL of this connector's webhook endpoint: the JWT's audience, "
-        "and the URL `crm-pulse provision --webhooks` registers.",
+        description="The public URL of this connector's webhook endpoint: the JWT's audience "
+        "(and the URL MondayProvisioner.register_webhooks registers).",
     )
     overlap: Duration = Field(
         default=60.0, description="Each poll re-reads this much before the updated_at cursor."

@@ -53,6 +53,11 @@ async def test_create_webhook_answers_the_challenge_through_the_runtime_server()
             assert len(stored) == 1
             (event,) = await h.connector.receiver.parse(stored[0])
             assert (event.object, event.id, event.op) == ("deal", deal, "upsert")
+            # every board gets the five events crm-pulse listens to
+            lines = await h.connector.provisioner.register_webhooks(good)
+            assert len(lines) == 10 and "item_archived on the deals board" in "".join(lines)
+            events = {(w["board_id"], w["event"]) for w in h.fake.webhooks.values()}
+            assert (h.accounts, "item_deleted") in events
 
 
 async def test_integration_webhooks_need_a_valid_jwt() -> None:
