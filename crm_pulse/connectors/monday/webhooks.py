@@ -20,7 +20,9 @@ item id (digits): anything else is refused (400). The body is only a hint: the i
 again by id (``items (ids: ...)``), so a delivery can never inject values. Deletes and archives
 (``delete_pulse``, ``archive_pulse``) become delete events versioned by ``triggerTime``; a
 restore (``restore_pulse``) re-reads the item with a version at least its ``triggerTime`` so it
-wins over the earlier delete. Repeated deliveries (same ``triggerUuid``) are skipped.
+wins over the earlier delete. Repeated deliveries (same ``triggerUuid``) are skipped. A change of
+a column no canonical field reads (the numbers columns crm-pulse itself writes, say) or of an
+item's name is dropped without reading anything: our own writes never feed back.
 """
 
 from __future__ import annotations
@@ -39,11 +41,14 @@ from ...metrics.events import Event
 from ..protocols import WebhookRequest
 from .client import MondayClient
 from .mapping import DELETE_TIE, MondayMapper, to_ms
+from .settings import BoardKind
 
 __all__ = ["DELETES", "MondayReceiver"]
 
 DELETES = frozenset({"delete_pulse", "archive_pulse", "item_deleted", "item_archived"})
 RESTORES = frozenset({"restore_pulse", "item_restored"})
+IGNORED = frozenset({"update_name", "change_name", "create_update", "edit_update"})
+"""Events about what crm-pulse does not read (item names, updates' text)."""
 _ID = re.compile(r"[0-9]{1,20}")
 _LEEWAY = 30.0
 """Seconds of clock difference tolerated on ``exp``."""
@@ -146,6 +151,15 @@ class MondayReceiver:
             return "application/json", json.dumps({"challenge": data["challenge"]}).encode()
         return "application/json", b'{"accepted": true}'
 
+    async def _unmapped(self, kind: BoardKind, column: str) -> bool:
+        """True when ``column`` is a column of the board that no canonical field reads."""
+        if not column:
+            return False
+        board = self.mapper.boards[kind].id
+        await self.mapper.columns.load(board)
+        known = column in self.mapper.columns.types.get(board, {})
+        return known and column not in self.mapper.column_ids(kind).values()
+
     # ------------------------------------------------------------------ parse
     async def parse(self, request: WebhookRequest) -> list[Event]:
         data = self._body(request)
@@ -161,6 +175,11 @@ class MondayReceiver:
         kind_of_event = str(event["type"])
         if kind_of_event in DELETES:
             events = [self.mapper.delete(kind, rid, at + DELETE_TIE)]
+        elif kind_of_event in IGNORED or (
+            kind_of_event == "update_column_value"
+            and await self._unmapped(kind, str(event.get("columnId") or ""))
+        ):
+            events = []  # a column crm-pulse does not read (its own write-back, say)
         else:
             await self.mapper.columns.load(self.mapper.boards[kind].id)
             found = await self.client.items([rid])

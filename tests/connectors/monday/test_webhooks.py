@@ -141,6 +141,11 @@ async def test_deletes_archives_restores_and_repeats() -> None:
         h.fake.set_state(b, "active")
         (restored,) = await parse("restore_pulse", b)
         assert restored.op == "upsert" and restored.version > archived.version
+        # our own write-back's column changes are dropped without an API call
+        calls = len(h.fake.calls)
+        assert await parse("update_column_value", b, column_title="Win rate") == []
+        assert await parse("update_name", b) == []
+        assert len(h.fake.calls) == calls
         # a change announced for an item deleted since: the re-read says it is gone
         (gone,) = await parse("update_column_value", a, column_title="Deal value")
         assert gone.op == "delete"
