@@ -63,7 +63,7 @@ class Sandbox:
         self.monday = FakeMonday(
             "demo-monday-token", signing_secret="demo-monday-signing-secret-0123456789abcdef"
         )
-        self._mo_server = FakeServer(self.monday.app())
+        self._mo_server = FakeServer(self.monday.app(), ca=self.ca)
         self.live = live if live is not None else {"hubspot", "pipedrive", "salesforce", "monday"}
         self.mo_open: list[str] = []
         self.mo_home = ""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -67,7 +68,11 @@ class MondayClient:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        verify: Any = str(settings.ca_cert) if settings.ca_cert is not None else True
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(settings.ca_cert))
+            if settings.ca_cert is not None
+            else True
+        )
         self.url = str(settings.base_url)
         self.http = httpx.AsyncClient(
             headers={

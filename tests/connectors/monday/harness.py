@@ -11,7 +11,7 @@ from crm_pulse.connectors.monday import MondayConnector
 from crm_pulse.connectors.monday.settings import MondaySettings
 from crm_pulse.connectors.protocols import FieldSpec, WebhookRequest
 from crm_pulse.sandbox.monday import FakeMonday
-from crm_pulse.sandbox.server import FakeServer
+from crm_pulse.sandbox.server import FakeServer, TestCA
 
 TOKEN = "monday-api-token-for-tests"
 SIGNING_SECRET = "monday-signing-secret-for-tests-0123456789"
@@ -78,10 +78,15 @@ class MondayHarness:
         return FieldSpec(object="deal", name="Pulse score", label="Pulse score")
 
 
+CA = TestCA()
+"""One throw-away CA for every monday test: the fake serves HTTPS like monday."""
+
+
 def settings(url: str, **extra: Any) -> MondaySettings:
     return MondaySettings.model_validate(
         {
             "api_token": TOKEN,
+            "ca_cert": str(CA.cert_path),
             "base_url": f"{url}/v2",
             "boards": {"deals": {"id": "1000001"}, "accounts": {"id": "1000002"}},
             "signing_secret": SIGNING_SECRET,
@@ -95,7 +100,7 @@ def settings(url: str, **extra: Any) -> MondaySettings:
 @contextlib.asynccontextmanager
 async def make_harness(**extra: Any) -> AsyncIterator[MondayHarness]:
     fake = FakeMonday(TOKEN, signing_secret=SIGNING_SECRET, budget=extra.pop("budget", 10**9))
-    with FakeServer(fake.app()) as server:
+    with FakeServer(fake.app(), ca=CA) as server:
         connector = MondayConnector("monday", settings(server.url, **extra))
         try:
             yield MondayHarness(fake, server, connector)

@@ -13,7 +13,7 @@ from crm_pulse.config import load_config_text
 from crm_pulse.connectors.protocols import WebhookRequest
 from crm_pulse.streams.runtime import EmbeddedRuntime
 
-from .harness import HOOK_URL, SIGNING_SECRET, TOKEN, make_harness
+from .harness import CA, HOOK_URL, SIGNING_SECRET, TOKEN, make_harness
 
 
 async def test_end_to_end_fields_in_monday_equal_replay(tmp_path: Path) -> None:
@@ -36,6 +36,7 @@ connectors:
   - monday:
       api_token: "${{MONDAY_TOKEN}}"
       base_url: "{h.server.url}/v2"
+      ca_cert: "{CA.cert_path}"
       boards: {{deals: {{id: "{h.deals}"}}, accounts: {{id: "{h.accounts}"}}}}
       signing_secret: "${{MONDAY_SIGNING_SECRET}}"
       webhook_url: "{HOOK_URL}"

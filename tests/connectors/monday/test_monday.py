@@ -13,7 +13,7 @@ from crm_pulse.sandbox.monday import FakeMonday
 from crm_pulse.sandbox.server import FakeServer
 
 from ..helpers import drain
-from .harness import FIELD, TOKEN, make_harness, settings
+from .harness import CA, FIELD, TOKEN, make_harness, settings
 
 
 async def test_deals_map_stage_to_status_with_close_time_owner_account_and_amount() -> None:
@@ -138,7 +138,7 @@ async def test_complexity_budget_reads_wait_retry_in_seconds_writes_raise() -> N
         # a budget that is really spent: the fake counts points per minute
         fake = FakeMonday(TOKEN, budget=500)
         fake.add_board("Deals", "deals")
-        with FakeServer(fake.app()) as server:
+        with FakeServer(fake.app(), ca=CA) as server:
             c = MondayConnector("monday", settings(server.url, boards={"deals": {"id": "1000001"}}))
             with pytest.raises(RateLimited) as info:
                 await c.client.graphql(
@@ -154,7 +154,7 @@ async def test_complexity_budget_reads_wait_retry_in_seconds_writes_raise() -> N
 async def test_a_wrong_token_is_fatal_and_never_shown() -> None:
     async with make_harness() as h:
         fake = FakeMonday("the-real-token")
-        with FakeServer(fake.app()) as server:
+        with FakeServer(fake.app(), ca=CA) as server:
             c = MondayConnector("monday", settings(server.url))
             with pytest.raises(FatalError) as info:
                 await c.client.columns("1000001")
