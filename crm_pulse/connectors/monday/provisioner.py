@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ...errors import ConfigError
 from ..protocols import FieldSpec
 from .client import MondayClient
 from .mapping import KIND_OF_OBJECT, BoardColumns
@@ -33,8 +34,10 @@ class MondayProvisioner:
         kind = KIND_OF_OBJECT.get(spec.object) or KIND_OF_OBJECT.get(spec.object.rstrip("s"))
         board = self.boards.get(kind) if kind is not None else None
         if board is None:
-            raise ValueError(
-                f"write-back to monday object {spec.object!r}: no board for it in the settings"
+            raise ConfigError(
+                f"write-back to monday object {spec.object!r}: the connector has no board for "
+                f"it (boards: {', '.join(self.boards) or 'none'}; objects: deal, account, "
+                "contact, activity)"
             )
         return board
 
