@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ...config.connectors import ConnectorSettings
-from ..protocols import Connector
+from .. import Connector, ConnectorSettings
 from .client import MondayClient
 from .mapping import BoardColumns, MondayMapper
 from .provisioner import MondayProvisioner
@@ -44,6 +43,7 @@ class MondayConnector(Connector):
         super().__init__(name, settings)
         if not isinstance(settings, MondaySettings):
             settings = MondaySettings.model_validate(settings)
+        self.poll_interval = settings.poll_interval
         self.client = MondayClient(settings)
         self.columns = BoardColumns(self.client)
         self.mapper = MondayMapper(settings, name, self.columns)

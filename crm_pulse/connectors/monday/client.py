@@ -4,11 +4,13 @@ Every call is one ``POST`` of ``{"query", "variables"}`` to ``base_url`` with th
 ``Authorization`` and the pinned ``API-Version`` header. Values always travel as GraphQL
 variables, never spliced into the query text. Errors are translated once, in :mod:`.errors`.
 
-Retries: reads (``retry=True``) are retried on retriable errors with exponential backoff and full
-jitter, and on rate-limit errors after monday's ``retry_in_seconds`` (or ``Retry-After``) when that
-is at most ``max_wait``; writes (``retry=False``) raise :class:`~crm_pulse.errors.RateLimited` at
-once so the write-back outbox schedules them. An expired ``items_page`` cursor is never retried
-here: the source restarts from its ``updated_at`` mark.
+Retries follow the one policy of the kit (:func:`crm_pulse.retry.retrying` with a
+:class:`~crm_pulse.retry.Backoff`): reads (``retry=True``) are retried on retriable errors with
+exponential backoff and full jitter, and on rate-limit errors after monday's
+``retry_in_seconds`` (or ``Retry-After``) when that is at most ``max_wait``; writes
+(``retry=False``) raise :class:`~crm_pulse.errors.RateLimited` at once so the write-back outbox
+schedules them. An expired ``items_page`` cursor is never retried here: the source restarts
+from its ``updated_at`` mark.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from ...errors import CrmPulseError, RateLimited, RetriableError
+from .. import Backoff, CrmPulseError, RetriableError, retrying
 from .errors import CursorExpired, translate, translate_answer
 from .settings import MondaySettings
 
@@ -86,10 +88,14 @@ class MondayClient:
             transport=transport,
             trust_env=False,
         )
-        self.max_wait = settings.max_wait
-        self.attempts = attempts
+        self.backoff = Backoff(
+            initial=0.5,
+            maximum=30.0,
+            attempts=attempts,
+            max_wait=settings.max_wait,
+            rng=rng or random.Random(),
+        )
         self.sleep = sleep
-        self.rng = rng or random.Random()
         self.calls = 0
 
     # ------------------------------------------------------------------ transport
@@ -112,32 +118,23 @@ class MondayClient:
             raise RetriableError(f"monday answered {what} without data")
         return dict(data["data"])
 
-    def _delay(self, failures: int, error: CrmPulseError) -> float | None:
-        """How long to wait before trying again (None: give up), as the shared policy says:
-        the vendor's wait when it gave one (if at most ``max_wait``), else exponential backoff
-        with full jitter."""
-        if failures >= self.attempts or isinstance(error, CursorExpired):
-            return None
-        if isinstance(error, RateLimited) and error.retry_after is not None:
-            return error.retry_after if error.retry_after <= self.max_wait else None
-        if not isinstance(error, RetriableError):
-            return None
-        return self.rng.uniform(0, min(30.0, 0.5 * 2.0 ** (failures - 1)))
-
     async def graphql(
         self, query: str, variables: dict[str, Any], what: str, *, retry: bool = True
     ) -> dict[str, Any]:
         """The ``data`` of one GraphQL operation; crm-pulse errors only."""
-        failures = 0
-        while True:
-            try:
-                return await self._once(query, variables, what)
-            except CrmPulseError as error:
-                failures += 1
-                wait = self._delay(failures, error) if retry else None
-                if wait is None:
-                    raise
-            await self.sleep(wait)
+
+        def worth_retrying(error: CrmPulseError) -> bool:
+            return (
+                retry and isinstance(error, RetriableError) and not isinstance(error, CursorExpired)
+            )
+
+        return await retrying(
+            f"monday {what}",
+            lambda: self._once(query, variables, what),
+            self.backoff,
+            retry_on=worth_retrying,
+            sleep=self.sleep,
+        )
 
     # ------------------------------------------------------------------ reads
     async def columns(self, board: str) -> list[dict[str, Any]]:

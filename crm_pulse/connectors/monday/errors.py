@@ -7,8 +7,8 @@ top-level ``error_code`` / ``error_message``. All three are read here:
 * 401, ``UserUnauthorizedException``, ``Unauthorized`` -> :class:`FatalError` (the token);
 * 429, ``COMPLEXITY_BUDGET_EXHAUSTED`` / ``ComplexityException``, ``RATE_LIMIT_EXCEEDED``,
   ``DAILY_LIMIT_EXCEEDED``, ``maxConcurrencyExceeded``, ``IP_RATE_LIMIT_EXCEEDED`` ->
-  :class:`RateLimited` with ``retry_in_seconds`` (or ``Retry-After``, or "reset in N seconds"
-  in the message);
+  :class:`RateLimited` with ``retry_in_seconds`` (or ``Retry-After`` read by the kit's
+  :func:`wait_from_headers`, or "reset in N seconds" in the message);
 * ``CursorExpiredError`` (or a message saying the cursor expired) -> :class:`CursorExpired`, a
   retriable error the source answers by starting a new ``items_page`` from its ``updated_at``
   mark;
@@ -27,7 +27,14 @@ from typing import Any
 
 import httpx
 
-from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
+from .. import (
+    CrmPulseError,
+    FatalError,
+    RateLimited,
+    RetriableError,
+    SkippableError,
+    wait_from_headers,
+)
 
 __all__ = ["CursorExpired", "translate", "translate_answer"]
 
@@ -92,7 +99,7 @@ def translate_answer(
     if status == 429 or code in _RATE_CODES:
         wait = _seconds(ext.get("retry_in_seconds"))
         if wait is None:
-            wait = _seconds(headers.get("Retry-After"))
+            wait = wait_from_headers(headers)
         if wait is None:
             reset = _RESET.search(message)
             wait = float(reset.group(1)) if reset else None

@@ -24,8 +24,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ...errors import DataError
-from ...metrics.events import Event
+from .. import CANONICAL_FIELDS, DataError, Event, delete, upsert
 from .client import MondayClient
 from .settings import DEFAULT_COLUMNS, BoardKind, MondayBoard, MondaySettings
 
@@ -209,9 +208,7 @@ class MondayMapper:
         return ms
 
     def delete(self, kind: BoardKind, rid: str, version: int) -> Event:
-        return Event(
-            source=self.source, object=CANONICAL[kind], id=rid, op="delete", version=version
-        )
+        return delete(self.source, CANONICAL[kind], rid, version)
 
     def event(self, kind: BoardKind, item: Mapping[str, Any], version: int | None = None) -> Event:
         rid = str(item.get("id"))
@@ -222,7 +219,9 @@ class MondayMapper:
         try:
             by_id = {str(c.get("id")): c for c in item.get("column_values") or []}
             ids = self.column_ids(kind)
-            fields: dict[str, Any] = {"created_at": to_iso(item.get("created_at"))}
+            fields: dict[str, Any] = {}
+            if "created_at" in CANONICAL_FIELDS[CANONICAL[kind]]:
+                fields["created_at"] = to_iso(item.get("created_at"))
             for name, cid in ids.items():
                 if name in ("stage", "expected_close"):
                     continue
@@ -238,14 +237,7 @@ class MondayMapper:
                 life = self.settings.lifecycle
                 raw = fields.pop("lifecycle", None)
                 fields["lifecycle"] = life.values.get(str(raw), life.default) if raw else None
-            return Event(
-                source=self.source,
-                object=CANONICAL[kind],
-                id=rid,
-                op="upsert",
-                version=v,
-                fields=fields,
-            )
+            return upsert(self.source, CANONICAL[kind], rid, v, fields)
         except DataError as exc:
             raise DataError(exc.reason, where=where) from None
         except (ValueError, TypeError) as exc:

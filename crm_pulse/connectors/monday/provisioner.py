@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ...errors import ConfigError
-from ..protocols import FieldSpec
+from .. import FatalError, FieldSpec
 from .client import MondayClient
 from .mapping import KIND_OF_OBJECT, BoardColumns
 from .settings import BoardKind, MondaySettings
@@ -34,7 +33,7 @@ class MondayProvisioner:
         kind = KIND_OF_OBJECT.get(spec.object) or KIND_OF_OBJECT.get(spec.object.rstrip("s"))
         board = self.boards.get(kind) if kind is not None else None
         if board is None:
-            raise ConfigError(
+            raise FatalError(
                 f"write-back to monday object {spec.object!r}: the connector has no board for "
                 f"it (boards: {', '.join(self.boards) or 'none'}; objects: deal, account, "
                 "contact, activity)"

@@ -9,13 +9,9 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ...config.base import ConfigModel, HttpUrl
-from ...config.connectors import VendorSettings
-from ...config.durations import Duration
-from ...config.mappings import ActivityTypeMapping, LifecycleMapping
-from ...config.secrets import Secret
+from .. import ActivityTypeMapping, Duration, HttpUrl, LifecycleMapping, Secret, VendorSettings
 
 __all__ = [
     "BOARD_KINDS",
@@ -61,7 +57,13 @@ DEFAULT_COLUMNS: dict[str, dict[str, list[str]]] = {
 as shipped in its templates; the deployment file overrides any of them per board."""
 
 
-class MondayBoard(ConfigModel):
+class _Section(BaseModel):
+    """A nested section: unknown keys are errors, values immutable, inputs never echoed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class MondayBoard(_Section):
     """One board: its id and, optionally, column titles that differ from the template's."""
 
     id: str = Field(description="The board id (digits; in the board's URL).")
@@ -80,7 +82,7 @@ class MondayBoard(ConfigModel):
         return text
 
 
-class MondayBoards(ConfigModel):
+class MondayBoards(_Section):
     """Which board holds each kind of record; a kind without a board is not read."""
 
     deals: MondayBoard | None = Field(default=None, description="The Deals board.")
@@ -100,7 +102,7 @@ class MondayBoards(ConfigModel):
         return [(kind, board) for kind, board in boards.items() if board is not None]
 
 
-class MondayStages(ConfigModel):
+class MondayStages(_Section):
     """Which labels of the Deals board's stage (status) column close a deal."""
 
     won: list[str] = Field(

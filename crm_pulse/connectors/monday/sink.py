@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from ...errors import RateLimited, RetriableError, SkippableError
-from ..protocols import FieldWrite, WriteResult
+from .. import FieldWrite, RateLimited, RetriableError, SkippableError, WriteResult
 from .client import MondayClient
 from .mapping import KIND_OF_OBJECT, BoardColumns
 from .settings import BoardKind, MondaySettings

@@ -26,9 +26,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ...errors import DataError
-from ...metrics.events import Event
-from ..protocols import Cursor, Page
+from .. import BadRecord, Cursor, DataError, Event, Page, map_records
 from .client import MondayClient
 from .errors import CursorExpired
 from .mapping import BoardColumns, MondayMapper
@@ -82,18 +80,18 @@ class MondaySource:
             if since is None
             else int(datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp() * 1000)
         )
-        self.skipped: list[str] = []
         self.restarts = 0
 
-    def _events(self, kind: BoardKind, items: Sequence[dict[str, Any]]) -> list[Event]:
-        out = []
-        for item in items:
-            try:
-                out.append(self.mapper.event(kind, item))
-            except DataError as exc:
-                self.skipped.append(str(exc))
-                log.warning("monday item not mapped", extra={"reason": str(exc)})
-        return out
+    def _events(
+        self, kind: BoardKind, items: Sequence[dict[str, Any]]
+    ) -> tuple[list[Event], list[BadRecord]]:
+        """Events of the items; the items that cannot be mapped set aside as BadRecords (the
+        page reports them: skipped and quarantined, the others go on)."""
+        return map_records(
+            items,
+            lambda item: [self.mapper.event(kind, item)],
+            describe=lambda item: (kind, str(item.get("id") or "")),
+        )
 
     def _version(self, item: dict[str, Any]) -> int | None:
         try:
@@ -125,14 +123,14 @@ class MondaySource:
                             for i in items
                             if read_from is None or (self._version(i) or read_from) >= read_from
                         ]
-                        events = self._events(kind, kept)
+                        events, bad = self._events(kind, kept)
                         for item in kept:
                             newest = max(newest, self._version(item) or 0)
                         for e in events:
                             (known.add if e.op == "upsert" else known.discard)(e.id)
                         state.update(t=newest, ids=sorted(known))
                         current = {**current, kind: dict(state)}
-                        yield Page(events, current)
+                        yield Page(events, current, skipped=bad)
                     break
                 except CursorExpired:
                     restarts += 1
@@ -148,36 +146,36 @@ class MondaySource:
                 current = {**current, kind: dict(state)}
                 yield Page([], current)
             elif now - int(state.get("checked") or 0) >= self.reconcile_ms:
-                events = await self._reconcile(kind, board.id, known, now)
+                events, bad = await self._reconcile(kind, board.id, known, now)
                 state.update(t=newest or state.get("t"), ids=sorted(known), checked=now)
                 current = {**current, kind: dict(state)}
-                yield Page(events, current)
+                yield Page(events, current, skipped=bad)
             else:
                 current = {**current, kind: dict(state)}
                 yield Page([], current)
 
     async def _reconcile(
         self, kind: BoardKind, board: str, known: set[str], now: int
-    ) -> list[Event]:
+    ) -> tuple[list[Event], list[BadRecord]]:
         """Deletes for ids gone from the board, upserts for ids never read. Versions are the
         reconciliation time: the change happened before it, after every version read."""
         active = set(await self.client.item_ids(board))
         events = [self.mapper.delete(kind, rid, now) for rid in sorted(known - active)]
         known.intersection_update(active)
-        unseen = sorted(active - known)
-        for item in await self.client.items(unseen):
-            if str((item.get("board") or {}).get("id") or board) != board:
-                continue
-            version = max(now, self._version(item) or 0)
-            try:
-                event = self.mapper.event(kind, item, version=version)
-            except DataError as exc:
-                self.skipped.append(str(exc))
-                continue
-            events.append(event)
-            if event.op == "upsert":
-                known.add(event.id)
-        return events
+        unseen = [
+            item
+            for item in await self.client.items(sorted(active - known))
+            if str((item.get("board") or {}).get("id") or board) == board
+        ]
+        found, bad = map_records(
+            unseen,
+            lambda item: [
+                self.mapper.event(kind, item, version=max(now, self._version(item) or 0))
+            ],
+            describe=lambda item: (kind, str(item.get("id") or "")),
+        )
+        known.update(e.id for e in found if e.op == "upsert")
+        return events + found, bad
 
     def backfill(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         return self._run(cursor, backfill=True)

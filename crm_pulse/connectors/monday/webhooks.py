@@ -36,9 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 
-from ...errors import DataError, Unauthorized
-from ...metrics.events import Event
-from ..protocols import WebhookRequest
+from .. import DataError, Event, ReceiverBase, Unauthorized, WebhookRequest
 from .client import MondayClient
 from .mapping import DELETE_TIE, MondayMapper, to_ms
 from .settings import BoardKind
@@ -54,8 +52,8 @@ _LEEWAY = 30.0
 """Seconds of clock difference tolerated on ``exp``."""
 
 
-class MondayReceiver:
-    max_body_bytes = 256 * 1024
+class MondayReceiver(ReceiverBase):
+    max_body_bytes: int | None = 256 * 1024
 
     def __init__(
         self,
@@ -141,15 +139,16 @@ class MondayReceiver:
             raise DataError("event.type is missing")
         return data
 
-    def ack_response(self, request: WebhookRequest) -> tuple[str, bytes]:
-        """The answer monday expects: the challenge echoed, or a small acknowledgement."""
+    def ack_response(self, request: WebhookRequest) -> tuple[str, bytes] | None:
+        """The answer monday expects to its URL challenge: the same JSON back (None for a
+        delivery: the default acknowledgement)."""
         try:
             data = json.loads(request.body)
         except ValueError:
-            data = {}
+            return None
         if isinstance(data, dict) and isinstance(data.get("challenge"), str):
             return "application/json", json.dumps({"challenge": data["challenge"]}).encode()
-        return "application/json", b'{"accepted": true}'
+        return None
 
     async def _unmapped(self, kind: BoardKind, column: str) -> bool:
         """True when ``column`` is a column of the board that no canonical field reads."""

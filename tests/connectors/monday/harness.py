@@ -10,6 +10,7 @@ from typing import Any
 from crm_pulse.connectors.monday import MondayConnector
 from crm_pulse.connectors.monday.settings import MondaySettings
 from crm_pulse.connectors.protocols import FieldSpec, WebhookRequest
+from crm_pulse.sandbox.conformance import Harness
 from crm_pulse.sandbox.monday import FakeMonday
 from crm_pulse.sandbox.server import FakeServer, TestCA
 
@@ -19,7 +20,7 @@ FIELD = "Win rate"
 HOOK_URL = "https://pulse.example.com/webhooks/monday"
 
 
-class MondayHarness:
+class MondayHarness(Harness):
     kind = "monday"
     records_per_call = 1
     deletes = True
@@ -42,6 +43,12 @@ class MondayHarness:
             values = {"Deal value": 100 + self._n, "Owner": self._n % 5 + 1, "Deal stage": "New"}
             ids.append(self.fake.create_item(self.deals, f"Deal {self._n}", values, at=at))
         return ids
+
+    def seed_bad_deal(self) -> str:
+        (deal,) = self.seed_deals(1)
+        column = self.fake.column(self.deals, "Deal value")["id"]
+        self.fake.items[deal]["values"][column] = "not money"
+        return deal
 
     def touch(self, deal_id: str) -> None:
         value = float(self.fake.value(deal_id, "Deal value"))

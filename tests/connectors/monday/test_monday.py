@@ -8,7 +8,7 @@ import pytest
 
 from crm_pulse.connectors.monday import MondayConnector
 from crm_pulse.connectors.protocols import FieldSpec, FieldWrite
-from crm_pulse.errors import ConfigError, FatalError, RateLimited
+from crm_pulse.errors import FatalError, RateLimited
 from crm_pulse.sandbox.monday import FakeMonday
 from crm_pulse.sandbox.server import FakeServer
 
@@ -229,7 +229,7 @@ async def test_provision_creates_numbers_columns_once() -> None:
         assert "numbers column 'Pulse score' on board 1000001" in lines[0]
         assert h.fake.column(h.accounts, "Won revenue")["type"] == "numbers"
         assert await h.connector.provisioner.missing(specs) == []
-        with pytest.raises(ConfigError) as info:
+        with pytest.raises(FatalError) as info:
             await h.connector.provisioner.missing([FieldSpec("ticket", "X", "X")])
         assert "no board for it" in str(info.value)
 
