@@ -55,3 +55,20 @@ connectors:
     settings = next(iter(entry.__pydantic_extra__.values()))
     assert settings.boards.deals.id == "123"
     assert settings.reconcile_every == 600
+
+
+def test_the_monday_connector_is_built_from_the_public_kit_only() -> None:
+    """Like a plugin: crm-pulse is reached only through ``crm_pulse.connectors`` (the kit)."""
+    import ast
+    from pathlib import Path
+
+    import crm_pulse.connectors.monday as monday
+
+    folder = Path(monday.__file__).parent
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 2:  # from .. import X: the kit
+                    assert node.module is None, (path.name, node.module)
+                assert node.level in (0, 1, 2), (path.name, node.module)
+                assert node.level or not (node.module or "").startswith("crm_pulse"), path.name
