@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -66,9 +65,8 @@ class MondayClient:
         settings: MondaySettings,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        attempts: int = 4,
+        backoff: Backoff | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-        rng: random.Random | None = None,
     ) -> None:
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=str(settings.ca_cert))
@@ -88,12 +86,8 @@ class MondayClient:
             transport=transport,
             trust_env=False,
         )
-        self.backoff = Backoff(
-            initial=0.5,
-            maximum=30.0,
-            attempts=attempts,
-            max_wait=settings.max_wait,
-            rng=rng or random.Random(),
+        self.backoff = backoff or Backoff(
+            initial=0.5, maximum=30.0, attempts=4, max_wait=settings.max_wait
         )
         self.sleep = sleep
         self.calls = 0

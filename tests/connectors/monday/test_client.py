@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from crm_pulse.connectors import Backoff
 from crm_pulse.connectors.monday.client import MondayClient
 from crm_pulse.connectors.monday.errors import CursorExpired
 from crm_pulse.errors import FatalError, RateLimited, RetriableError, SkippableError
@@ -32,7 +33,7 @@ def client(
         settings("https://api.monday.test"),
         transport=httpx.MockTransport(handler),
         sleep=no_wait,
-        rng=random.Random(1),
+        backoff=Backoff(initial=0.5, maximum=30.0, attempts=4, max_wait=30.0, rng=random.Random(1)),
     )
     return c, waits
 
