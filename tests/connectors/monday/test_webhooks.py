@@ -158,3 +158,31 @@ async def test_without_a_secret_or_token_every_webhook_is_refused() -> None:
         with pytest.raises(Unauthorized) as info:
             h.connector.receiver.verify(WebhookRequest("POST", HOOK_URL, headers, body, 0))
         assert "refused" in info.value.reason
+
+
+async def test_the_endpoint_answers_bad_requests_with_4xx_never_5xx() -> None:
+    import aiohttp
+
+    async with make_harness() as h:
+        inbox = Inbox()
+        app = build_app({"monday": h.connector.receiver}, inbox, _status)
+        (deal,) = h.seed_deals(1)
+        headers, body = h.fake.webhook("create_pulse", deal, url=HOOK_URL)
+        with FakeServer(app) as server:
+            url = f"{server.url}/webhooks/monday"
+            attempts = [
+                ({}, b"\xff\xfe not json"),
+                (headers, b"{}"),
+                (headers, b'{"event": {"boardId": "1000001", "pulseId": "x", "type": "a"}}'),
+                ({}, body),
+                ({"Authorization": "Bearer " + "a" * 5000}, body),
+                (headers, b"x" * (300 * 1024)),
+            ]
+            statuses = []
+            async with aiohttp.ClientSession() as session:
+                for hdrs, data in attempts:
+                    async with session.post(url, data=data, headers=hdrs) as response:
+                        statuses.append(response.status)
+                        assert "Traceback" not in await response.text()
+            assert statuses == [400, 400, 400, 401, 401, 413]
+            assert inbox.stored == []
