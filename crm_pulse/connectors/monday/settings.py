@@ -178,8 +178,9 @@ class MondaySettings(VendorSettings):
     )
     page_size: int = Field(default=500, ge=1, le=500, description="Items per items_page call.")
     max_wait: Duration = Field(
-        default=30.0,
-        description="A read waits out a rate limit up to this long; longer ones are raised.",
+        default=60.0,
+        description="A read waits out a rate limit up to this long (monday's budgets reset "
+        "within a minute); longer ones are raised to the poller, which retries later.",
     )
 
     @model_validator(mode="after")
