@@ -183,6 +183,8 @@ class MondayMapper:
             out["type"] = [self.settings.activity_type.property]
         if kind == "contacts" and self.settings.lifecycle is not None:
             out["lifecycle"] = [self.settings.lifecycle.property]
+        if kind == "deals" and self.settings.deal_type is not None:
+            out["type"] = [self.settings.deal_type.property]
         for name, title in board.columns.items():
             out[name] = [title]
         return out
@@ -229,6 +231,14 @@ class MondayMapper:
                 fields[name] = to_iso(value) if name in _TIMES else value
             if kind == "deals":
                 self._deal(fields, by_id.get(ids.get("stage", "")))
+                deal_type = self.settings.deal_type
+                if deal_type is not None:
+                    raw = fields.pop("type", None)
+                    fields["type"] = (
+                        deal_type.values.get(str(raw), deal_type.default)
+                        if raw
+                        else deal_type.default
+                    )
             elif kind == "activities":
                 m = self.settings.activity_type
                 raw = fields.pop("type", None)

@@ -11,7 +11,15 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .. import ActivityTypeMapping, Duration, HttpUrl, LifecycleMapping, Secret, VendorSettings
+from .. import (
+    ActivityTypeMapping,
+    DealTypeMapping,
+    Duration,
+    HttpUrl,
+    LifecycleMapping,
+    Secret,
+    VendorSettings,
+)
 
 __all__ = [
     "BOARD_KINDS",
@@ -147,6 +155,11 @@ class MondaySettings(VendorSettings):
         ),
         description="The activities board's type column (``property``: its title) and its "
         "labels -> canonical activity type.",
+    )
+    deal_type: DealTypeMapping | None = Field(
+        default=None,
+        description="The Deals board's column (``property``: its title) and labels giving the "
+        "deal type (new, upsell, renewal); default: deals have no type.",
     )
     lifecycle: LifecycleMapping | None = Field(
         default=None,

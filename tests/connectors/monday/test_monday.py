@@ -53,19 +53,31 @@ async def test_column_titles_from_the_deployment_file_and_a_close_date_column() 
         boards={
             "deals": {"id": "1000001", "columns": {"amount": "ARR", "closed_at": "Signed on"}},
             "accounts": {"id": "1000002"},
-        }
+        },
+        deal_type={"property": "Deal type", "values": {"New": "new", "Upsell": "upsell"}},
     ) as h:
         h.fake.add_column(h.deals, "ARR", "numbers")
         h.fake.add_column(h.deals, "Signed on", "date")
+        h.fake.add_column(h.deals, "Deal type", "status", ["New", "Upsell", "Renewal"])
         deal = h.fake.create_item(
             h.deals,
             "D",
-            {"Deal stage": "Won", "ARR": 99, "Deal value": 5, "Signed on": "2026-10-03"},
+            {
+                "Deal stage": "Won",
+                "ARR": 99,
+                "Deal value": 5,
+                "Signed on": "2026-10-03",
+                "Deal type": "Upsell",
+            },
         )
+        other = h.fake.create_item(h.deals, "E", {"Deal type": "Renewal"})
         events, _ = await drain(h.connector.source.backfill(None))
-        (event,) = [e for e in events if e.id == deal]
+        by_id = {e.id: e for e in events}
+        event = by_id[deal]
         assert event.fields["amount"] == "99"
         assert event.fields["closed_at"] == "2026-10-03T00:00:00Z"
+        assert event.fields["type"] == "upsell"
+        assert by_id[other].fields["type"] == "other"
 
 
 async def test_contacts_and_activities_boards() -> None:
