@@ -302,6 +302,8 @@ class FaustPipeline:
         now = int(time.time() * 1000)
         writes: list[FieldWrite] = []
         sent = []
+        # records dated up to now are not future-dated; what came due is the tick's to report
+        self.aggregate_engine.advance(now, mark_due=False)
         for anchor, messages in parts:
             for message in messages:
                 try:
@@ -436,6 +438,7 @@ class FaustPipeline:
         if generation != self._ticked_generation:  # groups moved: write all values they own
             self._ticked_generation = generation
             self.planner.forget_windows()
+            self.aggregate_engine.forget_due()  # and find their future-dated records again
         topic = self.deltas.get_topic_name()
         mine = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
         partitions = list(range(self.deployment.runtime.faust.partitions))
@@ -447,6 +450,9 @@ class FaustPipeline:
         async with self.aggregate_stage.lock:
             now = int(time.time() * 1000)
             writes = self.planner.due_by_time(self.aggregate_engine, now, owns)  # reads only
+            if self.aggregate_engine.advance(now):  # future-dated records whose time came
+                came = self.aggregate_engine.changes(now, only_changed=False)
+                writes.extend(self.planner.plan([v for v in came if owns(v.group)], now))
             self.aggregate_store.rollback()  # drop what the evaluation cached
             await self._publish(writes)
 
