@@ -29,6 +29,7 @@ async def test_end_to_end_fields_in_monday_equal_replay(tmp_path: Path) -> None:
                     h.deals,
                     f"Deal {i}",
                     {"Deal stage": stage, "Deal value": 100 * (i + 1), "Owner": 1 + i % 2},
+                    at=int(time.time()) - 120,  # so the live change below is not future-dated
                 )
             )
         text = f"""
