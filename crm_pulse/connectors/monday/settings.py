@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .. import (
     ActivityTypeMapping,
+    ConfigModel,
     DealTypeMapping,
     Duration,
     HttpUrl,
@@ -65,13 +66,7 @@ DEFAULT_COLUMNS: dict[str, dict[str, list[str]]] = {
 as shipped in its templates; the deployment file overrides any of them per board."""
 
 
-class _Section(BaseModel):
-    """A nested section: unknown keys are errors, values immutable, inputs never echoed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-
-class MondayBoard(_Section):
+class MondayBoard(ConfigModel):
     """One board: its id and, optionally, column titles that differ from the template's."""
 
     id: str = Field(description="The board id (digits; in the board's URL).")
@@ -90,7 +85,7 @@ class MondayBoard(_Section):
         return text
 
 
-class MondayBoards(_Section):
+class MondayBoards(ConfigModel):
     """Which board holds each kind of record; a kind without a board is not read."""
 
     deals: MondayBoard | None = Field(default=None, description="The Deals board.")
@@ -110,7 +105,7 @@ class MondayBoards(_Section):
         return [(kind, board) for kind, board in boards.items() if board is not None]
 
 
-class MondayStages(_Section):
+class MondayStages(ConfigModel):
     """Which labels of the Deals board's stage (status) column close a deal."""
 
     won: list[str] = Field(
