@@ -236,7 +236,8 @@ def cmd_deadletters(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .streams.demo import run_demo
 
-    return asyncio.run(run_demo(out, seconds=args.seconds, live=not args.no_live))
+    crms = [c.strip() for c in args.crms.split(",") if c.strip()] if args.crms else None
+    return asyncio.run(run_demo(out, seconds=args.seconds, live=not args.no_live, crms=crms))
 
 
 def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -390,9 +391,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seconds", type=float, default=20.0, help="how long the live part runs")
     demo.add_argument("--no-live", action="store_true", help="no live view (logs and CI)")
+    demo.add_argument(
+        "--crms",
+        help="comma-separated CRMs to include (hubspot,pipedrive,salesforce,monday; default: all)",
+    )
     demo.set_defaults(run=cmd_demo)
 
-    sandbox = sub.add_parser("sandbox", help="serve the seeded HubSpot and Pipedrive fakes")
+    sandbox = sub.add_parser(
+        "sandbox", help="serve the seeded sandbox CRMs (HubSpot, Pipedrive, Salesforce, monday)"
+    )
     sandbox.add_argument("--seconds", type=float, default=0.0, help="stop after (0: until Ctrl-C)")
     sandbox.add_argument("--port", type=int, default=8080, help="the runtime port to print")
     sandbox.set_defaults(run=cmd_sandbox)
