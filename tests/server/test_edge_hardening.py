@@ -141,7 +141,9 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
 def pipedrive_hook(pd: Any, deal_id: str, **data: Any) -> tuple[dict[str, str], bytes]:
     headers, body = pd.fake.webhook("change", "deals", deal_id, password=HOOK_PASSWORD)
     doc = json.loads(body)
-    doc["data"].update(data)
+    # webhooks v2 carry essential fields only and the connector re-reads such records; a
+    # delivery holding every mapped field is mapped as it is, so the poison must be in one
+    doc["data"] = {**pd.fake.records["deals"][deal_id], **data}
     return headers, json.dumps(doc).encode()
 
 
