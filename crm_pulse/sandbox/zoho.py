@@ -10,7 +10,8 @@ Update Records (PUT, at most 100, per-record results, 207 when mixed); the field
 POST creating custom fields up to ``custom_field_limit``; the Deals Stage picklist with forecast
 type, category and probability); ``actions/watch`` channels (token of at most 50 characters,
 expiry at most a week else one hour) and notification deliveries; API credits per 24 hours
-with 429 when spent, and forced 429s with ``Retry-After``. API updates are notified to
+with 429 when spent (:meth:`FakeZoho.exhaust_daily`), forced 429s with ``Retry-After``, and 5xx
+or late answers on demand (:meth:`FakeZoho.fail`). API updates are notified to
 watching channels like any change (``notify_api_writes``): our own writes come back. Times carry the org's UTC offset
 and one-second resolution (a record changed twice in one second gets the next second).
 """
@@ -131,6 +132,7 @@ class FakeZoho:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.spent: list[tuple[float, int]] = []
         self._forced: list[float | None] = []
+        self._faults: list[tuple[int, float]] = []  # (status, delay) for the next calls
         self._page_tokens: dict[str, tuple[str, int, float]] = {}
         self._lock = threading.RLock()
         self._next = _ID_BASE
@@ -215,6 +217,21 @@ class FakeZoho:
         """Answer the next ``requests`` API calls with 429 (and this Retry-After)."""
         with self._lock:
             self._forced = [retry_after] * requests
+
+    def fail(self, requests: int, status: int = 500, *, delay: float = 0.0) -> None:
+        """The next ``requests`` API calls answer ``status`` (500 INTERNAL_ERROR), after
+        ``delay`` seconds (status 0: answer normally, only late)."""
+        with self._lock:
+            self._faults = [(status, delay)] * requests
+
+    def exhaust_daily(self) -> None:
+        """The org's API credits for the last 24 hours are used up (429 until restored)."""
+        with self._lock:
+            self.daily_credits = 0
+
+    def restore_daily(self, credits: int = 1_000_000) -> None:
+        with self._lock:
+            self.daily_credits = credits
 
     def write_calls(self) -> int:
         return sum(1 for m, p in self.calls if m == "PUT" and not p.startswith("/crm/v8/settings"))
@@ -314,6 +331,14 @@ class FakeZoho:
             used = sum(c for t, c in self.spent if t > now - 86400)
         if not valid:
             return _error(401, "INVALID_TOKEN", "invalid oauth token")
+        with self._lock:
+            fault = self._faults.pop(0) if self._faults else None
+        if fault is not None:
+            status, delay = fault
+            if delay:
+                await asyncio.sleep(delay)
+            if status:
+                return _error(status, "INTERNAL_ERROR", "Internal Server Error")
         if limited:
             headers = {"Retry-After": f"{forced:g}"} if forced is not None else {}
             response = _error(429, "TOO_MANY_REQUESTS", "too many requests")

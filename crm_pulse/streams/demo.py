@@ -1,9 +1,10 @@
 """``crm-pulse demo``: sandbox CRMs, the embedded runtime, a live view, and a check at the end.
 
-1. Start the sandbox (local CRM simulators with a year of one company's data).
-2. Load ``examples/demo.yaml`` with the sandbox's addresses -- keeping only the connectors and
-   write-back rules of the CRMs ``--crms`` selects (all by default) --, provision the custom
-   fields, and backfill the CRMs with a progress bar.
+1. Start the sandbox (local HubSpot, Pipedrive, Salesforce, monday and Zoho CRM fakes with a year
+   of one company's data).
+2. Load ``examples/demo.yaml`` with the sandbox's addresses (keeping only the connectors and
+   write-back rules of the CRMs ``--crms`` selects, all by default), provision the custom
+   fields, and backfill every CRM with a progress bar.
 3. Run the runtime (HTTP server, pollers, consumer, writers) while the sandbox makes live changes
    and delivers them as signed webhooks; show events/s, the metrics as they move and every field
    written back, until the time is up or Ctrl-C.
@@ -18,7 +19,6 @@ import contextlib
 import socket
 import tempfile
 import time
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,18 +29,17 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from ..config import load_config
+from ..config import load_config_text
 from ..config.models import Deployment
 from ..connectors.provisioning import required_fields
 from ..connectors.zoho.sink import MODULE as ZOHO_MODULES
 from ..metrics import Engine
 from ..metrics.events import Event
 from ..sandbox import Sandbox
-from ..sandbox.company import CRMS
 from .runtime import EmbeddedRuntime
 from .writeback import Planner
 
-__all__ = ["CRMS", "demo_config_path", "run_demo", "sandbox_values", "select_crms"]
+__all__ = ["demo_config_path", "demo_crms", "run_demo", "sandbox_values", "select_crms"]
 
 
 def demo_config_path() -> Path:
@@ -51,16 +50,21 @@ def demo_config_path() -> Path:
     return Path(str(resources.files("crm_pulse"))).parent / "examples" / "demo.yaml"
 
 
-def select_crms(path: Path, crms: Sequence[str], into: Path) -> Path:
-    """``path`` with only the connectors and write-back rules of ``crms``, written to ``into``
-    (``path`` itself when every CRM is selected)."""
-    if set(CRMS) <= set(crms):
-        return path
-    data = yaml.safe_load(path.read_text())
-    data["connectors"] = [c for c in data.get("connectors") or [] if next(iter(c)) in crms]
-    data["writeback"] = [w for w in data.get("writeback") or [] if w["target"]["connector"] in crms]
-    into.write_text(yaml.safe_dump(data, sort_keys=False))
-    return into
+def demo_crms() -> list[str]:
+    """The CRMs examples/demo.yaml connects (the connector kinds, in file order)."""
+    data = yaml.safe_load(demo_config_path().read_text(encoding="utf-8"))
+    return [next(iter(entry)) for entry in data.get("connectors") or []]
+
+
+def select_crms(text: str, crms: set[str]) -> str:
+    """The deployment file ``text`` with only the connectors, and the write-back rules aimed at
+    connectors, of the CRMs named in ``crms``."""
+    data = yaml.safe_load(text)
+    data["connectors"] = [e for e in data.get("connectors") or [] if next(iter(e)) in crms]
+    data["writeback"] = [
+        r for r in data.get("writeback") or [] if r.get("target", {}).get("connector") in crms
+    ]
+    return str(yaml.safe_dump(data, sort_keys=False))
 
 
 def _free_port() -> int:
@@ -85,6 +89,12 @@ def sandbox_values(
                 if t.field in record.properties:
                     value = record.properties[t.field]
                     out[("hubspot", t.object, rid, t.field)] = None if value == "" else float(value)
+        elif t.connector == "monday":
+            board = {"deal": "1000001", "account": "1000002"}[t.object]
+            for rid in sandbox.monday.boards[board]["items"]:
+                raw = sandbox.monday.value(rid, t.field)
+                if raw is not None:
+                    out[("monday", t.object, rid, t.field)] = float(raw)
         elif t.connector == "zoho":
             module = ZOHO_MODULES[t.object]
             for rid in sandbox.zoho.records[module]:
@@ -96,9 +106,11 @@ def sandbox_values(
                 t.object
             ]
             for rid in sandbox.pipedrive.records[entity]:
-                value = sandbox.pipedrive.custom_value(entity, rid, t.field)
-                if value is not None:
-                    out[("pipedrive", t.object, rid, t.field)] = float(value)
+                held: Any = sandbox.pipedrive.custom_value(entity, rid, t.field)
+                if isinstance(held, dict):  # a monetary field: {"value", "currency"}
+                    held = held.get("value")
+                if held is not None:
+                    out[("pipedrive", t.object, rid, t.field)] = float(held)
     return out
 
 
@@ -157,25 +169,32 @@ def _view(runtime: EmbeddedRuntime, sandbox: Sandbox, started: float, remaining:
 
 
 async def run_demo(
-    out: TextIO, *, seconds: float = 20.0, live: bool = True, crms: Sequence[str] = CRMS
+    out: TextIO, *, seconds: float = 20.0, live: bool = True, crms: list[str] | None = None
 ) -> int:
     console = Console(file=out, force_terminal=live and out.isatty(), width=110)
-    sandbox = Sandbox(crms=crms).start()
+    known = demo_crms()
+    chosen = set(crms or known)
+    if not chosen <= set(known) or not chosen:
+        console.print(
+            f"[red]crm-pulse demo: --crms takes some of {', '.join(known)}; "
+            f"not {', '.join(sorted(chosen - set(known))) or 'none'}[/red]"
+        )
+        return 2
+    sandbox = Sandbox(live=chosen).start()
     tmp = tempfile.TemporaryDirectory(prefix="crm-pulse-demo-")
     port = _free_port()
     env = sandbox.environment(str(Path(tmp.name) / "demo.sqlite"), port)
     try:
-        config = select_crms(demo_config_path(), crms, Path(tmp.name) / "demo.yaml")
-        deployment = load_config(config, env=env)
-        served = {
-            "hubspot": "DEMO_HUBSPOT_URL",
-            "pipedrive": "DEMO_PIPEDRIVE_URL",
-            "salesforce": "DEMO_SALESFORCE_URL",
-            "zoho": "DEMO_ZOHO_URL",
-        }
+        path = demo_config_path()
+        text = select_crms(path.read_text(encoding="utf-8"), chosen)
+        deployment = load_config_text(text, env=env, file=str(path), base_dir=path.parent)
         console.print(
             "[b]sandbox[/b]: "
-            + ", ".join(f"{crm} at {env[served[crm]]}" for crm in crms if crm in served)
+            + ", ".join(
+                f"{crm} at {env[f'DEMO_{crm.upper()}_URL']}"
+                for crm in sorted(chosen)
+                if f"DEMO_{crm.upper()}_URL" in env
+            )
         )
         runtime = EmbeddedRuntime(deployment)
         for name, fields in required_fields(deployment).items():

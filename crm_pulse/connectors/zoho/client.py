@@ -39,6 +39,8 @@ UPDATE_BATCH = 100
 """Records per Update Records call (Zoho's maximum)."""
 _ID = re.compile(r"^[0-9]{1,19}$")
 DAY = 24 * 3600.0
+PAUSE = 60.0
+"""Seconds a caller pauses after 429s that named no wait outlasted the retries."""
 
 
 def check_id(value: Any, what: str = "record id") -> str:
@@ -196,9 +198,16 @@ class ZohoClient:
         def worth_retrying(error: CrmPulseError) -> bool:
             return retry and isinstance(error, RetriableError)
 
-        return await retrying(
-            f"Zoho {what}", once, self.backoff, retry_on=worth_retrying, sleep=self.sleep
-        )
+        try:
+            return await retrying(
+                f"Zoho {what}", once, self.backoff, retry_on=worth_retrying, sleep=self.sleep
+            )
+        except RateLimited as exc:
+            if exc.retry_after is not None:
+                raise
+            # still refused after the backoff and Zoho named no wait (its daily credits, say):
+            # the caller pauses a minute rather than hammering
+            raise RateLimited(str(exc), PAUSE) from None
 
     # ------------------------------------------------------------------ records
     async def list_page(

@@ -7,6 +7,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
+
 from crm_pulse.connectors.protocols import FieldSpec, WebhookRequest
 from crm_pulse.connectors.zoho import ZohoConnector
 from crm_pulse.connectors.zoho.settings import ZohoSettings
@@ -20,9 +22,17 @@ FIELD = "Win rate"
 ACCOUNT = {"name": "ACME", "id": "5725767000000300001"}
 
 
+async def _instant(seconds: float) -> None:
+    return None
+
+
+SLOW = 1.2
+
+
 class ZohoHarness(Harness):
     kind = "zoho"
     records_per_call = 100
+    faults = True
 
     def __init__(self, fake: FakeZoho, server: FakeServer, connector: ZohoConnector) -> None:
         self.fake = fake
@@ -80,6 +90,22 @@ class ZohoHarness(Harness):
 
     def rate_limit(self, requests: int, retry_after: float) -> None:
         self.fake.rate_limit(requests, retry_after)
+
+    def server_errors(self, requests: int) -> None:
+        self.connector.client.sleep = _instant
+        self.fake.fail(requests, 500)
+
+    def slow_answers(self, requests: int) -> None:
+        self.connector.client.sleep = _instant
+        self.connector.client.http.timeout = httpx.Timeout(SLOW / 4)
+        self.fake.fail(requests, 0, delay=SLOW)
+
+    def exhaust_daily(self) -> None:
+        self.connector.client.sleep = _instant
+        self.fake.exhaust_daily()
+
+    def restore_daily(self) -> None:
+        self.fake.restore_daily()
 
     def new_field(self) -> FieldSpec:
         return FieldSpec("deal", "Conformance score", "Conformance score")
