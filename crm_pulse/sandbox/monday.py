@@ -657,8 +657,8 @@ class FakeMonday:
         }
 
     def _text(self, column: dict[str, Any], raw: Any) -> str | None:
-        if raw is None:
-            return None if column["type"] == "status" else ""
+        if raw is None:  # empty: status text is null, board_relation's always, others ""
+            return None if column["type"] in ("status", "board_relation") else ""
         kind = column["type"]
         if kind == "status":
             return str(column["settings"]["labels"].get(str(raw["index"])))
@@ -667,11 +667,9 @@ class FakeMonday:
         if kind == "date":
             return f"{raw['date']} {raw['time'] or ''}".strip()
         if kind == "board_relation":
-            return ", ".join(
-                self.items[str(p["linkedPulseId"])]["name"]
-                for p in raw["linkedPulseIds"]
-                if str(p["linkedPulseId"]) in self.items
-            )
+            # column values v2: connect boards (and mirror, dependency) text is always null
+            # (changelog, 2023-10 hotfix "returns "" instead of null for most empty values")
+            return None
         if kind == "email":
             return str(raw["email"])
         return str(raw)
