@@ -69,8 +69,19 @@ class SQLiteStore:
 
     # persistence ----------------------------------------------------------------------
     def load(self, conn: sqlite3.Connection) -> None:
-        """Replace memory with the committed state."""
-        self._data = {_loads(k): _loads(v) for k, v in conn.execute("SELECT key, value FROM state")}
+        """Replace memory with the committed state; ValueError naming the first bad entry."""
+        data: dict[Key, Any] = {}
+        for text, k, v in conn.execute("SELECT k, key, value FROM state"):
+            try:
+                key, value = _loads(k), _loads(v)
+            except Exception as exc:
+                raise ValueError(f"key {str(text)[:60]!r}: not readable ({exc})") from None
+            if not isinstance(key, tuple) or not key or not isinstance(key[0], str):
+                raise ValueError(f"key {str(text)[:60]!r}: not a state key")
+            if not isinstance(value, int | float | list | dict | tuple | str | datetime.date):
+                raise ValueError(f"key {str(text)[:60]!r}: a value of type {type(value).__name__}")
+            data[key] = value
+        self._data = data
         self._dirty.clear()
 
     @property
