@@ -22,6 +22,7 @@ from ..metrics.engine import Engine
 from ..metrics.report import MetricValue
 from .database import Database
 from .log import consumed_position, last_position, read_events
+from .pollers import first_read_position
 from .state import SQLiteStore
 from .writeback import Planner, SQLiteOutbox
 
@@ -91,11 +92,15 @@ class Consumer:
         for _, event in rows:
             if self.engine.apply(event):
                 applied += 1
-        changed = self.engine.changes(as_of)
-        writes = self.planner.plan(changed, as_of)
-        planned = SQLiteOutbox.put(conn, writes, now, self.debounce)
         if rows:
             position = rows[-1][0]
+        changed = self.engine.changes(as_of)
+        if self._first_reads(conn, position):  # the first writes: every rule's whole value
+            writes = self.planner.due_by_time(self.engine, as_of)
+        else:
+            writes = self.planner.plan(changed, as_of)
+        planned = SQLiteOutbox.put(conn, writes, now, self.debounce)
+        if rows:
             total_applied, total_events = self._counters(conn)
             Database.set_meta(conn, "consumed", str(position))
             Database.set_meta(conn, "applied", str(total_applied + applied))
@@ -107,12 +112,23 @@ class Consumer:
             len(rows), applied, len(changed), planned, position, last_position(conn) - position
         )
 
+    def _first_reads(self, conn: sqlite3.Connection, position: int) -> bool:
+        """Tell the planner of sources whose first read is now applied (the first-read rule:
+        :mod:`~crm_pulse.streams.writeback.planner`); True when writes may now begin."""
+        became_ready = False
+        for source in sorted(self.planner.waiting_for):
+            done = first_read_position(conn, source)
+            if done is not None and done <= position:
+                became_ready = self.planner.first_read_done(source) or became_ready
+        return became_ready
+
     def tick(self) -> int:
         """Plan the writes that time alone calls for (rollover, rolling windows)."""
 
         def run(conn: sqlite3.Connection) -> int:
             now = self.clock()
             as_of = int(now * 1000)
+            self._first_reads(conn, consumed_position(conn))
             writes = self.planner.due_by_time(self.engine, as_of)
             changed = self.engine.changes(as_of)
             writes.extend(self.planner.plan(changed, as_of))

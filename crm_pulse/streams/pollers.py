@@ -21,9 +21,9 @@ from typing import Any
 from ..connectors.protocols import Cursor, Page, Source
 from ..errors import FatalError, RateLimited, RetriableError, SkippableError
 from .database import Database
-from .log import append_events
+from .log import append_events, last_position
 
-__all__ = ["Poller", "PollerStats", "load_cursor"]
+__all__ = ["Poller", "PollerStats", "first_read_position", "load_cursor"]
 
 log = logging.getLogger("crm_pulse.pollers")
 
@@ -49,6 +49,19 @@ def _save_cursor(
         "updated_ms = excluded.updated_ms",
         (connector, mode, json.dumps(cursor, sort_keys=True), now_ms),
     )
+
+
+def _mark_first_read(conn: sqlite3.Connection, connector: str, now_ms: int) -> None:
+    """The source's first complete read is in the log, up to its current end."""
+    if load_cursor(conn, connector, _DONE) is None:
+        cursor = {"at_ms": now_ms, "position": last_position(conn)}
+        _save_cursor(conn, connector, _DONE, cursor, now_ms)
+
+
+def first_read_position(conn: sqlite3.Connection, connector: str) -> int | None:
+    """Where the log held the source's whole first read (None: not finished yet)."""
+    done = load_cursor(conn, connector, _DONE)
+    return None if done is None else int(done.get("position", 0))
 
 
 @dataclass
@@ -115,7 +128,7 @@ class Poller:
         def finish(conn: sqlite3.Connection) -> None:
             if load_cursor(conn, self.connector, "poll") is None:
                 _save_cursor(conn, self.connector, "poll", final, now_ms)
-            _save_cursor(conn, self.connector, _DONE, {"at_ms": now_ms}, now_ms)
+            _mark_first_read(conn, self.connector, now_ms)
 
         await self.db.run(self.db.transaction(finish))
         self.stats.cursor = await self.db.run(
@@ -134,6 +147,12 @@ class Poller:
             count += len(page.events)
         self.stats.last_ok_ms = int(self.clock() * 1000)
         self.stats.last_error = ""
+        if not self.stats.backfilled:  # a poll from no cursor reads everything: a first read
+            now_ms = self.stats.last_ok_ms
+            await self.db.run(
+                self.db.transaction(lambda conn: _mark_first_read(conn, self.connector, now_ms))
+            )
+            self.stats.backfilled = True
         return count
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -75,7 +75,11 @@ class EmbeddedRuntime:
         self.clock = clock
         self.db = Database(state_path or self.settings.state_path)
         self.catalog = deployment.catalog()
-        self.planner = Planner(deployment.writeback, self.catalog)
+        self.connectors = (
+            dict(connectors) if connectors is not None else build_connectors(deployment)
+        )
+        pulled = [n for n, c in self.connectors.items() if c.source is not None]
+        self.planner = Planner(deployment.writeback, self.catalog, sources=pulled)
         self.consumer = Consumer(
             self.db,
             self.catalog,
@@ -84,9 +88,6 @@ class EmbeddedRuntime:
             debounce=self.settings.debounce,
             clock=clock,
             on_changes=self._remember_changes,
-        )
-        self.connectors = (
-            dict(connectors) if connectors is not None else build_connectors(deployment)
         )
         self.outbox = SQLiteOutbox(self.db)
         retry = self.settings.retry
