@@ -70,7 +70,7 @@ def load_config(
 ) -> Deployment:
     """Load and validate a deployment file; raise ConfigError listing every problem.
 
-    ``env`` defaults to ``os.environ``. With ``resolve_secrets=False`` no variable is read: the
+    ``env`` defaults to ``os.environ`` over the ``.env`` files (:mod:`.discovery`). With ``resolve_secrets=False`` no variable is read: the
     references stay unresolved and values that depend on them are not checked (for commands
     such as ``replay`` that only need the metrics section).
     """
@@ -83,6 +83,10 @@ def load_config(
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError([ConfigProblem("", f"cannot read the file: {reason}", file)]) from None
+    if env is None and resolve_secrets:
+        from .discovery import environment_for
+
+        env = environment_for(file)  # the .env beside the file, then the environment
     return load_config_text(
         text,
         file=file,

@@ -93,6 +93,23 @@ class Sandbox:
             "DEMO_LISTEN": f"127.0.0.1:{port}",
         }
 
+    def crm_environment(self) -> dict[str, str]:
+        """The variables a file written by ``crm-pulse init --sandbox`` reads."""
+        return {
+            "HUBSPOT_URL": self._hs_server.url,
+            "HUBSPOT_TOKEN": self.hubspot.token,
+            "HUBSPOT_APP_SECRET": self.hubspot.app_secret,
+            "HUBSPOT_HOME_RECORD": HOME_COMPANY,
+            "PIPEDRIVE_URL": self._pd_server.url,
+            "PIPEDRIVE_TOKEN": self.pipedrive.token,
+            "PIPEDRIVE_WEBHOOK_PASSWORD": self.pipedrive.webhook_password,
+            "PIPEDRIVE_HOME_RECORD": HOME_ORGANIZATION,
+            "SALESFORCE_URL": self._sf_server.url,
+            "SALESFORCE_SESSION": self.salesforce.session_id,
+            "SALESFORCE_HOME_RECORD": self.sf_home,
+            "CRM_PULSE_SANDBOX_CA": str(self.ca.cert_path),
+        }
+
     # ------------------------------------------------------------ the company's year
     def _ago(self, days: float) -> int:
         return self.now_ms - int(days * DAY)
