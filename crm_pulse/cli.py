@@ -119,6 +119,12 @@ def _deployment(path: str, *, secrets: bool = True) -> Deployment:
     return load_config(path, resolve_secrets=secrets)
 
 
+def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.doctor import doctor
+
+    return asyncio.run(doctor(_deployment(args.config), out, timeout=args.timeout))
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .streams import commands
 
@@ -302,6 +308,14 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(check)
     check.set_defaults(run=cmd_check)
 
+    doctor = sub.add_parser(
+        "doctor",
+        help="try the deployment against its CRMs: credentials, fields, webhooks, listen address",
+    )
+    _config_option(doctor)
+    doctor.add_argument("--timeout", type=float, default=20.0, help="seconds per CRM check")
+    doctor.set_defaults(run=cmd_doctor)
+
     run = sub.add_parser(
         "run",
         help="run a deployment: receive and poll events, keep the metrics, write them back",
@@ -367,7 +381,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_DISCOVERS_CONFIG = {"check", "run", "worker", "report", "backfill", "provision"}
+_DISCOVERS_CONFIG = {"check", "doctor", "run", "worker", "report", "backfill", "provision"}
 
 
 def main(

@@ -210,7 +210,7 @@ def _partial_checks(
     except ValidationError:
         return []
     deployment._source_file = file
-    found = []
+    found = _metrics_of_failed_rules(data, bad_items, deployment)
     for problem in deployment.check_references():
         path = parse_path(problem.path)
         if path and path[0] in renumber and len(path) > 1 and isinstance(path[1], int):
@@ -222,6 +222,30 @@ def _partial_checks(
             if "metrics" in failed and what in ("metric", "group", "window"):
                 continue
         found.append((path, problem.message))
+    return found
+
+
+def _metrics_of_failed_rules(
+    data: dict[str, Any], bad_items: set[tuple[Any, Any]], deployment: Deployment
+) -> list[tuple[KeyPath, str]]:
+    """An unknown metric in a write-back rule that failed for another reason (a bad window,
+    say): reported with it, not after the window is fixed."""
+    rules = data.get("writeback")
+    if not isinstance(rules, list):
+        return []
+    try:
+        known = set(deployment.catalog().metrics)
+    except ConfigError:
+        return []
+    found: list[tuple[KeyPath, str]] = []
+    for kind, i in sorted(bad_items, key=lambda k: (str(k[0]), k[1])):
+        if kind != "writeback" or not isinstance(rules[i], dict):
+            continue
+        metric = rules[i].get("metric")
+        if isinstance(metric, str) and metric and metric not in known:
+            hint = difflib.get_close_matches(metric, sorted(known), n=1)
+            more = f" (did you mean {hint[0]!r}?)" if hint else ""
+            found.append((("writeback", i, "metric"), f"unknown metric {metric!r}{more}"))
     return found
 
 

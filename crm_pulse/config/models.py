@@ -23,6 +23,7 @@ accepted as a plain mapping that the plugin validates itself when it is built.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
@@ -300,6 +301,15 @@ class ConnectorSettings(ConfigModel):
             return {**data, "name": cls.KIND}
         return data
 
+    def target_problems(self, object: str, field: str) -> list[str]:
+        """Why this CRM cannot hold ``object.field`` as a write-back target (what ``provision``
+        would refuse), found without asking the CRM; [] when nothing is known against it."""
+        return []
+
+    def webhook_hint(self) -> str | None:
+        """What to set so that this connector takes webhooks (None: set, or it has none)."""
+        return None
+
 
 class VendorSettings(ConnectorSettings):
     """Settings shared by the CRM connectors (HubSpot, Salesforce, Pipedrive)."""
@@ -416,6 +426,22 @@ class HubSpotSettings(VendorSettings):
         default_factory=HubSpotMapping, description="How records map to canonical ones."
     )
 
+    def webhook_hint(self) -> str | None:
+        if self.app_secret is None:
+            return "set app_secret: ${HUBSPOT_APP_SECRET} (the app's client secret)"
+        return None
+
+    def target_problems(self, object: str, field: str) -> list[str]:
+        if object.lower() in ("owners", "owner", "users", "user"):
+            return [
+                f"HubSpot {object} take no custom properties: write per-rep values to a custom "
+                "object with one record per rep (target.records), or to deal or company "
+                "properties"
+            ]
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", field):
+            return [f"HubSpot property names are lower case letters, digits and _, got {field!r}"]
+        return []
+
 
 SalesforceObject = Literal["Account", "Contact", "Lead", "Opportunity", "Case", "Task", "Event"]
 
@@ -528,6 +554,18 @@ class SalesforceSettings(VendorSettings):
             return f"{float(value):.1f}"  # YAML reads 59.0 as a number
         return value
 
+    def webhook_hint(self) -> str | None:
+        if self.outbound_messages is None:
+            return "set outbound_messages: {organization_id, secret} (README: Connect Salesforce)"
+        return None
+
+    def target_problems(self, object: str, field: str) -> list[str]:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*__c", field):
+            return [f"a Salesforce custom field's API name ends in __c, got {field!r}"]
+        if len(field) > 43:
+            return [f"Salesforce API names are at most 40 characters before __c: {field!r}"]
+        return []
+
     @model_validator(mode="after")
     def _one_login(self) -> SalesforceSettings:
         client = self.client_id is not None or self.client_secret is not None
@@ -618,6 +656,28 @@ class PipedriveSettings(VendorSettings):
     mapping: PipedriveMapping = Field(
         default_factory=PipedriveMapping, description="How records map to canonical ones."
     )
+
+    def webhook_hint(self) -> str | None:
+        if self.webhook_password is None:
+            return "set webhook_user and webhook_password: ${PIPEDRIVE_WEBHOOK_PASSWORD}"
+        return None
+
+    def target_problems(self, object: str, field: str) -> list[str]:
+        if object.lower() in ("user", "users"):
+            return [
+                "Pipedrive users take no custom fields: write per-rep values to a record "
+                "mapped with target.records (each rep's scorecard organization, say)"
+            ]
+        if object.lower() not in (
+            "deal",
+            "deals",
+            "person",
+            "persons",
+            "organization",
+            "organizations",
+        ):
+            return [f"Pipedrive custom fields live on deal, person or organization, not {object!r}"]
+        return []
 
     @model_validator(mode="after")
     def _webhook_pair(self) -> PipedriveSettings:
@@ -1421,6 +1481,9 @@ class Deployment(ConfigModel):
                     f"{t.connector!r} is an {entry.kind} ingress: it receives, nothing is "
                     "written to it",
                 )
+            elif isinstance(entry.settings, ConnectorSettings):
+                for message in entry.settings.target_problems(t.object, t.field):
+                    add((*here, "target", "object"), message)
             key = (t.connector, t.object, t.field, t.record, repr(t.match))
             if key in targets:
                 add(
