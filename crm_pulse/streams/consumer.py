@@ -60,6 +60,10 @@ class Consumer:
         self.debounce = debounce
         self.clock = clock
         self.on_changes = on_changes
+        self.changed: dict[str, int] = {}
+        """Per source, events that moved a metric since the start."""
+        self.unchanged: dict[str, int] = {}
+        """Per source, events that moved nothing (re-reads, our own writes coming back)."""
         self.store = SQLiteStore()
         self.engine = Engine(catalog, self.store, windows)
         self.db.call(self._load)
@@ -89,16 +93,21 @@ class Consumer:
         position = consumed_position(conn)
         rows = read_events(conn, position, limit)
         applied = 0
+        changed: dict[str, int] = {}
+        unchanged: dict[str, int] = {}
         for _, event in rows:
-            if self.engine.apply(event):
+            moved = self.engine.apply_counted(event)
+            if moved is not None:
                 applied += 1
+            counts = changed if moved else unchanged
+            counts[event.source] = counts.get(event.source, 0) + 1
         if rows:
             position = rows[-1][0]
-        changed = self.engine.changes(as_of)
+        values = self.engine.changes(as_of)
         if self._first_reads(conn, position):  # the first writes: every rule's whole value
             writes = self.planner.due_by_time(self.engine, as_of)
         else:
-            writes = self.planner.plan(changed, as_of)
+            writes = self.planner.plan(values, as_of)
         planned = SQLiteOutbox.put(conn, writes, now, self.debounce)
         if rows:
             total_applied, total_events = self._counters(conn)
@@ -106,10 +115,14 @@ class Consumer:
             Database.set_meta(conn, "applied", str(total_applied + applied))
             Database.set_meta(conn, "consumed_events", str(total_events + len(rows)))
         self.store.flush(conn)
-        if changed and self.on_changes is not None:
-            self.on_changes(changed)
+        for source, n in changed.items():  # for display: a failed commit may count twice
+            self.changed[source] = self.changed.get(source, 0) + n
+        for source, n in unchanged.items():
+            self.unchanged[source] = self.unchanged.get(source, 0) + n
+        if values and self.on_changes is not None:
+            self.on_changes(values)
         return BatchResult(
-            len(rows), applied, len(changed), planned, position, last_position(conn) - position
+            len(rows), applied, len(values), planned, position, last_position(conn) - position
         )
 
     def _first_reads(self, conn: sqlite3.Connection, position: int) -> bool:

@@ -23,7 +23,7 @@ from ..errors import FatalError, RateLimited, RetriableError, SkippableError
 from .database import Database
 from .log import append_events, last_position
 
-__all__ = ["Poller", "PollerStats", "first_read_position", "load_cursor"]
+__all__ = ["Cycle", "Poller", "PollerStats", "first_read_position", "load_cursor"]
 
 log = logging.getLogger("crm_pulse.pollers")
 
@@ -64,6 +64,18 @@ def first_read_position(conn: sqlite3.Connection, connector: str) -> int | None:
     return None if done is None else int(done.get("position", 0))
 
 
+@dataclass(frozen=True)
+class Cycle:
+    """One finished backfill or poll: what it read and where the log ended after it."""
+
+    connector: str
+    kind: str  # "backfill" or "poll"
+    read: int
+    pages: int
+    seconds: float
+    position: int
+
+
 @dataclass
 class PollerStats:
     events: int = 0
@@ -87,6 +99,7 @@ class Poller:
         *,
         clock: Callable[[], float] = time.time,
         on_stored: Callable[[], None] | None = None,
+        on_cycle: Callable[[Cycle], None] | None = None,
     ) -> None:
         self.db = db
         self.connector = connector
@@ -94,6 +107,7 @@ class Poller:
         self.interval = interval
         self.clock = clock
         self.on_stored = on_stored
+        self.on_cycle = on_cycle
         self.stats = PollerStats()
         self.stats.cursor = db.call(lambda: load_cursor(db.conn, connector, "poll"))
         self.stats.backfilled = db.call(lambda: load_cursor(db.conn, connector, _DONE)) is not None
@@ -114,6 +128,7 @@ class Poller:
     async def backfill(self, progress: Callable[[int], None] | None = None) -> int:
         """Pull all history (resuming an interrupted backfill); returns the events stored."""
         start = await self.db.run(lambda: load_cursor(self.db.conn, self.connector, "backfill"))
+        began, pages = self.clock(), self.stats.pages
         count = 0
         last: Cursor | None = start
         async for page in self.source.backfill(start):
@@ -135,11 +150,19 @@ class Poller:
             lambda: load_cursor(self.db.conn, self.connector, "poll")
         )
         self.stats.backfilled = True
+        await self._cycle("backfill", count, self.stats.pages - pages, began)
         return count
+
+    async def _cycle(self, kind: str, read: int, pages: int, began: float) -> None:
+        if self.on_cycle is not None:
+            position = await self.db.run(lambda: last_position(self.db.conn))
+            seconds = self.clock() - began
+            self.on_cycle(Cycle(self.connector, kind, read, pages, seconds, position))
 
     async def poll_once(self) -> int:
         """One incremental pass from the stored cursor; returns the events stored."""
         self.stats.last_poll_ms = int(self.clock() * 1000)
+        began, pages = self.clock(), self.stats.pages
         count = 0
         async for page in self.source.poll(self.stats.cursor):
             await self._store(page, "poll")
@@ -153,6 +176,7 @@ class Poller:
                 self.db.transaction(lambda conn: _mark_first_read(conn, self.connector, now_ms))
             )
             self.stats.backfilled = True
+        await self._cycle("poll", count, self.stats.pages - pages, began)
         return count
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -169,6 +193,10 @@ class Poller:
                 wait = max(wait, exc.retry_after or 0.0)
                 self.stats.last_error = f"rate limited: {exc}"
             except (RetriableError, SkippableError, OSError) as exc:
+                if not self.stats.last_ok_ms and not self.stats.backfilled:
+                    # never read at all: a wrong URL or a CRM that is down is the operator's
+                    # to fix (crm-pulse doctor); once running, outages are waited out
+                    raise FatalError(f"{self.connector}: {exc}") from None
                 failures += 1
                 wait = min(300.0, self.interval * 2 ** min(failures, 8))
                 self.stats.last_error = str(exc)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,7 @@ from typing import Any
 from ..config.models import Deployment
 from ..connectors.protocols import Connector, FieldWrite, Sink
 from ..connectors.registry import build_connector
+from ..errors import FatalError
 from ..metrics.calendar import CURRENT, Window, WindowSpec
 from ..metrics.events import Event
 from ..metrics.report import MetricValue, evaluate, json_number
@@ -34,7 +36,7 @@ from .consumer import BatchResult, Consumer
 from .database import Database
 from .inbox import SQLiteInbox
 from .log import append_events, consumed_position, last_position
-from .pollers import Poller
+from .pollers import Cycle, Poller
 from .writeback import Backoff, Planner, SQLiteOutbox, Writer
 
 __all__ = ["EmbeddedRuntime", "build_connectors"]
@@ -80,6 +82,10 @@ class EmbeddedRuntime:
         )
         pulled = [n for n, c in self.connectors.items() if c.source is not None]
         self.planner = Planner(deployment.writeback, self.catalog, sources=pulled)
+        self._cycles: list[Cycle] = []  # finished reads, logged once the consumer applied them
+        self._reported: dict[str, tuple[int, int]] = {}
+        self._said_ready = False
+        self._position = self.db.call(lambda: consumed_position(self.db.conn))
         self.consumer = Consumer(
             self.db,
             self.catalog,
@@ -111,6 +117,7 @@ class EmbeddedRuntime:
                 _poll_interval(c),
                 clock=clock,
                 on_stored=self.wake,
+                on_cycle=self._cycles.append,
             )
             for name, c in self.connectors.items()
             if c.source is not None
@@ -159,13 +166,78 @@ class EmbeddedRuntime:
 
     async def consume(self) -> BatchResult:
         """One batch through the engine (one transaction)."""
-        result = await self.db.run(lambda: self.consumer.step(self.settings.batch_size))
+        # a batch never crosses the end of a finished read, so its line counts exactly its events
+        if self._cycles:
+            self._log_cycles(self._position)  # reads that ended where the consumer stands
+        ahead = [c.position - self._position for c in self._cycles if c.position > self._position]
+        limit = min([self.settings.batch_size, *ahead])
+        result = await self.db.run(lambda: self.consumer.step(limit))
+        self._position = result.position
         self.consumed_events += result.events
+        if self._cycles:
+            self._log_cycles(result.position)
         self.planned_writes += result.planned
         if result.planned:
             for writer in self.writers.values():
                 writer.wake()
         return result
+
+    def _log_cycles(self, consumed: int) -> None:
+        """One line per finished backfill or poll, once the consumer applied what it read:
+        records read, and of the events applied since the last line for that source, how many
+        moved a metric and how many changed nothing (re-reads, our own writes coming back)."""
+        waiting = []
+        for c in self._cycles:
+            if c.position > consumed:
+                waiting.append(c)
+                continue
+            changed = self.consumer.changed.get(c.connector, 0)
+            unchanged = self.consumer.unchanged.get(c.connector, 0)
+            was = self._reported.get(c.connector, (0, 0))
+            self._reported[c.connector] = (changed, unchanged)
+            log.info(
+                "%s %s: %d record(s) read in %.1f s; %d changed a metric, %d unchanged",
+                c.connector,
+                c.kind,
+                c.read,
+                c.seconds,
+                changed - was[0],
+                unchanged - was[1],
+            )
+            if not self.planner.ready and c.connector not in self.planner.waiting_for:
+                log.info(
+                    "%s: first complete read applied; waiting for %s before writing",
+                    c.connector,
+                    ", ".join(sorted(self.planner.waiting_for)),
+                )
+        self._cycles[:] = waiting  # the pollers hold this very list
+        if self.planner.ready and not self._said_ready and self.pollers:
+            self._said_ready = True
+            log.info("every source finished its first complete read: writing values now")
+
+    def startup_summary(self) -> list[str]:
+        """What ``run`` says when it starts (names, addresses and counts; no secret)."""
+        host = self.settings.host
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{shown}:{self.http_port or self.settings.port}"
+        kinds = ", ".join(f"{n} ({c.kind})" for n, c in self.connectors.items()) or "none"
+        targets: dict[str, int] = {}
+        for rule in self.deployment.writeback:
+            targets[rule.target.connector] = targets.get(rule.target.connector, 0) + 1
+        rules = ", ".join(f"{n} {k}" for n, k in targets.items())
+        lines = [
+            f"listening on {url} (status page {url}/, JSON {url}/status, Prometheus {url}/metrics)",
+            f"connectors: {kinds}",
+            f"write-back rules: {len(self.deployment.writeback)}"
+            + (f" ({rules})" if rules else ""),
+            f"state file: {self.db.path}",
+        ]
+        if self.planner.waiting_for:
+            lines.append(
+                "nothing is written until these sources finished their first complete read: "
+                + ", ".join(sorted(self.planner.waiting_for))
+            )
+        return lines
 
     async def consume_all(self) -> int:
         """Consume until the log has no backlog; returns the events consumed."""
@@ -229,7 +301,19 @@ class EmbeddedRuntime:
         """
         await self.load_config_events()
         await self.consume_all()  # catch up first, so the first tick sees current values
-        server = await serve(self) if serve is not None else None
+        try:
+            server = await serve(self) if serve is not None else None
+        except OSError as exc:
+            await self.close()
+            listen = self.settings.listen
+            if exc.errno == errno.EADDRINUSE:
+                raise FatalError(
+                    f"cannot listen on {listen}: the address is in use by another process "
+                    "(stop it, or change runtime.listen)"
+                ) from None
+            raise FatalError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+        for line in self.startup_summary():
+            log.info(line)
         if backfill_first:
             for poller in self.pollers.values():
                 if not poller.stats.backfilled:
@@ -250,7 +334,7 @@ class EmbeddedRuntime:
         failed = [t for t in done if t is not waiter and t.exception() is not None]
         if failed:
             self.unhealthy = f"{failed[0].get_name()} stopped: {failed[0].exception()}"
-            log.error("a runtime task failed; stopping", extra={"reason": self.unhealthy})
+            log.error("stopping: %s", self.unhealthy)
         # drain: no new requests, then finish what was accepted
         if server is not None:
             await server.stop()
@@ -265,9 +349,9 @@ class EmbeddedRuntime:
             await self.flush_writes(drain=True)
         await self.close()
         if failed:
-            exc = failed[0].exception()
-            assert exc is not None
-            raise exc
+            error = failed[0].exception()
+            assert error is not None
+            raise error
 
     async def close(self) -> None:
         for connector in self.connectors.values():
@@ -354,7 +438,11 @@ class EmbeddedRuntime:
         uptime = max(now - self.started_ms / 1000, 1e-9)
         connectors: dict[str, Any] = {}
         for name in self.connectors:
-            item: dict[str, Any] = {"kind": self.connectors[name].kind}
+            item: dict[str, Any] = {
+                "kind": self.connectors[name].kind,
+                "changed": self.consumer.changed.get(name, 0),
+                "unchanged": self.consumer.unchanged.get(name, 0),
+            }
             poller = self.pollers.get(name)
             if poller is not None:
                 st = poller.stats
@@ -381,6 +469,8 @@ class EmbeddedRuntime:
         return {
             "connectors": connectors,
             "events_per_second": round(self.consumed_events / uptime, 3),
+            "changes_per_second": round(sum(self.consumer.changed.values()) / uptime, 3),
+            "first_reads_pending": sorted(self.planner.waiting_for),
             "backlog": db["log_position"] - db["consumed_position"],
             **db,
             "inbox_accepted": self.inbox.accepted,

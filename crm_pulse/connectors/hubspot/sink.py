@@ -72,7 +72,10 @@ class HubSpotSink:
             elif failure is None:
                 results.append(WriteResult(w, ok=True))
             else:
-                results.append(WriteResult(w, ok=False, retriable=failure[1], reason=failure[0]))
+                reason = failure[0]
+                if "does not exist" in reason and "roperty" in reason:
+                    reason += ": run `crm-pulse provision` to create it"
+                results.append(WriteResult(w, ok=False, retriable=failure[1], reason=reason))
         return results
 
 

@@ -38,6 +38,8 @@ def _reason(result: dict[str, Any]) -> tuple[str, bool]:
     message = str(first.get("message") or "")
     fields = first.get("fields") or []
     where = f" (fields {', '.join(map(str, fields))})" if fields else ""
+    if code == "INVALID_FIELD":
+        where += ": run `crm-pulse provision` to create it"
     return f"{code}: {message}{where}".strip(), code in RETRIABLE_CODES
 
 

@@ -8,7 +8,8 @@
   ``None`` (an undefined metric) for a field never written: what the field holds is not ours.
 * The writer takes due rows (:meth:`due`) and reports back (:meth:`settle`): written values are
   remembered in ``written``; failures are retried at a later due time or moved to
-  ``dead_letters`` with their reason. A row replaced while its write was in flight (``seq``
+  ``dead_letters`` with their reason (a field written later drops its dead letters: after
+  ``crm-pulse provision`` created a missing field, the count goes back down). A row replaced while its write was in flight (``seq``
   changed) stays, so the newer value is still sent.
 
 Both runtimes use it: the embedded runtime on its state file, a Faust writer on a local file.
@@ -141,6 +142,11 @@ class SQLiteOutbox:
                         "DELETE FROM outbox WHERE connector=? AND object=? AND record_id=? "
                         "AND field=? AND seq=?",
                         match,
+                    )
+                    conn.execute(  # a field written since: its dead letters are history
+                        "DELETE FROM dead_letters WHERE connector=? AND object=? AND record_id=? "
+                        "AND field=?",
+                        key,
                     )
                 elif o.kind == "retry":
                     conn.execute(
