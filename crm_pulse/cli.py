@@ -187,7 +187,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .connectors.sandbox import Sandbox
+    from .sandbox import Sandbox
     from .streams.demo import demo_config_path
 
     sandbox = Sandbox().start()

@@ -11,9 +11,8 @@ import pytest
 
 from crm_pulse import cli
 from crm_pulse.config import load_config_text
-from crm_pulse.connectors.hubspot.fake import FakeHubSpot
-from crm_pulse.connectors.testing import FakeServer, TestCA
 from crm_pulse.errors import RetriableError
+from crm_pulse.sandbox import FakeHubSpot, FakeServer, TestCA
 from crm_pulse.streams.doctor import doctor
 from crm_pulse.streams.runtime import build_connectors
 

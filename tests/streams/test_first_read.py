@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from crm_pulse.config import load_config_text
-from crm_pulse.connectors.hubspot.fake import FakeHubSpot, iso_ms
 from crm_pulse.connectors.protocols import Connector, Cursor, FieldWrite, Page
-from crm_pulse.connectors.testing import FakeServer, TestCA
 from crm_pulse.metrics import Engine
 from crm_pulse.metrics.events import Event
+from crm_pulse.sandbox import FakeServer, TestCA
+from crm_pulse.sandbox.hubspot import FakeHubSpot, iso_ms
 from crm_pulse.streams.database import Database
 from crm_pulse.streams.runtime import EmbeddedRuntime
 from crm_pulse.streams.writeback import Planner, SQLiteOutbox

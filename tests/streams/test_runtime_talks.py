@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from crm_pulse.config import load_config_text
-from crm_pulse.connectors.hubspot.fake import FakeHubSpot
 from crm_pulse.connectors.protocols import Connector, FieldWrite
-from crm_pulse.connectors.testing import FakeServer, TestCA
+from crm_pulse.sandbox import FakeHubSpot, FakeServer, TestCA
 from crm_pulse.streams import commands
 from crm_pulse.streams.database import Database
 from crm_pulse.streams.http import serve_runtime
