@@ -6,7 +6,7 @@ through a pipeline with new business, upsells and renewals, tickets, calls, meet
 e-mails, NPS and CSAT answers), and can then make live changes and deliver them as signed
 webhooks (HubSpot v3 signatures, Pipedrive HTTP Basic) to a runtime.
 
-``environment()`` gives the variables ``examples/demo.yaml`` reads (URLs, tokens, secrets).
+``environment()`` gives the variables ``demo.yaml`` (beside this module) reads (URLs, tokens, secrets).
 """
 
 from __future__ import annotations

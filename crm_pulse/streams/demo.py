@@ -1,7 +1,7 @@
 """``crm-pulse demo``: sandbox CRMs, the embedded runtime, a live view, and a check at the end.
 
 1. Start the sandbox (local HubSpot and Pipedrive fakes with a year of one company's data).
-2. Load ``examples/demo.yaml`` with the sandbox's addresses, provision the custom fields, and
+2. Load the demo deployment (``crm_pulse/sandbox/demo.yaml``, package data) with the sandbox's addresses, provision the custom fields, and
    backfill both CRMs with a progress bar.
 3. Run the runtime (HTTP server, pollers, consumer, writers) while the sandbox makes live changes
    and delivers them as signed webhooks; show events/s, the metrics as they move and every field
@@ -39,11 +39,9 @@ __all__ = ["demo_config_path", "run_demo", "sandbox_values"]
 
 
 def demo_config_path() -> Path:
-    """examples/demo.yaml of the checkout (the demo is run from the repository)."""
-    here = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
-    if here.exists():
-        return here
-    return Path(str(resources.files("crm_pulse"))).parent / "examples" / "demo.yaml"
+    """The demo deployment, shipped as package data (``crm_pulse/sandbox/demo.yaml``), so the
+    demo runs from an installed wheel as from a checkout."""
+    return Path(str(resources.files("crm_pulse.sandbox").joinpath("demo.yaml")))
 
 
 def _free_port() -> int:
