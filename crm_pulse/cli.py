@@ -125,6 +125,20 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return asyncio.run(doctor(_deployment(args.config), out, timeout=args.timeout))
 
 
+def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.audit import audit
+
+    return asyncio.run(audit(_deployment(args.config), out))
+
+
+def cmd_events_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.commands import export_events
+
+    count = export_events(_deployment(args.config, secrets=False), args.output, out)
+    err.write(f"crm-pulse events export: {count} event(s)\n")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .streams import commands
 
@@ -316,6 +330,21 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--timeout", type=float, default=20.0, help="seconds per CRM check")
     doctor.set_defaults(run=cmd_doctor)
 
+    audit = sub.add_parser(
+        "audit", help="read the written fields back from the CRMs and list the drift"
+    )
+    _config_option(audit)
+    audit.set_defaults(run=cmd_audit)
+
+    events = sub.add_parser("events", help="the runtime's event log")
+    events_sub = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    export = events_sub.add_parser(
+        "export", help="write the event log as canonical JSONL (crm-pulse replay reads it)"
+    )
+    _config_option(export)
+    export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
+    export.set_defaults(run=cmd_events_export)
+
     run = sub.add_parser(
         "run",
         help="run a deployment: receive and poll events, keep the metrics, write them back",
@@ -381,7 +410,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_DISCOVERS_CONFIG = {"check", "doctor", "run", "worker", "report", "backfill", "provision"}
+_DISCOVERS_CONFIG = {
+    "audit",
+    "backfill",
+    "check",
+    "doctor",
+    "events",
+    "provision",
+    "report",
+    "run",
+    "worker",
+}
 
 
 def main(

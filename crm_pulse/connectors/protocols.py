@@ -1,4 +1,4 @@
-"""What a connector is: four small protocols, each optional.
+"""What a connector is: five small protocols, each optional.
 
 * :class:`Source` pulls change events: a full ``backfill`` and an incremental ``poll``, both
   from a cursor that is plain JSON data the runtime stores with the events (dlt-style: the
@@ -6,13 +6,14 @@
 * :class:`WebhookReceiver` verifies and parses a vendor's webhook request into events.
 * :class:`Sink` writes a batch of custom-field values and reports per-record results.
 * :class:`FieldProvisioner` makes sure the custom fields the write-back rules need exist.
+* :class:`FieldReader` reads written fields back (``crm-pulse audit``).
 
 A connector is a :class:`Connector` subclass registered in the ``crm_pulse.connectors``
 entry-point group (built-in kinds too, in crm-pulse's own ``pyproject.toml``). It declares its
 ``kind`` and its ``settings_model`` (a :class:`~crm_pulse.config.connectors.ConnectorSettings`
 subclass, which validates its section of the deployment file); it is built as
 ``cls(name, settings)`` with the validated settings, and its attributes ``source``,
-``receiver``, ``sink`` and ``provisioner`` are None where it has no such part.
+``receiver``, ``sink``, ``provisioner`` and ``reader`` are None where it has no such part.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from ..metrics.events import Event
 __all__ = [
     "Connector",
     "Cursor",
+    "FieldKey",
     "FieldProvisioner",
+    "FieldReader",
     "FieldSpec",
     "FieldWrite",
     "Page",
@@ -152,6 +155,19 @@ class FieldProvisioner(Protocol):
         """Create them; returns one line per field saying what was done."""
 
 
+FieldKey = tuple[str, str, str]
+"""(object, record id, field) of one custom field on one record."""
+
+
+@runtime_checkable
+class FieldReader(Protocol):
+    """Reads custom-field values back (``crm-pulse audit`` compares them with what was written)."""
+
+    async def read(self, fields: Sequence[FieldKey]) -> dict[FieldKey, float | int | str | None]:
+        """The value each field holds now: a number, None when empty, or the CRM's text when it
+        is not a number; a field whose record or field does not exist is left out."""
+
+
 class Connector:
     """Base class of connector plugins: declare ``kind`` and override the parts you have."""
 
@@ -164,6 +180,8 @@ class Connector:
     receiver: WebhookReceiver | None = None
     sink: Sink | None = None
     provisioner: FieldProvisioner | None = None
+    reader: FieldReader | None = None
+    """Optional: reads the written fields back, for ``crm-pulse audit``."""
 
     def __init__(self, name: str, settings: Any) -> None:
         self.name = name

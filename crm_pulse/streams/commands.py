@@ -141,6 +141,28 @@ async def dry_run(deployment: Deployment, out: TextIO) -> int:
             await runtime.close()
 
 
+def export_events(deployment: Deployment, output: str, out: TextIO) -> int:
+    """The runtime's event log as canonical JSONL to ``output`` (``-``: ``out``); read only."""
+    from pathlib import Path
+
+    from ..errors import ConfigError, ConfigProblem
+    from .log import export_events as write_log
+
+    state = str(deployment.runtime.state_path)
+    if not Path(state).exists():
+        raise ConfigError(
+            [ConfigProblem("runtime.state_path", f"no state file at {state}: nothing to export")]
+        )
+    db = Database(state)
+    try:
+        if output == "-":
+            return db.call(lambda: write_log(db.conn, out))
+        with open(output, "w", encoding="utf-8") as f:
+            return db.call(lambda: write_log(db.conn, f))
+    finally:
+        db.close()
+
+
 async def backfill(deployment: Deployment, out: TextIO, *, progress: bool = True) -> int:
     """Pull history through every source, then apply it; the runtime continues from there."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn

@@ -11,10 +11,18 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from typing import TextIO
 
 from ..metrics.events import Event
 
-__all__ = ["append_events", "consumed_position", "event_json", "last_position", "read_events"]
+__all__ = [
+    "append_events",
+    "consumed_position",
+    "event_json",
+    "export_events",
+    "last_position",
+    "read_events",
+]
 
 
 def event_json(event: Event) -> str:
@@ -55,3 +63,18 @@ def consumed_position(conn: sqlite3.Connection) -> int:
 def last_position(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT MAX(position) FROM events").fetchone()
     return int(row[0] or 0)
+
+
+def export_events(conn: sqlite3.Connection, out: TextIO, *, chunk: int = 10_000) -> int:
+    """Write the whole log as canonical JSONL, in log order (what ``crm-pulse replay`` reads);
+    returns how many events."""
+    position, count = 0, 0
+    while True:
+        rows = conn.execute(
+            "SELECT position, body FROM events WHERE position > ? ORDER BY position LIMIT ?",
+            (position, chunk),
+        ).fetchall()
+        if not rows:
+            return count
+        out.writelines(f"{body}\n" for _, body in rows)
+        position, count = int(rows[-1][0]), count + len(rows)
