@@ -374,13 +374,59 @@ class EmbeddedRuntime:
         status = await self.status_async()
         now = int(self.clock() * 1000)
         metrics = await self.db.run(lambda: self._metric_overview(now))
+        values = await self.metric_values()
         writes = [
             {"connector": name, **w}
             for name, writer in self.writers.items()
             for w in writer.stats.recent[-20:]
         ]
         writes.sort(key=lambda w: int(str(w.get("at_ms", 0))), reverse=True)
-        return {"status": status, "metrics": metrics, "writes": writes[:20]}
+        units = {
+            (r.target.connector, r.target.object, r.target.field): self.catalog.metrics[
+                r.metric
+            ].definition.unit
+            for r in self.deployment.writeback
+            if r.metric in self.catalog.metrics
+        }
+        for w in writes:
+            w["unit"] = units.get((str(w["connector"]), str(w["object"]), str(w["field"])))
+        return {
+            "status": status,
+            "metrics": metrics,
+            "writes": writes[:20],
+            "rules": values,
+            "now_ms": now,
+            "timezone": self.deployment.timezone,
+            "currency": self.deployment.metrics.currency,
+        }
+
+    async def metric_values(self) -> list[dict[str, Any]]:
+        """Every write-back rule's value per group now (``/metrics``, the status page)."""
+        now = int(self.clock() * 1000)
+        return await self.db.run(lambda: self._rule_values(now))
+
+    def _rule_values(self, now: int) -> list[dict[str, Any]]:
+        out = []
+        for v in self.planner.values(self.consumer.engine, now):
+            rule = v.rule
+            which = "previous " if rule.which == "previous" else ""
+            group = "" if not rule.group else f"{rule.group[0]}={v.group[1]}"
+            out.append(
+                {
+                    "rule": v.index,
+                    "metric": rule.metric,
+                    "unit": self.catalog.metrics[rule.metric].definition.unit,
+                    "window": f"{which}{rule.window}",
+                    "period": v.window.label,
+                    "group": group,
+                    "connector": rule.target.connector,
+                    "object": rule.target.object,
+                    "record": v.record,
+                    "field": rule.target.field,
+                    "value": v.value,
+                }
+            )
+        return out
 
     def _metric_overview(self, now: int) -> list[dict[str, Any]]:
         engine = self.consumer.engine
@@ -403,6 +449,7 @@ class EmbeddedRuntime:
                 {
                     "metric": metric.name,
                     "category": metric.category,
+                    "unit": metric.definition.unit,
                     "value": series[-1],
                     "series": series,
                 }
@@ -449,7 +496,10 @@ class EmbeddedRuntime:
                 item.update(
                     cursor=st.cursor,
                     events=st.events,
+                    pages=st.pages,
                     backfilled=st.backfilled,
+                    last_poll_ms=st.last_poll_ms or None,
+                    last_ok_ms=st.last_ok_ms or None,
                     lag_seconds=None if not st.last_ok_ms else round(now - st.last_ok_ms / 1000, 3),
                     last_error=st.last_error,
                 )

@@ -38,7 +38,7 @@ from ...metrics.engine import Engine
 from ...metrics.measures import Group
 from ...metrics.report import MetricValue, evaluate
 
-__all__ = ["Planner", "field_value"]
+__all__ = ["Planner", "RuleValue", "field_value"]
 
 
 def field_value(value: Fraction | None) -> float | int | None:
@@ -48,6 +48,18 @@ def field_value(value: Fraction | None) -> float | int | None:
     if value.denominator == 1:
         return int(value.numerator)
     return round(float(value), 6)
+
+
+@dataclass(frozen=True)
+class RuleValue:
+    """One rule's value for one group, and the record and window it is written for."""
+
+    index: int
+    rule: WritebackRule
+    group: Group
+    record: str
+    window: Window
+    value: float | int | None
 
 
 @dataclass(frozen=True)
@@ -195,6 +207,20 @@ class Planner:
                 write = self._write(r, group, value)
                 if write is not None:
                     out.append(write)
+        return out
+
+    def values(self, engine: Engine, as_of: int) -> list[RuleValue]:
+        """Every rule's current value for each of its groups: what the fields hold once written
+        (for the status page and ``/metrics``; bounded by the rules and their records)."""
+        out: list[RuleValue] = []
+        for r in self.rules:
+            window = self.target_window(r.rule, as_of)
+            for group in self._groups(engine, r):
+                record = self._record(r, group)
+                if record is None:
+                    continue
+                value = evaluate(self.catalog, engine, r.metric, group, window, as_of)
+                out.append(RuleValue(r.index, r.rule, group, record, window, field_value(value)))
         return out
 
     def _groups(self, engine: Engine, r: _Rule) -> list[Group]:
