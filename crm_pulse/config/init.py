@@ -124,6 +124,11 @@ def render(choices: InitChoices) -> str:
     lines += [
         "",
         "metrics:",
+        (
+            "  currency: USD                              # the sandbox's currency (status page)"
+            if choices.sandbox
+            else "  # currency: EUR                            # your reporting currency (status page)"
+        ),
         "  disable: []                                # built-ins you do not want computed",
         "  # quotas, spend, goals and your own metrics: see examples/deploy.yaml",
         "",

@@ -173,9 +173,12 @@ class EmbeddedRuntime:
         limit = min([self.settings.batch_size, *ahead])
         result = await self.db.run(lambda: self.consumer.step(limit))
         self._position = result.position
-        self.consumed_events += result.events
         if self._cycles:
             self._log_cycles(result.position)
+        if self.planner.ready and not self._said_ready and self.pollers:
+            self._said_ready = True
+            log.info("every source finished its first complete read: writing values now")
+        self.consumed_events += result.events
         self.planned_writes += result.planned
         if result.planned:
             for writer in self.writers.values():
@@ -211,9 +214,6 @@ class EmbeddedRuntime:
                     ", ".join(sorted(self.planner.waiting_for)),
                 )
         self._cycles[:] = waiting  # the pollers hold this very list
-        if self.planner.ready and not self._said_ready and self.pollers:
-            self._said_ready = True
-            log.info("every source finished its first complete read: writing values now")
 
     def startup_summary(self) -> list[str]:
         """What ``run`` says when it starts (names, addresses and counts; no secret)."""
