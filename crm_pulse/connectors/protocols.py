@@ -1,4 +1,4 @@
-"""What a connector is: five small protocols, each optional.
+"""What a connector is: six small protocols, each optional.
 
 * :class:`Source` pulls change events: a full ``backfill`` and an incremental ``poll``, both
   from a cursor that is plain JSON data the runtime stores with the events (dlt-style: the
@@ -6,14 +6,16 @@
 * :class:`WebhookReceiver` verifies and parses a vendor's webhook request into events.
 * :class:`Sink` writes a batch of custom-field values and reports per-record results.
 * :class:`FieldProvisioner` makes sure the custom fields the write-back rules need exist.
-* :class:`FieldReader` reads written fields back (``crm-pulse audit``).
+* :class:`FieldReader` reads written fields back (``crm-pulse audit``), and
+  :class:`FieldTypeChecker` finds target fields of a type that cannot hold a number.
 
 A connector is a :class:`Connector` subclass registered in the ``crm_pulse.connectors``
 entry-point group (built-in kinds too, in crm-pulse's own ``pyproject.toml``). It declares its
 ``kind`` and its ``settings_model`` (a :class:`~crm_pulse.config.connectors.ConnectorSettings`
 subclass, which validates its section of the deployment file); it is built as
 ``cls(name, settings)`` with the validated settings, and its attributes ``source``,
-``receiver``, ``sink``, ``provisioner`` and ``reader`` are None where it has no such part.
+``receiver``, ``sink``, ``provisioner``, ``reader`` and ``type_checker`` are None where it has
+no such part.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "FieldProvisioner",
     "FieldReader",
     "FieldSpec",
+    "FieldTypeChecker",
     "FieldWrite",
     "Page",
     "Sink",
@@ -155,6 +158,15 @@ class FieldProvisioner(Protocol):
         """Create them; returns one line per field saying what was done."""
 
 
+@runtime_checkable
+class FieldTypeChecker(Protocol):
+    """Says which existing custom fields cannot hold a number (``crm-pulse doctor``)."""
+
+    async def unfit(self, fields: Sequence[FieldSpec]) -> dict[tuple[str, str], str]:
+        """(object, field) -> why that existing field cannot hold the rule's value (its type);
+        fields that fit, or do not exist, are left out."""
+
+
 FieldKey = tuple[str, str, str]
 """(object, record id, field) of one custom field on one record."""
 
@@ -182,6 +194,8 @@ class Connector:
     provisioner: FieldProvisioner | None = None
     reader: FieldReader | None = None
     """Optional: reads the written fields back, for ``crm-pulse audit``."""
+    type_checker: FieldTypeChecker | None = None
+    """Optional: finds target fields of a type that cannot hold a number (``doctor``)."""
 
     def __init__(self, name: str, settings: Any) -> None:
         self.name = name

@@ -128,8 +128,26 @@ async def _connector_checks(
             except CrmPulseError as exc:
                 out.append(Check("FAIL", f"{name} fields", str(exc), _todo_for(exc)))
             else:
+                unfit: dict[tuple[str, str], str] = {}
+                if connector.type_checker is not None:
+                    try:
+                        unfit = await connector.type_checker.unfit(fields)
+                    except CrmPulseError as exc:
+                        out.append(Check("FAIL", f"{name} fields", str(exc), _todo_for(exc)))
                 for f in fields:
                     where = f"{f.object}.{f.name} ({f.unit})"
+                    why = unfit.get((f.object, f.name))
+                    if why is not None:
+                        out.append(
+                            Check(
+                                "FAIL",
+                                f"{name} field",
+                                f"{where} is {why}: the value cannot be written to it",
+                                "point the rule at another field, or change this field's type "
+                                "to a number in the CRM",
+                            )
+                        )
+                        continue
                     if f in missing:
                         out.append(
                             Check(

@@ -38,3 +38,29 @@ async def test_what_the_sink_wrote_reads_back(harness: Harness) -> None:
         targets[0][2],
     )
     assert missing not in await connector.reader.read([missing])
+
+
+async def test_a_target_field_that_cannot_hold_a_number_is_found(harness: Harness) -> None:
+    from crm_pulse.connectors.protocols import FieldSpec, FieldTypeChecker
+
+    obj, _, number_field = harness.writeback_target(harness.seed_deals(1)[0])
+    fake: Any = harness.fake  # type: ignore[attr-defined]
+    if harness.kind == "hubspot":
+        fake.add_property(obj, "crm_pulse_text", "string")
+        text_field = "crm_pulse_text"
+    elif harness.kind == "salesforce":
+        fake.add_field(obj, "Text__c", "string")
+        text_field = "Text__c"
+    else:
+        fake.add_field("deals", "Text note", "varchar")
+        text_field = "Text note"
+    checker = harness.connector.type_checker
+    assert checker is not None and isinstance(checker, FieldTypeChecker)
+    specs = [
+        FieldSpec(obj, number_field, "n"),
+        FieldSpec(obj, text_field, "t"),
+        FieldSpec(obj, "nope", "x"),
+    ]
+    unfit = await checker.unfit(specs)
+    assert list(unfit) == [(obj, text_field)]
+    assert "not a number" in unfit[(obj, text_field)]

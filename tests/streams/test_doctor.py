@@ -147,3 +147,20 @@ def test_check_refuses_a_file_that_sets_nothing_up(tmp_path: Path, text: str) ->
     out = io.StringIO()
     assert cli.main(["check", "--config", str(tmp_path / "d.yaml")], out, io.StringIO()) == 2
     assert "d.yaml:1:" in out.getvalue()
+
+
+async def test_a_target_field_of_the_wrong_type_fails(
+    portal: tuple[FakeHubSpot, FakeServer], tmp_path: Path
+) -> None:
+    fake, server = portal
+    fake.add_property("companies", "crm_pulse_rate", "string")
+    deployment = load_config_text(_text(server, tmp_path, _free_port()), env={"T": TOKEN, "S": "x"})
+    out = io.StringIO()
+    assert await doctor(deployment, out) == 1
+    text = out.getvalue()
+    assert (
+        "[FAIL] hubspot field: companies.crm_pulse_rate (rate) is a string property, not a "
+        "number: the value cannot be written to it" in text
+    )
+    assert "-> point the rule at another field" in text
+    assert "[ok  ] hubspot field: companies.crm_pulse_won (money) exists" in text

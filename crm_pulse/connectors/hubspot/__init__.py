@@ -71,6 +71,7 @@ class HubSpotConnector(Connector):
         self.sink = HubSpotSink(self.client)
         self.reader = HubSpotReader(self.client)
         self.provisioner = HubSpotProvisioner(self.client, settings.property_group)
+        self.type_checker = self.provisioner
 
     async def aclose(self) -> None:
         self.client.close()

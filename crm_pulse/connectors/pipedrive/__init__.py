@@ -56,6 +56,7 @@ class PipedriveConnector(Connector):
         self.sink = PipedriveSink(self.client, self.keys)
         self.reader = PipedriveReader(self.client, self.keys)
         self.provisioner = PipedriveProvisioner(self.client, self.keys)
+        self.type_checker = self.provisioner
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -57,6 +57,7 @@ class SalesforceConnector(Connector):
         self.sink = SalesforceSink(self.client)
         self.reader = SalesforceReader(self.client)
         self.provisioner = SalesforceProvisioner(self.client)
+        self.type_checker = self.provisioner
 
     async def aclose(self) -> None:
         self.client.close()
