@@ -107,6 +107,7 @@ class EdgeRuntime(EmbeddedRuntime):
             for future in futures:
                 await future
             self._markers_due.discard(source)
+            self.planner.first_read_done(source)  # what /status and the log report
             log.info("first complete read forwarded", extra={"connector": source})
 
     async def tick(self) -> int:
