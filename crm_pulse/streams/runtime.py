@@ -52,14 +52,6 @@ def build_connectors(deployment: Deployment) -> dict[str, Connector]:
     }
 
 
-def _poll_interval(connector: Connector) -> float:
-    """The connector's own interval (plugins), else its settings' ``poll_interval``."""
-    value: Any = getattr(connector, "poll_interval", None)
-    if value is None:
-        value = getattr(connector.settings, "poll_interval", 60.0)
-    return float(value)
-
-
 class EmbeddedRuntime:
     """Runs one deployment in this process."""
 
@@ -114,7 +106,7 @@ class EmbeddedRuntime:
                 self.db,
                 name,
                 c.source,
-                _poll_interval(c),
+                c.poll_interval,
                 clock=clock,
                 on_stored=self.wake,
                 on_cycle=self._cycles.append,
@@ -497,6 +489,7 @@ class EmbeddedRuntime:
                     cursor=st.cursor,
                     events=st.events,
                     pages=st.pages,
+                    skipped=st.skipped,
                     backfilled=st.backfilled,
                     last_poll_ms=st.last_poll_ms or None,
                     last_ok_ms=st.last_ok_ms or None,

@@ -9,14 +9,22 @@ from typing import Any
 import pytest
 
 from crm_pulse.connectors.protocols import FieldReader, FieldWrite
+from crm_pulse.sandbox.conformance import Harness
 
-from ..conformance.harness import Harness
-from ..conformance.test_conformance import _harness_modules
+from .hubspot.harness import make_harness as hubspot
+from .pipedrive.harness import make_harness as pipedrive
+from .salesforce.harness import make_harness as salesforce
 
 
-@pytest.fixture(params=_harness_modules())
+@pytest.fixture(
+    params=[
+        pytest.param(hubspot, id="hubspot"),
+        pytest.param(pipedrive, id="pipedrive"),
+        pytest.param(salesforce, id="salesforce"),
+    ]
+)
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
-    async with request.param.make_harness() as h:
+    async with request.param() as h:
         yield h
 
 

@@ -26,6 +26,7 @@ from ...errors import (
     SkippableError,
     unreachable_cause,
 )
+from ...retry import wait_from_headers
 
 __all__ = ["Refused", "category_of", "describe", "translate"]
 
@@ -66,15 +67,6 @@ def describe(body: Any) -> str:
     return f"{category}: {message}".strip(": ")
 
 
-def _header(headers: Any, name: str) -> str | None:
-    if not headers:
-        return None
-    for key, value in dict(headers).items():
-        if str(key).lower() == name.lower():
-            return str(value)
-    return None
-
-
 def translate(exc: BaseException, what: str) -> CrmPulseError:
     """A crm-pulse error for an exception raised while doing ``what`` (e.g. 'search deals')."""
     if isinstance(exc, CrmPulseError):
@@ -84,11 +76,7 @@ def translate(exc: BaseException, what: str) -> CrmPulseError:
         detail = describe(getattr(exc, "body", None)) or str(getattr(exc, "reason", ""))
         headers = getattr(exc, "headers", None)
         if status == 429:
-            retry = _header(headers, "Retry-After")
-            try:
-                seconds = float(retry) if retry is not None else None
-            except ValueError:
-                seconds = None
+            seconds = wait_from_headers(dict(headers or {}))
             return RateLimited(f"HubSpot rate limit during {what}: {detail}", seconds)
         if status in (401, 403):
             return FatalError(
