@@ -79,6 +79,7 @@ class Cycle:
     pages: int
     seconds: float
     position: int
+    skipped: int = 0
 
 
 @dataclass
@@ -154,7 +155,7 @@ class Poller:
     async def backfill(self, progress: Callable[[int], None] | None = None) -> int:
         """Pull all history (resuming an interrupted backfill); returns the events stored."""
         start = await self.db.run(lambda: load_cursor(self.db.conn, self.connector, "backfill"))
-        began, pages = self.clock(), self.stats.pages
+        began, pages, skipped = self.clock(), self.stats.pages, self.stats.skipped
         count = 0
         last: Cursor | None = start
         async for page in self.source.backfill(start):
@@ -176,19 +177,20 @@ class Poller:
             lambda: load_cursor(self.db.conn, self.connector, "poll")
         )
         self.stats.backfilled = True
-        await self._cycle("backfill", count, self.stats.pages - pages, began)
+        await self._cycle("backfill", count, self.stats.pages - pages, began, skipped)
         return count
 
-    async def _cycle(self, kind: str, read: int, pages: int, began: float) -> None:
+    async def _cycle(self, kind: str, read: int, pages: int, began: float, skipped: int) -> None:
         if self.on_cycle is not None:
             position = await self.db.run(lambda: last_position(self.db.conn))
             seconds = self.clock() - began
-            self.on_cycle(Cycle(self.connector, kind, read, pages, seconds, position))
+            bad = self.stats.skipped - skipped
+            self.on_cycle(Cycle(self.connector, kind, read, pages, seconds, position, bad))
 
     async def poll_once(self) -> int:
         """One incremental pass from the stored cursor; returns the events stored."""
         self.stats.last_poll_ms = int(self.clock() * 1000)
-        began, pages = self.clock(), self.stats.pages
+        began, pages, skipped = self.clock(), self.stats.pages, self.stats.skipped
         count = 0
         async for page in self.source.poll(self.stats.cursor):
             await self._store(page, "poll")
@@ -202,7 +204,7 @@ class Poller:
                 self.db.transaction(lambda conn: _mark_first_read(conn, self.connector, now_ms))
             )
             self.stats.backfilled = True
-        await self._cycle("poll", count, self.stats.pages - pages, began)
+        await self._cycle("poll", count, self.stats.pages - pages, began, skipped)
         return count
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -191,13 +191,16 @@ class EmbeddedRuntime:
             was = self._reported.get(c.connector, (0, 0))
             self._reported[c.connector] = (changed, unchanged)
             log.info(
-                "%s %s: %d record(s) read in %.1f s; %d changed a metric, %d unchanged",
+                "%s %s: %d record(s) read in %.1f s; %d changed a metric, %d unchanged%s",
                 c.connector,
                 c.kind,
                 c.read,
                 c.seconds,
                 changed - was[0],
                 unchanged - was[1],
+                f"; {c.skipped} skipped (cannot be mapped: see the quarantine)"
+                if c.skipped
+                else "",
             )
             if not self.planner.ready and c.connector not in self.planner.waiting_for:
                 log.info(
