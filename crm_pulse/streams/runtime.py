@@ -198,9 +198,7 @@ class EmbeddedRuntime:
                 c.seconds,
                 changed - was[0],
                 unchanged - was[1],
-                f"; {c.skipped} skipped (cannot be mapped: see the quarantine)"
-                if c.skipped
-                else "",
+                f"; {c.skipped} skipped (records that cannot be mapped)" if c.skipped else "",
             )
             if not self.planner.ready and c.connector not in self.planner.waiting_for:
                 log.info(
