@@ -12,7 +12,7 @@ from crm_pulse.sandbox import FakeHubSpot, FakeServer, TestCA
 from crm_pulse.streams.audit import audit
 from crm_pulse.streams.runtime import EmbeddedRuntime
 
-from ..server.test_ingress_http import deal
+from ..server.test_ingress_http import deal, free_port
 
 
 def _deployment_file(tmp_path: Path, events: list[dict[str, object]]) -> Path:
@@ -26,7 +26,8 @@ def _deployment_file(tmp_path: Path, events: list[dict[str, object]]) -> Path:
         "writeback:\n"
         "  - {metric: won_revenue, window: month, target: {connector: out, object: Company, record: c1, field: won_mtd}}\n"
         "  - {metric: deals_won, window: month, group: owner_id, target: {connector: out, object: User, field: won}}\n"
-        f"runtime: {{state_path: '{tmp_path / 's.sqlite'}', debounce: 0s}}\n"
+        f"runtime: {{state_path: '{tmp_path / 's.sqlite'}', debounce: 0s, "
+        f"listen: '127.0.0.1:{free_port()}'}}\n"
     )
     return config
 
