@@ -71,6 +71,9 @@ class Consumer:
     def _load(self) -> None:
         self.store.load(self.db.conn)
         self.engine = Engine(self.catalog, self.store, self.windows)
+        horizon = self.db.get_meta("horizon")
+        if horizon is not None:
+            self.engine.resume(int(horizon))
 
     def _counters(self, conn: sqlite3.Connection) -> tuple[int, int]:
         row = conn.execute(
@@ -92,6 +95,7 @@ class Consumer:
         as_of = int(now * 1000)
         position = consumed_position(conn)
         rows = read_events(conn, position, limit)
+        self.engine.advance(as_of)  # what came due counts, and is reported with this batch
         applied = 0
         changed: dict[str, int] = {}
         unchanged: dict[str, int] = {}
@@ -114,6 +118,7 @@ class Consumer:
             Database.set_meta(conn, "consumed", str(position))
             Database.set_meta(conn, "applied", str(total_applied + applied))
             Database.set_meta(conn, "consumed_events", str(total_events + len(rows)))
+        self._keep_horizon(conn)
         self.store.flush(conn)
         for source, n in changed.items():  # for display: a failed commit may count twice
             self.changed[source] = self.changed.get(source, 0) + n
@@ -136,16 +141,19 @@ class Consumer:
         return became_ready
 
     def tick(self) -> int:
-        """Plan the writes that time alone calls for (rollover, rolling windows)."""
+        """Plan the writes that time alone calls for (rollover, rolling windows, records whose
+        time came)."""
 
         def run(conn: sqlite3.Connection) -> int:
             now = self.clock()
             as_of = int(now * 1000)
             self._first_reads(conn, consumed_position(conn))
             writes = self.planner.due_by_time(self.engine, as_of)
+            self.engine.advance(as_of)  # future-dated records whose time came: their windows
             changed = self.engine.changes(as_of)
             writes.extend(self.planner.plan(changed, as_of))
             planned = SQLiteOutbox.put(conn, writes, now, 0.0)
+            self._keep_horizon(conn)
             self.store.flush(conn)
             return planned
 
@@ -154,6 +162,11 @@ class Consumer:
         except BaseException:
             self._load()
             raise
+
+    def _keep_horizon(self, conn: sqlite3.Connection) -> None:
+        """With the state: what came due up to it is in the outbox, a restart goes on from it."""
+        if self.engine.horizon is not None:
+            Database.set_meta(conn, "horizon", str(self.engine.horizon))
 
     def report(self, as_of: int) -> list[MetricValue]:
         return self.engine.report(as_of)

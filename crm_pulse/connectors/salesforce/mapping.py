@@ -115,6 +115,12 @@ OBJECTS: dict[str, ObjectSpec] = {
         },
         extra=("IsClosed", "IsWon", "LastStageChangeDate"),
     ),
+    "User": ObjectSpec(
+        "User",
+        "user",
+        fields={"email": "Email", "created_at": "CreatedDate"},
+        extra=("IsActive",),
+    ),
     "Case": ObjectSpec(
         "Case",
         "ticket",
@@ -431,6 +437,10 @@ class SalesforceMapper:
                 raw = record.get(m.activity_type.property)
                 at = m.activity_type
                 fields["type"] = at.values.get(str(raw), at.default) if raw else at.default
+        elif sobject == "User" and "deactivated_at" not in mine:
+            # no deactivation date in Salesforce: an inactive user's last change stands for it
+            active = _flag(record.get("IsActive"))
+            fields["deactivated_at"] = None if active else to_iso(record.get(MODSTAMP))
         elif sobject == "ForecastingQuota" and "period" not in mine:
             fields["period"] = self.periods.get(str(record.get("PeriodId")), "month")
         elif sobject == "Event":

@@ -319,6 +319,8 @@ class FaustPipeline:
         now = int(time.time() * 1000)
         writes: list[FieldWrite] = []
         sent = []
+        # records dated up to now are not future-dated; what came due is the tick's to report
+        self.aggregate_engine.advance(now, mark_due=False)
         for anchor, messages in parts:
             partition = anchor.message.partition
             was_ready = self._first_reads_done(partition)
@@ -465,6 +467,7 @@ class FaustPipeline:
         if generation != self._ticked_generation:  # groups moved: write all values they own
             self._ticked_generation = generation
             self.planner.forget_windows()
+            self.aggregate_engine.forget_due()  # and find their future-dated records again
         topic = self.deltas.get_topic_name()
         mine = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
 
@@ -472,6 +475,9 @@ class FaustPipeline:
             now = int(time.time() * 1000)
             owns = self._owned_by({p for p in mine if self._first_reads_done(p)})
             writes = self.planner.due_by_time(self.aggregate_engine, now, owns)  # reads only
+            if self.aggregate_engine.advance(now):  # future-dated records whose time came
+                came = self.aggregate_engine.changes(now, only_changed=False)
+                writes.extend(self.planner.plan([v for v in came if owns(v.group)], now))
             self.aggregate_store.rollback()  # drop what the evaluation cached
             await self._publish(writes)
 

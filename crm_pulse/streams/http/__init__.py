@@ -50,6 +50,7 @@ async def serve_runtime(runtime: EmbeddedRuntime) -> HttpServer:
         health=runtime.health,
         overview=runtime.overview,
         values=runtime.metric_values,
+        explain=runtime.explain,
     )
     settings = runtime.settings
     server = HttpServer(app)
