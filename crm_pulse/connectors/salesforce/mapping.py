@@ -44,7 +44,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ...errors import ConfigError, ConfigProblem, DataError
-from ...metrics.events import BUILTIN_OBJECTS, Event, FieldType
+from ...metrics.events import Event
+from ..canonical import CANONICAL_FIELDS, FieldType
 from .settings import SalesforceMapping
 
 __all__ = [
@@ -358,7 +359,7 @@ class SalesforceMapper:
             raise DataError(f"sObject {sobject} is not read by this connector", where=where)
         try:
             version = self.version(sobject, record)
-            schema = BUILTIN_OBJECTS[spec.canonical]
+            schema = CANONICAL_FIELDS[spec.canonical]
             fields: dict[str, Any] = dict(spec.constant)
             for name, sf_field in spec.fields.items():
                 value = record.get(sf_field)
