@@ -7,7 +7,8 @@ e-mails, NPS and CSAT answers), and can then make live changes and deliver them 
 webhooks (HubSpot v3 signatures, Pipedrive HTTP Basic, monday JWT) to a runtime. ``live``
 names the CRMs whose changes are made (``crm-pulse demo --crms``; default: all).
 
-``environment()`` gives the variables ``examples/demo.yaml`` reads (URLs, tokens, secrets).
+``environment()`` gives the variables ``demo.yaml`` (beside this module) reads (URLs, tokens,
+secrets).
 """
 
 from __future__ import annotations
@@ -116,6 +117,23 @@ class Sandbox:
     def _monday_hook(self, port: int) -> str:
         self.monday_hook = f"http://127.0.0.1:{port}/webhooks/monday"
         return self.monday_hook
+
+    def crm_environment(self) -> dict[str, str]:
+        """The variables a file written by ``crm-pulse init --sandbox`` reads."""
+        return {
+            "HUBSPOT_URL": self._hs_server.url,
+            "HUBSPOT_TOKEN": self.hubspot.token,
+            "HUBSPOT_APP_SECRET": self.hubspot.app_secret,
+            "HUBSPOT_HOME_RECORD": HOME_COMPANY,
+            "PIPEDRIVE_URL": self._pd_server.url,
+            "PIPEDRIVE_TOKEN": self.pipedrive.token,
+            "PIPEDRIVE_WEBHOOK_PASSWORD": self.pipedrive.webhook_password,
+            "PIPEDRIVE_HOME_RECORD": HOME_ORGANIZATION,
+            "SALESFORCE_URL": self._sf_server.url,
+            "SALESFORCE_SESSION": self.salesforce.session_id,
+            "SALESFORCE_HOME_RECORD": self.sf_home,
+            "CRM_PULSE_SANDBOX_CA": str(self.ca.cert_path),
+        }
 
     # ------------------------------------------------------------ the company's year
     def _ago(self, days: float) -> int:

@@ -2,9 +2,9 @@
 
 1. Start the sandbox (local HubSpot, Pipedrive, Salesforce and monday fakes with a year of one
    company's data).
-2. Load ``examples/demo.yaml`` with the sandbox's addresses (keeping only the connectors and
-   write-back rules of the CRMs ``--crms`` selects, all by default), provision the custom
-   fields, and backfill every CRM with a progress bar.
+2. Load the demo deployment (``crm_pulse/sandbox/demo.yaml``, package data) with the sandbox's
+   addresses (keeping only the connectors and write-back rules of the CRMs ``--crms`` selects,
+   all by default), provision the custom fields, and backfill every CRM with a progress bar.
 3. Run the runtime (HTTP server, pollers, consumer, writers) while the sandbox makes live changes
    and delivers them as signed webhooks; show events/s, the metrics as they move and every field
    written back, until the time is up or Ctrl-C.
@@ -42,15 +42,13 @@ __all__ = ["demo_config_path", "demo_crms", "run_demo", "sandbox_values", "selec
 
 
 def demo_config_path() -> Path:
-    """examples/demo.yaml of the checkout (the demo is run from the repository)."""
-    here = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
-    if here.exists():
-        return here
-    return Path(str(resources.files("crm_pulse"))).parent / "examples" / "demo.yaml"
+    """The demo deployment, shipped as package data (``crm_pulse/sandbox/demo.yaml``), so the
+    demo runs from an installed wheel as from a checkout."""
+    return Path(str(resources.files("crm_pulse.sandbox").joinpath("demo.yaml")))
 
 
 def demo_crms() -> list[str]:
-    """The CRMs examples/demo.yaml connects (the connector kinds, in file order)."""
+    """The CRMs the demo deployment connects (the connector kinds, in file order)."""
     data = yaml.safe_load(demo_config_path().read_text(encoding="utf-8"))
     return [next(iter(entry)) for entry in data.get("connectors") or []]
 
