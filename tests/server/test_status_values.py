@@ -147,3 +147,68 @@ async def test_status_page_and_metrics_show_every_rule_formatted(tmp_path: Path)
         assert '<td class="none"' in body and ">none<" in body, body
     assert shot.exists() and shot.stat().st_size > 20_000  # a rendered page, not a blank one
     shutil.copy(shot, Path("/tmp") / "crm-pulse-status-test.png")
+
+
+async def test_status_page_lists_quarantine_entries_and_dead_letters(tmp_path: Path) -> None:
+    """Issue 13 meets issue 14: what /status reports in ``quarantine`` (newest entries, no
+    excerpts) and ``recent_dead_letters`` is on the page, row by row; /metrics counts both."""
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (scripts/ensure-chromium.sh installs it)"
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(e) + "\n" for e in _events()))
+    port = free_port()
+    text = DEPLOY.format(
+        input=tmp_path / "in.jsonl", out=tmp_path / "out.jsonl", state=tmp_path / "s.sqlite",
+        port=port,
+    )  # fmt: skip
+    runtime = EmbeddedRuntime(load_config_text(text, base_dir=tmp_path))
+
+    def damage(conn: Any) -> None:  # a log entry from an older version, a write that died
+        conn.execute(
+            "INSERT INTO events (connector, received_ms, body) VALUES ('crm', 0, ?)",
+            ('{"source": "crm", "object": "deal"}',),
+        )
+        conn.execute(
+            "INSERT INTO dead_letters (connector, object, record_id, field, value, reason, "
+            "attempts, failed_ms) VALUES ('crm', 'Company', 'c9', 'lost_qtd', '12', "
+            "'field lost_qtd does not exist; run crm-pulse provision', 5, 1764320000000)"
+        )
+
+    runtime.db.call(runtime.db.transaction(damage))
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop, serve=serve_runtime))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if runtime.planner.ready and runtime.consumed_events >= 6:
+                break
+        status = json.loads(
+            await asyncio.to_thread(
+                lambda: urllib.request.urlopen(base + "/status", timeout=10).read().decode()
+            )
+        )
+        metrics = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
+        )
+        dom = (await _chromium(chromium, tmp_path, "--dump-dom", base + "/")).decode()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    (entry,) = status["quarantine"]
+    assert status["quarantined"] == 1
+    assert (entry["connector"], entry["stage"], entry["position"]) == ("crm", "event", "1")
+    assert "not a valid canonical event" in entry["reason"] and "excerpt" not in entry
+    mine = [
+        line for line in metrics.splitlines() if line.startswith(("crm_pulse_q", "crm_pulse_d"))
+    ]
+    assert "crm_pulse_quarantined 1.0" in mine and "crm_pulse_dead_letters 1.0" in mine, mine
+    assert 'data-ready="yes"' in dom, dom[:2000]
+    tables = {}
+    for table in ("quarantine", "dead"):
+        body = dom[dom.index(f'<table id="{table}"') :]
+        tables[table] = body[: body.index("</table>")]
+        assert ">none<" not in tables[table], tables[table]
+    assert "not a valid canonical event" in tables["quarantine"]
+    assert ">event<" in tables["quarantine"] and ">crm<" in tables["quarantine"]
+    assert "run crm-pulse provision" in tables["dead"] and ">lost_qtd<" in tables["dead"]
+    assert "dead letters: 1 · quarantined: 1" in dom

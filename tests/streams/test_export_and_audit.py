@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 from pathlib import Path
 
 from crm_pulse.cli import main
@@ -54,6 +55,27 @@ def test_export_then_replay_gives_the_report(tmp_path: Path) -> None:
     stdout = io.StringIO()  # to stdout too, for a pipe into replay
     assert main(["events", "export", "--config", str(config)], out=stdout, err=io.StringIO()) == 0
     assert stdout.getvalue() == exported.read_text()
+
+
+def test_export_leaves_out_log_entries_that_are_not_events(tmp_path: Path) -> None:
+    """Issue 13 quarantines a log entry that is not a valid event (it counts in no metric);
+    the export leaves it out too, says so, and replay still equals report."""
+    config = _deployment_file(tmp_path, [deal(i, amount="100") for i in range(5)])
+    assert main(["backfill", "--config", str(config), "--no-progress"], out=io.StringIO()) == 0
+    with sqlite3.connect(tmp_path / "s.sqlite") as conn:
+        conn.execute(
+            "INSERT INTO events (connector, received_ms, body) VALUES ('out', 0, ?)",
+            ('{"source": "out", "object": "deal", "id": "9", "op": "upsert"}',),
+        )
+    exported, err = tmp_path / "export.jsonl", io.StringIO()
+    assert main(["events", "export", "--config", str(config), "-o", str(exported)], err=err) == 0
+    assert all(json.loads(line)["id"] != "9" for line in exported.read_text().splitlines())
+    assert "1 log entry left out: not valid events" in err.getvalue()
+    as_of = ["--as-of", "2026-12-15", "--format", "jsonl"]
+    report, replay = io.StringIO(), io.StringIO()
+    assert main(["report", "--config", str(config), *as_of], out=report) == 0
+    assert main(["replay", str(exported), "--config", str(config), *as_of], out=replay) == 0
+    assert report.getvalue() == replay.getvalue()
 
 
 def test_audit_of_a_file_crm_lists_a_changed_field(tmp_path: Path) -> None:

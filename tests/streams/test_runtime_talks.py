@@ -124,6 +124,32 @@ def test_a_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
     )
 
 
+def test_a_busy_ops_port_names_runtime_ops_listen_and_frees_the_webhook_port(
+    tmp_path: Path,
+) -> None:
+    """Issue 13's separate operations address (runtime.ops_listen) gets issue 14's one line."""
+    hooks = _free_port()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = tmp_path / "d.yaml"
+        config.write_text(
+            f"connectors:\n  - file: {{name: crm, path: out.jsonl}}\n"
+            f"runtime: {{state_path: s.sqlite, listen: '127.0.0.1:{hooks}', "
+            f"ops_listen: '127.0.0.1:{port}', log_format: text}}\n"
+        )
+        done = _run(config, tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"crm-pulse run: cannot listen on 127.0.0.1:{port}: the address is in use by another "
+        "process (stop it, or change runtime.ops_listen)"
+    )
+    with socket.socket() as again:  # the webhook server it had started is closed
+        again.bind(("127.0.0.1", hooks))
+
+
 def test_an_unreachable_crm_at_start_is_one_line_with_url_and_cause(tmp_path: Path) -> None:
     port, dead = _free_port(), _free_port()
     config = tmp_path / "d.yaml"
@@ -202,3 +228,23 @@ async def test_a_dry_run_warns_that_target_fields_do_not_exist(tmp_path: Path) -
         "run `crm-pulse provision` first\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_startup_summary_points_at_the_operations_address(tmp_path: Path) -> None:
+    deployment = load_config_text(
+        f'connectors:\n  - file: {{name: crm, path: "{tmp_path}/o.jsonl"}}\n'
+        f'runtime: {{state_path: "{tmp_path}/s.sqlite", listen: "0.0.0.0:8080", '
+        'ops_listen: "127.0.0.1:9090", ops_token: "${OPS}"}\n',
+        env={"OPS": "ops-token-not-shown-0123456789"},
+    )
+    rt = EmbeddedRuntime(deployment)
+    try:
+        first = rt.startup_summary()[0]
+    finally:
+        asyncio.run(rt.close())
+    assert first == (
+        "listening on http://0.0.0.0:8080 (status page http://127.0.0.1:9090/, JSON "
+        "http://127.0.0.1:9090/status, Prometheus http://127.0.0.1:9090/metrics; they need "
+        "runtime.ops_token)"
+    )
+    assert "ops-token-not-shown" not in " ".join(rt.startup_summary())
