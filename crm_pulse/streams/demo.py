@@ -159,6 +159,14 @@ def _view(runtime: EmbeddedRuntime, sandbox: Sandbox, started: float, remaining:
     return Group(Panel(head, title="crm-pulse demo"), metrics, writes)
 
 
+_LABELS = {
+    "hubspot": "HubSpot",
+    "pipedrive": "Pipedrive",
+    "salesforce": "Salesforce",
+    "monday": "monday",
+}
+
+
 async def run_demo(
     out: TextIO, *, seconds: float = 20.0, live: bool = True, crms: list[str] | None = None
 ) -> int:
@@ -179,9 +187,12 @@ async def run_demo(
         path = demo_config_path()
         text = select_crms(path.read_text(encoding="utf-8"), chosen)
         deployment = load_config_text(text, env=env, file=str(path), base_dir=path.parent)
-        console.print(
-            f"[b]sandbox[/b]: HubSpot at {env['DEMO_HUBSPOT_URL']}, Pipedrive at {env['DEMO_PIPEDRIVE_URL']}"
-        )
+        where = [
+            f"{label} at {env[f'DEMO_{crm.upper()}_URL']}"
+            for crm, label in _LABELS.items()
+            if crm in chosen
+        ]
+        console.print(f"[b]sandbox[/b]: {', '.join(where)}")
         runtime = EmbeddedRuntime(deployment)
         for name, fields in required_fields(deployment).items():
             provisioner = runtime.connectors[name].provisioner
