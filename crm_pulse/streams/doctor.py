@@ -5,7 +5,7 @@ Each line is a check with ``ok``, ``warn`` or ``FAIL`` and, when it is not ok, w
 * per connector: the CRM answers with these credentials and the read permissions work (the
   first page of an incremental read), every write-back target field exists (or ``provision``
   would create it; a target the CRM cannot hold at all fails), webhook secrets are set;
-* the listen address is free, and the state file's directory is writable.
+* the listen address (and ``ops_listen``) is free, and the state file's directory is writable.
 
 Nothing is written to a CRM and no state file is created. Exit 1 if any line failed.
 """
@@ -192,6 +192,16 @@ async def doctor(deployment: Deployment, out: TextIO, *, timeout: float = 20.0) 
         if problem is None
         else Check("FAIL", "listen", problem, "stop the other process or change runtime.listen")
     ]
+    if rt.ops_listen is not None:  # the operations endpoints on their own address
+        host, _, port = rt.ops_listen.rpartition(":")
+        problem = listen_problem(host[1:-1] if host.startswith("[") else host, int(port))
+        local.append(
+            Check("ok", "ops_listen", f"{rt.ops_listen} is free")
+            if problem is None
+            else Check(
+                "FAIL", "ops_listen", problem, "stop the other process or change runtime.ops_listen"
+            )
+        )
     state = Path(rt.state_path)
     folder = state.parent if state.parent != Path("") else Path(".")
     if state.exists():

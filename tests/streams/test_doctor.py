@@ -164,3 +164,24 @@ async def test_a_target_field_of_the_wrong_type_fails(
     )
     assert "-> point the rule at another field" in text
     assert "[ok  ] hubspot field: companies.crm_pulse_won (money) exists" in text
+
+
+async def test_a_busy_ops_listen_address_fails_with_what_to_do(
+    portal: tuple[FakeHubSpot, FakeServer], tmp_path: Path
+) -> None:
+    """Issue 13's runtime.ops_listen is checked like runtime.listen."""
+    _, server = portal
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        ops = busy.getsockname()[1]
+        text = _text(server, tmp_path, _free_port()).replace(
+            'listen: "127.0.0.1:', f'ops_listen: "127.0.0.1:{ops}", listen: "127.0.0.1:'
+        )
+        deployment = load_config_text(text, env={"T": TOKEN, "S": "x"})
+        out = io.StringIO()
+        assert await doctor(deployment, out) == 1
+    lines = out.getvalue()
+    assert f"[FAIL] ops_listen: 127.0.0.1:{ops} is already in use" in lines
+    assert "-> stop the other process or change runtime.ops_listen" in lines
+    assert "[ok  ] listen: " in lines
