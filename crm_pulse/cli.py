@@ -487,7 +487,7 @@ def _parser() -> argparse.ArgumentParser:
     quarantine.add_argument("action", choices=["list", "show", "retry", "drop"])
     quarantine.add_argument("ids", nargs="*", type=int, help="entry ids (see list)")
     quarantine.add_argument("--all", action="store_true", help="every entry")
-    quarantine.add_argument("--config", required=True, help="the deployment YAML file")
+    _config_option(quarantine)
     quarantine.set_defaults(run=cmd_quarantine)
 
     dead = sub.add_parser(
@@ -496,7 +496,7 @@ def _parser() -> argparse.ArgumentParser:
     dead.add_argument("action", choices=["list", "retry", "drop"])
     dead.add_argument("ids", nargs="*", type=int, help="dead letter ids (see list)")
     dead.add_argument("--all", action="store_true", help="every dead letter")
-    dead.add_argument("--config", required=True, help="the deployment YAML file")
+    _config_option(dead)
     dead.set_defaults(run=cmd_deadletters)
 
     demo = sub.add_parser(
@@ -526,9 +526,11 @@ _DISCOVERS_CONFIG = {
     "audit",
     "backfill",
     "check",
+    "deadletters",
     "doctor",
     "events",
     "provision",
+    "quarantine",
     "report",
     "run",
     "worker",

@@ -134,6 +134,9 @@ def test_every_config_command_finds_the_file_the_same_way(
     assert code == 2 and "elsewhere.yaml" in out and "Mars/Olympus" in out
     code, _, err = run("report")
     assert code == 2 and "elsewhere.yaml" in err
+    for command in (["quarantine", "list"], ["deadletters", "list"]):  # issue 13's commands
+        code, _, err = run(*command)
+        assert code == 2 and "elsewhere.yaml" in err, command
 
 
 def test_dotenv_files_feed_references_and_the_environment_wins(
