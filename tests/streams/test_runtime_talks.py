@@ -169,6 +169,25 @@ def test_an_unreachable_crm_at_start_is_one_line_with_url_and_cause(tmp_path: Pa
     assert "token-from-dotenv" not in done.stderr
 
 
+def test_an_unreachable_monday_at_start_names_its_url_too(tmp_path: Path) -> None:
+    """The monday connector (issue 16) translates a failed connection like the others."""
+    port, dead = _free_port(), _free_port()
+    config = tmp_path / "d.yaml"
+    config.write_text(
+        "connectors:\n  - monday: {api_token: '${MT}', "
+        f"base_url: 'http://127.0.0.1:{dead}/v2', boards: {{deals: {{id: '1000001'}}}}}}\n"
+        f"runtime: {{state_path: s.sqlite, listen: '127.0.0.1:{port}', log_format: text}}\n"
+    )
+    (tmp_path / ".env").write_text("MT=monday-token-from-dotenv\n")
+    done = _run(config, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("crm-pulse run: monday: monday unreachable during "), last
+    assert f"http://127.0.0.1:{dead}/v2: " in last and not last.endswith("ConnectError"), last
+    assert "monday-token-from-dotenv" not in done.stderr
+
+
 def test_dead_letters_for_a_missing_field_say_provision_and_go_away_once_written(
     tmp_path: Path,
 ) -> None:
