@@ -1,4 +1,4 @@
-"""Never wipe, never flicker on all three sandbox CRMs: the demo deployment's target fields hold
+"""Never wipe, never flicker on every sandbox CRM (HubSpot, Pipedrive, Salesforce, monday): the demo deployment's target fields hold
 values before the first start; the runtime reads every CRM (several pages each) while it
 applies what it read, and each field receives at most one write, the complete value, never a
 null (an undefined metric leaves the value that was there)."""
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ BEFORE = 777
 
 
 def _record_writes(sandbox: Sandbox, fields: set[str]) -> list[tuple[str, str, str, Any]]:
-    """Every value the three CRMs receive for the target fields, in order."""
+    """Every value the four CRMs receive for the target fields, in order."""
     seen: list[tuple[str, str, str, Any]] = []
     hubspot, pipedrive, salesforce = sandbox.hubspot, sandbox.pipedrive, sandbox.salesforce
     hs_update, pd_update, sf_update = hubspot.update, pipedrive.update, salesforce.update
@@ -42,10 +43,25 @@ def _record_writes(sandbox: Sandbox, fields: set[str]) -> list[tuple[str, str, s
         sf_update(sobject, rid, values, **kw)
 
     hubspot.update, pipedrive.update, salesforce.update = hs, pd, sf  # type: ignore[method-assign]
+
+    monday = sandbox.monday
+    mo_change = monday._change  # where change_multiple_column_values lands
+
+    def mo(args: Any) -> Any:
+        raw = args.get("column_values")
+        values = json.loads(raw) if isinstance(raw, str) else raw
+        titles = {c["id"]: c["title"] for c in monday.boards[str(args["board_id"])]["columns"]}
+        rid = str(args.get("item_id"))
+        for cid, value in (values or {}).items():
+            if titles.get(cid, cid) in fields:
+                seen.append(("monday", rid, titles.get(cid, cid), value))
+        return mo_change(args)
+
+    monday._change = mo  # type: ignore[method-assign]
     return seen
 
 
-async def test_three_sandbox_crms_see_one_complete_value_per_field(tmp_path: Path) -> None:
+async def test_every_sandbox_crm_sees_one_complete_value_per_field(tmp_path: Path) -> None:
     sandbox = Sandbox().start()
     try:
         env = sandbox.environment(str(tmp_path / "s.sqlite"), free_port())
@@ -68,6 +84,8 @@ async def test_three_sandbox_crms_see_one_complete_value_per_field(tmp_path: Pat
                 sandbox.pipedrive.update("organizations", t.record, {}, custom={key: BEFORE})
             elif t.connector == "salesforce" and t.record:
                 sandbox.salesforce.update("Account", t.record, {t.field: BEFORE})
+            elif t.connector == "monday" and t.record:
+                sandbox.monday.update_item(t.record, {t.field: BEFORE})
         before = sandbox_values(sandbox, deployment)
         fields = {r.target.field for r in deployment.writeback}
         writes = _record_writes(sandbox, fields)
@@ -96,4 +114,10 @@ async def test_three_sandbox_crms_see_one_complete_value_per_field(tmp_path: Pat
     kept = [k for k, v in after.items() if v == BEFORE]
     for key in kept:
         assert before[key] == BEFORE
-    assert len(targets) >= 3 and len(per_field) > 10
+    assert len(targets) >= 4 and len(per_field) > 10
+    assert {connector for connector, _, _ in per_field} == {
+        "hubspot",
+        "pipedrive",
+        "salesforce",
+        "monday",
+    }
