@@ -275,9 +275,9 @@ def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         write_env_file(args.env_file, sandbox.crm_environment())
         out.write(
-            f"sandbox CRMs are serving (HubSpot, Pipedrive, Salesforce on 127.0.0.1); their "
-            f"addresses and credentials are in {args.env_file} for `crm-pulse init --sandbox`. "
-            "Ctrl-C stops them.\n"
+            "sandbox CRMs are serving (HubSpot, Pipedrive, Salesforce, monday on 127.0.0.1); "
+            f"their addresses and credentials are in {args.env_file} for `crm-pulse init "
+            "--sandbox`. Ctrl-C stops them.\n"
         )
     else:
         env = sandbox.environment("./demo.sqlite", args.port)

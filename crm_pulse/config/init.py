@@ -25,7 +25,7 @@ from .discovery import DEFAULT_FILE
 
 __all__ = ["CRMS", "DEFAULT_METRICS", "InitChoices", "render", "run_init", "write_env_file"]
 
-CRMS = ("hubspot", "pipedrive", "salesforce")
+CRMS = ("hubspot", "pipedrive", "salesforce", "monday")
 DEFAULT_METRICS = ("won_revenue", "win_rate", "open_pipeline_value")
 
 
@@ -61,6 +61,16 @@ _CONNECTOR = {
 {login}{where}      objects: [Account, Opportunity]
       poll_interval: {poll}
 """,
+    "monday": """\
+  # monday CRM through an API token (README: Connect monday CRM)
+  - monday:
+      api_token: ${{MONDAY_TOKEN}}               # a personal or app API token
+{where}      boards:                                 # board ids: the number in each board's URL
+        deals: {{id: "${{MONDAY_DEALS_BOARD}}"}}
+        accounts: {{id: "${{MONDAY_ACCOUNTS_BOARD}}"}}
+      # webhooks: signing_secret and webhook_url (README: Connect monday CRM)
+      poll_interval: {poll}
+""",
 }
 
 _SANDBOX_WHERE = {
@@ -68,12 +78,19 @@ _SANDBOX_WHERE = {
     "      ca_cert: ${CRM_PULSE_SANDBOX_CA}        # the sandbox's test CA\n",
     "pipedrive": "      base_url: ${PIPEDRIVE_URL}              # the sandbox (leave out for Pipedrive)\n",
     "salesforce": "      ca_cert: ${CRM_PULSE_SANDBOX_CA}        # the sandbox's test CA\n",
+    "monday": "      base_url: ${MONDAY_URL}                 # the sandbox (leave out for monday)\n"
+    "      ca_cert: ${CRM_PULSE_SANDBOX_CA}        # the sandbox's test CA\n",
 }
 
 _HOME = {  # (object, variable of the record holding company-wide values, comment)
     "hubspot": ("companies", "HUBSPOT_HOME_RECORD", "id of your own company record"),
     "pipedrive": ("organization", "PIPEDRIVE_HOME_RECORD", "id of your own organization"),
     "salesforce": ("Account", "SALESFORCE_HOME_RECORD", "id of your own Account"),
+    "monday": (
+        "account",
+        "MONDAY_HOME_RECORD",
+        "item id of your own company on the Accounts board",
+    ),
 }
 
 _WINDOW_SUFFIX = {"current": "now", "quarter": "qtd", "month": "mtd", "rolling:90d": "90d"}
@@ -93,7 +110,7 @@ def _field(crm: str, metric: str, window: str) -> str:
     if crm == "salesforce":
         words = "_".join(w.capitalize() for w in f"{metric}_{suffix}".split("_"))
         return f"Crm_Pulse_{words}__c"[:40]
-    if crm == "pipedrive":
+    if crm in ("pipedrive", "monday"):  # field and column titles, as users see them
         return f"{metric.replace('_', ' ').capitalize()} {suffix.upper()}"
     return f"crm_pulse_{metric}_{suffix}"
 

@@ -34,6 +34,7 @@ __all__ = ["HOME_COMPANY", "HOME_ORGANIZATION", "Sandbox", "SandboxStats"]
 DAY = 86_400_000
 HOME_COMPANY = "1001"  # the HubSpot company that holds company-wide values
 HOME_ORGANIZATION = "101"  # the Pipedrive organization that holds company-wide values
+MONDAY_DEALS_BOARD, MONDAY_ACCOUNTS_BOARD = "1000001", "1000002"  # the monday team's boards
 HUBSPOT_REPS = ("11", "12", "13", "14")
 PIPEDRIVE_REPS = (21, 22)
 MONDAY_REPS = (31, 32)
@@ -132,6 +133,11 @@ class Sandbox:
             "SALESFORCE_URL": self._sf_server.url,
             "SALESFORCE_SESSION": self.salesforce.session_id,
             "SALESFORCE_HOME_RECORD": self.sf_home,
+            "MONDAY_URL": f"{self._mo_server.url}/v2",
+            "MONDAY_TOKEN": self.monday.token,
+            "MONDAY_DEALS_BOARD": MONDAY_DEALS_BOARD,
+            "MONDAY_ACCOUNTS_BOARD": MONDAY_ACCOUNTS_BOARD,
+            "MONDAY_HOME_RECORD": self.mo_home,
             "CRM_PULSE_SANDBOX_CA": str(self.ca.cert_path),
         }
 
@@ -292,7 +298,7 @@ class Sandbox:
         """A fourth team on monday CRM: its Deals and Accounts boards (ids 1000001, 1000002)."""
         rng, mo = self.rng, self.monday
         deals, accounts = mo.add_board("Deals", "deals"), mo.add_board("Accounts", "accounts")
-        assert (deals, accounts) == ("1000001", "1000002"), (deals, accounts)
+        assert (deals, accounts) == (MONDAY_DEALS_BOARD, MONDAY_ACCOUNTS_BOARD), (deals, accounts)
         # both teams sell to the same customers, kept in HubSpot (as with Pipedrive)
         mo.add_column(deals, "HubSpot company id", "text")
         self.mo_home = mo.create_item(

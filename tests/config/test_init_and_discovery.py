@@ -24,6 +24,11 @@ SANDBOX_ENV = {
     "SALESFORCE_URL": "https://127.0.0.1:9",
     "SALESFORCE_SESSION": "00Dsession",
     "SALESFORCE_HOME_RECORD": "001000000000001AA",
+    "MONDAY_URL": "https://127.0.0.1:9/v2",
+    "MONDAY_TOKEN": "tok-monday-secret-value",
+    "MONDAY_DEALS_BOARD": "1000001",
+    "MONDAY_ACCOUNTS_BOARD": "1000002",
+    "MONDAY_HOME_RECORD": "5",
 }
 
 
@@ -80,6 +85,39 @@ def test_init_writes_a_commented_file_that_check_accepts(workdir: Path, sandbox:
         "salesforce",
     }
     assert "tok-hubspot-secret-value" not in out + err
+
+
+def test_init_connects_monday_with_the_variables_the_sandbox_writes(workdir: Path) -> None:
+    """monday (issue 16) in init (issue 14): a file check accepts, whose every variable
+    ``crm-pulse sandbox --env-file`` provides."""
+    from crm_pulse.config.init import CRMS, InitChoices, _variables, render
+    from crm_pulse.sandbox import Sandbox, TestCA
+
+    code, out, _ = run("init", "--crm", "monday", "--metrics", "won_revenue,deals_won",
+                       "--sandbox", "--no-input")  # fmt: skip
+    assert code == 0, out
+    text = (workdir / "crm-pulse.yaml").read_text()
+    assert "- monday:" in text and "${MONDAY_TOKEN}" in text and "${MONDAY_DEALS_BOARD}" in text
+    ca = TestCA()  # the monday client loads its CA when it is built (check builds it)
+    env = {**SANDBOX_ENV, "CRM_PULSE_SANDBOX_CA": str(ca.cert_path)}
+    (workdir / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    code, out, err = run("check")
+    assert code == 0, out + err
+    deployment = load_config(workdir / "crm-pulse.yaml")
+    assert {
+        (r.target.connector, r.target.object, r.target.field) for r in deployment.writeback
+    } == {
+        ("monday", "account", "Won revenue QTD"),
+        ("monday", "account", "Deals won QTD"),
+    }
+    assert "tok-monday-secret-value" not in out + err
+    sandbox = Sandbox().start()
+    try:
+        provided = set(sandbox.crm_environment())
+    finally:
+        sandbox.stop()
+    needed = set(_variables(render(InitChoices(CRMS, ("won_revenue",), sandbox=True))))
+    assert needed <= provided, needed - provided
 
 
 def test_init_asks_in_a_terminal_and_refuses_to_overwrite(workdir: Path) -> None:
