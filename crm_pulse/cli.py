@@ -161,6 +161,31 @@ def _deployment(path: str, *, secrets: bool = True) -> Deployment:
     return load_config(path, resolve_secrets=secrets)
 
 
+def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.doctor import doctor
+
+    return asyncio.run(doctor(_deployment(args.config), out, timeout=args.timeout))
+
+
+def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.audit import audit
+
+    return asyncio.run(audit(_deployment(args.config), out))
+
+
+def cmd_events_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.commands import export_events
+
+    count, skipped = export_events(_deployment(args.config, secrets=False), args.output, out)
+    err.write(f"crm-pulse events export: {count} event(s)\n")
+    if skipped:
+        err.write(
+            f"crm-pulse events export: {skipped} log entr{'y' if skipped == 1 else 'ies'} left "
+            "out: not valid events (the runtime quarantines them; crm-pulse quarantine list)\n"
+        )
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .streams import commands
 
@@ -242,12 +267,23 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .sandbox import Sandbox
+    from .streams.demo import demo_config_path
 
     sandbox = Sandbox().start()
-    env = sandbox.environment("./demo.sqlite", args.port)
-    out.write("sandbox CRMs are serving; for examples/demo.yaml set:\n")
-    for key, value in env.items():
-        out.write(f"export {key}={value}\n")
+    if args.env_file:
+        from .config.init import write_env_file
+
+        write_env_file(args.env_file, sandbox.crm_environment())
+        out.write(
+            "sandbox CRMs are serving (HubSpot, Pipedrive, Salesforce, monday on 127.0.0.1); "
+            f"their addresses and credentials are in {args.env_file} for `crm-pulse init "
+            "--sandbox`. Ctrl-C stops them.\n"
+        )
+    else:
+        env = sandbox.environment("./demo.sqlite", args.port)
+        out.write(f"sandbox CRMs are serving; for {demo_config_path()} set:\n")
+        for key, value in env.items():
+            out.write(f"export {key}={value}\n")
     out.flush()
     try:
         time.sleep(args.seconds) if args.seconds else signal_wait()
@@ -264,12 +300,66 @@ def signal_wait() -> None:
     _signal.sigwait({_signal.SIGINT, _signal.SIGTERM})
 
 
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        help="the deployment YAML file (default: $CRM_PULSE_CONFIG, then ./crm-pulse.yaml)",
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crm-pulse")
+    except PackageNotFoundError:  # pragma: no cover - a checkout without an install
+        return "unknown"
+
+
+def cmd_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .config.init import run_init, terminal_prompt
+
+    return run_init(
+        crms=args.crm,
+        metrics=args.metrics,
+        sandbox=args.sandbox,
+        output=args.output,
+        force=args.force,
+        out=out,
+        ask=None if args.no_input else terminal_prompt(),
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crm-pulse",
         description="Live RevOps metrics from CRM change events, written back to the CRM.",
     )
+    parser.add_argument("--version", action="version", version=f"crm-pulse {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = sub.add_parser(
+        "init",
+        help="write a commented deployment file for your CRMs and metrics",
+        description="Write a deployment file; asks for what the options leave open when run "
+        "in a terminal.",
+    )
+    init.add_argument(
+        "--crm", action="append", default=[], help="hubspot, pipedrive or salesforce (repeatable)"
+    )
+    init.add_argument(
+        "--metrics", action="append", default=[], help="comma-separated metric names to write"
+    )
+    init.add_argument(
+        "--sandbox",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="point the connectors at the sandbox CRMs (crm-pulse sandbox)",
+    )
+    init.add_argument("--output", "-o", default="crm-pulse.yaml", help="file to write (- : stdout)")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.add_argument("--no-input", action="store_true", help="never prompt")
+    init.set_defaults(run=cmd_init)
 
     replay = sub.add_parser(
         "replay",
@@ -316,15 +406,38 @@ def _parser() -> argparse.ArgumentParser:
     catalog.set_defaults(run=cmd_catalog)
 
     check = sub.add_parser("check", help="validate a deployment file")
-    check.add_argument("--config", required=True, help="the deployment YAML file")
+    _config_option(check)
     check.set_defaults(run=cmd_check)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="try the deployment against its CRMs: credentials, fields, webhooks, listen address",
+    )
+    _config_option(doctor)
+    doctor.add_argument("--timeout", type=float, default=20.0, help="seconds per CRM check")
+    doctor.set_defaults(run=cmd_doctor)
+
+    audit = sub.add_parser(
+        "audit", help="read the written fields back from the CRMs and list the drift"
+    )
+    _config_option(audit)
+    audit.set_defaults(run=cmd_audit)
+
+    events = sub.add_parser("events", help="the runtime's event log")
+    events_sub = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    export = events_sub.add_parser(
+        "export", help="write the event log as canonical JSONL (crm-pulse replay reads it)"
+    )
+    _config_option(export)
+    export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
+    export.set_defaults(run=cmd_events_export)
 
     run = sub.add_parser(
         "run",
         help="run a deployment: receive and poll events, keep the metrics, write them back",
         description="Run until SIGTERM or Ctrl-C, then drain in-flight work and exit.",
     )
-    run.add_argument("--config", required=True, help="the deployment YAML file")
+    _config_option(run)
     run.add_argument(
         "--dry-run",
         action="store_true",
@@ -336,7 +449,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(run=cmd_run)
 
     worker = sub.add_parser("worker", help="start a Faust worker (runtime.kind: faust)")
-    worker.add_argument("--config", required=True, help="the deployment YAML file")
+    _config_option(worker)
     worker.add_argument(
         "--loglevel",
         choices=["debug", "info", "warning", "error"],
@@ -348,20 +461,20 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report", help="print the metrics a deployment's runtime holds now (from its state file)"
     )
-    report.add_argument("--config", required=True, help="the deployment YAML file")
+    _config_option(report)
     report.add_argument("--as-of", help="ISO time or date the report is for (default: now)")
     report.add_argument("--format", choices=FORMATS, default="jsonl")
     report.set_defaults(run=cmd_report)
 
     backfill = sub.add_parser("backfill", help="pull history through every source, then apply it")
-    backfill.add_argument("--config", required=True, help="the deployment YAML file")
+    _config_option(backfill)
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
     backfill.set_defaults(run=cmd_backfill)
 
     provision = sub.add_parser(
         "provision", help="create the custom fields the write-back rules need"
     )
-    provision.add_argument("--config", required=True, help="the deployment YAML file")
+    _config_option(provision)
     provision.add_argument(
         "--dry-run", action="store_true", help="list the fields and which are missing"
     )
@@ -374,7 +487,7 @@ def _parser() -> argparse.ArgumentParser:
     quarantine.add_argument("action", choices=["list", "show", "retry", "drop"])
     quarantine.add_argument("ids", nargs="*", type=int, help="entry ids (see list)")
     quarantine.add_argument("--all", action="store_true", help="every entry")
-    quarantine.add_argument("--config", required=True, help="the deployment YAML file")
+    _config_option(quarantine)
     quarantine.set_defaults(run=cmd_quarantine)
 
     dead = sub.add_parser(
@@ -383,7 +496,7 @@ def _parser() -> argparse.ArgumentParser:
     dead.add_argument("action", choices=["list", "retry", "drop"])
     dead.add_argument("ids", nargs="*", type=int, help="dead letter ids (see list)")
     dead.add_argument("--all", action="store_true", help="every dead letter")
-    dead.add_argument("--config", required=True, help="the deployment YAML file")
+    _config_option(dead)
     dead.set_defaults(run=cmd_deadletters)
 
     demo = sub.add_parser(
@@ -404,8 +517,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--seconds", type=float, default=0.0, help="stop after (0: until Ctrl-C)")
     sandbox.add_argument("--port", type=int, default=8080, help="the runtime port to print")
+    sandbox.add_argument(
+        "--env-file", help="write the variables of `crm-pulse init --sandbox` files here (.env)"
+    )
     sandbox.set_defaults(run=cmd_sandbox)
     return parser
+
+
+_DISCOVERS_CONFIG = {
+    "audit",
+    "backfill",
+    "check",
+    "deadletters",
+    "doctor",
+    "events",
+    "provision",
+    "quarantine",
+    "report",
+    "run",
+    "worker",
+}
 
 
 def main(
@@ -416,6 +547,10 @@ def main(
     err = err if err is not None else sys.stderr
     args = _parser().parse_args(argv)
     try:
+        if args.command in _DISCOVERS_CONFIG:
+            from .config.discovery import find_config
+
+            args.config = find_config(args.config)
         code: int = args.run(args, out, err)
     except ConfigError as exc:
         err.write(f"crm-pulse {args.command}: configuration error\n{exc}\n")

@@ -48,6 +48,7 @@ __all__ = [
     "RetriableError",
     "SkippableError",
     "Unauthorized",
+    "unreachable_cause",
 ]
 
 
@@ -123,3 +124,39 @@ class ConfigError(CrmPulseError):
             problems = [ConfigProblem(path="", message=problems)]
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def unreachable_cause(exc: BaseException) -> str:
+    """``<url>: <cause>`` for a failed connection, from whatever HTTP library raised it (urllib3's
+    MaxRetryError, requests, httpx): the address tried and the innermost reason, such as
+    ``Connection refused`` or ``Name or service not known``. Never a credential: URLs of the
+    vendors carry none, and query strings are cut."""
+    url = ""
+    reason = ""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if not url:
+            found = getattr(current, "url", None)
+            request = getattr(current, "request", None)
+            if found is None and request is not None:
+                found = getattr(request, "url", None)
+            if found:
+                url = str(found).split("?", 1)[0]
+        if isinstance(current, OSError) and current.strerror:
+            reason = current.strerror
+        elif not reason or type(current).__name__ in ("TimeoutError", "ReadTimeout"):
+            text = str(current).split("?", 1)[0]
+            reason = reason or (text.rsplit(": ", 1)[-1] if text else type(current).__name__)
+        nested = getattr(current, "reason", None)
+        current = (
+            nested
+            if isinstance(nested, BaseException)
+            else (current.__cause__ or current.__context__)
+        )
+    pool = getattr(exc, "pool", None)
+    if url.startswith("/") and pool is not None:  # urllib3 keeps the path and the pool apart
+        url = f"{pool.scheme}://{pool.host}:{pool.port}{url}"
+    reason = reason or type(exc).__name__
+    return f"{url}: {reason}" if url else reason

@@ -72,3 +72,10 @@ def test_amount_fast_paths_equal_decimal_rounding(value: int | str) -> None:
 def test_amount_beyond_decimal_precision_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="out of range"):
         parse_amount("9999999999999999999999.99999950")
+
+
+def test_amount_bound_is_by_value_so_leading_zeros_are_fine() -> None:
+    assert parse_amount("0000000000000000") == 0
+    assert parse_amount("-000000000000000012.5") == -12_500_000
+    with pytest.raises(ValueError, match="out of range"):
+        parse_amount("1000000000000000")

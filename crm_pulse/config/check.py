@@ -41,6 +41,16 @@ def run_check(path: str, out: TextIO) -> int:
             f"{path}: internal error while checking ({type(exc).__name__}); please report it\n"
         )
         return 2
+    if not deployment.connectors:
+        where = ConfigProblem(
+            "connectors",
+            "no connector: a deployment reads from at least one CRM "
+            "or ingress (crm-pulse init writes one)",
+            path,
+            1,
+        )
+        out.write(f"{where}\n")
+        return 2
     rules = len(deployment.writeback)
     out.write(
         f"OK: {path}: {len(deployment.connectors)} connector"

@@ -17,6 +17,7 @@ from ..metrics.definitions import Definitions, group_of
 from ._paths import Path as KeyPath
 from ._paths import format_path, parse_path
 from .base import CONFIG_SOURCE, did_you_mean
+from .connectors import ConnectorSettings
 from .metrics import QuotaEntry, SpendEntry
 
 if TYPE_CHECKING:
@@ -186,6 +187,9 @@ def _check_writeback(
                 f"{t.connector!r} is an {entry.kind} ingress: it receives, nothing is "
                 "written to it",
             )
+        elif isinstance(entry.settings, ConnectorSettings):
+            for message in entry.settings.target_problems(t.object, t.field):
+                add((*here, "target", "object"), message)
         key = (t.connector, t.object, t.field, t.record, repr(t.match))
         if key in targets:
             add(

@@ -54,6 +54,15 @@ class ConnectorSettings(ConfigModel):
             return {**data, "name": cls.KIND}
         return data
 
+    def target_problems(self, object: str, field: str) -> list[str]:
+        """Why this CRM cannot hold ``object.field`` as a write-back target (what ``provision``
+        would refuse), found without asking the CRM; [] when nothing is known against it."""
+        return []
+
+    def webhook_hint(self) -> str | None:
+        """What to set so that this connector takes webhooks (None: set, or it has none)."""
+        return None
+
 
 class VendorSettings(ConnectorSettings):
     """Settings shared by the CRM connectors that poll over HTTP."""

@@ -39,10 +39,10 @@ def load_config(
 ) -> Deployment:
     """Load and validate a deployment file; raise ConfigError listing every problem.
 
-    ``env`` defaults to ``os.environ``. With ``resolve_secrets=False`` a variable that is not set
-    is not an error: its references stay unresolved and values that depend on them are not
-    checked (for commands such as ``replay`` that only need the metrics section); variables that
-    are set are resolved as always.
+    ``env`` defaults to ``os.environ`` over the ``.env`` files (:mod:`.discovery`). With
+    ``resolve_secrets=False`` a variable that is not set is not an error: its references stay
+    unresolved and values that depend on them are not checked (for commands such as ``replay``
+    that only need the metrics section); variables that are set are resolved as always.
     """
     file = os.fspath(path)
     try:
@@ -53,6 +53,10 @@ def load_config(
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError([ConfigProblem("", f"cannot read the file: {reason}", file)]) from None
+    if env is None:
+        from .discovery import environment_for
+
+        env = environment_for(file)  # the .env beside the file, then the environment
     return load_config_text(
         text,
         file=file,
@@ -179,7 +183,7 @@ def _partial_checks(
     except ValidationError:
         return []
     deployment._source_file = file
-    found = []
+    found = _metrics_of_failed_rules(data, bad_items, deployment)
     for problem in deployment.check_references():
         path = parse_path(problem.path)
         if path and path[0] in renumber and len(path) > 1 and isinstance(path[1], int):
@@ -191,6 +195,30 @@ def _partial_checks(
             if "metrics" in failed and what in ("metric", "group", "window"):
                 continue
         found.append((path, problem.message))
+    return found
+
+
+def _metrics_of_failed_rules(
+    data: dict[str, Any], bad_items: set[tuple[Any, Any]], deployment: Deployment
+) -> list[tuple[KeyPath, str]]:
+    """An unknown metric in a write-back rule that failed for another reason (a bad window,
+    say): reported with it, not after the window is fixed."""
+    rules = data.get("writeback")
+    if not isinstance(rules, list):
+        return []
+    try:
+        known = set(deployment.catalog().metrics)
+    except ConfigError:
+        return []
+    found: list[tuple[KeyPath, str]] = []
+    for kind, i in sorted(bad_items, key=lambda k: (str(k[0]), k[1])):
+        if kind != "writeback" or not isinstance(rules[i], dict):
+            continue
+        metric = rules[i].get("metric")
+        if isinstance(metric, str) and metric and metric not in known:
+            hint = difflib.get_close_matches(metric, sorted(known), n=1)
+            more = f" (did you mean {hint[0]!r}?)" if hint else ""
+            found.append((("writeback", i, "metric"), f"unknown metric {metric!r}{more}"))
     return found
 
 

@@ -87,6 +87,12 @@ class MetricsSection(ConfigModel):
     ``crm_pulse/metrics/definitions.py``); a definition with a built-in name replaces it.
     """
 
+    currency: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of the reporting currency (USD, EUR, ...): how the status "
+        "page shows money. Amounts are never converted.",
+    )
     enable: Literal["all"] | list[str] = Field(
         default="all", description="Built-in metrics to compute: 'all' or a list of names."
     )

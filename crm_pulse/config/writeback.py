@@ -76,6 +76,13 @@ class WritebackRule(ConfigModel):
         "account_id: one value per group, each written to its own record.",
     )
     target: WritebackTarget = Field(description="Where to write.")
+    on_null: Literal["clear", "keep"] = Field(
+        default="clear",
+        description="When the metric becomes undefined (a rate with nothing to divide by): "
+        "clear empties the field crm-pulse wrote, keep leaves the last value in it. Either way "
+        "a field crm-pulse never wrote is never emptied, and nothing is written before every "
+        "source finished its first complete read.",
+    )
 
     @field_validator("window")
     @classmethod

@@ -52,6 +52,7 @@ from ..errors import (
     RetriableError,
     SkippableError,
     Unauthorized,
+    unreachable_cause,
 )
 from ..metrics.events import Event
 from ..retry import Backoff, retrying, wait_from_headers
@@ -63,8 +64,11 @@ from .protocols import (
     BadRecord,
     Connector,
     Cursor,
+    FieldKey,
     FieldProvisioner,
+    FieldReader,
     FieldSpec,
+    FieldTypeChecker,
     FieldWrite,
     Page,
     ReceiverBase,
@@ -95,10 +99,13 @@ __all__ = [
     "Duration",
     "Event",
     "FatalError",
+    "FieldKey",
     "FieldOverrides",
     "FieldProvisioner",
+    "FieldReader",
     "FieldSpec",
     "FieldType",
+    "FieldTypeChecker",
     "FieldWrite",
     "HttpUrl",
     "LifecycleMapping",
@@ -124,6 +131,7 @@ __all__ = [
     "map_records",
     "reject",
     "retrying",
+    "unreachable_cause",
     "upsert",
     "wait_from_headers",
 ]

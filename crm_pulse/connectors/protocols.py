@@ -1,4 +1,4 @@
-"""What a connector is: four small protocols, each optional.
+"""What a connector is: six small protocols, each optional.
 
 * :class:`Source` pulls change events: a full ``backfill`` and an incremental ``poll``, both
   from a cursor that is plain JSON data the runtime stores with the events (dlt-style: the
@@ -6,13 +6,16 @@
 * :class:`WebhookReceiver` verifies and parses a vendor's webhook request into events.
 * :class:`Sink` writes a batch of custom-field values and reports per-record results.
 * :class:`FieldProvisioner` makes sure the custom fields the write-back rules need exist.
+* :class:`FieldReader` reads written fields back (``crm-pulse audit``), and
+  :class:`FieldTypeChecker` finds target fields of a type that cannot hold a number.
 
 A connector is a :class:`Connector` subclass registered in the ``crm_pulse.connectors``
 entry-point group (built-in kinds too, in crm-pulse's own ``pyproject.toml``). It declares its
 ``kind`` and its ``settings_model`` (a :class:`~crm_pulse.config.connectors.ConnectorSettings`
 subclass, which validates its section of the deployment file); it is built as
 ``cls(name, settings)`` with the validated settings, and its attributes ``source``,
-``receiver``, ``sink`` and ``provisioner`` are None where it has no such part.
+``receiver``, ``sink``, ``provisioner``, ``reader`` and ``type_checker`` are None where it has
+no such part.
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ __all__ = [
     "BadRecord",
     "Connector",
     "Cursor",
+    "FieldKey",
     "FieldProvisioner",
+    "FieldReader",
     "FieldSpec",
+    "FieldTypeChecker",
     "FieldWrite",
     "Page",
     "ReceiverBase",
@@ -224,11 +230,34 @@ class FieldProvisioner(Protocol):
         """Create them; returns one line per field saying what was done."""
 
 
+@runtime_checkable
+class FieldTypeChecker(Protocol):
+    """Says which existing custom fields cannot hold a number (``crm-pulse doctor``)."""
+
+    async def unfit(self, fields: Sequence[FieldSpec]) -> dict[tuple[str, str], str]:
+        """(object, field) -> why that existing field cannot hold the rule's value (its type);
+        fields that fit, or do not exist, are left out."""
+
+
+FieldKey = tuple[str, str, str]
+"""(object, record id, field) of one custom field on one record."""
+
+
+@runtime_checkable
+class FieldReader(Protocol):
+    """Reads custom-field values back (``crm-pulse audit`` compares them with what was written)."""
+
+    async def read(self, fields: Sequence[FieldKey]) -> dict[FieldKey, float | int | str | None]:
+        """The value each field holds now: a number, None when empty, or the CRM's text when it
+        is not a number; a field whose record or field does not exist is left out."""
+
+
 class Connector:
     """Base class of every connector, built in or plugin.
 
     Declare ``kind`` (the entry point's name) and ``settings_model``; in ``__init__`` build the
-    parts you have (``source``, ``receiver``, ``sink``, ``provisioner``; the others stay None)
+    parts you have (``source``, ``receiver``, ``sink``, ``provisioner``, ``reader``,
+    ``type_checker``; the others stay None)
     and set ``poll_interval`` from the settings. The runtime builds it as ``cls(name, settings)``
     with the validated settings, uses only what is declared here, and awaits :meth:`aclose` at
     the end. Building must not touch the network (``crm-pulse check`` builds every connector).
@@ -249,6 +278,10 @@ class Connector:
     """Writes metric values into custom fields."""
     provisioner: FieldProvisioner | None = None
     """Creates the custom fields the write-back rules need."""
+    reader: FieldReader | None = None
+    """Reads the written fields back, for ``crm-pulse audit``."""
+    type_checker: FieldTypeChecker | None = None
+    """Finds target fields of a type that cannot hold a number (``doctor``)."""
 
     def __init__(self, name: str, settings: Any) -> None:
         self.name = name

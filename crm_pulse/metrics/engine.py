@@ -124,12 +124,18 @@ class Engine:
 
     def apply(self, event: Event) -> bool:
         """Apply one event (both phases); True if it changed any record state."""
+        return self.apply_counted(event) is not None
+
+    def apply_counted(self, event: Event) -> bool | None:
+        """Apply one event; True if it moved a metric's contributions, False if it changed the
+        record's state only (a re-read of an unchanged record, our own write coming back, a
+        field no metric reads), None if it changed nothing (stale, or no metric reads it)."""
         changes = self._record_changes(event)
         if changes is None:
-            return False
+            return None
         if changes:
             self._apply_changes(changes)
-        return True
+        return bool(changes)
 
     def deltas(self, event: Event) -> list[Delta] | None:
         """Phase 1: update the record's state only and return its contribution deltas.

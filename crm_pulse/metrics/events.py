@@ -235,9 +235,10 @@ def parse_amount(value: Any) -> int:
         plain = _PLAIN_AMOUNT.fullmatch(value)
         if plain is not None:
             sign, whole, frac = plain.groups()
-            if len(whole) > 15:
+            units = int(whole)
+            if units >= MAX_AMOUNT:  # by value: leading zeros are allowed
                 raise _amount_range(value)
-            micro = int(whole) * MICRO + (int(frac.ljust(6, "0")) if frac else 0)
+            micro = units * MICRO + (int(frac.ljust(6, "0")) if frac else 0)
             return -micro if sign else micro
         if len(value) > MAX_NUMBER_CHARS:
             raise ValueError(

@@ -8,7 +8,8 @@ webhooks (HubSpot v3 signatures, Pipedrive HTTP Basic, monday JWT, Zoho channel 
 runtime. ``live``
 names the CRMs whose changes are made (``crm-pulse demo --crms``; default: all).
 
-``environment()`` gives the variables ``examples/demo.yaml`` reads (URLs, tokens, secrets).
+``environment()`` gives the variables ``demo.yaml`` (beside this module) reads (URLs, tokens,
+secrets).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = ["HOME_COMPANY", "HOME_ORGANIZATION", "Sandbox", "SandboxStats"]
 DAY = 86_400_000
 HOME_COMPANY = "1001"  # the HubSpot company that holds company-wide values
 HOME_ORGANIZATION = "101"  # the Pipedrive organization that holds company-wide values
+MONDAY_DEALS_BOARD, MONDAY_ACCOUNTS_BOARD = "1000001", "1000002"  # the monday team's boards
 HUBSPOT_REPS = ("11", "12", "13", "14")
 PIPEDRIVE_REPS = (21, 22)
 MONDAY_REPS = (31, 32)
@@ -137,6 +139,28 @@ class Sandbox:
     def _monday_hook(self, port: int) -> str:
         self.monday_hook = f"http://127.0.0.1:{port}/webhooks/monday"
         return self.monday_hook
+
+    def crm_environment(self) -> dict[str, str]:
+        """The variables a file written by ``crm-pulse init --sandbox`` reads."""
+        return {
+            "HUBSPOT_URL": self._hs_server.url,
+            "HUBSPOT_TOKEN": self.hubspot.token,
+            "HUBSPOT_APP_SECRET": self.hubspot.app_secret,
+            "HUBSPOT_HOME_RECORD": HOME_COMPANY,
+            "PIPEDRIVE_URL": self._pd_server.url,
+            "PIPEDRIVE_TOKEN": self.pipedrive.token,
+            "PIPEDRIVE_WEBHOOK_PASSWORD": self.pipedrive.webhook_password,
+            "PIPEDRIVE_HOME_RECORD": HOME_ORGANIZATION,
+            "SALESFORCE_URL": self._sf_server.url,
+            "SALESFORCE_SESSION": self.salesforce.session_id,
+            "SALESFORCE_HOME_RECORD": self.sf_home,
+            "MONDAY_URL": f"{self._mo_server.url}/v2",
+            "MONDAY_TOKEN": self.monday.token,
+            "MONDAY_DEALS_BOARD": MONDAY_DEALS_BOARD,
+            "MONDAY_ACCOUNTS_BOARD": MONDAY_ACCOUNTS_BOARD,
+            "MONDAY_HOME_RECORD": self.mo_home,
+            "CRM_PULSE_SANDBOX_CA": str(self.ca.cert_path),
+        }
 
     # ------------------------------------------------------------ the company's year
     def _ago(self, days: float) -> int:
@@ -296,7 +320,7 @@ class Sandbox:
         """A fourth team on monday CRM: its Deals and Accounts boards (ids 1000001, 1000002)."""
         rng, mo = self.rng, self.monday
         deals, accounts = mo.add_board("Deals", "deals"), mo.add_board("Accounts", "accounts")
-        assert (deals, accounts) == ("1000001", "1000002"), (deals, accounts)
+        assert (deals, accounts) == (MONDAY_DEALS_BOARD, MONDAY_ACCOUNTS_BOARD), (deals, accounts)
         # both teams sell to the same customers, kept in HubSpot (as with Pipedrive)
         mo.add_column(deals, "HubSpot company id", "text")
         self.mo_home = mo.create_item(

@@ -97,30 +97,92 @@ async def run(
     return runtime
 
 
+def _scratch_copy(state: str, folder: str) -> str:
+    """A copy of the state file (and its write-ahead log) in ``folder``, so that a dry run
+    changes nothing on disk: not even opening the file, which would checkpoint its log."""
+    import shutil
+    from pathlib import Path
+
+    copy = Path(folder) / "dry-run.sqlite"
+    for suffix in ("", "-wal"):
+        source = Path(state + suffix)
+        if source.exists():
+            shutil.copyfile(source, str(copy) + suffix)
+    return str(copy)
+
+
+async def missing_fields(runtime: EmbeddedRuntime, deployment: Deployment) -> list[str]:
+    """``connector object.field`` of each target field the CRM does not have (read only)."""
+    out = []
+    for name, fields in required_fields(deployment).items():
+        connector = runtime.connectors.get(name)
+        if connector is None or connector.provisioner is None:
+            continue
+        for f in await connector.provisioner.missing(fields):
+            out.append(f"{name} {f.object}.{f.name}")
+    return out
+
+
 async def dry_run(deployment: Deployment, out: TextIO) -> int:
     """Poll each source once, parse stored webhooks, consume, and print the writes that would
-    be made (old -> new) without making them. Returns how many writes are pending."""
-    runtime = EmbeddedRuntime(deployment)
-    try:
-        await runtime.load_config_events()
-        for name, poller in runtime.pollers.items():
-            n = await poller.poll_once()
-            out.write(f"{name}: {n} event(s) polled\n")
-        await runtime.inbox.process(limit=10_000)
-        await runtime.consume_all()
-        await runtime.tick()
-        pending = runtime.pending_writes()
-        if not pending:
-            out.write("no field would be written: every value equals the last one written\n")
-        for write, old in pending:
+    be made (old -> new) without making them; on a scratch copy of the state file, so nothing
+    on disk changes. Returns how many writes are pending."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="crm-pulse-dry-run-") as folder:
+        state = _scratch_copy(str(deployment.runtime.state_path), folder)
+        runtime = EmbeddedRuntime(deployment, state_path=state)
+        try:
+            for target in await missing_fields(runtime, deployment):
+                out.write(
+                    f"warning: {target} does not exist: writes to it would fail; "
+                    "run `crm-pulse provision` first\n"
+                )
+            await runtime.load_config_events()
+            for name, poller in runtime.pollers.items():
+                n = await poller.poll_once()
+                out.write(f"{name}: {n} event(s) polled\n")
+            await runtime.inbox.process(limit=10_000)
+            await runtime.consume_all()
+            await runtime.tick()
+            pending = runtime.pending_writes()
+            if not pending:
+                out.write("no field would be written: every value equals the last one written\n")
+            for write, old in pending:
+                out.write(
+                    f"{write.connector} {write.object} {write.record_id} {write.field}: "
+                    f"{'(never written)' if old is None else old} -> {write.value}\n"
+                )
             out.write(
-                f"{write.connector} {write.object} {write.record_id} {write.field}: "
-                f"{'(never written)' if old is None else old} -> {write.value}\n"
+                f"{len(pending)} write(s) would be made; nothing was sent and nothing on disk "
+                "changed (--dry-run)\n"
             )
-        out.write(f"{len(pending)} write(s) pending; nothing was sent (--dry-run)\n")
-        return len(pending)
+            return len(pending)
+        finally:
+            await runtime.close()
+
+
+def export_events(deployment: Deployment, output: str, out: TextIO) -> tuple[int, int]:
+    """The runtime's event log as canonical JSONL to ``output`` (``-``: ``out``); read only.
+    Returns the events written and the entries left out (not valid events: quarantined)."""
+    from pathlib import Path
+
+    from ..errors import ConfigError, ConfigProblem
+    from .log import export_events as write_log
+
+    state = str(deployment.runtime.state_path)
+    if not Path(state).exists():
+        raise ConfigError(
+            [ConfigProblem("runtime.state_path", f"no state file at {state}: nothing to export")]
+        )
+    db = Database(state)
+    try:
+        if output == "-":
+            return db.call(lambda: write_log(db.conn, out))
+        with open(output, "w", encoding="utf-8") as f:
+            return db.call(lambda: write_log(db.conn, f))
     finally:
-        await runtime.close()
+        db.close()
 
 
 async def backfill(deployment: Deployment, out: TextIO, *, progress: bool = True) -> int:

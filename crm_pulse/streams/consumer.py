@@ -29,6 +29,7 @@ from ..metrics.report import MetricValue
 from . import quarantine
 from .database import Database, StateError
 from .log import consumed_position, event_json, last_position, read_log
+from .pollers import first_read_position
 from .state import SQLiteStore
 from .writeback import Planner, SQLiteOutbox
 
@@ -77,6 +78,10 @@ class Consumer:
         self.debounce = debounce
         self.clock = clock
         self.on_changes = on_changes
+        self.changed: dict[str, int] = {}
+        """Per source, events that moved a metric since the start."""
+        self.unchanged: dict[str, int] = {}
+        """Per source, events that moved nothing (re-reads, our own writes coming back)."""
         self.store = SQLiteStore()
         self.engine = Engine(catalog, self.store, windows)
         self.quarantined = 0
@@ -152,16 +157,21 @@ class Consumer:
         rows, bad = read_log(conn, position, limit)
         self.engine.advance(as_of)  # what came due counts, and is reported with this batch
         applied = 0
+        changed: dict[str, int] = {}
+        unchanged: dict[str, int] = {}
         for pos, event in rows:
             if pos in self._skip:
                 continue
             try:
-                if self.engine.apply(event):
-                    applied += 1
+                moved = self.engine.apply_counted(event)
             except Exception as exc:
                 raise _ApplyFailed(
                     pos, event.source, event_json(event), f"{type(exc).__name__}: {exc}"
                 ) from exc
+            if moved is not None:
+                applied += 1
+            counts = changed if moved else unchanged
+            counts[event.source] = counts.get(event.source, 0) + 1
         for entry in bad:
             log.warning(
                 "a log entry is not a valid event; quarantined",
@@ -177,12 +187,16 @@ class Consumer:
                 now_ms=as_of,
             )
         self.quarantined += len(bad)
-        changed = self.engine.changes(as_of)
-        writes = self.planner.plan(changed, as_of)
-        planned = SQLiteOutbox.put(conn, writes, now, self.debounce)
         count = len(rows) + len(bad)
         if count:
             position = max([p for p, _ in rows[-1:]] + [b.position for b in bad[-1:]])
+        values = self.engine.changes(as_of)
+        if self._first_reads(conn, position):  # the first writes: every rule's whole value
+            writes = self.planner.due_by_time(self.engine, as_of)
+        else:
+            writes = self.planner.plan(values, as_of)
+        planned = SQLiteOutbox.put(conn, writes, now, self.debounce)
+        if count:
             total_applied, total_events = self._counters(conn)
             Database.set_meta(conn, "consumed", str(position))
             Database.set_meta(conn, "applied", str(total_applied + applied))
@@ -190,11 +204,25 @@ class Consumer:
             self._skip = {p for p in self._skip if p > position}
         self._keep_horizon(conn)
         self.store.flush(conn)
-        if changed and self.on_changes is not None:
-            self.on_changes(changed)
+        for source, n in changed.items():  # for display: a failed commit may count twice
+            self.changed[source] = self.changed.get(source, 0) + n
+        for source, n in unchanged.items():
+            self.unchanged[source] = self.unchanged.get(source, 0) + n
+        if values and self.on_changes is not None:
+            self.on_changes(values)
         return BatchResult(
-            count, applied, len(changed), planned, position, last_position(conn) - position
+            count, applied, len(values), planned, position, last_position(conn) - position
         )
+
+    def _first_reads(self, conn: sqlite3.Connection, position: int) -> bool:
+        """Tell the planner of sources whose first read is now applied (the first-read rule:
+        :mod:`~crm_pulse.streams.writeback.planner`); True when writes may now begin."""
+        became_ready = False
+        for source in sorted(self.planner.waiting_for):
+            done = first_read_position(conn, source)
+            if done is not None and done <= position:
+                became_ready = self.planner.first_read_done(source) or became_ready
+        return became_ready
 
     def tick(self) -> int:
         """Plan the writes that time alone calls for (rollover, rolling windows, records whose
@@ -203,6 +231,7 @@ class Consumer:
         def run(conn: sqlite3.Connection) -> int:
             now = self.clock()
             as_of = int(now * 1000)
+            self._first_reads(conn, consumed_position(conn))
             writes = self.planner.due_by_time(self.engine, as_of)
             self.engine.advance(as_of)  # future-dated records whose time came: their windows
             changed = self.engine.changes(as_of)

@@ -2,9 +2,9 @@
 
 1. Start the sandbox (local HubSpot, Pipedrive, Salesforce, monday and Zoho CRM fakes with a year
    of one company's data).
-2. Load ``examples/demo.yaml`` with the sandbox's addresses (keeping only the connectors and
-   write-back rules of the CRMs ``--crms`` selects, all by default), provision the custom
-   fields, and backfill every CRM with a progress bar.
+2. Load the demo deployment (``crm_pulse/sandbox/demo.yaml``, package data) with the sandbox's
+   addresses (keeping only the connectors and write-back rules of the CRMs ``--crms`` selects,
+   all by default), provision the custom fields, and backfill every CRM with a progress bar.
 3. Run the runtime (HTTP server, pollers, consumer, writers) while the sandbox makes live changes
    and delivers them as signed webhooks; show events/s, the metrics as they move and every field
    written back, until the time is up or Ctrl-C.
@@ -43,15 +43,13 @@ __all__ = ["demo_config_path", "demo_crms", "run_demo", "sandbox_values", "selec
 
 
 def demo_config_path() -> Path:
-    """examples/demo.yaml of the checkout (the demo is run from the repository)."""
-    here = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
-    if here.exists():
-        return here
-    return Path(str(resources.files("crm_pulse"))).parent / "examples" / "demo.yaml"
+    """The demo deployment, shipped as package data (``crm_pulse/sandbox/demo.yaml``), so the
+    demo runs from an installed wheel as from a checkout."""
+    return Path(str(resources.files("crm_pulse.sandbox").joinpath("demo.yaml")))
 
 
 def demo_crms() -> list[str]:
-    """The CRMs examples/demo.yaml connects (the connector kinds, in file order)."""
+    """The CRMs the demo deployment connects (the connector kinds, in file order)."""
     data = yaml.safe_load(demo_config_path().read_text(encoding="utf-8"))
     return [next(iter(entry)) for entry in data.get("connectors") or []]
 
@@ -168,6 +166,15 @@ def _view(runtime: EmbeddedRuntime, sandbox: Sandbox, started: float, remaining:
     return Group(Panel(head, title="crm-pulse demo"), metrics, writes)
 
 
+_LABELS = {
+    "hubspot": "HubSpot",
+    "pipedrive": "Pipedrive",
+    "salesforce": "Salesforce",
+    "monday": "monday",
+    "zoho": "Zoho CRM",
+}
+
+
 async def run_demo(
     out: TextIO, *, seconds: float = 20.0, live: bool = True, crms: list[str] | None = None
 ) -> int:
@@ -188,14 +195,12 @@ async def run_demo(
         path = demo_config_path()
         text = select_crms(path.read_text(encoding="utf-8"), chosen)
         deployment = load_config_text(text, env=env, file=str(path), base_dir=path.parent)
-        console.print(
-            "[b]sandbox[/b]: "
-            + ", ".join(
-                f"{crm} at {env[f'DEMO_{crm.upper()}_URL']}"
-                for crm in sorted(chosen)
-                if f"DEMO_{crm.upper()}_URL" in env
-            )
-        )
+        where = [
+            f"{label} at {env[f'DEMO_{crm.upper()}_URL']}"
+            for crm, label in _LABELS.items()
+            if crm in chosen
+        ]
+        console.print(f"[b]sandbox[/b]: {', '.join(where)}")
         runtime = EmbeddedRuntime(deployment)
         for name, fields in required_fields(deployment).items():
             provisioner = runtime.connectors[name].provisioner

@@ -109,4 +109,6 @@ def configure_logging(
     handler._crm_pulse = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for chatty in ("httpx", "httpcore", "urllib3", "aiokafka"):  # a line per HTTP request
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     return handler

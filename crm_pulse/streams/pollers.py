@@ -4,10 +4,12 @@ A page of events and the cursor after it are committed together, so after a cras
 resumes exactly after the last page on disk (re-reading at most one page, which record versions
 make harmless). The records a page skipped (:attr:`Page.skipped`, and those reported with
 :func:`~crm_pulse.connectors.rejects.reject` while reading it) go to the ``quarantine`` hook (the
-runtime's quarantine table) in the same transaction. A source that raises for bad data (a :class:`~crm_pulse.errors.DataError`, a
-pydantic error building an event) does not stop the runtime: the error is quarantined once for
-that cursor, the poll is retried with backoff, and ``/healthz`` says degraded while the source
-makes no progress. A backfill keeps its own cursor (``mode = "backfill"``) and, when it completes,
+runtime's quarantine table) in the same transaction. A source that raises for bad data (a
+:class:`~crm_pulse.errors.DataError`, a pydantic error building an event) does not stop the
+runtime: the error is quarantined once for that cursor, the poll is retried with backoff, and
+``/healthz`` says degraded while the source makes no progress. A source that cannot be reached
+before it was ever read (a wrong URL, a CRM that is down at the first start) stops the runtime
+with a :class:`~crm_pulse.errors.FatalError` naming it. A backfill keeps its own cursor (``mode = "backfill"``) and, when it completes,
 hands its final cursor to incremental polling: the runtime continues from where it ended.
 """
 
@@ -29,9 +31,9 @@ from ..errors import FatalError, RateLimited, RetriableError, SkippableError
 from ..retry import Backoff
 from . import quarantine
 from .database import Database
-from .log import append_events
+from .log import append_events, last_position
 
-__all__ = ["Poller", "PollerStats", "Quarantine", "load_cursor"]
+__all__ = ["Cycle", "Poller", "PollerStats", "Quarantine", "first_read_position", "load_cursor"]
 
 log = logging.getLogger("crm_pulse.pollers")
 
@@ -63,6 +65,32 @@ def _save_cursor(
     )
 
 
+def _mark_first_read(conn: sqlite3.Connection, connector: str, now_ms: int) -> None:
+    """The source's first complete read is in the log, up to its current end."""
+    if load_cursor(conn, connector, _DONE) is None:
+        cursor = {"at_ms": now_ms, "position": last_position(conn)}
+        _save_cursor(conn, connector, _DONE, cursor, now_ms)
+
+
+def first_read_position(conn: sqlite3.Connection, connector: str) -> int | None:
+    """Where the log held the source's whole first read (None: not finished yet)."""
+    done = load_cursor(conn, connector, _DONE)
+    return None if done is None else int(done.get("position", 0))
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """One finished backfill or poll: what it read and where the log ended after it."""
+
+    connector: str
+    kind: str  # "backfill" or "poll"
+    read: int
+    pages: int
+    seconds: float
+    position: int
+    skipped: int = 0
+
+
 @dataclass
 class PollerStats:
     events: int = 0
@@ -88,6 +116,7 @@ class Poller:
         *,
         clock: Callable[[], float] = time.time,
         on_stored: Callable[[], None] | None = None,
+        on_cycle: Callable[[Cycle], None] | None = None,
         quarantine: Quarantine | None = None,
     ) -> None:
         self.db = db
@@ -101,6 +130,7 @@ class Poller:
         """Waits after failed polls (:mod:`crm_pulse.retry`), never shorter than ``interval``."""
         self.clock = clock
         self.on_stored = on_stored
+        self.on_cycle = on_cycle
         self.stats = PollerStats()
         self._quarantined: tuple[str, str] | None = None
         self.stats.cursor = db.call(lambda: load_cursor(db.conn, connector, "poll"))
@@ -137,6 +167,7 @@ class Poller:
     async def backfill(self, progress: Callable[[int], None] | None = None) -> int:
         """Pull all history (resuming an interrupted backfill); returns the events stored."""
         start = await self.db.run(lambda: load_cursor(self.db.conn, self.connector, "backfill"))
+        began, pages, skipped = self.clock(), self.stats.pages, self.stats.skipped
         count = 0
         last: Cursor | None = start
         with collecting() as reported:
@@ -152,18 +183,27 @@ class Poller:
         def finish(conn: sqlite3.Connection) -> None:
             if load_cursor(conn, self.connector, "poll") is None:
                 _save_cursor(conn, self.connector, "poll", final, now_ms)
-            _save_cursor(conn, self.connector, _DONE, {"at_ms": now_ms}, now_ms)
+            _mark_first_read(conn, self.connector, now_ms)
 
         await self.db.run(self.db.transaction(finish))
         self.stats.cursor = await self.db.run(
             lambda: load_cursor(self.db.conn, self.connector, "poll")
         )
         self.stats.backfilled = True
+        await self._cycle("backfill", count, self.stats.pages - pages, began, skipped)
         return count
+
+    async def _cycle(self, kind: str, read: int, pages: int, began: float, skipped: int) -> None:
+        if self.on_cycle is not None:
+            position = await self.db.run(lambda: last_position(self.db.conn))
+            seconds = self.clock() - began
+            bad = self.stats.skipped - skipped
+            self.on_cycle(Cycle(self.connector, kind, read, pages, seconds, position, bad))
 
     async def poll_once(self) -> int:
         """One incremental pass from the stored cursor; returns the events stored."""
         self.stats.last_poll_ms = int(self.clock() * 1000)
+        began, pages, skipped = self.clock(), self.stats.pages, self.stats.skipped
         count = 0
         with collecting() as reported:
             async for page in self.source.poll(self.stats.cursor):
@@ -172,6 +212,13 @@ class Poller:
                 count += len(page.events)
         self.stats.last_ok_ms = int(self.clock() * 1000)
         self.stats.last_error = ""
+        if not self.stats.backfilled:  # a poll from no cursor reads everything: a first read
+            now_ms = self.stats.last_ok_ms
+            await self.db.run(
+                self.db.transaction(lambda conn: _mark_first_read(conn, self.connector, now_ms))
+            )
+            self.stats.backfilled = True
+        await self._cycle("poll", count, self.stats.pages - pages, began, skipped)
         return count
 
     async def _quarantine_error(self, exc: Exception) -> None:
@@ -204,6 +251,12 @@ class Poller:
                 wait = max(wait, self.backoff.delay(1, exc.retry_after))
                 self.stats.last_error = f"rate limited: {exc}"
             except (RetriableError, SkippableError, OSError) as exc:
+                never_read = not self.stats.last_ok_ms and not self.stats.backfilled
+                if never_read and not isinstance(exc, SkippableError):
+                    # never read at all: a wrong URL or a CRM that is down is the operator's
+                    # to fix (crm-pulse doctor); once running, outages are waited out. Bad
+                    # data (a SkippableError) is quarantined below and never stops the runtime.
+                    raise FatalError(f"{self.connector}: {exc}") from None
                 failures += 1
                 wait = max(self.interval, self.backoff.delay(failures))
                 self.stats.last_error = str(exc)[:500]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,7 @@ from typing import Any
 from ..config.models import Deployment
 from ..connectors.protocols import Connector, FieldWrite, Sink
 from ..connectors.registry import build_connector
+from ..errors import FatalError
 from ..metrics.calendar import CURRENT, Window, WindowSpec
 from ..metrics.events import Event
 from ..metrics.report import MetricValue, evaluate, json_number
@@ -35,7 +37,7 @@ from .consumer import BatchResult, Consumer
 from .database import Database
 from .inbox import SQLiteInbox
 from .log import append_events, consumed_position, last_position
-from .pollers import Poller
+from .pollers import Cycle, Poller
 from .writeback import Backoff, Planner, SQLiteOutbox, Writer
 
 __all__ = ["EmbeddedRuntime", "build_connectors"]
@@ -55,6 +57,16 @@ STALL_INTERVALS = 5
 """A source that made no progress for this many poll intervals makes /healthz degraded."""
 
 
+def cannot_listen(exc: OSError, key: str, address: str) -> FatalError:
+    """The one line ``run`` exits with when ``address`` (the value of ``key``) cannot be bound."""
+    if exc.errno == errno.EADDRINUSE:
+        return FatalError(
+            f"cannot listen on {address}: the address is in use by another process "
+            f"(stop it, or change {key})"
+        )
+    return FatalError(f"cannot listen on {address}: {exc.strerror or exc}")
+
+
 class EmbeddedRuntime:
     """Runs one deployment in this process."""
 
@@ -72,7 +84,15 @@ class EmbeddedRuntime:
         self.clock = clock
         self.db = Database(state_path or self.settings.state_path)
         self.catalog = deployment.catalog()
-        self.planner = Planner(deployment.writeback, self.catalog)
+        self.connectors = (
+            dict(connectors) if connectors is not None else build_connectors(deployment)
+        )
+        pulled = [n for n, c in self.connectors.items() if c.source is not None]
+        self.planner = Planner(deployment.writeback, self.catalog, sources=pulled)
+        self._cycles: list[Cycle] = []  # finished reads, logged once the consumer applied them
+        self._reported: dict[str, tuple[int, int]] = {}
+        self._said_ready = False
+        self._position = self.db.call(lambda: consumed_position(self.db.conn))
         self.consumer = Consumer(
             self.db,
             self.catalog,
@@ -81,9 +101,6 @@ class EmbeddedRuntime:
             debounce=self.settings.debounce,
             clock=clock,
             on_changes=self._remember_changes,
-        )
-        self.connectors = (
-            dict(connectors) if connectors is not None else build_connectors(deployment)
         )
         self.outbox = SQLiteOutbox(self.db)
         retry = self.settings.retry
@@ -107,6 +124,7 @@ class EmbeddedRuntime:
                 c.poll_interval,
                 clock=clock,
                 on_stored=self.wake,
+                on_cycle=self._cycles.append,
                 quarantine=quarantine.put_bad_records,
             )
             for name, c in self.connectors.items()
@@ -163,13 +181,86 @@ class EmbeddedRuntime:
 
     async def consume(self) -> BatchResult:
         """One batch through the engine (one transaction)."""
-        result = await self.db.run(lambda: self.consumer.step(self.settings.batch_size))
+        # a batch never crosses the end of a finished read, so its line counts exactly its events
+        if self._cycles:
+            self._log_cycles(self._position)  # reads that ended where the consumer stands
+        ahead = [c.position - self._position for c in self._cycles if c.position > self._position]
+        limit = min([self.settings.batch_size, *ahead])
+        result = await self.db.run(lambda: self.consumer.step(limit))
+        self._position = result.position
+        if self._cycles:
+            self._log_cycles(result.position)
+        if self.planner.ready and not self._said_ready and self.pollers:
+            self._said_ready = True
+            log.info("every source finished its first complete read: writing values now")
         self.consumed_events += result.events
         self.planned_writes += result.planned
         if result.planned:
             for writer in self.writers.values():
                 writer.wake()
         return result
+
+    def _log_cycles(self, consumed: int) -> None:
+        """One line per finished backfill or poll, once the consumer applied what it read:
+        records read, and of the events applied since the last line for that source, how many
+        moved a metric and how many changed nothing (re-reads, our own writes coming back)."""
+        waiting = []
+        for c in self._cycles:
+            if c.position > consumed:
+                waiting.append(c)
+                continue
+            changed = self.consumer.changed.get(c.connector, 0)
+            unchanged = self.consumer.unchanged.get(c.connector, 0)
+            was = self._reported.get(c.connector, (0, 0))
+            self._reported[c.connector] = (changed, unchanged)
+            log.info(
+                "%s %s: %d record(s) read in %.1f s; %d changed a metric, %d unchanged%s",
+                c.connector,
+                c.kind,
+                c.read,
+                c.seconds,
+                changed - was[0],
+                unchanged - was[1],
+                f"; {c.skipped} skipped (records that cannot be mapped)" if c.skipped else "",
+            )
+            if not self.planner.ready and c.connector not in self.planner.waiting_for:
+                log.info(
+                    "%s: first complete read applied; waiting for %s before writing",
+                    c.connector,
+                    ", ".join(sorted(self.planner.waiting_for)),
+                )
+        self._cycles[:] = waiting  # the pollers hold this very list
+
+    def startup_summary(self) -> list[str]:
+        """What ``run`` says when it starts (names, addresses and counts; no secret)."""
+        host = self.settings.host
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{shown}:{self.http_port or self.settings.port}"
+        ops_url = url
+        if self.settings.ops_listen is not None:  # the operations endpoints listen apart
+            ops_host, _, ops_port = self.settings.ops_listen.rpartition(":")
+            ops_url = f"http://{ops_host}:{self.ops_port or ops_port}"
+        kinds = ", ".join(f"{n} ({c.kind})" for n, c in self.connectors.items()) or "none"
+        targets: dict[str, int] = {}
+        for rule in self.deployment.writeback:
+            targets[rule.target.connector] = targets.get(rule.target.connector, 0) + 1
+        rules = ", ".join(f"{n} {k}" for n, k in targets.items())
+        ops = f"status page {ops_url}/, JSON {ops_url}/status, Prometheus {ops_url}/metrics"
+        if self.settings.ops_token is not None:
+            ops += "; they need runtime.ops_token"
+        lines = [
+            f"listening on {url} ({ops})",
+            f"connectors: {kinds}",
+            f"write-back rules: {len(self.deployment.writeback)}"
+            + (f" ({rules})" if rules else ""),
+            f"state file: {self.db.path}",
+        ]
+        if self.planner.waiting_for:
+            lines.append(
+                "nothing is written until these sources finished their first complete read: "
+                + ", ".join(sorted(self.planner.waiting_for))
+            )
+        return lines
 
     async def consume_all(self) -> int:
         """Consume until the log has no backlog; returns the events consumed."""
@@ -234,7 +325,16 @@ class EmbeddedRuntime:
         await self.db.run(lambda: self.consumer.check(int(self.clock() * 1000)))
         await self.load_config_events()
         await self.consume_all()  # catch up first, so the first tick sees current values
-        server = await serve(self) if serve is not None else None
+        try:
+            server = await serve(self) if serve is not None else None
+        except OSError as exc:
+            await self.close()
+            raise cannot_listen(exc, "runtime.listen", self.settings.listen) from None
+        except FatalError:  # the operations address (runtime.ops_listen) is taken
+            await self.close()
+            raise
+        for line in self.startup_summary():
+            log.info(line)
         if backfill_first:
             for poller in self.pollers.values():
                 if not poller.stats.backfilled:
@@ -255,7 +355,7 @@ class EmbeddedRuntime:
         failed = [t for t in done if t is not waiter and t.exception() is not None]
         if failed:
             self.unhealthy = f"{failed[0].get_name()} stopped: {failed[0].exception()}"
-            log.error("a runtime task failed; stopping", extra={"reason": self.unhealthy})
+            log.error("stopping: %s", self.unhealthy)
         # drain: no new requests, then finish what was accepted
         if server is not None:
             await server.stop()
@@ -270,9 +370,9 @@ class EmbeddedRuntime:
             await self.flush_writes(drain=True)
         await self.close()
         if failed:
-            exc = failed[0].exception()
-            assert exc is not None
-            raise exc
+            error = failed[0].exception()
+            assert error is not None
+            raise error
 
     async def close(self) -> None:
         for connector in self.connectors.values():
@@ -295,13 +395,59 @@ class EmbeddedRuntime:
         status = await self.status_async()
         now = int(self.clock() * 1000)
         metrics = await self.db.run(lambda: self._metric_overview(now))
+        values = await self.metric_values()
         writes = [
             {"connector": name, **w}
             for name, writer in self.writers.items()
             for w in writer.stats.recent[-20:]
         ]
         writes.sort(key=lambda w: int(str(w.get("at_ms", 0))), reverse=True)
-        return {"status": status, "metrics": metrics, "writes": writes[:20]}
+        units = {
+            (r.target.connector, r.target.object, r.target.field): self.catalog.metrics[
+                r.metric
+            ].definition.unit
+            for r in self.deployment.writeback
+            if r.metric in self.catalog.metrics
+        }
+        for w in writes:
+            w["unit"] = units.get((str(w["connector"]), str(w["object"]), str(w["field"])))
+        return {
+            "status": status,
+            "metrics": metrics,
+            "writes": writes[:20],
+            "rules": values,
+            "now_ms": now,
+            "timezone": self.deployment.timezone,
+            "currency": self.deployment.metrics.currency,
+        }
+
+    async def metric_values(self) -> list[dict[str, Any]]:
+        """Every write-back rule's value per group now (``/metrics``, the status page)."""
+        now = int(self.clock() * 1000)
+        return await self.db.run(lambda: self._rule_values(now))
+
+    def _rule_values(self, now: int) -> list[dict[str, Any]]:
+        out = []
+        for v in self.planner.values(self.consumer.engine, now):
+            rule = v.rule
+            which = "previous " if rule.which == "previous" else ""
+            group = "" if not rule.group else f"{rule.group[0]}={v.group[1]}"
+            out.append(
+                {
+                    "rule": v.index,
+                    "metric": rule.metric,
+                    "unit": self.catalog.metrics[rule.metric].definition.unit,
+                    "window": f"{which}{rule.window}",
+                    "period": v.window.label,
+                    "group": group,
+                    "connector": rule.target.connector,
+                    "object": rule.target.object,
+                    "record": v.record,
+                    "field": rule.target.field,
+                    "value": v.value,
+                }
+            )
+        return out
 
     def _metric_overview(self, now: int) -> list[dict[str, Any]]:
         engine = self.consumer.engine
@@ -325,6 +471,7 @@ class EmbeddedRuntime:
                     "metric": metric.name,
                     "window": windows[-1].label,
                     "category": metric.category,
+                    "unit": metric.definition.unit,
                     "value": series[-1],
                     "series": series,
                 }
@@ -386,6 +533,18 @@ class EmbeddedRuntime:
             "recent_dead_letters": SQLiteOutbox.dead_letters(conn, 10),
             "inbox_depth": self.inbox.depth(conn),
             "quarantined": quarantine.count(conn),
+            "quarantine": [  # the newest entries, without their excerpts (quarantine show)
+                {
+                    "id": e.id,
+                    "connector": e.connector,
+                    "stage": e.stage,
+                    "position": e.position,
+                    "reason": e.reason,
+                    "at_ms": e.created_ms,
+                    "retries": e.retries,
+                }
+                for e in quarantine.entries(conn, 10)
+            ],
         }
 
     def _status(self, db: dict[str, Any]) -> dict[str, Any]:
@@ -393,15 +552,22 @@ class EmbeddedRuntime:
         uptime = max(now - self.started_ms / 1000, 1e-9)
         connectors: dict[str, Any] = {}
         for name in self.connectors:
-            item: dict[str, Any] = {"kind": self.connectors[name].kind}
+            item: dict[str, Any] = {
+                "kind": self.connectors[name].kind,
+                "changed": self.consumer.changed.get(name, 0),
+                "unchanged": self.consumer.unchanged.get(name, 0),
+            }
             poller = self.pollers.get(name)
             if poller is not None:
                 st = poller.stats
                 item.update(
                     cursor=st.cursor,
                     events=st.events,
+                    pages=st.pages,
                     skipped=st.skipped,
                     backfilled=st.backfilled,
+                    last_poll_ms=st.last_poll_ms or None,
+                    last_ok_ms=st.last_ok_ms or None,
                     lag_seconds=None if not st.last_ok_ms else round(now - st.last_ok_ms / 1000, 3),
                     last_error=st.last_error,
                 )
@@ -421,6 +587,8 @@ class EmbeddedRuntime:
         return {
             "connectors": connectors,
             "events_per_second": round(self.consumed_events / uptime, 3),
+            "changes_per_second": round(sum(self.consumer.changed.values()) / uptime, 3),
+            "first_reads_pending": sorted(self.planner.waiting_for),
             "backlog": db["log_position"] - db["consumed_position"],
             **db,
             "inbox_accepted": self.inbox.accepted,

@@ -443,3 +443,49 @@ def test_e_a_hole_is_read_back_from_kafka(kafka: str) -> None:
     assert offsets == list(range(5, 12))
     assert values == [str(i).encode() for i in range(5, 12)]
     assert tail == [18, 19]
+
+
+def test_f_no_field_is_written_before_a_pulling_source_finished_its_first_read(
+    kafka: str, tmp_path: Path
+) -> None:
+    """``crm-pulse run`` with kind: faust polls a pulling source (a file of 900 events) at the
+    edge; the workers apply the events as they come but write nothing until the edge's
+    first-read markers passed both phases: every field is written once, with its whole value."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = Deployment(tmp_path, kafka)
+    events = history(random.Random(6), 900)
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in events))
+    text = (
+        d.config.read_text()
+        .replace("max_batch: 50}", f'max_batch: 50, input: "{source}"}}')
+        .replace(
+            "  kind: faust\n",
+            f'  kind: faust\n  listen: "127.0.0.1:{port}"\n  batch_size: 100\n'
+            f'  state_path: "{tmp_path / "edge.sqlite"}"\n',
+        )
+    )
+    d.config.write_text(text)
+    log = (tmp_path / "worker0.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crm_pulse.cli", "run", "--config", str(d.config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    d.workers.append(proc)
+    try:
+        want = expected(d.config, events)
+        d.wait_for(want)
+        time.sleep(1.0)  # anything partial would have been written before the whole value
+    finally:
+        d.stop()
+    written: dict[tuple[str, str, str], list[Any]] = {}
+    for line in d.out.read_text().splitlines():
+        row = json.loads(line)
+        written.setdefault((row["object"], row["record_id"], row["field"]), []).append(row["value"])
+    assert {k: v for k, v in written.items() if len(v) > 1} == {}, d.logs()
+    assert {k: v[0] for k, v in written.items()} == {k: v for k, v in want.items() if v is not None}

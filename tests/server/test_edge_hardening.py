@@ -139,11 +139,15 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
 
 
 def pipedrive_hook(pd: Any, deal_id: str, **data: Any) -> tuple[dict[str, str], bytes]:
+    """A genuine webhooks v2 delivery with ``data`` in it. Its ``data`` carries the whole record
+    (every field the mapping reads), so the receiver maps the body as sent: with essential
+    fields only it would read the record again from the CRM and never see ``data``."""
     headers, body = pd.fake.webhook("change", "deals", deal_id, password=HOOK_PASSWORD)
     doc = json.loads(body)
-    # webhooks v2 carry essential fields only and the connector re-reads such records; a
-    # delivery holding every mapped field is mapped as it is, so the poison must be in one
-    doc["data"] = {**pd.fake.records["deals"][deal_id], **data}
+    record = pd.fake.records["deals"][deal_id]
+    whole = {k: v for k, v in json.loads(json.dumps(record)).items() if not k.startswith("_")}
+    doc["data"] = {"won_time": None, "lost_time": None, **doc["data"], **whole, **data}
+    assert pd.connector.receiver.mapper.complete("deals", doc["data"])
     return headers, json.dumps(doc).encode()
 
 
@@ -266,15 +270,15 @@ async def test_an_event_the_engine_fails_on_is_quarantined_the_others_applied(
     dep = deployment(tmp_path)
     runtime = EmbeddedRuntime(dep)
     events = [Event.model_validate(deal(i, amount="10")) for i in range(1, 6)]
-    real = runtime.consumer.engine.apply
+    real = runtime.consumer.engine.apply_counted  # what the consumer calls for each event
 
-    def apply(event: Event) -> bool:
+    def apply(event: Event) -> bool | None:
         if event.id == "3":
             raise ZeroDivisionError("the engine's bug")
         return real(event)
 
     await runtime.ingest("crm", events)
-    monkeypatch.setattr(runtime.consumer.engine, "apply", apply)
+    monkeypatch.setattr(runtime.consumer.engine, "apply_counted", apply)
     result = await runtime.consume()
     assert result.events == 5 and result.backlog == 0
     (entry,) = runtime.db.call(lambda: quarantine.entries(runtime.db.conn))

@@ -589,3 +589,105 @@ def test_poison_events_are_bad_messages_never_an_agent_failure(
     monkeypatch.setattr(phase1.engine, "deltas", broken)
     with pytest.raises(BadMessage, match="the engine failed on it: OverflowError"):
         phase1.apply(json.dumps(good).encode())
+
+
+def test_a_partition_writes_nothing_before_every_first_read_marker_arrived(
+    tmp_path: Any,
+) -> None:
+    """The planner's first-read rule across Kafka: events of a pulling source go through both
+    phases and publish nothing; the edge's markers (one per events partition) pass phase 1 to
+    every deltas partition, and the partition that holds all of them publishes its groups'
+    whole values at once."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from crm_pulse.streams.faust.phases import FIRST_READ, first_read_marker
+
+    (tmp_path / "in.jsonl").write_text("")
+    deployment = load_config_text(
+        f'connectors:\n  - file: {{name: crm, path: "{tmp_path}/out.jsonl", '
+        f'input: "{tmp_path}/in.jsonl"}}\n'
+        "writeback:\n  - {metric: deals_won, window: month, group: owner_id, "
+        "target: {connector: crm, object: User, field: won}}\n"
+        "runtime:\n  kind: faust\n"
+        '  faust: {app_id: first-read-test, broker: "kafka://127.0.0.1:1", partitions: 2}\n',
+        file="deploy.yaml",
+        resolve_secrets=False,
+    )
+    pipeline = FaustPipeline(deployment, sinks={"crm": object()})
+    assert pipeline.pulled == ["crm"]
+    rstore = GroupedStore(Table({}, [10**9]), by_record)
+    astore = GroupedStore(Table({}, [10**9]), by_group)
+    pipeline.record_store, pipeline.aggregate_store = rstore, astore
+    pipeline.record_engine = Engine(pipeline.catalog, rstore, deployment.window_specs())
+    pipeline.aggregate_engine = Engine(pipeline.catalog, astore, deployment.window_specs())
+    pipeline.record_phase = RecordPhase(pipeline.record_engine, rstore)
+    pipeline.aggregate_phase = AggregatePhase(pipeline.aggregate_engine, astore)
+    deltas: list[list[tuple[bytes, bytes]]] = [[], []]
+    published: list[dict[str, Any]] = []
+    every = [0, 1]
+
+    async def done() -> None:
+        return None
+
+    async def send_delta(*, key: bytes, value: bytes, partition: int | None = None) -> Any:
+        p = partition if partition is not None else DefaultPartitioner()(key, every, every)
+        deltas[p].append((key, value))
+        return asyncio.ensure_future(done())
+
+    async def publish(writes: Any) -> None:
+        published.extend({"record": w.record_id, "value": w.value} for w in writes if w.record_id)
+
+    pipeline.deltas = type("T", (), {"send": staticmethod(send_delta)})()
+    pipeline._publish = publish  # type: ignore[method-assign]
+    import time as _time
+
+    now = int(_time.time() * 1000)
+    events = [
+        _event(
+            {
+                "source": "crm",
+                "object": "deal",
+                "id": str(i),
+                "op": "upsert",
+                "version": 1,
+                "fields": {
+                    "owner_id": f"u{i % 3}",
+                    "status": "won",
+                    "amount": "10",
+                    "created_at": _iso(now - 2 * DAY),
+                    "closed_at": _iso(now - 1000),
+                },
+            }
+        )
+        for i in range(30)
+    ]
+
+    async def records(partition: int, messages: list[tuple[bytes, bytes]], start: int) -> None:
+        batch = [Message("events", partition, start + o, k, v) for o, (k, v) in enumerate(messages)]
+        await pipeline._apply_records([(Anchor("events", partition), batch)])
+
+    async def aggregates(partition: int, start: int) -> int:
+        part = deltas[partition]
+        batch = [Message("deltas", partition, o, k, v) for o, (k, v) in enumerate(part)]
+        await pipeline._apply_aggregates([(Anchor("deltas", partition), batch[start:])])
+        return len(part)
+
+    async def main() -> None:
+        for p in (0, 1):  # the events, spread over both events partitions
+            mine = [e for e in events if int(e.id) % 2 == p]
+            await records(p, [(e.id.encode(), e.model_dump_json().encode()) for e in mine], 0)
+        seen = [await aggregates(q, 0) for q in (0, 1)]
+        assert published == []  # every group applied, nothing published: no first read yet
+        await records(0, [(FIRST_READ, first_read_marker("crm"))], 15)
+        seen = [await aggregates(q, seen[q]) for q in (0, 1)]
+        assert published == []  # one events partition of two has its marker
+        await records(1, [(FIRST_READ, first_read_marker("crm"))], 15)
+        for q in (0, 1):
+            await aggregates(q, seen[q])
+
+    asyncio.run(main())
+    assert sorted((w["record"], w["value"]) for w in published) == [
+        ("u0", 10),
+        ("u1", 10),
+        ("u2", 10),
+    ]

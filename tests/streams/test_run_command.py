@@ -109,5 +109,15 @@ def test_dry_run_prints_old_and_new_values_and_writes_nothing(tmp_path: Path) ->
     text = out.getvalue()
     assert "out: 3 event(s) polled" in text
     assert "out Company c1 won_mtd: (never written) -> 30" in text
-    assert "nothing was sent (--dry-run)" in text
+    assert "nothing was sent and nothing on disk changed (--dry-run)" in text
     assert not (tmp_path / "out.jsonl").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deploy.yaml", "in.jsonl"]  # no state
+    # with a state file: a dry run leaves every byte of it as it was
+    assert main(["backfill", "--config", str(config), "--no-progress"], out=io.StringIO()) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    events.write_text(events.read_text() + json.dumps(deal(7, amount="5")) + "\n")
+    before["in.jsonl"] = events.read_bytes()
+    out = io.StringIO()
+    assert main(["run", "--config", str(config), "--dry-run"], out=out) == 0
+    assert "out: 1 event(s) polled" in out.getvalue()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

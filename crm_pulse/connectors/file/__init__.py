@@ -27,10 +27,10 @@ from ...config.connectors import ConnectorSettings
 from ...errors import DataError
 from ...metrics.events import Event
 from ..canonical import event_from_json
-from ..protocols import BadRecord, Connector, Cursor, FieldWrite, Page, WriteResult
+from ..protocols import BadRecord, Connector, Cursor, FieldKey, FieldWrite, Page, WriteResult
 from .settings import FileSettings
 
-__all__ = ["FileConnector", "FileSettings", "FileSink", "FileSource", "read_values"]
+__all__ = ["FileConnector", "FileReader", "FileSettings", "FileSink", "FileSource", "read_values"]
 
 
 class FileSink:
@@ -126,6 +126,17 @@ def read_values(path: str | Path) -> dict[tuple[str, str, str], Any]:
     return out
 
 
+class FileReader:
+    """The value each field got last in the file (what a CRM would hold)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def read(self, fields: Sequence[FieldKey]) -> dict[FieldKey, float | int | str | None]:
+        values = await asyncio.to_thread(read_values, self.path)
+        return {f: values[f] for f in fields if f in values}
+
+
 class FileConnector(Connector):
     kind: ClassVar[str] = "file"
     settings_model: ClassVar[type[ConnectorSettings]] = FileSettings
@@ -136,6 +147,7 @@ class FileConnector(Connector):
             settings = FileSettings.model_validate(settings)
         self.settings = settings
         self.sink = FileSink(Path(settings.path), settings.max_batch)
+        self.reader = FileReader(Path(settings.path))
         if settings.input is not None:
             self.source = FileSource(Path(settings.input))
         self.poll_interval = settings.poll_interval

@@ -16,7 +16,7 @@ from .client import HubSpotClient
 from .mapping import HubSpotMapper
 from .provisioner import HubSpotProvisioner
 from .settings import HubSpotSettings
-from .sink import HubSpotSink
+from .sink import HubSpotReader, HubSpotSink
 from .source import HubSpotSource, RecordMapper
 from .webhooks import HubSpotReceiver
 
@@ -70,7 +70,9 @@ class HubSpotConnector(Connector):
             path=path,
         )
         self.sink = HubSpotSink(self.client)
+        self.reader = HubSpotReader(self.client)
         self.provisioner = HubSpotProvisioner(self.client, settings.property_group)
+        self.type_checker = self.provisioner
 
     async def aclose(self) -> None:
         self.client.close()

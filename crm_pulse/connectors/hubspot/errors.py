@@ -19,7 +19,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
+from ...errors import (
+    CrmPulseError,
+    FatalError,
+    RateLimited,
+    RetriableError,
+    SkippableError,
+    unreachable_cause,
+)
 from ...retry import wait_from_headers
 
 __all__ = ["DAILY_WAIT", "Refused", "category_of", "describe", "policy_of", "translate"]
@@ -102,8 +109,7 @@ def translate(exc: BaseException, what: str) -> CrmPulseError:
         return FatalError(
             f"HubSpot's TLS certificate was not accepted during {what}: check base_url and ca_cert"
         )
-    name = type(exc).__name__
-    return RetriableError(f"HubSpot unreachable during {what}: {name}")
+    return RetriableError(f"HubSpot unreachable during {what}: {unreachable_cause(exc)}")
 
 
 def _is_tls_failure(exc: BaseException) -> bool:

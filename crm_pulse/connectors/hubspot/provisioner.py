@@ -75,6 +75,21 @@ class HubSpotProvisioner:
                 out.append(f)
         return out
 
+    async def unfit(self, fields: Sequence[FieldSpec]) -> dict[tuple[str, str], str]:
+        """Existing properties that are not of type number."""
+        out: dict[tuple[str, str], str] = {}
+        types: dict[str, dict[str, str]] = {}
+        for f in fields:
+            if f.object.lower() in _NO_PROPERTIES:
+                continue
+            if f.object not in types:
+                props = await self.client.properties(f.object)
+                types[f.object] = {str(p["name"]): str(p.get("type")) for p in props}
+            kind = types[f.object].get(f.name)
+            if kind is not None and kind != "number":
+                out[(f.object, f.name)] = f"a {kind} property, not a number"
+        return out
+
     async def create(self, fields: Sequence[FieldSpec]) -> list[str]:
         _refuse_owners(fields)
         lines: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import Field
@@ -116,3 +117,19 @@ class HubSpotSettings(VendorSettings):
     mapping: HubSpotMapping = Field(
         default_factory=HubSpotMapping, description="How records map to canonical ones."
     )
+
+    def webhook_hint(self) -> str | None:
+        if self.app_secret is None:
+            return "set app_secret: ${HUBSPOT_APP_SECRET} (the app's client secret)"
+        return None
+
+    def target_problems(self, object: str, field: str) -> list[str]:
+        if object.lower() in ("owners", "owner", "users", "user"):
+            return [
+                f"HubSpot {object} take no custom properties: write per-rep values to a custom "
+                "object with one record per rep (target.records), or to deal or company "
+                "properties"
+            ]
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", field):
+            return [f"HubSpot property names are lower case letters, digits and _, got {field!r}"]
+        return []

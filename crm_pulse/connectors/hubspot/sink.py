@@ -19,11 +19,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..protocols import FieldWrite, WriteResult
+from ..protocols import FieldKey, FieldWrite, WriteResult
 from .client import HubSpotClient
 from .errors import Refused, describe
 
-__all__ = ["BATCH_MAX", "HubSpotSink"]
+__all__ = ["BATCH_MAX", "HubSpotReader", "HubSpotSink"]
 
 BATCH_MAX = 100
 _PERMANENT = {"OBJECT_NOT_FOUND", "VALIDATION_ERROR", "PROPERTY_DOESNT_EXIST", "INVALID_OWNER_ID"}
@@ -72,7 +72,10 @@ class HubSpotSink:
             elif failure is None:
                 results.append(WriteResult(w, ok=True))
             else:
-                results.append(WriteResult(w, ok=False, retriable=failure[1], reason=failure[0]))
+                reason = failure[0]
+                if "does not exist" in reason and "roperty" in reason:
+                    reason += ": run `crm-pulse provision` to create it"
+                results.append(WriteResult(w, ok=False, retriable=failure[1], reason=reason))
         return results
 
 
@@ -108,3 +111,36 @@ def _error_ids(error: dict[str, Any]) -> list[str]:
     context = error.get("context") or {}
     ids = context.get("ids") or context.get("id") or []
     return [str(i) for i in (ids if isinstance(ids, list) else [ids])]
+
+
+def _number(text: Any) -> float | int | str | None:
+    """A property's text as a number (None when empty, the text when it is not a number)."""
+    if text is None or text == "":
+        return None
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return str(text)
+    return int(value) if value.is_integer() else value
+
+
+class HubSpotReader:
+    """Reads written properties back with batch read (100 records a call)."""
+
+    def __init__(self, client: HubSpotClient) -> None:
+        self.client = client
+
+    async def read(self, fields: Sequence[FieldKey]) -> dict[FieldKey, float | int | str | None]:
+        by_object: dict[str, dict[str, set[str]]] = {}
+        for obj, rid, name in fields:
+            by_object.setdefault(obj, {}).setdefault(rid, set()).add(name)
+        out: dict[FieldKey, float | int | str | None] = {}
+        for obj, records in by_object.items():
+            names = sorted({n for ns in records.values() for n in ns})
+            for record in await self.client.batch_read(obj, sorted(records), names):
+                rid = str(record.get("id"))
+                props = record.get("properties") or {}
+                for name in records.get(rid, ()):
+                    if name in props:
+                        out[(obj, rid, name)] = _number(props[name])
+        return out

@@ -33,6 +33,7 @@ from .. import (
     RateLimited,
     RetriableError,
     SkippableError,
+    unreachable_cause,
     wait_from_headers,
 )
 
@@ -121,7 +122,7 @@ def translate(exc: BaseException, what: str) -> CrmPulseError:
     if isinstance(exc, CrmPulseError):
         return exc
     if isinstance(exc, httpx.TimeoutException | httpx.TransportError):
-        return RetriableError(f"monday unreachable during {what}: {type(exc).__name__}")
+        return RetriableError(f"monday unreachable during {what}: {unreachable_cause(exc)}")
     if isinstance(exc, ValueError):  # a body that is not JSON
         return RetriableError(f"monday answered {what} with a body that is not JSON")
     return RetriableError(f"monday call failed during {what}: {type(exc).__name__}")

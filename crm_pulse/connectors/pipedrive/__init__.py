@@ -16,7 +16,7 @@ from .client import PipedriveClient
 from .mapping import FieldKeys, PipedriveMapper
 from .provisioner import PipedriveProvisioner
 from .settings import PipedriveSettings
-from .sink import PipedriveSink
+from .sink import PipedriveReader, PipedriveSink
 from .source import PipedriveSource
 from .webhooks import PipedriveReceiver
 
@@ -55,7 +55,9 @@ class PipedriveConnector(Connector):
         )
         self.receiver.read_organizations = "organizations" in settings.objects
         self.sink = PipedriveSink(self.client, self.keys, settings.currency)
+        self.reader = PipedriveReader(self.client, self.keys)
         self.provisioner = PipedriveProvisioner(self.client, self.keys)
+        self.type_checker = self.provisioner
 
     async def aclose(self) -> None:
         await self.client.aclose()

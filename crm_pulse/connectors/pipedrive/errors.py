@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import httpx
 
-from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
+from ...errors import (
+    CrmPulseError,
+    FatalError,
+    RateLimited,
+    RetriableError,
+    SkippableError,
+    unreachable_cause,
+)
 from ...retry import wait_from_headers
 
 __all__ = ["DAILY_WAIT", "translate", "translate_status"]
@@ -55,5 +62,5 @@ def translate(exc: BaseException, what: str) -> CrmPulseError:
     if isinstance(exc, CrmPulseError):
         return exc
     if isinstance(exc, httpx.TimeoutException | httpx.TransportError):
-        return RetriableError(f"Pipedrive unreachable during {what}: {type(exc).__name__}")
+        return RetriableError(f"Pipedrive unreachable during {what}: {unreachable_cause(exc)}")
     return RetriableError(f"Pipedrive call failed during {what}: {type(exc).__name__}")

@@ -26,6 +26,23 @@ class PipedriveProvisioner:
                 out.append(f)
         return out
 
+    async def unfit(self, fields: Sequence[FieldSpec]) -> dict[tuple[str, str], str]:
+        """Existing custom fields whose type cannot hold a number."""
+        numeric = {"double", "monetary", "int"}
+        out: dict[tuple[str, str], str] = {}
+        types: dict[str, dict[str, str]] = {}
+        for f in fields:
+            entity = ENTITY.get(f.object)
+            if entity is None:
+                continue
+            if entity not in types:
+                definitions = await self.client.fields(entity)
+                types[entity] = {str(d.get("name")): str(d.get("field_type")) for d in definitions}
+            kind = types[entity].get(f.name)
+            if kind is not None and kind not in numeric:
+                out[(f.object, f.name)] = f"a {kind} field, not a number or monetary one"
+        return out
+
     async def create(self, fields: Sequence[FieldSpec]) -> list[str]:
         lines = []
         for f in fields:

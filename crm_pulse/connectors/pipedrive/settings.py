@@ -103,6 +103,22 @@ class PipedriveSettings(VendorSettings):
         default_factory=PipedriveMapping, description="How records map to canonical ones."
     )
 
+    def webhook_hint(self) -> str | None:
+        if self.webhook_password is None:
+            return "set webhook_user and webhook_password: ${PIPEDRIVE_WEBHOOK_PASSWORD}"
+        return None
+
+    def target_problems(self, object: str, field: str) -> list[str]:
+        kind = object.lower()
+        if kind in ("user", "users"):
+            return [
+                "Pipedrive users take no custom fields: write per-rep values to a record "
+                "mapped with target.records (each rep's scorecard organization, say)"
+            ]
+        if kind not in ("deal", "deals", "person", "persons", "organization", "organizations"):
+            return [f"Pipedrive custom fields live on deal, person or organization, not {object!r}"]
+        return []
+
     @model_validator(mode="after")
     def _webhook_pair(self) -> PipedriveSettings:
         if (self.webhook_user is None) != (self.webhook_password is None):

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...errors import RateLimited, RetriableError, SkippableError
-from ..protocols import FieldWrite, WriteResult
+from ..protocols import FieldKey, FieldWrite, WriteResult
 from .client import PipedriveClient
 from .mapping import FieldKeys
 
-__all__ = ["PipedriveSink"]
+__all__ = ["PipedriveReader", "PipedriveSink"]
 
 ENTITY = {
     "deal": "deals",
@@ -110,3 +110,46 @@ class PipedriveSink:
                 else WriteResult(w, ok=False, retriable=failure[1], reason=failure[0])
             )
         return results
+
+
+def _number(value: Any) -> float | int | str | None:
+    if isinstance(value, dict):  # a monetary field: {"value": 10, "currency": "EUR"}
+        value = value.get("value")
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return int(number) if number.is_integer() else number
+
+
+class PipedriveReader:
+    """Reads written custom fields back, one GET per record."""
+
+    def __init__(self, client: PipedriveClient, keys: FieldKeys) -> None:
+        self.client = client
+        self.keys = keys
+
+    async def read(self, fields: Sequence[FieldKey]) -> dict[FieldKey, float | int | str | None]:
+        by_record: dict[tuple[str, str], list[str]] = {}
+        for obj, rid, name in fields:
+            by_record.setdefault((obj, rid), []).append(name)
+        out: dict[FieldKey, float | int | str | None] = {}
+        for (obj, rid), names in by_record.items():
+            entity = ENTITY.get(obj)
+            if entity is None:
+                continue
+            record = await self.client.get(entity, rid)
+            if record is None:
+                continue
+            custom = record.get("custom_fields") or {}
+            for name in names:
+                key = await self.keys.resolve(entity, name)
+                if key is not None and key in custom:
+                    out[(obj, rid, name)] = _number(custom[key])
+        return out

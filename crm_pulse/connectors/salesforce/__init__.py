@@ -17,7 +17,7 @@ from .client import ApiBudget, SalesforceClient
 from .mapping import SalesforceMapper
 from .provisioner import SalesforceProvisioner
 from .settings import SalesforceSettings
-from .sink import SalesforceSink
+from .sink import SalesforceReader, SalesforceSink
 from .source import SalesforceSource
 from .webhooks import OutboundMessageReceiver
 
@@ -56,7 +56,9 @@ class SalesforceConnector(Connector):
             self.mapper, settings.outbound_messages, path=path, client=self.client
         )
         self.sink = SalesforceSink(self.client)
+        self.reader = SalesforceReader(self.client)
         self.provisioner = SalesforceProvisioner(self.client)
+        self.type_checker = self.provisioner
 
     async def aclose(self) -> None:
         self.client.close()

@@ -26,7 +26,14 @@ from typing import Any
 import requests
 from simple_salesforce.exceptions import SalesforceError, SalesforceOperationError
 
-from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
+from ...errors import (
+    CrmPulseError,
+    FatalError,
+    RateLimited,
+    RetriableError,
+    SkippableError,
+    unreachable_cause,
+)
 
 __all__ = ["LIMIT_EXCEEDED", "VENDOR_ERRORS", "error_code", "error_text", "translate"]
 
@@ -87,7 +94,7 @@ def translate(exc: BaseException, what: str, *, pause: float) -> CrmPulseError:
     if isinstance(exc, SalesforceOperationError):  # a Bulk API job failed or timed out
         return RetriableError(f"Salesforce Bulk API job failed during {what}: {exc}")
     if isinstance(exc, requests.RequestException):
-        return RetriableError(f"Salesforce unreachable during {what}: {type(exc).__name__}")
+        return RetriableError(f"Salesforce unreachable during {what}: {unreachable_cause(exc)}")
     if isinstance(exc, ValueError):  # a body that is not JSON
         return RetriableError(f"Salesforce answered {what} with a body that is not JSON")
     raise exc  # a bug of ours, not a vendor answer: let it surface

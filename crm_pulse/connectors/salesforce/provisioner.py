@@ -70,6 +70,22 @@ class SalesforceProvisioner:
                 out.append(f)
         return out
 
+    async def unfit(self, fields: Sequence[FieldSpec]) -> dict[tuple[str, str], str]:
+        """Existing fields whose type cannot hold a number."""
+        numeric = {"double", "percent", "currency", "int", "long"}
+        out: dict[tuple[str, str], str] = {}
+        types: dict[str, dict[str, str]] = {}
+        for f in fields:
+            if f.object not in types:
+                data = await self.client.describe(f.object)
+                types[f.object] = {
+                    str(x.get("name")): str(x.get("type")) for x in data.get("fields") or []
+                }
+            kind = types[f.object].get(f.name)
+            if kind is not None and kind not in numeric:
+                out[(f.object, f.name)] = f"a {kind} field, not a number, percent or currency"
+        return out
+
     async def _permission_set(self) -> str | None:
         rows = await self.client.query_records(
             "find permission set", f"SELECT Id FROM PermissionSet WHERE Name = '{PERMISSION_SET}'"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
@@ -132,6 +133,18 @@ class SalesforceSettings(VendorSettings):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return f"{float(value):.1f}"  # YAML reads 59.0 as a number
         return value
+
+    def webhook_hint(self) -> str | None:
+        if self.outbound_messages is None:
+            return "set outbound_messages: {organization_id, secret} (README: Connect Salesforce)"
+        return None
+
+    def target_problems(self, object: str, field: str) -> list[str]:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*__c", field):
+            return [f"a Salesforce custom field's API name ends in __c, got {field!r}"]
+        if len(field) > 43:
+            return [f"Salesforce API names are at most 40 characters before __c: {field!r}"]
+        return []
 
     @model_validator(mode="after")
     def _one_login(self) -> SalesforceSettings:

@@ -14,14 +14,15 @@ RateLimited; sending the batch again is harmless (it sets values).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from ...errors import DataError
-from ..protocols import FieldWrite, WriteResult
+from ..protocols import FieldKey, FieldWrite, WriteResult
 from .client import SalesforceClient
 
-__all__ = ["RETRIABLE_CODES", "SalesforceSink"]
+__all__ = ["RETRIABLE_CODES", "SalesforceReader", "SalesforceSink"]
 
 BATCH_MAX = 200
 RETRIABLE_CODES = frozenset(
@@ -38,6 +39,8 @@ def _reason(result: dict[str, Any]) -> tuple[str, bool]:
     message = str(first.get("message") or "")
     fields = first.get("fields") or []
     where = f" (fields {', '.join(map(str, fields))})" if fields else ""
+    if code == "INVALID_FIELD":
+        where += ": run `crm-pulse provision` to create it"
     return f"{code}: {message}{where}".strip(), code in RETRIABLE_CODES
 
 
@@ -76,3 +79,38 @@ class SalesforceSink:
             ok, reason, retriable = outcome[(w.object, w.record_id)]
             results.append(WriteResult(w, ok=ok, retriable=retriable, reason=reason))
         return results
+
+
+_ID = re.compile(r"^[A-Za-z0-9]{15,18}$")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class SalesforceReader:
+    """Reads written fields back with SOQL (100 ids a query)."""
+
+    def __init__(self, client: SalesforceClient) -> None:
+        self.client = client
+
+    async def read(self, fields: Sequence[FieldKey]) -> dict[FieldKey, float | int | str | None]:
+        by_object: dict[str, dict[str, set[str]]] = {}
+        for obj, rid, name in fields:
+            if _NAME.match(obj) and _NAME.match(name) and _ID.match(rid):  # nothing to inject
+                by_object.setdefault(obj, {}).setdefault(rid, set()).add(name)
+        out: dict[FieldKey, float | int | str | None] = {}
+        for obj, records in by_object.items():
+            names = sorted({n for ns in records.values() for n in ns})
+            ids = sorted(records)
+            for start in range(0, len(ids), 100):
+                chunk = " OR ".join(f"Id = '{i}'" for i in ids[start : start + 100])
+                soql = f"SELECT Id, {', '.join(names)} FROM {obj} WHERE {chunk}"
+                for row in await self.client.query_records(f"read back {obj}", soql):
+                    rid = str(row.get("Id"))
+                    for name in records.get(rid, ()):
+                        if name in row:
+                            value = row[name]
+                            out[(obj, rid, name)] = (
+                                value
+                                if value is None or isinstance(value, int | float)
+                                else str(value)
+                            )
+        return out

@@ -51,7 +51,14 @@ from ...metrics.measures import Group
 from ..database import Database
 from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
 from .order import Anchor, InputOrder, Message, PartitionReader
-from .phases import AggregatePhase, BadMessage, RecordPhase
+from .phases import (
+    FIRST_READ,
+    AggregatePhase,
+    BadMessage,
+    RecordPhase,
+    first_read_marker,
+    read_marker,
+)
 from .stores import GroupedStore, by_group, by_record
 
 __all__ = ["FaustPipeline", "create_app", "event_key", "target_key"]
@@ -132,7 +139,15 @@ class FaustPipeline:
         self.record_phase = RecordPhase(self.record_engine, self.record_store)
         self.aggregate_phase = AggregatePhase(self.aggregate_engine, self.aggregate_store)
         self.planner = Planner(deployment.writeback, self.catalog)
-        self.sinks = sinks if sinks is not None else self._build_sinks()
+        self.sweeper = Planner(deployment.writeback, self.catalog)  # first writes per partition
+        from ..runtime import build_connectors
+
+        connectors = build_connectors(deployment)
+        self.pulled = sorted(n for n, c in connectors.items() if c.source is not None)
+        """Pulling sources: a deltas partition writes once each finished its first read."""
+        if sinks is None:
+            sinks = {n: c.sink for n, c in connectors.items() if c.sink is not None}
+        self.sinks = sinks
         self.outbox_db = Database(":memory:")
         retry = deployment.runtime.retry
         self.writers = {
@@ -175,13 +190,6 @@ class FaustPipeline:
             partitions=partitions,
             internal=True,
         )
-
-    def _build_sinks(self) -> dict[str, Any]:
-        from ..runtime import build_connectors
-
-        return {
-            n: c.sink for n, c in build_connectors(self.deployment).items() if c.sink is not None
-        }
 
     # ------------------------------------------------------------ agents
     def _register(self) -> None:
@@ -286,9 +294,18 @@ class FaustPipeline:
     async def _apply_records(self, parts: Sequence[tuple[Any, list[Message]]]) -> None:
         """Phase 1: deltas out (acknowledged), then the record states."""
         sent = []
+        partitions = self.deployment.runtime.faust.partitions
         for anchor, messages in parts:
             for message in messages:
                 try:
+                    marker = read_marker(message.key, message.value)
+                    if marker is not None:  # on to every deltas partition, behind the deltas
+                        body = first_read_marker(marker[0], message.partition)
+                        for q in range(partitions):
+                            sent.append(
+                                await self.deltas.send(key=FIRST_READ, value=body, partition=q)
+                            )
+                        continue
                     out = self.record_phase.apply(message.value)
                 except BadMessage as exc:
                     sent.append(await self._dead_letter(str(exc), message))
@@ -308,13 +325,25 @@ class FaustPipeline:
         # records dated up to now are not future-dated; what came due is the tick's to report
         self.aggregate_engine.advance(now, mark_due=False)
         for anchor, messages in parts:
+            partition = anchor.message.partition
+            was_ready = self._first_reads_done(partition)
             for message in messages:
                 try:
+                    marker = read_marker(message.key, message.value)
+                    if marker is not None:
+                        self.aggregate_phase.first_read(partition, *marker)
+                        continue
                     self.aggregate_phase.apply(message.value)
                 except BadMessage as exc:
                     sent.append(await self._dead_letter(str(exc), message))
             # the groups of one partition: their reported values live in that partition
-            writes.extend(self.planner.plan(self.aggregate_phase.changes(now), now))
+            changes = self.aggregate_phase.changes(now)
+            if was_ready:
+                writes.extend(self.planner.plan(changes, now))
+            elif self._first_reads_done(partition):  # the first writes: whole values
+                self.sweeper.forget_windows()
+                owns = self._owned_by({partition})
+                writes.extend(self.sweeper.due_by_time(self.aggregate_engine, now, owns))
             self.aggregate_store.stage(anchor)
         for future in sent:
             await future
@@ -444,20 +473,33 @@ class FaustPipeline:
             self.aggregate_engine.forget_due()  # and find their future-dated records again
         topic = self.deltas.get_topic_name()
         mine = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
-        partitions = list(range(self.deployment.runtime.faust.partitions))
-        partitioner = DefaultPartitioner()  # how the producer places a group's deltas
-
-        def owns(group: Group) -> bool:
-            return partitioner(group_key(group).encode(), partitions, partitions) in mine
 
         async with self.aggregate_stage.lock:
             now = int(time.time() * 1000)
+            owns = self._owned_by({p for p in mine if self._first_reads_done(p)})
             writes = self.planner.due_by_time(self.aggregate_engine, now, owns)  # reads only
             if self.aggregate_engine.advance(now):  # future-dated records whose time came
                 came = self.aggregate_engine.changes(now, only_changed=False)
                 writes.extend(self.planner.plan([v for v in came if owns(v.group)], now))
             self.aggregate_store.rollback()  # drop what the evaluation cached
             await self._publish(writes)
+
+    def _owned_by(self, partitions: set[int]) -> Callable[[Group], bool]:
+        """Whether a group's deltas go to one of ``partitions`` (as the producer places them)."""
+        every = list(range(self.deployment.runtime.faust.partitions))
+        partitioner = DefaultPartitioner()
+
+        def owns(group: Group) -> bool:
+            return partitioner(group_key(group).encode(), every, every) in partitions
+
+        return owns
+
+    def _first_reads_done(self, partition: int) -> bool:
+        """The planner's first-read rule for one deltas partition."""
+        if not self.pulled:
+            return True
+        origins = self.deployment.runtime.faust.partitions
+        return self.aggregate_phase.first_reads_done(partition, self.pulled, origins)
 
 
 def _require_rocksdict() -> None:

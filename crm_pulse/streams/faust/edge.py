@@ -12,7 +12,9 @@ write-back happen in the Faust workers.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+from functools import partial
 from typing import Any
 
 from ...config.models import Deployment
@@ -20,7 +22,11 @@ from .. import quarantine
 from ..consumer import BatchResult
 from ..database import Database
 from ..log import last_position, read_log
+from ..pollers import first_read_position
 from ..runtime import EmbeddedRuntime
+from .phases import FIRST_READ, first_read_marker
+
+log = logging.getLogger("crm_pulse.faust")
 
 __all__ = ["EdgeRuntime"]
 
@@ -40,6 +46,9 @@ class EdgeRuntime(EmbeddedRuntime):
         self.topic = f"{settings.app_id}-events"
         self.bootstrap = [u.split("://", 1)[-1] for u in settings.broker.split(";")]
         self._producer: Any = None
+        self._markers_due = set(self.planner.waiting_for)
+        """Pulling sources whose first-read markers are not in Kafka yet (see
+        :data:`~.phases.FIRST_READ`); sent again after a restart, which is harmless."""
 
     async def _producer_started(self) -> Any:
         if self._producer is None:
@@ -91,7 +100,28 @@ class EdgeRuntime(EmbeddedRuntime):
             self.consumed_events += len(rows)
         else:
             position = await self.db.run(lambda: _forwarded(self.db.conn))
+        if self._markers_due:
+            await self._send_first_reads(position)
         return BatchResult(len(rows), 0, 0, 0, position, last - position)
+
+    async def _send_first_reads(self, forwarded: int) -> None:
+        """A marker in every events partition for each source whose first read is forwarded."""
+        partitions = self.deployment.runtime.faust.partitions
+        for source in sorted(self._markers_due):
+            done = await self.db.run(partial(first_read_position, self.db.conn, source))
+            if done is None or done > forwarded:
+                continue
+            producer = await self._producer_started()
+            body = first_read_marker(source)
+            futures = [
+                await producer.send(self.topic, body, key=FIRST_READ, partition=p)
+                for p in range(partitions)
+            ]
+            for future in futures:
+                await future
+            self._markers_due.discard(source)
+            self.planner.first_read_done(source)  # what /status and the log report
+            log.info("first complete read forwarded", extra={"connector": source})
 
     async def tick(self) -> int:
         return 0  # time is handled by the workers

@@ -17,6 +17,7 @@ Idempotence, so that a message applied again after a worker died changes nothing
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from ...metrics.deltas import Delta
@@ -25,7 +26,39 @@ from ...metrics.events import Event
 from ...metrics.report import MetricValue
 from .stores import GroupedStore
 
-__all__ = ["AggregatePhase", "BadMessage", "RecordPhase"]
+__all__ = [
+    "FIRST_READ",
+    "AggregatePhase",
+    "BadMessage",
+    "RecordPhase",
+    "first_read_marker",
+    "read_marker",
+]
+
+FIRST_READ = b"\x00first-read"
+"""The key of a first-read marker (the planner's first-read rule across Kafka).
+
+The edge puts one in *every* events partition once a pulling source's first complete read has
+been forwarded (after all of its events, so partition order puts it behind them); phase 1 passes
+each on to every deltas partition, behind the deltas of the events before it; phase 2 writes a
+deltas partition's groups only once it holds a marker from every events partition for every
+pulling source, and then writes every rule's whole value for those groups at once."""
+
+
+def first_read_marker(source: str, origin: int | None = None) -> bytes:
+    """A marker's value: the source, and (in deltas) the events partition it came through."""
+    return json.dumps({"first_read": source, "from": origin}).encode()
+
+
+def read_marker(key: bytes | None, value: bytes | None) -> tuple[str, int] | None:
+    """(source, events partition) of a marker message; None for any other message."""
+    if key != FIRST_READ:
+        return None
+    try:
+        payload: Any = json.loads(value or b"")
+        return str(payload["first_read"]), int(payload.get("from") or 0)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise BadMessage(f"not a first-read marker: {exc!r}") from exc
 
 
 class BadMessage(ValueError):
@@ -102,6 +135,19 @@ class AggregatePhase:
         self.engine.apply_deltas(deltas)
         self.store.put(seen_key, seq)
         return True
+
+    def first_read(self, partition: int, source: str, origin: int) -> None:
+        """Remember that ``source``'s first read came through events partition ``origin``."""
+        self.store.put(("f", 0, f"\x00first-read/{partition}", source, origin), 1)
+
+    def first_reads_done(self, partition: int, sources: Sequence[str], origins: int) -> bool:
+        """Every source's marker arrived from every events partition: writes may begin."""
+        entry = f"\x00first-read/{partition}"
+        return all(
+            self.store.get(("f", 0, entry, s, o)) is not None
+            for s in sources
+            for o in range(origins)
+        )
 
     def changes(self, now: int) -> list[MetricValue]:
         """The values to publish for the messages applied since the last call."""

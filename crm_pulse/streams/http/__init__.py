@@ -54,7 +54,10 @@ class _Servers:
 
 async def serve_runtime(runtime: EmbeddedRuntime) -> HttpServer | _Servers:
     """Start the HTTP server of an embedded runtime on ``runtime.listen`` (and the operations
-    endpoints on ``runtime.ops_listen`` when it is set)."""
+    endpoints on ``runtime.ops_listen`` when it is set; a FatalError says when that address
+    cannot be bound)."""
+    from ..runtime import cannot_listen
+
     settings = runtime.settings
     token = settings.ops_token.get_secret_value() if settings.ops_token is not None else None
 
@@ -65,6 +68,7 @@ async def serve_runtime(runtime: EmbeddedRuntime) -> HttpServer | _Servers:
             runtime.status_async,
             health=runtime.health,
             overview=runtime.overview,
+            values=runtime.metric_values,
             explain=runtime.explain,
             ops_token=token,
             routes=routes,
@@ -79,6 +83,9 @@ async def serve_runtime(runtime: EmbeddedRuntime) -> HttpServer | _Servers:
     host = host[1:-1] if host.startswith("[") else host
     try:
         ops = await HttpServer(app("ops")).start(host, int(port))
+    except OSError as exc:
+        await hooks.stop()
+        raise cannot_listen(exc, "runtime.ops_listen", settings.ops_listen) from None
     except BaseException:
         await hooks.stop()
         raise

@@ -98,6 +98,7 @@ def build_app(
     health: Callable[[], str | None] = lambda: None,
     telemetry: HttpTelemetry | None = None,
     overview: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    values: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
     explain: Callable[[str, str, list[str], str | None], Awaitable[dict[str, Any]]] | None = None,
     ops_token: str | None = None,
     routes: Literal["all", "webhooks", "ops"] = "all",
@@ -247,7 +248,9 @@ def build_app(
         return _json(await status())
 
     async def metrics(request: web.Request) -> web.Response:
-        text = render(await status(), tele)
+        snapshot = await status()
+        written = await values() if values is not None else []
+        text = render(snapshot, tele, written)
         return web.Response(
             text=text, content_type="text/plain", charset="utf-8", headers={"X-Format": "0.0.4"}
         )

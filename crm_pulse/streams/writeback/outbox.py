@@ -4,10 +4,12 @@
   log offset), so a value is planned exactly when the change that caused it is applied.
 * A newer value for the same field replaces an unsent older one (coalescing); the row keeps its
   due time, so a burst of changes is one write after the debounce.
-* A value equal to the last one written is not sent at all, and cancels a pending one.
+* A value equal to the last one written is not sent at all, and cancels a pending one; so does
+  ``None`` (an undefined metric) for a field never written: what the field holds is not ours.
 * The writer takes due rows (:meth:`due`) and reports back (:meth:`settle`): written values are
   remembered in ``written``; failures are retried at a later due time or moved to
-  ``dead_letters`` with their reason. A row replaced while its write was in flight (``seq``
+  ``dead_letters`` with their reason (a field written later drops its dead letters: after
+  ``crm-pulse provision`` created a missing field, the count goes back down). A row replaced while its write was in flight (``seq``
   changed) stays, so the newer value is still sent.
 
 Both runtimes use it: the embedded runtime on its state file, a Faust writer on a local file.
@@ -84,7 +86,8 @@ class SQLiteOutbox:
                 "AND field=?",
                 key,
             ).fetchone()
-            if row is not None and row[0] == value:
+            if (row is not None and row[0] == value) or (row is None and w.value is None):
+                # unchanged; or empty for a field crm-pulse never wrote: its value is not ours
                 conn.execute(
                     "DELETE FROM outbox WHERE connector=? AND object=? AND record_id=? AND field=?",
                     key,
@@ -148,6 +151,11 @@ class SQLiteOutbox:
                         "DELETE FROM outbox WHERE connector=? AND object=? AND record_id=? "
                         "AND field=? AND seq=?",
                         match,
+                    )
+                    conn.execute(  # a field written since: its dead letters are history
+                        "DELETE FROM dead_letters WHERE connector=? AND object=? AND record_id=? "
+                        "AND field=?",
+                        key,
                     )
                 elif o.kind == "retry":
                     conn.execute(

@@ -10,6 +10,17 @@ account, the rep).
 Time moves values without any event: when a calendar window rolls over the rule's target window
 changes, and a rolling window slides continuously. :meth:`Planner.due_by_time` re-evaluates the
 rules concerned at each tick, every group, and the outbox drops what equals the last write.
+
+Never wipe, never flicker (the first-read rule, shared by both runtimes): a CRM field holds a
+value before crm-pulse starts, so nothing is written until every *pulling* source of the
+deployment has finished its first complete read (a backfill, or a first poll from no cursor)
+and the engine has applied everything that read stored. Until then :meth:`Planner.plan` and
+:meth:`Planner.due_by_time` return nothing; the runtime reports each source's first read with
+:meth:`Planner.first_read_done`, and the first due_by_time after the last one writes every
+rule's complete value. Receive-only connectors (the ``events`` ingress, webhook-only plugins)
+have no history to read: they do not hold writes back. A value that becomes undefined is
+written as ``None`` only with ``on_null: clear``, and the outbox never sends ``None`` to a field
+crm-pulse has not written (so a field is never emptied of a value that was not ours).
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ from ...metrics.engine import Engine
 from ...metrics.measures import Group
 from ...metrics.report import MetricValue, evaluate
 
-__all__ = ["Planner", "field_value"]
+__all__ = ["Planner", "RuleValue", "field_value"]
 
 
 def field_value(value: Fraction | None) -> float | int | None:
@@ -37,6 +48,18 @@ def field_value(value: Fraction | None) -> float | int | None:
     if value.denominator == 1:
         return int(value.numerator)
     return round(float(value), 6)
+
+
+@dataclass(frozen=True)
+class RuleValue:
+    """One rule's value for one group, and the record and window it is written for."""
+
+    index: int
+    rule: WritebackRule
+    group: Group
+    record: str
+    window: Window
+    value: float | int | None
 
 
 @dataclass(frozen=True)
@@ -50,8 +73,16 @@ class _Rule:
 class Planner:
     """Maps metric values to :class:`FieldWrite` s for one deployment's rules."""
 
-    def __init__(self, rules: Sequence[WritebackRule], catalog: Catalog) -> None:
+    def __init__(
+        self,
+        rules: Sequence[WritebackRule],
+        catalog: Catalog,
+        *,
+        sources: Iterable[str] = (),
+    ) -> None:
         self.catalog = catalog
+        self.waiting_for: set[str] = set(sources)
+        """Pulling sources whose first complete read has not been applied yet."""
         self.calendar: Calendar = catalog.calendar
         problems: list[ConfigProblem] = []
         self.rules: list[_Rule] = []
@@ -80,6 +111,23 @@ class Planner:
             self._by_metric.setdefault(r.rule.metric, []).append(r)
         self._last_targets: dict[int, Window] = {}
 
+    # ------------------------------------------------------------ the first-read rule
+    @property
+    def ready(self) -> bool:
+        """True once every source finished its first complete read (writes may flow)."""
+        return not self.waiting_for
+
+    def first_read_done(self, source: str) -> bool:
+        """``source`` finished its first complete read and the engine applied it; True when
+        that was the last one awaited (the next :meth:`due_by_time` then writes every rule)."""
+        if source not in self.waiting_for:
+            return False
+        self.waiting_for.discard(source)
+        if self.waiting_for:
+            return False
+        self.forget_windows()
+        return True
+
     # ------------------------------------------------------------ windows
     def target_window(self, rule: WritebackRule, as_of: int) -> Window:
         spec = rule.window_spec
@@ -107,13 +155,17 @@ class Planner:
         record = self._record(r, group)
         if record is None:
             return None
+        if value is None and r.rule.on_null == "keep":
+            return None
         t = r.rule.target
         return FieldWrite(t.connector, t.object, record, t.field, field_value(value))
 
     # ------------------------------------------------------------ after each batch
     def plan(self, values: Iterable[MetricValue], as_of: int) -> list[FieldWrite]:
-        """The writes that the changed ``values`` call for."""
+        """The writes that the changed ``values`` call for (none before the first reads)."""
         out: list[FieldWrite] = []
+        if self.waiting_for:
+            return out
         for v in values:
             for r in self._by_metric.get(v.metric, ()):
                 if tuple(v.group[0::2]) != r.fields:
@@ -140,6 +192,8 @@ class Planner:
         answers for; the others' values are another worker's to write.
         """
         out: list[FieldWrite] = []
+        if self.waiting_for:
+            return out
         for r in self.rules:
             window = self.target_window(r.rule, as_of)
             rolled = self._last_targets.get(r.index) != window
@@ -153,6 +207,20 @@ class Planner:
                 write = self._write(r, group, value)
                 if write is not None:
                     out.append(write)
+        return out
+
+    def values(self, engine: Engine, as_of: int) -> list[RuleValue]:
+        """Every rule's current value for each of its groups: what the fields hold once written
+        (for the status page and ``/metrics``; bounded by the rules and their records)."""
+        out: list[RuleValue] = []
+        for r in self.rules:
+            window = self.target_window(r.rule, as_of)
+            for group in self._groups(engine, r):
+                record = self._record(r, group)
+                if record is None:
+                    continue
+                value = evaluate(self.catalog, engine, r.metric, group, window, as_of)
+                out.append(RuleValue(r.index, r.rule, group, record, window, field_value(value)))
         return out
 
     def _groups(self, engine: Engine, r: _Rule) -> list[Group]:

@@ -169,7 +169,12 @@ class Writer:
         self.stats.last_error = reason
         self._remember(item, "dead letter", reason)
         log.warning(
-            "write moved to the dead letters",
+            "%s %s %s.%s: write moved to the dead letters: %s",
+            self.connector,
+            item.write.object,
+            item.write.record_id,
+            item.write.field,
+            reason,
             extra={
                 "connector": self.connector,
                 "object": item.write.object,
