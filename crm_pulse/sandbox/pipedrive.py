@@ -173,6 +173,8 @@ class FakePipedrive:
         self.users: dict[int, dict[str, Any]] = {}
         """The company's users as ``GET /v1/users`` answers them (v1 fields, ``YYYY-MM-DD
         HH:MM:SS`` times; API v2 has no users list)."""
+        self.missing_scopes: set[str] = set()
+        """OAuth scopes the app lacks (``users:read``: ``GET /v1/users`` answers 403)."""
         self.fields: dict[str, dict[str, dict[str, Any]]] = {e: {} for e in _ENTITIES}
         self.calls: list[tuple[str, str]] = []
         self._requests: list[float] = []
@@ -646,6 +648,11 @@ class FakePipedrive:
 
     async def _users(self, request: web.Request) -> web.Response:
         """``GET /v1/users``: every user of the company, in one answer (no paging)."""
+        if "users:read" in self.missing_scopes:
+            return web.json_response(
+                {"success": False, "error": "Scope and URL mismatch", "errorCode": 403},
+                status=403,
+            )
         with self._lock:
             data = [dict(u) for _, u in sorted(self.users.items())]
         return web.json_response({"success": True, "data": data})

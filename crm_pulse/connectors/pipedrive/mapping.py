@@ -261,7 +261,8 @@ class PipedriveMapper:
             raise DataError("a user without an id", where="Pipedrive users")
         where = f"Pipedrive user {rid}"
         try:
-            modified = to_ms(user.get("modified")) or to_ms(user.get("created"))
+            last = user.get("modified") or user.get("created")
+            modified = to_ms(last)
             if modified is None:
                 raise DataError("no modified or created time")
             inactive = user.get("active_flag") is False or user.get("is_deleted") is True
@@ -269,7 +270,7 @@ class PipedriveMapper:
             fields = {
                 "email": str(email) if email else None,
                 "created_at": to_iso(user.get("created")),
-                "deactivated_at": to_iso(modified) if inactive else None,
+                "deactivated_at": to_iso(last) if inactive else None,
             }
         except DataError as exc:
             raise DataError(exc.reason, where=where) from None
