@@ -506,12 +506,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-live", action="store_true", help="no live view (logs and CI)")
     demo.add_argument(
         "--crms",
-        help="comma-separated CRMs to include (hubspot,pipedrive,salesforce,monday; default: all)",
+        help="comma-separated CRMs to include (hubspot,pipedrive,salesforce,monday,zoho; "
+        "default: all)",
     )
     demo.set_defaults(run=cmd_demo)
 
     sandbox = sub.add_parser(
-        "sandbox", help="serve the seeded sandbox CRMs (HubSpot, Pipedrive, Salesforce, monday)"
+        "sandbox",
+        help="serve the seeded sandbox CRMs (HubSpot, Pipedrive, Salesforce, monday, Zoho CRM)",
     )
     sandbox.add_argument("--seconds", type=float, default=0.0, help="stop after (0: until Ctrl-C)")
     sandbox.add_argument("--port", type=int, default=8080, help="the runtime port to print")

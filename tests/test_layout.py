@@ -42,13 +42,13 @@ def test_connectors_never_import_the_simulators() -> None:
 
 def test_every_kind_comes_from_the_entry_points_with_its_settings_model() -> None:
     registered = {ep.name for ep in entry_points(group=PLUGIN_GROUP)}
-    assert {"hubspot", "salesforce", "pipedrive", "events", "file"} <= registered
+    assert {"hubspot", "salesforce", "pipedrive", "zoho", "events", "file"} <= registered
     assert connector_kinds() == sorted(registered)
     for kind in registered:
         model = settings_model(kind)
         assert issubclass(model, ConnectorSettings)
         assert connector_class(kind).settings_model is model
-    for kind in ("hubspot", "salesforce", "pipedrive", "events", "file"):
+    for kind in ("hubspot", "salesforce", "pipedrive", "zoho", "events", "file"):
         module = connector_class(kind).__module__
         assert settings_model(kind).__module__ == f"{module}.settings"
 

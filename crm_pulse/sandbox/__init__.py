@@ -9,6 +9,7 @@ them, and they are what ``crm-pulse demo`` and ``crm-pulse sandbox`` run. Nothin
 * :mod:`.pipedrive` -- :class:`FakePipedrive` (API v2, v1 field definitions, webhooks v2)
 * :mod:`.monday` -- :class:`FakeMonday` (GraphQL API v2 read by :mod:`.graphql`, monday CRM
   board templates, cursors that expire, complexity budget, JWT-signed webhooks)
+* :mod:`.zoho` -- :class:`FakeZoho` (REST API v8, OAuth token endpoint, fields, notifications)
 * :mod:`.server` -- :class:`FakeServer` (serve a simulator on a free port in a thread) and
   :class:`TestCA` (a throw-away certificate authority for HTTPS, made with trustme)
 * :mod:`.company` -- :class:`Sandbox`, the simulators seeded with one demo company
@@ -20,6 +21,7 @@ from .monday import FakeMonday
 from .pipedrive import FakePipedrive
 from .salesforce import FakeSalesforce
 from .server import FakeServer, TestCA
+from .zoho import FakeZoho
 
 __all__ = [
     "HOME_COMPANY",
@@ -29,6 +31,7 @@ __all__ = [
     "FakePipedrive",
     "FakeSalesforce",
     "FakeServer",
+    "FakeZoho",
     "Sandbox",
     "SandboxStats",
     "TestCA",

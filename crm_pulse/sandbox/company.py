@@ -1,10 +1,11 @@
-"""The seeded demo company: the simulators of HubSpot, Pipedrive, Salesforce and monday, filled with one company.
+"""The seeded demo company: the simulators of HubSpot, Pipedrive, Salesforce, monday and Zoho CRM, filled with one company.
 
 :class:`Sandbox` starts FakeHubSpot (HTTPS, with a throw-away CA) and FakePipedrive on
 127.0.0.1, fills them with a year of one reproducible company (accounts, contacts, deals
 through a pipeline with new business, upsells and renewals, tickets, calls, meetings and
 e-mails, NPS and CSAT answers), and can then make live changes and deliver them as signed
-webhooks (HubSpot v3 signatures, Pipedrive HTTP Basic, monday JWT) to a runtime. ``live``
+webhooks (HubSpot v3 signatures, Pipedrive HTTP Basic, monday JWT, Zoho channel tokens) to a
+runtime. ``live``
 names the CRMs whose changes are made (``crm-pulse demo --crms``; default: all).
 
 ``environment()`` gives the variables ``demo.yaml`` (beside this module) reads (URLs, tokens,
@@ -28,6 +29,7 @@ from .monday import FakeMonday
 from .pipedrive import FakePipedrive
 from .salesforce import FakeSalesforce
 from .server import FakeServer, TestCA
+from .zoho import FakeZoho
 
 __all__ = ["HOME_COMPANY", "HOME_ORGANIZATION", "Sandbox", "SandboxStats"]
 
@@ -66,7 +68,17 @@ class Sandbox:
             "demo-monday-token", signing_secret="demo-monday-signing-secret-0123456789abcdef"
         )
         self._mo_server = FakeServer(self.monday.app(), ca=self.ca)
-        self.live = live if live is not None else {"hubspot", "pipedrive", "salesforce", "monday"}
+        self.zoho = FakeZoho(
+            client_id="1000.DEMOZOHOCLIENT",
+            client_secret="demo-zoho-client-secret",
+            refresh_token="1000.demo-zoho-refresh",
+        )
+        self._zo_server = FakeServer(self.zoho.app(), ca=self.ca)
+        self.zoho_home = ""
+        self.zoho_open: list[str] = []
+        self.live = (
+            live if live is not None else {"hubspot", "pipedrive", "salesforce", "monday", "zoho"}
+        )
         self.mo_open: list[str] = []
         self.mo_home = ""
         self.monday_hook = ""
@@ -86,6 +98,7 @@ class Sandbox:
         self._pd_server.start()
         self._sf_server.start()
         self._mo_server.start()
+        self._zo_server.start()
         return self
 
     def stop(self) -> None:
@@ -93,6 +106,7 @@ class Sandbox:
         self._pd_server.stop()
         self._sf_server.stop()
         self._mo_server.stop()
+        self._zo_server.stop()
 
     def environment(self, state_path: str, port: int) -> dict[str, str]:
         return {
@@ -111,6 +125,13 @@ class Sandbox:
             "DEMO_MONDAY_SIGNING_SECRET": self.monday.signing_secret or "",
             "DEMO_MONDAY_HOOK_URL": self._monday_hook(port),
             "DEMO_MONDAY_HOME": self.mo_home,
+            "DEMO_ZOHO_URL": self._zo_server.url,
+            "DEMO_ZOHO_CLIENT_ID": self.zoho.client_id,
+            "DEMO_ZOHO_CLIENT_SECRET": self.zoho.client_secret,
+            "DEMO_ZOHO_REFRESH_TOKEN": self.zoho.refresh_token,
+            "DEMO_ZOHO_CHANNEL_TOKEN": "demo-zoho-channel-token",
+            "DEMO_ZOHO_NOTIFY_URL": f"http://127.0.0.1:{port}/webhooks/zoho",
+            "DEMO_ZOHO_HOME": self.zoho_home,
             "DEMO_STATE": state_path,
             "DEMO_LISTEN": f"127.0.0.1:{port}",
         }
@@ -303,6 +324,7 @@ class Sandbox:
                 self.pd_open.append(rid)
         self._seed_salesforce()
         self._seed_monday()
+        self._seed_zoho()
 
     def _seed_monday(self) -> None:
         """A fourth team on monday CRM: its Deals and Accounts boards (ids 1000001, 1000002)."""
@@ -386,14 +408,74 @@ class Sandbox:
             )
         self.salesforce.seed_canonical(events)
 
+    def _seed_zoho(self) -> None:
+        """A fifth team on Zoho CRM: accounts and deals (Modified_Time in the org's +05:30)."""
+        rng, zo = self.rng, self.zoho
+        zo.add_field("Deals", "HubSpot Company Id", "text")  # the customers are kept in HubSpot
+        self.zoho_home = zo.create(
+            "Accounts", {"Account_Name": "Demo Inc (company-wide values)"}, at=self._ago(400) / 1000
+        )
+        accounts = [
+            zo.create("Accounts", {"Account_Name": f"Zoho customer {i}"}, at=self._ago(300) / 1000)
+            for i in range(6)
+        ]
+        for _ in range(60):
+            created = self._ago(rng.uniform(3, 300))
+            stage = rng.choice(["Closed Won", "Closed Lost", "Qualification", "Negotiation/Review"])
+            closed = min(self.now_ms - 3_600_000, created + int(rng.uniform(3, 40) * DAY))
+            is_open = not stage.startswith("Closed")
+            rid = zo.create(
+                "Deals",
+                {
+                    "Deal_Name": "Zoho deal",
+                    "Amount": rng.randrange(10, 250) * 100,
+                    "Stage": stage,
+                    "Closing_Date": time.strftime("%Y-%m-%d", time.gmtime(closed / 1000)),
+                    "Owner": {
+                        "name": "Zoho rep",
+                        "id": rng.choice(["5725767000000200031", "5725767000000200032"]),
+                    },
+                    "Account_Name": {"name": "customer", "id": rng.choice(accounts)},
+                    "HubSpot_Company_Id": rng.choice(self.companies[1:]),
+                },
+                at=(created if is_open else closed) / 1000,
+            )
+            if is_open:
+                self.zoho_open.append(rid)
+
+    async def _zoho_change(self, session: aiohttp.ClientSession, runtime_url: str) -> None:
+        """An open Zoho deal closes; Zoho notifies the channel with its id."""
+        rid = self.zoho_open.pop(self.rng.randrange(len(self.zoho_open)))
+        stage = self.rng.choice(["Closed Won", "Closed Won", "Closed Lost"])
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        self.zoho.update("Deals", rid, {"Stage": stage, "Closing_Date": today})
+        headers, body = self.zoho.notification("Deals", "update", [rid])
+        try:
+            async with session.post(
+                f"{runtime_url}/webhooks/zoho", data=body, headers=headers
+            ) as response:
+                ok = response.status == 200
+        except aiohttp.ClientError:
+            ok = False
+        if ok:
+            self.stats.webhooks_sent += 1
+        else:
+            self.stats.webhooks_refused += 1
+
     # ------------------------------------------------------------ live changes
     async def live_change(self, session: aiohttp.ClientSession, runtime_url: str) -> None:
         """One change in a CRM, announced to the runtime as that CRM would."""
         rng = self.rng
         self.stats.changes += 1
         others = {"hubspot", "pipedrive"} & self.live
+        if "zoho" in self.live and self.zoho_open and rng.random() < (0.5 if not others else 0.2):
+            await self._zoho_change(session, runtime_url)
+            return
         if "monday" in self.live and self.mo_open and (rng.random() < 0.25 or not others):
             await self._monday_change(session, runtime_url)
+            return
+        if not others and "zoho" in self.live and self.zoho_open:
+            await self._zoho_change(session, runtime_url)
             return
         if not others or ("hubspot" not in others and not self.pd_open):
             return  # nothing left to change live (Salesforce changes come from polling only)

@@ -1,7 +1,7 @@
 """``crm-pulse demo``: sandbox CRMs, the embedded runtime, a live view, and a check at the end.
 
-1. Start the sandbox (local HubSpot, Pipedrive, Salesforce and monday fakes with a year of one
-   company's data).
+1. Start the sandbox (local HubSpot, Pipedrive, Salesforce, monday and Zoho CRM fakes with a year
+   of one company's data).
 2. Load the demo deployment (``crm_pulse/sandbox/demo.yaml``, package data) with the sandbox's
    addresses (keeping only the connectors and write-back rules of the CRMs ``--crms`` selects,
    all by default), provision the custom fields, and backfill every CRM with a progress bar.
@@ -32,6 +32,7 @@ from rich.table import Table
 from ..config import load_config_text
 from ..config.models import Deployment
 from ..connectors.provisioning import required_fields
+from ..connectors.zoho.sink import MODULE as ZOHO_MODULES
 from ..metrics import Engine
 from ..metrics.events import Event
 from ..sandbox import Sandbox
@@ -92,6 +93,12 @@ def sandbox_values(
                 raw = sandbox.monday.value(rid, t.field)
                 if raw is not None:
                     out[("monday", t.object, rid, t.field)] = float(raw)
+        elif t.connector == "zoho":
+            module = ZOHO_MODULES[t.object]
+            for rid in sandbox.zoho.records[module]:
+                value = sandbox.zoho.value(module, rid, t.field)
+                if value is not None:
+                    out[("zoho", t.object, rid, t.field)] = float(value)
         else:
             entity = {"organization": "organizations", "deal": "deals", "person": "persons"}[
                 t.object
@@ -164,6 +171,7 @@ _LABELS = {
     "pipedrive": "Pipedrive",
     "salesforce": "Salesforce",
     "monday": "monday",
+    "zoho": "Zoho CRM",
 }
 
 

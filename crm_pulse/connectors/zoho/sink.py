@@ -1,0 +1,102 @@
+"""Writing custom fields: Update Records (``PUT /crm/v8/{module}``), 100 records a call.
+
+Writes to one record in a batch are coalesced into one record object; records are sent in
+chunks of at most 100 per module, and Zoho's per-record results (``status``/``code``/
+``message``, in order) become one result per write. Field names may be given as API names or
+labels; :class:`~.mapping.FieldCatalog` resolves them. A 429 or a spent credit share raises
+RateLimited (the outbox waits and retries); an unknown field fails as retriable with a message
+naming ``crm-pulse provision`` (it may be being created); a record Zoho refuses fails for good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import DataError, RateLimited, RetriableError, SkippableError
+from ..protocols import FieldWrite, WriteResult
+from .client import UPDATE_BATCH, ZohoClient, check_id
+from .mapping import FieldCatalog
+
+__all__ = ["MODULE", "ZohoSink"]
+
+MODULE = {
+    "account": "Accounts",
+    "accounts": "Accounts",
+    "contact": "Contacts",
+    "contacts": "Contacts",
+    "lead": "Leads",
+    "leads": "Leads",
+    "deal": "Deals",
+    "deals": "Deals",
+    "ticket": "Cases",
+    "case": "Cases",
+    "cases": "Cases",
+}
+
+
+class ZohoSink:
+    max_batch = UPDATE_BATCH
+
+    def __init__(self, client: ZohoClient, catalog: FieldCatalog) -> None:
+        self.client = client
+        self.catalog = catalog
+
+    async def write(self, writes: Sequence[FieldWrite]) -> list[WriteResult]:
+        problems: dict[int, tuple[str, bool]] = {}
+        records: dict[str, dict[str, dict[str, Any]]] = {}  # module -> id -> record
+        for i, w in enumerate(writes):
+            module = MODULE.get(w.object)
+            if module is None:
+                problems[i] = (
+                    f"Zoho object {w.object!r} takes no written fields "
+                    "(account, contact, lead, deal, ticket)",
+                    False,
+                )
+                continue
+            try:
+                rid = check_id(w.record_id)
+            except DataError as exc:
+                problems[i] = (str(exc), False)
+                continue
+            # retry=False: a 429 goes straight to the outbox, which waits Retry-After
+            api = await self.catalog.resolve(module, w.field, retry=False)
+            if api is None:
+                problems[i] = (f"no {module} field {w.field!r}: run `crm-pulse provision`", True)
+                continue
+            records.setdefault(module, {}).setdefault(rid, {"id": rid})[api] = w.value
+        failed: dict[tuple[str, str], tuple[str, bool]] = {}
+        for module, by_id in records.items():
+            ids = list(by_id)
+            for start in range(0, len(ids), UPDATE_BATCH):
+                chunk = ids[start : start + UPDATE_BATCH]
+                try:
+                    answers = await self.client.update(module, [by_id[r] for r in chunk])
+                except RateLimited:
+                    raise
+                except RetriableError as exc:
+                    failed.update(((module, r), (str(exc), True)) for r in chunk)
+                    continue
+                except SkippableError as exc:
+                    failed.update(((module, r), (str(exc), False)) for r in chunk)
+                    continue
+                for rid, answer in zip(chunk, answers, strict=True):
+                    if answer.get("status") != "success":
+                        code = answer.get("code") or "ERROR"
+                        failed[(module, rid)] = (
+                            f"Zoho refused {module} {rid}: {code} {answer.get('message') or ''}".strip(),
+                            code in ("INTERNAL_ERROR", "TOO_MANY_REQUESTS"),
+                        )
+        results = []
+        for i, w in enumerate(writes):
+            if i in problems:
+                reason, retriable = problems[i]
+                results.append(WriteResult(w, ok=False, retriable=retriable, reason=reason))
+                continue
+            failure = failed.get((MODULE[w.object], w.record_id.strip()))
+            results.append(
+                WriteResult(w, ok=True)
+                if failure is None
+                else WriteResult(w, ok=False, retriable=failure[1], reason=failure[0])
+            )
+        return results
