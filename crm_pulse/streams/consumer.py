@@ -66,6 +66,7 @@ class Consumer:
     def _load(self) -> None:
         self.store.load(self.db.conn)
         self.engine = Engine(self.catalog, self.store, self.windows)
+        self.planner.forget_covered()  # what it planned since the last commit was rolled back
 
     def _counters(self, conn: sqlite3.Connection) -> tuple[int, int]:
         row = conn.execute(
@@ -92,7 +93,7 @@ class Consumer:
             if self.engine.apply(event):
                 applied += 1
         changed = self.engine.changes(as_of)
-        writes = self.planner.plan(changed, as_of)
+        writes = self.planner.plan(changed, as_of, self.engine)
         planned = SQLiteOutbox.put(conn, writes, now, self.debounce)
         if rows:
             position = rows[-1][0]
@@ -115,7 +116,7 @@ class Consumer:
             as_of = int(now * 1000)
             writes = self.planner.due_by_time(self.engine, as_of)
             changed = self.engine.changes(as_of)
-            writes.extend(self.planner.plan(changed, as_of))
+            writes.extend(self.planner.plan(changed, as_of, self.engine))
             planned = SQLiteOutbox.put(conn, writes, now, 0.0)
             self.store.flush(conn)
             return planned

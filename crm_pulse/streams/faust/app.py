@@ -309,7 +309,9 @@ class FaustPipeline:
                 except BadMessage as exc:
                     sent.append(await self._dead_letter(str(exc), message))
             # the groups of one partition: their reported values live in that partition
-            writes.extend(self.planner.plan(self.aggregate_phase.changes(now), now))
+            writes.extend(
+                self.planner.plan(self.aggregate_phase.changes(now), now, self.aggregate_engine)
+            )
             self.aggregate_store.stage(anchor)
         for future in sent:
             await future
@@ -321,6 +323,7 @@ class FaustPipeline:
         # whose batch failed, and the next batch must not record them under its own partition
         self.aggregate_store.rollback()
         self.aggregate_engine.forget_changes()
+        self.planner.forget_covered()  # the values it planned were not published
 
     async def _apply_writes(self, parts: Sequence[tuple[Any, list[Message]]]) -> None:
         """Write the values that differ from what was last written, then remember them.

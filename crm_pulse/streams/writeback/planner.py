@@ -7,6 +7,13 @@ matches a rule when its metric, its group fields and its window are the rule's a
 time; the target record is the rule's fixed ``record`` (company-wide) or the group's value (the
 account, the rep).
 
+Every value a rule covers reaches the CRM: a group's row in the rule's target window exists as
+soon as the group has data in that window *or an earlier one* (a report lists every window from
+the first with data up to now), so a change in an earlier window of a group the rule has not
+planned yet also plans the group's target value (0 for an account whose wins are all in earlier
+quarters). Without it such fields were written only by a restart's or a rollover's full
+re-evaluation, so what the CRM held depended on whether one had happened.
+
 Time moves values without any event: when a calendar window rolls over the rule's target window
 changes, and a rolling window slides continuously. :meth:`Planner.due_by_time` re-evaluates the
 rules concerned at each tick, every group, and the outbox drops what equals the last write.
@@ -25,7 +32,7 @@ from ...metrics.calendar import CURRENT, Calendar, Window
 from ...metrics.catalog import Catalog, CompiledMetric
 from ...metrics.engine import Engine
 from ...metrics.measures import Group
-from ...metrics.report import MetricValue, evaluate
+from ...metrics.report import MeasureSource, MetricValue, evaluate
 
 __all__ = ["Planner", "field_value"]
 
@@ -79,6 +86,9 @@ class Planner:
         for r in self.rules:
             self._by_metric.setdefault(r.rule.metric, []).append(r)
         self._last_targets: dict[int, Window] = {}
+        # per rule: the target window and the groups whose value in it was planned (a change in
+        # an earlier window cannot move it, so it is not evaluated again for such a change)
+        self._covered: dict[int, tuple[Window, set[Group]]] = {}
 
     # ------------------------------------------------------------ windows
     def target_window(self, rule: WritebackRule, as_of: int) -> Window:
@@ -111,19 +121,56 @@ class Planner:
         return FieldWrite(t.connector, t.object, record, t.field, field_value(value))
 
     # ------------------------------------------------------------ after each batch
-    def plan(self, values: Iterable[MetricValue], as_of: int) -> list[FieldWrite]:
-        """The writes that the changed ``values`` call for."""
+    def plan(
+        self, values: Iterable[MetricValue], as_of: int, source: MeasureSource | None = None
+    ) -> list[FieldWrite]:
+        """The writes that the changed ``values`` call for.
+
+        With ``source`` (the engine the values came from), a value that moved in a window before
+        a rule's target window also plans the group's value in the target window, once per
+        group and target window (see the module docstring).
+        """
         out: list[FieldWrite] = []
+        derived: dict[tuple[int, Group], tuple[_Rule, Window]] = {}
         for v in values:
             for r in self._by_metric.get(v.metric, ()):
                 if tuple(v.group[0::2]) != r.fields:
                     continue
-                if v.window != self.target_window(r.rule, as_of):
+                target = self.target_window(r.rule, as_of)
+                if v.window != target:
+                    if (
+                        source is not None
+                        and v.window.spec == target.spec
+                        and v.window.index < target.index
+                    ):
+                        derived.setdefault((r.index, v.group), (r, target))
                     continue
+                self._covered_groups(r.index, target).add(v.group)
                 write = self._write(r, v.group, v.value)
                 if write is not None:
                     out.append(write)
+        if source is not None:
+            for (index, group), (r, target) in derived.items():
+                covered = self._covered_groups(index, target)
+                if group in covered:
+                    continue
+                covered.add(group)
+                value = evaluate(self.catalog, source, r.metric, group, target, as_of)
+                write = self._write(r, group, value)
+                if write is not None:
+                    out.append(write)
         return out
+
+    def _covered_groups(self, index: int, target: Window) -> set[Group]:
+        found = self._covered.get(index)
+        if found is None or found[0] != target:
+            found = self._covered[index] = (target, set())
+        return found[1]
+
+    def forget_covered(self) -> None:
+        """Forget which groups' target values were planned (the caller rolled back writes
+        planned since, so they must be planned again)."""
+        self._covered.clear()
 
     # ------------------------------------------------------------ when time moves
     def forget_windows(self) -> None:
@@ -146,9 +193,11 @@ class Planner:
             self._last_targets[r.index] = window
             if not rolled and window.spec.kind != "rolling":
                 continue
+            covered = self._covered_groups(r.index, window)
             for group in self._groups(engine, r):
                 if owns is not None and not owns(group):
                     continue
+                covered.add(group)
                 value = evaluate(self.catalog, engine, r.metric, group, window, as_of)
                 write = self._write(r, group, value)
                 if write is not None:
