@@ -198,6 +198,44 @@ class Deployment:
         finally:
             await producer.stop()
 
+    def lag(self) -> dict[str, int]:
+        """Per input topic: messages after the consumer group's committed offsets."""
+
+        async def main() -> dict[str, int]:
+            from aiokafka import TopicPartition
+            from aiokafka.admin import AIOKafkaAdminClient
+
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.broker)
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.broker, group_id=None)
+            await admin.start()
+            await consumer.start()
+            try:
+                committed = await admin.list_consumer_group_offsets(self.app)
+                out = {}
+                for suffix in ("events", "deltas", "values"):
+                    tps = [TopicPartition(f"{self.app}-{suffix}", p) for p in range(4)]
+                    ends = await consumer.end_offsets(tps)
+                    out[suffix] = sum(
+                        ends[tp] - max(0, committed[tp].offset if tp in committed else 0)
+                        for tp in tps
+                    )
+                return out
+            finally:
+                await consumer.stop()
+                await admin.close()
+
+        return asyncio.run(main())
+
+    def wait_for_no_lag(self, timeout: float = 60) -> None:
+        """Until the group's committed offsets reach the end of every input topic (what a
+        monitoring "lag == 0" check waits for)."""
+        deadline = time.monotonic() + timeout
+        lag = self.lag()
+        while any(lag.values()):
+            assert time.monotonic() < deadline, f"committed offsets stuck: lag {lag}\n{self.logs()}"
+            time.sleep(1)
+            lag = self.lag()
+
     def wait_for(
         self, want: dict[tuple[str, str, str], Any], timeout: float = 120
     ) -> dict[tuple[str, str, str], Any]:
@@ -271,6 +309,7 @@ def test_b_a_worker_killed_mid_stream_loses_and_doubles_nothing(
             assert time.monotonic() < deadline, d.logs()
             time.sleep(0.2)
         d.wait_for(expected(d.config, events), timeout=180)
+        d.wait_for_no_lag()  # holes repaired after the take-over are committed past too
     finally:
         d.stop()
 
@@ -426,3 +465,55 @@ def test_e_a_hole_is_read_back_from_kafka(kafka: str) -> None:
     assert offsets == list(range(5, 12))
     assert values == [str(i).encode() for i in range(5, 12)]
     assert tail == [18, 19]
+
+
+def test_f_the_documented_two_worker_setup_with_rocksdb_from_one_directory(
+    kafka: str, tmp_path: Path
+) -> None:
+    """docs/faust.md, "A two-worker deployment", as written: ``crm-pulse run`` and
+    ``crm-pulse worker`` with the same file, started from one directory, with store: rocksdb.
+    Each worker keeps its tables in a directory of its own (RocksDB locks its files)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = Deployment(tmp_path, kafka, store="rocksdb")
+    d.config.write_text(
+        d.config.read_text().replace(
+            "  kind: faust\n", f'  kind: faust\n  listen: "127.0.0.1:{port}"\n'
+        )
+    )
+    events = history(random.Random(6), 400)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for i, command in enumerate(
+        (
+            ["run", "--config", "deploy.yaml"],
+            ["worker", "--config", "deploy.yaml", "--loglevel", "info"],
+        )
+    ):
+        log = (tmp_path / f"worker{i}.log").open("wb")
+        d.workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "crm_pulse.cli", *command],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=tmp_path,
+            )
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not 0 < len(d.partitions(1)) < 4:  # the second worker shares the partitions
+            assert time.monotonic() < deadline, d.logs()
+            assert all(p.poll() is None for p in d.workers), d.logs()
+            time.sleep(0.2)
+        asyncio.run(d.publish(events))
+        d.wait_for(expected(d.config, events))
+        assert all(p.poll() is None for p in d.workers), d.logs()
+        data = tmp_path / "crm-pulse-data" / d.app
+        assert sorted(p.name for p in data.iterdir()) == ["worker-0", "worker-1"]
+        assert all(any((data / w).rglob("*.db")) for w in ("worker-0", "worker-1"))
+    finally:
+        d.stop()
+    assert all(p.returncode == 0 for p in d.workers), d.logs()

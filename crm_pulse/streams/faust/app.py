@@ -36,6 +36,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -51,7 +52,7 @@ from ...metrics.measures import Group
 from ..database import Database
 from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
 from .order import Anchor, InputOrder, Message, PartitionReader
-from .phases import AggregatePhase, BadMessage, RecordPhase
+from .phases import AggregatePhase, BadMessage, RecordPhase, pack
 from .stores import GroupedStore, by_group, by_record
 
 __all__ = ["FaustPipeline", "create_app", "event_key", "target_key"]
@@ -85,12 +86,14 @@ class FaustPipeline:
         *,
         sinks: dict[str, Any] | None = None,
         broker: str | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         settings = deployment.runtime.faust
         self.deployment = deployment
         if settings.store == "rocksdb":
             _require_rocksdict()
         store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
+        options: dict[str, Any] = {} if data_dir is None else {"datadir": str(data_dir)}
         self.app = faust.App(
             settings.app_id,
             broker=broker or settings.broker,
@@ -106,6 +109,7 @@ class FaustPipeline:
             broker_commit_every=100,
             broker_commit_interval=1.0,
             stream_wait_empty=True,  # a rebalance waits for in-flight batches to commit
+            **options,
         )
         self.events = self._topic("events", settings.partitions)
         self.deltas = self._topic("deltas", settings.partitions)
@@ -229,9 +233,29 @@ class FaustPipeline:
                     parts.append((events[-1], messages))
             if parts:
                 await stage.apply(parts)
+            self._acknowledge(stage.order.take_repaired())
         except BaseException:
             stage.rollback()  # nothing half-done is committed later: positions included
+            stage.order.take_repaired()
             raise
+
+    def _acknowledge(self, messages: Sequence[Message]) -> None:
+        """Acknowledge messages read back from Kafka (and now committed) to Faust's consumer, so
+        that its committed offset moves past the hole they filled (see
+        :meth:`.InputOrder.take_repaired`)."""
+        if not messages:
+            return
+        from faust.types import TP
+        from faust.types import Message as FaustMessage
+
+        consumer = self.app.consumer
+        for m in messages:
+            tp = TP(m.topic, m.partition)
+            consumer.ack(
+                FaustMessage(
+                    m.topic, m.partition, m.offset, 0.0, 0, [], m.key, m.value, None, tp=tp
+                )
+            )
 
     async def _records(self, stream: Any) -> None:
         async for batch in stream.take_events(BATCH, within=BATCH_WINDOW):
@@ -283,16 +307,16 @@ class FaustPipeline:
     async def _apply_records(self, parts: Sequence[tuple[Any, list[Message]]]) -> None:
         """Phase 1: deltas out (acknowledged), then the record states."""
         sent = []
+        entries: list[tuple[bytes, dict[str, Any]]] = []
         for anchor, messages in parts:
             for message in messages:
                 try:
-                    out = self.record_phase.apply(message.value)
+                    entries.extend(self.record_phase.entries(message.value))
                 except BadMessage as exc:
                     sent.append(await self._dead_letter(str(exc), message))
-                    continue
-                for key, body in out:
-                    sent.append(await self.deltas.send(key=key, value=body))
             self.record_store.stage(anchor)
+        for key, body in pack(entries):  # one message per metric group and batch
+            sent.append(await self.deltas.send(key=key, value=body))
         for future in sent:
             await future  # acknowledged by Kafka before the state moves on
         await self.record_store.commit()  # state durable before the offsets can move
