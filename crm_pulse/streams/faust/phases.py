@@ -111,7 +111,8 @@ class AggregatePhase:
         changes nothing."""
         try:
             payload: Any = json.loads(value or b"")
-            raw = payload["entries"] if "entries" in payload else [payload]  # or a single one
+            # a list of entries, or one entry (a list payload has no .get: TypeError below)
+            raw = payload["entries"] if "entries" in payload else [payload]  # noqa: SIM401
             entries = [
                 (str(e["record"]), int(e["seq"]), [Delta.from_wire(d) for d in e["deltas"]])
                 for e in raw
