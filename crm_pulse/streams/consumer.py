@@ -92,7 +92,7 @@ class Consumer:
         for _, event in rows:
             if self.engine.apply(event):
                 applied += 1
-        changed = self.engine.changes(as_of)
+        changed = self.engine.changes(as_of, metrics=self.planner.wanted)
         writes = self.planner.plan(changed, as_of, self.engine)
         planned = SQLiteOutbox.put(conn, writes, now, self.debounce)
         if rows:
@@ -115,7 +115,7 @@ class Consumer:
             now = self.clock()
             as_of = int(now * 1000)
             writes = self.planner.due_by_time(self.engine, as_of)
-            changed = self.engine.changes(as_of)
+            changed = self.engine.changes(as_of, metrics=self.planner.wanted)
             writes.extend(self.planner.plan(changed, as_of, self.engine))
             planned = SQLiteOutbox.put(conn, writes, now, 0.0)
             self.store.flush(conn)

@@ -132,8 +132,10 @@ class FaustPipeline:
         self.record_engine = Engine(self.catalog, self.record_store, windows)
         self.aggregate_engine = Engine(self.catalog, self.aggregate_store, windows)
         self.record_phase = RecordPhase(self.record_engine, self.record_store)
-        self.aggregate_phase = AggregatePhase(self.aggregate_engine, self.aggregate_store)
         self.planner = Planner(deployment.writeback, self.catalog)
+        self.aggregate_phase = AggregatePhase(
+            self.aggregate_engine, self.aggregate_store, self.planner.wanted
+        )
         self.sinks = sinks if sinks is not None else self._build_sinks()
         self.outbox_db = Database(":memory:")
         retry = deployment.runtime.retry

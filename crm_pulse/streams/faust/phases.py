@@ -17,7 +17,7 @@ Idempotence, so that a message applied again after a worker died changes nothing
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from ...metrics.deltas import Delta
@@ -101,9 +101,15 @@ class AggregatePhase:
     CRM call.
     """
 
-    def __init__(self, engine: Engine, store: GroupedStore) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: GroupedStore,
+        metrics: Mapping[str, Collection[tuple[str, ...]]] | None = None,
+    ) -> None:
         self.engine = engine
         self.store = store
+        self.metrics = metrics  # the metrics (and group fields) to publish; None: all
 
     def apply(self, value: bytes | None) -> bool:
         """Add one delta message's entries to their group's buckets, each entry once (a message
@@ -139,4 +145,4 @@ class AggregatePhase:
 
     def changes(self, now: int) -> list[MetricValue]:
         """The values to publish for the messages applied since the last call."""
-        return self.engine.changes(now, only_changed=False)
+        return self.engine.changes(now, only_changed=False, metrics=self.metrics)

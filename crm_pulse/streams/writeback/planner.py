@@ -86,6 +86,11 @@ class Planner:
         for r in self.rules:
             self._by_metric.setdefault(r.rule.metric, []).append(r)
         self._last_targets: dict[int, Window] = {}
+        self.wanted: dict[str, set[tuple[str, ...]]] = {}
+        """Metric -> the group fields its rules write: all the engine's ``changes`` must
+        evaluate for this planner (see :meth:`~crm_pulse.metrics.Engine.changes`)."""
+        for r in self.rules:
+            self.wanted.setdefault(r.rule.metric, set()).add(r.fields)
         # per rule: the target window and the groups whose value in it was planned (a change in
         # an earlier window cannot move it, so it is not evaluated again for such a change)
         self._covered: dict[int, tuple[Window, set[Group]]] = {}
