@@ -478,7 +478,7 @@ def test_f_the_documented_two_worker_setup_with_rocksdb_from_one_directory(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    d = Deployment(tmp_path, kafka, store="rocksdb")
+    d = Deployment(tmp_path, kafka, store="rocksdb", standby_replicas=1)  # as in the docs
     d.config.write_text(
         d.config.read_text().replace(
             "  kind: faust\n", f'  kind: faust\n  listen: "127.0.0.1:{port}"\n'
