@@ -40,7 +40,7 @@ from faust_runtime import EMBEDDED, events
 
 from crm_pulse.config import load_config
 from crm_pulse.metrics import Engine, Event
-from crm_pulse.metrics.deltas import Delta
+from crm_pulse.metrics.deltas import Delta, group_key
 from crm_pulse.metrics.state import MemoryStore
 from crm_pulse.streams.database import Database
 from crm_pulse.streams.log import append_events, event_json
@@ -118,7 +118,7 @@ def embedded(deployment: Any, lines: list[str], batch: int, tmp: Path) -> dict[s
                 for e in evs:
                     engine.apply(e)
             with t("changes"):
-                changed = engine.changes(as_of)
+                changed = engine.changes(as_of, metrics=planner.wanted)
             with t("plan"):
                 writes = planner.plan(changed, as_of, engine)
             with t("outbox"):
@@ -145,65 +145,67 @@ def faust(deployment: Any, lines: list[str], batch: int) -> dict[str, float]:
     planner = Planner(deployment.writeback, catalog)
     t = Timer()
     as_of = int(time.time() * 1000)
-    seqs: dict[tuple[str, ...], int] = {}
-    seen: dict[tuple[Any, str], int] = {}
+    seen: dict[tuple[Any, int], int] = {}
+    offset = 0
     for start in range(0, len(lines), batch):
         chunk = lines[start : start + batch]
         with t("parse"):
             evs = [Event.model_validate_json(line) for line in chunk]
         entries = []
         touched_records = []
+        keys: dict[Any, bytes] = {}
         with t("deltas (phase 1)"):
             for e in evs:
+                offset += 1
                 deltas = records.deltas(e)
                 if not deltas:
                     continue
-                seq = seqs[e.key] = seqs.get(e.key, 0) + 1
-                per: dict[str, list[Any]] = {}
+                per: dict[Any, list[Any]] = {}
                 for d in deltas:
-                    per.setdefault(d.key, []).append(d.to_wire())
-                record = "/".join(e.key)
-                entries.extend(
-                    (g.encode(), {"record": record, "seq": seq, "deltas": items})
-                    for g, items in per.items()
-                )
+                    per.setdefault(d.group, []).append(d.to_wire())
+                for g, items in per.items():
+                    key = keys.get(g)
+                    if key is None:
+                        key = keys[g] = group_key(g).encode()
+                    entries.append((key, {"p": 0, "o": offset, "deltas": items}))
                 touched_records.append(e.key)
         with t("encode"):
             messages = pack(entries)
         with t("records table"):
             for key in touched_records:
-                _dumps({("r", *key): records.store.get(("r", *key)), ("q", *key): seqs[key]})
+                _dumps({("r", *key): records.store.get(("r", *key))})
         with t("decode"):
             decoded = []
             for _key, body in messages:
                 for entry in json.loads(body)["entries"]:
                     decoded.append(
                         (
-                            entry["record"],
-                            entry["seq"],
+                            entry["p"],
+                            entry["o"],
                             [Delta.from_wire(d) for d in entry["deltas"]],
                         )
                     )
         moved: set[Any] = set()
         with t("apply (phase 2)"):
-            for record, seq, deltas in decoded:
-                mark = (deltas[0].group, record)
+            for partition, seq, deltas in decoded:
+                mark = (deltas[0].group, partition)
                 if seen.get(mark, 0) >= seq:
                     continue
                 groups.apply_deltas(deltas)
                 seen[mark] = seq
                 moved.add(deltas[0].group)
         with t("changes + plan"):
-            writes = planner.plan(groups.changes(as_of, only_changed=False), as_of, groups)
+            changed = groups.changes(as_of, only_changed=False, metrics=planner.wanted)
+            writes = planner.plan(changed, as_of, groups)
         # GroupedStore: one table entry per group holding all its keys (buckets, last values,
         # applied marks), pickled whole when the group moved (gathered here untimed)
         entries_of: dict[Any, dict[Any, Any]] = {g: {} for g in moved}
         for k, v in groups_store.data.items():
             if k[2] in entries_of:
                 entries_of[k[2]][k] = v
-        for (g, r), s in seen.items():
+        for (g, source), number in seen.items():
             if g in entries_of:
-                entries_of[g][("s", 0, g, r)] = s
+                entries_of[g][("s", 0, g, source)] = number
         with t("aggregates table"):
             for entry in entries_of.values():
                 _dumps(entry)

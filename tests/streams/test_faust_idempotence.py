@@ -211,7 +211,9 @@ def test_workers_dying_anywhere_publish_the_values_of_one_engine(
     published: dict[tuple[str, str, str], Any] = {}
 
     async def records(messages: list[Message], anchor: Any, stage: Stage) -> None:
-        entries = [entry for m in messages for entry in stage.phase.entries(m.value)]
+        entries = [
+            entry for m in messages for entry in stage.phase.entries(m.value, m.partition, m.offset)
+        ]
         # one message per group and batch, as the agent sends them (at most 3 entries here, so
         # a batch re-processed after a crash often groups its entries differently)
         for key, body in pack(entries, most=rng.randint(1, 3)):
@@ -260,7 +262,9 @@ def test_a_late_older_event_that_only_moves_the_stage_history_still_counts() -> 
         phase2 = AggregatePhase(Engine(catalog, s2, WINDOWS), s2)
         single = Engine(catalog, windows=WINDOWS)
         sent: list[bytes] = []
-        for version, stage, day in ((1, "s1", 0), (3, "s3", 20), (2, "s2", 10)):
+        for offset, (version, stage, day) in enumerate(
+            ((1, "s1", 0), (3, "s3", 20), (2, "s2", 10))
+        ):
             raw = {
                 "source": "s",
                 "object": "deal",
@@ -278,11 +282,11 @@ def test_a_late_older_event_that_only_moves_the_stage_history_still_counts() -> 
             }
             body = json.dumps(raw).encode()
             single.apply(_event(raw))
-            for _key, out in phase1.apply(body):
+            for _key, out in phase1.apply(body, 0, offset):  # arrival order
                 sent.append(out)
             s1.stage(Anchor("events", 0))
             await s1.commit()
-        seqs = [e["seq"] for m in sent for e in json.loads(m)["entries"]]
+        seqs = [e["o"] for m in sent for e in json.loads(m)["entries"]]
         applied = [phase2.apply(m) for m in sent]
         s2.stage(Anchor("deltas", 0))
         await s2.commit()
@@ -303,7 +307,7 @@ def test_malformed_messages_are_refused_with_a_reason() -> None:
     phase1 = RecordPhase(Engine(catalog, store, WINDOWS), store)
     phase2 = AggregatePhase(Engine(catalog, store, WINDOWS), store)
     with pytest.raises(BadMessage, match="not a canonical event"):
-        phase1.apply(b'{"source": "s"}')
+        phase1.apply(b'{"source": "s"}', 0, 0)
     for bad in (b"{", b"[]", b'{"record": "r", "seq": 1, "deltas": [[1, 2]]}', b'{"seq": 1}'):
         with pytest.raises(BadMessage, match="not a delta message"):
             phase2.apply(bad)
@@ -311,7 +315,7 @@ def test_malformed_messages_are_refused_with_a_reason() -> None:
     with pytest.raises(BadMessage, match="measure"):
         phase2.apply(json.dumps({"record": "r", "seq": 1, "deltas": [unknown]}).encode())
     event = history(3)[0]
-    [(_key, good), *_] = phase1.apply(event.model_dump_json().encode())
+    [(_key, good), *_] = phase1.apply(event.model_dump_json().encode(), 0, 0)
     assert phase2.apply(good)
     assert not phase2.apply(good)
 
@@ -474,7 +478,7 @@ def test_a_failed_aggregates_batch_leaves_nothing_for_the_next_one() -> None:
     engine = Engine(pipeline.catalog, store, WINDOWS)
     pipeline.aggregate_engine = engine
     phase1 = RecordPhase(Engine(pipeline.catalog, windows=WINDOWS), store)
-    [(_key, body), *_] = phase1.apply(history(3)[0].model_dump_json().encode())
+    [(_key, body), *_] = phase1.apply(history(3)[0].model_dump_json().encode(), 0, 0)
     AggregatePhase(engine, store).apply(body)
     store.set_position(0, 1, Anchor("deltas", 0))
 

@@ -313,7 +313,9 @@ class FaustPipeline:
         for anchor, messages in parts:
             for message in messages:
                 try:
-                    entries.extend(self.record_phase.entries(message.value))
+                    entries.extend(
+                        self.record_phase.entries(message.value, message.partition, message.offset)
+                    )
                 except BadMessage as exc:
                     sent.append(await self._dead_letter(str(exc), message))
             self.record_store.stage(anchor)

@@ -1,17 +1,27 @@
-"""The two engine phases as the Faust agents run them, free of Kafka: one message in, state and
+"""The two engine phases as the Faust agents run them, free of Kafka: messages in, state and
 output messages out. The agents (:mod:`.app`) only add batching, sending and committing.
 
 Idempotence, so that a message applied again after a worker died changes nothing:
 
-* phase 1 (:class:`RecordPhase`) keeps each record's state and its *sequence number* in one
-  table entry. An event already in the state changes nothing and sends nothing; an event that
-  changes a contribution takes the next number, and its delta messages carry it. A worker that
-  dies after sending but before its state was committed re-applies the same events to the same
-  state and sends the same messages with the same numbers.
-* phase 2 (:class:`AggregatePhase`) applies a delta message only if its number is above the
-  last one applied for that (group, record), kept in the group's table entry with its buckets.
-  Numbers rather than record versions: an older event that arrives late may still move the
-  stage history (time in stage), and its deltas must count.
+* phase 1 (:class:`RecordPhase`) keeps each record's state in one table entry and applies the
+  events of each input partition once and in offset order (:mod:`.order`). An event already in
+  the state changes nothing and sends nothing; an event that changes a contribution sends its
+  deltas with its *source position* (the events partition and offset it was read from). A
+  worker that dies after sending but before its state was committed re-applies the same events
+  to the same state and sends the same deltas with the same positions.
+* phase 2 (:class:`AggregatePhase`) keeps, per metric group and events partition, the offset of
+  the last entry it applied (in the group's table entry, with its buckets) and applies an entry
+  only if its offset is above. One events partition is processed by one worker at a time, in
+  offset order, and its deltas for a group all go to that group's partition in the order sent,
+  so a repeat is always at or below the mark. Positions rather than record versions: an older
+  event that arrives late may still move the stage history (time in stage), and its deltas
+  must count. The marks are a handful per group (one per events partition), so a group's table
+  entry does not grow with the records that ever touched it: the company-wide group's entry,
+  written at every batch, used to hold one mark per record.
+
+Messages carry a batch's entries for one group (:func:`pack`). Entries of the former form (a
+record's own sequence number, ``{"record", "seq", "deltas"}``) are still applied, once per
+record and number, so a topic written by an older worker drains after an upgrade.
 """
 
 from __future__ import annotations
@@ -20,9 +30,10 @@ import json
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from ...metrics.deltas import Delta
+from ...metrics.deltas import Delta, group_key
 from ...metrics.engine import Engine
 from ...metrics.events import Event
+from ...metrics.measures import Group
 from ...metrics.report import MetricValue
 from .stores import GroupedStore
 
@@ -39,10 +50,14 @@ class RecordPhase:
     def __init__(self, engine: Engine, store: GroupedStore) -> None:
         self.engine = engine
         self.store = store
+        self._keys: dict[Group, bytes] = {}  # the message key of each group seen
 
-    def entries(self, value: bytes | None) -> list[tuple[bytes, dict[str, Any]]]:
-        """The (group key, entry) pairs of one canonical event: per metric group, the record,
-        its sequence number and its deltas. :func:`pack` puts a batch's entries into messages."""
+    def entries(
+        self, value: bytes | None, partition: int, offset: int
+    ) -> list[tuple[bytes, dict[str, Any]]]:
+        """The (group key, entry) pairs of one canonical event read at ``offset`` of events
+        ``partition``: per metric group, the source position and the deltas. :func:`pack` puts
+        a batch's entries into messages."""
         try:
             event = Event.model_validate_json(value or b"")
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
@@ -50,21 +65,21 @@ class RecordPhase:
         deltas = self.engine.deltas(event)
         if not deltas:
             return []
-        per_group: dict[str, list[Any]] = {}
+        per_group: dict[Group, list[Any]] = {}
         for delta in deltas:
-            per_group.setdefault(delta.key, []).append(delta.to_wire())
-        seq_key = ("q", *event.key)  # the same table entry as the record's state
-        seq = (self.store.get(seq_key) or 0) + 1
-        self.store.put(seq_key, seq)
-        record = "/".join(event.key)
-        return [
-            (group.encode(), {"record": record, "seq": seq, "deltas": items})
-            for group, items in per_group.items()
-        ]
+            per_group.setdefault(delta.group, []).append(delta.to_wire())
+        keys = self._keys
+        out = []
+        for group, items in per_group.items():
+            key = keys.get(group)
+            if key is None:
+                key = keys[group] = group_key(group).encode()
+            out.append((key, {"p": partition, "o": offset, "deltas": items}))
+        return out
 
-    def apply(self, value: bytes | None) -> list[tuple[bytes, bytes]]:
+    def apply(self, value: bytes | None, partition: int, offset: int) -> list[tuple[bytes, bytes]]:
         """The (group key, delta message) pairs to send for one canonical event."""
-        return pack(self.entries(value))
+        return pack(self.entries(value, partition, offset))
 
 
 def pack(
@@ -119,30 +134,39 @@ class AggregatePhase:
             payload: Any = json.loads(value or b"")
             # a list of entries, or one entry (a list payload has no .get: TypeError below)
             raw = payload["entries"] if "entries" in payload else [payload]  # noqa: SIM401
-            entries = [
-                (str(e["record"]), int(e["seq"]), [Delta.from_wire(d) for d in e["deltas"]])
-                for e in raw
-            ]
+            entries = [_entry(e) for e in raw]
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise BadMessage(f"not a delta message: {exc!r}") from exc
         measures = self.engine.measures
-        for _record, _seq, deltas in entries:
+        for _source, _number, deltas in entries:
             unknown = [d.measure for d in deltas if d.measure not in measures]
             if unknown:
                 raise BadMessage(f"not a delta message: unknown measure {unknown[0]}")
         applied = False
-        for record, seq, deltas in entries:
+        for source, number, deltas in entries:
             if not deltas:
                 continue
-            seen_key = ("s", 0, deltas[0].group, record)  # in the group's entry, with its buckets
-            last = self.store.get(seen_key)
-            if last is not None and seq <= last:
+            mark = ("s", 0, deltas[0].group, source)  # in the group's entry, with its buckets
+            last = self.store.get(mark)
+            if last is not None and number <= last:
                 continue
             self.engine.apply_deltas(deltas)
-            self.store.put(seen_key, seq)
+            self.store.put(mark, number)
             applied = True
         return applied
 
     def changes(self, now: int) -> list[MetricValue]:
         """The values to publish for the messages applied since the last call."""
         return self.engine.changes(now, only_changed=False, metrics=self.metrics)
+
+
+def _entry(e: dict[str, Any]) -> tuple[int | str, int, list[Delta]]:
+    """(source, number, deltas) of one entry: source is the events partition and number the
+    offset, or for an entry of the former form the record and its sequence number."""
+    deltas = [Delta.from_wire(d) for d in e["deltas"]]
+    if "o" in e:
+        partition = e["p"]
+        if type(partition) is not int:
+            raise TypeError(f"partition must be an integer, got {partition!r}")
+        return partition, int(e["o"]), deltas
+    return str(e["record"]), int(e["seq"]), deltas
