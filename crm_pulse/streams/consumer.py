@@ -12,6 +12,7 @@ before going on.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ class Consumer:
         self.store.load(self.db.conn)
         self.engine = Engine(self.catalog, self.store, self.windows)
         self.planner.forget_covered()  # what it planned since the last commit was rolled back
+        ticked = self.db.get_meta("tick_targets")
+        self.planner.restore_tick_state(json.loads(ticked) if ticked else {})
 
     def _counters(self, conn: sqlite3.Connection) -> tuple[int, int]:
         row = conn.execute(
@@ -119,6 +122,8 @@ class Consumer:
             writes.extend(self.planner.plan(changed, as_of, self.engine))
             planned = SQLiteOutbox.put(conn, writes, now, 0.0)
             self.store.flush(conn)
+            # with the writes it planned: a restart does not re-evaluate what did not roll over
+            Database.set_meta(conn, "tick_targets", json.dumps(self.planner.tick_state()))
             return planned
 
         try:

@@ -24,11 +24,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from ...config.models import WritebackRule
 from ...connectors.protocols import FieldWrite
 from ...errors import ConfigError, ConfigProblem
-from ...metrics.calendar import CURRENT, Calendar, Window
+from ...metrics.calendar import CURRENT, Calendar, Window, WindowSpec
 from ...metrics.catalog import Catalog, CompiledMetric
 from ...metrics.engine import Engine
 from ...metrics.measures import Group
@@ -183,6 +184,27 @@ class Planner:
         took over groups it did not tick for)."""
         self._last_targets.clear()
 
+    def tick_state(self) -> dict[str, list[Any]]:
+        """What :meth:`due_by_time` remembers (each rule's target window at its last tick), as
+        JSON-able data, for a runtime that keeps it across restarts (:meth:`restore_tick_state`):
+        then the first tick after a start re-evaluates only the rules whose window rolled over
+        while the process was down, not every group of every rule."""
+        return {
+            _rule_id(r): [w.spec.kind, w.spec.days, w.index]
+            for r in self.rules
+            if (w := self._last_targets.get(r.index)) is not None
+        }
+
+    def restore_tick_state(self, state: dict[str, list[Any]]) -> None:
+        """Take back what :meth:`tick_state` returned; rules that are not in it (new or edited
+        since) are evaluated in full at the next tick."""
+        self._last_targets.clear()
+        for r in self.rules:
+            found = state.get(_rule_id(r))
+            if found is not None:
+                kind, days, index = found
+                self._last_targets[r.index] = Window(WindowSpec(str(kind), int(days)), int(index))
+
     def due_by_time(
         self, engine: Engine, as_of: int, owns: Callable[[Group], bool] | None = None
     ) -> list[FieldWrite]:
@@ -216,3 +238,8 @@ class Planner:
         for m in r.metric.measures:
             groups.update(engine.groups_with_data(m, r.fields))
         return sorted((g for g in groups if g[1] not in (None, "")), key=lambda g: str(g[1]))
+
+
+def _rule_id(r: _Rule) -> str:
+    """A rule's identity across restarts: its whole definition (an edited rule is a new one)."""
+    return r.rule.model_dump_json()
