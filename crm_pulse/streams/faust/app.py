@@ -57,7 +57,7 @@ from .stores import GroupedStore, by_group, by_record
 
 __all__ = ["FaustPipeline", "create_app", "event_key", "target_key"]
 
-BATCH = 500
+BATCH = 2000
 BATCH_WINDOW = 0.05  # seconds an agent waits to fill a batch
 HOLE_CHECK = 2.0  # seconds between checks for messages Faust committed without delivering
 
