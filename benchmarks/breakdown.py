@@ -135,7 +135,7 @@ def embedded(deployment: Any, lines: list[str], batch: int, tmp: Path) -> dict[s
 
 def faust(deployment: Any, lines: list[str], batch: int) -> dict[str, float]:
     from crm_pulse.streams.faust.phases import pack
-    from crm_pulse.streams.state import _dumps
+    from crm_pulse.streams.state import dumps_state
 
     catalog = deployment.catalog()
     windows = deployment.window_specs()
@@ -173,7 +173,7 @@ def faust(deployment: Any, lines: list[str], batch: int) -> dict[str, float]:
             messages = pack(entries)
         with t("records table"):
             for key in touched_records:
-                _dumps({("r", *key): records.store.get(("r", *key))})
+                dumps_state({("r", *key): records.store.get(("r", *key))})
         with t("decode"):
             decoded = []
             for _key, body in messages:
@@ -208,7 +208,7 @@ def faust(deployment: Any, lines: list[str], batch: int) -> dict[str, float]:
                 entries_of[g][("s", 0, g, source)] = number
         with t("aggregates table"):
             for entry in entries_of.values():
-                _dumps(entry)
+                dumps_state(entry)
         with t("values"):
             for w in writes:
                 json.dumps(

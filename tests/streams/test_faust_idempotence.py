@@ -174,10 +174,10 @@ class Stage:
                 self.start()
 
     def durable_position(self, partition: int) -> int:
-        from crm_pulse.streams.state import _loads
+        from crm_pulse.streams.state import loads_state
 
         raw = self.changelog.get(f"@{partition}")
-        return 0 if raw is None else int(_loads(raw))
+        return 0 if raw is None else int(loads_state(raw))
 
 
 class RecordStage(Stage):
