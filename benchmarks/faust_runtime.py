@@ -47,7 +47,7 @@ runtime:
 EMBEDDED = """
 timezone: UTC
 connectors:
-  - file: {{name: crm, input: "{input}", path: "{out}", max_batch: 100, poll_interval: 0.05}}
+  - file: {{name: crm, input: "{input}", path: "{out}", max_batch: 100, poll_interval: 50ms}}
 writeback:
   - {{metric: won_revenue, window: month, target: {{connector: crm, object: Company, record: c1, field: won_mtd}}}}
   - {{metric: win_rate, window: quarter, group: owner_id, target: {{connector: crm, object: User, field: win_rate_qtd}}}}

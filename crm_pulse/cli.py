@@ -181,7 +181,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .connectors.sandbox import Sandbox
+    from .sandbox import Sandbox
 
     sandbox = Sandbox().start()
     env = sandbox.environment("./demo.sqlite", args.port)

@@ -12,54 +12,22 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from ..errors import ConfigError, ConfigProblem
 from ._paths import Path as KeyPath
 from ._paths import format_path, parse_path
-from .models import (
-    ConnectorEntry,
-    ConnectorSettings,
-    Deployment,
-    EventsSettings,
-    HubSpotSettings,
-    PipedriveSettings,
-    SalesforceSettings,
-)
+from .connectors import ConnectorEntry, settings_model
+from .deployment import Deployment
 from .secrets import EnvValue, Resolution, resolve_references, scrub
+from .yamlfile import YamlDocument, parse_yaml
 
 __all__ = ["load_config", "load_config_text", "parse_yaml"]
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_KIND_MODELS: dict[str, type[ConnectorSettings]] = {
-    "hubspot": HubSpotSettings,
-    "salesforce": SalesforceSettings,
-    "pipedrive": PipedriveSettings,
-    "events": EventsSettings,
-}
-
-
-@dataclass
-class YamlDocument:
-    """A parsed file: its data and the line (1-based) of every key and list item."""
-
-    data: Any
-    lines: dict[KeyPath, int] = field(default_factory=dict)
-    problems: list[ConfigProblem] = field(default_factory=list)
-
-    def line_of(self, path: KeyPath) -> int | None:
-        """The line of ``path``, or of its nearest ancestor that is in the file."""
-        for end in range(len(path), -1, -1):
-            line = self.lines.get(path[:end])
-            if line is not None:
-                return line
-        return None
 
 
 def load_config(
@@ -164,8 +132,11 @@ def _unchecked(
         if not (isinstance(raw, dict) and len(raw) == 1):
             return None
         ((kind, settings),) = raw.items()
-        model = _KIND_MODELS.get(str(kind))
-        if model is None or not isinstance(settings, dict):
+        try:
+            model = settings_model(str(kind))
+        except ConfigError:
+            return None
+        if not isinstance(settings, dict):
             return None
         values = {"name": kind, **settings}
         for key, value in values.items():
@@ -219,95 +190,6 @@ def _partial_checks(
                 continue
         found.append((path, problem.message))
     return found
-
-
-# ------------------------------------------------------------------ YAML with lines
-
-
-def parse_yaml(text: str, file: str) -> YamlDocument:
-    """Parse one YAML document; record the line of every key and item and any duplicate key."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return YamlDocument(None)
-        doc = YamlDocument(None)
-        _duplicates(node, (), doc, file, set())
-        doc.data = loader.construct_document(node)
-        _lines(node, (), doc.lines, set())
-        doc.lines.setdefault((), node.start_mark.line + 1)
-        return doc
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        reason = exc.problem or "invalid YAML"
-        if exc.context and exc.context_mark is not None and exc.problem_mark is not None:
-            reason = f"{reason} ({exc.context} at line {exc.context_mark.line + 1})"
-        lines = text.splitlines()
-        if line is not None and line <= len(lines) and "${" in lines[line - 1]:
-            reason += '; inside [ ] or { } write references in quotes: "${NAME}"'
-        return YamlDocument(
-            None, problems=[ConfigProblem("", f"invalid YAML: {reason}", file, line)]
-        )
-    except yaml.YAMLError as exc:
-        return YamlDocument(
-            None, problems=[ConfigProblem("", f"invalid YAML: {type(exc).__name__}", file)]
-        )
-    finally:
-        loader.dispose()
-
-
-def _key_text(node: yaml.Node) -> str | None:
-    return node.value if isinstance(node, yaml.ScalarNode) else None
-
-
-def _duplicates(
-    node: yaml.Node, path: KeyPath, doc: YamlDocument, file: str, active: set[int]
-) -> None:
-    if id(node) in active:
-        return
-    active.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        first: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = _key_text(key_node)
-            if key_node.tag == _MERGE_TAG or key is None:
-                continue
-            line = key_node.start_mark.line + 1
-            if key in first:
-                doc.problems.append(
-                    ConfigProblem(
-                        format_path((*path, key)),
-                        f"duplicate key {key!r} (also at line {first[key]}); write it once",
-                        file,
-                        line,
-                    )
-                )
-            else:
-                first[key] = line
-            _duplicates(value_node, (*path, key), doc, file, active)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _duplicates(item, (*path, i), doc, file, active)
-    active.discard(id(node))
-
-
-def _lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], active: set[int]) -> None:
-    if id(node) in active or len(path) > 64:
-        return
-    active.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:  # merges are flattened by construction
-            key = _key_text(key_node)
-            if key is None:
-                continue
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            _lines(value_node, (*path, key), lines, active)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines[(*path, i)] = item.start_mark.line + 1
-            _lines(item, (*path, i), lines, active)
-    active.discard(id(node))
 
 
 # ------------------------------------------------------------------ pydantic errors -> problems
@@ -494,7 +376,12 @@ def _allowed_keys(path: KeyPath) -> list[str]:
     tp: Any = Deployment
     for element in path:
         tp = _unwrap(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
+        if tp is ConnectorEntry:  # keyed by kind: the kind's settings model
+            try:
+                tp = settings_model(str(element))
+            except ConfigError:
+                return []
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
             info = tp.model_fields.get(str(element))
             if info is None:
                 return []

@@ -7,9 +7,12 @@
 * :class:`Sink` writes a batch of custom-field values and reports per-record results.
 * :class:`FieldProvisioner` makes sure the custom fields the write-back rules need exist.
 
-A connector plugin is a class registered in the ``crm_pulse.connectors`` entry-point group;
-``from_settings`` builds it from its section of the deployment file, and its attributes
-``source``, ``receiver``, ``sink`` and ``provisioner`` are None where it has no such part.
+A connector is a :class:`Connector` subclass registered in the ``crm_pulse.connectors``
+entry-point group (built-in kinds too, in crm-pulse's own ``pyproject.toml``). It declares its
+``kind`` and its ``settings_model`` (a :class:`~crm_pulse.config.connectors.ConnectorSettings`
+subclass, which validates its section of the deployment file); it is built as
+``cls(name, settings)`` with the validated settings, and its attributes ``source``,
+``receiver``, ``sink`` and ``provisioner`` are None where it has no such part.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from ..config.connectors import ConnectorSettings
 from ..metrics.events import Event
 
 __all__ = [
@@ -152,6 +156,10 @@ class Connector:
     """Base class of connector plugins: declare ``kind`` and override the parts you have."""
 
     kind: ClassVar[str] = ""
+    settings_model: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    """Validates the connector's section of the deployment file (default: only ``name``)."""
+    can_write: ClassVar[bool] = True
+    """False for a connector that only receives: write-back rules may not target it."""
     source: Source | None = None
     receiver: WebhookReceiver | None = None
     sink: Sink | None = None

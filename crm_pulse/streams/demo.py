@@ -29,9 +29,9 @@ from rich.table import Table
 from ..config import load_config
 from ..config.models import Deployment
 from ..connectors.provisioning import required_fields
-from ..connectors.sandbox import Sandbox
 from ..metrics import Engine
 from ..metrics.events import Event
+from ..sandbox import Sandbox
 from .runtime import EmbeddedRuntime
 from .writeback import Planner
 

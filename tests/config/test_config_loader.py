@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import io
 import textwrap
+from importlib.metadata import EntryPoint
 from pathlib import Path
+from typing import Annotated, ClassVar
 
 import pytest
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from crm_pulse.config import (
-    EventsSettings,
-    HubSpotSettings,
-    SalesforceSettings,
+    ConnectorSettings,
+    Duration,
+    Secret,
     load_config,
     run_check,
 )
-from crm_pulse.config import models as config_models
+from crm_pulse.connectors import registry
+from crm_pulse.connectors.events.settings import EventsSettings
+from crm_pulse.connectors.hubspot.settings import HubSpotSettings
+from crm_pulse.connectors.protocols import Connector
+from crm_pulse.connectors.salesforce.settings import SalesforceSettings
 from crm_pulse.errors import ConfigError, ConfigProblem
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -383,8 +389,35 @@ def test_without_resolving_secrets_nothing_is_needed(tmp_path: Path) -> None:
     assert settings.access_token.get_secret_value() == "${HUBSPOT_TOKEN}"
 
 
-def test_plugin_kinds_are_kept_as_mappings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config_models, "plugin_kinds", lambda: frozenset({"zendesk"}))
+class ZendeskSettings(ConnectorSettings):
+    """A plugin's settings model, declared the way a built-in connector declares its own."""
+
+    KIND: ClassVar[str] = "zendesk"
+
+    subdomain: str = Field(min_length=1)
+    token: Secret
+    poll_interval: Annotated[Duration, Field(gt=0)] = 60.0
+
+
+class ZendeskConnector(Connector):
+    kind: ClassVar[str] = "zendesk"
+    settings_model: ClassVar[type[ConnectorSettings]] = ZendeskSettings
+
+
+@pytest.fixture
+def zendesk_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register ZendeskConnector in the entry-point group, as an installed plugin would."""
+    installed = registry.entry_points
+    plugin = EntryPoint("zendesk", f"{__name__}:ZendeskConnector", registry.PLUGIN_GROUP)
+
+    def with_plugin(*, group: str) -> list[EntryPoint]:
+        return [*installed(group=group), *([plugin] if group == registry.PLUGIN_GROUP else [])]
+
+    monkeypatch.setattr(registry, "entry_points", with_plugin)
+
+
+@pytest.mark.usefixtures("zendesk_plugin")
+def test_plugin_settings_are_validated_by_the_plugins_model(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """\
@@ -393,6 +426,7 @@ def test_plugin_kinds_are_kept_as_mappings(tmp_path: Path, monkeypatch: pytest.M
               name: support
               subdomain: acme
               token: ${ZENDESK_TOKEN}
+              poll_interval: 30s
         writeback:
           - metric: nps
             window: quarter
@@ -402,12 +436,56 @@ def test_plugin_kinds_are_kept_as_mappings(tmp_path: Path, monkeypatch: pytest.M
     deployment = load_config(path, env={"ZENDESK_TOKEN": "zd-secret-token"})
     (entry,) = deployment.connectors
     assert (entry.kind, entry.name) == ("zendesk", "support")
-    assert isinstance(entry.settings, dict)
-    assert entry.settings["subdomain"] == "acme"
-    token = entry.settings["token"]
-    assert isinstance(token, SecretStr)
-    assert token.get_secret_value() == "zd-secret-token"
+    settings = entry.settings
+    assert isinstance(settings, ZendeskSettings)
+    assert (settings.subdomain, settings.poll_interval) == ("acme", 30.0)
+    assert isinstance(settings.token, SecretStr)
+    assert settings.token.get_secret_value() == "zd-secret-token"
     assert "zd-secret-token" not in repr(deployment)
+
+
+@pytest.mark.usefixtures("zendesk_plugin")
+def test_plugin_settings_errors_are_those_of_a_builtin(tmp_path: Path) -> None:
+    """A typo, a plaintext token and a bad duration in a plugin's settings: each problem with
+    the file, its line and the same words a built-in connector's settings get."""
+    path = write(
+        tmp_path,
+        """\
+        connectors:
+          - zendesk:
+              subdomain: acme
+              token: plaintext-token
+              pol_interval: 30s
+          - hubspot:
+              access_token: plaintext-token
+              pol_interval: 30s
+              poll_interval: soon
+          - zendesk:
+              name: other
+              subdomain: acme
+              token: ${ZENDESK_TOKEN}
+              poll_interval: soon
+        """,
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={"ZENDESK_TOKEN": "zd-secret-token"})
+    got = [(p.line, p.path, p.message) for p in caught.value.problems]
+    assert all(p.file == path for p in caught.value.problems)
+    plugin = {line: (where, message) for line, where, message in got if "zendesk" in where}
+    builtin = {line: (where, message) for line, where, message in got if "hubspot" in where}
+    assert plugin[4] == (
+        "connectors[0].zendesk.token",
+        builtin[7][1].replace("ACCESS_TOKEN", "TOKEN"),
+    )
+    assert "${" in plugin[4][1]  # secrets only as ${ENV} references
+    assert plugin[5] == (
+        "connectors[0].zendesk.pol_interval",
+        "unknown key 'pol_interval' (did you mean 'poll_interval'?)",
+    )
+    assert builtin[8][1] == plugin[5][1]
+    assert plugin[14][0] == "connectors[2].zendesk.poll_interval"
+    assert plugin[14][1] == builtin[9][1]
+    assert "plaintext-token" not in str(caught.value)
 
 
 # ------------------------------------------------------------------ check

@@ -8,11 +8,11 @@ from pydantic import SecretStr, ValidationError
 from crm_pulse.config import (
     Deployment,
     EnvValue,
-    SalesforceSettings,
     format_duration,
     parse_duration,
 )
 from crm_pulse.config.secrets import resolve_references, scrub
+from crm_pulse.connectors.salesforce.settings import SalesforceSettings
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ from crm_pulse.streams.writeback import Planner, field_value
 DEPLOY = """
 timezone: UTC
 connectors:
-  - file: {{name: crm, input: "{input}", path: "{output}", poll_interval: 0.05, max_batch: 20}}
+  - file: {{name: crm, input: "{input}", path: "{output}", poll_interval: 50ms, max_batch: 20}}
 writeback:
   - {{metric: won_revenue, window: month, group: {{}}, target: {{connector: crm, object: Company, record: "c1", field: won_mtd}}}}
   - {{metric: win_rate, window: quarter, group: owner_id, target: {{connector: crm, object: User, field: win_rate_qtd}}}}

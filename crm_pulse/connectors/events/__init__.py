@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ...config.models import EventsSettings
+from ...config.connectors import ConnectorSettings
 from ..protocols import Connector
 from .parsing import InvalidEvents, ItemProblem
+from .settings import EventsSettings
 from .signing import HEADER, parse_header, sign, signature
 from .webhooks import EventsReceiver, decode_events
 
@@ -25,6 +26,7 @@ __all__ = [
     "HEADER",
     "EventsConnector",
     "EventsReceiver",
+    "EventsSettings",
     "InvalidEvents",
     "ItemProblem",
     "decode_events",
@@ -36,6 +38,8 @@ __all__ = [
 
 class EventsConnector(Connector):
     kind: ClassVar[str] = "events"
+    settings_model: ClassVar[type[ConnectorSettings]] = EventsSettings
+    can_write: ClassVar[bool] = False
 
     def __init__(self, name: str, settings: Any) -> None:
         super().__init__(name, settings)

@@ -11,7 +11,7 @@ holds its current value (:func:`read_values`). Settings::
         input: ./events.jsonl     # optional: canonical events to read
         path: ./writes.jsonl      # where field writes go (relative to the working directory)
         max_batch: 100
-        poll_interval: 1          # seconds between reads of input
+        poll_interval: 1s         # how often input is read
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ...errors import ConfigError, ConfigProblem, DataError
+from ...config.connectors import ConnectorSettings
+from ...errors import DataError
 from ...metrics.events import Event
 from ...metrics.jsonl import parse_line
 from ..protocols import Connector, Cursor, FieldWrite, Page, WriteResult
+from .settings import FileSettings
 
-__all__ = ["FileConnector", "FileSink", "FileSource", "read_values"]
+__all__ = ["FileConnector", "FileSettings", "FileSink", "FileSource", "read_values"]
 
 
 class FileSink:
@@ -112,30 +114,14 @@ def read_values(path: str | Path) -> dict[tuple[str, str, str], Any]:
 
 class FileConnector(Connector):
     kind: ClassVar[str] = "file"
+    settings_model: ClassVar[type[ConnectorSettings]] = FileSettings
 
     def __init__(self, name: str, settings: Any) -> None:
         super().__init__(name, settings)
-        path = settings.get("path") if isinstance(settings, dict) else None
-        if not isinstance(path, str) or not path:
-            raise ConfigError(
-                [ConfigProblem(f"connectors.{name}.path", "a file connector needs a path")]
-            )
-        max_batch = settings.get("max_batch", 100)
-        if not isinstance(max_batch, int) or max_batch < 1:
-            raise ConfigError(
-                [ConfigProblem(f"connectors.{name}.max_batch", "expected a positive integer")]
-            )
-        self.sink = FileSink(Path(path), max_batch)
-        source = settings.get("input")
-        if source is not None:
-            if not isinstance(source, str) or not source:
-                raise ConfigError(
-                    [ConfigProblem(f"connectors.{name}.input", "expected a file path")]
-                )
-            self.source = FileSource(Path(source))
-        interval = settings.get("poll_interval", 1.0)
-        if not isinstance(interval, int | float) or interval <= 0:
-            raise ConfigError(
-                [ConfigProblem(f"connectors.{name}.poll_interval", "expected seconds > 0")]
-            )
-        self.poll_interval = float(interval)
+        if not isinstance(settings, FileSettings):
+            settings = FileSettings.model_validate(settings)
+        self.settings = settings
+        self.sink = FileSink(Path(settings.path), settings.max_batch)
+        if settings.input is not None:
+            self.source = FileSource(Path(settings.input))
+        self.poll_interval = settings.poll_interval

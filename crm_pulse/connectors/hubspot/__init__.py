@@ -2,19 +2,20 @@
 
 Pull: search API with keyset paging (see :mod:`.source`); receive: v3-signed webhooks
 (:mod:`.webhooks`); write: ``batch/update`` (:mod:`.sink`); provision: custom properties in a
-``crm_pulse`` group (:mod:`.provisioner`). :mod:`.fake` is a local HubSpot for tests and the
-sandbox.
+``crm_pulse`` group (:mod:`.provisioner`); settings: :mod:`.settings`. The simulator used by
+tests and the sandbox is :mod:`crm_pulse.sandbox.hubspot`.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ...config.models import HubSpotSettings
+from ...config.connectors import ConnectorSettings
 from ..protocols import Connector
 from .client import HubSpotClient
 from .mapping import HubSpotMapper
 from .provisioner import HubSpotProvisioner
+from .settings import HubSpotSettings
 from .sink import HubSpotSink
 from .source import HubSpotSource, RecordMapper
 from .webhooks import HubSpotReceiver
@@ -25,6 +26,7 @@ __all__ = [
     "HubSpotMapper",
     "HubSpotProvisioner",
     "HubSpotReceiver",
+    "HubSpotSettings",
     "HubSpotSink",
     "HubSpotSource",
     "RecordMapper",
@@ -37,6 +39,7 @@ class HubSpotConnector(Connector):
     (seconds between listings of archived records while polling, default 600)."""
 
     kind: ClassVar[str] = "hubspot"
+    settings_model: ClassVar[type[ConnectorSettings]] = HubSpotSettings
 
     def __init__(self, name: str, settings: Any, **options: Any) -> None:
         super().__init__(name, settings)

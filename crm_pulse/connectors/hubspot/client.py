@@ -33,9 +33,9 @@ from typing import Any
 from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
-from ...config.models import HubSpotSettings
 from ...errors import RateLimited, RetriableError
 from .errors import translate
+from .settings import HubSpotSettings
 
 __all__ = ["HubSpotClient", "RateLimitState"]
 

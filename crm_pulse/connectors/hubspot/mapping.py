@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ...config.models import HubSpotMapping
 from ...errors import DataError
 from ...metrics.events import Event
+from .settings import HubSpotMapping
 
 __all__ = [
     "OBJECTS",

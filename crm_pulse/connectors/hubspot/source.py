@@ -37,12 +37,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from ...config.models import HubSpotSettings
 from ...errors import DataError
 from ...metrics.events import Event
 from ..protocols import Cursor, Page
 from .client import HubSpotClient
 from .mapping import OBJECTS, HubSpotMapper, to_ms
+from .settings import HubSpotSettings
 
 __all__ = ["PAGE", "HubSpotSource", "RecordMapper"]
 

@@ -2,18 +2,20 @@
 
 Pull: ``updated_since`` polling with cursor paging (:mod:`.source`); receive: webhooks v2 with
 HTTP Basic (:mod:`.webhooks`); write: one coalesced PATCH per record (:mod:`.sink`); provision:
-custom fields (:mod:`.provisioner`); :mod:`.fake` is a local Pipedrive.
+custom fields (:mod:`.provisioner`); settings: :mod:`.settings`. The simulator used by tests
+and the sandbox is :mod:`crm_pulse.sandbox.pipedrive`.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ...config.models import PipedriveSettings
+from ...config.connectors import ConnectorSettings
 from ..protocols import Connector
 from .client import PipedriveClient
 from .mapping import FieldKeys, PipedriveMapper
 from .provisioner import PipedriveProvisioner
+from .settings import PipedriveSettings
 from .sink import PipedriveSink
 from .source import PipedriveSource
 from .webhooks import PipedriveReceiver
@@ -25,6 +27,7 @@ __all__ = [
     "PipedriveMapper",
     "PipedriveProvisioner",
     "PipedriveReceiver",
+    "PipedriveSettings",
     "PipedriveSink",
     "PipedriveSource",
 ]
@@ -32,6 +35,7 @@ __all__ = [
 
 class PipedriveConnector(Connector):
     kind: ClassVar[str] = "pipedrive"
+    settings_model: ClassVar[type[ConnectorSettings]] = PipedriveSettings
 
     def __init__(self, name: str, settings: Any) -> None:
         super().__init__(name, settings)

@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
-from ...config.models import PipedriveSettings
 from ...errors import RateLimited, RetriableError, SkippableError
 from .errors import translate, translate_status
+from .settings import PipedriveSettings
 
 __all__ = ["COSTS", "PipedriveClient", "TokenBudget"]
 

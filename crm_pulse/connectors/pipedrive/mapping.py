@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ...config.models import PipedriveMapping
 from ...errors import DataError
 from ...metrics.events import Event
 from .client import PipedriveClient
+from .settings import PipedriveMapping
 
 __all__ = ["CANONICAL", "DELETE_TIE", "FieldKeys", "PipedriveMapper", "to_iso", "to_ms"]
 

@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ...config.models import PipedriveSettings
 from ...errors import DataError
 from ...metrics.events import Event
 from ..protocols import Cursor, Page
 from .client import PipedriveClient
 from .mapping import FieldKeys, PipedriveMapper
+from .settings import PipedriveSettings
 
 __all__ = ["PipedriveSource"]
 

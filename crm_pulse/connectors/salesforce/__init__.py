@@ -3,19 +3,20 @@
 Pull: SOQL on ``SystemModstamp`` with an overlap window, deletes through ``queryAll``
 (:mod:`.source`); receive: Outbound Messages, SOAP with the org id and a shared secret checked
 (:mod:`.webhooks`); write: sObject Collections ``PATCH composite/sobjects`` (:mod:`.sink`);
-provision: ``describe`` and the Tooling API (:mod:`.provisioner`). :mod:`.fake` is a local
-Salesforce for tests, the sandbox and the demo.
+provision: ``describe`` and the Tooling API (:mod:`.provisioner`); settings: :mod:`.settings`.
+The simulator used by tests, the sandbox and the demo is :mod:`crm_pulse.sandbox.salesforce`.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ...config.models import SalesforceSettings
+from ...config.connectors import ConnectorSettings
 from ..protocols import Connector
 from .client import ApiBudget, SalesforceClient
 from .mapping import SalesforceMapper
 from .provisioner import SalesforceProvisioner
+from .settings import SalesforceSettings
 from .sink import SalesforceSink
 from .source import SalesforceSource
 from .webhooks import OutboundMessageReceiver
@@ -27,6 +28,7 @@ __all__ = [
     "SalesforceConnector",
     "SalesforceMapper",
     "SalesforceProvisioner",
+    "SalesforceSettings",
     "SalesforceSink",
     "SalesforceSource",
 ]
@@ -34,6 +36,7 @@ __all__ = [
 
 class SalesforceConnector(Connector):
     kind: ClassVar[str] = "salesforce"
+    settings_model: ClassVar[type[ConnectorSettings]] = SalesforceSettings
 
     def __init__(self, name: str, settings: Any) -> None:
         if not isinstance(settings, SalesforceSettings):

@@ -35,9 +35,9 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.bulk2 import SFBulk2Handler
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
-from ...config.models import SalesforceSettings
 from ...errors import FatalError, RateLimited, RetriableError
 from .errors import VENDOR_ERRORS, translate
+from .settings import SalesforceSettings
 
 __all__ = ["ApiBudget", "SalesforceClient"]
 

@@ -43,9 +43,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ...config.models import SalesforceMapping
 from ...errors import ConfigError, ConfigProblem, DataError
 from ...metrics.events import BUILTIN_OBJECTS, Event, FieldType
+from .settings import SalesforceMapping
 
 __all__ = [
     "MODSTAMP",

@@ -32,12 +32,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from ...config.models import SalesforceSettings
 from ...errors import DataError
 from ...metrics.events import Event
 from ..protocols import Cursor, Page
 from .client import SalesforceClient
 from .mapping import MODSTAMP, SalesforceMapper, format_soql_time, to_ms
+from .settings import SalesforceSettings
 
 __all__ = ["SalesforceSource"]
 

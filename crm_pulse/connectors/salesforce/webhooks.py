@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ...config.models import OutboundMessages
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
 from ..protocols import WebhookRequest
 from .client import SalesforceClient
 from .mapping import MODSTAMP, SalesforceMapper
+from .settings import OutboundMessages
 
 __all__ = [
     "ACK",

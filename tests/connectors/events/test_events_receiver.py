@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from crm_pulse.config.models import EventsSettings
 from crm_pulse.connectors.events import (
     HEADER,
     EventsConnector,
@@ -17,6 +16,7 @@ from crm_pulse.connectors.events import (
     signature,
 )
 from crm_pulse.connectors.events.replay import ReplayGuard
+from crm_pulse.connectors.events.settings import EventsSettings
 from crm_pulse.connectors.protocols import WebhookReceiver, WebhookRequest
 from crm_pulse.connectors.registry import build_connector
 from crm_pulse.errors import DataError, Unauthorized

@@ -12,11 +12,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from crm_pulse.config.models import HubSpotSettings
 from crm_pulse.connectors.hubspot import HubSpotConnector
-from crm_pulse.connectors.hubspot.fake import FakeHubSpot
+from crm_pulse.connectors.hubspot.settings import HubSpotSettings
 from crm_pulse.connectors.protocols import WebhookRequest
-from crm_pulse.connectors.testing import FakeServer, TestCA
+from crm_pulse.sandbox.hubspot import FakeHubSpot
+from crm_pulse.sandbox.server import FakeServer, TestCA
 
 TOKEN = "pat-na1-test-token"
 APP_SECRET = "hubspot-app-secret-for-tests"

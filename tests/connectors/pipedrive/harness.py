@@ -7,11 +7,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from crm_pulse.config.models import PipedriveSettings
 from crm_pulse.connectors.pipedrive import PipedriveConnector
-from crm_pulse.connectors.pipedrive.fake import FakePipedrive
+from crm_pulse.connectors.pipedrive.settings import PipedriveSettings
 from crm_pulse.connectors.protocols import WebhookRequest
-from crm_pulse.connectors.testing import FakeServer
+from crm_pulse.sandbox.pipedrive import FakePipedrive
+from crm_pulse.sandbox.server import FakeServer
 
 TOKEN = "pd-api-token-for-tests"
 HOOK_USER, HOOK_PASSWORD = "crm-pulse", "hook-password-for-tests"

@@ -6,8 +6,8 @@ import httpx
 import pytest
 import respx
 
-from crm_pulse.config.models import PipedriveSettings
 from crm_pulse.connectors.pipedrive.client import PipedriveClient, TokenBudget
+from crm_pulse.connectors.pipedrive.settings import PipedriveSettings
 from crm_pulse.errors import FatalError, RateLimited, SkippableError
 
 BASE = "https://acme.pipedrive.test"

@@ -7,9 +7,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from crm_pulse.connectors.pipedrive.fake import FakePipedrive
 from crm_pulse.connectors.protocols import Cursor, Page, WebhookRequest
 from crm_pulse.metrics import Engine, build_catalog
+from crm_pulse.sandbox.pipedrive import FakePipedrive
 
 from ..helpers import drain
 from .harness import make_harness

@@ -7,8 +7,8 @@ import time
 from aiohttp import web
 
 from crm_pulse.connectors.protocols import FieldWrite, WebhookRequest
-from crm_pulse.connectors.testing import FakeServer
 from crm_pulse.errors import Unauthorized
+from crm_pulse.sandbox.server import FakeServer
 
 from .harness import FIELD, make_harness
 

@@ -7,11 +7,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from crm_pulse.config.models import SalesforceSettings
 from crm_pulse.connectors.protocols import WebhookRequest
 from crm_pulse.connectors.salesforce import SalesforceConnector
-from crm_pulse.connectors.salesforce.fake import FakeSalesforce
-from crm_pulse.connectors.testing import FakeServer, TestCA
+from crm_pulse.connectors.salesforce.settings import SalesforceSettings
+from crm_pulse.sandbox.salesforce import FakeSalesforce
+from crm_pulse.sandbox.server import FakeServer, TestCA
 
 SESSION = "00D000000000001!fake-session-for-tests"
 ORG_ID = "00D000000000001AAA"

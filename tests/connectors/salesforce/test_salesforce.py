@@ -15,12 +15,12 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest
 from crm_pulse.config import load_config_text
 from crm_pulse.connectors.protocols import Cursor, FieldSpec, FieldWrite, WebhookRequest
 from crm_pulse.connectors.salesforce import SalesforceConnector
-from crm_pulse.connectors.salesforce.fake import FakeSalesforce, sf_time
 from crm_pulse.connectors.salesforce.webhooks import ACK, ACK_CONTENT_TYPE
-from crm_pulse.connectors.testing import FakeServer, TestCA
 from crm_pulse.errors import DataError, FatalError, RateLimited, Unauthorized
 from crm_pulse.metrics import Engine, build_catalog
 from crm_pulse.metrics.events import Event
+from crm_pulse.sandbox.salesforce import FakeSalesforce, sf_time
+from crm_pulse.sandbox.server import FakeServer, TestCA
 
 from ..helpers import drain, write_through_outbox
 from .harness import FIELD, ORG_ID, SECRET, SESSION, SalesforceHarness, make_harness
@@ -981,8 +981,8 @@ runtime: {{state_path: "{tmp_path / "s.sqlite"}"}}
 
 
 def test_mapping_names_must_be_api_names() -> None:
-    from crm_pulse.config.models import SalesforceMapping
     from crm_pulse.connectors.salesforce.mapping import SalesforceMapper
+    from crm_pulse.connectors.salesforce.settings import SalesforceMapping
     from crm_pulse.errors import ConfigError
 
     bad = SalesforceMapping.model_validate(

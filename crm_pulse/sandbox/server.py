@@ -1,6 +1,6 @@
-"""Serving a vendor fake on 127.0.0.1 for tests, the sandbox and the demo.
+"""Serving a vendor simulator on 127.0.0.1 for tests, the sandbox and the demo.
 
-Each connector's ``fake.py`` builds an :class:`aiohttp.web.Application`; :class:`FakeServer`
+Each simulator in :mod:`crm_pulse.sandbox` builds an :class:`aiohttp.web.Application`; :class:`FakeServer`
 runs it on its own event loop in a background thread, so both the synchronous vendor clients
 (simple-salesforce, hubspot-api-client) and async code can call it over real HTTP(S).
 :class:`TestCA` makes a throw-away certificate authority (trustme) and a certificate for

@@ -1,4 +1,4 @@
-"""Sandbox CRMs: the local fakes of HubSpot, Pipedrive and Salesforce, seeded with a company.
+"""The seeded demo company: the simulators of HubSpot, Pipedrive and Salesforce, filled with one company.
 
 :class:`Sandbox` starts FakeHubSpot (HTTPS, with a throw-away CA) and FakePipedrive on
 127.0.0.1, fills them with a year of one reproducible company (accounts, contacts, deals
@@ -21,10 +21,10 @@ from typing import Any
 import aiohttp
 
 from ..metrics.events import Event
-from .hubspot.fake import FakeHubSpot, iso_ms
-from .pipedrive.fake import FakePipedrive
-from .salesforce.fake import FakeSalesforce
-from .testing import FakeServer, TestCA
+from .hubspot import FakeHubSpot, iso_ms
+from .pipedrive import FakePipedrive
+from .salesforce import FakeSalesforce
+from .server import FakeServer, TestCA
 
 __all__ = ["HOME_COMPANY", "HOME_ORGANIZATION", "Sandbox", "SandboxStats"]
 

@@ -1,0 +1,14 @@
+"""A simulated Salesforce org: :mod:`.org` serves the REST, Bulk 2.0 and Tooling APIs and sends
+Outbound Messages; :mod:`.soql` is the SOQL subset it understands."""
+
+from .org import KEY_PREFIXES, STANDARD_FIELDS, FakeSalesforce, sf_time
+from .soql import SoqlError, parse_soql
+
+__all__ = [
+    "KEY_PREFIXES",
+    "STANDARD_FIELDS",
+    "FakeSalesforce",
+    "SoqlError",
+    "parse_soql",
+    "sf_time",
+]

@@ -1,0 +1,58 @@
+"""The package layout the connector kit promises: connectors talk to real CRMs only, the vendor
+simulators live in crm_pulse.sandbox, and connector kinds are listed only as entry points."""
+
+from __future__ import annotations
+
+import ast
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from crm_pulse.config import settings_model
+from crm_pulse.config.connectors import ConnectorSettings
+from crm_pulse.connectors.registry import PLUGIN_GROUP, connector_class, connector_kinds
+
+PACKAGE = Path(__file__).resolve().parents[1] / "crm_pulse"
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                found.add(".".join([*base, node.module or ""]).rstrip("."))
+            else:
+                found.add(node.module or "")
+    return found
+
+
+def test_connectors_never_import_the_simulators() -> None:
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in (PACKAGE / "connectors").rglob("*.py")
+        if any(m.startswith(("crm_pulse.sandbox", "trustme")) for m in _imports(path))
+    ]
+    assert offenders == []
+    assert not list((PACKAGE / "connectors").rglob("fake.py"))
+
+
+def test_every_kind_comes_from_the_entry_points_with_its_settings_model() -> None:
+    registered = {ep.name for ep in entry_points(group=PLUGIN_GROUP)}
+    assert {"hubspot", "salesforce", "pipedrive", "events", "file"} <= registered
+    assert connector_kinds() == sorted(registered)
+    for kind in registered:
+        model = settings_model(kind)
+        assert issubclass(model, ConnectorSettings)
+        assert connector_class(kind).settings_model is model
+    for kind in ("hubspot", "salesforce", "pipedrive", "events", "file"):
+        module = connector_class(kind).__module__
+        assert settings_model(kind).__module__ == f"{module}.settings"
+
+
+def test_config_modules_stay_small() -> None:
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (PACKAGE / "config").glob("*.py")}
+    assert max(sizes.values()) <= 500, sizes
