@@ -77,8 +77,10 @@ def floor(lines: list[str]) -> float:
     return (time.perf_counter() - t0) / len(lines) * 1e6
 
 
-def embedded(deployment: Any, lines: list[str], batch: int, tmp: Path) -> dict[str, float]:
-    db = Database(tmp / "state.sqlite")
+def embedded(
+    deployment: Any, lines: list[str], batch: int, tmp: Path, former: bool = False
+) -> dict[str, float]:
+    db = Database(tmp / ("former.sqlite" if former else "state.sqlite"))
     conn = db.conn  # this thread only: the Database's own thread is idle
     store = SQLiteStore()
     engine = Engine(deployment.catalog(), store, deployment.window_specs())
@@ -118,7 +120,7 @@ def embedded(deployment: Any, lines: list[str], batch: int, tmp: Path) -> dict[s
                 for e in evs:
                     engine.apply(e)
             with t("changes"):
-                changed = engine.changes(as_of, metrics=planner.wanted)
+                changed = engine.changes(as_of, metrics=None if former else planner.wanted)
             with t("plan"):
                 writes = planner.plan(changed, as_of, engine)
             with t("outbox"):
@@ -128,12 +130,13 @@ def embedded(deployment: Any, lines: list[str], batch: int, tmp: Path) -> dict[s
             position = rows[-1][0]
 
         tx("commit (batch)", step)
-    out = t.table(len(lines), f"embedded runtime, batches of {batch}")
+    how = " (former: every metric's changes)" if former else ""
+    out = t.table(len(lines), f"embedded runtime, batches of {batch}{how}")
     db.close()
     return out
 
 
-def faust(deployment: Any, lines: list[str], batch: int) -> dict[str, float]:
+def faust(deployment: Any, lines: list[str], batch: int, former: bool = False) -> dict[str, float]:
     from crm_pulse.streams.faust.phases import pack
     from crm_pulse.streams.state import dumps_state
 
@@ -188,14 +191,15 @@ def faust(deployment: Any, lines: list[str], batch: int) -> dict[str, float]:
         moved: set[Any] = set()
         with t("apply (phase 2)"):
             for partition, seq, deltas in decoded:
-                mark = (deltas[0].group, partition)
+                mark = (deltas[0].group, seq if former else partition)  # former: per record
                 if seen.get(mark, 0) >= seq:
                     continue
                 groups.apply_deltas(deltas)
                 seen[mark] = seq
                 moved.add(deltas[0].group)
         with t("changes + plan"):
-            changed = groups.changes(as_of, only_changed=False, metrics=planner.wanted)
+            wanted = None if former else planner.wanted
+            changed = groups.changes(as_of, only_changed=False, metrics=wanted)
             writes = planner.plan(changed, as_of, groups)
         # GroupedStore: one table entry per group holding all its keys (buckets, last values,
         # applied marks), pickled whole when the group moved (gathered here untimed)
@@ -220,13 +224,19 @@ def faust(deployment: Any, lines: list[str], batch: int) -> dict[str, float]:
                         "value": w.value,
                     }
                 ).encode()
-    return t.table(len(lines), f"Faust runtime without Kafka, batches of {batch}")
+    how = " (former: every metric, a mark per record)" if former else ""
+    return t.table(len(lines), f"Faust runtime without Kafka, batches of {batch}{how}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument(
+        "--former",
+        action="store_true",
+        help="also the former designs: changes of every metric, phase-2 marks per record",
+    )
     args = parser.parse_args(argv)
     lines = [json.dumps(e) for e in events(args.events)]
     with tempfile.TemporaryDirectory() as name:
@@ -244,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"floor loop {f:.2f} µs/event; engine replay (parse + apply) {replay:.2f} µs/event")
         e = embedded(deployment, lines, args.batch, tmp)
         fa = faust(deployment, lines, args.batch)
+        if args.former:
+            embedded(deployment, lines, args.batch, tmp, former=True)
+            faust(deployment, lines, args.batch, former=True)
     pickle_note = "state values pickled (streams/state.py)"
     print(
         json.dumps(

@@ -392,7 +392,7 @@ def _event(raw: dict[str, Any]) -> Any:
 def test_malformed_field_values_are_refused_with_a_reason() -> None:
     pipeline = FaustPipeline(_deployment("values-test"), sinks={"crm": object()})
     good = {"connector": "crm", "object": "User", "record_id": "u1", "field": "f", "value": 0.5}
-    assert pipeline._field_write(json.dumps(good).encode()).value == 0.5
+    assert pipeline.writer.field_write(json.dumps(good).encode()).value == 0.5
     for bad, why in (
         (b"{", "Expecting"),
         (b"[1]", "argument"),
@@ -402,7 +402,7 @@ def test_malformed_field_values_are_refused_with_a_reason() -> None:
         (json.dumps({**good, "connector": "other"}).encode(), "no connector named 'other'"),
     ):
         with pytest.raises(ValueError, match=why):
-            pipeline._field_write(bad)
+            pipeline.writer.field_write(bad)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -437,7 +437,7 @@ def test_the_writer_ends_with_every_final_value_and_repeats_only_after_a_crash(
         while applied < len(log):
             pipeline = FaustPipeline(deployment, sinks={"crm": sink})
             budget = [10**9]
-            pipeline.writer_store = GroupedStore(Table(changelog, budget), by_group)
+            pipeline.writer.store = GroupedStore(Table(changelog, budget), by_group)
             try:
                 while applied < len(log):
                     n = rng.randint(1, 10)
@@ -447,7 +447,7 @@ def test_the_writer_ends_with_every_final_value_and_repeats_only_after_a_crash(
                     ]
                     if rng.random() < 0.2:
                         budget[0] = rng.randint(0, 2)  # dies while recording what it wrote
-                    await pipeline._apply_writes([(Anchor("values", 0), batch)])
+                    await pipeline.writer.apply([(Anchor("values", 0), batch)])
                     applied += len(batch)
             except Crash:
                 crashes += 1
@@ -474,9 +474,8 @@ def test_the_writer_ends_with_every_final_value_and_repeats_only_after_a_crash(
 def test_a_failed_aggregates_batch_leaves_nothing_for_the_next_one() -> None:
     pipeline = FaustPipeline(_deployment("rollback-test"), sinks={"crm": object()})
     store = GroupedStore(Table({}, [10**9]), by_group)
-    pipeline.aggregate_store = store
     engine = Engine(pipeline.catalog, store, WINDOWS)
-    pipeline.aggregate_engine = engine
+    pipeline.aggregates.phase = AggregatePhase(engine, store)
     phase1 = RecordPhase(Engine(pipeline.catalog, windows=WINDOWS), store)
     [(_key, body), *_] = phase1.apply(history(3)[0].model_dump_json().encode(), 0, 0)
     AggregatePhase(engine, store).apply(body)
