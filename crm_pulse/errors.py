@@ -11,6 +11,23 @@ CrmPulseError                  base of everything below; never raised itself
 └── ConfigError                the configuration is wrong; ``problems`` lists every place
 ```
 
+What happens to each, and who decides:
+
+```
+failure of ...                  raise / report                    the runtime then
+a whole call, transient         RetriableError (RateLimited)      waits (crm_pulse.retry: backoff
+                                                                  with jitter, or retry_after) and
+                                                                  tries again; a write goes back
+                                                                  to the outbox
+a whole call, for good          FatalError                        stops and says why
+one record a source read        BadRecord in Page.skipped         skips it, quarantines it with its
+                                (crm_pulse.connectors)            reason, goes on with the page
+one stored webhook or line      DataError (SkippableError)        keeps it with its reason, retries
+one incoming request            Unauthorized / DataError          answers 401 / 400, stores nothing
+the configuration               ConfigError                       refuses to start; lists every
+                                                                  problem with file and line
+```
+
 Vendor exceptions are translated into these in one place per connector; callers only ever
 catch the classes above. Messages never contain secrets: build them from names, never values
 of credentials.
@@ -65,6 +82,11 @@ class DataError(SkippableError):
         super().__init__(f"{where}: {message}" if where else message)
         self.reason = message
         self.where = where
+
+    def item_problems(self) -> list[dict[str, object]]:
+        """One mapping per bad item when the input held several (the ingress names each);
+        empty when the message says it all."""
+        return []
 
 
 class Unauthorized(SkippableError):

@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
+from ..errors import ConfigError
 from .base import ConfigModel, ConnectorName, ExistingFile, did_you_mean
 from .durations import Duration
 
@@ -146,7 +147,10 @@ class ConnectorEntry(BaseModel):
                 f"unknown connector kind {kind!r}{did_you_mean(kind, known)}; known kinds: "
                 f"{', '.join(known)} (plugins add kinds through the {registry.PLUGIN_GROUP!r} entry points)"
             )
-        model = settings_model(kind)
+        try:
+            model = settings_model(kind)
+        except ConfigError as exc:  # a broken plugin: a problem of this entry, not a crash
+            raise ValueError("; ".join(p.message for p in exc.problems)) from None
         if not isinstance(settings, model):
             try:
                 settings = model.model_validate(

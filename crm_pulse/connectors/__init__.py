@@ -1,0 +1,109 @@
+"""The connector kit: everything a connector -- built in or a plugin -- is made of.
+
+A connector is a folder (a package) that owns everything about one CRM: ``settings.py`` (its
+section of the deployment file), ``client.py`` (HTTP, errors translated once, retries with
+:func:`retrying`), ``mapping.py``, ``source.py``, ``webhooks.py``, ``sink.py``,
+``provisioner.py``, and a :class:`Connector` subclass registered in the ``crm_pulse.connectors``
+entry-point group. Its simulator lives in :mod:`crm_pulse.sandbox` (a plugin ships its own) and
+it proves itself with the shipped suite :mod:`crm_pulse.sandbox.conformance`.
+``docs/writing-a-connector.md`` walks through a complete one. The built-in connectors use only
+what is exported here.
+
+Settings
+    :class:`ConnectorSettings` (every connector: ``name``), :class:`VendorSettings` (plus
+    ``poll_interval``, ``backfill_since``, ``timeout``, ``ca_cert``); field types
+    :data:`Secret` (``${ENV}`` only, a ``SecretStr``: call ``get_secret_value()`` where the
+    client needs it, never log it), :data:`Duration` (``30s`` -> 30.0), :data:`HttpUrl`;
+    mappings of CRM values to canonical ones (:class:`DealTypeMapping`, ...).
+Parts (each optional; declared in :mod:`.protocols`)
+    :class:`Source` (``backfill``/``poll`` -> :class:`Page`), :class:`WebhookReceiver`
+    (:class:`ReceiverBase` gives the optional members), :class:`Sink`,
+    :class:`FieldProvisioner`.
+Events
+    :func:`upsert`, :func:`delete`, :data:`CANONICAL_FIELDS`, :func:`map_records`.
+Failures, by what the caller should do (:mod:`crm_pulse.errors`)
+    one bad record -> :class:`BadRecord` in ``Page.skipped`` (skipped and quarantined, the page
+    goes on); the whole call failed but may work later -> :class:`RetriableError` /
+    :class:`RateLimited` (with ``retry_after``); cannot go on -> :class:`FatalError`; a forged
+    webhook -> :class:`Unauthorized`; malformed input -> :class:`DataError`.
+"""
+
+from ..config.base import HttpUrl
+from ..config.connectors import ConnectorSettings, VendorSettings
+from ..config.durations import Duration
+from ..config.mappings import (
+    ActivityTypeMapping,
+    DealTypeMapping,
+    FieldOverrides,
+    LifecycleMapping,
+    SurveyTypeMapping,
+)
+from ..config.secrets import Secret
+from ..errors import (
+    CrmPulseError,
+    DataError,
+    FatalError,
+    RateLimited,
+    RetriableError,
+    SkippableError,
+    Unauthorized,
+)
+from ..metrics.events import Event
+from ..retry import Backoff, retrying, wait_from_headers
+from .canonical import CANONICAL_FIELDS, delete, map_records, upsert
+from .protocols import (
+    BadRecord,
+    Connector,
+    Cursor,
+    FieldProvisioner,
+    FieldSpec,
+    FieldWrite,
+    Page,
+    ReceiverBase,
+    Sink,
+    Source,
+    WebhookReceiver,
+    WebhookRequest,
+    WriteResult,
+)
+
+__all__ = [
+    "CANONICAL_FIELDS",
+    "ActivityTypeMapping",
+    "Backoff",
+    "BadRecord",
+    "Connector",
+    "ConnectorSettings",
+    "CrmPulseError",
+    "Cursor",
+    "DataError",
+    "DealTypeMapping",
+    "Duration",
+    "Event",
+    "FatalError",
+    "FieldOverrides",
+    "FieldProvisioner",
+    "FieldSpec",
+    "FieldWrite",
+    "HttpUrl",
+    "LifecycleMapping",
+    "Page",
+    "RateLimited",
+    "ReceiverBase",
+    "RetriableError",
+    "Secret",
+    "Sink",
+    "SkippableError",
+    "Source",
+    "SurveyTypeMapping",
+    "Unauthorized",
+    "VendorSettings",
+    "WebhookReceiver",
+    "WebhookRequest",
+    "WriteResult",
+    "delete",
+    "map_records",
+    "retrying",
+    "upsert",
+    "wait_from_headers",
+]

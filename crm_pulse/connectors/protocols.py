@@ -25,12 +25,14 @@ from ..config.connectors import ConnectorSettings
 from ..metrics.events import Event
 
 __all__ = [
+    "BadRecord",
     "Connector",
     "Cursor",
     "FieldProvisioner",
     "FieldSpec",
     "FieldWrite",
     "Page",
+    "ReceiverBase",
     "Sink",
     "Source",
     "WebhookReceiver",
@@ -43,11 +45,38 @@ Cursor = dict[str, Any]
 
 
 @dataclass(frozen=True)
+class BadRecord:
+    """A record the source could not turn into an event: skipped, and kept with its reason.
+
+    A source reports bad records in the :class:`Page` that passed them (``skipped``), so the
+    runtime records them in the same transaction as the page's events and cursor: the rest of
+    the page goes on, nothing is dropped silently, and the record is not read again. (A
+    failure of the whole call is an error instead: :class:`~crm_pulse.errors.RetriableError`
+    to try again later, :class:`~crm_pulse.errors.FatalError` to stop.)
+    """
+
+    object: str
+    """The CRM's object (``deals``, ``Opportunity``) or the canonical one."""
+    id: str
+    """The record's id in the CRM ('' if it has none)."""
+    reason: str
+    """Why it could not be mapped (never a secret)."""
+    where: str = ""
+    """Where, if more precise than the record (``field amount``, ``line 12``)."""
+
+    def __str__(self) -> str:
+        place = f"{self.object} {self.id}".strip()
+        return f"{place} ({self.where}): {self.reason}" if self.where else f"{place}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class Page:
-    """Events pulled in one step, and the cursor to resume after them."""
+    """Events pulled in one step, the cursor to resume after them, and the records of the step
+    that could not be mapped."""
 
     events: Sequence[Event]
     cursor: Cursor
+    skipped: Sequence[BadRecord] = ()
 
 
 @dataclass(frozen=True)
@@ -104,7 +133,9 @@ class FieldSpec:
 
 @runtime_checkable
 class Source(Protocol):
-    """Pulls change events from a CRM."""
+    """Pulls change events from a CRM, page by page. A record that cannot be mapped goes in
+    its page's ``skipped`` (:class:`BadRecord`); a failure of the whole call is raised
+    (:class:`~crm_pulse.errors.RetriableError`, :class:`~crm_pulse.errors.FatalError`)."""
 
     def backfill(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         """Every record from the beginning (or from ``cursor`` if a backfill was interrupted)."""
@@ -115,15 +146,50 @@ class Source(Protocol):
 
 @runtime_checkable
 class WebhookReceiver(Protocol):
-    """Turns a vendor's webhook request into canonical events."""
+    """Turns a vendor's webhook request into canonical events.
+
+    The HTTP server answers in this order: a body over ``max_body_bytes`` gets 413 before it is
+    read; :meth:`verify` failing gets 401 (:class:`~crm_pulse.errors.Unauthorized`) or 400
+    (:class:`~crm_pulse.errors.DataError`); then the request is stored durably and answered
+    200 (with :meth:`ack_response` if it gives one) -- or, if it could not be stored, 503 after
+    :meth:`release`. :meth:`parse` runs later, from the stored copy.
+    :class:`ReceiverBase` gives the optional members their defaults.
+    """
 
     path: str
+    """The URL path the server routes to this receiver (``/webhooks/<name>``)."""
+
+    @property
+    def max_body_bytes(self) -> int | None:
+        """Largest body accepted (413 above it); None: the server's own limit."""
 
     def verify(self, request: WebhookRequest) -> None:
         """Raise :class:`~crm_pulse.errors.Unauthorized` (with the reason) if not genuine."""
 
     async def parse(self, request: WebhookRequest) -> list[Event]:
         """The events the request carries (may fetch full records)."""
+
+    def release(self, request: WebhookRequest) -> None:
+        """Forget a verified request that could not be stored (replay caches), so that the
+        sender's retry is accepted."""
+
+    def ack_response(self, request: WebhookRequest) -> tuple[str, bytes] | None:
+        """(content type, body) of the answer to a stored request, for vendors that need a
+        particular acknowledgement (Salesforce's SOAP ``Ack``); None: ``{"accepted": true}``."""
+
+
+class ReceiverBase:
+    """Defaults of a :class:`WebhookReceiver`'s optional members; subclass and override."""
+
+    path: str = ""
+    max_body_bytes: int | None = None
+
+    def release(self, request: WebhookRequest) -> None:
+        """Nothing to forget."""
+
+    def ack_response(self, request: WebhookRequest) -> tuple[str, bytes] | None:
+        """The default JSON acknowledgement."""
+        return None
 
 
 @runtime_checkable
@@ -160,6 +226,8 @@ class Connector:
     """Validates the connector's section of the deployment file (default: only ``name``)."""
     can_write: ClassVar[bool] = True
     """False for a connector that only receives: write-back rules may not target it."""
+    poll_interval: float = 60.0
+    """Seconds between two polls of ``source`` (set it from the settings)."""
     source: Source | None = None
     receiver: WebhookReceiver | None = None
     sink: Sink | None = None

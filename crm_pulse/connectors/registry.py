@@ -41,7 +41,13 @@ def connector_class(kind: str) -> type[Connector]:
                 )
             ]
         )
-    cls = found[0].load()
+    try:
+        cls = found[0].load()
+    except Exception as exc:  # a broken plugin: say which, without a traceback
+        raise ConfigError(
+            f"the connector plugin {kind!r} ({found[0].value}) could not be loaded: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, Connector)):
         raise ConfigError(
             f"entry point {kind!r} = {found[0].value} is not a crm_pulse Connector subclass"

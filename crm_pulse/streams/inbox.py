@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from ..connectors.protocols import WebhookReceiver, WebhookRequest
 from ..errors import CrmPulseError, FatalError
 from ..metrics.events import Event
+from ..retry import Backoff
 from .database import Database
 from .log import append_events
 
@@ -46,7 +47,8 @@ class SQLiteInbox:
         self.receivers = dict(receivers)
         self.on_stored = on_stored
         self.clock = clock
-        self.retry_after = retry_after
+        self.backoff = Backoff(initial=retry_after, maximum=retry_after * 2**10, attempts=None)
+        """When a stored request that failed to parse is tried again (:mod:`crm_pulse.retry`)."""
         self._pending: list[_Pending] = []
         self._committer: asyncio.Task[None] | None = None
         self.accepted = 0
@@ -133,7 +135,7 @@ class SQLiteInbox:
                     "stored webhook could not be parsed; will retry",
                     extra={"connector": connector, "inbox_id": row_id, "reason": str(exc)},
                 )
-                retry_ms = int((now + self.retry_after * 2 ** min(attempts, 10)) * 1000)
+                retry_ms = int((now + self.backoff.delay(attempts + 1)) * 1000)
 
                 def failed(
                     conn: sqlite3.Connection,

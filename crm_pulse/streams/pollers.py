@@ -14,20 +14,25 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..connectors.protocols import Cursor, Page, Source
+from ..connectors.protocols import BadRecord, Cursor, Page, Source
 from ..errors import FatalError, RateLimited, RetriableError, SkippableError
+from ..retry import Backoff
 from .database import Database
 from .log import append_events
 
-__all__ = ["Poller", "PollerStats", "load_cursor"]
+__all__ = ["Poller", "PollerStats", "Quarantine", "load_cursor"]
 
 log = logging.getLogger("crm_pulse.pollers")
 
 _DONE = "done"
+
+Quarantine = Callable[[sqlite3.Connection, str, Sequence[BadRecord], int], None]
+"""``(conn, connector, records, now_ms)``: keep the records a source skipped, inside the
+transaction that stores the page (the hook for the runtime's quarantine table)."""
 
 
 def load_cursor(conn: sqlite3.Connection, connector: str, mode: str) -> Cursor | None:
@@ -57,6 +62,8 @@ class PollerStats:
     pages: int = 0
     last_poll_ms: int = 0
     last_ok_ms: int = 0
+    skipped: int = 0
+    """Records the source could not map (reported in its pages, never read again)."""
     last_error: str = ""
     cursor: Cursor | None = None
     backfilled: bool = False
@@ -74,11 +81,17 @@ class Poller:
         *,
         clock: Callable[[], float] = time.time,
         on_stored: Callable[[], None] | None = None,
+        quarantine: Quarantine | None = None,
     ) -> None:
         self.db = db
+        self.quarantine = quarantine
+        """Where the records a page skipped go, in the page's transaction (None: logged and
+        counted in ``stats.skipped`` only)."""
         self.connector = connector
         self.source = source
         self.interval = interval
+        self.backoff = Backoff(initial=2 * interval, maximum=max(300.0, interval), attempts=None)
+        """Waits after failed polls (:mod:`crm_pulse.retry`), never shorter than ``interval``."""
         self.clock = clock
         self.on_stored = on_stored
         self.stats = PollerStats()
@@ -90,9 +103,22 @@ class Poller:
 
         def run(conn: sqlite3.Connection) -> None:
             append_events(conn, self.connector, page.events, now_ms)
+            if page.skipped and self.quarantine is not None:
+                self.quarantine(conn, self.connector, page.skipped, now_ms)
             _save_cursor(conn, self.connector, mode, page.cursor, now_ms)
 
         await self.db.run(self.db.transaction(run))
+        for bad in page.skipped:
+            log.warning(
+                "record skipped",
+                extra={
+                    "connector": self.connector,
+                    "record": f"{bad.object} {bad.id}",
+                    "reason": bad.reason,
+                    "where": bad.where,
+                },
+            )
+        self.stats.skipped += len(page.skipped)
         self.stats.events += len(page.events)
         self.stats.pages += 1
         if self.on_stored is not None and page.events:
@@ -147,11 +173,11 @@ class Poller:
             except FatalError:
                 raise
             except RateLimited as exc:
-                wait = max(wait, exc.retry_after or 0.0)
+                wait = max(wait, self.backoff.delay(1, exc.retry_after))
                 self.stats.last_error = f"rate limited: {exc}"
             except (RetriableError, SkippableError, OSError) as exc:
                 failures += 1
-                wait = min(300.0, self.interval * 2 ** min(failures, 8))
+                wait = max(self.interval, self.backoff.delay(failures))
                 self.stats.last_error = str(exc)
                 log.warning(
                     "poll failed; will retry",

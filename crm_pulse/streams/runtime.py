@@ -50,14 +50,6 @@ def build_connectors(deployment: Deployment) -> dict[str, Connector]:
     }
 
 
-def _poll_interval(connector: Connector) -> float:
-    """The connector's own interval (plugins), else its settings' ``poll_interval``."""
-    value: Any = getattr(connector, "poll_interval", None)
-    if value is None:
-        value = getattr(connector.settings, "poll_interval", 60.0)
-    return float(value)
-
-
 class EmbeddedRuntime:
     """Runs one deployment in this process."""
 
@@ -107,7 +99,7 @@ class EmbeddedRuntime:
                 self.db,
                 name,
                 c.source,
-                _poll_interval(c),
+                c.poll_interval,
                 clock=clock,
                 on_stored=self.wake,
             )
@@ -360,6 +352,7 @@ class EmbeddedRuntime:
                 item.update(
                     cursor=st.cursor,
                     events=st.events,
+                    skipped=st.skipped,
                     backfilled=st.backfilled,
                     lag_seconds=None if not st.last_ok_ms else round(now - st.last_ok_ms / 1000, 3),
                     last_error=st.last_error,

@@ -403,6 +403,11 @@ class ZendeskConnector(Connector):
     kind: ClassVar[str] = "zendesk"
     settings_model: ClassVar[type[ConnectorSettings]] = ZendeskSettings
 
+    def __init__(self, name: str, settings: ZendeskSettings) -> None:
+        super().__init__(name, settings)
+        if "." in settings.subdomain:  # a check only the connector makes, when it is built
+            raise ConfigError([ConfigProblem("subdomain", "give the subdomain, not a host name")])
+
 
 @pytest.fixture
 def zendesk_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -511,6 +516,68 @@ def test_check_prints_file_line_path_message(tmp_path: Path) -> None:
         "is not set",
         f"{path}:6: connectors[1].hubspot.poll_interval: expected a duration like '30s', "
         "got 'often'",
+    ]
+
+
+def test_a_broken_plugin_is_a_problem_of_its_entry_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed = registry.entry_points
+    broken = EntryPoint("brokencrm", "no_such_module_for_tests:Connector", registry.PLUGIN_GROUP)
+    not_a_connector = EntryPoint("oddcrm", "pathlib:Path", registry.PLUGIN_GROUP)
+
+    def with_plugins(*, group: str) -> list[EntryPoint]:
+        extra = [broken, not_a_connector] if group == registry.PLUGIN_GROUP else []
+        return [*installed(group=group), *extra]
+
+    monkeypatch.setattr(registry, "entry_points", with_plugins)
+    path = write(
+        tmp_path,
+        """\
+        connectors:
+          - brokencrm: {}
+          - oddcrm: {}
+        metrics:
+          enable: [won_revenu]
+        """,
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    got = [(p.line, p.path, p.message) for p in caught.value.problems]
+    assert got[0][:2] == (2, "connectors[0]")
+    assert "'brokencrm' (no_such_module_for_tests:Connector) could not be loaded" in got[0][2]
+    assert "ModuleNotFoundError" in got[0][2]
+    assert got[1][:2] == (3, "connectors[1]")
+    assert "is not a crm_pulse Connector subclass" in got[1][2]
+    assert got[2][:2] == (5, "metrics.enable[0]")  # the rest of the file is still checked
+
+
+@pytest.mark.usefixtures("zendesk_plugin")
+def test_check_builds_every_connector_and_places_what_a_constructor_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZENDESK_TOKEN", "zd-secret-token")
+    monkeypatch.setenv("SF_SESSION", "00Dsession")
+    path = write(
+        tmp_path,
+        """\
+        connectors:
+          - zendesk:
+              subdomain: acme.zendesk.com
+              token: ${ZENDESK_TOKEN}
+          - salesforce:
+              instance_url: https://acme.my.salesforce.com
+              session_id: ${SF_SESSION}
+              mapping:
+                survey_object: Survey Response
+        """,
+    )
+    out = io.StringIO()
+    assert run_check(path, out) == 2
+    assert out.getvalue().splitlines() == [
+        f"{path}:3: connectors[0].zendesk.subdomain: give the subdomain, not a host name",
+        f"{path}:9: connectors[1].salesforce.mapping.survey_object: 'Survey Response' is not a "
+        "Salesforce API name",
     ]
 
 

@@ -30,8 +30,15 @@ def plan(db: Database, writes: Sequence[FieldWrite], now: float, debounce: float
     db.call(db.transaction(lambda conn: SQLiteOutbox.put(conn, writes, now, debounce)))
 
 
+class Longest(random.Random):
+    """Full jitter picks a delay in [0, cap]; this picks the cap, so the caps can be checked."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
 def make_writer(db: Database, sink: ScriptedSink, clock: Clock, attempts: int = 3) -> Writer:
-    backoff = Backoff(1.0, 60.0, attempts, rng=random.Random(7))
+    backoff = Backoff(1.0, 60.0, attempts, rng=Longest())
     return Writer("crm", sink, SQLiteOutbox(db), backoff, clock=clock)
 
 
@@ -118,7 +125,7 @@ async def test_retriable_failures_back_off_then_dead_letter(db: Database) -> Non
         if len(sink.calls) > before:
             times.append(clock.now)
     assert len(times) == 2  # attempts 2 and 3
-    assert times[1] - times[0] > 1.0  # exponential: the second wait is longer than the first
+    assert times[1] - times[0] > 1.0  # exponential: the second cap is twice the first
     dead = db.call(lambda: SQLiteOutbox.dead_letters(db.conn))
     assert dead[0]["record_id"] == "locked" and "UNABLE_TO_LOCK_ROW" in str(dead[0]["reason"])
     assert db.call(lambda: SQLiteOutbox.depth(db.conn)) == 0

@@ -60,6 +60,9 @@ class InvalidEvents(DataError):
         text = "; ".join(str(p) for p in self.problems)
         super().__init__(f"{len(self.problems)} bad event(s) of {total}: {text}")
 
+    def item_problems(self) -> list[dict[str, object]]:
+        return [p.as_dict() for p in self.problems]
+
 
 class Item(NamedTuple):
     """One item of the body: its JSON value, or why it could not be read (a NamedTuple: one is

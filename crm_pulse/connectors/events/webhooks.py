@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from ...errors import Unauthorized
 from ...metrics.events import Event
-from ..protocols import WebhookRequest
+from ..protocols import ReceiverBase, WebhookRequest
 from .parsing import parse_events
 from .replay import ReplayGuard
 from .signing import HEADER, parse_header
@@ -33,7 +33,7 @@ def decode_events(body: bytes, content_type: str | None = None) -> list[Event]:
     return parse_events(body, content_type)
 
 
-class EventsReceiver:
+class EventsReceiver(ReceiverBase):
     """Verifies and parses requests to the generic ingress."""
 
     def __init__(
@@ -50,7 +50,7 @@ class EventsReceiver:
         self._secret = secret.encode()
         self.path = path
         self.tolerance = tolerance
-        self.max_body_bytes = max_body_bytes
+        self.max_body_bytes: int = max_body_bytes
         self.sources = frozenset(sources) if sources is not None else None
         self.clock = clock
         self._replay = ReplayGuard(tolerance, replay_capacity)

@@ -27,7 +27,7 @@ from ...config.connectors import ConnectorSettings
 from ...errors import DataError
 from ...metrics.events import Event
 from ...metrics.jsonl import parse_line
-from ..protocols import Connector, Cursor, FieldWrite, Page, WriteResult
+from ..protocols import BadRecord, Connector, Cursor, FieldWrite, Page, WriteResult
 from .settings import FileSettings
 
 __all__ = ["FileConnector", "FileSettings", "FileSink", "FileSource", "read_values"]
@@ -55,17 +55,19 @@ class FileSink:
 
 
 class FileSource:
-    """Reads complete lines of a JSONL file from a byte offset; a bad line is a DataError naming
-    the file and line (the poller reports it and retries; nothing is skipped silently)."""
+    """Reads complete lines of a JSONL file from a byte offset; a line that is not a canonical
+    event is a :class:`BadRecord` naming the file and line (skipped and quarantined with the
+    page; the lines after it go on)."""
 
     def __init__(self, path: Path, page_size: int = 1000) -> None:
         self.path = path
         self.page_size = page_size
 
-    def _read(self, offset: int, line_no: int) -> tuple[list[Event], int, int]:
+    def _read(self, offset: int, line_no: int) -> tuple[list[Event], list[BadRecord], int, int]:
         events: list[Event] = []
+        bad: list[BadRecord] = []
         if not self.path.exists():
-            return events, offset, line_no
+            return events, bad, offset, line_no
         with self.path.open("rb") as f:
             f.seek(offset)
             while len(events) < self.page_size:
@@ -80,23 +82,35 @@ class FileSource:
                 try:
                     events.append(parse_line(text, line_no))
                 except DataError as exc:
-                    raise DataError(exc.reason, where=f"{self.path}:{line_no}") from None
-        return events, offset, line_no
+                    bad.append(
+                        BadRecord("event", _id_of(text), exc.reason, f"{self.path}:{line_no}")
+                    )
+        return events, bad, offset, line_no
 
     async def _pages(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         offset = int((cursor or {}).get("offset", 0))
         line_no = int((cursor or {}).get("line", 0))
         while True:
-            events, offset, line_no = await asyncio.to_thread(self._read, offset, line_no)
-            if not events:
+            events, bad, offset, line_no = await asyncio.to_thread(self._read, offset, line_no)
+            if not events and not bad:
                 return
-            yield Page(events, {"offset": offset, "line": line_no})
+            yield Page(events, {"offset": offset, "line": line_no}, skipped=bad)
 
     def backfill(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         return self._pages(cursor)
 
     def poll(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         return self._pages(cursor)
+
+
+def _id_of(line: str) -> str:
+    """The ``id`` of a line that is JSON but not a valid event ('' otherwise)."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return ""
+    rid = data.get("id") if isinstance(data, dict) else None
+    return str(rid) if isinstance(rid, str | int) and not isinstance(rid, bool) else ""
 
 
 def read_values(path: str | Path) -> dict[tuple[str, str, str], Any]:

@@ -45,6 +45,7 @@ class HubSpotConnector(Connector):
         super().__init__(name, settings)
         if not isinstance(settings, HubSpotSettings):
             settings = HubSpotSettings.model_validate(settings)
+        self.poll_interval = settings.poll_interval
         self.settings = settings
         client_options = {k: options[k] for k in ("search_per_second",) if k in options}
         self.client = HubSpotClient(settings, **client_options)

@@ -10,7 +10,8 @@ left in the current interval, the next call waits for the interval to pass; and 
 (about 5 requests per second per portal) is paced separately.
 
 Retries, the ``allowed_methods=None`` way (POST included, since every call here is either a read
-or an idempotent set of values): 5xx and connection errors back off and try again. They are
+or an idempotent set of values): 5xx and connection errors back off and try again, with the
+one policy of :mod:`crm_pulse.retry`. They are
 done here, asynchronously, and urllib3's own are switched off (``Retry(0)``): left on, urllib3
 retries GETs (never POSTs) on a 429 by sleeping out Retry-After inside the worker thread, then
 reports "too many 429 error responses" without the status. A 429 on a
@@ -24,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +33,8 @@ from typing import Any
 from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
-from ...errors import RateLimited, RetriableError
+from ...errors import CrmPulseError, RateLimited, RetriableError
+from ...retry import Backoff, retrying
 from .errors import translate
 from .settings import HubSpotSettings
 
@@ -98,7 +99,8 @@ class HubSpotClient:
             config["ssl_ca_cert"] = str(settings.ca_cert)
         self.sdk = HubSpot(**config)
         self.timeout = settings.timeout
-        self.attempts = attempts
+        self.backoff = Backoff(initial=1.0, maximum=30.0, attempts=attempts, max_wait=max_wait)
+        """Retries of reads and idempotent writes (:mod:`crm_pulse.retry`)."""
         self.max_wait = max_wait
         self.sleep = sleep
         self.limits = RateLimitState()
@@ -163,28 +165,22 @@ class HubSpotClient:
         ``write`` marks an idempotent write: transient failures are retried like reads, but a
         429 is raised at once (the outbox schedules it with the vendor's Retry-After).
         """
-        attempt = 0
-        while True:
-            attempt += 1
+
+        async def once() -> tuple[int, Any]:
             await self._before(search)
             try:
                 return await asyncio.to_thread(self._call, fn, *args, **kwargs)
-            except Exception as exc:  # translated below: the one place for vendor errors
-                error = translate(exc, what)
-            if attempt >= self.attempts or not isinstance(error, RetriableError):
-                raise error
+            except Exception as exc:  # the one place for vendor errors
+                raise translate(exc, what) from None
+
+        def worth_retrying(error: CrmPulseError) -> bool:
             if isinstance(error, RateLimited):
-                if write:
-                    raise error
-                wait = error.retry_after if error.retry_after is not None else 2.0**attempt
-                if wait > self.max_wait:
-                    raise error
-            else:
-                wait = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
-            log.info(
-                "retrying HubSpot call", extra={"what": what, "wait": wait, "reason": str(error)}
-            )
-            await self._wait(wait)
+                return not write
+            return isinstance(error, RetriableError)
+
+        return await retrying(
+            f"HubSpot {what}", once, self.backoff, retry_on=worth_retrying, sleep=self._wait
+        )
 
     # ------------------------------------------------------------ endpoints
     async def search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:

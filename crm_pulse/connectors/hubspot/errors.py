@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
+from ...retry import wait_from_headers
 
 __all__ = ["Refused", "category_of", "describe", "translate"]
 
@@ -59,15 +60,6 @@ def describe(body: Any) -> str:
     return f"{category}: {message}".strip(": ")
 
 
-def _header(headers: Any, name: str) -> str | None:
-    if not headers:
-        return None
-    for key, value in dict(headers).items():
-        if str(key).lower() == name.lower():
-            return str(value)
-    return None
-
-
 def translate(exc: BaseException, what: str) -> CrmPulseError:
     """A crm-pulse error for an exception raised while doing ``what`` (e.g. 'search deals')."""
     if isinstance(exc, CrmPulseError):
@@ -77,11 +69,7 @@ def translate(exc: BaseException, what: str) -> CrmPulseError:
         detail = describe(getattr(exc, "body", None)) or str(getattr(exc, "reason", ""))
         headers = getattr(exc, "headers", None)
         if status == 429:
-            retry = _header(headers, "Retry-After")
-            try:
-                seconds = float(retry) if retry is not None else None
-            except ValueError:
-                seconds = None
+            seconds = wait_from_headers(dict(headers or {}))
             return RateLimited(f"HubSpot rate limit during {what}: {detail}", seconds)
         if status in (401, 403):
             return FatalError(

@@ -39,7 +39,7 @@ from typing import Any
 
 from ...errors import DataError
 from ...metrics.events import Event
-from ..protocols import Cursor, Page
+from ..protocols import BadRecord, Cursor, Page
 from .client import HubSpotClient
 from .mapping import OBJECTS, HubSpotMapper, to_ms
 from .settings import HubSpotSettings
@@ -95,8 +95,14 @@ class RecordMapper:
                 self.mapper.learn_pipelines(object_type, await self.client.pipelines(object_type))
         self.loaded_at = now
 
-    async def events(self, object_type: str, records: Sequence[dict[str, Any]]) -> list[Event]:
-        """One event per mappable record; the others are logged and remembered in ``skipped``."""
+    async def events(
+        self,
+        object_type: str,
+        records: Sequence[dict[str, Any]],
+        bad: list[BadRecord] | None = None,
+    ) -> list[Event]:
+        """One event per mappable record; the others go to ``bad`` (a source's page) or, when
+        it is None (webhooks), are logged and remembered in ``skipped``."""
         if object_type in _PIPELINE_TYPES and object_type in self.objects:
             await self.pipelines()
             unknown = self.mapper.unknown_stages(object_type, records)
@@ -122,7 +128,12 @@ class RecordMapper:
             try:
                 events.append(self.mapper.event(object_type, record, account_id=account))
             except DataError as exc:  # reported, never silently dropped
-                self.skip(str(exc))
+                if bad is None:
+                    self.skip(str(exc))
+                else:
+                    bad.append(
+                        BadRecord(object_type, str(record.get("id") or ""), exc.reason, exc.where)
+                    )
         return events
 
     async def _reread(
@@ -192,11 +203,12 @@ class HubSpotSource:
         cursor: dict[str, Any],
         t: int,
         last_id: str | None,
+        bad: Sequence[BadRecord] = (),
     ) -> Page:
         state = dict(cursor.get(object_type) or {})
         state.update(t=t, id=last_id)
         cursor[object_type] = state
-        return Page(events, {**cursor, object_type: dict(state)})
+        return Page(events, {**cursor, object_type: dict(state)}, skipped=bad)
 
     async def _scan(
         self, object_type: str, t: int, last_id: str | None, cursor: dict[str, Any]
@@ -224,12 +236,13 @@ class HubSpotSource:
             fresh = [
                 r for r, v in zip(rows, versions, strict=True) if v != t or str(r["id"]) not in seen
             ]
-            events = await self.records.events(object_type, fresh)
+            bad: list[BadRecord] = []
+            events = await self.records.events(object_type, fresh, bad)
             if len(rows) < PAGE:  # the query's whole answer: every record at top is here
                 last = str(max(int(i) for i in at_top))
-                yield self._page(object_type, events, cursor, top, last)
+                yield self._page(object_type, events, cursor, top, last, bad)
                 return
-            yield self._page(object_type, events, cursor, top, None)
+            yield self._page(object_type, events, cursor, top, None, bad)
             if len(at_top) < len(rows):
                 # more records may share the last instant: the next query starts at it again
                 # and skips the ones already read
@@ -266,8 +279,9 @@ class HubSpotSource:
                 return
             last_id = str(max(int(r["id"]) for r in rows))
             fresh = [r for r in rows if str(r["id"]) not in skip]
-            events = await self.records.events(object_type, fresh)
-            yield self._page(object_type, events, cursor, t, last_id)
+            bad: list[BadRecord] = []
+            events = await self.records.events(object_type, fresh, bad)
+            yield self._page(object_type, events, cursor, t, last_id, bad)
             if len(rows) < PAGE:
                 return
 
@@ -282,20 +296,22 @@ class HubSpotSource:
         while True:
             data = await self.client.list_archived(object_type, after, properties)
             events = []
+            bad: list[BadRecord] = []
             for record in data.get("results") or []:
                 at = to_ms(record.get("archivedAt")) or 0
                 if at > since:
                     try:
                         events.append(self.mapper.delete(object_type, record))
                     except DataError as exc:
-                        self.records.skip(str(exc))
+                        rid = str(record.get("id") or "")
+                        bad.append(BadRecord(object_type, rid, exc.reason, exc.where))
                     newest = max(newest, at)
             after = ((data.get("paging") or {}).get("next") or {}).get("after")
             state["archived_t"] = newest
             if not after:
                 state["archived_checked_ms"] = now_ms
             cursor[object_type] = dict(state)
-            yield Page(events, {**cursor, object_type: dict(state)})
+            yield Page(events, {**cursor, object_type: dict(state)}, skipped=bad)
             if not after:
                 return
 

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
-from ..protocols import WebhookRequest
+from ..protocols import ReceiverBase, WebhookRequest
 from .client import HubSpotClient
 from .mapping import HubSpotMapper, object_type_of
 from .source import RecordMapper
@@ -95,7 +95,7 @@ def _candidate_urls(request: WebhookRequest) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
-class HubSpotReceiver:
+class HubSpotReceiver(ReceiverBase):
     def __init__(
         self,
         client: HubSpotClient,

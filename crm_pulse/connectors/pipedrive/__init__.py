@@ -41,6 +41,7 @@ class PipedriveConnector(Connector):
         super().__init__(name, settings)
         if not isinstance(settings, PipedriveSettings):
             settings = PipedriveSettings.model_validate(settings)
+        self.poll_interval = settings.poll_interval
         self.client = PipedriveClient(settings)
         self.keys = FieldKeys(self.client)
         self.mapper = PipedriveMapper(settings.mapping, name, self.keys)

@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from ...errors import RateLimited, RetriableError, SkippableError
+from ...errors import CrmPulseError, RateLimited, RetriableError, SkippableError
+from ...retry import Backoff, retrying
 from .errors import translate, translate_status
 from .settings import PipedriveSettings
 
@@ -80,8 +81,9 @@ class PipedriveClient:
         )
         self.budget = TokenBudget()
         self.budget_share = settings.budget_share
-        self.max_wait = max_wait
-        self.attempts = attempts
+        self.backoff = Backoff(initial=1.0, maximum=30.0, attempts=attempts, max_wait=max_wait)
+        """Retries of calls (:mod:`crm_pulse.retry`): backoff with jitter, Retry-After or
+        ``x-ratelimit-reset`` honoured up to ``max_wait``."""
         self.sleep = sleep
         self.calls = 0
 
@@ -107,9 +109,8 @@ class PipedriveClient:
     ) -> dict[str, Any]:
         what = f"{method} {path.split('?')[0]}"
         cost = COSTS[kind]
-        attempt = 0
-        while True:
-            attempt += 1
+
+        async def once() -> dict[str, Any]:
             if self.budget.exhausted():
                 raise RateLimited(f"Pipedrive daily token share used up before {what}", 3600.0)
             # wait until the rolling window has room; one expiry may not free enough tokens,
@@ -132,16 +133,14 @@ class PipedriveClient:
                 data = response.json()
                 return dict(data) if isinstance(data, dict) else {"data": data}
             assert error is not None
-            retriable = retry and attempt < self.attempts
-            if isinstance(error, RateLimited):
-                delay = error.retry_after if error.retry_after is not None else 2.0**attempt
-                if not retriable or delay > self.max_wait:
-                    raise error
-            elif retriable and isinstance(error, RetriableError):
-                delay = min(30.0, 0.5 * 2**attempt)
-            else:
-                raise error
-            await self.sleep(delay)
+            raise error
+
+        def worth_retrying(error: CrmPulseError) -> bool:
+            return retry and isinstance(error, RetriableError)
+
+        return await retrying(
+            f"Pipedrive {what}", once, self.backoff, retry_on=worth_retrying, sleep=self.sleep
+        )
 
     async def pages(
         self, path: str, params: Mapping[str, Any]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 
 from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
+from ...retry import wait_from_headers
 
 __all__ = ["translate", "translate_status"]
 
@@ -24,13 +25,6 @@ def _detail(response: httpx.Response) -> str:
     return response.reason_phrase
 
 
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def translate_status(response: httpx.Response, what: str) -> CrmPulseError | None:
     """None for a success, else the error this answer means."""
     status = response.status_code
@@ -38,9 +32,7 @@ def translate_status(response: httpx.Response, what: str) -> CrmPulseError | Non
         return None
     detail = _detail(response)
     if status == 429:
-        wait = _seconds(response.headers.get("Retry-After"))
-        if wait is None:
-            wait = _seconds(response.headers.get("x-ratelimit-reset"))
+        wait = wait_from_headers(response.headers, reset="x-ratelimit-reset")
         return RateLimited(f"Pipedrive rate limit during {what}: {detail}", wait)
     if status == 401:
         return FatalError(f"Pipedrive refused the API token during {what}: {detail}")

@@ -18,7 +18,7 @@ from typing import Any
 
 from ...errors import DataError
 from ...metrics.events import Event
-from ..protocols import Cursor, Page
+from ..protocols import BadRecord, Cursor, Page
 from .client import PipedriveClient
 from .mapping import FieldKeys, PipedriveMapper
 from .settings import PipedriveSettings
@@ -45,6 +45,9 @@ def _fold(history: dict[str, list[str | None]], deals: Sequence[dict[str, Any]])
             entry[0] = str(won)
 
 
+_Mapped = tuple[list[Event], list[BadRecord]]
+
+
 class PipedriveSource:
     def __init__(
         self,
@@ -64,24 +67,22 @@ class PipedriveSource:
             if since is None
             else int(datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp() * 1000)
         )
-        self.skipped: list[str] = []
 
-    def _events(self, entity: str, records: Sequence[dict[str, Any]]) -> list[Event]:
-        out = []
+    def _events(self, entity: str, records: Sequence[dict[str, Any]]) -> _Mapped:
+        out, bad = [], []
         for r in records:
             try:
                 out.append(self.mapper.event(entity, r))
-            except DataError as exc:
-                self.skipped.append(str(exc))
-                log.warning("Pipedrive record not mapped", extra={"reason": str(exc)})
-        return out
+            except DataError as exc:  # reported in the page: skipped and quarantined
+                bad.append(BadRecord(entity, str(r.get("id") or ""), exc.reason, exc.where))
+        return out, bad
 
     async def _organizations(
         self,
         records: Sequence[dict[str, Any]],
         history: dict[str, list[str | None]] | None = None,
-    ) -> list[Event]:
-        out = []
+    ) -> _Mapped:
+        out, bad = [], []
         for r in records:
             known: tuple[str | None, str | None] | None = None
             if history is not None:
@@ -89,10 +90,10 @@ class PipedriveSource:
                 known = (first_won, latest)
             try:
                 out.append(await self.mapper.organization_event(self.client, r, known))
-            except DataError as exc:
-                self.skipped.append(str(exc))
-                log.warning("Pipedrive record not mapped", extra={"reason": str(exc)})
-        return out
+            except DataError as exc:  # reported in the page: skipped and quarantined
+                rid = str(r.get("id") or "")
+                bad.append(BadRecord("organizations", rid, exc.reason, exc.where))
+        return out, bad
 
     def _start(self, t: Any, *, backfill: bool) -> int | None:
         if t is None:
@@ -158,16 +159,18 @@ class PipedriveSource:
                         touched.difference_update(str(r.get("id")) for r in records)
                     current = self._mark(current, entity, state, touched, derive and not backfill)
                     if entity == "organizations" and derive:
-                        yield Page(await self._organizations(records, history), current)
+                        events, bad = await self._organizations(records, history)
                     else:
-                        yield Page(self._events(entity, records), current)
+                        events, bad = self._events(entity, records)
+                    yield Page(events, current, skipped=bad)
                 state[mark] = newest
             if entity == "organizations" and derive and touched:
                 # a deal won (or lost, or deleted) changes when its organization became a customer
                 orgs = [o for o in (await self._fetch_orgs(sorted(touched))) if o is not None]
                 touched.clear()
                 current = self._mark(current, entity, state, touched, derive and not backfill)
-                yield Page(await self._organizations(orgs, history), current)
+                events, bad = await self._organizations(orgs, history)
+                yield Page(events, current, skipped=bad)
             current = self._mark(current, entity, state, touched, derive and not backfill)
             yield Page([], current)
 

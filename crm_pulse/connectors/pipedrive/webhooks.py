@@ -20,7 +20,7 @@ from typing import Any
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
-from ..protocols import WebhookRequest
+from ..protocols import ReceiverBase, WebhookRequest
 from .client import PipedriveClient
 from .mapping import CANONICAL, DELETE_TIE, FieldKeys, PipedriveMapper, to_ms
 
@@ -37,7 +37,7 @@ _ENTITIES = {
 }
 
 
-class PipedriveReceiver:
+class PipedriveReceiver(ReceiverBase):
     def __init__(
         self,
         client: PipedriveClient,

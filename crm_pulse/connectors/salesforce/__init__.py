@@ -41,6 +41,7 @@ class SalesforceConnector(Connector):
     def __init__(self, name: str, settings: Any) -> None:
         if not isinstance(settings, SalesforceSettings):
             settings = SalesforceSettings.model_validate(settings)
+        self.poll_interval = settings.poll_interval
         super().__init__(name, settings)
         self.client = SalesforceClient(settings)
         self.mapper = SalesforceMapper(

@@ -21,7 +21,6 @@ import asyncio
 import csv
 import io
 import logging
-import random
 import re
 import threading
 import time
@@ -35,7 +34,8 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.bulk2 import SFBulk2Handler
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
-from ...errors import FatalError, RateLimited, RetriableError
+from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError
+from ...retry import Backoff, retrying
 from .errors import VENDOR_ERRORS, translate
 from .settings import SalesforceSettings
 
@@ -136,7 +136,8 @@ class SalesforceClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.attempts = attempts
+        self.backoff = Backoff(initial=1.0, maximum=30.0, attempts=attempts)
+        """Retries of reads (:mod:`crm_pulse.retry`); writes are not retried here."""
         self.limit_pause = limit_pause
         """Seconds to pause after 403 REQUEST_LIMIT_EXCEEDED (Salesforce sends no Retry-After)."""
         self.sleep = sleep
@@ -224,25 +225,22 @@ class SalesforceClient:
 
     async def call(self, what: str, fn: Callable[[Salesforce], T], *, retry: bool = True) -> T:
         """Run ``fn(sf)`` in a thread; vendor errors are translated, reads retried."""
-        attempt = 0
-        while True:
-            attempt += 1
+
+        async def once() -> T:
             try:
                 return await asyncio.to_thread(self._run, what, fn)
             except VENDOR_ERRORS as exc:  # the one place vendor errors are translated
-                error = translate(exc, what, pause=self.limit_pause)
-            if (
-                not retry
-                or attempt >= self.attempts
-                or isinstance(error, RateLimited)
-                or not isinstance(error, RetriableError)
-            ):
-                raise error
-            wait = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
-            log.info(
-                "retrying Salesforce call", extra={"what": what, "wait": wait, "reason": str(error)}
+                raise translate(exc, what, pause=self.limit_pause) from None
+
+        def worth_retrying(error: CrmPulseError) -> bool:
+            # a used-up API allocation is not waited out here: the caller pauses or schedules
+            return (
+                retry and isinstance(error, RetriableError) and not isinstance(error, RateLimited)
             )
-            await self.sleep(wait)
+
+        return await retrying(
+            f"Salesforce {what}", once, self.backoff, retry_on=worth_retrying, sleep=self.sleep
+        )
 
     # ------------------------------------------------------------ endpoints
     async def query_chunks(

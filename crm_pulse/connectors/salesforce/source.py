@@ -27,14 +27,13 @@ The cursor is plain data: ``{sObject: {"t": ms, "id": "006...", "deleted_t": ms}
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from ...errors import DataError
 from ...metrics.events import Event
-from ..protocols import Cursor, Page
+from ..protocols import BadRecord, Cursor, Page
 from .client import SalesforceClient
 from .mapping import MODSTAMP, SalesforceMapper, format_soql_time, to_ms
 from .settings import SalesforceSettings
@@ -43,7 +42,6 @@ __all__ = ["SalesforceSource"]
 
 log = logging.getLogger("crm_pulse.salesforce")
 
-SKIPPED_KEPT = 100
 """How many of the latest unmapped records are kept for inspection (each is also logged)."""
 
 CHUNK = 2000
@@ -70,20 +68,16 @@ class SalesforceSource:
         self.bulk_threshold: int | None = BULK_THRESHOLD
         """A backfill from scratch of an object with more records than this uses the Bulk API
         2.0 (None: never)."""
-        self.skipped: deque[str] = deque(maxlen=SKIPPED_KEPT)
-        """Records that could not be mapped (each reported once, with where and why)."""
 
     def _soql(self, sobject: str, fields: list[str], where: list[str]) -> str:
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         return f"SELECT {', '.join(fields)} FROM {sobject}{clause} ORDER BY {MODSTAMP} ASC, Id ASC"
 
-    def _event(self, sobject: str, record: dict[str, Any]) -> Event | None:
+    def _event(self, sobject: str, record: dict[str, Any]) -> Event | BadRecord:
         try:
             return self.mapper.event(sobject, record)
-        except DataError as exc:  # reported, never silently dropped
-            self.skipped.append(str(exc))
-            log.warning("Salesforce record not mapped", extra={"reason": str(exc)})
-            return None
+        except DataError as exc:  # reported in the page (skipped and quarantined), never dropped
+            return BadRecord(sobject, str(record.get("Id") or ""), exc.reason, exc.where)
 
     async def _scan(
         self, sobject: str, cursor: dict[str, Any], *, backfill: bool
@@ -114,18 +108,21 @@ class SalesforceSource:
             f"query {sobject}", soql, include_deleted=archived, size=self.chunk
         ):
             events: list[Event] = []
+            bad: list[BadRecord] = []
             for record in records:
                 ms = to_ms(record.get(MODSTAMP)) or 0
                 rid = str(record.get("Id"))
                 if after is not None and (ms, rid) <= after:
                     continue  # read before the backfill was interrupted
                 event = self._event(sobject, record)
-                if event is not None:
+                if isinstance(event, BadRecord):
+                    bad.append(event)
+                else:
                     events.append(event)
                 if ms >= int(state.get("t", 0)):
                     state.update(t=ms, id=rid)
             cursor = {**cursor, sobject: dict(state)}
-            yield Page(events, cursor)
+            yield Page(events, cursor, skipped=bad)
 
     async def _bulk(
         self, sobject: str, where: list[str], cursor: dict[str, Any], *, archived: bool
@@ -141,13 +138,16 @@ class SalesforceSource:
             f"bulk query {sobject}", sobject, soql, include_deleted=archived
         ):
             events: list[Event] = []
+            bad: list[BadRecord] = []
             for record in records:
                 key = (to_ms(record.get(MODSTAMP)) or 0, str(record.get("Id")))
                 best = key if best is None or key > best else best
                 event = self._event(sobject, record)
-                if event is not None:
+                if isinstance(event, BadRecord):
+                    bad.append(event)
+                else:
                     events.append(event)
-            yield Page(events, cursor)
+            yield Page(events, cursor, skipped=bad)
         if best is not None:
             state.update(t=best[0], id=best[1])
         yield Page([], {**cursor, sobject: state})
@@ -163,15 +163,18 @@ class SalesforceSource:
             f"queryAll deleted {sobject}", soql, include_deleted=True, size=self.chunk
         ):
             events: list[Event] = []
+            bad: list[BadRecord] = []
             for record in records:
                 try:
                     events.append(self.mapper.delete(sobject, record))
                 except DataError as exc:
-                    self.skipped.append(str(exc))
+                    bad.append(
+                        BadRecord(sobject, str(record.get("Id") or ""), exc.reason, exc.where)
+                    )
                     continue
                 state["deleted_t"] = max(int(state.get("deleted_t", 0)), events[-1].version)
             cursor = {**cursor, sobject: dict(state)}
-            yield Page(events, cursor)
+            yield Page(events, cursor, skipped=bad)
 
     async def _run(self, cursor: Cursor | None, *, backfill: bool) -> AsyncIterator[Page]:
         current: dict[str, Any] = dict(cursor or {})

@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
-from ..protocols import WebhookRequest
+from ..protocols import ReceiverBase, WebhookRequest
 from .client import SalesforceClient
 from .mapping import MODSTAMP, SalesforceMapper
 from .settings import OutboundMessages
@@ -142,7 +142,7 @@ def parse_notifications(body: bytes) -> tuple[str, list[Notification]]:
     return message.organization_id, message.notifications
 
 
-class OutboundMessageReceiver:
+class OutboundMessageReceiver(ReceiverBase):
     """The :class:`~crm_pulse.connectors.protocols.WebhookReceiver` for Outbound Messages."""
 
     def __init__(

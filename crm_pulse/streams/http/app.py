@@ -82,8 +82,8 @@ def build_app(
         return handle
 
     async def _handle(name: str, receiver: WebhookReceiver, request: web.Request) -> web.Response:
-        limit = getattr(receiver, "max_body_bytes", None)
-        if isinstance(limit, int) and (request.content_length or 0) > limit:
+        limit = receiver.max_body_bytes
+        if limit is not None and (request.content_length or 0) > limit:
             # refused before reading: the sender learns the limit, we buffer nothing
             log.warning(
                 "webhook refused: body too large",
@@ -111,16 +111,14 @@ def build_app(
         except DataError as exc:
             log.warning("webhook body refused", extra={"connector": name, "reason": str(exc)})
             answer: dict[str, object] = {"error": "bad request", "reason": str(exc)}
-            problems = getattr(exc, "problems", None)
-            if isinstance(problems, list):  # the ingress names every bad item
-                answer["problems"] = [p.as_dict() for p in problems if hasattr(p, "as_dict")]
+            problems = exc.item_problems()
+            if problems:  # the ingress names every bad item
+                answer["problems"] = problems
             return _json(answer, 400)
         try:
             await inbox.accept(name, req)
         except Exception as exc:
-            release = getattr(receiver, "release", None)
-            if callable(release):
-                release(req)
+            receiver.release(req)
             log.error(
                 "webhook could not be stored; answered 503",
                 extra={"connector": name, "reason": type(exc).__name__},
@@ -128,9 +126,9 @@ def build_app(
             return _json(
                 {"error": "unavailable", "reason": "not stored; retry"}, 503, {"Retry-After": "5"}
             )
-        ack = getattr(receiver, "ack_response", None)
-        if callable(ack):
-            content_type, payload = ack(req)
+        ack = receiver.ack_response(req)
+        if ack is not None:
+            content_type, payload = ack
             return web.Response(body=payload, status=200, content_type=content_type.split(";")[0])
         return _json({"accepted": True}, 200)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from ...connectors.protocols import Sink, WriteResult
 from ...errors import FatalError, RateLimited, RetriableError, SkippableError
-from .backoff import Backoff
+from ...retry import Backoff
 from .outbox import OutboxItem, Outcome, SQLiteOutbox
 
 __all__ = ["Writer", "WriterStats"]

@@ -14,7 +14,8 @@ from typing import Any
 
 from crm_pulse.connectors.hubspot import HubSpotConnector
 from crm_pulse.connectors.hubspot.settings import HubSpotSettings
-from crm_pulse.connectors.protocols import WebhookRequest
+from crm_pulse.connectors.protocols import FieldSpec, WebhookRequest
+from crm_pulse.sandbox.conformance import Harness
 from crm_pulse.sandbox.hubspot import FakeHubSpot
 from crm_pulse.sandbox.server import FakeServer, TestCA
 
@@ -23,7 +24,7 @@ APP_SECRET = "hubspot-app-secret-for-tests"
 FIELD = "crm_pulse_win_rate"
 
 
-class HubSpotHarness:
+class HubSpotHarness(Harness):
     kind = "hubspot"
     records_per_call = 100
 
@@ -53,6 +54,11 @@ class HubSpotHarness:
                 )
             )
         return ids
+
+    def seed_bad_deal(self) -> str:
+        (deal,) = self.seed_deals(1)
+        self.fake.update("deals", deal, {"closedate": "not a date", "dealstage": "closedwon"})
+        return deal
 
     def touch(self, deal_id: str) -> None:
         amount = float(self.fake.value("deals", deal_id, "amount") or 0)
@@ -84,6 +90,9 @@ class HubSpotHarness:
 
     def rate_limit(self, requests: int, retry_after: float) -> None:
         self.fake.rate_limit(requests, retry_after)
+
+    def new_field(self) -> FieldSpec:
+        return FieldSpec("deals", "crm_pulse_conformance", "Conformance", unit="rate")
 
 
 def settings(server: FakeServer, ca: TestCA, **extra: Any) -> HubSpotSettings:

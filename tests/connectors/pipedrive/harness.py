@@ -9,7 +9,8 @@ from typing import Any
 
 from crm_pulse.connectors.pipedrive import PipedriveConnector
 from crm_pulse.connectors.pipedrive.settings import PipedriveSettings
-from crm_pulse.connectors.protocols import WebhookRequest
+from crm_pulse.connectors.protocols import FieldSpec, WebhookRequest
+from crm_pulse.sandbox.conformance import Harness
 from crm_pulse.sandbox.pipedrive import FakePipedrive
 from crm_pulse.sandbox.server import FakeServer
 
@@ -18,7 +19,7 @@ HOOK_USER, HOOK_PASSWORD = "crm-pulse", "hook-password-for-tests"
 FIELD = "Win rate"
 
 
-class PipedriveHarness:
+class PipedriveHarness(Harness):
     kind = "pipedrive"
     records_per_call = 1
 
@@ -45,6 +46,11 @@ class PipedriveHarness:
             }
             ids.append(self.fake.create("deals", data, at=at))
         return ids
+
+    def seed_bad_deal(self) -> str:
+        (deal,) = self.seed_deals(1)
+        self.fake.records["deals"][deal]["value"] = "not money"
+        return deal
 
     def touch(self, deal_id: str) -> None:
         value = self.fake.records["deals"][deal_id]["value"]
@@ -76,6 +82,9 @@ class PipedriveHarness:
 
     def rate_limit(self, requests: int, retry_after: float) -> None:
         self.fake.rate_limit(requests, retry_after)
+
+    def new_field(self) -> FieldSpec:
+        return FieldSpec("deal", "Conformance score", "Conformance score")
 
 
 @contextlib.asynccontextmanager

@@ -7,9 +7,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from crm_pulse.connectors.protocols import WebhookRequest
+from crm_pulse.connectors.protocols import FieldSpec, WebhookRequest
 from crm_pulse.connectors.salesforce import SalesforceConnector
 from crm_pulse.connectors.salesforce.settings import SalesforceSettings
+from crm_pulse.sandbox.conformance import Harness
 from crm_pulse.sandbox.salesforce import FakeSalesforce
 from crm_pulse.sandbox.server import FakeServer, TestCA
 
@@ -21,7 +22,7 @@ PAGE = 200
 """A small query page, so 450 records take three pages linked by nextRecordsUrl."""
 
 
-class SalesforceHarness:
+class SalesforceHarness(Harness):
     kind = "salesforce"
     records_per_call = 200
 
@@ -53,6 +54,11 @@ class SalesforceHarness:
                 )
             )
         return ids
+
+    def seed_bad_deal(self) -> str:
+        (deal,) = self.seed_deals(1)
+        self.fake.records["Opportunity"][deal]["Amount"] = "not money"
+        return deal
 
     def touch(self, deal_id: str) -> None:
         amount = float(self.fake.value("Opportunity", deal_id, "Amount") or 0)
@@ -89,6 +95,9 @@ class SalesforceHarness:
         # the connector's own setting, set here to the value the suite asks for.
         self.fake.refuse(requests)
         self.connector.client.limit_pause = retry_after
+
+    def new_field(self) -> FieldSpec:
+        return FieldSpec("Opportunity", "Conformance__c", "Conformance", unit="rate")
 
 
 def settings(server: FakeServer, ca: TestCA, **extra: Any) -> SalesforceSettings:

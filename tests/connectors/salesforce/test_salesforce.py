@@ -202,11 +202,14 @@ async def test_a_record_that_cannot_be_mapped_is_reported_not_dropped_silently()
         (good,) = h.seed_deals(1)
         bad = h.fake.create("Opportunity", {"Name": "x", "StageName": "Prospecting", "Amount": 5.0})
         h.fake.records["Opportunity"][bad]["Amount"] = "not money"
-        events, _ = await drain(h.connector.source.backfill(None))
+        events, skipped = [], []
+        async for page in h.connector.source.backfill(None):
+            events.extend(page.events)
+            skipped.extend(page.skipped)
         assert good in {e.id for e in events} and bad not in {e.id for e in events}
-        assert len(h.connector.source.skipped) == 1
-        assert f"Salesforce Opportunity {bad}" in h.connector.source.skipped[0]
-        assert "amount" in h.connector.source.skipped[0]
+        assert [(r.object, r.id) for r in skipped] == [("Opportunity", bad)]  # to quarantine
+        assert f"Salesforce Opportunity {bad}" in str(skipped[0])
+        assert "amount" in skipped[0].reason
 
 
 # ---------------------------------------------------------------------- pull

@@ -1,0 +1,120 @@
+"""Canonical events, as a connector makes them.
+
+Every connector turns its CRM's records into :class:`~crm_pulse.metrics.events.Event` objects:
+an **upsert** carries the record's complete current state in canonical fields, a **delete**
+only its identity. ``version`` orders the states of one record (use the CRM's last-modified
+time in milliseconds): an older version never overwrites a newer one, so pages may overlap and
+webhooks may race polls.
+
+The canonical objects and their fields (metrics-spec section 1) are :data:`CANONICAL_FIELDS`;
+a field a connector cannot fill is left out, never guessed. Values are strings or JSON numbers
+as they come: times in ISO 8601 with an offset, amounts as decimal strings, dates as
+``YYYY-MM-DD``, enumerations as one of their listed values.
+
+=================  ===============================================================
+object             fields
+=================  ===============================================================
+account            owner_id, domain, customer_since, churned_at, created_at
+contact            account_id, owner_id, email, lifecycle (lead/customer/other),
+                   created_at, converted_at
+deal               account_id, owner_id, pipeline, stage, stage_entered_at,
+                   status (open/won/lost), type (new/upsell/renewal/other), amount,
+                   created_at, closed_at
+ticket             account_id, owner_id, status (open/closed), created_at, closed_at
+activity           owner_id, account_id, type (call/email/meeting/task/note), occurred_at
+survey_response    account_id, contact_id, survey (nps/csat), score, submitted_at
+quota, spend       made from the deployment file, not by connectors
+=================  ===============================================================
+
+:func:`upsert` and :func:`delete` build events and turn a value that does not fit its field
+into a :class:`~crm_pulse.errors.DataError` naming the record; :func:`map_records` applies a
+record-to-event function to a batch and sets aside the records it cannot map as
+:class:`~crm_pulse.connectors.protocols.BadRecord` -- put them in the
+:class:`~crm_pulse.connectors.protocols.Page`'s ``skipped`` and the runtime quarantines them
+(skipped, counted, kept with their reason) while the page's good events go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, TypeVar
+
+from pydantic import ValidationError
+
+from ..errors import DataError
+from ..metrics.events import BUILTIN_OBJECTS, Event, FieldType, ObjectSchema
+from .protocols import BadRecord
+
+__all__ = ["CANONICAL_FIELDS", "FieldType", "delete", "map_records", "upsert"]
+
+CANONICAL_FIELDS: Mapping[str, ObjectSchema] = BUILTIN_OBJECTS
+"""Canonical object -> field name -> :class:`FieldType` (or the set of allowed values)."""
+
+R = TypeVar("R")
+
+
+def upsert(
+    source: str, object: str, id: str | int, version: int, fields: Mapping[str, Any]
+) -> Event:
+    """The current state of a record; ``fields`` in canonical names. A field of a canonical
+    object outside :data:`CANONICAL_FIELDS` or a value that does not fit its type is a
+    :class:`~crm_pulse.errors.DataError` naming the record and the field."""
+    schema = CANONICAL_FIELDS.get(object)
+    if schema is not None:
+        unknown = sorted(set(fields) - set(schema))
+        if unknown:
+            raise DataError(
+                f"not canonical {object} field(s): {', '.join(unknown)}", where=f"{object} {id}"
+            )
+    return _event(source, object, id, "upsert", version, dict(fields))
+
+
+def delete(source: str, object: str, id: str | int, version: int) -> Event:
+    """The record is gone (deleted, archived, merged away)."""
+    return _event(source, object, id, "delete", version, {})
+
+
+def _event(
+    source: str,
+    object: str,
+    id: str | int,
+    op: Literal["upsert", "delete"],
+    version: int,
+    fields: dict[str, Any],
+) -> Event:
+    try:
+        return Event.model_validate(
+            {
+                "source": source,
+                "object": object,
+                "id": id,
+                "op": op,
+                "version": version,
+                "fields": fields,
+            }
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}".lstrip(": ") for e in exc.errors()
+        )
+        raise DataError(reasons, where=f"{object} {id}") from None
+
+
+def map_records(
+    records: Iterable[R],
+    to_events: Callable[[R], Iterable[Event]],
+    *,
+    describe: Callable[[R], tuple[str, str]] = lambda record: ("record", ""),
+) -> tuple[list[Event], list[BadRecord]]:
+    """``to_events`` applied to every record: (events, records set aside). A record whose
+    mapping raises :class:`~crm_pulse.errors.DataError` becomes a BadRecord with the reason;
+    ``describe`` names a record as (object, id) for it."""
+    events: list[Event] = []
+    bad: list[BadRecord] = []
+    for record in records:
+        try:
+            events.extend(to_events(record))
+        except DataError as exc:
+            object, id = describe(record)
+            bad.append(BadRecord(object, id, exc.reason, where=exc.where))
+    return events, bad

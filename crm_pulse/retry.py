@@ -1,0 +1,142 @@
+"""One retry policy for every loop that tries again after a failure.
+
+Vendor clients (HubSpot, Salesforce, Pipedrive, and plugins), the write-back outbox, the webhook
+inbox and the pollers all wait the same way:
+
+* exponential backoff with **full jitter**: after the n-th failure wait a random time in
+  ``[0, min(maximum, initial * 2**(n-1))]``, so that many callers failing together do not come
+  back together (AWS Architecture Blog, "Exponential Backoff And Jitter");
+* the **vendor's word wins**: when the failure carries a wait (``RateLimited.retry_after``, read
+  from ``Retry-After`` or a vendor reset header by :func:`wait_from_headers`), that is the
+  wait -- unless it is longer than ``max_wait``, in which case the caller gets the error at once
+  (a write-back outbox can schedule it; a thread should not sleep for an hour);
+* **caps**: ``maximum`` bounds one backoff delay, ``attempts`` the number of failures.
+
+:class:`Backoff` computes delays for loops that schedule their own retries (the outbox stores a
+``retry_at``); :func:`retrying` runs an async call with the policy for the rest::
+
+    backoff = Backoff(initial=1.0, maximum=30.0, attempts=4, max_wait=30.0)
+    data = await retrying("GET /deals", lambda: client.get("/deals"), backoff)
+
+Which errors are worth a retry is the caller's choice (``retry_on``); by default a
+:class:`~crm_pulse.errors.RetriableError` (which includes ``RateLimited``) is, anything else is
+raised at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+from .errors import CrmPulseError, RateLimited, RetriableError
+
+__all__ = ["Backoff", "is_retriable", "retrying", "wait_from_headers"]
+
+T = TypeVar("T")
+
+log = logging.getLogger("crm_pulse.retry")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter, capped; the vendor's wait when it gave one."""
+
+    initial: float = 1.0
+    """Upper bound of the first delay, in seconds."""
+    maximum: float = 30.0
+    """Upper bound of any backoff delay."""
+    attempts: int | None = 4
+    """Failures allowed: after this many the caller gives up (None: never)."""
+    max_wait: float = math.inf
+    """A vendor-given wait longer than this is not waited out: the error goes to the caller."""
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def delay(self, failures: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after ``failures`` (>= 1) failures in a row; ``retry_after`` (the
+        vendor's wait, if it said one) is taken as it is."""
+        if retry_after is not None and retry_after >= 0:
+            return retry_after
+        cap = min(self.maximum, self.initial * 2.0 ** min(max(0, failures - 1), 64))
+        return self.rng.uniform(0, cap)
+
+    def exhausted(self, failures: int) -> bool:
+        """True when ``failures`` failures are all the tries allowed."""
+        return self.attempts is not None and failures >= self.attempts
+
+
+def is_retriable(error: CrmPulseError) -> bool:
+    """The default ``retry_on``: transient failures and rate limits."""
+    return isinstance(error, RetriableError)
+
+
+async def retrying(
+    what: str,
+    call: Callable[[], Awaitable[T]],
+    backoff: Backoff,
+    *,
+    retry_on: Callable[[CrmPulseError], bool] = is_retriable,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> T:
+    """Await ``call()`` until it succeeds, waiting between failures as ``backoff`` says.
+
+    ``call`` raises crm-pulse errors (vendor errors translated). An error ``retry_on`` refuses,
+    the last allowed failure, or a vendor wait over ``backoff.max_wait`` is raised as it is.
+    """
+    failures = 0
+    while True:
+        try:
+            return await call()
+        except CrmPulseError as error:
+            failures += 1
+            if backoff.exhausted(failures) or not retry_on(error):
+                raise
+            told = error.retry_after if isinstance(error, RateLimited) else None
+            wait = backoff.delay(failures, told)
+            if wait > backoff.max_wait:
+                raise
+            log.info("retrying %s", what, extra={"what": what, "wait": wait, "reason": str(error)})
+        await sleep(wait)
+
+
+def wait_from_headers(
+    headers: Mapping[str, str],
+    *,
+    reset: str | None = None,
+    reset_is: str = "seconds",
+    now: Callable[[], float] = time.time,
+) -> float | None:
+    """The wait an HTTP answer asks for, in seconds, or None if it names none.
+
+    ``Retry-After`` first (delta-seconds or an HTTP date); else the vendor's reset header
+    ``reset`` (Pipedrive's ``x-ratelimit-reset``), read as seconds from now
+    (``reset_is="seconds"``) or as a Unix time (``"epoch"``). Header names are matched
+    case-insensitively; a value that is not a number or date is ignored.
+    """
+    lower = {k.lower(): v for k, v in headers.items()}
+    retry_after = lower.get("retry-after")
+    if retry_after is not None:
+        text = retry_after.strip()
+        try:
+            return max(0.0, float(text))
+        except ValueError:
+            pass
+        try:
+            return max(0.0, parsedate_to_datetime(text).timestamp() - now())
+        except (TypeError, ValueError, IndexError):
+            pass
+    if reset is not None:
+        value = lower.get(reset.lower())
+        try:
+            seconds = float(value) if value is not None else None
+        except ValueError:
+            seconds = None
+        if seconds is not None and math.isfinite(seconds):
+            return max(0.0, seconds - now() if reset_is == "epoch" else seconds)
+    return None

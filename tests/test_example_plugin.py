@@ -1,0 +1,151 @@
+"""The example plugin (examples/plugin), installed with pip like any third-party connector and
+used from outside: `crm-pulse check` reports its settings problems with file and line,
+`crm-pulse run` writes a value into its simulator, and it passes the shipped conformance suite."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crm_pulse.sandbox import FakeServer
+
+PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "plugin"
+CLI = [sys.executable, "-m", "crm_pulse.cli"]
+
+
+@pytest.fixture(scope="session")
+def example_plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """pip-installs a copy of examples/plugin into this environment; uninstalls it after."""
+    source = tmp_path_factory.mktemp("plugin") / "plugin"
+    shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    done = subprocess.run(
+        [*pip, "install", "--no-deps", str(source)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    importlib.invalidate_caches()
+    try:
+        yield source
+    finally:
+        subprocess.run([*pip, "uninstall", "-y", "crm-pulse-tinycrm"], capture_output=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    return {**env, **extra}
+
+
+def test_check_reports_a_typo_in_the_plugins_settings_with_file_and_line(
+    example_plugin: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "deploy.yaml"
+    config.write_text(
+        textwrap.dedent(
+            """\
+            connectors:
+              - tinycrm:
+                  base_url: https://acme.tinycrm.example
+                  api_key: ${TINY_KEY}
+                  pol_interval: 30s
+            """
+        )
+    )
+    done = subprocess.run(
+        [*CLI, "check", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=_env(TINY_KEY="tiny-secret-key"),
+    )
+    assert done.returncode == 2
+    assert (
+        f"{config}:5: connectors[0].tinycrm.pol_interval: unknown key 'pol_interval' "
+        "(did you mean 'poll_interval'?)"
+    ) in done.stdout
+    assert "tiny-secret-key" not in done.stdout + done.stderr
+    config.write_text(config.read_text().replace("pol_interval", "poll_interval"))
+    ok = subprocess.run(
+        [*CLI, "check", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=_env(TINY_KEY="tiny-secret-key"),
+    )
+    assert ok.returncode == 0, ok.stdout
+    assert "tinycrm (tinycrm, poll every 30s)" in ok.stdout
+
+
+def test_run_writes_the_value_into_the_plugins_simulator(
+    example_plugin: Path, tmp_path: Path
+) -> None:
+    from tinycrm_pulse.simulator import TinyCrmSimulator
+
+    sim = TinyCrmSimulator("tiny-key")
+    company = sim.create("companies", {"name": "ACME"})
+    sim.add_field("companies", "won_mtd")
+    now_ms = int(time.time() * 1000)
+    won = {"status": "won", "owner": "u1", "company": company, "closed_at": now_ms}
+    sim.create("deals", {**won, "amount": "100.50"})
+    sim.create("deals", {**won, "amount": "250"})
+    sim.create("deals", {"status": "open", "owner": "u1", "amount": "999"})
+    with FakeServer(sim.app()) as server:
+        config = tmp_path / "deploy.yaml"
+        config.write_text(
+            textwrap.dedent(
+                f"""\
+                connectors:
+                  - tinycrm:
+                      name: tiny
+                      base_url: {server.url}
+                      api_key: ${{TINY_KEY}}
+                      poll_interval: 1s
+                writeback:
+                  - metric: won_revenue
+                    window: month
+                    target: {{connector: tiny, object: companies, record: "{company}", field: won_mtd}}
+                runtime:
+                  state_path: {tmp_path / "state.sqlite"}
+                  listen: 127.0.0.1:{_free_port()}
+                  debounce: 0s
+                """
+            )
+        )
+        done = subprocess.run(
+            [*CLI, "run", "--config", str(config), "--for", "6"],
+            capture_output=True,
+            text=True,
+            env=_env(TINY_KEY="tiny-key"),
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        value: Any = sim.value("companies", company, "won_mtd")
+    assert value is not None and float(value) == pytest.approx(350.5)
+
+
+def test_the_plugin_passes_the_shipped_conformance_suite(example_plugin: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=example_plugin,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    summary = done.stdout.strip().splitlines()[-1]
+    assert "12 passed" in summary and "failed" not in summary and "skipped" not in summary
