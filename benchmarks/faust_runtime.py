@@ -1,15 +1,24 @@
-"""Faust runtime benchmark: one worker against the embedded runtime, in the same run.
+"""Faust runtime benchmark: workers against the embedded runtime and the engine, in one run.
 
-    .venv/bin/python benchmarks/faust_runtime.py [--events 20000]
+    .venv/bin/python benchmarks/faust_runtime.py --events 5000 [--workers 2] [--profile DIR]
 
 Starts a throw-away Kafka (scripts/kafka/broker.py) and reports:
 
+* events/s through the embedded runtime on a file source, timed from the moment the events are
+  appended to the file it follows (the process is started and warm, like the Faust worker;
+  the former figure included the process start), and the engine's own replay rate on the same
+  events (parse + apply, best of 3): their ratio;
 * events/s through one Faust worker (publish N events, time until the sink holds the values a
-  recompute gives) and through the embedded runtime on the same events (a file source), and
-  their ratio;
+  recompute gives) and its ratio to the embedded runtime; with ``--workers 2``, the same events
+  through two workers of a fresh app on the same broker, and the ratio to one worker;
+* the CPU each took while timed, as CPU seconds per wall second (``/proc``): the broker's and
+  the workers' (1.0 = one core busy the whole time);
 * end-to-end latency publish -> value written to the sink, p50/p99 over single changes;
 * recovery: a worker killed with SIGKILL, a new one started: time until it writes again (table
   recovery from the changelog included).
+
+``--profile DIR`` runs the embedded runtime and the first worker under py-spy (``pip install
+py-spy``) and leaves raw profiles (``embedded.txt``, ``worker.txt``) in DIR.
 """
 
 from __future__ import annotations
