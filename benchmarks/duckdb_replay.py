@@ -155,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         replay = time.perf_counter() - t0
     # a report has no row for a group whose metric has no data at all (an owner with lost
     # deals only has no won revenue row); DuckDB's 0 there is the same answer
-    wrong = [
-        (k, v, got.get(k)) for k, v in want.items() if got.get(k, v if not v else None) != v
-    ]
+    wrong = [(k, v, got.get(k)) for k, v in want.items() if got.get(k, v if not v else None) != v]
     assert not wrong, f"the engine and DuckDB disagree: {wrong[:5]}"
     result: dict[str, Any] = {
         "deals": args.deals,
