@@ -77,7 +77,8 @@ def run_worker(
             await runtime.run(asyncio.Event(), serve=serve_runtime)
 
         pipeline.app.task(run_edge)
-    _Worker(pipeline.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    worker = _worker_class()(pipeline.app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()
 
 
 def _worker_class() -> Any:
@@ -94,7 +95,3 @@ def _worker_class() -> Any:
             logger.setLevel(level)
 
     return Worker
-
-
-def _Worker(*args: Any, **kwargs: Any) -> Any:
-    return _worker_class()(*args, **kwargs)
