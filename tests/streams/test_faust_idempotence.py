@@ -524,3 +524,59 @@ def test_messages_read_back_are_acknowledged_to_faust_after_their_batch_commits(
     with pytest.raises(RuntimeError):
         asyncio.run(pipeline._ordered(stage, [Event(Message("t", 0, 9, b"k", b"9"))]))
     assert acked == []  # not committed: not acknowledged
+
+
+def test_a_worker_publishes_zero_for_a_group_whose_data_is_all_in_earlier_windows() -> None:
+    """An account whose wins are all in earlier quarters has won revenue 0 this quarter (replay
+    has that row): the aggregates stage publishes it the first time the group's buckets move,
+    on a worker that just took the group over as on one that always had it."""
+    import time
+
+    deployment = load_config_text(
+        "connectors:\n  - file: {name: crm, path: out.jsonl}\n"
+        "writeback:\n"
+        "  - {metric: won_revenue, window: quarter, group: account_id,"
+        " target: {connector: crm, object: Account, field: won_qtd}}\n"
+        "runtime:\n  kind: faust\n"
+        '  faust: {app_id: zeros-test, broker: "kafka://127.0.0.1:1"}\n',
+        file="deploy.yaml",
+        resolve_secrets=False,
+    )
+    pipeline = FaustPipeline(deployment, sinks={"crm": object()})
+    windows = deployment.window_specs()
+    records = GroupedStore(Table({}, [10**9]), by_record)
+    phase1 = RecordPhase(Engine(pipeline.catalog, records, windows), records)
+    groups = GroupedStore(Table({}, [10**9]), by_group)
+    pipeline.aggregates.phase = AggregatePhase(
+        Engine(pipeline.catalog, groups, windows), groups, pipeline.planner.wanted
+    )
+    published: dict[str, Any] = {}
+
+    class Values:
+        async def send(self, key: bytes, value: bytes) -> Any:
+            row = json.loads(value)
+            published[row["record_id"]] = row["value"]
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+    pipeline.aggregates.values = Values()
+    now = time.time()
+
+    def won(i: int, account: str, closed: float) -> bytes:
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(closed))
+        fields = {"account_id": account, "status": "won", "amount": "100", "closed_at": at}
+        return json.dumps(
+            {"source": "s", "object": "deal", "id": str(i), "op": "upsert", "version": 1}
+            | {"fields": {**fields, "owner_id": "u1", "created_at": at, "type": "new"}}
+        ).encode()
+
+    bodies = [won(1, "a1", now - 200 * 86_400), won(2, "a2", now - 3600)]
+    messages = [
+        Message("deltas", 0, o, key, body)
+        for o, (key, body) in enumerate(
+            out for i, b in enumerate(bodies) for out in phase1.apply(b, 0, i)
+        )
+    ]
+    asyncio.run(pipeline.aggregates.apply([(Anchor("deltas", 0), messages)]))
+    assert published == {"a1": 0, "a2": 100}
