@@ -244,11 +244,11 @@ class FaustPipeline:
                     parts.append((events[-1], messages))
             if parts:
                 await stage.apply(parts)
-            self._acknowledge(stage.order.take_repaired())
         except BaseException:
             stage.rollback()  # nothing half-done is committed later: positions included
             stage.order.take_repaired()
             raise
+        self._acknowledge(stage.order.take_repaired())  # committed: Faust may move past them
 
     def _acknowledge(self, messages: Sequence[Message]) -> None:
         """Acknowledge messages read back from Kafka (and now committed) to Faust's consumer, so
@@ -260,13 +260,16 @@ class FaustPipeline:
         from faust.types import Message as FaustMessage
 
         consumer = self.app.consumer
-        for m in messages:
-            tp = TP(m.topic, m.partition)
-            consumer.ack(
-                FaustMessage(
-                    m.topic, m.partition, m.offset, 0.0, 0, [], m.key, m.value, None, tp=tp
+        try:
+            for m in messages:
+                tp = TP(m.topic, m.partition)
+                consumer.ack(
+                    FaustMessage(
+                        m.topic, m.partition, m.offset, 0.0, 0, [], m.key, m.value, None, tp=tp
+                    )
                 )
-            )
+        except Exception:  # the batch is committed: a failed acknowledgement only delays Faust's
+            log.warning("could not acknowledge messages read back to Faust", exc_info=True)
 
     async def _records(self, stream: Any) -> None:
         async for batch in stream.take_events(BATCH, within=BATCH_WINDOW):
