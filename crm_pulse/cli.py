@@ -74,6 +74,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     as_of = _as_of(args.as_of)
     catalog, config_events = _catalog_and_events(args.config)
     engine = Engine(catalog, windows=windows)
+    engine.advance(as_of)  # records dated after the as-of time count nowhere yet
     engine.apply_all(config_events)
     errors: list[LineError] = []
     try:
@@ -87,6 +88,47 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             err.write(f"{args.events}: {e}\n")
         more = " (first 20 shown)" if len(errors) > 20 else ""
         err.write(f"crm-pulse replay: skipped {len(errors)} bad line(s){more}\n")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .metrics.explain import explain, parse_group, write_explanation
+
+    as_of = _as_of(args.as_of)
+    try:
+        group = parse_group(args.group)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        if args.events is None:
+            if args.config is None:
+                raise ConfigError(
+                    "explain: give an events file, or --config FILE to read that deployment's state"
+                )
+            from .streams.explain import explain_deployment
+
+            explanation = explain_deployment(
+                _deployment(args.config, secrets=False), args.metric, args.window, group, as_of
+            )
+        else:
+            catalog, config_events = _catalog_and_events(args.config)
+            errors: list[LineError] = []
+            try:
+                events = [
+                    *config_events,
+                    *read_events_file(args.events, strict=args.strict, errors=errors),
+                ]
+            except DataError as exc:
+                err.write(f"crm-pulse explain: {args.events}: {exc}\n")
+                return 1
+            explanation = explain(catalog, events, args.metric, args.window, group, as_of)
+            if errors:
+                err.write(
+                    f"crm-pulse explain: skipped {len(errors)} bad line(s) of {args.events}\n"
+                )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    write_explanation(explanation, args.format, out)
     return 0
 
 
@@ -223,11 +265,33 @@ def _parser() -> argparse.ArgumentParser:
         "--window",
         action="append",
         default=[],
-        help="add a window kind: year or rolling:<N>d (month and quarter are always reported)",
+        help="add a window kind: day, week, year or rolling:<N>d (month and quarter are always "
+        "reported)",
     )
     replay.add_argument("--config", help="deployment file: user metrics, quotas, spend, time zone")
     replay.add_argument("--strict", action="store_true", help="stop at the first bad line")
     replay.set_defaults(run=cmd_replay)
+
+    explain = sub.add_parser(
+        "explain",
+        help="which records make a number: each record's contribution, and the value",
+        description="Per measure of the metric, each record with its contribution, and the "
+        "value they make. From an events file, or (--config without a file) from that "
+        "deployment's state.",
+    )
+    explain.add_argument("events", nargs="?", help="JSONL file of canonical events")
+    explain.add_argument("--metric", required=True, help="a metric name (crm-pulse catalog)")
+    explain.add_argument(
+        "--window", required=True, help="2026-03, 2026-Q1, 2026, FY2026-Q1, last_30d or current"
+    )
+    explain.add_argument(
+        "--group", action="append", default=[], metavar="FIELD=VALUE", help="e.g. owner_id=u3"
+    )
+    explain.add_argument("--as-of", help="ISO time or date (default: now)")
+    explain.add_argument("--config", help="deployment file (alone: read its state)")
+    explain.add_argument("--format", choices=("jsonl", "table"), default="table")
+    explain.add_argument("--strict", action="store_true", help="stop at the first bad line")
+    explain.set_defaults(run=cmd_explain)
 
     catalog = sub.add_parser("catalog", help="list the metrics with their definitions")
     catalog.add_argument("--config", help="deployment file with user-defined metrics")

@@ -47,6 +47,8 @@ def test_typed_values_are_shared_strings_and_integers() -> None:
         "owner_id": "42",
         "amount": 10_500_000,
         "closed_at": 1_767_312_000_000,
+        "source": "s",  # the record's own source and id, readable in where:
+        "id": "1",
     }
 
 

@@ -12,7 +12,9 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,19 +92,20 @@ def test_check_reports_a_typo_in_the_plugins_settings_with_file_and_line(
     assert "tinycrm (tinycrm, poll every 30s)" in ok.stdout
 
 
-def test_run_writes_the_value_into_the_plugins_simulator(
+def test_run_writes_the_value_into_the_plugins_simulator_and_takes_its_webhooks(
     example_plugin: Path, tmp_path: Path
 ) -> None:
     from tinycrm_pulse.simulator import TinyCrmSimulator
 
-    sim = TinyCrmSimulator("tiny-key")
+    sim = TinyCrmSimulator("tiny-key", webhook_secret="tiny-hook")
     company = sim.create("companies", {"name": "ACME"})
     sim.add_field("companies", "won_mtd")
     now_ms = int(time.time() * 1000)
     won = {"status": "won", "owner": "u1", "company": company, "closed_at": now_ms}
     sim.create("deals", {**won, "amount": "100.50"})
     sim.create("deals", {**won, "amount": "250"})
-    sim.create("deals", {"status": "open", "owner": "u1", "amount": "999"})
+    later = sim.create("deals", {"status": "open", "owner": "u1", "amount": "49.50"})
+    port = _free_port()
     with FakeServer(sim.app()) as server:
         config = tmp_path / "deploy.yaml"
         config.write_text(
@@ -113,28 +116,63 @@ def test_run_writes_the_value_into_the_plugins_simulator(
                       name: tiny
                       base_url: {server.url}
                       api_key: ${{TINY_KEY}}
-                      poll_interval: 1s
+                      webhook_secret: ${{TINY_HOOK}}
+                      poll_interval: 1h
                 writeback:
                   - metric: won_revenue
                     window: month
                     target: {{connector: tiny, object: companies, record: "{company}", field: won_mtd}}
                 runtime:
                   state_path: {tmp_path / "state.sqlite"}
-                  listen: 127.0.0.1:{_free_port()}
+                  listen: 127.0.0.1:{port}
                   debounce: 0s
                 """
             )
         )
-        done = subprocess.run(
-            [*CLI, "run", "--config", str(config), "--for", "6"],
-            capture_output=True,
-            text=True,
-            env=_env(TINY_KEY="tiny-key"),
-            timeout=120,
+        proc = subprocess.Popen(
+            [*CLI, "run", "--config", str(config), "--for", "30"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(TINY_KEY="tiny-key", TINY_HOOK="tiny-hook"),
         )
-        assert done.returncode == 0, done.stderr[-3000:]
-        value: Any = sim.value("companies", company, "won_mtd")
-    assert value is not None and float(value) == pytest.approx(350.5)
+        try:
+            # the backfill's value, written before any webhook
+            assert _until(lambda: sim.value("companies", company, "won_mtd")) == pytest.approx(
+                350.5
+            )
+            # polling is hourly: only the signed webhook can bring the change
+            sim.update("deals", later, {"status": "won", "closed_at": int(time.time() * 1000)})
+            headers, body = sim.webhook(later)
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/webhooks/tiny", data=body, headers=headers
+            )
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                assert answer.status == 200
+            forged = urllib.request.Request(
+                f"http://127.0.0.1:{port}/webhooks/tiny",
+                data=body,
+                headers=sim.webhook(later, secret="guessed")[0],
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(forged, timeout=10)
+            assert refused.value.code == 401
+            assert _until(
+                lambda: sim.value("companies", company, "won_mtd"), lambda v: float(v) > 350.5
+            ) == pytest.approx(400.0)
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()[-3000:]
+
+
+def _until(read: Callable[[], Any], ok: Callable[[Any], bool] = lambda v: v is not None) -> Any:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        value = read()
+        if value is not None and ok(value):
+            return float(value)
+        time.sleep(0.1)
+    raise AssertionError(f"not there after 30 s: {read()!r}")
 
 
 def test_the_plugin_passes_the_shipped_conformance_suite(example_plugin: Path) -> None:

@@ -4,7 +4,7 @@ simulators live in crm_pulse.sandbox, and connector kinds are listed only as ent
 from __future__ import annotations
 
 import ast
-from importlib.metadata import entry_points
+from importlib.metadata import distribution, entry_points
 from pathlib import Path
 
 from crm_pulse.config import settings_model
@@ -56,3 +56,40 @@ def test_every_kind_comes_from_the_entry_points_with_its_settings_model() -> Non
 def test_config_modules_stay_small() -> None:
     sizes = {p.name: len(p.read_text().splitlines()) for p in (PACKAGE / "config").glob("*.py")}
     assert max(sizes.values()) <= 500, sizes
+
+
+def test_every_builtin_connector_runs_the_shipped_conformance_suite() -> None:
+    ours = {ep.name for ep in distribution("crm-pulse").entry_points if ep.group == PLUGIN_GROUP}
+    tests = PACKAGE.parent / "tests" / "connectors"
+    for kind in ours:
+        module = tests / kind / "test_conformance.py"
+        assert module.is_file(), f"{kind} does not run the conformance suite"
+        assert "(ConformanceSuite)" in module.read_text(encoding="utf-8")
+
+
+def test_builtin_connectors_use_only_the_public_kit() -> None:
+    """Outside its own folder, a built-in connector imports only names crm_pulse.connectors
+    exports: what a plugin has is all they have."""
+    import crm_pulse.connectors as kit
+
+    outside: list[str] = []
+    for folder in (PACKAGE / "connectors").iterdir():
+        if not (folder / "__init__.py").is_file():
+            continue
+        for path in folder.rglob("*.py"):
+            where = path.relative_to(PACKAGE)
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.level >= 2:  # beyond its folder
+                    outside += [
+                        f"{where}: {node.module}.{a.name}"
+                        for a in node.names
+                        if a.name not in kit.__all__
+                    ]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    if (node.module or "").startswith("crm_pulse"):
+                        outside.append(f"{where}: {node.module}")
+                elif isinstance(node, ast.Import):
+                    outside += [
+                        f"{where}: {a.name}" for a in node.names if a.name.startswith("crm_pulse")
+                    ]
+    assert outside == []

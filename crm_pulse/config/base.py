@@ -115,7 +115,7 @@ ConnectorName = Annotated[str, AfterValidator(connector_name)]
 
 PeriodKind = Literal["month", "quarter", "year"]
 DealType = Literal["new", "upsell", "renewal", "other"]
-Lifecycle = Literal["lead", "customer", "other"]
+Lifecycle = Literal["lead", "qualified", "customer", "other"]
 ActivityType = Literal["call", "email", "meeting", "task", "note"]
 SurveyType = Literal["nps", "csat"]
 DealStatus = Literal["open", "won", "lost"]

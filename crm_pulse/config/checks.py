@@ -48,7 +48,12 @@ def check_references(deployment: Deployment) -> list[ConfigProblem]:
         return problems
     catalog: Catalog | None
     try:
-        catalog = build_catalog(defs, timezone=deployment.timezone, file=deployment.source_file)
+        catalog = build_catalog(
+            defs,
+            timezone=deployment.timezone,
+            fiscal_year_start=deployment.fiscal_year_start,
+            file=deployment.source_file,
+        )
     except ConfigError as exc:
         catalog = None
         for p in exc.problems:
@@ -70,6 +75,7 @@ def check_references(deployment: Deployment) -> list[ConfigProblem]:
                     }
                 ),
                 timezone=deployment.timezone,
+                fiscal_year_start=deployment.fiscal_year_start,
             )
         except ConfigError:
             catalog = None

@@ -3,6 +3,7 @@
 One YAML file describes a deployment::
 
     timezone: Europe/Berlin          # IANA name; calendar windows are cut in this zone
+    fiscal_year_start: 4             # optional: fiscal quarters and years (FY2026-Q1)
     connectors: [...]                # where events come from and where values are written
     metrics: {...}                   # which metrics, user definitions, quotas, spend, goals
     writeback: [...]                 # metric + window + group -> CRM object, record and field
@@ -62,6 +63,13 @@ class Deployment(ConfigModel):
     timezone: Annotated[str, AfterValidator(_timezone)] = Field(
         default="UTC", description="IANA time zone in which calendar windows are cut."
     )
+    fiscal_year_start: int = Field(
+        default=1,
+        ge=1,
+        le=12,
+        description="Month (1-12) in which the fiscal year starts; moves quarter and year "
+        "windows (labels FY2026-Q1: a fiscal year is named by the calendar year it ends in).",
+    )
     connectors: list[ConnectorEntry] = Field(
         default_factory=list,
         description="Connectors, each keyed by its kind: hubspot, salesforce, pipedrive, events "
@@ -111,7 +119,12 @@ class Deployment(ConfigModel):
 
     def catalog(self) -> Catalog:
         """The compiled catalog of this deployment (time zone, parameters, definitions)."""
-        return build_catalog(self.definitions(), timezone=self.timezone, file=self.source_file)
+        return build_catalog(
+            self.definitions(),
+            timezone=self.timezone,
+            fiscal_year_start=self.fiscal_year_start,
+            file=self.source_file,
+        )
 
     def config_events(self, version: int = 1) -> list[Event]:
         """Quotas and spend of the file as canonical events (source ``config``).

@@ -63,7 +63,7 @@ class WritebackRule(ConfigModel):
     metric: str = Field(min_length=1, description="Metric name (built-in or yours).")
     window: str = Field(
         default="month",
-        description="month, quarter, year, rolling:<N>d, or current (snapshot metrics).",
+        description="day, week, month, quarter, year, rolling:<N>d, or current (snapshot metrics).",
     )
     which: Literal["current", "previous"] = Field(
         default="current",
@@ -92,7 +92,9 @@ class WritebackRule(ConfigModel):
     @model_validator(mode="after")
     def _shape(self) -> WritebackRule:
         if self.which == "previous" and not self.window_spec.is_calendar:
-            raise ValueError("which: previous needs a calendar window (month, quarter or year)")
+            raise ValueError(
+                "which: previous needs a calendar window (day, week, month, quarter or year)"
+            )
         if len(self.group) > 1:
             raise ValueError(
                 "a write-back rule writes one value per record: use group {} or one group field"

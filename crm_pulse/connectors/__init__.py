@@ -12,7 +12,7 @@ what is exported here.
 Settings
     :class:`ConnectorSettings` (every connector: ``name``), :class:`VendorSettings` (plus
     ``poll_interval``, ``backfill_since``, ``timeout``, ``ca_cert``); field types
-    :data:`Secret` (``${ENV}`` only, a ``SecretStr``: call ``get_secret_value()`` where the
+    :class:`ConfigModel` (the strict base of nested settings), :data:`Secret` (``${ENV}`` only, a ``SecretStr``: call ``get_secret_value()`` where the
     client needs it, never log it), :data:`Duration` (``30s`` -> 30.0), :data:`HttpUrl`;
     mappings of CRM values to canonical ones (:class:`DealTypeMapping`, ...).
 Parts (each optional; declared in :mod:`.protocols`)
@@ -20,15 +20,18 @@ Parts (each optional; declared in :mod:`.protocols`)
     (:class:`ReceiverBase` gives the optional members), :class:`Sink`,
     :class:`FieldProvisioner`.
 Events
-    :func:`upsert`, :func:`delete`, :data:`CANONICAL_FIELDS`, :func:`map_records`.
+    :func:`upsert`, :func:`delete`, :data:`CANONICAL_FIELDS`, :func:`map_records`,
+    :func:`event_from_json`.
 Failures, by what the caller should do (:mod:`crm_pulse.errors`)
     one bad record -> :class:`BadRecord` in ``Page.skipped`` (skipped and quarantined, the page
     goes on); the whole call failed but may work later -> :class:`RetriableError` /
     :class:`RateLimited` (with ``retry_after``); cannot go on -> :class:`FatalError`; a forged
-    webhook -> :class:`Unauthorized`; malformed input -> :class:`DataError`.
+    webhook -> :class:`Unauthorized`; malformed input -> :class:`DataError`; settings only the
+    constructor can check -> :class:`ConfigError` with :class:`ConfigProblem` paths inside the
+    connector's section.
 """
 
-from ..config.base import HttpUrl
+from ..config.base import ConfigModel, DealStatus, HttpUrl, TicketStatus
 from ..config.connectors import ConnectorSettings, VendorSettings
 from ..config.durations import Duration
 from ..config.mappings import (
@@ -40,6 +43,8 @@ from ..config.mappings import (
 )
 from ..config.secrets import Secret
 from ..errors import (
+    ConfigError,
+    ConfigProblem,
     CrmPulseError,
     DataError,
     FatalError,
@@ -50,7 +55,7 @@ from ..errors import (
 )
 from ..metrics.events import Event
 from ..retry import Backoff, retrying, wait_from_headers
-from .canonical import CANONICAL_FIELDS, delete, map_records, upsert
+from .canonical import CANONICAL_FIELDS, FieldType, delete, event_from_json, map_records, upsert
 from .protocols import (
     BadRecord,
     Connector,
@@ -72,11 +77,15 @@ __all__ = [
     "ActivityTypeMapping",
     "Backoff",
     "BadRecord",
+    "ConfigError",
+    "ConfigModel",
+    "ConfigProblem",
     "Connector",
     "ConnectorSettings",
     "CrmPulseError",
     "Cursor",
     "DataError",
+    "DealStatus",
     "DealTypeMapping",
     "Duration",
     "Event",
@@ -84,6 +93,7 @@ __all__ = [
     "FieldOverrides",
     "FieldProvisioner",
     "FieldSpec",
+    "FieldType",
     "FieldWrite",
     "HttpUrl",
     "LifecycleMapping",
@@ -96,12 +106,14 @@ __all__ = [
     "SkippableError",
     "Source",
     "SurveyTypeMapping",
+    "TicketStatus",
     "Unauthorized",
     "VendorSettings",
     "WebhookReceiver",
     "WebhookRequest",
     "WriteResult",
     "delete",
+    "event_from_json",
     "map_records",
     "retrying",
     "upsert",

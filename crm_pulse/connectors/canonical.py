@@ -43,9 +43,17 @@ from pydantic import ValidationError
 
 from ..errors import DataError
 from ..metrics.events import BUILTIN_OBJECTS, Event, FieldType, ObjectSchema
+from ..metrics.jsonl import parse_line
 from .protocols import BadRecord
 
-__all__ = ["CANONICAL_FIELDS", "FieldType", "delete", "map_records", "upsert"]
+__all__ = [
+    "CANONICAL_FIELDS",
+    "FieldType",
+    "delete",
+    "event_from_json",
+    "map_records",
+    "upsert",
+]
 
 CANONICAL_FIELDS: Mapping[str, ObjectSchema] = BUILTIN_OBJECTS
 """Canonical object -> field name -> :class:`FieldType` (or the set of allowed values)."""
@@ -98,6 +106,12 @@ def _event(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}".lstrip(": ") for e in exc.errors()
         )
         raise DataError(reasons, where=f"{object} {id}") from None
+
+
+def event_from_json(text: str, line: int) -> Event:
+    """One canonical event written as a JSON object on line ``line`` (the JSONL format of the
+    file connector and ``crm-pulse replay``); DataError naming the line otherwise."""
+    return parse_line(text, line)
 
 
 def map_records(

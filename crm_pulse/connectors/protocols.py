@@ -219,7 +219,14 @@ class FieldProvisioner(Protocol):
 
 
 class Connector:
-    """Base class of connector plugins: declare ``kind`` and override the parts you have."""
+    """Base class of every connector, built in or plugin.
+
+    Declare ``kind`` (the entry point's name) and ``settings_model``; in ``__init__`` build the
+    parts you have (``source``, ``receiver``, ``sink``, ``provisioner``; the others stay None)
+    and set ``poll_interval`` from the settings. The runtime builds it as ``cls(name, settings)``
+    with the validated settings, uses only what is declared here, and awaits :meth:`aclose` at
+    the end. Building must not touch the network (``crm-pulse check`` builds every connector).
+    """
 
     kind: ClassVar[str] = ""
     settings_model: ClassVar[type[ConnectorSettings]] = ConnectorSettings
@@ -229,9 +236,13 @@ class Connector:
     poll_interval: float = 60.0
     """Seconds between two polls of ``source`` (set it from the settings)."""
     source: Source | None = None
+    """Pulls changes (backfill and poll)."""
     receiver: WebhookReceiver | None = None
+    """Receives the CRM's webhooks, at ``receiver.path`` on the HTTP server."""
     sink: Sink | None = None
+    """Writes metric values into custom fields."""
     provisioner: FieldProvisioner | None = None
+    """Creates the custom fields the write-back rules need."""
 
     def __init__(self, name: str, settings: Any) -> None:
         self.name = name

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from calendar import monthrange
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,6 +19,7 @@ __all__ = [
     "CALENDAR_KINDS",
     "CURRENT",
     "DAY_MS",
+    "FINE_KINDS",
     "Calendar",
     "Window",
     "WindowSpec",
@@ -27,22 +28,31 @@ __all__ = [
 ]
 
 DAY_MS = 86_400_000
-CALENDAR_KINDS = ("month", "quarter", "year")
+CALENDAR_KINDS = ("day", "week", "month", "quarter", "year")
 _MONTHS_PER = {"month": 1, "quarter": 3, "year": 12}
+FINE_KINDS = ("day", "week")
+"""Calendar windows shorter than a month: days, and ISO weeks starting on Monday. Indexes are
+the local date's ordinal (``date.toordinal()``) and ``(ordinal - 1) // 7`` (day 1 of year 1 was
+a Monday); labels ``2026-03-05`` and ``2026-W10`` (ISO year and week)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FIRST_YEAR, _LAST_YEAR = 1900, 2200
 
 
 @dataclass(frozen=True, order=True)
 class WindowSpec:
-    """A kind of window: ``month``, ``quarter``, ``year``, ``rolling`` (with ``days``), ``current``."""
+    """A kind of window: ``month``, ``quarter``, ``year``, ``rolling`` (with ``days``), ``current``.
+
+    ``fiscal``: quarters and years of a fiscal calendar (labels ``FY2026-Q1``, ``FY2026``); it
+    changes labels only, so it takes no part in comparisons (one deployment has one calendar).
+    """
 
     kind: str
     days: int = 0
+    fiscal: bool = field(default=False, compare=False)
 
     @property
     def is_calendar(self) -> bool:
-        return self.kind in _MONTHS_PER
+        return self.kind in _MONTHS_PER or self.kind in FINE_KINDS
 
     def __str__(self) -> str:
         return f"rolling:{self.days}d" if self.kind == "rolling" else self.kind
@@ -64,46 +74,74 @@ class Window:
         if kind == "month":
             year, month = divmod(self.index, 12)
             return f"{year:04d}-{month + 1:02d}"
+        if kind == "day":
+            return date.fromordinal(self.index).isoformat()
+        if kind == "week":
+            year, week, _ = date.fromordinal(self.index * 7 + 1).isocalendar()
+            return f"{year:04d}-W{week:02d}"
+        fy = "FY" if self.spec.fiscal else ""
         if kind == "quarter":
             year, quarter = divmod(self.index, 4)
-            return f"{year:04d}-Q{quarter + 1}"
+            return f"{fy}{year:04d}-Q{quarter + 1}"
         if kind == "year":
-            return f"{self.index:04d}"
+            return f"{fy}{self.index:04d}"
         if kind == "rolling":
             return f"last_{self.spec.days}d"
         return "current"
 
 
 _ROLLING = re.compile(r"^rolling:([1-9][0-9]{0,4})d$")
+_FINE_LABEL = re.compile(r"^(\d{4})-(?:(\d{2})-(\d{2})|W(\d{2}))$")
 
 
-_LABEL = re.compile(r"^(\d{4})(?:-(?:(\d{2})|Q([1-4])))?$")
+_LABEL = re.compile(r"^(FY)?(\d{4})(?:-(?:(\d{2})|Q([1-4])))?$")
 
 
 def parse_window_label(label: str) -> Window:
-    """``2026-03`` / ``2026-Q2`` / ``2026`` -> the calendar :class:`Window` it names."""
-    match = _LABEL.match(label.strip())
+    """``2026-03`` / ``2026-Q2`` / ``2026`` / ``FY2026-Q2`` / ``FY2026`` -> the :class:`Window`.
+
+    Quarter and year indexes are the same in both spellings: ``FY2026-Q1`` is index
+    ``2026 * 4`` like ``2026-Q1``; the deployment's calendar decides which months it holds.
+    """
+    text = label.strip()
+    fine = _FINE_LABEL.match(text)
+    if fine:
+        year, month, day, week = fine.groups()
+        try:
+            if week is not None:
+                monday = date.fromisocalendar(int(year), int(week), 1)
+                return Window(WindowSpec("week"), (monday.toordinal() - 1) // 7)
+            return Window(WindowSpec("day"), date(int(year), int(month), int(day)).toordinal())
+        except ValueError as exc:
+            raise ValueError(f"{label!r}: {exc}") from None
+    match = _LABEL.match(text)
     if not match:
-        raise ValueError(f"expected a window label like 2026-03, 2026-Q2 or 2026, got {label!r}")
-    year, month, quarter = match.groups()
+        raise ValueError(
+            f"expected a window label like 2026-03-05, 2026-W10, 2026-03, 2026-Q2, 2026, "
+            f"FY2026-Q2 or FY2026, "
+            f"got {label!r}"
+        )
+    fy, year, month, quarter = match.groups()
     if month is not None:
+        if fy:
+            raise ValueError(f"{label!r}: months have no fiscal label (write {year}-{month})")
         if not 1 <= int(month) <= 12:
             raise ValueError(f"month {month} in {label!r} is not 01-12")
         return Window(WindowSpec("month"), int(year) * 12 + int(month) - 1)
     if quarter is not None:
-        return Window(WindowSpec("quarter"), int(year) * 4 + int(quarter) - 1)
-    return Window(WindowSpec("year"), int(year))
+        return Window(WindowSpec("quarter", fiscal=bool(fy)), int(year) * 4 + int(quarter) - 1)
+    return Window(WindowSpec("year", fiscal=bool(fy)), int(year))
 
 
 def parse_window_spec(text: str) -> WindowSpec:
     """``month`` | ``quarter`` | ``year`` | ``rolling:Nd`` -> :class:`WindowSpec`."""
     text = text.strip()
-    if text in _MONTHS_PER:
+    if text in _MONTHS_PER or text in FINE_KINDS:
         return WindowSpec(text)
     match = _ROLLING.match(text)
     if match:
         return WindowSpec("rolling", int(match.group(1)))
-    raise ValueError(f"expected month, quarter, year or rolling:<N>d, got {text!r}")
+    raise ValueError(f"expected day, week, month, quarter, year or rolling:<N>d, got {text!r}")
 
 
 class Calendar:
@@ -111,16 +149,27 @@ class Calendar:
 
     Month starts between 1900 and 2200 are computed once and found by bisection, so placing a
     time costs one binary search; times outside that range fall back to a direct conversion.
+
+    ``fiscal_year_start`` (1-12) moves quarters and years: with 4, FY2026 is April 2025 to
+    March 2026 (a fiscal year is named by the calendar year in which it ends) and FY2026-Q1 is
+    April to June 2025. Months are never moved. Window indexes: month ``year * 12 + month - 1``;
+    quarter ``(month index + offset) // 3``; year ``(month index + offset) // 12``, where offset
+    is 0 for calendar years and ``13 - fiscal_year_start`` otherwise.
     """
 
-    def __init__(self, timezone: str = "UTC") -> None:
+    def __init__(self, timezone: str = "UTC", fiscal_year_start: int = 1) -> None:
         try:
             self.zone = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
                 f"unknown time zone {timezone!r} (use an IANA name like 'Europe/Berlin')"
             ) from None
+        if not 1 <= fiscal_year_start <= 12:
+            raise ValueError(f"fiscal_year_start is a month 1-12, got {fiscal_year_start!r}")
         self.timezone = timezone
+        self.fiscal_year_start = fiscal_year_start
+        self.fiscal = fiscal_year_start != 1
+        self.offset = 0 if fiscal_year_start == 1 else 13 - fiscal_year_start
         self._base = _FIRST_YEAR * 12
         self._starts = [
             self._local_start(_FIRST_YEAR + i // 12, i % 12 + 1)
@@ -148,21 +197,61 @@ class Calendar:
 
     def index_of(self, kind: str, t_ms: int) -> int:
         """Index of the calendar window of ``kind`` holding ``t_ms``."""
-        return self.month_of(t_ms) // _MONTHS_PER[kind]
+        if kind == "day":
+            return self.local_date(t_ms).toordinal()
+        if kind == "week":
+            return (self.local_date(t_ms).toordinal() - 1) // 7
+        return self.window_index(kind, self.month_of(t_ms))
+
+    def window_index(self, kind: str, month_index: int) -> int:
+        """Index of the ``kind`` window holding the month ``month_index``."""
+        if kind == "month":
+            return month_index
+        return (month_index + self.offset) // _MONTHS_PER[kind]
+
+    def first_month(self, kind: str, index: int) -> int:
+        """Month index of the first month of the ``kind`` window ``index``."""
+        if kind == "month":
+            return index
+        return index * _MONTHS_PER[kind] - self.offset
+
+    def spec(self, spec: WindowSpec) -> WindowSpec:
+        """``spec`` labelled for this calendar (fiscal quarters and years)."""
+        if self.fiscal and spec.kind in ("quarter", "year") and not spec.fiscal:
+            return WindowSpec(spec.kind, spec.days, fiscal=True)
+        return spec
+
+    def window(self, kind: str, index: int) -> Window:
+        """The calendar window ``index`` of ``kind``, labelled for this calendar."""
+        return Window(self.spec(WindowSpec(kind)), index)
+
+    def parse_label(self, label: str) -> Window:
+        """:func:`parse_window_label`, labelled for this calendar."""
+        window = parse_window_label(label)
+        return Window(self.spec(window.spec), window.index)
 
     def bounds(self, window: Window) -> tuple[int, int]:
         """[start, end) of a calendar window in epoch milliseconds."""
-        per = _MONTHS_PER[window.spec.kind]
-        first = window.index * per
-        return self.month_start(first), self.month_start(first + per)
+        kind = window.spec.kind
+        if kind in FINE_KINDS:
+            first = window.index if kind == "day" else window.index * 7 + 1
+            days = 1 if kind == "day" else 7
+            a, b = date.fromordinal(first), date.fromordinal(first + days)
+            return self._local_start(a.year, a.month, a.day), self._local_start(
+                b.year, b.month, b.day
+            )
+        first = self.first_month(kind, window.index)
+        return self.month_start(first), self.month_start(first + _MONTHS_PER[kind])
 
     def window_of_date(self, kind: str, day: date) -> int | None:
         """Index of the ``kind`` window that starts exactly on ``day``, or None if none does."""
-        per = _MONTHS_PER[kind]
+        if kind in FINE_KINDS:
+            return None  # periods (quotas, spend) are months, quarters and years
         month_index = day.year * 12 + day.month - 1
-        if day.day != 1 or month_index % per:
+        index = self.window_index(kind, month_index)
+        if day.day != 1 or self.first_month(kind, index) != month_index:
             return None
-        return month_index // per
+        return index
 
     def period_span(self, kind: str, day: date) -> tuple[int, int]:
         """[start, end) in ms of the period of ``kind`` (month, quarter, year) starting on ``day``."""

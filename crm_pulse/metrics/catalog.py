@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError, ConfigProblem
 from .calendar import Calendar, WindowSpec
 from .definitions import Definitions, MetricDef, StaysSpec
-from .events import BUILTIN_OBJECTS, ObjectSchema
+from .events import BUILTIN_OBJECTS, ID_FIELD, SOURCE_FIELD, ObjectSchema
 from .expressions import Expression, parse_expression
 from .measures import CompiledMeasure, compile_measure
 
@@ -87,6 +87,10 @@ class Catalog:
         for metric in self.metrics.values():
             for m in metric.measures:
                 self.metrics_by_measure.setdefault(m.index, []).append(metric)
+                if m.among is not None and m.among.index != m.index:  # its members move it too
+                    users = self.metrics_by_measure.setdefault(m.among.index, [])
+                    if metric not in users:
+                        users.append(metric)
 
 
 @cache
@@ -126,6 +130,7 @@ def build_catalog(
     definitions: Definitions | None = None,
     *,
     timezone: str = "UTC",
+    fiscal_year_start: int = 1,
     schemas: Mapping[str, ObjectSchema] | None = None,
     file: str = "",
 ) -> Catalog:
@@ -142,6 +147,11 @@ def build_catalog(
     except ValueError as exc:
         problem("timezone", str(exc))
         calendar = Calendar("UTC")
+    if fiscal_year_start != 1:
+        try:
+            calendar = Calendar(calendar.timezone, fiscal_year_start)
+        except ValueError as exc:
+            problem("fiscal_year_start", str(exc))
 
     params = {k: Fraction(str(v)) for k, v in defs.params.items()}
     # which measures each metric reads, and the groups each measure needs
@@ -166,6 +176,20 @@ def build_catalog(
                 groups = needed.setdefault(n, [])
                 groups.extend(g for g in metric.groups if g not in groups)
 
+    # 'among' targets: active measures whose members a distinct measure is narrowed to
+    among_targets: set[str] = set()
+    for name, mdef in defs.measures.items():
+        target = mdef.among
+        if target is None or name not in needed:
+            continue
+        tdef = defs.measures.get(target)
+        if tdef is None or tdef.active is None:
+            problem(f"measures.{name}.among", f"{target!r} is not an 'active' measure")
+            continue
+        among_targets.add(target)
+        groups = needed.setdefault(target, [])
+        groups.extend(g for g in needed[name] if g not in groups)
+
     compiled: dict[str, CompiledMeasure] = {}
     for name, mdef in defs.measures.items():
         if name not in needed:
@@ -177,8 +201,13 @@ def build_catalog(
             problem(f"measures.{name}", str(exc))
             continue
         cm.groups = needed[name]
+        if mdef.active is not None and name in among_targets:
+            cm.distinct_key = lambda v: v.get(ID_FIELD)  # each member's id, for 'among'
+            cm.reads = cm.reads | {ID_FIELD}
         if schema is not None:
-            allowed = set(schema) | (STAY_FIELDS if mdef.stays else set())
+            allowed = (
+                set(schema) | {SOURCE_FIELD, ID_FIELD} | (STAY_FIELDS if mdef.stays else set())
+            )
             for f in sorted(cm.reads | {f for g in cm.groups for f in g}):
                 if f not in allowed:
                     problem(
@@ -187,6 +216,10 @@ def build_catalog(
                         f"(fields: {', '.join(sorted(allowed))})",
                     )
         compiled[name] = cm
+
+    for cm in compiled.values():
+        if cm.definition.among is not None and cm.definition.among in compiled:
+            cm.among = compiled[cm.definition.among]
 
     metrics: dict[str, CompiledMetric] = {}
     for name, expr in expressions.items():

@@ -30,7 +30,9 @@ no placement
     a snapshot count of records sharing a normalised value with another record.
 
 and one *aggregate*: ``count`` (default), ``sum: <field>`` | ``sum: {duration: [from, to], unit}``
-| ``sum: {weights: {field, values, default}}``, or ``distinct: <field>``. ``where`` filters with
+| ``sum: {weights: {field, values, default}}``, ``distinct: <field>`` (narrowed by
+``at_least: n`` and ``among: <active measure>``), or the percentiles ``median`` and ``p90`` of a
+field or duration. ``where`` filters with
 equality, lists (any of), ``null`` and ``{gt, gte, lt, lte, ne, in, not_in, set}``; a value may be
 a parameter (``$name``) or, in calendar windows, ``window.start`` / ``window.end``.
 """
@@ -45,6 +47,7 @@ from .calendar import parse_window_label
 
 __all__ = [
     "CATEGORIES",
+    "PERCENTILES",
     "ActiveSpec",
     "Definitions",
     "DuplicatesSpec",
@@ -57,6 +60,9 @@ __all__ = [
     "WeightsSum",
     "group_of",
 ]
+
+PERCENTILES = {"median": 50, "p90": 90}
+"""Percentile aggregates and their rank (linear interpolation between closest ranks)."""
 
 CATEGORIES = ("business performance", "customer perception", "user adoption", "data quality")
 Category = Literal["business performance", "customer perception", "user adoption", "data quality"]
@@ -122,6 +128,19 @@ class MeasureDef(_Strict):
     count: bool | None = None
     sum: str | DurationSum | WeightsSum | None = None
     distinct: str | None = None
+    median: str | DurationSum | None = None
+    p90: str | DurationSum | None = None
+    at_least: int | None = Field(
+        default=None,
+        ge=1,
+        description="with distinct: count only values with at least this many records "
+        "(accounts with two or more won deals)",
+    )
+    among: str | None = Field(
+        default=None,
+        description="with distinct: count only values that are the id of a record the named "
+        "'active' measure counts at the same time (upsell accounts that are customers)",
+    )
 
     @model_validator(mode="after")
     def _one_shape(self) -> MeasureDef:
@@ -136,13 +155,21 @@ class MeasureDef(_Strict):
             raise ValueError(
                 "a 'stays' measure is placed by the end of each stay: write 'at: left_at'"
             )
-        aggregates = [n for n in ("sum", "distinct") if getattr(self, n) is not None]
+        aggregates = [n for n in ("sum", "distinct", *PERCENTILES) if getattr(self, n) is not None]
         if self.count:
             aggregates.append("count")
         if len(aggregates) > 1:
             raise ValueError(f"a measure has one aggregate, got {' and '.join(aggregates)}")
         if aggregates and self.duplicates is not None:
             raise ValueError("a 'duplicates' measure counts records; it takes no other aggregate")
+        if self.at_least is not None and self.distinct is None:
+            raise ValueError("'at_least' narrows a 'distinct' count: add 'distinct: <field>'")
+        if self.among is not None and self.distinct is None:
+            raise ValueError("'among' narrows a 'distinct' count: add 'distinct: <field>'")
+        if aggregates and aggregates[0] in PERCENTILES and not self.at:
+            raise ValueError(
+                f"a '{aggregates[0]}' measure ranks values placed in time: add 'at: <time field>'"
+            )
         if aggregates and aggregates[0] != "count" and self.active is not None:
             raise ValueError("an 'active' measure counts records; it takes no other aggregate")
         return self
@@ -155,12 +182,21 @@ class MeasureDef(_Strict):
         return "timed" if self.at else "snapshot"
 
     @property
-    def aggregate(self) -> Literal["count", "sum", "distinct"]:
+    def aggregate(self) -> Literal["count", "sum", "distinct", "median", "p90"]:
         if self.sum is not None:
             return "sum"
         if self.distinct is not None:
             return "distinct"
+        if self.median is not None:
+            return "median"
+        if self.p90 is not None:
+            return "p90"
         return "count"
+
+    @property
+    def values(self) -> str | DurationSum | WeightsSum | None:
+        """What a ``sum`` adds up or a percentile ranks: a field or a duration."""
+        return self.sum if self.sum is not None else (self.median or self.p90)
 
 
 def group_of(raw: Any) -> tuple[str, ...]:

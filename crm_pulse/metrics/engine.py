@@ -3,12 +3,14 @@
 For every record the engine keeps its last applied version and the fields its measures read.
 Applying an event recomputes that record's contributions (see :mod:`.measures`) before and
 after, and adds the difference to per-window buckets, so the cost of an event does not depend on
-how much history there is. Stale events (version not greater than the applied one) change
-nothing; deletes leave a tombstone so a late, older upsert cannot bring a record back.
+how much history there is. Stale events (an older version, or an equal one that loses the tie:
+see :func:`.events.supersedes`) change nothing; deletes leave a tombstone so a late, older
+upsert cannot bring a record back.
 
 State entries (all in one :class:`~.state.StateStore`)::
 
-    ("r", source, object, id)        -> [version, fields tuple | None, max delete version, stage history]
+    ("r", source, object, id)        -> [version, fields tuple | None, max delete version,
+                                         stage history, canonical JSON of the applied upsert]
     ("b", measure, group, window)    -> [value, contributions]        window = (kind, index)
                                         counts and sums: months only, quarters and years are
                                         read as sums of months; distinct values, window
@@ -36,11 +38,21 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from fractions import Fraction
 from typing import Any
 
-from .calendar import CALENDAR_KINDS, CURRENT, DAY_MS, Window, WindowSpec, parse_window_label
+from .calendar import (
+    CALENDAR_KINDS,
+    CURRENT,
+    DAY_MS,
+    FINE_KINDS,
+    Window,
+    WindowSpec,
+    parse_window_label,
+)
 from .catalog import Catalog, CompiledMetric
 from .deltas import Delta
-from .events import Event
-from .measures import CompiledMeasure, ContributionKey, Group
+from .events import Event, supersedes
+from .measures import CompiledMeasure, ContributionKey, Group, percentile
+from .members import among_count, count_in, multiset, rolling_detail, rolling_periods
+from .pending import Due, PendingLedger
 from .plans import ObjectPlan, history_after
 from .report import MetricValue, evaluate, report
 from .state import Key, MemoryStore, StateStore
@@ -52,7 +64,8 @@ _CURRENT_KEY = ("current", 0)
 Change = tuple[ContributionKey, int, int]
 """(contribution, weight delta, count delta +1/0/-1): what phase 1 hands to phase 2."""
 # how a measure's contributions are placed in buckets (see Engine._apply_delta)
-_MONTHLY, _TIMED, _ANCHORED, _SNAPSHOT, _PERIOD, _ACTIVE = range(6)
+_MONTHLY, _TIMED, _ANCHORED, _SNAPSHOT, _PERIOD, _ACTIVE, _MULTISET = range(7)
+_BY_MONTH = (_MONTHLY, _MULTISET)  # kept in month buckets; quarters and years read months
 _MONTHS_PER = {"month": 1, "quarter": 3, "year": 12}
 
 
@@ -68,13 +81,16 @@ class Engine:
         self.catalog = catalog
         self.calendar = catalog.calendar
         self.store: StateStore = store if store is not None else MemoryStore()
-        self.specs = tuple(windows)
+        self.specs = tuple(catalog.calendar.spec(s) for s in windows)  # fiscal labels
         self.kinds = tuple(k for k in CALENDAR_KINDS if any(s.kind == k for s in self.specs))
         self.rolling = tuple(s for s in self.specs if s.kind == "rolling")
         # calendar kinds kept in buckets: the reported ones and those goals are set in
         goal_kinds = {parse_window_label(g.window).spec.kind for g in catalog.definitions.goals}
         stored = tuple(k for k in CALENDAR_KINDS if k in self.kinds or k in goal_kinds)
-        self._kind_months = tuple((k, _MONTHS_PER[k]) for k in stored)
+        # month, quarter, year: made of months; day and week: buckets of their own
+        self._kind_months = tuple((k, _MONTHS_PER[k]) for k in stored if k in _MONTHS_PER)
+        self._fine = tuple(k for k in stored if k in FINE_KINDS)
+        self._fine_cache: dict[int, tuple[tuple[str, int], ...]] = {}
         self.measures = {m.index: m for m in catalog.measures}
         # (tag, measure, group, window key) of every bucket touched since the last changes()
         self._dirty: set[tuple[str, int, Group, Any]] = set()
@@ -100,6 +116,7 @@ class Engine:
         else:
             self._get = self.store.get
             self._put = self.store.put
+        self.pending = PendingLedger(self.store)
         self.applied = 0
         self.stale = 0
 
@@ -145,11 +162,15 @@ class Engine:
         state: Any = store.get(key)
         fresh = state is None
         if fresh:
-            state = [None, None, None, None]
-        old_version, old_fields, max_delete, history = state
+            state = [None, None, None, None, None]
+        elif len(state) == 4:  # a state written before ties were ordered
+            state = [*state, None]
+            fresh = True
+        old_version, old_fields, max_delete, history, old_tie = state
         version = event.version
         op = event.op
         stays = plan.stays
+        tie = event.canonical if op == "upsert" else None
 
         new_history = history
         if stays is not None:
@@ -157,16 +178,16 @@ class Engine:
         new_max_delete = max_delete
         if op == "delete" and (max_delete is None or version > max_delete):
             new_max_delete = version
-        stale = old_version is not None and version <= old_version
+        stale = not supersedes(version, op, tie, old_version, old_fields is None, old_tie)
         if stale and new_history is history and (stays is None or new_max_delete == max_delete):
             self.stale += 1
             return None
 
         new_values: dict[str, Any] | None = None  # the event's typed fields, when they apply
         if stale:
-            new_version, new_fields = old_version, old_fields
+            new_version, new_fields, new_tie = old_version, old_fields, old_tie
         else:
-            new_version = version
+            new_version, new_tie = version, tie
             if op == "upsert":
                 new_values = event.values
                 new_fields = tuple(map(new_values.get, plan.reads))
@@ -209,8 +230,9 @@ class Engine:
             state[1] = new_fields
             state[2] = new_max_delete
             state[3] = new_history
+            state[4] = new_tie
         else:
-            store.put(key, [new_version, new_fields, new_max_delete, new_history])
+            store.put(key, [new_version, new_fields, new_max_delete, new_history, new_tie])
         self.applied += 1
         return changes
 
@@ -240,6 +262,9 @@ class Engine:
         put = self._put
         live = self._live
         dirty = self._dirty.add
+        horizon = self.pending.horizon
+        future = -(1 << 62) if horizon is None else horizon  # after it: also in the ledger
+        fine = self._fine
         last_t: Any = None
         wkey: Any = None
         for ckey, delta, dn in changes:
@@ -268,6 +293,11 @@ class Engine:
                 else:
                     self.store.delete(bkey)
             dirty(bkey)
+            if fine:
+                for fkey in self._fine_keys(slot):
+                    self._add_sum(index, group, fkey, delta, dn)
+            if slot > future:
+                self.pending.add(index, group, slot, slot, None, delta, dn)
             if daily[index]:
                 self._add_day(index, group, slot, delta, dn)
 
@@ -282,6 +312,8 @@ class Engine:
             wkeys = self._month_wkeys.get(month)
             if wkeys is None:
                 wkeys = self._wkeys_of(month)
+            if self._fine:
+                wkeys = wkeys + self._fine_keys(slot)
             if dv is None:
                 add_sum = self._add_sum
                 for wkey in wkeys:
@@ -290,8 +322,13 @@ class Engine:
                 m = self.measures[index]
                 for wkey in wkeys:
                     self._add(m, group, wkey, dv, delta, dn)
+            if self.pending.pending_after(slot):
+                self.pending.add(index, group, slot, slot, dv, delta, dn)
             if self._daily[index]:
-                self._add_day(index, group, slot, delta, dn)
+                if dv is None:
+                    self._add_day(index, group, slot, delta, dn)
+                else:
+                    self._add_day_detail(index, group, slot, slot, dv, delta)
         elif place == _SNAPSHOT:
             if dv is None:
                 self._add_sum(index, group, _CURRENT_KEY, delta, dn)
@@ -302,24 +339,57 @@ class Engine:
             t, anchors = slot
             cal = self.calendar
             month = self._month_of(t)
-            for kind, per in self._kind_months:
-                idx = month // per
+            placed = [(k, cal.window_index(k, month)) for k, _per in self._kind_months]
+            for kind, idx in [*placed, *self._fine_keys(t)]:
                 start, end = cal.bounds(Window(WindowSpec(kind), idx))
                 if not all(
                     c.holds(a, start, end) for c, a in zip(m.window_conds, anchors, strict=True)
                 ):
                     continue
                 self._add(m, group, (kind, idx), dv, delta, dn)
+            if self.pending.pending_after(t):
+                self.pending.add(index, group, t, slot, dv, delta, dn)
             if self._daily[index]:
-                self._add_day(index, group, t, delta, dn)
+                self._add_day_detail(index, group, t, slot, dv, delta)
+        elif place == _MULTISET:
+            self._add_value(index, group, slot, dv, delta, dn)
         elif place == _PERIOD:
             self._add_period(self.measures[index], group, slot, dv, delta, dn)
         else:  # active: a count, so delta == dn
             self._add_active(self.measures[index], group, slot, delta)
+            if dv is not None:  # an 'among' target: each member's intervals
+                count_in(self.store, ("ai", index, group, dv), slot, delta)
+
+    def _add_value(self, index: int, group: Group, t: int, value: int, delta: int, dn: int) -> None:
+        """A percentile measure: the month's multiset of values (and its count bucket); per day,
+        the (time, value) pairs rolling windows read."""
+        month = self._month_of(t)
+        self._add_sum(index, group, ("month", month), delta, dn)
+        for fkey in self._fine_keys(t) if self._fine else ():
+            self._add_sum(index, group, fkey, delta, dn)
+        count_in(self.store, ("p", index, group, month), value, delta)
+        if self._daily[index] or self._fine:  # days and weeks read the (time, value) pairs
+            count_in(self.store, ("pd", index, group, t // DAY_MS), (t, value), delta)
+        if self.pending.pending_after(t):
+            self.pending.add(index, group, t, t, value, delta, dn)
+        if self._daily[index]:
+            self._add_day(index, group, t, delta, dn)
+
+    def _fine_keys(self, t: int) -> tuple[tuple[str, int], ...]:
+        """The (day, index) and (week, index) windows holding ``t``, when they are kept."""
+        slot = t // 900_000  # every time zone's offset is a multiple of 15 minutes
+        keys = self._fine_cache.get(slot)
+        if keys is None:
+            if len(self._fine_cache) > 100_000:
+                self._fine_cache.clear()
+            keys = tuple((k, self.calendar.index_of(k, t)) for k in self._fine)
+            self._fine_cache[slot] = keys
+        return keys
 
     def _wkeys_of(self, month: int) -> tuple[tuple[str, int], ...]:
         """The (kind, index) calendar windows holding ``month``; cached per month."""
-        wkeys = tuple((kind, month // per) for kind, per in self._kind_months)
+        index = self.calendar.window_index
+        wkeys = tuple((kind, index(kind, month)) for kind, _per in self._kind_months)
         self._month_wkeys[month] = wkeys
         return wkeys
 
@@ -364,13 +434,16 @@ class Engine:
         if m.aggregate == "duplicates":
             bucket[0] += (new if new >= 2 else 0) - (old if old >= 2 else 0)
         else:
-            bucket[0] += (new > 0) - (old > 0)
+            k = m.threshold
+            bucket[0] += (new >= k) - (old >= k)
         bucket[1] += delta
         if bucket[1]:
             store.put(bkey, bucket)
         else:
             store.delete(bkey)
         self._dirty.add(bkey)
+        if m.among is not None:  # the bucket's values, to check each one's membership
+            count_in(self.store, ("cs", m.index, group, wkey), dv, delta)
 
     def _add_day(self, index: int, group: Group, t: int, delta: int, dn: int) -> None:
         store = self.store
@@ -396,6 +469,15 @@ class Engine:
             store.delete(mkey)
         self._dirty.add(("d", index, group, ("day", day)))
 
+    def _add_day_detail(
+        self, index: int, group: Group, t: int, slot: Any, dv: Any, delta: int
+    ) -> None:
+        """Rolling windows of distinct values and window conditions: each contribution of the
+        day (see :mod:`.members`)."""
+        day = t // DAY_MS
+        count_in(self.store, ("dc", index, group, day), (slot, dv), delta)
+        self._dirty.add(("d", index, group, ("day", day)))
+
     def _add_period(
         self, m: CompiledMeasure, group: Group, slot: Any, dv: Any, delta: int, dn: int
     ) -> None:
@@ -415,6 +497,9 @@ class Engine:
                 if end > cal.bounds(Window(WindowSpec(kind), idx))[1]:
                     continue
             self._add(m, group, (kind, idx), dv, delta, dn)
+        if self.rolling and match == "within":  # rolling windows read every period record
+            count_in(self.store, ("pr", m.index, group), (slot, dv), delta)
+            self._dirty.add(("pr", m.index, group, ("period", 0)))
 
     def _add_active(self, m: CompiledMeasure, group: Group, slot: Any, delta: int) -> None:
         start, end = slot
@@ -445,6 +530,7 @@ class Engine:
             else:
                 store.delete(tkey)
             self._dirty.add(("a", m.index, group, ("active", month)))
+            self.pending.watch(t, "a", m.index, group)
         if months:
             store.put(akey, months)
         else:
@@ -452,31 +538,88 @@ class Engine:
 
     # ---------------------------------------------------------------- reading values
 
-    def raw(self, m: CompiledMeasure, group: Group, window: Window, as_of: int) -> int:
-        """A measure's integer value in one window (the :class:`MeasureSource` protocol)."""
+    def raw(
+        self, m: CompiledMeasure, group: Group, window: Window, as_of: int
+    ) -> int | Fraction | None:
+        """A measure's value in one window, in its scale (the :class:`MeasureSource` protocol):
+        an integer, but a percentile may fall between two values, and has none without any."""
         kind = window.spec.kind
+        if m.among is not None:
+            return among_count(self.store, self.calendar, self.pending, m, group, window, as_of)
+        if m.percentile is not None:
+            values = multiset(self.store, self.calendar, self.pending, m, group, window, as_of)
+            return percentile(values, m.percentile)
         if m.placement == "active":
             return self._active_raw(m, group, window, as_of)
         if kind == "current":
             bucket = self.store.get(("b", m.index, group, _CURRENT_KEY))
             return int(bucket[0]) if bucket else 0
         if kind == "rolling":
-            return self._rolling_raw(m, group, as_of - window.spec.days * DAY_MS, as_of)
-        if self._place[m.index] == _MONTHLY:
+            lo = as_of - window.spec.days * DAY_MS
+            if m.placement == "period":
+                return rolling_periods(self.store, self.calendar, m, group, lo, as_of)
+            if m.detailed_days:
+                return rolling_detail(self.store, m, group, lo, as_of)
+            return self._rolling_raw(m, group, lo, as_of)
+        if self._place[m.index] == _MONTHLY and kind in _MONTHS_PER:
             per = _MONTHS_PER[kind]
-            first = window.index * per
+            first = self.calendar.first_month(kind, window.index)
             total = 0
             for month in range(first, first + per):
                 bucket = self.store.get(("b", m.index, group, ("month", month)))
                 if bucket:
                     total += bucket[0]
-            return total
-        bucket = self.store.get(("b", m.index, group, (kind, window.index)))
-        return int(bucket[0]) if bucket else 0
+        else:
+            bucket = self.store.get(("b", m.index, group, (kind, window.index)))
+            total = int(bucket[0]) if bucket else 0
+        return total - self._not_yet(m, group, window, as_of)
+
+    def _not_yet(self, m: CompiledMeasure, group: Group, window: Window, as_of: int) -> int:
+        """What contributions dated after ``as_of`` add to a calendar window's raw value."""
+        start, end = self.calendar.bounds(window)
+        if as_of + 1 >= end:
+            return 0
+        anchored = self._place[m.index] == _ANCHORED
+        total = 0
+        later: dict[Any, int] = {}
+        for _t, slot, dv, delta, _dn in self.pending.entries(m.index, group, start, end, as_of):
+            if anchored and not all(
+                c.holds(a, start, end) for c, a in zip(m.window_conds, slot[1], strict=True)
+            ):
+                continue
+            if dv is None:
+                total += delta
+            else:
+                later[dv] = later.get(dv, 0) + delta
+        wkey = (window.spec.kind, window.index)
+        for dv, n in later.items():  # a distinct value counts while any contribution is due
+            now = self.store.get(("c", m.index, group, wkey, dv)) or 0
+            if now >= m.threshold > now - n:
+                total += 1
+        return total
+
+    def all_pending(self, mi: int, group: Group, wkey: tuple[str, int], n: int, as_of: int) -> bool:
+        """Whether every one of a bucket's ``n`` contributions is dated after ``as_of``."""
+        kind, idx = wkey
+        if kind not in _MONTHS_PER and kind not in FINE_KINDS:
+            return False
+        start, end = self.calendar.bounds(Window(WindowSpec(kind), idx))
+        if as_of + 1 >= end:
+            return False
+        m = self.measures[mi]
+        anchored = self._place[mi] == _ANCHORED
+        later = 0
+        for _t, slot, _dv, _delta, dn in self.pending.entries(mi, group, start, end, as_of):
+            if anchored and not all(
+                c.holds(a, start, end) for c, a in zip(m.window_conds, slot[1], strict=True)
+            ):
+                continue
+            later += dn
+        return later >= n
 
     def _rolling_raw(self, m: CompiledMeasure, group: Group, lo: int, hi: int) -> int:
         store = self.store
-        first, last = lo // DAY_MS, (hi - 1) // DAY_MS
+        first, last = (lo + 1) // DAY_MS, hi // DAY_MS
         total = 0
         for day in range(first, last + 1):
             if first < day < last:
@@ -486,7 +629,7 @@ class Engine:
                 continue
             times = store.get(("dm", m.index, group, day))
             if times:
-                total += sum(cell[0] for t, cell in times.items() if lo <= t < hi)
+                total += sum(cell[0] for t, cell in times.items() if lo < t <= hi)
         return total
 
     def active_at(self, m: CompiledMeasure, group: Group, t: int) -> int:
@@ -538,7 +681,7 @@ class Engine:
         groups it owns (company-wide ``current`` rows and goal rows exist without data, so every
         partition would otherwise report them).
         """
-        self._report_index = _StateIndex.build(self)
+        self._report_index = _StateIndex.build(self, as_of)
         try:
             rows = report(self.catalog, self, as_of, self.specs, keep_null=keep_null)
         finally:
@@ -595,6 +738,55 @@ class Engine:
             out.append(MetricValue(metric.name, window, group, value))
         return out
 
+    def advance(self, now: int, *, mark_due: bool = True) -> int:
+        """Time has reached ``now``: contributions dated up to it count from now on.
+
+        Marks the buckets whose future-dated contributions (or ``active`` interval ends) became
+        due, so the next :meth:`changes` reports their values; returns how many came due. A
+        runtime calls it before applying a batch and on its tick; replay once, with its as-of,
+        before applying anything. The horizon never moves back.
+
+        ``mark_due=False`` moves the horizon only (a Faust batch, whose values must name only
+        its own partition's groups); the next call without it marks what came due meanwhile.
+        """
+        due = self.pending.advance(now, self._watched, due=mark_due)
+        dirty = self._dirty.add
+        for t, tag, index, group in due:
+            month = self._month_of(t)
+            if tag == "a":
+                dirty(("a", index, group, ("active", month)))
+            else:
+                if self._place.get(index) in _BY_MONTH:
+                    wkeys: tuple[tuple[str, int], ...] = (("month", month),)
+                else:
+                    wkeys = self._month_wkeys.get(month) or self._wkeys_of(month)
+                for wkey in wkeys + (self._fine_keys(t) if self._fine else ()):
+                    dirty(("b", index, group, wkey))
+        return len(due)
+
+    @property
+    def horizon(self) -> int | None:
+        """The latest time :meth:`advance` was given (None: none yet)."""
+        return self.pending.horizon
+
+    def resume(self, horizon: int) -> None:
+        """Continue from the horizon of a previous run (things due by it were reported then)."""
+        self.pending.resume(horizon)
+
+    def forget_due(self) -> None:
+        """The store's content changed under the engine (a rebalance): find the future-dated
+        contributions again on the next :meth:`advance`."""
+        self.pending.forget()
+
+    def _watched(self) -> list[Due]:
+        out: list[Due] = []
+        for key, value in self.store.items():
+            if key[0] == "f":
+                out.extend((t, "f", key[1], key[2]) for t in value)
+            elif key[0] == "at":
+                out.extend((t, "a", key[1], key[2]) for t in value)
+        return out
+
     def forget_changes(self) -> None:
         """Forget which buckets moved since :meth:`changes` (the caller rolled its state back)."""
         self._dirty.clear()
@@ -605,19 +797,21 @@ class Engine:
         if kind == "current":
             return [Window(CURRENT)] if metric.is_current else []
         out: list[Window] = []
-        if place == _MONTHLY and kind == "month":
+        if place in _BY_MONTH and kind == "month":
             for k in self.kinds:
-                spec = WindowSpec(k)
-                i = idx // _MONTHS_PER[k]
+                if k in FINE_KINDS:
+                    continue  # days and weeks have buckets of their own
+                spec = cal.spec(WindowSpec(k))
+                i = cal.window_index(k, idx)
                 if metric.supports(spec) and i <= cal.index_of(k, as_of):
                     out.append(Window(spec, i))
         elif kind in self.kinds:
-            spec = WindowSpec(kind)
+            spec = cal.spec(WindowSpec(kind))
             if metric.supports(spec) and idx <= cal.index_of(kind, as_of):
                 out.append(Window(spec, idx))
         elif kind == "active":
             for k in self.kinds:
-                spec = WindowSpec(k)
+                spec = cal.spec(WindowSpec(k))
                 if not metric.supports(spec):
                     continue
                 first = cal.index_of(k, cal.month_start(idx))
@@ -630,12 +824,14 @@ class Engine:
     def _index(self) -> _StateIndex:
         """The index built for the report under way; outside a report, a fresh one."""
         if self._report_index is None:
-            return _StateIndex.build(self)
+            return _StateIndex.build(self, self.pending.horizon)
         return self._report_index
 
 
 def _placement_code(m: CompiledMeasure, calendar: bool) -> int:
     if m.placement in ("timed", "stays"):
+        if m.percentile is not None:
+            return _MULTISET
         if m.window_conds:
             return _ANCHORED
         # a count or sum in a quarter or year is the sum of its months: keep months only
@@ -662,19 +858,27 @@ class _StateIndex:
             self.first[key] = idx
 
     @classmethod
-    def build(cls, engine: Engine) -> _StateIndex:
+    def build(cls, engine: Engine, as_of: int | None) -> _StateIndex:
+        """``as_of``: data dated after it is no data yet (None: every contribution counts)."""
         index = cls()
         cal = engine.calendar
+        last_day = None if as_of is None else as_of // DAY_MS
         for key, value in engine.store.items():
             tag = key[0]
             if tag == "b":
                 _, mi, group, (kind, idx) = key
+                if (
+                    as_of is not None
+                    and kind != "current"
+                    and engine.all_pending(mi, group, (kind, idx), value[1], as_of)
+                ):
+                    continue
                 index.groups.setdefault(mi, set()).add(group)
                 if kind == "current":
                     continue
-                if engine._place[mi] == _MONTHLY:
-                    for k, per in engine._kind_months:
-                        index._first((mi, group, k), idx // per)
+                if engine._place[mi] in _BY_MONTH and kind == "month":
+                    for k, _per in engine._kind_months:
+                        index._first((mi, group, k), cal.window_index(k, idx))
                 else:
                     index._first((mi, group, kind), idx)
             elif tag == "am":
@@ -687,7 +891,15 @@ class _StateIndex:
                         index._first(
                             (mi, group, kind), cal.index_of(kind, cal.month_start(first_month))
                         )
-            elif tag == "d":
-                _, mi, group, _day = key
+            elif tag in ("d", "dc"):
+                _, mi, group, day = key
+                if last_day is not None and as_of is not None and day >= last_day:
+                    if tag == "d":
+                        times = list(engine.store.get(("dm", mi, group, day)) or {})
+                    else:
+                        anchored = bool(engine.measures[mi].window_conds)
+                        times = [slot[0] if anchored else slot for slot, _dv in value]
+                    if not any(t <= as_of for t in times):
+                        continue
                 index.groups.setdefault(mi, set()).add(group)
         return index

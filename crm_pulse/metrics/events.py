@@ -15,6 +15,7 @@ A field that cannot be typed makes the whole event invalid, with a message namin
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -27,18 +28,26 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 __all__ = [
     "BUILTIN_OBJECTS",
+    "ID_FIELD",
     "MICRO",
+    "SOURCE_FIELD",
     "Event",
     "FieldType",
     "ObjectSchema",
     "RecordKey",
+    "canonical_json",
     "parse_amount",
     "parse_date",
     "parse_time",
+    "supersedes",
     "type_fields",
 ]
 
 MICRO = 1_000_000
+SOURCE_FIELD = "source"
+"""Every record's typed values also hold its ``source`` (``where: {source: config}``)."""
+ID_FIELD = "id"
+"""... and its ``id`` (what a ``distinct ... among`` measure matches values with)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 """Amounts and numbers are held as integers in millionths."""
@@ -83,7 +92,7 @@ BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
         "account_id": _S,
         "owner_id": _S,
         "email": _S,
-        "lifecycle": frozenset({"lead", "customer", "other"}),
+        "lifecycle": frozenset({"lead", "qualified", "customer", "other"}),
         "created_at": _T,
         "converted_at": _T,
     },
@@ -105,6 +114,7 @@ BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
         "status": frozenset({"open", "closed"}),
         "created_at": _T,
         "closed_at": _T,
+        "first_response_at": _T,
     },
     "activity": {
         "owner_id": _S,
@@ -118,6 +128,11 @@ BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
         "survey": frozenset({"nps", "csat"}),
         "score": _N,
         "submitted_at": _T,
+    },
+    "user": {
+        "email": _S,
+        "created_at": _T,
+        "deactivated_at": _T,
     },
     "quota": {
         "owner_id": _S,
@@ -292,11 +307,30 @@ class Event(BaseModel):
     def _type_known_fields(self) -> Event:
         if self.op == "upsert":
             self._values = type_fields(BUILTIN_OBJECTS.get(self.object), self.fields)
+            self._values.setdefault(SOURCE_FIELD, self.source)
+            self._values.setdefault(ID_FIELD, self.id)
         return self
 
     @property
     def key(self) -> RecordKey:
         return (self.source, self.object, self.id)
+
+    def replaces(self, other: Event) -> bool:
+        """Whether this event wins over ``other`` (same record) under the tie rule."""
+        return supersedes(
+            self.version,
+            self.op,
+            self.canonical if self.op == "upsert" else None,
+            other.version,
+            other.op == "delete",
+            other.canonical if other.op == "upsert" else None,
+        )
+
+    @property
+    def canonical(self) -> str:
+        """The fields as canonical JSON (sorted keys, no spaces): the tie-breaker between two
+        upserts of one record with the same version (see :func:`supersedes`)."""
+        return canonical_json(self.fields)
 
     @property
     def values(self) -> dict[str, Any]:
@@ -309,4 +343,37 @@ class Event(BaseModel):
         """Re-type the fields with a schema from the configuration (custom objects)."""
         if self.op == "upsert":
             self._values = type_fields(schema, self.fields)
+            self._values.setdefault(SOURCE_FIELD, self.source)
+            self._values.setdefault(ID_FIELD, self.id)
         return self
+
+
+def canonical_json(fields: Mapping[str, Any]) -> str:
+    """``fields`` as canonical JSON: sorted keys, no spaces, non-ASCII kept as is."""
+    return json.dumps(
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+
+
+def supersedes(
+    version: int,
+    op: str,
+    tie: str | None,
+    old_version: int | None,
+    old_deleted: bool,
+    old_tie: str | None,
+) -> bool:
+    """Whether an event (``version``, ``op``, ``tie`` = its canonical fields, None for a delete)
+    replaces a record state (``old_version`` None: nothing known yet).
+
+    A greater version wins. At equal versions a delete wins over an upsert, and between two
+    upserts the one whose fields serialise greater as canonical JSON wins; so the final state
+    never depends on the order in which the events arrive (metrics-spec section 6).
+    """
+    if old_version is None or version > old_version:
+        return True
+    if version < old_version or old_deleted:
+        return False
+    if op == "delete":
+        return True
+    return old_tie is None or (tie is not None and tie > old_tie)

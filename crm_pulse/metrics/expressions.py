@@ -1,7 +1,8 @@
 """The arithmetic of metric values: ``won_amount / deals_won``, ``100 * (promoters - detractors) / nps_responses``.
 
 An expression is parsed once (Python's own parser, with everything but numbers, names, ``+ - * /``,
-unary minus and parentheses refused) and evaluated with exact fractions. Dividing by zero gives
+unary minus, parentheses and ``prefer(a, b)`` -- ``a`` unless it is null or 0, else ``b`` --
+refused) and evaluated with exact fractions. Dividing by zero gives
 ``None`` ("a value whose denominator is 0 is null"), and ``None`` propagates.
 """
 
@@ -56,6 +57,14 @@ def _binary(op: ast.operator, left: _Eval, right: _Eval) -> _Eval:
     return run
 
 
+def _prefer(a: Value, b: Value) -> Value:
+    """``a``, unless it is null or 0: then ``b`` (quota events replace the configured quota)."""
+    return b if a is None or a == 0 else a
+
+
+_FUNCTIONS: dict[str, tuple[Callable[..., Value], int]] = {"prefer": (_prefer, 2)}
+
+
 def _compile(node: ast.AST, names: set[str]) -> _Eval:
     if isinstance(node, ast.Expression):
         return _compile(node.body, names)
@@ -82,8 +91,20 @@ def _compile(node: ast.AST, names: set[str]) -> _Eval:
         return neg
     if isinstance(node, ast.BinOp):
         return _binary(node.op, _compile(node.left, names), _compile(node.right, names))
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _FUNCTIONS
+        and not node.keywords
+    ):
+        fn, arity = _FUNCTIONS[node.func.id]
+        if len(node.args) != arity:
+            raise ValueError(f"{node.func.id}() takes {arity} arguments")
+        args = [_compile(a, names) for a in node.args]
+        return lambda v: fn(*(a(v) for a in args))
     raise ValueError(
-        f"{ast.unparse(node)!r} is not allowed (numbers, names, + - * / and parentheses)"
+        f"{ast.unparse(node)!r} is not allowed (numbers, names, + - * /, parentheses and"
+        f" {', '.join(f'{n}()' for n in sorted(_FUNCTIONS))})"
     )
 
 

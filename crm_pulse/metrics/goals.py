@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fractions import Fraction
 
-from .calendar import Calendar, Window, parse_window_label
+from .calendar import Calendar, Window
 from .catalog import Catalog
 from .definitions import GoalDef
 from .events import parse_time
@@ -38,7 +38,7 @@ def goal_rows(catalog: Catalog, source: MeasureSource, as_of: int) -> Iterator[M
         metric = catalog.metrics.get(goal.metric)
         if metric is None:
             continue
-        window = parse_window_label(goal.window)
+        window = catalog.calendar.parse_label(goal.window)
         group = tuple(x for k in sorted(goal.group) for x in (k, goal.group[k]))
         actual = evaluate(catalog, source, metric, group, window, as_of)
         target = Fraction(str(goal.target))

@@ -19,11 +19,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from itertools import pairwise
 from typing import Any
 
 from .calendar import WindowSpec
-from .definitions import DurationSum, MeasureDef, WeightsSum
+from .definitions import PERCENTILES, DurationSum, MeasureDef, WeightsSum
 from .events import MICRO, FieldType, ObjectSchema, parse_amount
 from .filters import Predicate, WindowCondition, compile_where, type_constant
 
@@ -37,14 +38,15 @@ __all__ = [
     "compile_measure",
     "contributor",
     "normalizer",
+    "percentile",
     "stays_of",
 ]
 
 Group = tuple[str, ...]
 ContributionKey = tuple[int, Group, Any, Any]
 Contributions = dict[ContributionKey, int]
-StageVersion = tuple[int, Any, Any]
-"""(version, stage, stage entered at ms) of one upsert of a record."""
+StageVersion = tuple[Any, ...]
+"""(version, stage, stage entered at ms, canonical JSON) of one upsert of a record."""
 
 DURATION_MS = {"ms": 1, "seconds": 1000, "minutes": 60_000, "hours": 3_600_000, "days": 86_400_000}
 
@@ -72,6 +74,35 @@ def normalizer(kind: str) -> Callable[[Any], str | None]:
     return {"email": email, "domain": domain, "lower": lower, "none": none}[kind]
 
 
+def percentile(values: Mapping[int, int], p: int) -> Fraction | None:
+    """The ``p``-th percentile of a multiset ``{value: count}`` (counts <= 0 are absent).
+
+    Linear interpolation between closest ranks, as spreadsheets' PERCENTILE.INC and MEDIAN do:
+    with the n values sorted x[0] <= ... <= x[n-1], h = (n - 1) * p / 100 and the result is
+    x[floor(h)] + (h - floor(h)) * (x[floor(h) + 1] - x[floor(h)]). The median of 10 and 20 is
+    15; p90 of 1..10 is 9.1. None when there are no values.
+    """
+    items = sorted((v, c) for v, c in values.items() if c > 0)
+    n = sum(c for _v, c in items)
+    if n == 0:
+        return None
+    h = Fraction((n - 1) * p, 100)
+    rank = h.numerator // h.denominator
+    low = high = None
+    seen = 0
+    for value, count in items:
+        seen += count
+        if low is None and seen > rank:
+            low = value
+        if seen > rank + 1 or (seen > rank and h == rank):
+            high = value
+            break
+    assert low is not None
+    if high is None:
+        high = low
+    return low + (h - rank) * (high - low)
+
+
 def stays_of(history: Sequence[StageVersion]) -> list[tuple[Any, int, int]]:
     """Stays ``(stage, entered_at, left_at)`` from a record's versions in version order.
 
@@ -80,7 +111,8 @@ def stays_of(history: Sequence[StageVersion]) -> list[tuple[Any, int, int]]:
     that stay's entry time. Stays whose times are unknown, or end before they start, are left out.
     """
     runs: list[tuple[Any, Any]] = []
-    for _version, stage, entered in history:
+    for version_entry in history:
+        stage, entered = version_entry[1], version_entry[2]
         if runs and runs[-1][0] == stage:
             runs[-1] = (stage, entered)
         else:
@@ -109,22 +141,42 @@ class CompiledMeasure:
     reads: frozenset[str]
     groups: list[tuple[str, ...]] = field(default_factory=list)
     distinct_key: Callable[[Mapping[str, Any]], Any] | None = None
+    among: CompiledMeasure | None = None
+    """The ``active`` measure whose members (by record id) a distinct count is narrowed to."""
 
     @property
     def is_snapshot(self) -> bool:
         return self.placement in ("snapshot", "duplicates")
 
     @property
+    def threshold(self) -> int:
+        """How many records a distinct value needs to count (``at_least``, default 1)."""
+        return self.definition.at_least or 1
+
+    @property
+    def percentile(self) -> int | None:
+        """50 for ``median``, 90 for ``p90``; None for other aggregates."""
+        return PERCENTILES.get(self.aggregate)
+
+    @property
     def calendar_only(self) -> bool:
-        return (
-            self.placement == "period" or self.aggregate in ("distinct",) or bool(self.window_conds)
-        )
+        """Records matching a calendar period exactly (quotas) have no rolling windows."""
+        period = self.definition.period
+        return period is not None and period.match == "exact"
+
+    @property
+    def detailed_days(self) -> bool:
+        """Rolling windows read each contribution (a distinct value, fields compared with the
+        window) rather than day sums."""
+        return self.aggregate == "distinct" or bool(self.window_conds)
 
     def supports(self, spec: WindowSpec) -> bool:
         if spec.kind == "current":
             return self.is_snapshot
         if self.is_snapshot:
             return False
+        if self.placement == "period" and spec.kind in ("day", "week"):
+            return False  # quotas and spend describe months, quarters and years
         return spec.is_calendar or not self.calendar_only
 
     def slot(self, v: Mapping[str, Any]) -> Any:
@@ -256,14 +308,14 @@ def _slot_fn(m: CompiledMeasure) -> Callable[[Mapping[str, Any]], Any]:
 def _weight_fn(
     d: MeasureDef, schema: ObjectSchema | None, params: Mapping[str, float]
 ) -> tuple[Callable[[Mapping[str, Any]], int | None], int]:
-    total = d.sum
+    total = d.values
     if total is None:
         return (lambda v: 1), 1
     if isinstance(total, str):
         name = total
         kind = schema.get(name) if schema else None
         if kind not in (None, FieldType.AMOUNT, FieldType.NUMBER):
-            raise ValueError(f"sum: {name!r} is not a number or amount field")
+            raise ValueError(f"{d.aggregate}: {name!r} is not a number or amount field")
 
         def field_value(v: Mapping[str, Any]) -> int | None:
             x = v.get(name)
@@ -310,6 +362,12 @@ def compile_measure(
     if d.distinct is not None:
         dfield = d.distinct
         distinct_key = lambda v: v.get(dfield)  # noqa: E731
+    if d.aggregate in PERCENTILES:
+        # each record contributes its value, counted once: buckets keep multisets of values
+        if window_conds:
+            raise ValueError(f"a '{d.aggregate}' measure cannot compare fields with the window")
+        distinct_key = weight
+        weight = lambda v: 1  # noqa: E731
     if d.duplicates is not None:
         dup_field, norm = d.duplicates.field, normalizer(d.duplicates.normalize)
 
@@ -329,12 +387,12 @@ def compile_measure(
         reads |= {d.period.kind, d.period.start}
     if d.duplicates is not None:
         reads.add(d.duplicates.field)
-    if isinstance(d.sum, str):
-        reads.add(d.sum)
-    elif isinstance(d.sum, DurationSum):
-        reads |= set(d.sum.duration)
-    elif isinstance(d.sum, WeightsSum):
-        reads.add(d.sum.weights.field)
+    if isinstance(d.values, str):
+        reads.add(d.values)
+    elif isinstance(d.values, DurationSum):
+        reads |= set(d.values.duration)
+    elif isinstance(d.values, WeightsSum):
+        reads.add(d.values.weights.field)
     if d.distinct:
         reads.add(d.distinct)
     reads.discard("")

@@ -13,7 +13,7 @@ from typing import Any
 from .definitions import StaysSpec
 from .events import Event, FieldType, ObjectSchema
 from .filters import type_constant
-from .measures import CompiledMeasure, Contributions, contributor, stays_of
+from .measures import CompiledMeasure, Contributions, StageVersion, contributor, stays_of
 
 __all__ = ["Contributor", "ObjectPlan", "PlanItem", "history_after"]
 
@@ -95,7 +95,7 @@ class ObjectPlan:
         self,
         measures: list[PlanItem],
         fields: tuple[Any, ...] | None,
-        history: list[tuple[int, Any, Any]] | None,
+        history: list[StageVersion] | None,
         values: Mapping[str, Any] | None = None,
     ) -> Contributions:
         """What a record with ``fields`` (and stage ``history``) contributes to ``measures``.
@@ -142,13 +142,14 @@ def _gate_values(cond: Any, kind: FieldType | frozenset[str] | None) -> frozense
 
 
 def history_after(
-    history: list[tuple[int, Any, Any]] | None,
+    history: list[StageVersion] | None,
     max_delete: int | None,
     event: Event,
     field: str,
     entered: str,
-) -> list[tuple[int, Any, Any]] | None:
-    """The stage history once ``event`` is known: upserts newer than the newest delete."""
+) -> list[StageVersion] | None:
+    """The stage history once ``event`` is known: upserts newer than the newest delete, one per
+    version (at equal versions the one with the greater canonical JSON, as for the record)."""
     version = event.version
     if event.op == "delete":
         if max_delete is not None and version <= max_delete:
@@ -160,10 +161,14 @@ def history_after(
     if max_delete is not None and version <= max_delete:
         return history
     items = history or []
-    if any(h[0] == version for h in items):
-        return history
     values = event.values
-    entry = (version, values.get(field), values.get(entered))
+    tie = event.canonical
+    entry = (version, values.get(field), values.get(entered), tie)
+    for i, h in enumerate(items):
+        if h[0] == version:  # equal versions: the greater canonical JSON wins
+            if len(h) > 3 and h[3] >= tie:
+                return history
+            return [*items[:i], entry, *items[i + 1 :]]
     new = [*items, entry]
     if items and items[-1][0] > version:
         new.sort(key=lambda h: h[0])

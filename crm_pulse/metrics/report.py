@@ -63,8 +63,11 @@ def json_number(value: Fraction | None) -> int | float | None:
 class MeasureSource(Protocol):
     calendar: Calendar
 
-    def raw(self, m: CompiledMeasure, group: Group, window: Window, as_of: int) -> int:
-        """The measure's integer value (before dividing by its scale)."""
+    def raw(
+        self, m: CompiledMeasure, group: Group, window: Window, as_of: int
+    ) -> int | Fraction | None:
+        """The measure's value before dividing by its scale (None: it has none, a percentile
+        of no values)."""
 
     def groups_with_data(self, m: CompiledMeasure, fields: tuple[str, ...]) -> Iterable[Group]:
         """Groups over ``fields`` in which the measure has any contribution."""
@@ -93,7 +96,8 @@ def evaluate(
 ) -> Fraction | None:
     values: dict[str, Fraction | None] = dict(catalog.params)
     for m in metric.measures:
-        values[m.name] = Fraction(source.raw(m, group, window, as_of), m.scale)
+        raw = source.raw(m, group, window, as_of)
+        values[m.name] = None if raw is None else Fraction(raw, m.scale)
     return metric.expression.evaluate(values)
 
 

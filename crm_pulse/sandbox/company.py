@@ -177,6 +177,9 @@ class Sandbox:
             }
             if done:
                 props["closed_date"] = iso_ms(closed)
+            if done or rng.random() < 0.5:  # an agent answered
+                replied = created + int(rng.uniform(0.1, 1.0) * (closed - created))
+                props["first_agent_reply_date"] = iso_ms(replied)
             hs.create("tickets", props, modified_ms=closed if done else created)
         for object_type in ("calls", "meetings", "emails"):
             for _ in range(120):

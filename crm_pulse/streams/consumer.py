@@ -67,6 +67,9 @@ class Consumer:
     def _load(self) -> None:
         self.store.load(self.db.conn)
         self.engine = Engine(self.catalog, self.store, self.windows)
+        horizon = self.db.get_meta("horizon")
+        if horizon is not None:
+            self.engine.resume(int(horizon))
         self.planner.forget_covered()  # what it planned since the last commit was rolled back
         ticked = self.db.get_meta("tick_targets")
         self.planner.restore_tick_state(json.loads(ticked) if ticked else {})
@@ -91,6 +94,7 @@ class Consumer:
         as_of = int(now * 1000)
         position = consumed_position(conn)
         rows = read_events(conn, position, limit)
+        self.engine.advance(as_of)  # what came due counts, and is reported with this batch
         applied = 0
         for _, event in rows:
             if self.engine.apply(event):
@@ -104,6 +108,7 @@ class Consumer:
             Database.set_meta(conn, "consumed", str(position))
             Database.set_meta(conn, "applied", str(total_applied + applied))
             Database.set_meta(conn, "consumed_events", str(total_events + len(rows)))
+        self._keep_horizon(conn)
         self.store.flush(conn)
         if changed and self.on_changes is not None:
             self.on_changes(changed)
@@ -112,15 +117,18 @@ class Consumer:
         )
 
     def tick(self) -> int:
-        """Plan the writes that time alone calls for (rollover, rolling windows)."""
+        """Plan the writes that time alone calls for (rollover, rolling windows, records whose
+        time came)."""
 
         def run(conn: sqlite3.Connection) -> int:
             now = self.clock()
             as_of = int(now * 1000)
             writes = self.planner.due_by_time(self.engine, as_of)
+            self.engine.advance(as_of)  # future-dated records whose time came: their windows
             changed = self.engine.changes(as_of, metrics=self.planner.wanted)
             writes.extend(self.planner.plan(changed, as_of, self.engine))
             planned = SQLiteOutbox.put(conn, writes, now, 0.0)
+            self._keep_horizon(conn)
             self.store.flush(conn)
             # with the writes it planned: a restart does not re-evaluate what did not roll over
             Database.set_meta(conn, "tick_targets", json.dumps(self.planner.tick_state()))
@@ -131,6 +139,11 @@ class Consumer:
         except BaseException:
             self._load()
             raise
+
+    def _keep_horizon(self, conn: sqlite3.Connection) -> None:
+        """With the state: what came due up to it is in the outbox, a restart goes on from it."""
+        if self.engine.horizon is not None:
+            Database.set_meta(conn, "horizon", str(self.engine.horizon))
 
     def report(self, as_of: int) -> list[MetricValue]:
         return self.engine.report(as_of)

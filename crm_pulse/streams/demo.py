@@ -88,6 +88,7 @@ def expected_values(
     )
     deployment = runtime.deployment
     engine = Engine(deployment.catalog(), windows=deployment.window_specs())
+    engine.advance(as_of)
     engine.apply_all(Event.model_validate_json(r) for r in rows)
     planner = Planner(deployment.writeback, engine.catalog)
     out: dict[tuple[str, str, str, str], Any] = {}

@@ -309,12 +309,35 @@ class EmbeddedRuntime:
             out.append(
                 {
                     "metric": metric.name,
+                    "window": windows[-1].label,
                     "category": metric.category,
                     "value": series[-1],
                     "series": series,
                 }
             )
         return out
+
+    async def explain(
+        self, metric: str, window: str, group: Sequence[str], as_of: str | None = None
+    ) -> dict[str, Any]:
+        """The records that make one value now (the status page's drill-down); ``group`` as
+        ``FIELD=VALUE`` items. Raises ``ValueError`` saying what is wrong with the question."""
+        from ..metrics.events import parse_time
+        from ..metrics.explain import explain, parse_group
+        from .explain import record_states
+
+        when = int(self.clock() * 1000) if not as_of else parse_time(as_of)
+        key = parse_group(group)
+
+        def run() -> dict[str, Any]:
+            states = list(record_states(self.catalog, self.consumer.store.items()))
+            found = explain(self.catalog, states, metric, window, key, when, states=True)
+            return {
+                **found.value_row(),
+                "contributions": [c.to_json() for c in found.contributions],
+            }
+
+        return await self.db.run(run)
 
     def health(self) -> str | None:
         """None when healthy, else why not (for /healthz)."""

@@ -244,6 +244,50 @@ def test_configuration_and_events_give_the_same_result() -> None:
     assert attainment[("2026-02", ("owner_id", "77"))] == Fraction(500) / Fraction("1000.5")
 
 
+def test_quota_events_replace_the_configured_quota_of_their_owner_and_period() -> None:
+    """4000 configured for u1's Q1 plus an event of 4000 for the same owner and period: the
+    event replaces the configured amount (2000 won -> 0.5, not 0.25); u1's other periods and
+    77's quota keep their configured amounts."""
+    deployment = load(QUOTAS)
+    deals = [
+        deal(1, "u1", "2000", "2026-01-15T10:00:00Z"),
+        deal(3, "77", "500", "2026-02-20T10:00:00Z"),
+    ]
+    quota = Event.model_validate(
+        {
+            "source": "salesforce",
+            "object": "quota",
+            "id": "0J91",
+            "op": "upsert",
+            "version": 5,
+            "fields": {
+                "owner_id": "u1",
+                "period": "quarter",
+                "period_start": "2026-01-01",
+                "amount": "4000",
+            },
+        }
+    )
+    as_of = "2026-03-01T00:00:00Z"
+    for order in (
+        [*deployment.config_events(), quota, *deals],
+        [quota, *deals, *deployment.config_events()],
+    ):
+        engine = Engine(deployment.catalog())
+        engine.apply_all(order)
+        attainment = rows(engine, as_of, "quota_attainment")
+        assert attainment[("2026-Q1", ("owner_id", "u1"))] == Fraction(1, 2)
+        assert attainment[("2026-02", ("owner_id", "77"))] == Fraction(500) / Fraction("1000.5")
+    smaller = Event.model_validate(
+        {**quota.model_dump(), "version": 6, "fields": {**quota.fields, "amount": "8000"}}
+    )
+    engine = Engine(deployment.catalog())
+    engine.apply_all([*deployment.config_events(), quota, smaller, *deals])
+    assert rows(engine, as_of, "quota_attainment")[("2026-Q1", ("owner_id", "u1"))] == Fraction(
+        1, 4
+    )
+
+
 def test_quota_problems() -> None:
     found = problems(
         """\
@@ -310,9 +354,10 @@ def test_writeback_rules_are_checked_against_the_catalog() -> None:
       - metric: won_revenue
         window: current
         target: {connector: hubspot, object: companies, field: e, record: "1"}
-      - metric: churn_rate
+      - metric: quota_attainment
         window: rolling:30d
-        target: {connector: hubspot, object: companies, field: f, record: "1"}
+        group: owner_id
+        target: {connector: hubspot, object: deals, field: f, match: {field: hubspot_owner_id}}
       - metric: won_revenue
         window: month
         target: {connector: hubspt, object: companies, field: g, record: "1"}
@@ -333,7 +378,7 @@ def test_writeback_rules_are_checked_against_the_catalog() -> None:
         "writeback[3].window": "open_deals is a snapshot of the present: use window: current",
         "writeback[4].window": "won_revenue is computed per window: use month, quarter, year or "
         "rolling:<N>d",
-        "writeback[5].window": "churn_rate is computed for calendar windows only (month, "
+        "writeback[5].window": "quota_attainment is computed for calendar windows only (month, "
         "quarter, year), not rolling:30d",
         "writeback[6].target.connector": "no connector named 'hubspt' (did you mean "
         "'hubspot'?) (connectors: hubspot, ingress)",
@@ -366,7 +411,7 @@ def test_writeback_record_rules() -> None:
     got = {p.path: p.message for p in found}
     assert "set target.record" in got["writeback[0]"]
     assert "remove target.record" in got["writeback[1]"]
-    assert "expected month, quarter, year or rolling:<N>d" in got["writeback[2].window"]
+    assert "expected day, week, month, quarter, year or rolling:<N>d" in got["writeback[2].window"]
 
 
 def test_a_valid_writeback_rule_and_windows() -> None:

@@ -109,6 +109,7 @@ def test_json_schema_is_available() -> None:
     assert set(schema["properties"]) == {
         "version",
         "timezone",
+        "fiscal_year_start",
         "connectors",
         "metrics",
         "writeback",

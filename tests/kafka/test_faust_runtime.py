@@ -37,6 +37,7 @@ writeback:
   - {{metric: win_rate, window: quarter, group: owner_id, target: {{connector: crm, object: User, field: win_rate_qtd}}}}
   - {{metric: won_revenue, window: quarter, group: account_id, target: {{connector: crm, object: Account, field: won_qtd}}}}
   - {{metric: open_deals, window: current, group: owner_id, target: {{connector: crm, object: User, field: open_deals}}}}
+  - {{metric: median_deal_size, window: quarter, group: owner_id, target: {{connector: crm, object: User, field: median_deal_qtd}}}}
 {extra}runtime:
   kind: faust
   debounce: 200ms
@@ -89,6 +90,12 @@ def history(rng: random.Random, n: int) -> list[dict[str, Any]]:
         )
         if rng.random() < 0.05:
             out.append(out[-1])  # duplicate delivery
+        if rng.random() < 0.08:  # the same version with other fields (one-second versions)
+            tie = json.loads(json.dumps(out[-1]))
+            tie["fields"]["amount"] = str(rng.randrange(100, 5000))
+            out.append(tie)
+        if rng.random() < 0.03:  # and a delete at the same version: the delete wins
+            out.append({k: v for k, v in out[-1].items() if k != "fields"} | {"op": "delete"})
     return out
 
 

@@ -60,6 +60,18 @@ async def test_status_page_shows_the_engine_values_and_no_secret(tmp_path: Path)
         )
         dom_bytes, _ = await asyncio.wait_for(proc.communicate(), 90)
         dom = dom_bytes.decode()
+        # the drill-down behind a value: its records, as JSON
+        import aiohttp
+
+        month = time.strftime("%Y-%m", time.gmtime())
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/explain?metric=won_revenue&window={month}") as r:
+                assert r.status == 200
+                drill = await r.json()
+            async with http.get(f"{base}/explain?metric=won_revenue&window=Q9") as r:
+                assert r.status == 400 and "window" in (await r.json())["error"]
+            async with http.get(f"{base}/explain?metric=won_revenue") as r:
+                assert r.status == 400
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
@@ -81,4 +93,9 @@ async def test_status_page_shows_the_engine_values_and_no_secret(tmp_path: Path)
     assert shown, dom[dom.find('<table id="metrics"') :][:1500]
     assert float(shown.group(1)) == want
     assert "<svg" in dom and "Connectors" in dom and "events" in dom
+    month = time.strftime("%Y-%m", time.gmtime())
+    assert f'href="explain?metric=won_revenue&amp;window={month}"' in dom
+    assert drill["value"] == want and drill["window"] == month
+    assert sum(c["contribution"] for c in drill["contributions"]) == want
+    assert len(drill["contributions"]) == 5
     assert SECRET not in dom

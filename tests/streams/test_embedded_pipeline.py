@@ -136,3 +136,133 @@ async def test_state_survives_a_restart(make_deployment, tmp_path: Path) -> None
     assert rt.report(as_of) == engine.report(as_of)
     await rt.close()
     _ = field_value
+
+
+async def test_a_future_dated_deal_is_written_when_its_time_comes(
+    make_deployment, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A deal won "on the 25th" arrives on the 20th: in no window yet. The tick that passes its
+    time writes it, also after a restart in between (the horizon is kept with the state), and
+    the values equal replay's at every step."""
+    clock = Clock(parse_time("2026-11-20T12:00:00Z") / 1000)
+    deployment = make_deployment()
+    rt = EmbeddedRuntime(deployment, clock=clock)
+    events = [
+        deal(1, 1, "won", "100", "2026-11-02T10:00:00Z"),
+        deal(2, 1, "won", "6000", "2026-11-25T09:00:00Z"),  # ahead of the clock
+        deal(3, 1, "won", "7", "2026-12-03T09:00:00Z", owner="u2"),  # next month
+    ]
+    await rt.ingest("crm", events)
+    await rt.consume_all()
+    await rt.tick()
+    clock.now += 3
+    await rt.flush_writes()
+    values = read_values(tmp_path / "writes.jsonl")
+    assert values[("Company", "c1", "won_revenue_mtd")] == 100
+    assert values[("Company", "c1", "deals_won_30d")] == 1
+    assert ("User", "u2", "win_rate_qtd") not in values  # no row before its time
+    assert rt.report() == expected_rows(deployment, events, int(clock.now * 1000))
+    await rt.close()
+
+    rt = EmbeddedRuntime(deployment, clock=clock)
+    clock.now = parse_time("2026-11-25T09:00:01Z") / 1000
+    await rt.tick()
+    clock.now += 3
+    await rt.flush_writes()
+    values = read_values(tmp_path / "writes.jsonl")
+    assert values[("Company", "c1", "won_revenue_mtd")] == 6100
+    assert values[("Company", "c1", "deals_won_30d")] == 2
+    assert rt.report() == expected_rows(deployment, events, int(clock.now * 1000))
+    clock.now = parse_time("2026-12-03T10:00:00Z") / 1000
+    await rt.tick()
+    clock.now += 3
+    await rt.flush_writes()
+    values = read_values(tmp_path / "writes.jsonl")
+    assert values[("User", "u2", "win_rate_qtd")] == 1
+    assert values[("Company", "c1", "won_revenue_mtd")] == 7
+    assert values[("Company", "c1", "won_revenue_last_month")] == 6100
+    await rt.close()
+
+
+def expected_rows(deployment, events: list[Event], as_of: int) -> list[object]:  # type: ignore[no-untyped-def]
+    engine = Engine(deployment.catalog(), windows=deployment.window_specs())
+    engine.advance(as_of)
+    engine.apply_all(events)
+    return engine.report(as_of)  # type: ignore[return-value]
+
+
+async def test_explain_reads_a_deployment_s_state(tmp_path: Path) -> None:
+    """``crm-pulse explain --config FILE`` (no events file): the records in the embedded
+    state that make a value, and the value, equal to explaining the events file."""
+    import io
+    import json
+
+    from crm_pulse.cli import main
+    from crm_pulse.config import load_config
+
+    from .conftest import DEPLOY
+
+    config = tmp_path / "deploy.yaml"
+    config.write_text(
+        DEPLOY.format(
+            out=tmp_path / "writes.jsonl", state=tmp_path / "state.sqlite", max_batch=10, batch=5
+        )
+    )
+    deployment = load_config(config, resolve_secrets=False)
+    clock = Clock(parse_time("2026-11-20T12:00:00Z") / 1000)
+    rt = EmbeddedRuntime(deployment, clock=clock)
+    events = [
+        deal(1, 1, "won", "100", "2026-11-02T10:00:00Z"),
+        deal(2, 1, "lost", "50", "2026-11-03T10:00:00Z", owner="u2"),
+        deal(3, 1, "won", "70.5", "2026-11-15T10:00:00Z"),
+        deal(1, 2, "won", "120", "2026-11-02T10:00:00Z"),
+        Event.model_validate(
+            {"source": "crm", "object": "deal", "id": "3", "op": "delete", "version": 2}
+        ),
+        deal(4, 1, "won", "30", "2026-11-04T10:00:00Z", owner="u2"),
+    ]
+    await rt.ingest("crm", events)
+    await rt.consume_all()
+    await rt.close()
+    (tmp_path / "events.jsonl").write_text("".join(e.model_dump_json() + "\n" for e in events))
+
+    def run(*args: str) -> list[dict[str, object]]:
+        out = io.StringIO()
+        base = ["explain", "--metric", "won_revenue", "--window", "2026-11"]
+        assert (
+            main([*base, "--as-of", "2026-11-20T12:00:00Z", "--format", "jsonl", *args], out) == 0
+        )
+        return [json.loads(line) for line in out.getvalue().splitlines()]
+
+    from_state = run("--config", str(config))
+    assert from_state == run(str(tmp_path / "events.jsonl"))
+    assert from_state == [
+        {"measure": "won_amount", "record": "crm/deal/1", "contribution": 120},
+        {"measure": "won_amount", "record": "crm/deal/4", "contribution": 30},
+        {"metric": "won_revenue", "window": "2026-11", "group": {}, "value": 150},
+    ]
+    rate = run("--config", str(config), "--group", "owner_id=u2")
+    assert rate[-1]["value"] == 30
+    table = io.StringIO()
+    assert (
+        main(
+            [
+                "explain",
+                "--config",
+                str(config),
+                "--metric",
+                "win_rate",
+                "--window",
+                "2026-Q4",
+                "--group",
+                "owner_id=u2",
+                "--as-of",
+                "2026-11-20",
+            ],
+            table,
+        )
+        == 0
+    )
+    text = table.getvalue()
+    assert "win_rate  2026-Q4  owner_id=u2  = 0.5" in text
+    assert "crm/deal/2" in text and "crm/deal/4" in text

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from ...config.connectors import ConnectorSettings
 from ...errors import DataError
 from ...metrics.events import Event
-from ...metrics.jsonl import parse_line
+from ..canonical import event_from_json
 from ..protocols import BadRecord, Connector, Cursor, FieldWrite, Page, WriteResult
 from .settings import FileSettings
 
@@ -80,7 +80,7 @@ class FileSource:
                 if not text:
                     continue
                 try:
-                    events.append(parse_line(text, line_no))
+                    events.append(event_from_json(text, line_no))
                 except DataError as exc:
                     bad.append(
                         BadRecord("event", _id_of(text), exc.reason, f"{self.path}:{line_no}")

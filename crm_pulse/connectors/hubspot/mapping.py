@@ -94,6 +94,7 @@ OBJECTS: dict[str, ObjectSpec] = {
             "owner_id": "hubspot_owner_id",
             "created_at": "createdate",
             "closed_at": "closed_date",
+            "first_response_at": "first_agent_reply_date",
         },
     ),
     "calls": _activity("call", "calls"),
@@ -160,6 +161,7 @@ _TIME_FIELDS = {
     "stage_entered_at",
     "closed_at",
     "occurred_at",
+    "first_response_at",
     "submitted_at",
 }
 

@@ -61,9 +61,9 @@ class HubSpotMapping(ConfigModel):
             property="lifecyclestage",
             values={
                 "lead": "lead",
-                "marketingqualifiedlead": "lead",
-                "salesqualifiedlead": "lead",
-                "opportunity": "lead",
+                "marketingqualifiedlead": "qualified",
+                "salesqualifiedlead": "qualified",
+                "opportunity": "qualified",
                 "customer": "customer",
                 "evangelist": "customer",
             },

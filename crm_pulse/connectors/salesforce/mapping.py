@@ -44,7 +44,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ...errors import ConfigError, ConfigProblem, DataError
-from ...metrics.events import BUILTIN_OBJECTS, Event, FieldType
+from ...metrics.events import Event
+from ..canonical import CANONICAL_FIELDS, FieldType
 from .settings import SalesforceMapping
 
 __all__ = [
@@ -114,6 +115,12 @@ OBJECTS: dict[str, ObjectSpec] = {
             "closed_at": "CloseDate",
         },
         extra=("IsClosed", "IsWon", "LastStageChangeDate"),
+    ),
+    "User": ObjectSpec(
+        "User",
+        "user",
+        fields={"email": "Email", "created_at": "CreatedDate"},
+        extra=("IsActive",),
     ),
     "Case": ObjectSpec(
         "Case",
@@ -352,7 +359,7 @@ class SalesforceMapper:
             raise DataError(f"sObject {sobject} is not read by this connector", where=where)
         try:
             version = self.version(sobject, record)
-            schema = BUILTIN_OBJECTS[spec.canonical]
+            schema = CANONICAL_FIELDS[spec.canonical]
             fields: dict[str, Any] = dict(spec.constant)
             for name, sf_field in spec.fields.items():
                 value = record.get(sf_field)
@@ -431,6 +438,10 @@ class SalesforceMapper:
                 raw = record.get(m.activity_type.property)
                 at = m.activity_type
                 fields["type"] = at.values.get(str(raw), at.default) if raw else at.default
+        elif sobject == "User" and "deactivated_at" not in mine:
+            # no deactivation date in Salesforce: an inactive user's last change stands for it
+            active = _flag(record.get("IsActive"))
+            fields["deactivated_at"] = None if active else to_iso(record.get(MODSTAMP))
         elif sobject == "ForecastingQuota" and "period" not in mine:
             fields["period"] = self.periods.get(str(record.get("PeriodId")), "month")
         elif sobject == "Event":

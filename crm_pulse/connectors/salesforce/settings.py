@@ -20,7 +20,9 @@ from ...config.secrets import Secret
 __all__ = ["OutboundMessages", "SalesforceMapping", "SalesforceObject", "SalesforceSettings"]
 
 
-SalesforceObject = Literal["Account", "Contact", "Lead", "Opportunity", "Case", "Task", "Event"]
+SalesforceObject = Literal[
+    "Account", "Contact", "Lead", "Opportunity", "Case", "Task", "Event", "User"
+]
 
 
 class SalesforceMapping(ConfigModel):
@@ -112,7 +114,7 @@ class SalesforceSettings(VendorSettings):
     objects: list[SalesforceObject] = Field(
         default_factory=lambda: list(get_args(SalesforceObject)),
         description="sObjects to read. Default: all of Account, Contact, Lead, Opportunity, "
-        "Case, Task and Event.",
+        "Case, Task, Event and User (CRM adoption).",
     )
     forecasting_quotas: bool = Field(
         default=False, description="Read quotas from ForecastingQuota (Collaborative Forecasts)."

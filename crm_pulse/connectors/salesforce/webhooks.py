@@ -247,6 +247,6 @@ class OutboundMessageReceiver(ReceiverBase):
             events.extend(await self._fetch(sobject, sorted(ids)))
         for event in events:
             key = (event.object, event.id)
-            if key not in latest or event.version > latest[key].version:
-                latest[key] = event  # a message may carry one record twice: keep the newest
+            if key not in latest or event.replaces(latest[key]):
+                latest[key] = event  # a message may carry one record twice: keep the winner
         return list(latest.values())

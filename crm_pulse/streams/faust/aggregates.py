@@ -50,6 +50,8 @@ class AggregatesStage:
         now = int(time.time() * 1000)
         writes: list[FieldWrite] = []
         sent = []
+        # records dated up to now are not future-dated; what came due is the tick's to report
+        self.engine.advance(now, mark_due=False)
         for anchor, messages in parts:
             for message in messages:
                 try:

@@ -43,6 +43,7 @@ class Timers:
         if generation != self._ticked_generation:  # groups moved: write all values they own
             self._ticked_generation = generation
             p.planner.forget_windows()
+            p.aggregates.engine.forget_due()  # and find their future-dated records again
         topic = p.deltas.get_topic_name()
         mine = {tp.partition for tp in p.app.consumer.assignment() if tp.topic == topic}
         partitions = list(range(p.deployment.runtime.faust.partitions))
@@ -54,7 +55,11 @@ class Timers:
         aggregates = p.aggregates
         async with p.aggregate_stage.lock:
             now = int(time.time() * 1000)
-            writes = p.planner.due_by_time(aggregates.engine, now, owns)  # reads only
+            engine = aggregates.engine
+            writes = p.planner.due_by_time(engine, now, owns)  # reads only
+            if engine.advance(now):  # future-dated records whose time came
+                came = engine.changes(now, only_changed=False, metrics=p.planner.wanted)
+                writes.extend(p.planner.plan([v for v in came if owns(v.group)], now, engine))
             aggregates.store.rollback()  # drop what the evaluation cached
             await aggregates.publish(writes)
 

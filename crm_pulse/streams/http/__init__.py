@@ -49,6 +49,7 @@ async def serve_runtime(runtime: EmbeddedRuntime) -> HttpServer:
         runtime.status_async,
         health=runtime.health,
         overview=runtime.overview,
+        explain=runtime.explain,
     )
     settings = runtime.settings
     server = HttpServer(app)

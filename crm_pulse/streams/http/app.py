@@ -60,6 +60,7 @@ def build_app(
     health: Callable[[], str | None] = lambda: None,
     telemetry: HttpTelemetry | None = None,
     overview: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    explain: Callable[[str, str, list[str], str | None], Awaitable[dict[str, Any]]] | None = None,
 ) -> web.Application:
     """``receivers``: connector name -> receiver; ``health`` returns None or why it is unhealthy."""
     app = web.Application(client_max_size=MAX_BODY)
@@ -159,7 +160,24 @@ def build_app(
             return _json({"status": await status(), "metrics": [], "writes": []})
         return _json(await overview())
 
+    async def explain_json(request: web.Request) -> web.Response:
+        """``/explain?metric=win_rate&window=2026-Q1&group=owner_id=u3[&as_of=...]``: the
+        records that make a value (``crm-pulse explain`` as JSON); 400 says what is wrong."""
+        if explain is None:
+            return _json({"error": "explain is not available here"}, 404)
+        q = request.query
+        metric, window = q.get("metric"), q.get("window")
+        if not metric or not window:
+            return _json(
+                {"error": "give metric and window, e.g. ?metric=won_revenue&window=2026-03"}, 400
+            )
+        try:
+            return _json(await explain(metric, window, q.getall("group", []), q.get("as_of")))
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+
     app.router.add_get("/", page)
+    app.router.add_get("/explain", explain_json)
     app.router.add_get("/overview", overview_json)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/status", status_page)

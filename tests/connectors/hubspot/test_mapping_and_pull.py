@@ -48,6 +48,7 @@ async def test_every_object_type_maps_to_its_canonical_object() -> None:
                 "hs_pipeline_stage": "4",
                 "hs_primary_company_id": company,
                 "closed_date": "2026-03-01T12:00:00Z",
+                "first_agent_reply_date": "2026-03-01T10:00:00Z",
             },
         )
         acts = {
@@ -73,13 +74,14 @@ async def test_every_object_type_maps_to_its_canonical_object() -> None:
         assert account["customer_since"] == "2026-02-01T00:00:00.000Z"
         person = by[("contact", contact)]
         assert (person["lifecycle"], person["account_id"], person["email"]) == (
-            "lead",
+            "qualified",  # a marketing qualified lead
             company,
             "ann@acme.test",
         )
         case = by[("ticket", ticket)]
         assert (case["status"], case["account_id"]) == ("closed", company)
         assert case["closed_at"] == "2026-03-01T12:00:00.000Z"
+        assert case["first_response_at"] == "2026-03-01T10:00:00.000Z"
         types = {by[("activity", rid)]["type"] for rid in acts.values()}
         accounts = {kind: by[("activity", rid)]["account_id"] for kind, rid in acts.items()}
         assert accounts == {**dict.fromkeys(acts, None), "meetings": min(company, other, key=int)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest
 from crm_pulse.config import load_config_text
 from crm_pulse.connectors.protocols import Cursor, FieldSpec, FieldWrite, WebhookRequest
 from crm_pulse.connectors.salesforce import SalesforceConnector
+from crm_pulse.connectors.salesforce.mapping import to_iso
 from crm_pulse.connectors.salesforce.webhooks import ACK, ACK_CONTENT_TYPE
 from crm_pulse.errors import DataError, FatalError, RateLimited, Unauthorized
 from crm_pulse.metrics import Engine, build_catalog
@@ -132,6 +133,11 @@ async def test_every_object_maps_to_its_canonical_object() -> None:
             "ForecastingQuota",
             {"QuotaOwnerId": OWNER, "QuotaAmount": 50000, "StartDate": "2026-03-01"},
         )
+        rep = fake.create(
+            "User", {"Name": "R", "Username": "r@x", "Email": "r@x.test", "IsActive": True}
+        )
+        gone = fake.create("User", {"Name": "G", "Username": "g@x", "IsActive": True})
+        fake.update("User", gone, {"IsActive": False})
         q2 = fake.create("Period", {"Type": "Quarter", "StartDate": "2026-04-01"})
         quarterly = fake.create(
             "ForecastingQuota",
@@ -182,6 +188,17 @@ async def test_every_object_maps_to_its_canonical_object() -> None:
         assert (q.object, q.fields["owner_id"], q.fields["period"]) == ("quota", OWNER, "month")
         assert str(q.values["period_start"]) == "2026-03-01"
         assert got[quarterly].fields["period"] == "quarter"
+        u = got[rep]
+        assert (u.object, u.fields["email"], u.fields["deactivated_at"]) == (
+            "user",
+            "r@x.test",
+            None,
+        )
+        assert u.fields["created_at"]
+        # no deactivation date in Salesforce: the inactive user's last change stands for it
+        assert got[gone].fields["deactivated_at"] == to_iso(
+            fake.value("User", gone, "SystemModstamp")
+        )
         for e in events:
             assert e.version == int(
                 datetime.fromisoformat(
@@ -692,7 +709,8 @@ async def test_end_to_end_user_fields_equal_replay(tmp_path: Path) -> None:
         fake.add_field("User", "Win_Rate_QTD__c")
         account = fake.create("Account", {"Name": "ACME"})
         fake.add_field("Account", "Won_Revenue_MTD__c", "currency")
-        today = datetime.now(UTC).date().isoformat()
+        # a CloseDate is noon UTC of its day, and counts once that time has passed
+        today = (datetime.now(UTC) - timedelta(hours=12)).date().isoformat()
         for i in range(30):
             stage = "Closed Won" if i % 4 else "Closed Lost"
             fake.create(

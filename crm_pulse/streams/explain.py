@@ -1,0 +1,66 @@
+"""``crm-pulse explain --config FILE``: which records make a number, from a running (or
+stopped) embedded deployment's state file. The state holds each record's last applied fields
+(those its measures read) and stage history; :func:`record_states` turns them into the record
+states :func:`crm_pulse.metrics.explain.explain` reads. Nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..config.models import Deployment
+from ..errors import ConfigError
+from ..metrics.catalog import Catalog
+from ..metrics.explain import Explanation, explain
+from ..metrics.measures import Group
+from ..metrics.reference import RecordState
+from ..metrics.state import Key
+from .database import Database
+from .state import SQLiteStore
+
+__all__ = ["explain_deployment", "record_states"]
+
+
+def record_states(catalog: Catalog, items: Iterable[tuple[Key, Any]]) -> Iterator[RecordState]:
+    """Record states from engine state entries (``("r", source, object, id)`` keys)."""
+    for key, state in items:
+        if key[0] != "r" or state[1] is None:
+            continue  # not a record, or deleted
+        obj = key[2]
+        reads = catalog.reads.get(obj)
+        if reads is None or len(reads) != len(state[1]):
+            continue  # an object no metric of this catalog reads
+        values = dict(zip(reads, state[1], strict=True))
+        values.setdefault("source", key[1])
+        stays = catalog.stays.get(obj)
+        history = (
+            [{stays.field: h[1], stays.entered: h[2]} for h in (state[3] or ())]
+            if stays is not None
+            else []
+        )
+        yield (key[1], key[2], key[3]), values, history
+
+
+def explain_deployment(
+    deployment: Deployment, metric: str, window: str, group: Group, as_of: int
+) -> Explanation:
+    """Explain a value from the deployment's embedded state file (read only)."""
+    if deployment.runtime.kind != "embedded":
+        raise ConfigError(
+            f"{deployment.source_file or 'deployment'}: explain reads the embedded runtime's "
+            "state file; for a Faust deployment, explain an events file instead"
+        )
+    catalog = deployment.catalog()
+    path = Path(deployment.runtime.state_path)
+    if not path.exists():
+        raise ConfigError(f"runtime.state_path: no state file at {path} (has the deployment run?)")
+    db = Database(path)
+    try:
+        store = SQLiteStore()
+        db.call(lambda: store.load(db.conn))
+        states = list(record_states(catalog, store.items()))
+    finally:
+        db.close()
+    return explain(catalog, states, metric, window, group, as_of, states=True)
