@@ -216,10 +216,28 @@ def cmd_provision(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 1 if args.dry_run and missing else 0
 
 
+def cmd_quarantine(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.commands import state_file
+    from .streams.quarantine import run_command
+
+    state = state_file(_deployment(args.config, secrets=False))
+    now_ms = int(time.time() * 1000)
+    return run_command(state, args.action, args.ids, all_entries=args.all, out=out, now_ms=now_ms)
+
+
+def cmd_deadletters(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.commands import state_file
+    from .streams.writeback.deadletters import run_command
+
+    state = state_file(_deployment(args.config, secrets=False))
+    return run_command(state, args.action, args.ids, all_letters=args.all, out=out)
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .streams.demo import run_demo
 
-    return asyncio.run(run_demo(out, seconds=args.seconds, live=not args.no_live))
+    crms = [c.strip() for c in args.crms.split(",") if c.strip()] if args.crms else None
+    return asyncio.run(run_demo(out, seconds=args.seconds, live=not args.no_live, crms=crms))
 
 
 def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -349,14 +367,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     provision.set_defaults(run=cmd_provision)
 
+    quarantine = sub.add_parser(
+        "quarantine",
+        help="inputs that failed after they were accepted: list, show, retry or drop them",
+    )
+    quarantine.add_argument("action", choices=["list", "show", "retry", "drop"])
+    quarantine.add_argument("ids", nargs="*", type=int, help="entry ids (see list)")
+    quarantine.add_argument("--all", action="store_true", help="every entry")
+    quarantine.add_argument("--config", required=True, help="the deployment YAML file")
+    quarantine.set_defaults(run=cmd_quarantine)
+
+    dead = sub.add_parser(
+        "deadletters", help="writes that failed for good: list, retry or drop them"
+    )
+    dead.add_argument("action", choices=["list", "retry", "drop"])
+    dead.add_argument("ids", nargs="*", type=int, help="dead letter ids (see list)")
+    dead.add_argument("--all", action="store_true", help="every dead letter")
+    dead.add_argument("--config", required=True, help="the deployment YAML file")
+    dead.set_defaults(run=cmd_deadletters)
+
     demo = sub.add_parser(
         "demo", help="sandbox CRMs + the runtime + a live view, checked against replay"
     )
     demo.add_argument("--seconds", type=float, default=20.0, help="how long the live part runs")
     demo.add_argument("--no-live", action="store_true", help="no live view (logs and CI)")
+    demo.add_argument(
+        "--crms",
+        help="comma-separated CRMs to include (hubspot,pipedrive,salesforce,monday; default: all)",
+    )
     demo.set_defaults(run=cmd_demo)
 
-    sandbox = sub.add_parser("sandbox", help="serve the seeded HubSpot and Pipedrive fakes")
+    sandbox = sub.add_parser(
+        "sandbox", help="serve the seeded sandbox CRMs (HubSpot, Pipedrive, Salesforce, monday)"
+    )
     sandbox.add_argument("--seconds", type=float, default=0.0, help="stop after (0: until Ctrl-C)")
     sandbox.add_argument("--port", type=int, default=8080, help="the runtime port to print")
     sandbox.set_defaults(run=cmd_sandbox)

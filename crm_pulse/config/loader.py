@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +39,10 @@ def load_config(
 ) -> Deployment:
     """Load and validate a deployment file; raise ConfigError listing every problem.
 
-    ``env`` defaults to ``os.environ``. With ``resolve_secrets=False`` no variable is read: the
-    references stay unresolved and values that depend on them are not checked (for commands
-    such as ``replay`` that only need the metrics section).
+    ``env`` defaults to ``os.environ``. With ``resolve_secrets=False`` a variable that is not set
+    is not an error: its references stay unresolved and values that depend on them are not
+    checked (for commands such as ``replay`` that only need the metrics section); variables that
+    are set are resolved as always.
     """
     file = os.fspath(path)
     try:
@@ -429,13 +431,38 @@ def _drop_unresolved(
     ]
 
 
+MAX_QUOTED = 24
+"""Longest value quoted in a problem; longer ones are cut (a token pasted into the wrong key
+must not end up in a terminal or a CI log)."""
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+_SECRET_KEY = re.compile(r"(?i)token|secret|passw|api_?key|session|credential|private")
+
+
+def _clip_values(message: str, path: KeyPath) -> str:
+    """Quoted values in ``message``: none at all under a key that names a credential, else at
+    most :data:`MAX_QUOTED` characters of each."""
+    secret = bool(path) and bool(_SECRET_KEY.search(str(path[-1])))
+
+    def clip(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text == "'${'" or text.startswith(("'${", '"${')):
+            return text  # a reference, not a value
+        if secret:
+            return "(the value is not shown)"
+        if len(text) <= MAX_QUOTED + 2:
+            return text
+        return text[: MAX_QUOTED - 2] + "..." + text[-1]
+
+    return _QUOTED.sub(clip, message)
+
+
 def _located(
     found: list[tuple[KeyPath, str]], doc: YamlDocument, file: str, resolution: Resolution
 ) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     seen: set[tuple[KeyPath, str]] = set()
     for path, message in found:
-        message = scrub(message, resolution.values)
+        message = _clip_values(scrub(message, resolution.values), path)
         if (path, message) in seen:
             continue
         seen.add((path, message))

@@ -14,6 +14,7 @@ from pydantic import (
 
 from .base import ConfigModel, FilePath
 from .durations import Duration
+from .secrets import Secret
 
 __all__ = ["FaustSettings", "RetrySettings", "RuntimeSection"]
 
@@ -104,6 +105,15 @@ class RuntimeSection(ConfigModel):
     )
     listen: Annotated[str, BeforeValidator(_listen)] = Field(
         default="127.0.0.1:8080", description="host:port of the HTTP server (webhooks, status)."
+    )
+    ops_listen: Annotated[str, BeforeValidator(_listen)] | None = Field(
+        default=None,
+        description="host:port serving the operations endpoints (/, /status, /metrics, "
+        "/overview) apart from the webhooks; default: on `listen` with them.",
+    )
+    ops_token: Secret | None = Field(
+        default=None,
+        description="Bearer token (${ENV}) the operations endpoints require; /healthz stays open.",
     )
     batch_size: int = Field(
         default=500, ge=1, le=100_000, description="Events the engine takes per transaction."

@@ -93,8 +93,10 @@ class Resolution:
 def resolve_references(data: Any, env: Mapping[str, str], *, resolve: bool = True) -> Resolution:
     """Replace ``${NAME}`` references in every string value of ``data`` (a YAML document).
 
-    With ``resolve=False`` nothing is read from ``env``: each string holding references stays as
-    written (an unresolved :class:`EnvValue`) and no variable is reported missing.
+    With ``resolve=False`` a variable that is not set is not reported missing: the string holding
+    it stays as written (an unresolved :class:`EnvValue`). Variables that are set are resolved
+    the same way in both modes, so every command sees the same values (``report`` reads the
+    ``state_path`` that ``run`` wrote).
     """
     result = Resolution(data=None)
     result.data = _walk(data, (), env, resolve, result)
@@ -130,13 +132,11 @@ def _substitute(
             )
             return match.group(0)
         names.append(name)
-        if not resolve:
-            missing = True
-            return match.group(0)
         value = env.get(name)
         if value is None:
             missing = True
-            result.missing.append(MissingVariable(path, name))
+            if resolve:
+                result.missing.append(MissingVariable(path, name))
             return match.group(0)
         result.values[name] = value
         return value

@@ -38,13 +38,75 @@ class YamlDocument:
         return None
 
 
+MAX_YAML_BYTES = 1024 * 1024
+MAX_YAML_DEPTH = 64
+MAX_YAML_VALUES = 100_000
+"""Limits of a deployment file: its size, nesting and the number of values once aliases are
+expanded (a few hundred bytes of aliases can otherwise expand to billions of values)."""
+
+
+def _too_big(text: str) -> str | None:
+    """Why ``text`` is refused before parsing (size, nesting visible in the text), or None."""
+    if len(text) > MAX_YAML_BYTES:
+        return f"the file is {len(text)} characters; at most {MAX_YAML_BYTES} accepted"
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    indent = max((len(line) - len(line.lstrip(" -")) for line in text.splitlines()), default=0)
+    if deepest > MAX_YAML_DEPTH or indent > 4 * MAX_YAML_DEPTH:
+        return f"nested deeper than {MAX_YAML_DEPTH} levels"
+    return None
+
+
+def _expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """(values once aliases are expanded, depth) of a node graph, without expanding it."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in size:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                children += [k, v]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in size)
+            continue
+        size[id(node)] = min(1 + sum(size.get(id(c), 1) for c in children), 10**12)
+        depth[id(node)] = 1 + max((depth.get(id(c), 1) for c in children), default=0)
+    return size[id(root)], depth[id(root)]
+
+
 def parse_yaml(text: str, file: str) -> YamlDocument:
-    """Parse one YAML document; record the line of every key and item and any duplicate key."""
+    """Parse one YAML document; record the line of every key and item and any duplicate key.
+
+    A file over :data:`MAX_YAML_BYTES`, nested deeper than :data:`MAX_YAML_DEPTH` or whose
+    aliases expand to more than :data:`MAX_YAML_VALUES` values is refused at once."""
+    refused = _too_big(text)
+    if refused is not None:
+        return YamlDocument(None, problems=[ConfigProblem("", f"invalid YAML: {refused}", file)])
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return YamlDocument(None)
+        values, deepest = _expanded_size(node)
+        if values > MAX_YAML_VALUES or deepest > MAX_YAML_DEPTH:
+            why = (
+                f"aliases expand to {values} values; at most {MAX_YAML_VALUES} accepted"
+                if values > MAX_YAML_VALUES
+                else f"nested deeper than {MAX_YAML_DEPTH} levels"
+            )
+            return YamlDocument(None, problems=[ConfigProblem("", f"invalid YAML: {why}", file)])
         doc = YamlDocument(None)
         _duplicates(node, (), doc, file, set())
         doc.data = loader.construct_document(node)
@@ -66,6 +128,10 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
     except yaml.YAMLError as exc:
         return YamlDocument(
             None, problems=[ConfigProblem("", f"invalid YAML: {type(exc).__name__}", file)]
+        )
+    except RecursionError:  # pragma: no cover - refused by the limits above
+        return YamlDocument(
+            None, problems=[ConfigProblem("", "invalid YAML: nested too deep", file)]
         )
     finally:
         loader.dispose()

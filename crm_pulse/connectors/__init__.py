@@ -55,6 +55,9 @@ from ..errors import (
 )
 from ..metrics.events import Event
 from ..retry import Backoff, retrying, wait_from_headers
+from ..safejson import MAX_DEPTH as MAX_JSON_DEPTH
+from ..safejson import depth_of as json_depth
+from ..safejson import loads as load_json
 from .canonical import CANONICAL_FIELDS, FieldType, delete, event_from_json, map_records, upsert
 from .protocols import (
     BadRecord,
@@ -71,9 +74,11 @@ from .protocols import (
     WebhookRequest,
     WriteResult,
 )
+from .rejects import reject
 
 __all__ = [
     "CANONICAL_FIELDS",
+    "MAX_JSON_DEPTH",
     "ActivityTypeMapping",
     "Backoff",
     "BadRecord",
@@ -114,7 +119,10 @@ __all__ = [
     "WriteResult",
     "delete",
     "event_from_json",
+    "json_depth",
+    "load_json",
     "map_records",
+    "reject",
     "retrying",
     "upsert",
     "wait_from_headers",

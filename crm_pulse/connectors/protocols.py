@@ -163,6 +163,11 @@ class WebhookReceiver(Protocol):
     def max_body_bytes(self) -> int | None:
         """Largest body accepted (413 above it); None: the server's own limit."""
 
+    @property
+    def replay_window(self) -> float:
+        """Seconds the runtime remembers a stored request, so that an exact repeat is answered
+        as a duplicate and not stored again: at least twice the signature's tolerance."""
+
     def verify(self, request: WebhookRequest) -> None:
         """Raise :class:`~crm_pulse.errors.Unauthorized` (with the reason) if not genuine."""
 
@@ -183,6 +188,7 @@ class ReceiverBase:
 
     path: str = ""
     max_body_bytes: int | None = None
+    replay_window: float = 600.0
 
     def release(self, request: WebhookRequest) -> None:
         """Nothing to forget."""

@@ -11,6 +11,14 @@ holds the same fields typed for computation:
 * strings are interned, since the same owner, account and stage ids repeat millions of times.
 
 A field that cannot be typed makes the whole event invalid, with a message naming the field.
+
+Every event is also held to bounds (see :data:`LIMITS`), wherever it comes from (webhooks, the
+ingress, sources, files, the log): times and dates between 1900-01-01 and 2200-01-01 (UTC),
+finite amounts below 10^15 in magnitude written in at most 40 characters, strings that are
+valid Unicode text (no lone surrogates, so they can always be written as UTF-8) and of bounded
+length, a bounded number of fields nested at most 16 deep. An event outside them is invalid with
+a message naming the field, like any other bad field, so it is refused (or quarantined) instead
+of breaking arithmetic, time-zone conversion or the log's JSON further down.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 __all__ = [
     "BUILTIN_OBJECTS",
     "ID_FIELD",
+    "LIMITS",
     "MICRO",
     "SOURCE_FIELD",
     "Event",
@@ -36,6 +45,8 @@ __all__ = [
     "ObjectSchema",
     "RecordKey",
     "canonical_json",
+    "check_fields",
+    "check_text",
     "parse_amount",
     "parse_date",
     "parse_time",
@@ -51,6 +62,41 @@ ID_FIELD = "id"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 """Amounts and numbers are held as integers in millionths."""
+
+MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+_MIN_MS = (MIN_TIME - _EPOCH) // _MS
+_MAX_MS = (MAX_TIME - _EPOCH) // _MS
+MAX_AMOUNT = 10**15
+"""Amounts and numbers must be below this in magnitude (a quadrillion of any currency)."""
+MAX_NUMBER_CHARS = 40
+MAX_NAME = 100
+"""Longest ``source`` and ``object``."""
+MAX_ID = 255
+MAX_VALUE = 1_024
+"""Longest value of a typed string field (owner, account, stage ids: they become groups)."""
+MAX_TEXT = 10_000
+"""Longest string anywhere else in ``fields`` (names and untyped values)."""
+MAX_FIELDS = 500
+MAX_NESTING = 16
+MAX_ITEMS = 10_000
+"""Most values (all levels) inside ``fields``."""
+MAX_VERSION = 2**63
+
+LIMITS: dict[str, object] = {
+    "time": "1900-01-01T00:00:00Z <= t < 2200-01-01T00:00:00Z",
+    "date": "1900-01-01 <= d < 2200-01-01",
+    "amount": f"finite, |x| < 10^15, at most {MAX_NUMBER_CHARS} characters",
+    "source/object length": MAX_NAME,
+    "id length": MAX_ID,
+    "typed string length": MAX_VALUE,
+    "other string length": MAX_TEXT,
+    "fields": MAX_FIELDS,
+    "nesting": MAX_NESTING,
+    "values in fields": MAX_ITEMS,
+    "version": "integer, |v| < 2^63",
+}
+"""The bounds every event is held to (docs/runtime.md lists them)."""
 
 RecordKey = tuple[str, str, str]
 """(source, object, id): the identity of a record."""
@@ -151,7 +197,7 @@ BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
 
 def parse_time(value: Any) -> int:
     """ISO 8601 time with an offset or ``Z`` -> integer epoch milliseconds."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 64:
         raise ValueError(f"expected an ISO 8601 time string, got {_show(value)}")
     try:
         parsed = datetime.fromisoformat(value)
@@ -161,7 +207,17 @@ def parse_time(value: Any) -> int:
         ) from None
     if parsed.tzinfo is None:
         raise ValueError(f"time {_show(value)} has no offset; add 'Z' or '+00:00'")
-    return (parsed - _EPOCH) // _MS
+    try:
+        ms = (parsed - _EPOCH) // _MS
+    except OverflowError:  # the year 0001 or 9999 pushed past the calendar by its offset
+        raise _time_range(value) from None
+    if not _MIN_MS <= ms < _MAX_MS:
+        raise _time_range(value)
+    return ms
+
+
+def _time_range(value: Any) -> ValueError:
+    return ValueError(f"time {_show(value)} is outside 1900-01-01..2200-01-01 (UTC)")
 
 
 _PLAIN_AMOUNT = re.compile(r"(-?)(\d{1,18})(?:\.(\d{1,6}))?")
@@ -172,25 +228,42 @@ def parse_amount(value: Any) -> int:
     # fast paths, exact without rounding: an integer, a plain string with at most 6 decimals
     kind = type(value)
     if kind is int:
-        return int(value) * MICRO
+        if -MAX_AMOUNT < value < MAX_AMOUNT:
+            return int(value) * MICRO
+        raise _amount_range(value)
     if kind is str:
         plain = _PLAIN_AMOUNT.fullmatch(value)
         if plain is not None:
             sign, whole, frac = plain.groups()
+            if len(whole) > 15:
+                raise _amount_range(value)
             micro = int(whole) * MICRO + (int(frac.ljust(6, "0")) if frac else 0)
             return -micro if sign else micro
+        if len(value) > MAX_NUMBER_CHARS:
+            raise ValueError(
+                f"expected a decimal number of at most {MAX_NUMBER_CHARS} characters, "
+                f"got {_show(value)}"
+            )
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"expected a decimal number or string, got {_show(value)}")
     try:
         dec = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     except InvalidOperation:
         raise ValueError(f"expected a decimal number, got {_show(value)}") from None
+    except ValueError:  # an int with more digits than Python converts to text
+        raise _amount_range(value) from None
     if not dec.is_finite():
         raise ValueError(f"expected a finite number, got {_show(value)}")
+    if abs(dec) >= MAX_AMOUNT:
+        raise _amount_range(value)
     try:
         return int((dec * MICRO).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-    except InvalidOperation:  # more digits than the decimal context holds
-        raise ValueError(f"amount out of range: {_show(value)}") from None
+    except InvalidOperation:  # pragma: no cover - excluded by the magnitude check
+        raise _amount_range(value) from None
+
+
+def _amount_range(value: Any) -> ValueError:
+    return ValueError(f"number out of range (|x| < 10^15): {_show(value)}")
 
 
 def parse_date(value: Any) -> date:
@@ -198,14 +271,105 @@ def parse_date(value: Any) -> date:
     if not isinstance(value, str):
         raise ValueError(f"expected a date like '2026-01-01', got {_show(value)}")
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"expected a date like '2026-01-01', got {_show(value)}") from None
+    if not MIN_TIME.year <= parsed.year < MAX_TIME.year:
+        raise ValueError(f"date {_show(value)} is outside 1900-01-01..2200-01-01")
+    return parsed
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**50:
+        return f"an integer of about {len(str(abs(value) // 10**50)) + 50} digits"
+    if isinstance(value, str) and len(value) > 200:
+        value = value[:200]
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_text(value: str, limit: int = MAX_TEXT) -> str:
+    """``value`` if it is at most ``limit`` characters of valid Unicode text, else ValueError.
+
+    A lone surrogate (``"\\ud800"`` in JSON) is refused: it cannot be written as UTF-8 and
+    would poison every later reader of the stored event.
+    """
+    if len(value) > limit:
+        raise ValueError(f"text of {len(value)} characters; at most {limit} accepted")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"not valid Unicode text: a lone surrogate at character {exc.start}"
+            ) from None
+    return value
+
+
+def _check_tree(value: Any, path: str, depth: int, budget: list[int]) -> None:
+    """Bounds of an untyped value inside ``fields`` (any JSON value)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ValueError(f"fields: more than {MAX_ITEMS} values")
+    kind = type(value)
+    if kind is str:
+        try:
+            check_text(value)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    elif kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{path}: expected a finite number, got {value!r}")
+    elif kind is int:
+        if not -(10**30) < value < 10**30:
+            raise ValueError(f"{path}: integer out of range (|x| < 10^30)")
+    elif kind is dict or kind is list:
+        if depth >= MAX_NESTING:
+            raise ValueError(f"{path}: nested more than {MAX_NESTING} deep")
+        if kind is dict:
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"{path}: a key is not text")
+                check_text(key, MAX_NAME)
+                _check_tree(item, f"{path}.{key}", depth + 1, budget)
+        else:
+            for i, item in enumerate(value):
+                _check_tree(item, f"{path}[{i}]", depth + 1, budget)
+    elif value is not None and kind is not bool:
+        raise ValueError(f"{path}: not a JSON value ({kind.__name__})")
+
+
+def check_fields(fields: Mapping[str, Any]) -> None:
+    """Bounds of an event's ``fields`` (see :data:`LIMITS`); ValueError naming the field.
+
+    Written for the hot path: ASCII names and strings, small integers and None cost a few
+    comparisons each; anything else goes through :func:`_check_tree`."""
+    if len(fields) > MAX_FIELDS:
+        raise ValueError(f"fields: {len(fields)} fields; at most {MAX_FIELDS} accepted")
+    budget = [MAX_ITEMS]
+    for name, value in fields.items():
+        if len(name) > MAX_NAME or not name.isascii():
+            try:
+                check_text(name, MAX_NAME)
+            except ValueError as exc:
+                raise ValueError(f"fields: a field name: {exc}") from None
+        kind = type(value)
+        if kind is str:
+            if len(value) > MAX_TEXT or not value.isascii():
+                try:
+                    check_text(value)
+                except ValueError as exc:
+                    raise ValueError(f"fields.{name}: {exc}") from None
+        elif value is None or kind is bool or (kind is int and -_BIG < value < _BIG):
+            pass
+        else:
+            _check_tree(value, f"fields.{name}", 1, budget)
+    budget[0] -= len(fields)
+    if budget[0] < 0:
+        raise ValueError(f"fields: more than {MAX_ITEMS} values")
+
+
+_BIG = 10**30
 
 
 def _enumeration(kind: frozenset[str]) -> Callable[[Any], TypedValue]:
@@ -223,9 +387,14 @@ def _enumeration(kind: frozenset[str]) -> Callable[[Any], TypedValue]:
 
 def _string(value: Any) -> TypedValue:
     if isinstance(value, str):
+        if len(value) > MAX_VALUE:
+            raise ValueError(f"text of {len(value)} characters; at most {MAX_VALUE} accepted")
         return sys.intern(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return sys.intern(str(value))
+        text = str(value) if -(10**30) < value < 10**30 else ""
+        if not text or text in ("nan", "inf", "-inf"):
+            raise ValueError(f"expected a string or an id, got {_show(value)}")
+        return sys.intern(text)
     raise ValueError(f"expected a string, got {_show(value)}")
 
 
@@ -280,9 +449,9 @@ class Event(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    source: str = Field(min_length=1)
-    object: str = Field(min_length=1)
-    id: str = Field(min_length=1)
+    source: str = Field(min_length=1, max_length=MAX_NAME)
+    object: str = Field(min_length=1, max_length=MAX_NAME)
+    id: str = Field(min_length=1, max_length=MAX_ID)
     op: Literal["upsert", "delete"]
     version: int
     fields: dict[str, Any] = Field(default_factory=dict)
@@ -293,6 +462,8 @@ class Event(BaseModel):
     @classmethod
     def _id_as_text(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not -(10**30) < value < 10**30:
+                raise ValueError("an integer id of more than 30 digits")
             return str(value)
         return value
 
@@ -300,11 +471,22 @@ class Event(BaseModel):
     @classmethod
     def _integral_version(cls, value: Any) -> Any:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError(f"expected an integer version, got {value!r}")
+            raise ValueError(f"expected an integer version, got {_show(value)}")
+        if isinstance(value, str) and len(value) > 20:
+            raise ValueError(f"expected an integer version, got {_show(value)}")
+        if isinstance(value, (int, float)) and not -MAX_VERSION < value < MAX_VERSION:
+            raise ValueError(f"version out of range (|v| < 2^63): {_show(value)}")
         return value
 
     @model_validator(mode="after")
     def _type_known_fields(self) -> Event:
+        if not (self.source.isascii() and self.object.isascii() and self.id.isascii()):
+            for name in ("source", "object", "id"):
+                try:
+                    check_text(getattr(self, name))
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        check_fields(self.fields)
         if self.op == "upsert":
             self._values = type_fields(BUILTIN_OBJECTS.get(self.object), self.fields)
             self._values.setdefault(SOURCE_FIELD, self.source)

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..errors import DataError
+from ..safejson import MAX_DEPTH, depth_of
 from .events import Event
 
 __all__ = ["LineError", "parse_line", "read_events", "read_events_file"]
@@ -37,12 +38,16 @@ def _reason(exc: ValidationError) -> str:
 
 def parse_line(text: str, line: int) -> Event:
     """One JSONL line -> Event; raises DataError(reason, where='line N')."""
+    if text.count("[") + text.count("{") > MAX_DEPTH and depth_of(text.encode()) > MAX_DEPTH:
+        raise DataError(f"JSON nested deeper than {MAX_DEPTH} levels", f"line {line}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(
             f"not valid JSON: {exc.msg} at column {exc.colno}", f"line {line}"
         ) from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise DataError(f"a number is too long ({str(exc)[:60]})", f"line {line}") from None
     if not isinstance(data, dict):
         raise DataError(f"expected a JSON object, got {type(data).__name__}", f"line {line}")
     try:

@@ -1,10 +1,11 @@
-"""The seeded demo company: the simulators of HubSpot, Pipedrive and Salesforce, filled with one company.
+"""The seeded demo company: the simulators of HubSpot, Pipedrive, Salesforce and monday, filled with one company.
 
 :class:`Sandbox` starts FakeHubSpot (HTTPS, with a throw-away CA) and FakePipedrive on
 127.0.0.1, fills them with a year of one reproducible company (accounts, contacts, deals
 through a pipeline with new business, upsells and renewals, tickets, calls, meetings and
 e-mails, NPS and CSAT answers), and can then make live changes and deliver them as signed
-webhooks (HubSpot v3 signatures, Pipedrive HTTP Basic) to a runtime.
+webhooks (HubSpot v3 signatures, Pipedrive HTTP Basic, monday JWT) to a runtime. ``live``
+names the CRMs whose changes are made (``crm-pulse demo --crms``; default: all).
 
 ``environment()`` gives the variables ``examples/demo.yaml`` reads (URLs, tokens, secrets).
 """
@@ -22,6 +23,7 @@ import aiohttp
 
 from ..metrics.events import Event
 from .hubspot import FakeHubSpot, iso_ms
+from .monday import FakeMonday
 from .pipedrive import FakePipedrive
 from .salesforce import FakeSalesforce
 from .server import FakeServer, TestCA
@@ -33,6 +35,7 @@ HOME_COMPANY = "1001"  # the HubSpot company that holds company-wide values
 HOME_ORGANIZATION = "101"  # the Pipedrive organization that holds company-wide values
 HUBSPOT_REPS = ("11", "12", "13", "14")
 PIPEDRIVE_REPS = (21, 22)
+MONDAY_REPS = (31, 32)
 _STAGES = ("appointmentscheduled", "qualifiedtobuy", "contractsent")
 
 
@@ -46,7 +49,9 @@ class SandboxStats:
 class Sandbox:
     """The three fakes, seeded; serve them with :meth:`start` and stop with :meth:`stop`."""
 
-    def __init__(self, seed: int = 7, now_ms: int | None = None) -> None:
+    def __init__(
+        self, seed: int = 7, now_ms: int | None = None, live: set[str] | None = None
+    ) -> None:
         self.rng = random.Random(seed)
         self.now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         self.ca = TestCA()
@@ -55,6 +60,14 @@ class Sandbox:
             "demo-pipedrive-token", webhook_password="demo-pipedrive-hook"
         )
         self.salesforce = FakeSalesforce(session_id="00Ddemo!salesforce-session")
+        self.monday = FakeMonday(
+            "demo-monday-token", signing_secret="demo-monday-signing-secret-0123456789abcdef"
+        )
+        self._mo_server = FakeServer(self.monday.app(), ca=self.ca)
+        self.live = live if live is not None else {"hubspot", "pipedrive", "salesforce", "monday"}
+        self.mo_open: list[str] = []
+        self.mo_home = ""
+        self.monday_hook = ""
         self._hs_server = FakeServer(self.hubspot.app(), ca=self.ca)
         self._pd_server = FakeServer(self.pipedrive.app())
         self._sf_server = FakeServer(self.salesforce.app(), ca=self.ca)
@@ -70,12 +83,14 @@ class Sandbox:
         self._hs_server.start()
         self._pd_server.start()
         self._sf_server.start()
+        self._mo_server.start()
         return self
 
     def stop(self) -> None:
         self._hs_server.stop()
         self._pd_server.stop()
         self._sf_server.stop()
+        self._mo_server.stop()
 
     def environment(self, state_path: str, port: int) -> dict[str, str]:
         return {
@@ -89,9 +104,18 @@ class Sandbox:
             "DEMO_SALESFORCE_URL": self._sf_server.url,
             "DEMO_SALESFORCE_SESSION": self.salesforce.session_id,
             "DEMO_SALESFORCE_HOME": self.sf_home,
+            "DEMO_MONDAY_URL": f"{self._mo_server.url}/v2",
+            "DEMO_MONDAY_TOKEN": self.monday.token,
+            "DEMO_MONDAY_SIGNING_SECRET": self.monday.signing_secret or "",
+            "DEMO_MONDAY_HOOK_URL": self._monday_hook(port),
+            "DEMO_MONDAY_HOME": self.mo_home,
             "DEMO_STATE": state_path,
             "DEMO_LISTEN": f"127.0.0.1:{port}",
         }
+
+    def _monday_hook(self, port: int) -> str:
+        self.monday_hook = f"http://127.0.0.1:{port}/webhooks/monday"
+        return self.monday_hook
 
     # ------------------------------------------------------------ the company's year
     def _ago(self, days: float) -> int:
@@ -244,6 +268,41 @@ class Sandbox:
             if status == "open":
                 self.pd_open.append(rid)
         self._seed_salesforce()
+        self._seed_monday()
+
+    def _seed_monday(self) -> None:
+        """A fourth team on monday CRM: its Deals and Accounts boards (ids 1000001, 1000002)."""
+        rng, mo = self.rng, self.monday
+        deals, accounts = mo.add_board("Deals", "deals"), mo.add_board("Accounts", "accounts")
+        assert (deals, accounts) == ("1000001", "1000002"), (deals, accounts)
+        # both teams sell to the same customers, kept in HubSpot (as with Pipedrive)
+        mo.add_column(deals, "HubSpot company id", "text")
+        self.mo_home = mo.create_item(
+            accounts, "Demo Inc (company-wide values)", at=(self.now_ms - 400 * DAY) // 1000
+        )
+        customers = [
+            mo.create_item(accounts, f"monday customer {i}", {"Owner": rng.choice(MONDAY_REPS)})
+            for i in range(6)
+        ]
+        for _ in range(40):
+            created = self._ago(rng.uniform(3, 300))
+            stage = rng.choice(["Won", "Lost", "Proposal", "Negotiation"])
+            closed = min(self.now_ms - 3_600_000, created + int(rng.uniform(3, 40) * DAY))
+            at = (closed if stage in ("Won", "Lost") else created) // 1000
+            rid = mo.create_item(
+                deals,
+                "monday deal",
+                {
+                    "Deal stage": stage,
+                    "Deal value": rng.randrange(10, 200) * 100,
+                    "Owner": rng.choice(MONDAY_REPS),
+                    "Accounts": int(rng.choice(customers)),
+                    "HubSpot company id": rng.choice(self.companies[1:]),
+                },
+                at=at,
+            )
+            if stage not in ("Won", "Lost"):
+                self.mo_open.append(rid)
 
     def _seed_salesforce(self) -> None:
         """A third team on Salesforce: accounts and opportunities, through canonical events."""
@@ -298,7 +357,15 @@ class Sandbox:
         """One change in a CRM, announced to the runtime as that CRM would."""
         rng = self.rng
         self.stats.changes += 1
-        if rng.random() < 0.7 or not self.pd_open:
+        others = {"hubspot", "pipedrive"} & self.live
+        if "monday" in self.live and self.mo_open and (rng.random() < 0.25 or not others):
+            await self._monday_change(session, runtime_url)
+            return
+        if not others or ("hubspot" not in others and not self.pd_open):
+            return  # nothing left to change live (Salesforce changes come from polling only)
+        if "pipedrive" not in others or (
+            "hubspot" in others and (rng.random() < 0.7 or not self.pd_open)
+        ):
             if self.open_deals and rng.random() < 0.6:
                 rid = self.open_deals.pop(rng.randrange(len(self.open_deals)))
                 stage = rng.choice(["closedwon", "closedwon", "closedlost"])
@@ -343,6 +410,22 @@ class Sandbox:
                 else:
                     self.stats.webhooks_refused += 1
         except aiohttp.ClientError:
+            self.stats.webhooks_refused += 1
+
+    async def _monday_change(self, session: aiohttp.ClientSession, runtime_url: str) -> None:
+        """An open monday deal is won or lost; monday announces it with a JWT-signed webhook."""
+        rid = self.mo_open.pop(self.rng.randrange(len(self.mo_open)))
+        self.monday.update_item(rid, {"Deal stage": self.rng.choice(["Won", "Won", "Lost"])})
+        status = await self.monday.deliver(
+            f"{runtime_url}/webhooks/monday",
+            "update_column_value",
+            rid,
+            column_title="Deal stage",
+            audience=self.monday_hook or None,
+        )
+        if status == 200:
+            self.stats.webhooks_sent += 1
+        else:
             self.stats.webhooks_refused += 1
 
     async def trickle(self, runtime_url: str, stop: asyncio.Event, every: float = 0.4) -> None:

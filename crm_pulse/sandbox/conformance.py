@@ -19,8 +19,8 @@ subclassing :class:`ConformanceSuite` in one of its test modules and providing t
 The tests are plain (synchronous) pytest tests that run each check on a fresh event loop, so no
 asyncio plugin is needed. A check for a part the connector does not have (``source``,
 ``receiver``, ``sink``, ``provisioner`` left None) or for something the simulator cannot do
-(:attr:`Harness.deletes`, :attr:`Harness.rate_limits`, :attr:`Harness.bad_records`) is
-**skipped**, not failed.
+(:attr:`Harness.deletes`, :attr:`Harness.rate_limits`, :attr:`Harness.bad_records`,
+:attr:`Harness.faults`) is **skipped**, not failed.
 
 The module is also a pytest plugin (``pytest_plugins = ["crm_pulse.sandbox.conformance"]``
 or ``-p crm_pulse.sandbox.conformance``): it registers the ``conformance`` marker its tests
@@ -56,7 +56,7 @@ from ..connectors.protocols import (
     WebhookRequest,
 )
 from ..connectors.registry import connector_class
-from ..errors import RateLimited, Unauthorized
+from ..errors import RateLimited, RetriableError, Unauthorized
 from ..metrics.events import Event
 
 __all__ = ["ConformanceSuite", "Harness", "HarnessFactory", "drain"]
@@ -79,6 +79,9 @@ class Harness:
     """The simulator can answer with 429 and a Retry-After (:meth:`rate_limit`)."""
     bad_records: bool = True
     """The simulator can hold a record the source cannot map (:meth:`seed_bad_deal`)."""
+    faults: bool = False
+    """The simulator produces the vendor's documented failures on demand (:meth:`server_errors`,
+    :meth:`slow_answers`, :meth:`exhaust_daily`)."""
 
     def seed_deals(self, n: int, *, same_modified_at: bool = False) -> list[str]:
         """Create ``n`` open deals (with an owner and an amount); return their ids. With
@@ -127,6 +130,25 @@ class Harness:
         """A custom field that does not exist yet (for the provisioner)."""
         raise NotImplementedError
 
+    def server_errors(self, requests: int) -> None:
+        """Answer the next ``requests`` API calls with the vendor's 5xx; make the connector's
+        retry waits instant (the checks count retries, not seconds)."""
+        raise NotImplementedError
+
+    def slow_answers(self, requests: int) -> None:
+        """Answer the next ``requests`` API calls only after the connector's client has given
+        up waiting (set its timeout short, and the simulator's delay beyond it)."""
+        raise NotImplementedError
+
+    def exhaust_daily(self) -> None:
+        """Use up the vendor's daily API allowance: every call is refused the way the vendor
+        documents it, until :meth:`restore_daily`."""
+        raise NotImplementedError
+
+    def restore_daily(self) -> None:
+        """A new day: the allowance is back."""
+        raise NotImplementedError
+
 
 HarnessFactory = Callable[[], AbstractAsyncContextManager[Harness]]
 
@@ -167,6 +189,11 @@ def _provisioner(h: Harness) -> FieldProvisioner:
     if h.connector.provisioner is None:
         pytest.skip(f"{h.kind} has no provisioner")
     return h.connector.provisioner
+
+
+def _faults(h: Harness) -> None:
+    if not h.faults:
+        pytest.skip(f"{h.kind}'s simulator produces no failures on demand")
 
 
 def _run(factory: HarnessFactory, check: Callable[[Harness], Awaitable[None]]) -> None:
@@ -391,5 +418,63 @@ class ConformanceSuite:
             lines = await provisioner.create([spec])
             assert lines  # what was done, for `crm-pulse provision` to print
             assert await provisioner.missing([spec]) == []
+
+        _run(conformance_harness, check)
+
+    # ------------------------------------------------------------ the vendor's failures
+
+    def test_a_few_server_errors_are_retried_and_nothing_is_lost(
+        self, conformance_harness: HarnessFactory
+    ) -> None:
+        async def check(h: Harness) -> None:
+            source = _source(h)
+            _faults(h)
+            ids = h.seed_deals(20)
+            h.server_errors(2)
+            events, _ = await drain(source.backfill(None))
+            assert set(ids) <= {e.id for e in _deals(events) if e.op == "upsert"}
+
+        _run(conformance_harness, check)
+
+    def test_endless_server_errors_fail_as_retriable(
+        self, conformance_harness: HarnessFactory
+    ) -> None:
+        async def check(h: Harness) -> None:
+            source = _source(h)
+            _faults(h)
+            h.seed_deals(3)
+            h.server_errors(1000)
+            with pytest.raises(RetriableError):  # tried again later, never "fatal"
+                await drain(source.backfill(None))
+
+        _run(conformance_harness, check)
+
+    def test_a_slow_answer_times_out_and_is_retried(
+        self, conformance_harness: HarnessFactory
+    ) -> None:
+        async def check(h: Harness) -> None:
+            source = _source(h)
+            _faults(h)
+            ids = h.seed_deals(5)
+            h.slow_answers(1)
+            events, _ = await drain(source.backfill(None))
+            assert set(ids) <= {e.id for e in _deals(events) if e.op == "upsert"}
+
+        _run(conformance_harness, check)
+
+    def test_a_used_up_daily_allowance_pauses_and_resumes(
+        self, conformance_harness: HarnessFactory
+    ) -> None:
+        async def check(h: Harness) -> None:
+            source = _source(h)
+            _faults(h)
+            ids = h.seed_deals(5)
+            h.exhaust_daily()
+            with pytest.raises(RateLimited) as paused:  # a pause, never a failure
+                await drain(source.backfill(None))
+            assert paused.value.retry_after is not None and paused.value.retry_after >= 60
+            h.restore_daily()
+            events, _ = await drain(source.backfill(None))
+            assert set(ids) <= {e.id for e in _deals(events) if e.op == "upsert"}
 
         _run(conformance_harness, check)

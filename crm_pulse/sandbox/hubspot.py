@@ -16,6 +16,7 @@ and the ``X-HubSpot-RateLimit-*`` headers, and search indexing that can lag behi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -25,6 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +34,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+
+from . import contracts
 
 __all__ = ["OBJECT_TYPE_IDS", "FakeHubSpot", "iso_ms", "v3_signature"]
 
@@ -125,6 +129,8 @@ class _Property:
 
 
 _DEFAULT_PIPELINES = {
+    # what GET /crm/v3/pipelines answers: deal stages carry ``probability`` (1.0 closed won,
+    # 0.0 closed lost) and the read-only ``isClosed``; ticket stages carry ``ticketState`` only
     "deals": [
         {
             "id": "default",
@@ -147,13 +153,19 @@ _DEFAULT_PIPELINES = {
             "id": "0",
             "label": "Support Pipeline",
             "stages": [
-                ("1", "New", {"ticketState": "OPEN", "isClosed": "false"}),
-                ("2", "Waiting on contact", {"ticketState": "OPEN", "isClosed": "false"}),
-                ("4", "Closed", {"ticketState": "CLOSED", "isClosed": "true"}),
+                ("1", "New", {"ticketState": "OPEN"}),
+                ("2", "Waiting on contact", {"ticketState": "OPEN"}),
+                ("4", "Closed", {"ticketState": "CLOSED"}),
             ],
         }
     ],
 }
+FILTER_GROUPS_MAX = 5
+FILTERS_PER_GROUP_MAX = 10
+FILTERS_TOTAL_MAX = 25
+ASSOCIATIONS_PAGE_MAX = 500
+"""Associations of one record per page of the v4 APIs (more: ``paging.next.after``)."""
+_PIPELINES_CREATED = "2024-01-02T03:04:05.678Z"
 
 
 class FakeHubSpot:
@@ -198,6 +210,8 @@ class FakeHubSpot:
         self._last_ms = 0
         self._lock = threading.RLock()
         self._forced_429: list[float] = []
+        self.faults: list[tuple[int, float]] = []
+        """Injected failures for the next calls: (status or 0, delay seconds)."""
         self.rate_max = 190
         """Requests allowed per ``rate_interval_ms`` (a private app's burst limit); 0: no limit."""
         self.rate_interval_ms = 10_000
@@ -265,14 +279,24 @@ class FakeHubSpot:
             record.properties[f"hs_date_entered_{stage}"] = iso_ms(now)
 
     def add_stage(
-        self, stage: str, label: str, *, closed: bool, won: bool = False, pipeline: str = "default"
+        self,
+        stage: str,
+        label: str,
+        *,
+        closed: bool,
+        won: bool = False,
+        pipeline: str = "default",
+        pipeline_type: str = "deals",
     ) -> None:
-        """Add a deal stage (an admin editing the pipeline), closed-won/lost by its flags."""
+        """Add a stage (an admin editing the pipeline): a deal stage closed-won/lost by its
+        probability, a ticket stage OPEN/CLOSED by its ticketState."""
         meta = {"isClosed": str(closed).lower(), "probability": "1.0" if won else "0.5"}
         if closed and not won:
             meta["probability"] = "0.0"
+        if pipeline_type == "tickets":
+            meta = {"ticketState": "CLOSED" if closed else "OPEN"}
         with self._lock:
-            for p in self.pipelines["deals"]:
+            for p in self.pipelines[pipeline_type]:
                 if p["id"] == pipeline:
                     p["stages"].append((stage, label, meta))
 
@@ -341,9 +365,26 @@ class FakeHubSpot:
             self.properties[object_type][name] = _Property(name, name, type_, type_, group)
 
     def rate_limit(self, requests: int, retry_after: float) -> None:
-        """Answer the next ``requests`` API calls with 429 and this Retry-After."""
+        """Answer the next ``requests`` API calls with 429 (``TEN_SECONDLY_ROLLING``) and this
+        Retry-After."""
         with self._lock:
             self._forced_429 = [retry_after] * requests
+
+    def exhaust_daily(self) -> None:
+        """Use up the portal's daily limit: every call answers 429 ``policyName: DAILY``
+        (no Retry-After) until :meth:`reset_daily` (HubSpot: the portal's midnight)."""
+        with self._lock:
+            self._daily = self.daily_max
+
+    def reset_daily(self) -> None:
+        with self._lock:
+            self._daily = 0
+
+    def fail(self, requests: int, status: int = 502, *, delay: float = 0.0) -> None:
+        """The next ``requests`` calls answer ``status`` (a 5xx with HubSpot's error body)
+        after ``delay`` seconds; ``status=0`` only delays (a slow answer: client timeouts)."""
+        with self._lock:
+            self.faults = [(status, delay)] * requests
 
     def value(self, object_type: str, rid: str, name: str) -> str | None:
         with self._lock:
@@ -434,13 +475,14 @@ class FakeHubSpot:
 
     # ------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[contracts.middleware("hubspot"), self._middleware])
         r = app.router
         r.add_post("/crm/v3/objects/{type}/search", self._search)
         r.add_get("/crm/v3/objects/{type}", self._list)
         r.add_post("/crm/v3/objects/{type}/batch/read", self._batch_read)
         r.add_post("/crm/v3/objects/{type}/batch/update", self._batch_update)
         r.add_post("/crm/v4/associations/{type}/{to}/batch/read", self._associations)
+        r.add_get("/crm/v4/objects/{type}/{id}/associations/{to}", self._associations_page)
         r.add_get("/crm/v3/pipelines/{type}", self._pipelines)
         r.add_get("/crm/v3/properties/{type}", self._properties)
         r.add_post("/crm/v3/properties/{type}", self._create_property)
@@ -486,28 +528,32 @@ class FakeHubSpot:
             if request.path.endswith("/batch/update"):
                 self._write_calls += 1
             headers = self._limit_headers(now)
+            fault = self.faults.pop(0) if self.faults else None
             forced = self._forced_429.pop(0) if self._forced_429 else None
-            wait = None if forced is not None else self._over_limit(request, now)
-            if forced is None and wait is None:
+            daily = self.daily_max and self._daily >= self.daily_max
+            wait = None if forced is not None or daily else self._over_limit(request, now)
+            if forced is None and wait is None and not daily:
                 self._window.append(now)
                 self._daily += 1
                 headers = self._limit_headers(now)
+        if daily:
+            # the portal's daily limit is used up until its midnight: no Retry-After
+            return _rate_limited("DAILY", headers)
         if wait is not None:
             self.throttled += 1
             policy = "SECONDLY" if request.path.endswith("/search") else "TEN_SECONDLY_ROLLING"
-            return _error(
-                429,
-                "RATE_LIMITS",
-                f"You have reached your {policy.lower()} limit.",
-                {**headers, "Retry-After": f"{max(1, int(wait + 0.999))}"},
-            )
+            return _rate_limited(policy, {**headers, "Retry-After": f"{max(1, int(wait + 0.999))}"})
         if forced is not None:
-            return _error(
-                429,
-                "RATE_LIMITS",
-                "You have reached your secondly limit.",
+            return _rate_limited(
+                "TEN_SECONDLY_ROLLING",
                 {**headers, "Retry-After": f"{forced:g}", "X-HubSpot-RateLimit-Remaining": "0"},
             )
+        if fault is not None:
+            status, delay = fault
+            if delay:
+                await asyncio.sleep(delay)
+            if status:
+                return _error(status, "INTERNAL_ERROR", "internal error", headers)
         response: web.StreamResponse = await handler(request)
         response.headers.update(headers)
         self.statuses.append(response.status)
@@ -569,8 +615,18 @@ class FakeHubSpot:
                 f"Paging beyond {SEARCH_RESULTS_MAX} results is not supported",
             )
         groups = body.get("filterGroups") or []
-        if len(groups) > 5 or any(len(g.get("filters", [])) > 6 for g in groups):
-            return _error(400, "VALIDATION_ERROR", "at most 5 filterGroups of 6 filters")
+        counts = [len(g.get("filters", [])) for g in groups]
+        if (
+            len(groups) > FILTER_GROUPS_MAX
+            or any(n > FILTERS_PER_GROUP_MAX for n in counts)
+            or sum(counts) > FILTERS_TOTAL_MAX
+        ):
+            return _error(
+                400,
+                "VALIDATION_ERROR",
+                f"at most {FILTER_GROUPS_MAX} filterGroups, {FILTERS_PER_GROUP_MAX} filters "
+                f"per group and {FILTERS_TOTAL_MAX} filters in all",
+            )
         sorts = body.get("sorts") or []
         if len(sorts) > 1:  # HubSpot: "Only one sorting rule can be applied to any search."
             return _error(
@@ -693,21 +749,14 @@ class FakeHubSpot:
                 if not targets:
                     none.append(rid)
                     continue
-                results.append(
-                    {
-                        "from": {"id": rid},
-                        "to": [
-                            {
-                                "toObjectId": int(t),
-                                "associationTypes": [
-                                    {"category": "HUBSPOT_DEFINED", "typeId": 1, "label": None}
-                                ],
-                            }
-                            for t in targets
-                        ],
-                    }
-                )
-        answer: dict[str, Any] = {"status": "COMPLETE", "results": results}
+                result: dict[str, Any] = {
+                    "from": {"id": rid},
+                    "to": [_associated(t) for t in targets[:ASSOCIATIONS_PAGE_MAX]],
+                }
+                if len(targets) > ASSOCIATIONS_PAGE_MAX:
+                    result["paging"] = _next_page(ASSOCIATIONS_PAGE_MAX)
+                results.append(result)
+        answer: dict[str, Any] = {"status": "COMPLETE", "results": results, **_batch_times()}
         if none:
             answer["errors"] = [
                 {
@@ -716,6 +765,8 @@ class FakeHubSpot:
                     "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
                     "message": f"No {to_type} is associated with {object_type} {rid}.",
                     "context": {"fromObjectId": [rid]},
+                    "links": {},
+                    "errors": [],
                 }
                 for rid in none
             ]
@@ -723,12 +774,42 @@ class FakeHubSpot:
             return web.json_response(answer, status=207)
         return web.json_response(answer)
 
+    async def _associations_page(self, request: web.Request) -> web.Response:
+        """``GET /crm/v4/objects/{type}/{id}/associations/{to}``: one record's associations,
+        at most 500 per page, ``paging.next.after`` for the rest."""
+        object_type = self._type(request)
+        to_raw = request.match_info["to"]
+        to_type = OBJECT_TYPE_IDS.get(to_raw, to_raw)
+        rid = request.match_info["id"]
+        try:
+            after = int(request.query.get("after") or 0)
+            limit = min(int(request.query.get("limit") or ASSOCIATIONS_PAGE_MAX), 500)
+        except ValueError:
+            return _error(400, "VALIDATION_ERROR", "after and limit must be integers")
+        with self._lock:
+            targets = sorted(self.associations.get((object_type, rid, to_type), set()), key=int)
+        answer: dict[str, Any] = {
+            "results": [_associated(t) for t in targets[after : after + limit]]
+        }
+        if after + limit < len(targets):
+            answer["paging"] = _next_page(after + limit)
+        return web.json_response(answer)
+
     async def _pipelines(self, request: web.Request) -> web.Response:
         object_type = self._type(request)
         results = []
         for p in self.pipelines.get(object_type, []):
             stages = [
-                {"id": sid, "label": label, "metadata": meta, "archived": False, "displayOrder": i}
+                {
+                    "id": sid,
+                    "label": label,
+                    "metadata": dict(meta),
+                    "archived": False,
+                    "displayOrder": i,
+                    "createdAt": _PIPELINES_CREATED,
+                    "updatedAt": _PIPELINES_CREATED,
+                    "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
+                }
                 for i, (sid, label, meta) in enumerate(p["stages"])
             ]
             results.append(
@@ -738,6 +819,8 @@ class FakeHubSpot:
                     "stages": stages,
                     "archived": False,
                     "displayOrder": 0,
+                    "createdAt": _PIPELINES_CREATED,
+                    "updatedAt": _PIPELINES_CREATED,
                 }
             )
         return web.json_response({"results": results})
@@ -745,17 +828,7 @@ class FakeHubSpot:
     async def _properties(self, request: web.Request) -> web.Response:
         object_type = self._type(request)
         with self._lock:
-            results = [
-                {
-                    "name": p.name,
-                    "label": p.label,
-                    "type": p.type,
-                    "fieldType": p.field_type,
-                    "groupName": p.group,
-                    **p.extra,
-                }
-                for p in self.properties[object_type].values()
-            ]
+            results = [_property_answer(p) for p in self.properties[object_type].values()]
         return web.json_response({"results": results})
 
     async def _create_property(self, request: web.Request) -> web.Response:
@@ -783,7 +856,7 @@ class FakeHubSpot:
                 for k, v in body.items()
                 if k not in ("name", "label", "type", "fieldType", "groupName")
             }
-            self.properties[object_type][body["name"]] = _Property(
+            created = _Property(
                 body["name"],
                 body["label"],
                 body["type"],
@@ -791,12 +864,16 @@ class FakeHubSpot:
                 body["groupName"],
                 extra,
             )
-        return web.json_response({**body}, status=201)
+            self.properties[object_type][body["name"]] = created
+        return web.json_response(_property_answer(created), status=201)
 
     async def _groups(self, request: web.Request) -> web.Response:
         object_type = self._type(request)
         with self._lock:
-            results = [{"name": n, "label": label} for n, label in self.groups[object_type].items()]
+            results = [
+                {"name": n, "label": label, "displayOrder": -1, "archived": False}
+                for n, label in self.groups[object_type].items()
+            ]
         return web.json_response({"results": results})
 
     async def _create_group(self, request: web.Request) -> web.Response:
@@ -808,7 +885,7 @@ class FakeHubSpot:
             if body["name"] in self.groups[object_type]:
                 return _error(409, "OBJECT_ALREADY_EXISTS", "group exists")
             self.groups[object_type][body["name"]] = body["label"]
-        return web.json_response(body, status=201)
+        return web.json_response({"displayOrder": -1, **body, "archived": False}, status=201)
 
 
 _WRITABLE_BUILTINS = {
@@ -830,6 +907,68 @@ _BUILTIN_GROUPS = {
 }
 
 
+def _property_answer(p: _Property) -> dict[str, Any]:
+    """A property as HubSpot describes one (``description`` and ``options`` always present,
+    ``createdAt`` and ``updatedAt`` in ISO time)."""
+    out: dict[str, Any] = {
+        "name": p.name,
+        "label": p.label,
+        "type": p.type,
+        "fieldType": p.field_type,
+        "groupName": p.group,
+        "description": "",
+        "options": [],
+        "createdAt": _PIPELINES_CREATED,
+        "updatedAt": _PIPELINES_CREATED,
+        "hidden": False,
+        "formField": False,
+        "calculated": False,
+        "externalOptions": False,
+        "hasUniqueValue": False,
+        "modificationMetadata": {
+            "archivable": True,
+            "readOnlyDefinition": False,
+            "readOnlyValue": False,
+        },
+    }
+    out.update(p.extra)
+    return out
+
+
+def _associated(target: str) -> dict[str, Any]:
+    return {
+        "toObjectId": str(target),
+        "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 1, "label": None}],
+    }
+
+
+def _next_page(after: int) -> dict[str, Any]:
+    return {"next": {"after": str(after), "link": f"?after={after}"}}
+
+
+def _batch_times() -> dict[str, str]:
+    """``startedAt`` and ``completedAt``: required in every batch answer."""
+    now = iso_ms(int(time.time() * 1000))
+    return {"startedAt": now, "completedAt": now}
+
+
+def _rate_limited(policy: str, headers: Mapping[str, str]) -> web.Response:
+    """HubSpot's 429: ``errorType: RATE_LIMIT`` and the ``policyName`` of the limit hit."""
+    period = {"DAILY": "daily", "SECONDLY": "secondly"}.get(policy, "ten-secondly rolling")
+    return web.json_response(
+        {
+            "status": "error",
+            "message": f"You have reached your {period} limit.",
+            "errorType": "RATE_LIMIT",
+            "correlationId": str(uuid.uuid4()),
+            "policyName": policy,
+            "requestId": str(uuid.uuid4()),
+        },
+        status=429,
+        headers=headers,
+    )
+
+
 def _too_many(count: int, limit: int) -> web.Response:
     return _error(400, "VALIDATION_ERROR", f"Batch size {count} exceeds the limit of {limit}")
 
@@ -838,12 +977,17 @@ def _batch_answer(
     results: list[Any], missing: list[str], message: str, *, with_ids: bool = True
 ) -> web.Response:
     """200 with the results, or 207 with one OBJECT_NOT_FOUND error naming the missing ids."""
-    answer: dict[str, Any] = {"status": "COMPLETE", "results": results}
+    answer: dict[str, Any] = {"status": "COMPLETE", "results": results, **_batch_times()}
     if not missing:
         return web.json_response(answer)
-    error: dict[str, Any] = {"status": "error", "category": "OBJECT_NOT_FOUND", "message": message}
-    if with_ids:
-        error["context"] = {"ids": missing}
+    error: dict[str, Any] = {
+        "status": "error",
+        "category": "OBJECT_NOT_FOUND",
+        "message": message,
+        "context": {"ids": missing} if with_ids else {},
+        "links": {},
+        "errors": [],
+    }
     answer["errors"] = [error]
     answer["numErrors"] = 1
     return web.json_response(answer, status=207)

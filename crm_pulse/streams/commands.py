@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -15,13 +16,14 @@ from typing import Any, TextIO
 
 from ..config.models import Deployment
 from ..connectors.provisioning import required_fields
+from ..errors import ConfigError, ConfigProblem
 from ..metrics.report import MetricValue
 from .consumer import Consumer
 from .database import Database
 from .runtime import EmbeddedRuntime
 from .writeback import Planner
 
-__all__ = ["backfill", "dry_run", "provision", "report", "run"]
+__all__ = ["backfill", "dry_run", "provision", "report", "run", "state_file"]
 
 ServeFactory = Callable[[EmbeddedRuntime], Any]
 
@@ -36,15 +38,34 @@ def _http_server() -> ServeFactory | None:
     return serve
 
 
+def state_file(deployment: Deployment) -> str:
+    """The deployment's state file; ConfigError when it names a variable that is not set."""
+    path = str(deployment.runtime.state_path)
+    unresolved = re.search(r"\$\{([^}]*)\}", path)
+    if unresolved:
+        file = getattr(deployment, "_source_file", "") or ""
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    "runtime.state_path",
+                    f"environment variable {unresolved.group(1)} is not set",
+                    file,
+                )
+            ]
+        )
+    return path
+
+
 def report(deployment: Deployment, as_of: int) -> list[MetricValue]:
     """The metric values held in the deployment's state file (read only: nothing runs)."""
-    db = Database(deployment.runtime.state_path)
+    db = Database(state_file(deployment), create=False)
     try:
         catalog = deployment.catalog()
         planner = Planner(deployment.writeback, catalog)
         consumer = Consumer(
             db, catalog, deployment.window_specs(), planner, debounce=0.0, clock=time.time
         )
+        db.call(lambda: consumer.check(as_of))
         return db.call(lambda: consumer.report(as_of))
     finally:
         db.close()

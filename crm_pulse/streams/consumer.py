@@ -8,11 +8,17 @@ effect and the position moved together).
 
 If a transaction fails, memory may be ahead of disk: the consumer reloads the committed state
 before going on.
+
+An entry of the log that is not a valid event, or that the engine fails on, is quarantined
+(:mod:`.quarantine`) and the consumer moves past it: one poison event never stops the runtime,
+nor a restart. An engine failure rolls the batch back, reloads the state, quarantines that one
+position and runs the batch again without it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,12 +27,24 @@ from ..metrics.calendar import WindowSpec
 from ..metrics.catalog import Catalog
 from ..metrics.engine import Engine
 from ..metrics.report import MetricValue
-from .database import Database
-from .log import consumed_position, last_position, read_events
+from . import quarantine
+from .database import Database, StateError
+from .log import consumed_position, event_json, last_position, read_log
 from .state import SQLiteStore
 from .writeback import Planner, SQLiteOutbox
 
 __all__ = ["BatchResult", "Consumer"]
+
+log = logging.getLogger("crm_pulse.consumer")
+
+
+class _ApplyFailed(Exception):
+    def __init__(self, position: int, connector: str, body: str, reason: str) -> None:
+        super().__init__(reason)
+        self.position = position
+        self.connector = connector
+        self.body = body
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -62,17 +80,34 @@ class Consumer:
         self.on_changes = on_changes
         self.store = SQLiteStore()
         self.engine = Engine(catalog, self.store, windows)
+        self.quarantined = 0
+        self._skip: set[int] = set()
         self.db.call(self._load)
 
     def _load(self) -> None:
-        self.store.load(self.db.conn)
+        try:
+            self.store.load(self.db.conn)
+        except Exception as exc:
+            raise StateError(self.db.path, "table state", str(exc)[:200]) from None
         self.engine = Engine(self.catalog, self.store, self.windows)
         horizon = self.db.get_meta("horizon")
         if horizon is not None:
             self.engine.resume(int(horizon))
+        conn = self.db.conn
+        self._skip = quarantine.event_positions(conn, consumed_position(conn))
         self.planner.forget_covered()  # what it planned since the last commit was rolled back
         ticked = self.db.get_meta("tick_targets")
         self.planner.restore_tick_state(json.loads(ticked) if ticked else {})
+
+    def check(self, as_of: int) -> None:
+        """Compute a report once: engine state of the wrong shape fails here, named, before
+        anything runs on it."""
+        try:
+            self.engine.report(as_of)
+        except Exception as exc:
+            raise StateError(
+                self.db.path, "table state", f"the metric state is not usable ({exc!r})"[:300]
+            ) from None
 
     def _counters(self, conn: sqlite3.Connection) -> tuple[int, int]:
         row = conn.execute(
@@ -83,37 +118,86 @@ class Consumer:
 
     def step(self, limit: int) -> BatchResult:
         """Consume up to ``limit`` events in one transaction (database thread)."""
-        try:
-            return self.db.transaction(lambda conn: self._step(conn, limit))()
-        except BaseException:
-            self._load()
-            raise
+        while True:
+            try:
+                return self.db.transaction(lambda conn: self._step(conn, limit))()
+            except _ApplyFailed as failed:
+                self._load()
+                self._quarantine_failed(failed)
+            except BaseException:
+                self._load()
+                raise
+
+    def _quarantine_failed(self, failed: _ApplyFailed) -> None:
+        log.error(
+            "the engine failed on an event; quarantined",
+            extra={"position": failed.position, "reason": failed.reason[:300]},
+        )
+
+        def put(conn: sqlite3.Connection) -> None:
+            quarantine.put(
+                conn,
+                failed.connector,
+                "event",
+                str(failed.position),
+                f"the engine failed on it: {failed.reason}",
+                payload=failed.body,
+                now_ms=int(self.clock() * 1000),
+            )
+
+        self.db.transaction(put)()
+        self._skip.add(failed.position)
+        self.quarantined += 1
 
     def _step(self, conn: sqlite3.Connection, limit: int) -> BatchResult:
         now = self.clock()
         as_of = int(now * 1000)
         position = consumed_position(conn)
-        rows = read_events(conn, position, limit)
+        rows, bad = read_log(conn, position, limit)
         self.engine.advance(as_of)  # what came due counts, and is reported with this batch
         applied = 0
-        for _, event in rows:
-            if self.engine.apply(event):
-                applied += 1
+        for pos, event in rows:
+            if pos in self._skip:
+                continue
+            try:
+                if self.engine.apply(event):
+                    applied += 1
+            except Exception as exc:
+                raise _ApplyFailed(
+                    pos, event.source, event_json(event), f"{type(exc).__name__}: {exc}"
+                ) from exc
+        for entry in bad:
+            log.warning(
+                "a log entry is not a valid event; quarantined",
+                extra={"position": entry.position, "reason": entry.reason[:300]},
+            )
+            quarantine.put(
+                conn,
+                entry.connector,
+                "event",
+                str(entry.position),
+                entry.reason,
+                payload=entry.body,
+                now_ms=as_of,
+            )
+        self.quarantined += len(bad)
         changed = self.engine.changes(as_of, metrics=self.planner.wanted)
         writes = self.planner.plan(changed, as_of, self.engine)
         planned = SQLiteOutbox.put(conn, writes, now, self.debounce)
-        if rows:
-            position = rows[-1][0]
+        count = len(rows) + len(bad)
+        if count:
+            position = max([p for p, _ in rows[-1:]] + [b.position for b in bad[-1:]])
             total_applied, total_events = self._counters(conn)
             Database.set_meta(conn, "consumed", str(position))
             Database.set_meta(conn, "applied", str(total_applied + applied))
-            Database.set_meta(conn, "consumed_events", str(total_events + len(rows)))
+            Database.set_meta(conn, "consumed_events", str(total_events + count))
+            self._skip = {p for p in self._skip if p > position}
         self._keep_horizon(conn)
         self.store.flush(conn)
         if changed and self.on_changes is not None:
             self.on_changes(changed)
         return BatchResult(
-            len(rows), applied, len(changed), planned, position, last_position(conn) - position
+            count, applied, len(changed), planned, position, last_position(conn) - position
         )
 
     def tick(self) -> int:

@@ -7,18 +7,31 @@ the 2xx" promises.
 
 All access goes through :class:`Database`, which owns the connection and runs every call on one
 dedicated thread: sqlite3 calls block, and the event loop must never wait on disk.
+
+The file, its WAL and its shared-memory file are created readable by their owner only (0600);
+an existing file is tightened to 0600 when opened. It never holds a credential: the inbox
+stores requests without them (see :mod:`.inbox`), and opening a file written by an older
+version removes the credentials it stored, once. A file that is not a crm-pulse state file, is
+corrupt, or holds values of the wrong type is refused with :class:`StateError` naming the file,
+the table and the key: the runtime never runs on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["SCHEMA_VERSION", "Database"]
+from ..errors import FatalError
+from . import quarantine
+
+__all__ = ["SCHEMA_VERSION", "Database", "StateError"]
 
 T = TypeVar("T")
 
@@ -97,33 +110,180 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     value     TEXT NOT NULL,
     reason    TEXT NOT NULL,
     attempts  INTEGER NOT NULL,
-    failed_ms INTEGER NOT NULL
+    failed_ms INTEGER NOT NULL,
+    transient INTEGER NOT NULL DEFAULT 0,  -- died of an outage: may come back by itself
+    requeues  INTEGER NOT NULL DEFAULT 0
 );
+-- requests already stored, by a digest of their body and signature headers, until they expire:
+-- an exact repeat within the window is answered as a duplicate and not stored again
+CREATE TABLE IF NOT EXISTS seen_requests (
+    digest     BLOB PRIMARY KEY,
+    expires_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_requests_expiry ON seen_requests (expires_ms);
 """
+_SCHEMA += quarantine.SCHEMA
+
+_TABLES = {
+    "meta": {"name", "value"},
+    "events": {"position", "connector", "received_ms", "body"},
+    "inbox": {"id", "connector", "method", "url", "headers", "body", "received_ms"},
+    "state": {"k", "key", "value"},
+    "cursors": {"connector", "mode", "cursor", "updated_ms"},
+    "outbox": {"connector", "object", "record_id", "field", "value", "seq", "due"},
+    "written": {"connector", "object", "record_id", "field", "value"},
+    "dead_letters": {"id", "connector", "object", "record_id", "field", "value", "reason"},
+}
+_INTEGER_META = ("schema_version", "consumed", "applied", "consumed_events", "forwarded", "horizon")
+
+
+class StateError(FatalError):
+    """The state file cannot be used as it is; the message names the file, table and key."""
+
+    ADVICE = (
+        "The runtime does not run on it: restore a backup, or move the file away to start "
+        "from an empty state (then backfill)"
+    )
+
+    def __init__(self, path: str, where: str, why: str, advice: str = ADVICE) -> None:
+        place = f"{path}: {where}: " if where else f"{path}: "
+        super().__init__(f"state file {place}{why}" + (f". {advice}" if advice else ""))
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Columns added since a file was created."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(dead_letters)")}
+    for name in ("transient", "requeues"):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE dead_letters ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+
+
+def _private(path: str) -> None:
+    """Create ``path`` (and tighten it and its WAL/SHM files) to owner-only access."""
+    if not Path(path).exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)
 
 
 class Database:
     """One SQLite connection, used from one thread; async callers await :meth:`run`."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        """Open (``create``: or create) the state file; :class:`StateError` if unusable."""
         self.path = str(path)
+        if not create and self.path != ":memory:" and not Path(self.path).is_file():
+            raise StateError(
+                self.path,
+                "",
+                "does not exist (has `crm-pulse run` or `backfill` run with this file?)",
+                advice="",
+            )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-pulse-db")
         self._conn: sqlite3.Connection | None = None
-        self.call(self._open)
+        try:
+            self.call(self._open)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
 
     def _open(self) -> None:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA)
-        conn.execute(
-            "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                _private(self.path)
+            except OSError as exc:
+                raise StateError(self.path, "", f"cannot be opened ({exc.strerror})") from None
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StateError(self.path, "", f"cannot be opened ({exc})") from None
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+            _migrate(conn)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            self._check(conn)
+            from .inbox import scrub_credentials
+
+            scrub_credentials(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StateError(self.path, "", f"is not a usable SQLite database ({exc})") from None
+        except StateError:
+            conn.close()
+            raise
+        if self.path != ":memory:":
+            _private(self.path)  # the WAL and SHM files exist now
         self._conn = conn
+
+    def _check(self, conn: sqlite3.Connection) -> None:
+        """Refuse a file whose structure or bookkeeping values are not what this version wrote."""
+        result = conn.execute("PRAGMA quick_check").fetchone()
+        if result is None or result[0] != "ok":
+            raise StateError(self.path, "", f"is corrupt ({result[0] if result else 'no answer'})")
+        for table, needed in _TABLES.items():
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            missing = sorted(needed - columns)
+            if missing:
+                raise StateError(self.path, f"table {table}", f"lacks column(s) {missing}")
+        for name in _INTEGER_META:
+            row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+            if row is not None and not str(row[0]).lstrip("-").isdigit():
+                raise StateError(
+                    self.path, f"meta, key {name!r}", f"expected an integer, got {_show(row[0])}"
+                )
+        version = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        if int(version[0]) > SCHEMA_VERSION:
+            raise StateError(
+                self.path, "meta, key 'schema_version'", "written by a newer crm-pulse"
+            )
+        for connector, mode, cursor in conn.execute("SELECT connector, mode, cursor FROM cursors"):
+            try:
+                value = json.loads(cursor)
+            except (TypeError, ValueError):
+                value = None
+            if not isinstance(value, dict):
+                raise StateError(
+                    self.path,
+                    f"cursors, key ({connector!r}, {mode!r})",
+                    f"expected a JSON object, got {_show(cursor)}",
+                )
+        for table in ("outbox", "written", "dead_letters"):
+            for key, value in conn.execute(
+                f"SELECT connector || '/' || object || '/' || record_id || '/' || field, value "
+                f"FROM {table}"
+            ):
+                try:
+                    number = json.loads(value)
+                except (TypeError, ValueError):
+                    number = "bad"
+                if number is not None and (
+                    isinstance(number, bool) or not isinstance(number, int | float)
+                ):
+                    raise StateError(
+                        self.path,
+                        f"{table}, key {key!r}",
+                        f"expected a number or null, got {_show(value)}",
+                    )
+        bad = conn.execute(
+            "SELECT position FROM events WHERE typeof(body) != 'text' OR typeof(position) != "
+            "'integer' LIMIT 1"
+        ).fetchone()
+        if bad is not None:
+            raise StateError(self.path, f"events, position {bad[0]!r}", "the event is not text")
 
     @property
     def conn(self) -> sqlite3.Connection:

@@ -1,8 +1,10 @@
 """``crm-pulse demo``: sandbox CRMs, the embedded runtime, a live view, and a check at the end.
 
-1. Start the sandbox (local HubSpot and Pipedrive fakes with a year of one company's data).
-2. Load ``examples/demo.yaml`` with the sandbox's addresses, provision the custom fields, and
-   backfill both CRMs with a progress bar.
+1. Start the sandbox (local HubSpot, Pipedrive, Salesforce and monday fakes with a year of one
+   company's data).
+2. Load ``examples/demo.yaml`` with the sandbox's addresses (keeping only the connectors and
+   write-back rules of the CRMs ``--crms`` selects, all by default), provision the custom
+   fields, and backfill every CRM with a progress bar.
 3. Run the runtime (HTTP server, pollers, consumer, writers) while the sandbox makes live changes
    and delivers them as signed webhooks; show events/s, the metrics as they move and every field
    written back, until the time is up or Ctrl-C.
@@ -21,12 +23,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from ..config import load_config
+from ..config import load_config_text
 from ..config.models import Deployment
 from ..connectors.provisioning import required_fields
 from ..metrics import Engine
@@ -35,7 +38,7 @@ from ..sandbox import Sandbox
 from .runtime import EmbeddedRuntime
 from .writeback import Planner
 
-__all__ = ["demo_config_path", "run_demo", "sandbox_values"]
+__all__ = ["demo_config_path", "demo_crms", "run_demo", "sandbox_values", "select_crms"]
 
 
 def demo_config_path() -> Path:
@@ -44,6 +47,23 @@ def demo_config_path() -> Path:
     if here.exists():
         return here
     return Path(str(resources.files("crm_pulse"))).parent / "examples" / "demo.yaml"
+
+
+def demo_crms() -> list[str]:
+    """The CRMs examples/demo.yaml connects (the connector kinds, in file order)."""
+    data = yaml.safe_load(demo_config_path().read_text(encoding="utf-8"))
+    return [next(iter(entry)) for entry in data.get("connectors") or []]
+
+
+def select_crms(text: str, crms: set[str]) -> str:
+    """The deployment file ``text`` with only the connectors, and the write-back rules aimed at
+    connectors, of the CRMs named in ``crms``."""
+    data = yaml.safe_load(text)
+    data["connectors"] = [e for e in data.get("connectors") or [] if next(iter(e)) in crms]
+    data["writeback"] = [
+        r for r in data.get("writeback") or [] if r.get("target", {}).get("connector") in crms
+    ]
+    return str(yaml.safe_dump(data, sort_keys=False))
 
 
 def _free_port() -> int:
@@ -68,14 +88,22 @@ def sandbox_values(
                 if t.field in record.properties:
                     value = record.properties[t.field]
                     out[("hubspot", t.object, rid, t.field)] = None if value == "" else float(value)
+        elif t.connector == "monday":
+            board = {"deal": "1000001", "account": "1000002"}[t.object]
+            for rid in sandbox.monday.boards[board]["items"]:
+                raw = sandbox.monday.value(rid, t.field)
+                if raw is not None:
+                    out[("monday", t.object, rid, t.field)] = float(raw)
         else:
             entity = {"organization": "organizations", "deal": "deals", "person": "persons"}[
                 t.object
             ]
             for rid in sandbox.pipedrive.records[entity]:
-                value = sandbox.pipedrive.custom_value(entity, rid, t.field)
-                if value is not None:
-                    out[("pipedrive", t.object, rid, t.field)] = float(value)
+                held: Any = sandbox.pipedrive.custom_value(entity, rid, t.field)
+                if isinstance(held, dict):  # a monetary field: {"value", "currency"}
+                    held = held.get("value")
+                if held is not None:
+                    out[("pipedrive", t.object, rid, t.field)] = float(held)
     return out
 
 
@@ -133,14 +161,26 @@ def _view(runtime: EmbeddedRuntime, sandbox: Sandbox, started: float, remaining:
     return Group(Panel(head, title="crm-pulse demo"), metrics, writes)
 
 
-async def run_demo(out: TextIO, *, seconds: float = 20.0, live: bool = True) -> int:
+async def run_demo(
+    out: TextIO, *, seconds: float = 20.0, live: bool = True, crms: list[str] | None = None
+) -> int:
     console = Console(file=out, force_terminal=live and out.isatty(), width=110)
-    sandbox = Sandbox().start()
+    known = demo_crms()
+    chosen = set(crms or known)
+    if not chosen <= set(known) or not chosen:
+        console.print(
+            f"[red]crm-pulse demo: --crms takes some of {', '.join(known)}; "
+            f"not {', '.join(sorted(chosen - set(known))) or 'none'}[/red]"
+        )
+        return 2
+    sandbox = Sandbox(live=chosen).start()
     tmp = tempfile.TemporaryDirectory(prefix="crm-pulse-demo-")
     port = _free_port()
     env = sandbox.environment(str(Path(tmp.name) / "demo.sqlite"), port)
     try:
-        deployment = load_config(demo_config_path(), env=env)
+        path = demo_config_path()
+        text = select_crms(path.read_text(encoding="utf-8"), chosen)
+        deployment = load_config_text(text, env=env, file=str(path), base_dir=path.parent)
         console.print(
             f"[b]sandbox[/b]: HubSpot at {env['DEMO_HUBSPOT_URL']}, Pipedrive at {env['DEMO_PIPEDRIVE_URL']}"
         )

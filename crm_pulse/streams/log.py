@@ -11,10 +11,41 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from typing import NamedTuple
+
+from pydantic import ValidationError
 
 from ..metrics.events import Event
 
-__all__ = ["append_events", "consumed_position", "event_json", "last_position", "read_events"]
+
+class BadEntry(NamedTuple):
+    """A log entry that is not a valid canonical event (written by an older version, or
+    edited): it is quarantined and the consumer moves past it."""
+
+    position: int
+    connector: str
+    body: str
+    reason: str
+
+
+def _reason(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(x) for x in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {msg}" if where else msg)
+    return "not a valid canonical event: " + "; ".join(problems)
+
+
+__all__ = [
+    "BadEntry",
+    "append_events",
+    "consumed_position",
+    "event_json",
+    "last_position",
+    "read_events",
+    "read_log",
+]
 
 
 def event_json(event: Event) -> str:
@@ -39,12 +70,30 @@ def append_events(
 
 
 def read_events(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, Event]]:
-    """Up to ``limit`` events after position ``after``, in log order."""
+    """Up to ``limit`` valid events after position ``after``, in log order (bad entries are
+    left out; :func:`read_log` reports them)."""
+    return read_log(conn, after, limit)[0]
+
+
+def read_log(
+    conn: sqlite3.Connection, after: int, limit: int
+) -> tuple[list[tuple[int, Event]], list[BadEntry]]:
+    """Up to ``limit`` entries after position ``after``, in log order: the valid events, and
+    the entries that are not valid events (with the reason)."""
     rows = conn.execute(
-        "SELECT position, body FROM events WHERE position > ? ORDER BY position LIMIT ?",
+        "SELECT position, connector, body FROM events WHERE position > ? ORDER BY position LIMIT ?",
         (after, limit),
     ).fetchall()
-    return [(int(pos), Event.model_validate_json(body)) for pos, body in rows]
+    good: list[tuple[int, Event]] = []
+    bad: list[BadEntry] = []
+    for pos, connector, body in rows:
+        try:
+            good.append((int(pos), Event.model_validate_json(body)))
+        except ValidationError as exc:
+            bad.append(BadEntry(int(pos), str(connector), str(body), _reason(exc)))
+        except ValueError as exc:
+            bad.append(BadEntry(int(pos), str(connector), str(body), f"not JSON: {exc}"[:300]))
+    return good, bad
 
 
 def consumed_position(conn: sqlite3.Connection) -> int:

@@ -2,7 +2,12 @@
 
 A page of events and the cursor after it are committed together, so after a crash the source
 resumes exactly after the last page on disk (re-reading at most one page, which record versions
-make harmless). A backfill keeps its own cursor (``mode = "backfill"``) and, when it completes,
+make harmless). The records a page skipped (:attr:`Page.skipped`, and those reported with
+:func:`~crm_pulse.connectors.rejects.reject` while reading it) go to the ``quarantine`` hook (the
+runtime's quarantine table) in the same transaction. A source that raises for bad data (a :class:`~crm_pulse.errors.DataError`, a
+pydantic error building an event) does not stop the runtime: the error is quarantined once for
+that cursor, the poll is retried with backoff, and ``/healthz`` says degraded while the source
+makes no progress. A backfill keeps its own cursor (``mode = "backfill"``) and, when it completes,
 hands its final cursor to incremental polling: the runtime continues from where it ended.
 """
 
@@ -19,8 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..connectors.protocols import BadRecord, Cursor, Page, Source
+from ..connectors.rejects import collecting
 from ..errors import FatalError, RateLimited, RetriableError, SkippableError
 from ..retry import Backoff
+from . import quarantine
 from .database import Database
 from .log import append_events
 
@@ -95,20 +102,23 @@ class Poller:
         self.clock = clock
         self.on_stored = on_stored
         self.stats = PollerStats()
+        self._quarantined: tuple[str, str] | None = None
         self.stats.cursor = db.call(lambda: load_cursor(db.conn, connector, "poll"))
         self.stats.backfilled = db.call(lambda: load_cursor(db.conn, connector, _DONE)) is not None
 
-    async def _store(self, page: Page, mode: str) -> None:
+    async def _store(self, page: Page, mode: str, reported: list[BadRecord]) -> None:
         now_ms = int(self.clock() * 1000)
+        rejected = [*page.skipped, *reported]
+        reported.clear()  # what connectors.rejects.reject collected while reading this page
 
         def run(conn: sqlite3.Connection) -> None:
             append_events(conn, self.connector, page.events, now_ms)
-            if page.skipped and self.quarantine is not None:
-                self.quarantine(conn, self.connector, page.skipped, now_ms)
+            if rejected and self.quarantine is not None:
+                self.quarantine(conn, self.connector, rejected, now_ms)
             _save_cursor(conn, self.connector, mode, page.cursor, now_ms)
 
         await self.db.run(self.db.transaction(run))
-        for bad in page.skipped:
+        for bad in rejected:
             log.warning(
                 "record skipped",
                 extra={
@@ -118,7 +128,7 @@ class Poller:
                     "where": bad.where,
                 },
             )
-        self.stats.skipped += len(page.skipped)
+        self.stats.skipped += len(rejected)
         self.stats.events += len(page.events)
         self.stats.pages += 1
         if self.on_stored is not None and page.events:
@@ -129,12 +139,13 @@ class Poller:
         start = await self.db.run(lambda: load_cursor(self.db.conn, self.connector, "backfill"))
         count = 0
         last: Cursor | None = start
-        async for page in self.source.backfill(start):
-            await self._store(page, "backfill")
-            count += len(page.events)
-            last = page.cursor
-            if progress is not None:
-                progress(len(page.events))
+        with collecting() as reported:
+            async for page in self.source.backfill(start):
+                await self._store(page, "backfill", reported)
+                count += len(page.events)
+                last = page.cursor
+                if progress is not None:
+                    progress(len(page.events))
         now_ms = int(self.clock() * 1000)
         final = last or {}
 
@@ -154,13 +165,30 @@ class Poller:
         """One incremental pass from the stored cursor; returns the events stored."""
         self.stats.last_poll_ms = int(self.clock() * 1000)
         count = 0
-        async for page in self.source.poll(self.stats.cursor):
-            await self._store(page, "poll")
-            self.stats.cursor = page.cursor
-            count += len(page.events)
+        with collecting() as reported:
+            async for page in self.source.poll(self.stats.cursor):
+                await self._store(page, "poll", reported)
+                self.stats.cursor = page.cursor
+                count += len(page.events)
         self.stats.last_ok_ms = int(self.clock() * 1000)
         self.stats.last_error = ""
         return count
+
+    async def _quarantine_error(self, exc: Exception) -> None:
+        """Record a source's data failure once per cursor and reason (it repeats each retry)."""
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        position = "cursor " + json.dumps(self.stats.cursor, sort_keys=True, default=str)[:200]
+        if self._quarantined == (position, reason):
+            return
+        self._quarantined = (position, reason)
+        now_ms = int(self.clock() * 1000)
+        await self.db.run(
+            self.db.transaction(
+                lambda conn: quarantine.put(
+                    conn, self.connector, "record", position, reason, now_ms=now_ms
+                )
+            )
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every ``interval`` until ``stop``; transient errors wait and retry."""
@@ -178,10 +206,24 @@ class Poller:
             except (RetriableError, SkippableError, OSError) as exc:
                 failures += 1
                 wait = max(self.interval, self.backoff.delay(failures))
-                self.stats.last_error = str(exc)
+                self.stats.last_error = str(exc)[:500]
                 log.warning(
                     "poll failed; will retry",
                     extra={"connector": self.connector, "reason": str(exc), "retry_in": wait},
                 )
+                if isinstance(exc, SkippableError):
+                    await self._quarantine_error(exc)
+            except Exception as exc:
+                # a source failing on bad data (a plugin building an invalid event, a record
+                # its mapping does not expect): never stop, quarantine, retry with backoff
+                failures += 1
+                wait = max(self.interval, self.backoff.delay(failures))
+                reason = f"{type(exc).__name__}: {exc}"[:500]
+                self.stats.last_error = reason
+                log.error(
+                    "source failed on bad data; quarantined, will retry",
+                    extra={"connector": self.connector, "reason": reason, "retry_in": wait},
+                )
+                await self._quarantine_error(exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=wait)

@@ -30,6 +30,7 @@ from ..connectors.registry import build_connector
 from ..metrics.calendar import CURRENT, Window, WindowSpec
 from ..metrics.events import Event
 from ..metrics.report import MetricValue, evaluate, json_number
+from . import quarantine
 from .consumer import BatchResult, Consumer
 from .database import Database
 from .inbox import SQLiteInbox
@@ -48,6 +49,10 @@ def build_connectors(deployment: Deployment) -> dict[str, Connector]:
         entry.name: build_connector(entry.kind, entry.name, entry.settings)
         for entry in deployment.connectors
     }
+
+
+STALL_INTERVALS = 5
+"""A source that made no progress for this many poll intervals makes /healthz degraded."""
 
 
 class EmbeddedRuntime:
@@ -102,6 +107,7 @@ class EmbeddedRuntime:
                 c.poll_interval,
                 clock=clock,
                 on_stored=self.wake,
+                quarantine=quarantine.put_bad_records,
             )
             for name, c in self.connectors.items()
             if c.source is not None
@@ -109,7 +115,13 @@ class EmbeddedRuntime:
         self.receivers = {
             n: c.receiver for n, c in self.connectors.items() if c.receiver is not None
         }
-        self.inbox = SQLiteInbox(self.db, self.receivers, on_stored=self.wake, clock=clock)
+        self.inbox = SQLiteInbox(
+            self.db,
+            self.receivers,
+            on_stored=self.wake,
+            clock=clock,
+            windows={n: r.replay_window for n, r in self.receivers.items()},
+        )
         self._wake_consumer = asyncio.Event()
         self._wake_inbox = asyncio.Event()
         self.recent_changes: list[MetricValue] = []
@@ -120,6 +132,7 @@ class EmbeddedRuntime:
         self.last_errors: list[str] = []
         self.unhealthy: str | None = None
         self.http_port = 0
+        self.ops_port = 0
 
     # ------------------------------------------------------------ feeding
     def wake(self) -> None:
@@ -218,6 +231,7 @@ class EmbeddedRuntime:
 
         ``serve`` starts the HTTP server (it returns an object with ``async stop()``).
         """
+        await self.db.run(lambda: self.consumer.check(int(self.clock() * 1000)))
         await self.load_config_events()
         await self.consume_all()  # catch up first, so the first tick sees current values
         server = await serve(self) if serve is not None else None
@@ -340,8 +354,18 @@ class EmbeddedRuntime:
         return await self.db.run(run)
 
     def health(self) -> str | None:
-        """None when healthy, else why not (for /healthz)."""
-        return self.unhealthy
+        """None when healthy, else why not (for /healthz): a stopped task, or a source that
+        made no progress for :data:`STALL_INTERVALS` poll intervals (degraded)."""
+        if self.unhealthy:
+            return self.unhealthy
+        now = self.clock()
+        stalled = []
+        for name, poller in self.pollers.items():
+            st = poller.stats
+            since = (st.last_ok_ms or self.started_ms) / 1000
+            if st.last_error and now - since > STALL_INTERVALS * poller.interval:
+                stalled.append(f"{name} made no progress for {now - since:.0f} s ({st.last_error})")
+        return "degraded: " + "; ".join(stalled)[:500] if stalled else None
 
     def status(self) -> dict[str, Any]:
         """Operational status (no secrets: names, counts, cursors and errors only)."""
@@ -361,6 +385,7 @@ class EmbeddedRuntime:
             "dead_letters": SQLiteOutbox.dead_letter_count(conn),
             "recent_dead_letters": SQLiteOutbox.dead_letters(conn, 10),
             "inbox_depth": self.inbox.depth(conn),
+            "quarantined": quarantine.count(conn),
         }
 
     def _status(self, db: dict[str, Any]) -> dict[str, Any]:
@@ -399,5 +424,6 @@ class EmbeddedRuntime:
             "backlog": db["log_position"] - db["consumed_position"],
             **db,
             "inbox_accepted": self.inbox.accepted,
+            "inbox_duplicates": self.inbox.duplicates,
             "last_errors": [e for e in (self.inbox.last_error,) if e] + self.last_errors[-10:],
         }

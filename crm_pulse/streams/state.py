@@ -95,12 +95,22 @@ class SQLiteStore:
 
     # persistence ----------------------------------------------------------------------
     def load(self, conn: sqlite3.Connection) -> None:
-        """Replace memory with the committed state."""
+        """Replace memory with the committed state; ValueError naming the first bad entry.
+
+        Equal strings are shared as they are read (:func:`share_strings`)."""
+        data: dict[Key, Any] = {}
         seen: dict[Any, Any] = {}
-        self._data = {
-            share_strings(loads_state(k), seen): share_strings(loads_state(v), seen)
-            for k, v in conn.execute("SELECT key, value FROM state")
-        }
+        for text, k, v in conn.execute("SELECT k, key, value FROM state"):
+            try:
+                key, value = loads_state(k), loads_state(v)
+            except Exception as exc:
+                raise ValueError(f"key {str(text)[:60]!r}: not readable ({exc})") from None
+            if not isinstance(key, tuple) or not key or not isinstance(key[0], str):
+                raise ValueError(f"key {str(text)[:60]!r}: not a state key")
+            if not isinstance(value, int | float | list | dict | tuple | str | datetime.date):
+                raise ValueError(f"key {str(text)[:60]!r}: a value of type {type(value).__name__}")
+            data[share_strings(key, seen)] = share_strings(value, seen)
+        self._data = data
         self._dirty.clear()
 
     @property

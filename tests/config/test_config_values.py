@@ -78,10 +78,10 @@ def test_resolve_references() -> None:
     assert scrub("bad: secret-value!", long.values) == "bad: ${K}!"
 
 
-def test_unresolved_mode_reads_no_variable() -> None:
-    result = resolve_references({"a": "${X}"}, {"X": "one"}, resolve=False)
-    assert result.data["a"] == "${X}" and not result.missing
-    assert result.unresolved_paths == {("a",)}
+def test_unresolved_mode_resolves_what_is_set_and_reports_nothing_missing() -> None:
+    result = resolve_references({"a": "${X}", "b": "${Y}"}, {"X": "one"}, resolve=False)
+    assert result.data["a"] == "one" and result.data["b"] == "${Y}" and not result.missing
+    assert result.unresolved_paths == {("b",)}
 
 
 def test_salesforce_login_choices() -> None:

@@ -660,3 +660,32 @@ def test_a_worker_publishes_zero_for_a_group_whose_data_is_all_in_earlier_window
     ]
     asyncio.run(pipeline.aggregates.apply([(Anchor("deltas", 0), messages)]))
     assert published == {"a1": 0, "a2": 100}
+
+
+def test_poison_events_are_bad_messages_never_an_agent_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13: what the embedded runtime quarantines, a Faust worker dead-letters (and counts
+    in ``dead_lettered``); no poison event raises anything else out of the record phase."""
+    catalog = _catalog()
+    store = GroupedStore(Table({}, [10**9]), by_group)
+    phase1 = RecordPhase(Engine(catalog, store, WINDOWS), store)
+    good = next(e for e in history(20) if e.op == "upsert").model_dump(mode="json")
+    for fields in (
+        {"owner_id": "x\ud800"},
+        {"closed_at": "9999-12-31T23:59:59-14:00"},
+        {"closed_at": "0001-01-01T00:00:00Z"},
+        {"amount": 10**300},
+    ):
+        body = json.dumps({**good, "fields": {**good["fields"], **fields}}).encode()
+        with pytest.raises(BadMessage, match="not a canonical event"):
+            phase1.apply(body, 0, 0)
+    with pytest.raises(BadMessage, match=r"nested|not a canonical event"):
+        phase1.apply(b"[" * 100_000 + b"]" * 100_000, 0, 0)
+
+    def broken(event: Any) -> Any:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(phase1.engine, "deltas", broken)
+    with pytest.raises(BadMessage, match="the engine failed on it: OverflowError"):
+        phase1.apply(json.dumps(good).encode(), 0, 1)

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from ...errors import DataError
 from ...metrics.events import Event
+from .. import MAX_JSON_DEPTH, json_depth
 
 __all__ = ["InvalidEvents", "Item", "ItemProblem", "decode_items", "parse_events", "validate_items"]
 
@@ -82,6 +83,7 @@ def decode_items(body: bytes, content_type: str | None = None) -> list[Item]:
     """The body's items; a body that is not JSON at all raises :class:`DataError`."""
     if not body.strip():
         raise DataError("no events in the body: expected a JSON object, an array or JSON lines")
+    _check_depth(body)
     if _content_type(content_type) not in JSONL_TYPES:
         try:
             doc = json.loads(body)
@@ -93,6 +95,8 @@ def decode_items(body: bytes, content_type: str | None = None) -> list[Item]:
                 ) from None
         except UnicodeDecodeError:
             raise DataError("the body is not UTF-8 text") from None
+        except ValueError as exc:  # an integer of more digits than Python converts
+            raise DataError(f"a number is too long: {str(exc)[:80]}") from None
         else:
             if isinstance(doc, list):
                 items = [Item(i, None, v) for i, v in enumerate(doc)]
@@ -116,7 +120,15 @@ def decode_items(body: bytes, content_type: str | None = None) -> list[Item]:
             items.append(Item(index, number, None, f"not JSON: {exc.msg} at column {exc.colno}"))
         except UnicodeDecodeError:
             items.append(Item(index, number, None, "not UTF-8 text"))
+        except ValueError:
+            items.append(Item(index, number, None, "a number is too long"))
     return items
+
+
+def _check_depth(body: bytes) -> None:
+    deepest = json_depth(body)
+    if deepest > MAX_JSON_DEPTH:
+        raise DataError(f"JSON nested {deepest} deep; at most {MAX_JSON_DEPTH} accepted")
 
 
 def _problems(item: Item, exc: ValidationError) -> list[ItemProblem]:
@@ -167,10 +179,11 @@ def parse_events(body: bytes, content_type: str | None = None) -> list[Event]:
     The common case, a JSON array (or object) of valid events, is validated directly; the
     per-item bookkeeping is done only when something is wrong.
     """
+    _check_depth(body)
     if _content_type(content_type) not in JSONL_TYPES:
         try:
             doc = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except ValueError:  # not JSON, not UTF-8, a number too long: reported item by item
             pass
         else:
             if isinstance(doc, dict):

@@ -6,9 +6,12 @@ every event, so a bad request is refused with the reason before anything is stor
 :class:`~crm_pulse.errors.Unauthorized` (401) or :class:`~.parsing.InvalidEvents`, a
 :class:`~crm_pulse.errors.DataError` (400) naming every bad item by index and field.
 
-Accepted signatures are remembered for the tolerance window in a bounded :class:`ReplayGuard`.
-(``parse`` validates again rather than keeping the events ``verify`` built: measured, holding
-tens of thousands of events alive costs more in garbage collection than it saves.)
+A replayed request (the same signature and body within the tolerance window) is not refused
+here: the runtime's inbox remembers every stored request durably for longer than the window and
+answers an exact repeat 200 as a duplicate without storing it (senders retry after timeouts;
+a restart does not forget). After the window the timestamp alone refuses it. (``parse``
+validates again rather than keeping the events ``verify`` built: measured, holding tens of
+thousands of events alive costs more in garbage collection than it saves.)
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from ...errors import Unauthorized
 from ...metrics.events import Event
 from ..protocols import ReceiverBase, WebhookRequest
 from .parsing import parse_events
-from .replay import ReplayGuard
 from .signing import HEADER, parse_header
 
 __all__ = ["EventsReceiver", "decode_events"]
@@ -45,15 +47,14 @@ class EventsReceiver(ReceiverBase):
         max_body_bytes: int = 4 * 1024 * 1024,
         sources: Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
-        replay_capacity: int = 200_000,
     ) -> None:
         self._secret = secret.encode()
         self.path = path
         self.tolerance = tolerance
+        self.replay_window = max(600.0, 2 * tolerance)
         self.max_body_bytes: int = max_body_bytes
         self.sources = frozenset(sources) if sources is not None else None
         self.clock = clock
-        self._replay = ReplayGuard(tolerance, replay_capacity)
 
     def __repr__(self) -> str:
         return f"EventsReceiver(path={self.path!r})"
@@ -89,25 +90,9 @@ class EventsReceiver(ReceiverBase):
             bad = sorted({e.source for e in events} - self.sources)
             if bad:
                 raise Unauthorized(f"source(s) {', '.join(bad)} not allowed for this ingress")
-        refused = self._replay.check_and_remember(mac, timestamp, now)
-        if refused:
-            raise Unauthorized(refused)
-
-    def _request_mac(self, request: WebhookRequest) -> bytes | None:
-        header = request.header(HEADER)
-        if header is None:
-            return None
-        try:
-            timestamp, _ = parse_header(header)
-        except ValueError:
-            return None
-        return self._mac(timestamp, request.body)
 
     def release(self, request: WebhookRequest) -> None:
-        """Forget a verified request that could not be stored, so that its retry is accepted."""
-        mac = self._request_mac(request)
-        if mac is not None:
-            self._replay.forget(mac)
+        """Nothing to forget: replays are recognised by the inbox once a request is stored."""
 
     async def parse(self, request: WebhookRequest) -> list[Event]:
         """The events of a request that passed :meth:`verify`."""

@@ -238,6 +238,30 @@ class HubSpotClient:
                 rid = str((result.get("from") or {}).get("id"))
                 targets = [str(t.get("toObjectId")) for t in result.get("to") or []]
                 out.setdefault(rid, []).extend(targets)
+                after = ((result.get("paging") or {}).get("next") or {}).get("after")
+                if after:  # more than one page (500) of associations: read the rest
+                    out[rid].extend(await self._more_associated(from_type, to_type, rid, after))
+        return out
+
+    async def _more_associated(
+        self, from_type: str, to_type: str, rid: str, after: str
+    ) -> list[str]:
+        """The associations of one record after ``after`` (v4 list, 500 per page)."""
+        api = self._api("crm.associations.v4.basic_api")
+        out: list[str] = []
+        cursor: str | None = after
+        while cursor:
+            _, data = await self.call(
+                f"read {from_type} {rid} to {to_type} associations",
+                api.get_page_with_http_info,
+                from_type,
+                rid,
+                to_type,
+                after=cursor,
+                limit=500,
+            )
+            out.extend(str(t.get("toObjectId")) for t in (data or {}).get("results", []))
+            cursor = (((data or {}).get("paging") or {}).get("next") or {}).get("after")
         return out
 
     async def batch_update(

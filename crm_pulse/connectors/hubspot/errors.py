@@ -4,7 +4,8 @@
 HubSpot answer             crm-pulse error
 =========================  =========================================================
 401, 403                   FatalError (token invalid or a scope is missing)
-429                        RateLimited (with Retry-After seconds when sent)
+429                        RateLimited (Retry-After seconds when sent; a DAILY policy
+                           without one waits an hour: the day ends at the portal's midnight)
 5xx, timeouts, resets      RetriableError
 TLS verification failure   FatalError (the certificate is not trusted: see ca_cert)
 other 4xx                  Refused (a SkippableError) with HubSpot's status and category
@@ -21,7 +22,7 @@ from typing import Any
 from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
 from ...retry import wait_from_headers
 
-__all__ = ["Refused", "category_of", "describe", "translate"]
+__all__ = ["DAILY_WAIT", "Refused", "category_of", "describe", "policy_of", "translate"]
 
 
 class Refused(SkippableError):
@@ -55,9 +56,24 @@ def describe(body: Any) -> str:
         return ""
     if not isinstance(data, dict):
         return ""
-    category = data.get("category") or data.get("status") or ""
+    category = data.get("category") or data.get("errorType") or data.get("status") or ""
     message = data.get("message") or ""
-    return f"{category}: {message}".strip(": ")
+    policy = data.get("policyName")
+    text = f"{category}: {message}".strip(": ")
+    return f"{text} (policy {policy})" if policy else text
+
+
+def policy_of(body: Any) -> str:
+    """The ``policyName`` of a HubSpot 429 body (``DAILY``, ``TEN_SECONDLY_ROLLING``...), or ''."""
+    try:
+        data = json.loads(body) if isinstance(body, bytes | str) else body
+    except (ValueError, TypeError):
+        return ""
+    return str(data.get("policyName") or "") if isinstance(data, dict) else ""
+
+
+DAILY_WAIT = 3600.0
+"""Seconds to wait after a daily-limit 429 that names no Retry-After."""
 
 
 def translate(exc: BaseException, what: str) -> CrmPulseError:
@@ -70,6 +86,8 @@ def translate(exc: BaseException, what: str) -> CrmPulseError:
         headers = getattr(exc, "headers", None)
         if status == 429:
             seconds = wait_from_headers(dict(headers or {}))
+            if seconds is None and policy_of(getattr(exc, "body", None)) == "DAILY":
+                seconds = DAILY_WAIT
             return RateLimited(f"HubSpot rate limit during {what}: {detail}", seconds)
         if status in (401, 403):
             return FatalError(

@@ -2,9 +2,9 @@
 
 Which HubSpot object becomes which canonical object, and which property holds each canonical
 field, is the declarative table :data:`OBJECTS`; ``mapping.fields`` in the deployment file
-overrides any entry. Deal status comes from the pipeline stage's own flags (closed with
-probability 1 = won, closed otherwise = lost) unless ``mapping.deal_stages`` says otherwise; the
-deal type from ``mapping.deal_type``; ``stage_entered_at`` from ``hs_date_entered_<stage>``.
+overrides any entry. Deal status comes from the pipeline stage's metadata (``probability``
+1.0 = closed won, 0.0 = closed lost, ``isClosed`` only as a fallback; tickets: ``ticketState``)
+unless ``mapping.deal_stages`` / ``mapping.ticket_stages`` say otherwise; the deal type from ``mapping.deal_type``; ``stage_entered_at`` from ``hs_date_entered_<stage>``.
 
 Properties crm-pulse writes are never read into canonical fields, so our own writes produce the
 same canonical state (loop safety).
@@ -26,7 +26,9 @@ __all__ = [
     "OBJECT_TYPE_IDS",
     "HubSpotMapper",
     "ObjectSpec",
+    "deal_stage_status",
     "object_type_of",
+    "ticket_stage_status",
     "to_iso",
     "to_ms",
 ]
@@ -171,16 +173,20 @@ def to_ms(value: Any) -> int | None:
     if value is None or value == "":
         return None
     text = str(value).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
+        if len(text) > 14:  # later than the year 5000 in milliseconds
+            raise DataError(f"not a date or time in range: {text[:20]!r}")
         return int(text)
     if len(text) == 10:
         text += "T00:00:00Z"
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise DataError(f"not a date or time: {text!r}") from None
+        raise DataError(f"not a date or time: {text[:40]!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    if not 1900 <= parsed.year < 2200:
+        raise DataError(f"date or time outside 1900..2200: {text[:40]!r}")
     return int(parsed.timestamp() * 1000)
 
 
@@ -191,6 +197,41 @@ def to_iso(value: Any) -> str | None:
     return (
         datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
     )
+
+
+def _flag(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    return str(value).strip().lower() == "true"
+
+
+def deal_stage_status(metadata: Mapping[str, Any]) -> str:
+    """open/won/lost of a deal stage from its pipeline metadata.
+
+    HubSpot documents ``probability`` (0.0 to 1.0) as the deal stage's metadata: a closed-won
+    stage has 1.0 and a closed-lost stage 0.0. ``isClosed`` (sent by the API, not part of the
+    documented input) is only a fallback when no probability is given."""
+    raw = metadata.get("probability")
+    try:
+        probability = float(raw) if raw not in (None, "") else None
+    except (TypeError, ValueError):
+        probability = None
+    closed = _flag(metadata.get("isClosed"))
+    if probability is not None:
+        if probability >= 1.0:
+            return "won" if closed is not False else "open"
+        if probability <= 0.0:
+            return "lost" if closed is not False else "open"
+        return "lost" if closed else "open"
+    return "lost" if closed else "open"
+
+
+def ticket_stage_status(metadata: Mapping[str, Any]) -> str:
+    """open/closed of a ticket stage: its ``ticketState`` (OPEN/CLOSED), else ``isClosed``."""
+    state = str(metadata.get("ticketState") or "").upper()
+    if state in ("OPEN", "CLOSED"):
+        return state.lower()
+    return "closed" if _flag(metadata.get("isClosed")) else "open"
 
 
 class HubSpotMapper:
@@ -221,13 +262,10 @@ class HubSpotMapper:
         for pipeline in pipelines:
             for stage in pipeline.get("stages", []):
                 meta = stage.get("metadata") or {}
-                closed = str(meta.get("isClosed", "false")).lower() == "true"
                 if object_type == "deals":
-                    probability = float(meta.get("probability") or 0)
-                    status = ("won" if probability >= 1.0 else "lost") if closed else "open"
-                    self.deal_stage_status[str(stage["id"])] = status
+                    self.deal_stage_status[str(stage["id"])] = deal_stage_status(meta)
                 else:
-                    self.ticket_stage_status[str(stage["id"])] = "closed" if closed else "open"
+                    self.ticket_stage_status[str(stage["id"])] = ticket_stage_status(meta)
 
     def unknown_stages(self, object_type: str, records: Iterable[Mapping[str, Any]]) -> set[str]:
         """Stages named by these records that no pipeline read so far has (a new stage)."""

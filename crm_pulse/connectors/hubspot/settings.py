@@ -54,7 +54,7 @@ class HubSpotMapping(ConfigModel):
     )
     ticket_stages: dict[str, TicketStatus] = Field(
         default_factory=dict,
-        description="Ticket stage id -> open/closed, overriding the stage's isClosed flag.",
+        description="Ticket stage id -> open/closed, overriding the stage's ticketState.",
     )
     lifecycle: LifecycleMapping = Field(
         default_factory=lambda: LifecycleMapping(

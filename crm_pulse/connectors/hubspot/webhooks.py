@@ -4,8 +4,9 @@
 ``base64(HMAC-SHA256(app secret, method + uri + body + timestamp))`` where ``uri`` is the URL
 HubSpot called with a few percent-escapes decoded (the SDK's own ``Signature.is_valid`` does not
 decode them); the timestamp must be at most five minutes old (or ahead); the comparison is
-constant-time; a signature already accepted within those five minutes is a replay (HubSpot's
-own retries are signed anew, so they pass). Behind a proxy that terminates TLS the server sees
+constant-time. A replay within those five minutes (same signature, same body) is recognised by
+the runtime's inbox, which remembers stored requests durably and answers an exact repeat as a
+duplicate without storing it (HubSpot's own retries are signed anew). Behind a proxy that terminates TLS the server sees
 ``http://``; the URL is also tried as ``https://`` and as ``X-Forwarded-Proto``/``-Host`` say.
 
 The request is then stored and acknowledged; ``parse`` runs afterwards from the durable inbox
@@ -23,17 +24,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
-from ..protocols import ReceiverBase, WebhookRequest
+from .. import load_json, reject
+from ..protocols import BadRecord, ReceiverBase, WebhookRequest
 from .client import HubSpotClient
 from .mapping import HubSpotMapper, object_type_of
 from .source import RecordMapper
@@ -116,7 +116,6 @@ class HubSpotReceiver(ReceiverBase):
         self.portal_id = portal_id
         self.path = path
         self.clock = clock
-        self._seen: OrderedDict[str, int] = OrderedDict()
 
     # ------------------------------------------------------------ before the 2xx
     def verify(self, request: WebhookRequest) -> None:
@@ -126,8 +125,10 @@ class HubSpotReceiver(ReceiverBase):
         timestamp = request.header(TIMESTAMP)
         if not given or not timestamp:
             raise Unauthorized(f"missing {SIGNATURE} or {TIMESTAMP}")
-        if not timestamp.isdigit():
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 15:
             raise Unauthorized(f"{TIMESTAMP} is not milliseconds")
+        if len(given) > 128:
+            raise Unauthorized(f"{SIGNATURE} is not a v3 signature")
         now_ms = int(self.clock() * 1000)
         age = now_ms - int(timestamp)
         if age > MAX_AGE_MS:
@@ -150,35 +151,20 @@ class HubSpotReceiver(ReceiverBase):
                 ok = hmac.compare_digest(expected.encode(), given.encode()) or ok
         if not ok:
             raise Unauthorized(f"{SIGNATURE} does not match the method, URL, body and timestamp")
-        if given in self._seen:
-            raise Unauthorized("replayed request: this signature was already accepted")
         notes = self._notifications(request)
         if self.portal_id is not None:
             others = {n.get("portalId") for n in notes} - {self.portal_id}
             if others:
                 raise Unauthorized(f"notification for another portal ({sorted(map(str, others))})")
-        self._remember(given, now_ms)
 
-    def _remember(self, signature: str, now_ms: int) -> None:
-        while self._seen:
-            oldest, at = next(iter(self._seen.items()))
-            if at >= now_ms - 2 * MAX_AGE_MS:
-                break
-            del self._seen[oldest]
-        self._seen[signature] = now_ms
-
-    def release(self, request: WebhookRequest) -> None:
-        """Forget a verified request that could not be stored, so that its retry is accepted."""
-        given = request.header(SIGNATURE)
-        if given:
-            self._seen.pop(given, None)
+    @property
+    def tolerance(self) -> float:
+        """Seconds a signature stays valid (the runtime remembers stored requests longer)."""
+        return MAX_AGE_MS / 1000
 
     @staticmethod
     def _notifications(request: WebhookRequest) -> list[dict[str, Any]]:
-        try:
-            data = json.loads(request.body)
-        except ValueError:
-            raise DataError("HubSpot webhook body is not JSON") from None
+        data = load_json(request.body, what="HubSpot webhook body")
         if not isinstance(data, list) or not all(isinstance(n, dict) for n in data):
             raise DataError("HubSpot webhook body is not a JSON array of events")
         return data
@@ -197,11 +183,11 @@ class HubSpotReceiver(ReceiverBase):
         restores: dict[tuple[str, str], int] = {}
 
         def read(object_type: str | None, rid: Any) -> None:
-            if object_type in self.objects and str(rid or "").isdigit():
+            if object_type in self.objects and _hubspot_id(rid):
                 fetch.setdefault(object_type, set()).add(str(rid))
 
         def delete(object_type: str | None, rid: Any, at: int) -> None:
-            if object_type in self.objects and str(rid or "").isdigit():
+            if object_type in self.objects and _hubspot_id(rid):
                 key = (object_type, str(rid))
                 deletes[key] = max(at, deletes.get(key, 0))
 
@@ -209,7 +195,8 @@ class HubSpotReceiver(ReceiverBase):
             object_type, action = self._object_type(note)
             if object_type is None:
                 continue  # a subscription crm-pulse does not use: nothing to count
-            at = int(note.get("occurredAt") or 0)
+            occurred = note.get("occurredAt")
+            at = int(str(occurred)) if _hubspot_id(occurred) and len(str(occurred)) <= 14 else 0
             if action in _DELETIONS:
                 delete(object_type, note.get("objectId"), at)
             elif action == "merge":
@@ -234,19 +221,31 @@ class HubSpotReceiver(ReceiverBase):
         for object_type, ids in sorted(fetch.items()):
             properties = self.mapper.properties(object_type)
             found = await self.client.batch_read(object_type, sorted(ids, key=int), properties)
-            for event in await self.records.events(object_type, found):
+            bad: list[BadRecord] = []
+            for event in await self.records.events(object_type, found, bad):
                 # a restored record outranks its deletion even if restoring left its
                 # modification date as it was
                 at = restores.get((object_type, event.id), 0)
                 if event.op == "upsert" and at > event.version:
                     event = Event.model_validate({**event.model_dump(), "version": at})
                 events.append(event)
+            for record in bad:  # quarantined by the runtime with the request's events
+                self.records.skip(str(record))
+                reject(record)
         for (object_type, rid), at in sorted(deletes.items()):
             if at <= 0:
                 self.records.skip(f"HubSpot {object_type} {rid}: deletion without occurredAt")
                 continue
             events.append(self.mapper.delete_event(object_type, rid, at))
         return events
+
+
+def _hubspot_id(value: Any) -> bool:
+    """HubSpot record ids are positive integers (numbers or ASCII digit strings)."""
+    if isinstance(value, bool):
+        return False
+    text = str(value) if isinstance(value, int | str) else ""
+    return text.isascii() and text.isdigit() and 0 < len(text) <= 20
 
 
 def _association_target(note: dict[str, Any]) -> str | None:

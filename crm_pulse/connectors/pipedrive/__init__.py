@@ -54,7 +54,7 @@ class PipedriveConnector(Connector):
             self.client, self.mapper, self.keys, settings.webhook_user, password, path=path
         )
         self.receiver.read_organizations = "organizations" in settings.objects
-        self.sink = PipedriveSink(self.client, self.keys)
+        self.sink = PipedriveSink(self.client, self.keys, settings.currency)
         self.provisioner = PipedriveProvisioner(self.client, self.keys)
 
     async def aclose(self) -> None:

@@ -1,10 +1,13 @@
-"""A small typed async client for Pipedrive's API v2 (v1 only for custom-field definitions).
+"""A small typed async client for Pipedrive's API v2 (v1 only for ``/v1/users/me``).
 
-Token costs (v2: list 10, get 1, POST/PATCH 5, search 20) are counted against a rolling
-two-second burst window and a daily budget (a share of the company's, from the
-``x-daily-requests-left`` header when Pipedrive sends it); the client waits rather than exceed
-the burst window, and a 429 waits for Retry-After (reads) or raises RateLimited (writes: the
-outbox retries them). Errors are translated in :mod:`.errors`.
+Pipedrive limits a token to a number of **requests** in a rolling two-second burst window (its
+plan's ``x-ratelimit-limit``) and a company to a daily budget of **tokens**, which each call
+spends by its cost (v2: list 10, get 1, POST/PATCH 5, search 20). The client counts its
+requests in the window and waits rather than exceed it, stops at its share of the daily budget
+(from ``x-daily-requests-left`` when Pipedrive sends it), and on a 429 waits for Retry-After
+(reads) or raises RateLimited (writes: the outbox retries them). Field definitions are read
+from API v2 (``/api/v2/<entity>Fields``), every cursor page of them. Errors are translated in
+:mod:`.errors`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -27,34 +31,61 @@ __all__ = ["COSTS", "PipedriveClient", "TokenBudget"]
 COSTS = {"list": 10, "get": 1, "write": 5, "search": 20}
 
 
+def _segment(value: object) -> str:
+    """One URL path segment, percent-quoted: an id can never reach another endpoint."""
+    return quote(str(value), safe="")
+
+
 class TokenBudget:
-    """Rolling two-second burst window plus a daily share."""
+    """Rolling two-second burst window of requests, plus a daily share of tokens."""
 
     def __init__(
-        self, burst: int = 80, window: float = 2.0, clock: Callable[[], float] = time.monotonic
+        self, burst: int = 20, window: float = 2.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.burst = burst
+        """Requests allowed per ``window`` (the smallest plan's until Pipedrive says more)."""
         self.window = window
         self.clock = clock
         self.spent: deque[tuple[float, int]] = deque()
+        """(time, token cost) of each request still inside the window."""
+        self.tokens = 0
+        """Tokens spent by this client so far."""
         self.daily_left: int | None = None
         self.daily_floor = 0
+        self.daily_seen_at = float("-inf")
+        """When ``daily_left`` was last read from an answer."""
+        self.recheck = 3600.0
+        """Seconds after which a used-up share is asked again (the budget resets daily)."""
 
-    def wait_for(self, cost: int) -> float:
-        """Seconds to wait before spending ``cost`` tokens (0 if now is fine)."""
+    def wait_for(self, cost: int = 1) -> float:
+        """Seconds to wait before one more request (0 if now is fine). ``cost`` (tokens)
+        counts against the daily budget only: the burst limit counts requests."""
         now = self.clock()
         while self.spent and self.spent[0][0] <= now - self.window:
             self.spent.popleft()
-        used = sum(c for _, c in self.spent)
-        if used + cost <= self.burst or not self.spent:
+        if len(self.spent) < self.burst or not self.spent:
             return 0.0
-        return max(0.0, self.spent[0][0] + self.window - now)
+        # the request may go once enough of the oldest ones have left the window
+        oldest = self.spent[len(self.spent) - self.burst][0]
+        return max(0.0, oldest + self.window - now)
 
     def spend(self, cost: int) -> None:
         self.spent.append((self.clock(), cost))
+        self.tokens += cost
 
     def exhausted(self) -> bool:
-        return self.daily_left is not None and self.daily_left <= self.daily_floor
+        """The daily share is used up (as the last answer said, within ``recheck``)."""
+        if self.daily_left is None or self.daily_left > self.daily_floor:
+            return False
+        return self.clock() - self.daily_seen_at < self.recheck
+
+
+_SINGULAR = {
+    "deals": "deal",
+    "persons": "person",
+    "organizations": "organization",
+    "activities": "activity",
+}
 
 
 class PipedriveClient:
@@ -94,6 +125,7 @@ class PipedriveClient:
         left = response.headers.get("x-daily-requests-left")
         if left is not None and left.isdigit():
             self.budget.daily_left = int(left)
+            self.budget.daily_seen_at = self.budget.clock()
             if self.budget.daily_floor == 0:
                 self.budget.daily_floor = int(int(left) * (1 - self.budget_share))
 
@@ -113,8 +145,8 @@ class PipedriveClient:
         async def once() -> dict[str, Any]:
             if self.budget.exhausted():
                 raise RateLimited(f"Pipedrive daily token share used up before {what}", 3600.0)
-            # wait until the rolling window has room; one expiry may not free enough tokens,
-            # so look again after each wait (bounded: a clock that does not move cannot hang us)
+            # wait until the rolling window has room for one more request; look again after
+            # each wait (bounded: a clock that does not move cannot hang us)
             for _ in range(64):
                 wait = self.budget.wait_for(cost)
                 if not wait:
@@ -186,7 +218,7 @@ class PipedriveClient:
     async def get(self, entity: str, rid: str) -> dict[str, Any] | None:
         """One record, or None when Pipedrive says it does not exist (404)."""
         try:
-            data = await self.request("GET", f"/api/v2/{entity}/{rid}", "get")
+            data = await self.request("GET", f"/api/v2/{_segment(entity)}/{_segment(rid)}", "get")
         except SkippableError as exc:
             if " 404 " in f" {exc} ":
                 return None
@@ -196,26 +228,57 @@ class PipedriveClient:
 
     async def patch(self, entity: str, rid: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.request(
-            "PATCH", f"/api/v2/{entity}/{rid}", "write", json=body, retry=False
+            "PATCH", f"/api/v2/{_segment(entity)}/{_segment(rid)}", "write", json=body, retry=False
         )
 
     async def fields(self, entity: str, *, retry: bool = True) -> list[dict[str, Any]]:
-        """Field definitions (v1: v2 has no equivalent): name, key (40-char hash), options."""
-        singular = {
-            "deals": "deal",
-            "persons": "person",
-            "organizations": "organization",
-            "activities": "activity",
-        }[entity]
-        data = await self.request("GET", f"/v1/{singular}Fields", "list", retry=retry)
-        return list(data.get("data") or [])
+        """Every field definition of an entity (``GET /api/v2/<entity>Fields``, all cursor
+        pages), as ``{key, name, field_type, options}``: ``key`` is the field code (a
+        40-character hash for custom fields)."""
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        path = f"/api/v2/{_SINGULAR[entity]}Fields"
+        while True:
+            query: dict[str, Any] = {"limit": 500}
+            if cursor:
+                query["cursor"] = cursor
+            data = await self.request("GET", path, "list", params=query, retry=retry)
+            for f in data.get("data") or []:
+                out.append(
+                    {
+                        "key": f.get("field_code"),
+                        "name": f.get("field_name"),
+                        "field_type": f.get("field_type"),
+                        "options": f.get("options"),
+                    }
+                )
+            cursor = (data.get("additional_data") or {}).get("next_cursor")
+            if not cursor:
+                return out
 
     async def create_field(self, entity: str, name: str, field_type: str) -> dict[str, Any]:
-        singular = {"deals": "deal", "persons": "person", "organizations": "organization"}[entity]
+        """Create a custom field (``POST /api/v2/<entity>Fields``); returns ``{key, name,
+        field_type}``."""
+        if entity not in ("deals", "persons", "organizations"):
+            raise SkippableError(f"Pipedrive {entity} take no custom fields from crm-pulse")
         data = await self.request(
-            "POST", f"/v1/{singular}Fields", "write", json={"name": name, "field_type": field_type}
+            "POST",
+            f"/api/v2/{_SINGULAR[entity]}Fields",
+            "write",
+            json={"field_name": name, "field_type": field_type},
         )
-        return dict(data.get("data") or {})
+        created = dict(data.get("data") or {})
+        return {
+            "key": created.get("field_code"),
+            "name": created.get("field_name"),
+            "field_type": created.get("field_type"),
+        }
+
+    async def default_currency(self) -> str | None:
+        """The company's default currency (``GET /v1/users/me``: API v2 has no equivalent)."""
+        data = await self.request("GET", "/v1/users/me", "get")
+        currency = (data.get("data") or {}).get("default_currency")
+        return str(currency) if currency else None
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -1,7 +1,7 @@
 """The one place where Pipedrive HTTP answers and httpx exceptions become crm-pulse errors.
 
 401 -> FatalError (token), 402/403 -> FatalError (plan or permission), 429 -> RateLimited
-(Retry-After or x-ratelimit-reset), 5xx / network -> RetriableError, other 4xx -> SkippableError
+(Retry-After or x-ratelimit-reset; an hour when ``x-daily-requests-left`` is 0), 5xx / network -> RetriableError, other 4xx -> SkippableError
 with Pipedrive's ``error`` text. The token is never part of a message.
 """
 
@@ -12,7 +12,10 @@ import httpx
 from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
 from ...retry import wait_from_headers
 
-__all__ = ["translate", "translate_status"]
+__all__ = ["DAILY_WAIT", "translate", "translate_status"]
+
+DAILY_WAIT = 3600.0
+"""Seconds to wait after a 429 that says the daily token budget is used up."""
 
 
 def _detail(response: httpx.Response) -> str:
@@ -32,6 +35,9 @@ def translate_status(response: httpx.Response, what: str) -> CrmPulseError | Non
         return None
     detail = _detail(response)
     if status == 429:
+        if response.headers.get("x-daily-requests-left") == "0":
+            # the company's daily token budget is used up until the next day
+            return RateLimited(f"Pipedrive daily token budget used up during {what}", DAILY_WAIT)
         wait = wait_from_headers(response.headers, reset="x-ratelimit-reset")
         return RateLimited(f"Pipedrive rate limit during {what}: {detail}", wait)
     if status == 401:

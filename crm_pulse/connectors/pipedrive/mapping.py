@@ -72,9 +72,11 @@ def to_ms(value: Any) -> int | None:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise DataError(f"not a date or time: {value!r}") from None
+        raise DataError(f"not a date or time: {str(value)[:40]!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)  # Pipedrive's times are UTC
+    if not 1900 <= parsed.year < 2200:
+        raise DataError(f"date or time outside 1900..2200: {str(value)[:40]!r}")
     return int(parsed.timestamp() * 1000)
 
 
@@ -109,6 +111,8 @@ class FieldKeys:
         self.clock = clock
         self.by_name: dict[str, dict[str, str]] = {}
         self.options: dict[str, dict[str, dict[str, str]]] = {}
+        self.types: dict[str, dict[str, str]] = {}
+        """entity -> field key -> field_type (``double``, ``monetary``, ...)."""
         self.loaded_at: dict[str, float] = {}
 
     async def load(self, entity: str, *, refresh: bool = False, retry: bool = True) -> None:
@@ -117,18 +121,24 @@ class FieldKeys:
             return
         names: dict[str, str] = {}
         options: dict[str, dict[str, str]] = {}
+        types: dict[str, str] = {}
         for f in await self.client.fields(entity, retry=retry):
             key, name = str(f.get("key")), str(f.get("name"))
             names[name] = key
             names[key] = key
+            types[key] = str(f.get("field_type") or "")
             if f.get("options"):
                 options[key] = {str(o.get("id")): str(o.get("label")) for o in f["options"]}
         self.by_name[entity] = names
         self.options[entity] = options
+        self.types[entity] = types
         self.loaded_at[entity] = self.clock()
 
     def key(self, entity: str, name: str) -> str | None:
         return self.by_name.get(entity, {}).get(name)
+
+    def field_type(self, entity: str, key: str) -> str | None:
+        return self.types.get(entity, {}).get(key)
 
     async def resolve(self, entity: str, name: str, *, retry: bool = True) -> str | None:
         """The hash key of ``name``, reading the definitions again if it is unknown and they
@@ -171,6 +181,32 @@ class PipedriveMapper:
         if labels and value is not None:
             return labels.get(str(value), value)
         return value
+
+    def complete(self, entity: str, data: Mapping[str, Any]) -> bool:
+        """Whether ``data`` (a webhooks v2 ``data``, which carries only essential fields) holds
+        every field the mapping reads: then it can be mapped as it is; otherwise the record
+        must be read (a field missing from it is not a field that is empty)."""
+        m = self.mapping
+        props = set(self.fields[entity].values()) | {"update_time"}
+        if entity == "deals":
+            props |= {"status", "won_time", "lost_time"}
+            if m.deal_type is not None:
+                props.add(m.deal_type.property)
+        elif entity == "organizations":
+            props |= {p for p in (m.customer_since_field, m.churned_at_field) if p}
+        elif entity == "persons":
+            props.add("emails")
+            if m.lifecycle is not None:
+                props.add(m.lifecycle.property)
+        elif entity == "activities":
+            props |= {m.activity_type.property, "due_date", "due_time"}
+        custom = data.get("custom_fields")
+        custom = custom if isinstance(custom, Mapping) else {}
+        for prop in props:
+            key = self.keys.key(entity, prop) or prop
+            if not (key in data or key in custom or prop in data):
+                return False
+        return True
 
     @staticmethod
     def version(record: Mapping[str, Any]) -> int:

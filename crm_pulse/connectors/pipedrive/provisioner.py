@@ -1,4 +1,4 @@
-"""Creating the custom fields write-back needs (``POST /v1/<entity>Fields``)."""
+"""Creating the custom fields write-back needs (``POST /api/v2/<entity>Fields``)."""
 
 from __future__ import annotations
 

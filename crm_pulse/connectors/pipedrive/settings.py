@@ -82,6 +82,13 @@ class PipedriveSettings(VendorSettings):
     overlap: Duration = Field(
         default=60.0, description="Each poll re-reads this much before the update-time cursor."
     )
+    currency: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{3}$",
+        description="Currency code written with money values into monetary custom fields "
+        "(API v2 takes {value, currency}). Default: the company's default currency "
+        "(GET /v1/users/me).",
+    )
     budget_share: float = Field(
         default=0.5,
         gt=0,

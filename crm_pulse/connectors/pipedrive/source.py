@@ -2,7 +2,9 @@
 
 Each entity is read from its update-time cursor minus ``overlap`` (equal update times and late
 commits are caught by the re-read; versions make re-reads harmless). Deals are also read from
-``/api/v2/deals/archived`` (archived deals still count) and with ``status=deleted`` (deletes).
+``/api/v2/deals/archived`` (archived deals still count) and with ``status=deleted`` from both
+lists (deletes; a deal archived and then deleted is only in the archived one). Pipedrive lists
+deleted deals for 30 days only: a connector stopped longer misses deletes (run a backfill).
 The cursor is ``{entity: {"t": ms}}``, with deals' archived and deleted lists under their
 own marks (``"archived"``, ``"deleted"``) and, while polling, the organizations still to be
 re-stated because their deals changed (``organizations.touched``).
@@ -111,6 +113,8 @@ class PipedriveSource:
             ("t", "/api/v2/deals", {}),
             ("archived", "/api/v2/deals/archived", {}),
             ("deleted", "/api/v2/deals", {"status": "deleted"}),
+            # a deal archived and then deleted is listed only here
+            ("archived_deleted", "/api/v2/deals/archived", {"status": "deleted"}),
         ]
 
     async def _run(self, cursor: Cursor | None, *, backfill: bool) -> AsyncIterator[Page]:

@@ -2,8 +2,11 @@
 
 ``verify`` checks the Basic credentials in constant time and that the body is a v2 webhook;
 the request is stored and acknowledged at once (Pipedrive bans endpoints slower than 10 s and
-then loses events). ``parse`` turns ``data`` into an upsert (or fetches the record when
-``data`` is null) and ``delete`` actions into deletes; notifications already seen (same event
+then loses events). ``parse`` turns ``data`` into an upsert only when it holds every field the
+mapping reads: webhooks v2 carry only essential fields, and a missing field is not an empty
+one (mapped as empty, it would be kept: a later poll with the same ``update_time`` is dropped
+as a repeat). Otherwise, or when ``data`` is null, the record is read
+(``GET /api/v2/<entity>/<id>``, 1 token); ``delete`` actions become deletes; notifications already seen (same event
 id) are skipped, and versions make repeats and reordering harmless. A merge arrives as a delete
 of the merged-away record and a change of the survivor. When an organization's customer status
 comes from its won deals, a deal change re-states its organization (and the one it left) only
@@ -14,12 +17,12 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 from collections import OrderedDict
 from typing import Any
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
+from .. import load_json
 from ..protocols import ReceiverBase, WebhookRequest
 from .client import PipedriveClient
 from .mapping import CANONICAL, DELETE_TIE, FieldKeys, PipedriveMapper, to_ms
@@ -35,6 +38,28 @@ _ENTITIES = {
     "organization": "organizations",
     "activity": "activities",
 }
+
+
+def _numeric_id(value: Any) -> bool:
+    """Pipedrive ids are positive integers (given as numbers or digit strings)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0 < value < 10**18
+    text = str(value)
+    return text.isascii() and text.isdigit() and 0 < len(text) <= 18
+
+
+def _meta_ms(value: Any) -> int | None:
+    """``meta.timestamp`` in epoch ms: an RFC 3339 time, or epoch seconds or milliseconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value if value > 100_000_000_000 else value * 1000)
+    if isinstance(value, str) and value.isdigit():
+        return _meta_ms(int(value))
+    try:
+        return to_ms(value)
+    except DataError:
+        return None
 
 
 class PipedriveReceiver(ReceiverBase):
@@ -73,15 +98,21 @@ class PipedriveReceiver(ReceiverBase):
 
     @staticmethod
     def _body(request: WebhookRequest) -> dict[str, Any]:
-        try:
-            data = json.loads(request.body)
-        except ValueError:
-            raise DataError("Pipedrive webhook body is not JSON") from None
+        data = load_json(request.body, what="Pipedrive webhook body")
         meta = data.get("meta") if isinstance(data, dict) else None
         if not isinstance(meta, dict) or not str(meta.get("version", "")).startswith("2"):
             raise DataError("not a Pipedrive webhooks v2 body (meta.version 2.0 expected)")
         if meta.get("action") not in ("create", "change", "delete"):
-            raise DataError(f"unknown webhook action {meta.get('action')!r}")
+            raise DataError(f"unknown webhook action {str(meta.get('action'))[:40]!r}")
+        record = data.get("data")
+        if record is not None and not isinstance(record, dict):
+            raise DataError("data is not an object")
+        for where, value in (
+            ("meta.entity_id", meta.get("entity_id")),
+            ("data.id", record.get("id") if record else None),
+        ):
+            if value not in (None, "") and not _numeric_id(value):
+                raise DataError(f"{where} is not a Pipedrive id (a positive integer)")
         return dict(data)
 
     def _affected_organizations(self, deal: dict[str, Any], previous: Any) -> list[str]:
@@ -100,7 +131,7 @@ class PipedriveReceiver(ReceiverBase):
         for org in orgs:
             if isinstance(org, dict):  # an expanded {id, name} object
                 org = org.get("id")
-            if org and str(org) not in out:
+            if org and _numeric_id(org) and str(org) not in out:
                 out.append(str(org))
         return out
 
@@ -119,7 +150,7 @@ class PipedriveReceiver(ReceiverBase):
         await self.keys.load(entity)
         if meta["action"] == "delete":
             # the same version a poll gives the deleted record (its update time, tie-broken)
-            version = (to_ms(meta.get("timestamp")) or request.received_at_ms) + DELETE_TIE
+            version = (_meta_ms(meta.get("timestamp")) or request.received_at_ms) + DELETE_TIE
             events = [
                 Event(
                     source=self.mapper.source,
@@ -130,7 +161,12 @@ class PipedriveReceiver(ReceiverBase):
                 )
             ]
         else:
-            record = data.get("data") or await self.client.get(entity, rid)
+            given = data.get("data")
+            record = (
+                given
+                if isinstance(given, dict) and self.mapper.complete(entity, given)
+                else await self.client.get(entity, rid)
+            )
             if record is None:
                 events = []
             elif entity == "organizations":

@@ -27,7 +27,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from simple_salesforce.api import Salesforce
@@ -290,7 +290,9 @@ class SalesforceClient:
         )
 
     async def describe(self, sobject: str) -> dict[str, Any]:
-        data = await self.restful(f"describe {sobject}", f"sobjects/{sobject}/describe")
+        data = await self.restful(
+            f"describe {sobject}", f"sobjects/{quote(sobject, safe='')}/describe"
+        )
         return dict(data or {})
 
     async def update_collection(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -355,7 +357,7 @@ class SalesforceClient:
         """``POST sobjects/{type}``."""
         return await self.restful(
             f"create {sobject}",
-            f"sobjects/{sobject}",
+            f"sobjects/{quote(sobject, safe='')}",
             method="POST",
             json=body,
             headers=self.write_headers,

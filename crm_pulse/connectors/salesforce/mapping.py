@@ -172,9 +172,12 @@ def _parse(value: Any) -> datetime | date | None:
     text = str(value).strip()
     if len(text) == 10:
         try:
-            return date.fromisoformat(text)
+            day = date.fromisoformat(text)
         except ValueError:
-            raise DataError(f"not a date: {text!r}") from None
+            raise DataError(f"not a date: {text[:40]!r}") from None
+        if not 1900 <= day.year < 2200:
+            raise DataError(f"date outside 1900..2200: {text!r}")
+        return day
     # Salesforce writes offsets as +0000; fromisoformat wants +00:00 on Python 3.11
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
@@ -184,6 +187,8 @@ def _parse(value: Any) -> datetime | date | None:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise DataError(f"not a date or time: {str(value)!r}") from None
+    if not 1900 <= parsed.year < 2200:
+        raise DataError(f"date or time outside 1900..2200: {str(value)[:40]!r}")
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 

@@ -35,7 +35,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from ...errors import DataError, Unauthorized
 from ...metrics.events import Event
-from ..protocols import ReceiverBase, WebhookRequest
+from .. import reject
+from ..protocols import BadRecord, ReceiverBase, WebhookRequest
 from .client import SalesforceClient
 from .mapping import MODSTAMP, SalesforceMapper
 from .settings import OutboundMessages
@@ -48,6 +49,7 @@ __all__ = [
     "NS_SOBJECT",
     "Notification",
     "OutboundMessageReceiver",
+    "is_record_id",
     "parse_notifications",
 ]
 
@@ -128,12 +130,22 @@ def _parse(body: bytes) -> _Message:
             name = child.tag.rpartition("}")[2]
             nil = (child.get(f"{{{NS_XSI}}}nil") or "").lower() == "true"
             record[name] = None if nil else (child.text or "")
+        rid = record.get("Id")
+        if rid is not None and not is_record_id(rid):
+            raise DataError(
+                "sObject Id is not a Salesforce id (15 or 18 letters and digits)", where
+            )
         notes.append(
             Notification((note.findtext(f"{{{NS_OUTBOUND}}}Id") or "").strip(), sobject, record)
         )
     if len(notes) > MAX_NOTIFICATIONS:
         raise DataError(f"{len(notes)} notifications; Salesforce sends at most 100")
     return _Message(org, notes)
+
+
+def is_record_id(value: str) -> bool:
+    """A Salesforce record id: 15 or 18 ASCII letters and digits."""
+    return len(value) in (15, 18) and value.isascii() and value.isalnum()
 
 
 def parse_notifications(body: bytes) -> tuple[str, list[Notification]]:
@@ -189,7 +201,7 @@ class OutboundMessageReceiver(ReceiverBase):
             self.skipped.extend(f"{sobject} {i}: incomplete notification, no client" for i in ids)
             return []
         fields = ", ".join(self.mapper.soql_fields(sobject))
-        safe = [i for i in ids if i.isalnum()]
+        safe = [i for i in ids if is_record_id(i)]
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(safe), 100):
             chunk = safe[start : start + 100]
@@ -217,6 +229,7 @@ class OutboundMessageReceiver(ReceiverBase):
                     events.append(self.mapper.event(sobject, record))
             except DataError as exc:
                 self.skipped.append(str(exc))
+                reject(BadRecord(sobject, str(record.get("Id") or ""), exc.reason, exc.where))
         return events
 
     async def parse(self, request: WebhookRequest) -> list[Event]:
@@ -242,6 +255,10 @@ class OutboundMessageReceiver(ReceiverBase):
                 events.append(self.mapper.event(note.sobject, note.record))
             except DataError as exc:
                 self.skipped.append(f"Notification {note.id}: {exc}")
+                rid = str(note.record.get("Id") or "")
+                reject(
+                    BadRecord(note.sobject, rid, exc.reason, exc.where or f"Notification {note.id}")
+                )
                 log.warning("Outbound Message notification not mapped", extra={"reason": str(exc)})
         for sobject, ids in fetch.items():
             events.extend(await self._fetch(sobject, sorted(ids)))

@@ -14,7 +14,9 @@ It keeps sObjects in memory and serves what the connector uses, as vendor-contra
   ``ENTITY_IS_DELETED``); ``POST tooling/sobjects/CustomField``; ``POST /services/oauth2/token``
   (client-credentials flow).
 * Bulk API 2.0 query jobs (``POST jobs/query``, job status, ``results`` as CSV paged with
-  ``Sforce-Locator``); jobs complete at once. ``SELECT COUNT()`` answers ``totalSize``.
+  ``Sforce-Locator``): a job is ``UploadComplete`` when created, ``InProgress`` at the next
+  status check and ``JobComplete`` (or ``Failed``, see :meth:`FakeSalesforce.fail_bulk_jobs`)
+  after ``bulk_checks`` checks; its results before that answer 412 ``JOB_NOT_COMPLETE``. ``SELECT COUNT()`` answers ``totalSize``.
 * Bearer session check (401 ``INVALID_SESSION_ID``), ``Sforce-Limit-Info: api-usage=N/M`` on every
   answer, and 403 ``REQUEST_LIMIT_EXCEEDED`` once the daily limit is used or on demand.
 * Outbound Messages: :meth:`FakeSalesforce.outbound_message` builds the SOAP request for some
@@ -29,6 +31,7 @@ milliseconds) and remembers the ``Sforce-Call-Options`` client of the write that
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import functools
 import io
@@ -47,6 +50,7 @@ import requests
 from aiohttp import web
 
 from ...metrics.events import Event
+from .. import contracts
 from .soql import Query, SoqlError, check_types, evaluate, parse_soql, sort_value, time_ms
 
 __all__ = [
@@ -236,7 +240,13 @@ class FakeSalesforce:
         self._write_calls = 0
         self._cursors: dict[str, _Page] = {}
         self.bulk_jobs: dict[str, list[list[str]]] = {}
-        """Bulk API 2.0 query jobs: id -> CSV rows (jobs complete at once)."""
+        """Bulk API 2.0 query jobs: id -> CSV rows."""
+        self.bulk_states: dict[str, dict[str, Any]] = {}
+        """Bulk API 2.0 query jobs: id -> {state, checks, error}."""
+        self.bulk_checks = 2
+        """Status checks a job takes to finish (the first one sees it InProgress)."""
+        self._bulk_failures: list[str] = []
+        self._stall = (0, 0.0)
         self._bulk_fields: dict[str, list[str]] = {}
         self._cursor_ids = itertools.count(1)
         self._notification_ids = itertools.count(1)
@@ -516,6 +526,22 @@ class FakeSalesforce:
         with self._lock:
             self._fail = (requests, status)
 
+    def stall(self, requests: int, seconds: float) -> None:
+        """Answer the next ``requests`` API calls only after ``seconds`` (client timeouts)."""
+        with self._lock:
+            self._stall = (requests, seconds)
+
+    def fail_bulk_jobs(self, jobs: int, message: str = "InternalServerError") -> None:
+        """The next ``jobs`` Bulk API 2.0 query jobs end ``Failed`` with this errorMessage."""
+        with self._lock:
+            self._bulk_failures = [message] * jobs
+
+    def expire_query_locators(self) -> None:
+        """Drop every open query cursor (Salesforce keeps them 2 days): their
+        ``nextRecordsUrl`` then answers 400 INVALID_QUERY_LOCATOR."""
+        with self._lock:
+            self._cursors.clear()
+
     def lock_rows(self, ids: Iterable[str], times: int = 1) -> None:
         """The next ``times`` writes to each record fail with UNABLE_TO_LOCK_ROW."""
         with self._lock:
@@ -610,7 +636,10 @@ class FakeSalesforce:
 
     # ------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
+        app = web.Application(
+            middlewares=[contracts.middleware("salesforce"), self._middleware],
+            client_max_size=8 * 1024 * 1024,
+        )
         r = app.router
         base = "/services/data/v{version:[0-9]+\\.0}"
         r.add_post("/services/oauth2/token", self._token)
@@ -653,6 +682,11 @@ class FakeSalesforce:
                     403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", self._limits()
                 )
             self.api_used += 1
+            stall = self._stall
+            if stall[0] > 0:
+                self._stall = (stall[0] - 1, stall[1])
+        if stall[0] > 0:
+            await asyncio.sleep(stall[1])
         try:
             response = await handler(request)
         except SoqlError as exc:
@@ -765,29 +799,75 @@ class FakeSalesforce:
                 for r in rows
             ]
             self._bulk_fields[job] = list(query.fields)
+            failure = self._bulk_failures.pop(0) if self._bulk_failures else None
+            self.bulk_states[job] = {"state": "UploadComplete", "checks": 0, "error": failure}
         return web.json_response(
-            {"id": job, "operation": operation, "object": query.sobject, "state": "UploadComplete"}
+            {**self._bulk_info(job, query.sobject, operation), "state": "UploadComplete"}
         )
 
+    def _bulk_info(self, job: str, sobject: str, operation: str) -> dict[str, Any]:
+        created = sf_time(self.now_ms())
+        return {
+            "id": job,
+            "operation": operation,
+            "object": sobject,
+            "createdById": "005000000000001AAA",
+            "createdDate": created,
+            "systemModstamp": created,
+            "concurrencyMode": "Parallel",
+            "contentType": "CSV",
+            "apiVersion": float(self.api_version),
+            "lineEnding": "LF",
+            "columnDelimiter": "COMMA",
+        }
+
     async def _bulk_job(self, request: web.Request) -> web.Response:
+        """Job info: UploadComplete -> InProgress -> JobComplete (or Failed), one step per
+        status check."""
         job = request.match_info["job"]
         with self._lock:
             rows = self.bulk_jobs.get(job)
-        if rows is None:
-            return _error(404, "NOT_FOUND", "The requested resource does not exist", {})
-        return web.json_response(
-            {"id": job, "state": "JobComplete", "numberRecordsProcessed": len(rows)}
-        )
+            state = self.bulk_states.get(job)
+            if rows is None or state is None:
+                return _error(404, "NOT_FOUND", "The requested resource does not exist", {})
+            state["checks"] += 1
+            if state["state"] in ("UploadComplete", "InProgress"):
+                done = state["checks"] >= self.bulk_checks
+                final = "Failed" if state["error"] else "JobComplete"
+                state["state"] = final if done else "InProgress"
+            info: dict[str, Any] = {
+                "id": job,
+                "operation": "query",
+                "object": "",
+                "state": state["state"],
+                "concurrencyMode": "Parallel",
+                "contentType": "CSV",
+                "apiVersion": float(self.api_version),
+                "lineEnding": "LF",
+                "columnDelimiter": "COMMA",
+                "numberRecordsProcessed": len(rows) if state["state"] == "JobComplete" else 0,
+                "retries": 0,
+                "totalProcessingTime": 0,
+            }
+            if state["state"] == "Failed":
+                info["errorMessage"] = state["error"]
+        return web.json_response(info)
 
     async def _bulk_results(self, request: web.Request) -> web.Response:
         job = request.match_info["job"]
         with self._lock:
             rows = self.bulk_jobs.get(job)
             fields = self._bulk_fields.get(job, [])
+            state = (self.bulk_states.get(job) or {}).get("state")
         if rows is None:
             return _error(404, "NOT_FOUND", "The requested resource does not exist", {})
-        size = int(request.query.get("maxRecords", "50000"))
-        start = int(request.query.get("locator") or 0)
+        if state != "JobComplete":
+            return _error(412, "JOB_NOT_COMPLETE", f"Job {job} is not complete: {state}", {})
+        try:
+            size = int(request.query.get("maxRecords", "50000"))
+            start = int(request.query.get("locator") or 0)
+        except ValueError:
+            return _error(400, "INVALID_LOCATOR", "invalid locator", {})
         chunk = rows[start : start + size]
         out = io.StringIO()
         writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")

@@ -113,6 +113,8 @@ class FaustPipeline:
         self.deltas = self._topic("deltas", settings.partitions)
         self.values = self._topic("values", settings.partitions)
         self.dead = self._topic("dead-letters", 1)
+        self.dead_lettered = 0
+        """Poison messages moved to the dead letters by this worker (quarantined, counted)."""
         self.record_table = self.app.Table(
             "records", key_type=str, value_type=bytes, partitions=settings.partitions
         )
@@ -221,6 +223,7 @@ class FaustPipeline:
             "offset": message.offset,
             "value": (message.value or b"").decode("utf-8", "replace")[:10_000],
         }
+        self.dead_lettered += 1
         future = await self.dead.send(key=message.key, value=json.dumps(payload).encode())
         log.warning(
             "message moved to the dead letters: %s", reason, extra={"offset": message.offset}

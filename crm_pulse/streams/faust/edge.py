@@ -16,9 +16,10 @@ import sqlite3
 from typing import Any
 
 from ...config.models import Deployment
+from .. import quarantine
 from ..consumer import BatchResult
 from ..database import Database
-from ..log import last_position, read_events
+from ..log import last_position, read_log
 from ..runtime import EmbeddedRuntime
 
 __all__ = ["EdgeRuntime"]
@@ -54,13 +55,14 @@ class EdgeRuntime(EmbeddedRuntime):
         """Forward the next batch of the log to Kafka; the position moves after the acks."""
         limit = self.settings.batch_size
 
-        def read() -> tuple[list[Any], int]:
+        def read() -> tuple[list[Any], list[Any], int]:
             conn = self.db.conn
-            return read_events(conn, _forwarded(conn), limit), last_position(conn)
+            good, bad = read_log(conn, _forwarded(conn), limit)
+            return good, bad, last_position(conn)
 
-        rows, last = await self.db.run(read)
-        if rows:
-            producer = await self._producer_started()
+        rows, bad, last = await self.db.run(read)
+        if rows or bad:
+            producer: Any = await self._producer_started() if rows else None
             futures = []
             for _, event in rows:
                 body = json.dumps(event.model_dump(mode="json"), separators=(",", ":")).encode()
@@ -69,12 +71,23 @@ class EdgeRuntime(EmbeddedRuntime):
                 )
             for future in futures:
                 await future
-            position = rows[-1][0]
-            await self.db.run(
-                self.db.transaction(
-                    lambda conn: Database.set_meta(conn, "forwarded", str(position))
-                )
-            )
+            position = max([p for p, _ in rows[-1:]] + [b.position for b in bad[-1:]])
+            now_ms = int(self.clock() * 1000)
+
+            def forwarded(conn: sqlite3.Connection) -> None:
+                for entry in bad:  # not a valid event: quarantined, not forwarded
+                    quarantine.put(
+                        conn,
+                        entry.connector,
+                        "event",
+                        str(entry.position),
+                        entry.reason,
+                        payload=entry.body,
+                        now_ms=now_ms,
+                    )
+                Database.set_meta(conn, "forwarded", str(position))
+
+            await self.db.run(self.db.transaction(forwarded))
             self.consumed_events += len(rows)
         else:
             position = await self.db.run(lambda: _forwarded(self.db.conn))

@@ -61,8 +61,11 @@ class RecordPhase:
         try:
             event = Event.model_validate_json(value or b"")
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise BadMessage(f"not a canonical event: {str(exc).splitlines()[0]}") from exc
-        deltas = self.engine.deltas(event)
+            raise BadMessage(f"not a canonical event: {' '.join(str(exc).split())[:300]}") from exc
+        try:
+            deltas = self.engine.deltas(event)
+        except Exception as exc:  # a poison event must not stop the agent: dead-letter it
+            raise BadMessage(f"the engine failed on it: {type(exc).__name__}: {exc}"[:300]) from exc
         if not deltas:
             return []
         per_group: dict[Group, list[Any]] = {}

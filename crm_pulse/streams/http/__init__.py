@@ -3,7 +3,7 @@ Prometheus metrics (see :mod:`.app`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
 
@@ -41,18 +41,47 @@ class HttpServer:
             self._runner = None
 
 
-async def serve_runtime(runtime: EmbeddedRuntime) -> HttpServer:
-    """Start the HTTP server of an embedded runtime on ``runtime.listen``."""
-    app = build_app(
-        runtime.receivers,
-        runtime.inbox,
-        runtime.status_async,
-        health=runtime.health,
-        overview=runtime.overview,
-        explain=runtime.explain,
-    )
+class _Servers:
+    """The webhook server and the operations server, stopped together."""
+
+    def __init__(self, *servers: HttpServer) -> None:
+        self.servers = servers
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            await server.stop()
+
+
+async def serve_runtime(runtime: EmbeddedRuntime) -> HttpServer | _Servers:
+    """Start the HTTP server of an embedded runtime on ``runtime.listen`` (and the operations
+    endpoints on ``runtime.ops_listen`` when it is set)."""
     settings = runtime.settings
-    server = HttpServer(app)
-    await server.start(settings.host, settings.port)
-    runtime.http_port = server.port
-    return server
+    token = settings.ops_token.get_secret_value() if settings.ops_token is not None else None
+
+    def app(routes: Literal["all", "webhooks", "ops"]) -> web.Application:
+        return build_app(
+            runtime.receivers,
+            runtime.inbox,
+            runtime.status_async,
+            health=runtime.health,
+            overview=runtime.overview,
+            explain=runtime.explain,
+            ops_token=token,
+            routes=routes,
+        )
+
+    if settings.ops_listen is None:
+        server = await HttpServer(app("all")).start(settings.host, settings.port)
+        runtime.http_port = server.port
+        return server
+    hooks = await HttpServer(app("webhooks")).start(settings.host, settings.port)
+    host, _, port = settings.ops_listen.rpartition(":")
+    host = host[1:-1] if host.startswith("[") else host
+    try:
+        ops = await HttpServer(app("ops")).start(host, int(port))
+    except BaseException:
+        await hooks.stop()
+        raise
+    runtime.http_port = hooks.port
+    runtime.ops_port = ops.port
+    return _Servers(hooks, ops)

@@ -91,6 +91,11 @@ def render(status: Mapping[str, object], telemetry: HttpTelemetry) -> str:
     )
     gauge("crm_pulse_dead_letters", "Writes that failed for good.", status.get("dead_letters", 0))
     gauge(
+        "crm_pulse_quarantined",
+        "Inputs quarantined after acknowledgement (crm-pulse quarantine list).",
+        status.get("quarantined", 0),
+    )
+    gauge(
         "crm_pulse_events_per_second",
         "Events applied per second since start.",
         status.get("events_per_second", 0),

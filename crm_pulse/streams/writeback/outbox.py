@@ -24,7 +24,12 @@ from typing import Literal
 from ...connectors.protocols import FieldWrite
 from ..database import Database
 
-__all__ = ["OutboxItem", "Outcome", "SQLiteOutbox"]
+__all__ = ["MAX_REQUEUES", "REQUEUE_CAP", "OutboxItem", "Outcome", "SQLiteOutbox"]
+
+REQUEUE_CAP = 200
+"""Dead letters put back per successful write round."""
+MAX_REQUEUES = 3
+"""A dead letter comes back by itself at most this many times (then only by `deadletters retry`)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class Outcome:
     retry_at: float = 0.0
     reason: str = ""
     counts_attempt: bool = True
+    transient: bool = False
+    """For ``dead``: it died of a transient failure (an outage), so it may come back."""
 
 
 def _key(w: FieldWrite) -> tuple[str, str, str, str]:
@@ -59,6 +66,8 @@ class SQLiteOutbox:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._requeues: dict[tuple[str, str, str, str], int] = {}
+        """Times each re-queued dead letter came back (kept if it dies again)."""
 
     # ------------------------------------------------------------ planning (consumer thread)
     @staticmethod
@@ -176,8 +185,17 @@ class SQLiteOutbox:
                 else:
                     conn.execute(
                         "INSERT INTO dead_letters (connector, object, record_id, field, value, "
-                        "reason, attempts, failed_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (*key, _text(o.item.write.value), o.reason, o.item.attempts + 1, now_ms),
+                        "reason, attempts, failed_ms, transient, requeues) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            *key,
+                            _text(o.item.write.value),
+                            o.reason,
+                            o.item.attempts + 1,
+                            now_ms,
+                            int(o.transient),
+                            self._requeues.pop(key, 0),
+                        ),
                     )
                     conn.execute(
                         "DELETE FROM outbox WHERE connector=? AND object=? AND record_id=? "
@@ -186,6 +204,81 @@ class SQLiteOutbox:
                     )
 
         await self.db.run(self.db.transaction(apply))
+
+    # ------------------------------------------------------------ dead letters
+    async def requeue_dead(
+        self,
+        connector: str,
+        now: float,
+        *,
+        ids: Sequence[int] | None = None,
+        cap: int = REQUEUE_CAP,
+        automatic: bool = True,
+    ) -> int:
+        """Put dead letters back into the outbox (due now); returns how many came back.
+
+        ``automatic``: only those that died of a transient failure and came back fewer than
+        :data:`MAX_REQUEUES` times (the writer calls this after a successful write); otherwise
+        the given ``ids`` or all of the connector's (``crm-pulse deadletters retry``)."""
+        return await self.db.run(
+            self.db.transaction(
+                lambda conn: self.requeue_in(conn, connector, now, ids, cap, automatic)
+            )
+        )
+
+    def requeue_in(
+        self,
+        conn: sqlite3.Connection,
+        connector: str | None,
+        now: float,
+        ids: Sequence[int] | None,
+        cap: int,
+        automatic: bool,
+    ) -> int:
+        where = "1"
+        args: list[object] = []
+        if connector is not None:
+            where, args = "connector = ?", [connector]
+        if automatic:
+            where += " AND transient = 1 AND requeues < ?"
+            args.append(MAX_REQUEUES)
+        if ids is not None:
+            where += f" AND id IN ({','.join('?' * len(ids))})"
+            args.extend(ids)
+        rows = conn.execute(
+            "SELECT id, connector, object, record_id, field, value, failed_ms, requeues "
+            f"FROM dead_letters WHERE {where} ORDER BY id LIMIT ?",
+            (*args, cap),
+        ).fetchall()
+        back = 0
+        for dead_id, conn_name, obj, rid, fld, value, failed_ms, requeues in rows:
+            key = (conn_name, obj, rid, fld)
+            conn.execute("DELETE FROM dead_letters WHERE id = ?", (dead_id,))
+            newer = conn.execute(
+                "SELECT 1 FROM written WHERE connector=? AND object=? AND record_id=? AND "
+                "field=? AND written_ms > ? UNION ALL SELECT 1 FROM outbox WHERE connector=? "
+                "AND object=? AND record_id=? AND field=?",
+                (*key, failed_ms, *key),
+            ).fetchone()
+            if newer is not None:
+                continue  # a newer value was written or is on its way: this one is stale
+            conn.execute(
+                "INSERT INTO outbox (connector, object, record_id, field, value, seq, due) "
+                "VALUES (?, ?, ?, ?, ?, 1, ?)",
+                (*key, value, now),
+            )
+            self._requeues[key] = int(requeues) + (1 if automatic else 0)
+            back += 1
+        return back
+
+    @staticmethod
+    def drop_dead(conn: sqlite3.Connection, ids: Sequence[int] | None) -> int:
+        """Delete dead letters (``None``: all); returns how many."""
+        if ids is None:
+            return int(conn.execute("DELETE FROM dead_letters").rowcount)
+        return sum(
+            int(conn.execute("DELETE FROM dead_letters WHERE id = ?", (i,)).rowcount) for i in ids
+        )
 
     # ------------------------------------------------------------ reading (status, dry run)
     def pending(self, conn: sqlite3.Connection) -> list[tuple[FieldWrite, float | int | None]]:
@@ -210,11 +303,11 @@ class SQLiteOutbox:
     @staticmethod
     def dead_letters(conn: sqlite3.Connection, limit: int = 20) -> list[dict[str, object]]:
         rows = conn.execute(
-            "SELECT connector, object, record_id, field, value, reason, attempts, failed_ms "
+            "SELECT id, connector, object, record_id, field, value, reason, attempts, failed_ms "
             "FROM dead_letters ORDER BY id DESC LIMIT ?",
             (limit,),
         ).fetchall()
-        names = ("connector", "object", "record_id", "field", "value", "reason", "attempts")
+        names = ("id", "connector", "object", "record_id", "field", "value", "reason", "attempts")
         return [dict(zip((*names, "failed_ms"), row, strict=True)) for row in rows]
 
     @staticmethod

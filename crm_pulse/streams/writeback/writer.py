@@ -12,6 +12,10 @@ settles each one:
 * other retriable errors (timeouts, 5xx) -> backoff for the whole batch;
 * a :class:`~crm_pulse.errors.FatalError` (bad credentials) propagates: the runtime stops.
 
+Dead letters of transient failures (an outage outlasted the retries) come back by themselves:
+after a round that wrote something, the writer re-queues them (capped; see
+:meth:`SQLiteOutbox.requeue_dead`), since the CRM evidently answers again.
+
 The clock is an input (``clock``), so tests drive time.
 """
 
@@ -41,6 +45,7 @@ class WriterStats:
     retried: int = 0
     dead: int = 0
     rate_limited: int = 0
+    requeued: int = 0
     last_error: str = ""
     paused_until: float = 0.0
     recent: list[dict[str, object]] = field(default_factory=list)
@@ -67,6 +72,7 @@ class Writer:
         self.stats = WriterStats()
         self._keep_recent = keep_recent
         self._wake = asyncio.Event()
+        self._maybe_dead = True  # dead letters of an earlier run may be waiting
 
     def wake(self) -> None:
         """Something was planned: look at the outbox now."""
@@ -89,6 +95,17 @@ class Writer:
             self.stats.calls += 1
             outcomes = await self._send(batch)
             await self.outbox.settle(outcomes, int(self.clock() * 1000))
+            if any(o.kind == "dead" and o.transient for o in outcomes):
+                self._maybe_dead = True
+            elif self._maybe_dead and any(o.kind == "written" for o in outcomes):
+                back = await self.outbox.requeue_dead(self.connector, self.clock())
+                self._maybe_dead = back > 0
+                if back:
+                    self.stats.requeued += back
+                    log.info(
+                        "dead letters re-queued: the CRM answers again",
+                        extra={"connector": self.connector, "requeued": back},
+                    )
             if any(o.kind == "retry" and not o.counts_attempt for o in outcomes):
                 return calls  # rate limited: paused
 
@@ -113,6 +130,8 @@ class Writer:
             raise
         except RetriableError as exc:
             return [self._retry(item, str(exc), None, now) for item in batch]
+        except OSError as exc:  # a connection the sink did not translate: an outage too
+            return [self._retry(item, f"{type(exc).__name__}: {exc}", None, now) for item in batch]
         except SkippableError as exc:
             return [self._dead(item, str(exc)) for item in batch]
         if len(results) != len(batch):
@@ -138,14 +157,14 @@ class Writer:
     ) -> Outcome:
         attempt = item.attempts + 1
         if self.backoff.exhausted(attempt):
-            return self._dead(item, f"gave up after {attempt} attempts: {reason}")
+            return self._dead(item, f"gave up after {attempt} attempts: {reason}", transient=True)
         self.stats.retried += 1
         self.stats.last_error = reason
         return Outcome(
             item, "retry", retry_at=now + self.backoff.delay(attempt, retry_after), reason=reason
         )
 
-    def _dead(self, item: OutboxItem, reason: str) -> Outcome:
+    def _dead(self, item: OutboxItem, reason: str, *, transient: bool = False) -> Outcome:
         self.stats.dead += 1
         self.stats.last_error = reason
         self._remember(item, "dead letter", reason)
@@ -159,7 +178,7 @@ class Writer:
                 "reason": reason,
             },
         )
-        return Outcome(item, "dead", reason=reason)
+        return Outcome(item, "dead", reason=reason, transient=transient)
 
     def _remember(self, item: OutboxItem, what: str, reason: str) -> None:
         w = item.write

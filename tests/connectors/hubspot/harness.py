@@ -18,6 +18,7 @@ from crm_pulse.connectors.protocols import FieldSpec, WebhookRequest
 from crm_pulse.sandbox.conformance import Harness
 from crm_pulse.sandbox.hubspot import FakeHubSpot
 from crm_pulse.sandbox.server import FakeServer, TestCA
+from tests.connectors.hubspot.signing import headers_v3
 
 TOKEN = "pat-na1-test-token"
 APP_SECRET = "hubspot-app-secret-for-tests"
@@ -26,6 +27,7 @@ FIELD = "crm_pulse_win_rate"
 
 class HubSpotHarness(Harness):
     kind = "hubspot"
+    faults = True
     records_per_call = 100
 
     def __init__(self, fake: FakeHubSpot, server: FakeServer, connector: HubSpotConnector) -> None:
@@ -79,8 +81,10 @@ class HubSpotHarness(Harness):
     def _request(self, deal_id: str, secret: str) -> WebhookRequest:
         url = f"{self.server.url}/webhooks/hubspot"
         event = self.fake.change_event("deals", deal_id, propertyName="amount", propertyValue="1")
-        headers, body = self.fake.webhook(url, [event], secret=secret)
-        return WebhookRequest("POST", url, headers, body, int(time.time() * 1000))
+        ts = int(time.time() * 1000)
+        _, body = self.fake.webhook(url, [event], timestamp_ms=ts)
+        # signed by the tests' own implementation of HubSpot's rule, not the simulator's
+        return WebhookRequest("POST", url, headers_v3(secret, "POST", url, body, ts), body, ts)
 
     def signed_webhook(self, deal_id: str) -> WebhookRequest:
         return self._request(deal_id, APP_SECRET)
@@ -93,6 +97,28 @@ class HubSpotHarness(Harness):
 
     def new_field(self) -> FieldSpec:
         return FieldSpec("deals", "crm_pulse_conformance", "Conformance", unit="rate")
+
+    def server_errors(self, requests: int) -> None:
+        self.connector.client.sleep = _instant
+        self.fake.fail(requests, 502)
+
+    def slow_answers(self, requests: int) -> None:
+        self.connector.client.timeout = SLOW / 4
+        self.fake.fail(requests, 0, delay=SLOW)
+
+    def exhaust_daily(self) -> None:
+        self.fake.exhaust_daily()
+
+    def restore_daily(self) -> None:
+        self.fake.reset_daily()
+
+
+SLOW = 1.2
+"""Seconds a slow answer takes (four times the client's timeout then)."""
+
+
+async def _instant(seconds: float) -> None:
+    return None
 
 
 def settings(server: FakeServer, ca: TestCA, **extra: Any) -> HubSpotSettings:

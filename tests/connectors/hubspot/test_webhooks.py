@@ -8,31 +8,32 @@ from typing import Any
 
 import pytest
 
-from crm_pulse.connectors.hubspot.webhooks import signature_v3
 from crm_pulse.connectors.protocols import WebhookRequest
 from crm_pulse.errors import Unauthorized
 from crm_pulse.streams.http import HttpServer, build_app
 
 from .harness import APP_SECRET, HubSpotHarness, make_harness
+from .signing import headers_v3, hubspot_uri, sign_v3
 
 
 def signed(
     h: HubSpotHarness, events: list[dict[str, Any]], *, url: str | None = None, age_ms: int = 0
 ) -> WebhookRequest:
+    """A webhook request as HubSpot sends it, signed by the tests' own signer."""
     url = url or f"{h.server.url}/webhooks/hubspot"
-    headers, body = h.fake.webhook(url, events, timestamp_ms=int(time.time() * 1000) - age_ms)
-    return WebhookRequest("POST", url, headers, body, int(time.time() * 1000))
+    ts = int(time.time() * 1000) - age_ms
+    _, body = h.fake.webhook(url, events, timestamp_ms=ts)
+    return WebhookRequest(
+        "POST", url, headers_v3(APP_SECRET, "POST", url, body, ts), body, int(time.time() * 1000)
+    )
 
 
-async def test_a_replayed_request_is_refused_and_a_released_one_accepted_again() -> None:
+async def test_a_repeated_request_verifies_the_inbox_answers_it_as_a_duplicate() -> None:
+    # replays are recognised durably by the inbox (tests/server/test_edge_hardening.py)
     async with make_harness() as h:
         (deal,) = h.seed_deals(1)
         request = signed(h, [h.fake.change_event("deals", deal)])
         h.connector.receiver.verify(request)
-        with pytest.raises(Unauthorized, match="replayed"):
-            h.connector.receiver.verify(request)
-        # the server could not store it: it forgets it, so HubSpot's retry is accepted
-        h.connector.receiver.release(request)
         h.connector.receiver.verify(request)
 
 
@@ -230,7 +231,36 @@ async def test_lower_case_escapes_verify_whether_hubspot_decoded_them_or_not() -
         url = f"{h.server.url}/webhooks/hubspot?next=a%3ab%2Fc"
         body = h.fake.webhook(url, [h.fake.change_event("deals", deal)])[1]
         ts = str(int(time.time() * 1000))
-        for lower_case in (True, False):
-            sig = signature_v3(APP_SECRET.encode(), "POST", url, body, ts, lower_case=lower_case)
+        for lower_case in (True, False):  # HubSpot decoded %3a, or not
+            sig = sign_v3(APP_SECRET, "POST", url, body, int(ts), lower_case=lower_case)
             headers = {"X-HubSpot-Signature-v3": sig, "X-HubSpot-Request-Timestamp": ts}
             h.connector.receiver.verify(WebhookRequest("POST", url, headers, body, 0))
+
+
+def test_the_tests_signer_follows_the_published_rule() -> None:
+    # decoded: the twelve escapes of the rule, either case; kept: every other escape
+    assert (
+        hubspot_uri("https://x/a%3Ab%2fc%3F%40%21%24%27%28%29%2A%2C%3b")
+        == "https://x/a:b/c?@!$'()*,;"
+    )
+    assert hubspot_uri("https://x/a%20b%25c%2B") == "https://x/a%20b%25c%2B"
+
+
+async def test_the_receiver_accepts_the_independent_signature_and_nothing_else() -> None:
+    async with make_harness() as h:
+        (deal,) = h.seed_deals(1)
+        url = f"{h.server.url}/webhooks/hubspot?portal=a%40b&x=%2A%20y"
+        _, body = h.fake.webhook(url, [h.fake.change_event("deals", deal)])
+        ts = int(time.time() * 1000)
+        good = headers_v3(APP_SECRET, "POST", url, body, ts)
+        h.connector.receiver.verify(WebhookRequest("POST", url, good, body, ts))
+        # a signature over the URL with %20 decoded too (not in the rule) is refused
+        wrong_url = url.replace("%20", " ")
+        wrong = headers_v3(APP_SECRET, "POST", wrong_url, body, ts + 1)
+        with pytest.raises(Unauthorized):
+            h.connector.receiver.verify(WebhookRequest("POST", url, wrong, body, ts))
+        # and the simulator signs as the rule says (it sends what HubSpot sends)
+        headers, _ = h.fake.webhook(url, [], timestamp_ms=ts)
+        assert headers["X-HubSpot-Signature-v3"] == sign_v3(
+            h.fake.app_secret, "POST", url, h.fake.webhook(url, [], timestamp_ms=ts)[1], ts
+        )

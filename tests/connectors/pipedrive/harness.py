@@ -7,6 +7,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
+
 from crm_pulse.connectors.pipedrive import PipedriveConnector
 from crm_pulse.connectors.pipedrive.settings import PipedriveSettings
 from crm_pulse.connectors.protocols import FieldSpec, WebhookRequest
@@ -21,6 +23,7 @@ FIELD = "Win rate"
 
 class PipedriveHarness(Harness):
     kind = "pipedrive"
+    faults = True
     records_per_call = 1
 
     def __init__(
@@ -49,7 +52,8 @@ class PipedriveHarness(Harness):
 
     def seed_bad_deal(self) -> str:
         (deal,) = self.seed_deals(1)
-        self.fake.records["deals"][deal]["value"] = "not money"
+        # within Pipedrive's types (the answers are checked against them), not a time though
+        self.fake.records["deals"][deal]["stage_change_time"] = "soon"
         return deal
 
     def touch(self, deal_id: str) -> None:
@@ -85,6 +89,29 @@ class PipedriveHarness(Harness):
 
     def new_field(self) -> FieldSpec:
         return FieldSpec("deal", "Conformance score", "Conformance score")
+
+    def server_errors(self, requests: int) -> None:
+        self.connector.client.sleep = _instant
+        self.fake.fail(requests, 503)
+
+    def slow_answers(self, requests: int) -> None:
+        self.connector.client.http.timeout = httpx.Timeout(SLOW / 4)
+        self.fake.fail(requests, 0, delay=SLOW)
+
+    def exhaust_daily(self) -> None:
+        self.fake.exhaust_daily()
+
+    def restore_daily(self) -> None:
+        self.fake.reset_daily()
+        self.connector.client.budget.daily_left = None  # a new day: the client asks again
+
+
+SLOW = 1.2
+"""Seconds a slow answer takes (four times the client's timeout then)."""
+
+
+async def _instant(seconds: float) -> None:
+    return None
 
 
 @contextlib.asynccontextmanager

@@ -72,16 +72,20 @@ async def test_errors_are_translated_and_never_show_the_token() -> None:
     await c.aclose()
 
 
-def test_token_budget_waits_inside_the_two_second_window() -> None:
+def test_the_burst_window_counts_requests_not_tokens() -> None:
+    # Pipedrive: x-ratelimit-limit is the number of requests per rolling 2 s window; token
+    # costs are spent from the daily budget only
     now = [100.0]
-    budget = TokenBudget(burst=20, clock=lambda: now[0])
+    budget = TokenBudget(burst=2, clock=lambda: now[0])
     budget.spend(10)
+    assert budget.wait_for(10) == 0.0  # a second request fits, whatever its token cost
     budget.spend(10)
-    assert budget.wait_for(5) == pytest.approx(2.0)
+    assert budget.wait_for(1) == pytest.approx(2.0)  # a third does not, even a cheap one
     now[0] += 1.0
-    assert budget.wait_for(5) == pytest.approx(1.0)
+    assert budget.wait_for(1) == pytest.approx(1.0)
     now[0] += 1.01
-    assert budget.wait_for(5) == 0.0
+    assert budget.wait_for(1) == 0.0
+    assert budget.tokens == 20
 
 
 @respx.mock
@@ -102,7 +106,7 @@ async def test_the_daily_share_is_respected() -> None:
 
 
 @respx.mock
-async def test_a_request_waits_until_the_window_has_room_for_its_cost() -> None:
+async def test_a_request_waits_until_the_window_has_room() -> None:
     respx.get(f"{BASE}/api/v2/deals").mock(
         return_value=httpx.Response(200, json={"success": True, "data": []})
     )
@@ -115,13 +119,16 @@ async def test_a_request_waits_until_the_window_has_room_for_its_cost() -> None:
 
     settings = PipedriveSettings.model_validate({"api_token": "tok-123456", "base_url": BASE})
     c = PipedriveClient(settings, sleep=sleep)
-    c.budget = TokenBudget(burst=20, clock=lambda: now[0])
+    c.budget = TokenBudget(burst=3, clock=lambda: now[0])
     c.budget.spend(1)
     now[0] = 100.1
-    c.budget.spend(19)
+    c.budget.spend(1)
+    now[0] = 100.15
+    c.budget.spend(1)
     now[0] = 100.2
-    await c.request("GET", "/api/v2/deals", "list")  # costs 10
-    # the first expiry (at 102.0) frees 1 token only; the request goes once 19 more are free
-    assert slept == [pytest.approx(1.8), pytest.approx(0.1)]
-    assert now[0] == pytest.approx(102.1)
+    await c.request("GET", "/api/v2/deals", "list")  # costs 10 tokens, 1 request
+    # the window holds 3 requests: this one goes when the oldest leaves (at 102.0)
+    assert slept == [pytest.approx(1.8)]
+    assert now[0] == pytest.approx(102.0)
+    assert c.budget.tokens == 13
     await c.aclose()

@@ -147,7 +147,8 @@ async def test_a_full_backfill_learns_customers_from_the_deals_it_reads() -> Non
             h.fake.create("deals", {"value": 10, "org_id": int(org), **(won if i % 2 else {})})
         events, cursor = await drain(h.connector.source.backfill(None))
         lists = [p for m, p in h.fake.calls if m == "GET" and p.startswith("/api/v2/deals")]
-        assert len(lists) == 3  # open/won/lost, archived, deleted: no listing per organization
+        # open/won/lost, archived, deleted, archived-then-deleted: no listing per organization
+        assert len(lists) == 4
         accounts = {e.id: e.fields["customer_since"] for e in events if e.object == "account"}
         assert accounts == {
             org: (f"2026-0{1 + i % 9}-01T10:00:00Z" if i % 2 else None)

@@ -24,6 +24,7 @@ PAGE = 200
 
 class SalesforceHarness(Harness):
     kind = "salesforce"
+    faults = True
     records_per_call = 200
 
     def __init__(
@@ -98,6 +99,29 @@ class SalesforceHarness(Harness):
 
     def new_field(self) -> FieldSpec:
         return FieldSpec("Opportunity", "Conformance__c", "Conformance", unit="rate")
+
+    def server_errors(self, requests: int) -> None:
+        self.connector.client.sleep = _instant
+        self.fake.fail(requests, 503)
+
+    def slow_answers(self, requests: int) -> None:
+        client = self.connector.client
+        client.settings = client.settings.model_copy(update={"timeout": SLOW / 4})
+        self.fake.stall(requests, SLOW)
+
+    def exhaust_daily(self) -> None:
+        self.fake.refuse(1_000_000)  # 403 REQUEST_LIMIT_EXCEEDED on every call
+
+    def restore_daily(self) -> None:
+        self.fake.refuse(0)
+
+
+SLOW = 1.2
+"""Seconds a slow answer takes (four times the client's timeout then)."""
+
+
+async def _instant(seconds: float) -> None:
+    return None
 
 
 def settings(server: FakeServer, ca: TestCA, **extra: Any) -> SalesforceSettings:

@@ -1025,7 +1025,10 @@ async def test_a_large_first_backfill_runs_as_a_bulk_api_job() -> None:
         calls = h.fake.api_used
         bulk, cursor = await drain(source.backfill(None))
         assert len(h.fake.bulk_jobs) == 1
-        assert h.fake.api_used - calls == 7  # count, job, status, 3 result pages, deletes
+        # count, job, 2 status checks (InProgress, then JobComplete), 3 result pages, deletes
+        assert h.fake.api_used - calls == 8
+        (state,) = h.fake.bulk_states.values()
+        assert state["state"] == "JobComplete" and state["checks"] == 2
         assert {e.id: (e.version, e.fields) for e in bulk} == {
             e.id: (e.version, e.fields) for e in rest
         }
