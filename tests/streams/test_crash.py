@@ -42,6 +42,7 @@ writeback:
   - {{metric: activities, window: rolling:30d, group: owner_id, target: {{connector: crm, object: User, field: activities_30d}}}}
 runtime:
   state_path: "{state}"
+  listen: "127.0.0.1:{port}"
   batch_size: 40
   debounce: 0s
   tick: 1s
@@ -145,7 +146,11 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> No
         tmp_path / "s.sqlite",
     )
     config = tmp_path / "deploy.yaml"
-    config.write_text(DEPLOY.format(input=events_file, output=output, state=state))
+    from ..server.test_ingress_http import free_port  # other test runs may hold 8080
+
+    config.write_text(
+        DEPLOY.format(input=events_file, output=output, state=state, port=free_port())
+    )
     log = tmp_path / "runtime.log"
     events_file.write_text("")
     chunks = [lines[i : i + 500] for i in range(0, len(lines), 500)]
