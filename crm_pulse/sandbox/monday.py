@@ -10,8 +10,25 @@ the URL challenge and keeps the webhook only if it is echoed).
 
 As monday documents: items come 1..500 per page; a cursor is valid for 60 minutes after the
 first request (then ``CursorExpiredError``); every call costs complexity points against a budget
-per minute (over it: ``COMPLEXITY_BUDGET_EXHAUSTED`` with ``retry_in_seconds``, HTTP 429); the
-token goes in ``Authorization`` and the version in ``API-Version`` (both recorded). Column
+per minute; the token goes in ``Authorization`` and the version in ``API-Version`` (both
+recorded).
+
+Failures on demand, in the shapes monday documents (docs/connect-monday.md names the pages),
+chosen by the request's ``API-Version`` where monday changed them:
+
+* complexity budget (:meth:`FakeMonday.exhaust_complexity`, or a budget really spent): before
+  2025-01 the old top-level ``ComplexityException`` body ("... reset in N seconds"); 2025-01 and
+  2025-04 ``COMPLEXITY_BUDGET_EXHAUSTED`` with ``retry_in_seconds`` and the budget fields; from
+  2025-07 only ``code`` and ``retry_in_seconds``; all inside an HTTP 200, as application errors;
+* the minute limit (:meth:`~FakeMonday.rate_limit`): HTTP 429 with ``Retry-After``;
+* the daily call limit (:meth:`~FakeMonday.exhaust_daily`): ``DAILY_LIMIT_EXCEEDED`` until the
+  next midnight UTC (or :meth:`~FakeMonday.reset_daily`), HTTP 429 with ``Retry-After``;
+* 5xx and slow answers (:meth:`~FakeMonday.fail`): the documented 500 body
+  ``{"error_message": "Internal server error", "status_code": 500}``;
+* expired cursors (:meth:`~FakeMonday.expire_cursors`): ``CursorException`` "CursorExpiredError:
+  ..." (top-level before 2025-01, in ``errors`` after).
+
+Every answer passes :mod:`.contracts` (monday's GraphQL types) when the checks are on. Column
 values are kept in monday's raw JSON forms (status ``{"index", "changed_at"}``, people
 ``{"personsAndTeams"}``, date ``{"date", "time"}``, board_relation ``{"linkedPulseIds"}``...).
 ``updated_at`` has one-second resolution; an item changed twice in one second gets the next
@@ -25,9 +42,12 @@ URL, ``exp`` five minutes on).
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextvars
 import hashlib
 import json
+import math
 import threading
 import time
 import uuid
@@ -39,12 +59,22 @@ import aiohttp
 import jwt
 from aiohttp import web
 
+from . import contracts
 from .graphql import GraphQLError, parse, project
 
 __all__ = ["TEMPLATES", "FakeMonday"]
 
 CURSOR_TTL = 3600.0
 BUDGET = 5_000_000
+CURRENT_VERSION = "2025-10"
+"""What an answer looks like when a call names no API-Version (monday: "current")."""
+CURSOR_EXPIRED = (
+    "CursorExpiredError: The cursor provided for pagination has expired. Please refresh your "
+    "query and obtain a new cursor to continue fetching items"
+)
+_VERSION: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "monday_api_version", default=CURRENT_VERSION
+)
 
 TEMPLATES: dict[str, list[tuple[str, str, list[str] | None]]] = {
     # (title, type, status labels) of monday CRM's boards, as crm-pulse's defaults expect them
@@ -96,6 +126,53 @@ def _error(message: str, code: str, **extra: Any) -> dict[str, Any]:
     return {"errors": [{"message": message, "extensions": {"code": code, **extra}}]}
 
 
+def _legacy(version: str) -> bool:
+    """API versions before 2025-01 answer errors in the old top-level format."""
+    return version < "2025-01"
+
+
+def _complexity_error(wait: int, cost: int, left: int, limit: int) -> dict[str, Any]:
+    """The complexity-budget error of the request's API version (HTTP 200)."""
+    version = _VERSION.get()
+    if _legacy(version):
+        message = (
+            f"Complexity budget exhausted, query cost {cost} budget remaining {left} "
+            f"out of {limit} reset in {wait} seconds"
+        )
+        return {
+            "error_code": "ComplexityException",
+            "status_code": 429,
+            "error_message": message,
+            "error_data": {},
+            "errors": [message],
+        }
+    extra: dict[str, Any] = {"retry_in_seconds": wait}
+    if version < "2025-07":  # simplified in 2025-07: no budget fields, no status_code
+        extra.update(
+            complexity=cost,
+            complexity_budget_left=left,
+            complexity_budget_limit=limit,
+            status_code=429,
+        )
+    return _error("Complexity budget exhausted", "COMPLEXITY_BUDGET_EXHAUSTED", **extra)
+
+
+def _cursor_expired() -> dict[str, Any]:
+    if _legacy(_VERSION.get()):
+        return {
+            "error_code": "CursorException",
+            "status_code": 200,
+            "error_message": CURSOR_EXPIRED,
+            "error_data": {},
+        }
+    return _error(CURSOR_EXPIRED, "CursorException", status_code=200)
+
+
+def _until_midnight(now: float) -> float:
+    """The next midnight UTC (monday resets the daily call limit then)."""
+    return (math.floor(now / 86400) + 1) * 86400.0
+
+
 class FakeMonday:
     def __init__(
         self,
@@ -119,6 +196,10 @@ class FakeMonday:
         self._cursors: dict[str, tuple[list[str], int, float]] = {}
         self._spent: list[tuple[float, int]] = []
         self._forced: list[tuple[str, float]] = []
+        self.faults: list[tuple[int, float]] = []
+        """Injected failures for the next calls: (5xx status or 0, delay seconds)."""
+        self.daily_until: float | None = None
+        """While set and not reached: the daily call limit is used up."""
         self._lock = threading.RLock()
         self._next = 5_000_000_000
 
@@ -245,9 +326,27 @@ class FakeMonday:
             self._forced = [("rate", retry_after)] * requests
 
     def exhaust_complexity(self, requests: int, retry_in: float) -> None:
-        """The next ``requests`` calls get COMPLEXITY_BUDGET_EXHAUSTED with retry_in_seconds."""
+        """The next ``requests`` calls meet the complexity-budget error of their API version,
+        saying to retry in ``retry_in`` seconds (whole seconds, as monday counts them)."""
         with self._lock:
             self._forced = [("complexity", retry_in)] * requests
+
+    def exhaust_daily(self, until: float | None = None) -> None:
+        """The account's daily call limit is used up: every call answers
+        ``DAILY_LIMIT_EXCEEDED`` until ``until`` (a Unix time; default the next midnight UTC,
+        when monday resets it) or :meth:`reset_daily`."""
+        with self._lock:
+            self.daily_until = until if until is not None else _until_midnight(self.clock())
+
+    def reset_daily(self) -> None:
+        with self._lock:
+            self.daily_until = None
+
+    def fail(self, requests: int, status: int = 500, *, delay: float = 0.0) -> None:
+        """The next ``requests`` calls answer ``status`` (a 5xx) after ``delay`` seconds
+        (``status=0``: only the delay, then the real answer: a slow answer for timeouts)."""
+        with self._lock:
+            self.faults = [(status, delay)] * requests
 
     def expire_cursors(self) -> None:
         """Every cursor handed out so far is now older than 60 minutes."""
@@ -337,7 +436,7 @@ class FakeMonday:
 
     # ------------------------------------------------------------ HTTP
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[contracts.middleware("monday")])
         app.router.add_post("/v2", self._graphql)
         return app
 
@@ -347,53 +446,61 @@ class FakeMonday:
         used = sum(c for _, c in self._spent)
         if used + cost > self.budget:
             wait = max(1, int(self._spent[0][0] + 60 - now) + 1) if self._spent else 60
-            raise _Refusal(
-                429,
-                _error(
-                    "Complexity budget exhausted",
-                    "COMPLEXITY_BUDGET_EXHAUSTED",
-                    retry_in_seconds=wait,
-                ),
-            )
+            raise _Refusal(200, _complexity_error(wait, cost, self.budget - used, self.budget))
         self._spent.append((now, cost))
 
     async def _graphql(self, request: web.Request) -> web.Response:
+        version = request.headers.get("API-Version") or CURRENT_VERSION
+        _VERSION.set(version)
         with self._lock:
             self.versions.append(request.headers.get("API-Version"))
             forced = self._forced.pop(0) if self._forced else None
+            fault = self.faults.pop(0) if self.faults else None
+            now = self.clock()
+            if self.daily_until is not None and now >= self.daily_until:
+                self.daily_until = None  # a new day (UTC)
+            daily = self.daily_until
         if request.headers.get("Authorization", "").removeprefix("Bearer ") != self.token:
-            return web.json_response(
-                _error("Not Authenticated", "UserUnauthorizedException"), status=401
+            return self._answer(
+                401, _error("Not Authenticated", "UserUnauthorizedException", status_code=401)
+            )
+        if daily is not None:
+            return self._answer(
+                429,
+                _error("Daily limit exceeded", "DAILY_LIMIT_EXCEEDED", status_code=429),
+                {"Retry-After": str(max(1, math.ceil(daily - now)))},
             )
         if forced is not None:
             kind, wait = forced
-            if kind == "rate":
-                return web.json_response(
-                    _error("Rate limit exceeded", "RATE_LIMIT_EXCEEDED", retry_in_seconds=wait),
-                    status=429,
-                    headers={"Retry-After": f"{wait:g}"},
+            if kind == "rate":  # the minute limit: HTTP 429 and Retry-After
+                return self._answer(
+                    429,
+                    _error("Rate Limit Exceeded", "RATE_LIMIT_EXCEEDED", status_code=429),
+                    {"Retry-After": f"{wait:g}"},
                 )
-            return web.json_response(
-                _error(
-                    "Complexity budget exhausted",
-                    "COMPLEXITY_BUDGET_EXHAUSTED",
-                    retry_in_seconds=wait,
-                ),
-                status=429,
-            )
+            whole = max(1, math.ceil(wait))
+            return self._answer(200, _complexity_error(whole, 1000, 0, self.budget))
+        if fault is not None:
+            status, delay = fault
+            if delay:
+                await asyncio.sleep(delay)
+            if status:
+                return self._answer(
+                    status, {"error_message": "Internal server error", "status_code": status}
+                )
         try:
             body = await request.json()
         except ValueError:
-            return web.json_response(_error("Invalid JSON body", "JsonParseException"), status=400)
+            return self._answer(400, _error("Invalid JSON body", "JsonParseException"))
         if not isinstance(body, dict):
-            return web.json_response(_error("Invalid body", "JsonParseException"), status=400)
+            return self._answer(400, _error("Invalid body", "JsonParseException"))
         variables = body.get("variables") or {}
         try:
             op = parse(
                 str(body.get("query") or ""), variables if isinstance(variables, dict) else {}
             )
         except GraphQLError as exc:
-            return web.json_response(_error(str(exc), "GRAPHQL_PARSE_ERROR"), status=200)
+            return self._answer(200, _error(str(exc), "GRAPHQL_PARSE_ERROR"))
         data: dict[str, Any] = {}
         try:
             for f in op.fields:
@@ -407,10 +514,18 @@ class FakeMonday:
                 with self._lock:
                     data[f.alias] = project(value, f.selections)
         except _Refusal as refusal:
-            return web.json_response(refusal.body, status=refusal.status, headers=refusal.headers)
+            return self._answer(refusal.status, refusal.body, refusal.headers)
         except GraphQLError as exc:
-            return web.json_response(_error(str(exc), "GRAPHQL_VALIDATION_FAILED"), status=200)
+            return self._answer(200, _error(str(exc), "GRAPHQL_VALIDATION_FAILED"))
         return web.json_response({"data": data, "account_id": self.account_id})
+
+    def _answer(
+        self, status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
+    ) -> web.Response:
+        """An error answer, with the account id monday adds to its bodies."""
+        return web.json_response(
+            {**body, "account_id": self.account_id}, status=status, headers=dict(headers or {})
+        )
 
     # ------------------------------------------------------------ queries
     def _query(self, name: str, args: dict[str, Any]) -> Any:
@@ -504,14 +619,7 @@ class FakeMonday:
             raise GraphQLError("invalid cursor")
         _, _, issued = self._cursors[token]
         if self.clock() - issued > CURSOR_TTL:
-            raise _Refusal(
-                200,
-                _error(
-                    "CursorExpiredError: The cursor provided for pagination has expired. "
-                    "Please refresh your query and obtain a new cursor.",
-                    "CursorExpiredError",
-                ),
-            )
+            raise _Refusal(200, _cursor_expired())
         return self._serve(token, limit)
 
     def _serve(self, token: str, limit: int) -> dict[str, Any]:
@@ -549,8 +657,8 @@ class FakeMonday:
         }
 
     def _text(self, column: dict[str, Any], raw: Any) -> str | None:
-        if raw is None:
-            return None if column["type"] == "status" else ""
+        if raw is None:  # empty: status text is null, board_relation's always, others ""
+            return None if column["type"] in ("status", "board_relation") else ""
         kind = column["type"]
         if kind == "status":
             return str(column["settings"]["labels"].get(str(raw["index"])))
@@ -559,11 +667,9 @@ class FakeMonday:
         if kind == "date":
             return f"{raw['date']} {raw['time'] or ''}".strip()
         if kind == "board_relation":
-            return ", ".join(
-                self.items[str(p["linkedPulseId"])]["name"]
-                for p in raw["linkedPulseIds"]
-                if str(p["linkedPulseId"]) in self.items
-            )
+            # column values v2: connect boards (and mirror, dependency) text is always null
+            # (changelog, 2023-10 hotfix "returns "" instead of null for most empty values")
+            return None
         if kind == "email":
             return str(raw["email"])
         return str(raw)

@@ -68,6 +68,16 @@ def _first_error(data: Any) -> tuple[str, str, dict[str, Any]] | None:
     """(code, message, extensions) of the first error an answer body carries, or None."""
     if not isinstance(data, dict):
         return None
+    if data.get("error_code") or data.get("error_message"):
+        # the old format, read first: its ``errors`` beside it is a list of plain messages
+        # (ComplexityException), which names no code
+        return (
+            str(data.get("error_code") or ""),
+            str(data.get("error_message") or data.get("error_code")),
+            {"retry_in_seconds": (data.get("error_data") or {}).get("retry_in_seconds")}
+            if isinstance(data.get("error_data"), dict)
+            else {},
+        )
     errors = data.get("errors")
     if isinstance(errors, list) and errors:
         first = errors[0]
@@ -76,14 +86,6 @@ def _first_error(data: Any) -> tuple[str, str, dict[str, Any]] | None:
             assert isinstance(ext, dict)
             return str(ext.get("code") or ""), str(first.get("message") or ""), ext
         return "", str(first), {}
-    if data.get("error_code") or data.get("error_message"):
-        return (
-            str(data.get("error_code") or ""),
-            str(data.get("error_message") or data.get("error_code")),
-            {"retry_in_seconds": (data.get("error_data") or {}).get("retry_in_seconds")}
-            if isinstance(data.get("error_data"), dict)
-            else {},
-        )
     return None
 
 

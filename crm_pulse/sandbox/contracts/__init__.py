@@ -13,6 +13,10 @@ fail on any (an autouse fixture asserts :func:`take` is empty). Off (the default
   Pipedrive's OpenAPI description as published in its official client.
 * Salesforce (:mod:`.salesforce`): JSON Schemas written from the documented shapes, the doc
   page named beside each.
+* monday (:mod:`.monday`): a JSON Schema built for each answer from the request's GraphQL
+  selection and monday's documented GraphQL types (the doc page named beside each type), plus
+  the documented error formats. The request body is read for it (GraphQL answers have the shape
+  of their query).
 """
 
 from __future__ import annotations
@@ -74,9 +78,21 @@ def checked() -> dict[str, int]:
         return dict(_checked)
 
 
-def check(vendor: str, method: str, path: str, status: int, body: bytes, ctype: str) -> list[str]:
+def check(
+    vendor: str,
+    method: str,
+    path: str,
+    status: int,
+    body: bytes,
+    ctype: str,
+    request_body: bytes = b"",
+) -> list[str]:
     """Problems of one answer against the vendor's types ([] when it conforms or when no
-    type is known for that route and status)."""
+    type is known for that route and status). ``request_body`` is what was asked (GraphQL)."""
+    if vendor == "monday":
+        from .monday import problems as graphql_problems
+
+        return graphql_problems(method, path, status, body, ctype, request_body)
     if vendor == "hubspot":
         from .hubspot import problems
     elif vendor == "pipedrive":
@@ -101,22 +117,32 @@ def middleware(vendor: str) -> Middleware:
         except web.HTTPException as exc:  # raised answers (404 of unknown routes...) as well
             response = exc
             if enabled():
-                _record(vendor, request, response)
+                _record(vendor, request, response, await _asked(request))
             raise
         if enabled():
-            _record(vendor, request, response)
+            _record(vendor, request, response, await _asked(request))
         return response
 
     return contract
 
 
-def _record(vendor: str, request: web.Request, response: web.StreamResponse) -> None:
+async def _asked(request: web.Request) -> bytes:
+    """The request's body (aiohttp keeps it once the handler has read it)."""
+    try:
+        return await request.read() if request.body_exists else b""
+    except Exception:  # a body that could not be read is simply not used
+        return b""
+
+
+def _record(
+    vendor: str, request: web.Request, response: web.StreamResponse, asked: bytes = b""
+) -> None:
     body = response.body if isinstance(response, web.Response) else None
     if not isinstance(body, bytes):
         return  # streamed answers are not checked
     ctype = response.content_type or ""
     try:
-        found = check(vendor, request.method, request.path, response.status, body, ctype)
+        found = check(vendor, request.method, request.path, response.status, body, ctype, asked)
     except Exception as exc:  # a broken check is reported, and never breaks the answer
         found = [f"the check failed: {type(exc).__name__}: {exc}"]
     with _lock:

@@ -7,6 +7,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
+
 from crm_pulse.connectors.monday import MondayConnector
 from crm_pulse.connectors.monday.settings import MondaySettings
 from crm_pulse.connectors.protocols import FieldSpec, WebhookRequest
@@ -25,6 +27,7 @@ class MondayHarness(Harness):
     records_per_call = 1
     deletes = True
     rate_limits = True
+    faults = True
 
     def __init__(self, fake: FakeMonday, server: FakeServer, connector: MondayConnector) -> None:
         self.fake = fake
@@ -83,6 +86,30 @@ class MondayHarness(Harness):
 
     def new_field(self) -> FieldSpec:
         return FieldSpec(object="deal", name="Pulse score", label="Pulse score")
+
+    def server_errors(self, requests: int) -> None:
+        self.connector.client.sleep = _instant
+        self.fake.fail(requests, 500)
+
+    def slow_answers(self, requests: int) -> None:
+        self.connector.client.sleep = _instant
+        self.connector.client.http.timeout = httpx.Timeout(SLOW / 4)
+        self.fake.fail(requests, 0, delay=SLOW)
+
+    def exhaust_daily(self) -> None:
+        # monday resets the daily limit at midnight UTC; the check must not meet a midnight
+        self.fake.exhaust_daily(until=time.time() + 6 * 3600)
+
+    def restore_daily(self) -> None:
+        self.fake.reset_daily()
+
+
+SLOW = 1.2
+"""Seconds a slow answer takes (four times the client's timeout then)."""
+
+
+async def _instant(seconds: float) -> None:
+    return None
 
 
 CA = TestCA()

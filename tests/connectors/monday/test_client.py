@@ -62,6 +62,28 @@ async def test_headers_variables_and_the_old_error_format() -> None:
     await c.aclose()
 
 
+async def test_the_old_complexity_error_in_a_200_with_its_errors_list_is_a_rate_limit() -> None:
+    # the body the changelog documents ("Bug fix: Changes to ComplexityException error
+    # reverted"): ``errors`` is a list of plain messages beside error_code; it used to be read
+    # first, lost the code, and a read failed as "skippable" instead of waiting
+    message = (
+        "Complexity budget exhausted, query cost 30001 budget remaining 19986 out of 1000000 "
+        "reset in 3 seconds"
+    )
+    old = {
+        "error_code": "ComplexityException",
+        "status_code": 429,
+        "error_message": message,
+        "error_data": {},
+        "errors": [message],
+        "account_id": 1234567890,
+    }
+    c, waits = client([httpx.Response(200, json=old), ok({"items": []})], [])
+    assert await c.items(["1"]) == []
+    assert waits == [3.0]
+    await c.aclose()
+
+
 @pytest.mark.parametrize(
     ("answer", "error"),
     [
