@@ -12,10 +12,12 @@ from pathlib import Path
 
 from crm_pulse.config import load_config_text
 from crm_pulse.connectors.file import read_values
+from crm_pulse.connectors.protocols import Connector
 from crm_pulse.metrics.events import Event, parse_time
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.runtime import EmbeddedRuntime, build_connectors
 
 from .conftest import Clock
+from .fakes import ListSource
 from .test_embedded_pipeline import expected
 
 DEPLOY = """
@@ -92,3 +94,39 @@ async def test_values_covered_through_earlier_windows_are_written_without_a_rest
     assert await again.flush_writes(drain=True) == 0
     await again.close()
     assert (tmp_path / "writes.jsonl").read_text().splitlines() == lines
+
+
+class _Crm(Connector):
+    kind = "plugin"
+
+
+async def test_the_value_covered_through_an_earlier_window_waits_for_the_first_reads(
+    tmp_path: Path,
+) -> None:
+    """The first-read rule holds for the 0 a group gets from earlier-window data too: a change
+    in an earlier window while a pulling source's first read is under way plans nothing; the
+    first writes, after the read, carry the 0 with every other value."""
+    deployment = load_config_text(
+        DEPLOY.format(out=tmp_path / "writes.jsonl", state=tmp_path / "state.sqlite").replace(
+            "connectors:\n", f'connectors:\n  - file: {{name: crm, path: "{tmp_path}/u.jsonl"}}\n'
+        ),
+        base_dir=tmp_path,
+    )
+    clock = Clock(parse_time("2026-11-20T12:00:00Z") / 1000)
+    crm = _Crm("crm", {})
+    crm.source = ListSource([deal(2, "won", "2026-11-02T10:00:00Z", "a2", "u2")])
+    out = build_connectors(deployment)["out"]
+    rt = EmbeddedRuntime(deployment, connectors={"crm": crm, "out": out}, clock=clock)
+    try:
+        # a webhook's event of an account whose wins are all in earlier quarters
+        await rt.ingest("crm", [deal(1, "won", "2026-08-10T10:00:00Z", "a1", "u1")])
+        await rt.consume_all()
+        await rt.tick()
+        assert rt.pending_writes() == []  # not even a1's 0: the first read is under way
+        await rt.pollers["crm"].poll_once()
+        await rt.consume_all()
+        planned = {(w.object, w.record_id, w.value) for w, _old in rt.pending_writes()}
+        assert ("Account", "a1", 0) in planned
+        assert ("Account", "a2", 100) in planned
+    finally:
+        await rt.close()
