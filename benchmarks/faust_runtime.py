@@ -1,15 +1,24 @@
-"""Faust runtime benchmark: one worker against the embedded runtime, in the same run.
+"""Faust runtime benchmark: workers against the embedded runtime and the engine, in one run.
 
-    .venv/bin/python benchmarks/faust_runtime.py [--events 20000]
+    .venv/bin/python benchmarks/faust_runtime.py --events 5000 [--workers 2] [--profile DIR]
 
 Starts a throw-away Kafka (scripts/kafka/broker.py) and reports:
 
+* events/s through the embedded runtime on a file source, timed from the moment the events are
+  appended to the file it follows (the process is started and warm, like the Faust worker;
+  the former figure included the process start), and the engine's own replay rate on the same
+  events (parse + apply, best of 3): their ratio;
 * events/s through one Faust worker (publish N events, time until the sink holds the values a
-  recompute gives) and through the embedded runtime on the same events (a file source), and
-  their ratio;
+  recompute gives) and its ratio to the embedded runtime; with ``--workers 2``, the same events
+  through two workers of a fresh app on the same broker, and the ratio to one worker;
+* the CPU each took while timed, as CPU seconds per wall second (``/proc``): the broker's and
+  the workers' (1.0 = one core busy the whole time);
 * end-to-end latency publish -> value written to the sink, p50/p99 over single changes;
 * recovery: a worker killed with SIGKILL, a new one started: time until it writes again (table
   recovery from the changelog included).
+
+``--profile DIR`` runs the embedded runtime and the first worker under py-spy (``pip install
+py-spy``) and leaves raw profiles (``embedded.txt``, ``worker.txt``) in DIR.
 """
 
 from __future__ import annotations
@@ -119,80 +128,175 @@ async def publish(broker: str, topic: str, items: list[dict[str, Any]]) -> None:
         await producer.stop()
 
 
-def worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "crm_pulse.cli", "worker", "--config", str(config)],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ},
-    )
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def worker(config: Path, log: Path, profile: Path | None = None) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "crm_pulse.cli", "worker", "--config", str(config)]
+    if profile is not None:  # py-spy (pip install py-spy): a sampled profile of the worker
+        command = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", str(profile), "--", *command]
+    return subprocess.Popen(command, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the worker (the Python child when py-spy runs it) and wait."""
+    kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    pids = kids.read_text().split() if kids.exists() else []
+    for pid in pids or [str(proc.pid)]:
+        os.kill(int(pid), signal.SIGTERM)
+    proc.wait(60)
+
+
+def warm_event(data: list[dict[str, Any]], name: str, amount: int = 1) -> dict[str, Any]:
+    return {
+        "source": "crm",
+        "object": "deal",
+        "id": name,
+        "op": "upsert",
+        "version": 1,
+        "fields": {**data[0]["fields"], "status": "won", "amount": str(amount)},
+    }
+
+
+def engine_replay(data: list[dict[str, Any]], config: Path) -> float:
+    """Events/s of the engine alone on the same events (parse + apply, as ``replay``): best of 3."""
+    from crm_pulse.config import load_config
+    from crm_pulse.metrics import Engine, Event
+
+    deployment = load_config(config, resolve_secrets=False)
+    lines = [json.dumps(e) for e in data]
+    best = 0.0
+    for _ in range(3):
+        engine = Engine(deployment.catalog(), windows=deployment.window_specs())
+        t0 = time.perf_counter()
+        engine.apply_all(Event.model_validate_json(line) for line in lines)
+        engine.changes(int(time.time() * 1000))
+        best = max(best, len(lines) / (time.perf_counter() - t0))
+    return best
+
+
+def embedded_run(
+    data: list[dict[str, Any]], want: int, tmp: Path, profile: Path | None
+) -> dict[str, Any]:
+    """The embedded runtime on a file source, timed from the moment the events are appended to
+    the file it follows (the process is started and warm, like the Faust worker)."""
+    source = tmp / "in.jsonl"
+    source.write_text(json.dumps(warm_event(data, "warm-up")) + "\n")
+    config = tmp / "embedded.yaml"
+    config.write_text(EMBEDDED.format(input=source, out=tmp / "emb.jsonl", state=tmp / "s.sqlite"))
+    command = [sys.executable, "-m", "crm_pulse.cli", "run", "--config", str(config)]
+    if profile is not None:
+        command = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", str(profile), "--", *command]
+    proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_total(tmp / "emb.jsonl", 1, timeout=120)
+        t0 = time.perf_counter()
+        with source.open("a") as f:
+            f.write("".join(json.dumps(e) + "\n" for e in data))
+        wait_for_total(tmp / "emb.jsonl", want + 1)
+        elapsed = time.perf_counter() - t0
+    finally:
+        stop(proc)
+    return {
+        "embedded_events_per_s": round(len(data) / elapsed),
+        "engine_replay_events_per_s": round(engine_replay(data, config)),
+    }
+
+
+def faust_run(
+    data: list[dict[str, Any]],
+    want: int,
+    tmp: Path,
+    broker: Any,
+    workers: int,
+    profile: Path | None = None,
+) -> tuple[dict[str, Any], Path, Path, list[subprocess.Popen[bytes]]]:
+    """``workers`` workers of a fresh app on the broker: events/s and CPU shares."""
+    app = f"bench-{os.getpid()}-{workers}w"
+    run = tmp / app
+    run.mkdir()
+    config = run / "faust.yaml"
+    out = run / "faust.jsonl"
+    config.write_text(FAUST.format(out=out, app=app, broker=broker.bootstrap))
+    procs = [
+        worker(config, run / f"worker{i}.log", profile if i == 0 else None) for i in range(workers)
+    ]
+    asyncio.run(publish(broker.bootstrap, f"{app}-events", [warm_event(data, "warm-up")]))
+    wait_for_total(out, 1, timeout=180)  # the workers are up and have partitions
+    if workers > 1:
+        time.sleep(15)  # the last rebalance settles (the warm-up can land before it)
+        asyncio.run(publish(broker.bootstrap, f"{app}-events", [warm_event(data, "warm-2")]))
+        wait_for_total(out, 2, timeout=180)
+        want += 1
+    cpu = [cpu_seconds(p.pid) for p in (broker.process, *procs)]
+    started = time.perf_counter()
+    asyncio.run(publish(broker.bootstrap, f"{app}-events", data))
+    wait_for_total(out, want + 1)
+    wall = time.perf_counter() - started
+    used = [cpu_seconds(p.pid) - c for p, c in zip((broker.process, *procs), cpu, strict=True)]
+    result = {
+        "events_per_s": round(len(data) / wall),
+        "broker_cpu_share": round(used[0] / wall, 2),  # CPU seconds per wall second
+        "workers_cpu_share": round(sum(used[1:]) / wall, 2),
+    }
+    return result, config, out, procs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=1, help="also run this many workers")
+    parser.add_argument("--profile", type=Path, help="py-spy profiles into this directory")
     args = parser.parse_args(argv)
     data = events(args.events)
     want = sum(int(e["fields"]["amount"]) for e in data if e["fields"]["status"] == "won")
     result: dict[str, Any] = {"events": args.events}
+    prof = args.profile
+    if prof is not None:
+        prof.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        # embedded runtime on the same events
-        (tmp / "in.jsonl").write_text("".join(json.dumps(e) + "\n" for e in data))
-        emb = tmp / "embedded.yaml"
-        emb.write_text(
-            EMBEDDED.format(input=tmp / "in.jsonl", out=tmp / "emb.jsonl", state=tmp / "s.sqlite")
+        result.update(embedded_run(data, want, tmp, prof / "embedded.txt" if prof else None))
+        result["embedded_over_engine"] = round(
+            result["embedded_events_per_s"] / result["engine_replay_events_per_s"], 3
         )
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "crm_pulse.cli", "run", "--config", str(emb)],
-            stderr=subprocess.DEVNULL,
-        )
-        elapsed = wait_for_total(tmp / "emb.jsonl", want)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-        result["embedded_events_per_s"] = round(args.events / elapsed)
         broker = _broker().start()
         try:
-            app = f"bench-{os.getpid()}"
-            config = tmp / "faust.yaml"
-            out = tmp / "faust.jsonl"
-            config.write_text(FAUST.format(out=out, app=app, broker=broker.bootstrap))
-            w = worker(config, tmp / "worker.log")
-            warm = {
-                "source": "crm",
-                "object": "deal",
-                "id": "warm-up",
-                "op": "upsert",
-                "version": 1,
-                "fields": {**data[0]["fields"], "status": "won", "amount": "1"},
-            }
-            asyncio.run(publish(broker.bootstrap, f"{app}-events", [warm]))
-            wait_for_total(out, 1, timeout=180)  # the worker is up and has partitions
-            started = time.perf_counter()
-            asyncio.run(publish(broker.bootstrap, f"{app}-events", data))
-            wait_for_total(out, want + 1)
-            result["faust_one_worker_events_per_s"] = round(
-                args.events / (time.perf_counter() - started)
+            one, config, out, procs = faust_run(
+                data, want, tmp, broker, 1, prof / "worker.txt" if prof else None
             )
+            result["faust_one_worker_events_per_s"] = one["events_per_s"]
             result["faust_over_embedded"] = round(
-                result["faust_one_worker_events_per_s"] / result["embedded_events_per_s"], 3
+                one["events_per_s"] / result["embedded_events_per_s"], 3
             )
+            result["one_worker_cpu"] = {k: v for k, v in one.items() if k != "events_per_s"}
+            if args.workers > 1:
+                many, _c, _o, more = faust_run(data, want, tmp, broker, args.workers)
+                result[f"faust_{args.workers}_workers_events_per_s"] = many["events_per_s"]
+                result[f"{args.workers}_workers_over_one"] = round(
+                    many["events_per_s"] / one["events_per_s"], 3
+                )
+                result[f"{args.workers}_workers_cpu"] = {
+                    k: v for k, v in many.items() if k != "events_per_s"
+                }
+                for p in more:
+                    stop(p)
+            w = procs[0]
             want += 1
             # latency publish -> written, one change at a time
             latencies = []
             total = want
+            app = config.parent.name
             for k in range(30):
-                amount = 1000 + k
-                e = {
-                    "source": "crm",
-                    "object": "deal",
-                    "id": f"lat{k}",
-                    "op": "upsert",
-                    "version": 1,
-                    "fields": {**data[0]["fields"], "status": "won", "amount": str(amount)},
-                }
-                total += amount
+                e = warm_event(data, f"lat{k}", 1000 + k)
+                total += 1000 + k
                 t0 = time.perf_counter()
                 asyncio.run(publish(broker.bootstrap, f"{app}-events", [e]))
                 wait_for_total(out, total, timeout=60)
@@ -201,23 +305,19 @@ def main(argv: list[str] | None = None) -> int:
             result["latency_p50_ms"] = round(latencies[len(latencies) // 2] * 1000)
             result["latency_p99_ms"] = round(latencies[-1] * 1000)
             # recovery: kill -9, start a new worker, time until it writes again
-            w.send_signal(signal.SIGKILL)
-            w.wait()
+            kids = Path(f"/proc/{w.pid}/task/{w.pid}/children")
+            pids = kids.read_text().split() if kids.exists() else []
+            os.kill(int(pids[0]) if pids else w.pid, signal.SIGKILL)
+            if pids:
+                stop(w)  # py-spy ends with its child
+            else:
+                w.wait()
             t0 = time.perf_counter()
-            w = worker(config, tmp / "worker2.log")
-            e = {
-                "source": "crm",
-                "object": "deal",
-                "id": "after-crash",
-                "op": "upsert",
-                "version": 1,
-                "fields": {**data[0]["fields"], "status": "won", "amount": "7"},
-            }
-            asyncio.run(publish(broker.bootstrap, f"{app}-events", [e]))
+            w = worker(config, config.parent / "worker-after-crash.log")
+            asyncio.run(publish(broker.bootstrap, f"{app}-events", [warm_event(data, "after", 7)]))
             wait_for_total(out, total + 7, timeout=300)
             result["recovery_after_sigkill_s"] = round(time.perf_counter() - t0, 1)
-            w.send_signal(signal.SIGTERM)
-            w.wait(60)
+            stop(w)
         finally:
             broker.stop()
     print(json.dumps(result, indent=2))

@@ -73,6 +73,14 @@ class FaustSettings(ConfigModel):
         description="Table store: memory (rebuilt from the changelog at start) or rocksdb.",
     )
     standby_replicas: int = Field(default=1, ge=0, description="Standby copies of each table.")
+    data_dir: FilePath = Field(
+        default=Path("crm-pulse-data"),
+        validate_default=True,
+        description="Where workers keep their tables on disk (store: rocksdb); relative to the "
+        "deployment file's directory. Each worker process takes a directory of its own under "
+        "<data_dir>/<app_id> (worker-0, worker-1, ..., locked while it runs), so several "
+        "workers can start from one directory and a restarted one finds its tables again.",
+    )
     processing_guarantee: Annotated[
         Literal["at_least_once", "exactly_once"], AfterValidator(_at_least_once)
     ] = Field(

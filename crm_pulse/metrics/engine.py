@@ -34,7 +34,7 @@ Time is an input: nothing here reads the clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -696,19 +696,30 @@ class Engine:
             rows = [r for r in rows if owns(r.group)]
         return rows
 
-    def changes(self, as_of: int, *, only_changed: bool = True) -> list[MetricValue]:
+    def changes(
+        self,
+        as_of: int,
+        *,
+        only_changed: bool = True,
+        metrics: Mapping[str, Collection[tuple[str, ...]]] | None = None,
+    ) -> list[MetricValue]:
         """The (metric, window, group) values that moved since the last call.
 
         Compares each affected value with the last one this method returned (kept in the state,
         so it survives restarts) and returns only the different ones; a value that became null is
         returned with ``value=None``. ``only_changed=False`` returns every affected value,
         changed or not (for a runtime that sends values before it can record having sent them).
+        ``metrics``: only these metrics, in groups over these fields (what a runtime's write-back
+        rules read); the others are neither evaluated nor recorded, so a runtime that writes 4
+        metrics does not evaluate and keep the last value of every metric, group and window.
         """
         targets: set[tuple[str, Group, Window]] = set()
         for _tag, index, group, wkey in self._dirty:
             fields = tuple(group[0::2])
             for metric in self.catalog.metrics_by_measure.get(index, ()):
-                if fields not in metric.groups:
+                if fields not in (
+                    metric.groups if metrics is None else metrics.get(metric.name, ())
+                ):
                     continue
                 for window in self._affected(metric, wkey, as_of, self._place[index]):
                     targets.add((metric.name, group, window))

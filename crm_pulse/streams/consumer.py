@@ -17,6 +17,7 @@ position and runs the batch again without it.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -99,6 +100,12 @@ class Consumer:
             self.engine.resume(int(horizon))
         conn = self.db.conn
         self._skip = quarantine.event_positions(conn, consumed_position(conn))
+        self.planner.forget_covered()  # what it planned since the last commit was rolled back
+        ticked = self.db.get_meta("tick_targets")
+        self.planner.restore_tick_state(json.loads(ticked) if ticked else {})
+        # sources whose first reads the whole values were planned after (in that transaction)
+        written = self.db.get_meta("first_writes")
+        self.planner.restore_first_reads(json.loads(written) if written else [])
 
     def check(self, as_of: int) -> None:
         """Compute a report once: engine state of the wrong shape fails here, named, before
@@ -190,11 +197,12 @@ class Consumer:
         count = len(rows) + len(bad)
         if count:
             position = max([p for p, _ in rows[-1:]] + [b.position for b in bad[-1:]])
-        values = self.engine.changes(as_of)
+        values = self.engine.changes(as_of, metrics=self.planner.wanted)
         if self._first_reads(conn, position):  # the first writes: every rule's whole value
             writes = self.planner.due_by_time(self.engine, as_of)
+            self._first_writes_planned(conn)
         else:
-            writes = self.planner.plan(values, as_of)
+            writes = self.planner.plan(values, as_of, self.engine)
         planned = SQLiteOutbox.put(conn, writes, now, self.debounce)
         if count:
             total_applied, total_events = self._counters(conn)
@@ -224,6 +232,12 @@ class Consumer:
                 became_ready = self.planner.first_read_done(source) or became_ready
         return became_ready
 
+    def _first_writes_planned(self, conn: sqlite3.Connection) -> None:
+        """Kept with the first writes: a restart neither waits for these sources again nor
+        re-evaluates every rule (the tick state goes with it, see :meth:`Planner.tick_state`)."""
+        Database.set_meta(conn, "first_writes", json.dumps(sorted(self.planner.sources)))
+        Database.set_meta(conn, "tick_targets", json.dumps(self.planner.tick_state()))
+
     def tick(self) -> int:
         """Plan the writes that time alone calls for (rollover, rolling windows, records whose
         time came)."""
@@ -231,14 +245,18 @@ class Consumer:
         def run(conn: sqlite3.Connection) -> int:
             now = self.clock()
             as_of = int(now * 1000)
-            self._first_reads(conn, consumed_position(conn))
+            first = self._first_reads(conn, consumed_position(conn))
             writes = self.planner.due_by_time(self.engine, as_of)
+            if first:  # the first writes: every rule's whole value
+                self._first_writes_planned(conn)
             self.engine.advance(as_of)  # future-dated records whose time came: their windows
-            changed = self.engine.changes(as_of)
-            writes.extend(self.planner.plan(changed, as_of))
+            changed = self.engine.changes(as_of, metrics=self.planner.wanted)
+            writes.extend(self.planner.plan(changed, as_of, self.engine))
             planned = SQLiteOutbox.put(conn, writes, now, 0.0)
             self._keep_horizon(conn)
             self.store.flush(conn)
+            # with the writes it planned: a restart does not re-evaluate what did not roll over
+            Database.set_meta(conn, "tick_targets", json.dumps(self.planner.tick_state()))
             return planned
 
         try:

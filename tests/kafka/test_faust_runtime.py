@@ -445,7 +445,59 @@ def test_e_a_hole_is_read_back_from_kafka(kafka: str) -> None:
     assert tail == [18, 19]
 
 
-def test_f_no_field_is_written_before_a_pulling_source_finished_its_first_read(
+def test_f_the_documented_two_worker_setup_with_rocksdb_from_one_directory(
+    kafka: str, tmp_path: Path
+) -> None:
+    """docs/faust.md, "A two-worker deployment", as written: ``crm-pulse run`` and
+    ``crm-pulse worker`` with the same file, started from one directory, with store: rocksdb.
+    Each worker keeps its tables in a directory of its own (RocksDB locks its files)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = Deployment(tmp_path, kafka, store="rocksdb", standby_replicas=1)  # as in the docs
+    d.config.write_text(
+        d.config.read_text().replace(
+            "  kind: faust\n", f'  kind: faust\n  listen: "127.0.0.1:{port}"\n'
+        )
+    )
+    events = history(random.Random(6), 400)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for i, command in enumerate(
+        (
+            ["run", "--config", "deploy.yaml"],
+            ["worker", "--config", "deploy.yaml", "--loglevel", "info"],
+        )
+    ):
+        log = (tmp_path / f"worker{i}.log").open("wb")
+        d.workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "crm_pulse.cli", *command],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=tmp_path,
+            )
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not 0 < len(d.partitions(1)) < 4:  # the second worker shares the partitions
+            assert time.monotonic() < deadline, d.logs()
+            assert all(p.poll() is None for p in d.workers), d.logs()
+            time.sleep(0.2)
+        asyncio.run(d.publish(events))
+        d.wait_for(expected(d.config, events))
+        assert all(p.poll() is None for p in d.workers), d.logs()
+        data = tmp_path / "crm-pulse-data" / d.app
+        assert sorted(p.name for p in data.iterdir()) == ["worker-0", "worker-1"]
+        assert all(any((data / w).rglob("*.db")) for w in ("worker-0", "worker-1"))
+    finally:
+        d.stop()
+    assert all(p.returncode == 0 for p in d.workers), d.logs()
+
+
+def test_g_no_field_is_written_before_a_pulling_source_finished_its_first_read(
     kafka: str, tmp_path: Path
 ) -> None:
     """``crm-pulse run`` with kind: faust polls a pulling source (a file of 900 events) at the

@@ -99,6 +99,7 @@ class InputOrder:
         self.store = store
         self.reader = reader
         self.holes = 0  # messages read back because Faust did not deliver them
+        self.repaired: list[Message] = []  # read back in the batch under way (see take_repaired)
 
     async def messages(self, events: Sequence[Any]) -> list[Message]:
         """The delivered events of one partition, as the messages still to apply."""
@@ -110,11 +111,22 @@ class InputOrder:
             if m.offset < expected:
                 continue  # applied already (delivered again)
             if m.offset > expected:
-                out.extend(await self._hole(partition, expected, m.offset))
+                found = await self._hole(partition, expected, m.offset)
+                self.repaired.extend(found)
+                out.extend(found)
             out.append(Message(m.topic, partition, m.offset, m.key, m.value))
             expected = m.offset + 1
         if out:
             self.store.set_position(partition, out[-1].offset + 1, events[-1])
+        return out
+
+    def take_repaired(self) -> list[Message]:
+        """The messages read back since the last call, to acknowledge to Faust once the batch
+        holding them is committed: Faust never delivered them, so it never saw them acknowledged,
+        and it commits a partition's offset only up to its first unacknowledged message. Without
+        this the committed offset stays at the hole's first offset for ever (lag never 0, and a
+        restart re-reads the whole tail)."""
+        out, self.repaired = self.repaired, []
         return out
 
     async def holes_behind(self, partition: int, committed: int | None) -> list[Message] | None:

@@ -1,28 +1,39 @@
-"""The two engine phases as the Faust agents run them, free of Kafka: one message in, state and
+"""The two engine phases as the Faust agents run them, free of Kafka: messages in, state and
 output messages out. The agents (:mod:`.app`) only add batching, sending and committing.
 
 Idempotence, so that a message applied again after a worker died changes nothing:
 
-* phase 1 (:class:`RecordPhase`) keeps each record's state and its *sequence number* in one
-  table entry. An event already in the state changes nothing and sends nothing; an event that
-  changes a contribution takes the next number, and its delta messages carry it. A worker that
-  dies after sending but before its state was committed re-applies the same events to the same
-  state and sends the same messages with the same numbers.
-* phase 2 (:class:`AggregatePhase`) applies a delta message only if its number is above the
-  last one applied for that (group, record), kept in the group's table entry with its buckets.
-  Numbers rather than record versions: an older event that arrives late may still move the
-  stage history (time in stage), and its deltas must count.
+* phase 1 (:class:`RecordPhase`) keeps each record's state in one table entry and applies the
+  events of each input partition once and in offset order (:mod:`.order`). An event already in
+  the state changes nothing and sends nothing; an event that changes a contribution sends its
+  deltas with its *source position* (the events partition and offset it was read from). A
+  worker that dies after sending but before its state was committed re-applies the same events
+  to the same state and sends the same deltas with the same positions.
+* phase 2 (:class:`AggregatePhase`) keeps, per metric group and events partition, the offset of
+  the last entry it applied (in the group's table entry, with its buckets) and applies an entry
+  only if its offset is above. One events partition is processed by one worker at a time, in
+  offset order, and its deltas for a group all go to that group's partition in the order sent,
+  so a repeat is always at or below the mark. Positions rather than record versions: an older
+  event that arrives late may still move the stage history (time in stage), and its deltas
+  must count. The marks are a handful per group (one per events partition), so a group's table
+  entry does not grow with the records that ever touched it: the company-wide group's entry,
+  written at every batch, used to hold one mark per record.
+
+Messages carry a batch's entries for one group (:func:`pack`). Entries of the former form (a
+record's own sequence number, ``{"record", "seq", "deltas"}``) are still applied, once per
+record and number, so a topic written by an older worker drains after an upgrade.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from ...metrics.deltas import Delta
+from ...metrics.deltas import Delta, group_key
 from ...metrics.engine import Engine
 from ...metrics.events import Event
+from ...metrics.measures import Group
 from ...metrics.report import MetricValue
 from .stores import GroupedStore
 
@@ -32,8 +43,11 @@ __all__ = [
     "BadMessage",
     "RecordPhase",
     "first_read_marker",
+    "pack",
     "read_marker",
 ]
+
+MESSAGE_ENTRIES = 200  # entries per delta message at most (Kafka refuses messages over 1 MB)
 
 FIRST_READ = b"\x00first-read"
 """The key of a first-read marker (the planner's first-read rule across Kafka).
@@ -69,9 +83,14 @@ class RecordPhase:
     def __init__(self, engine: Engine, store: GroupedStore) -> None:
         self.engine = engine
         self.store = store
+        self._keys: dict[Group, bytes] = {}  # the message key of each group seen
 
-    def apply(self, value: bytes | None) -> list[tuple[bytes, bytes]]:
-        """The (group key, delta message) pairs to send for one canonical event."""
+    def entries(
+        self, value: bytes | None, partition: int, offset: int
+    ) -> list[tuple[bytes, dict[str, Any]]]:
+        """The (group key, entry) pairs of one canonical event read at ``offset`` of events
+        ``partition``: per metric group, the source position and the deltas. :func:`pack` puts
+        a batch's entries into messages."""
         try:
             event = Event.model_validate_json(value or b"")
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
@@ -82,23 +101,45 @@ class RecordPhase:
             raise BadMessage(f"the engine failed on it: {type(exc).__name__}: {exc}"[:300]) from exc
         if not deltas:
             return []
-        per_group: dict[str, list[Delta]] = {}
+        per_group: dict[Group, list[Any]] = {}
         for delta in deltas:
-            per_group.setdefault(delta.key, []).append(delta)
-        seq_key = ("q", *event.key)  # the same table entry as the record's state
-        seq = (self.store.get(seq_key) or 0) + 1
-        self.store.put(seq_key, seq)
-        record = "/".join(event.key)
-        return [
-            (
-                group.encode(),
-                json.dumps(
-                    {"record": record, "seq": seq, "deltas": [d.to_wire() for d in items]},
-                    separators=(",", ":"),
-                ).encode(),
-            )
-            for group, items in per_group.items()
-        ]
+            per_group.setdefault(delta.group, []).append(delta.to_wire())
+        keys = self._keys
+        out = []
+        for group, items in per_group.items():
+            key = keys.get(group)
+            if key is None:
+                key = keys[group] = group_key(group).encode()
+            out.append((key, {"p": partition, "o": offset, "deltas": items}))
+        return out
+
+    def apply(self, value: bytes | None, partition: int, offset: int) -> list[tuple[bytes, bytes]]:
+        """The (group key, delta message) pairs to send for one canonical event."""
+        return pack(self.entries(value, partition, offset))
+
+
+def pack(
+    entries: Iterable[tuple[bytes, dict[str, Any]]], most: int = MESSAGE_ENTRIES
+) -> list[tuple[bytes, bytes]]:
+    """One delta message per metric group (and per ``most`` entries) for a batch's entries, in
+    their order: a batch of 500 events sends a few dozen messages instead of one per event
+    and group, and Kafka's per-message cost was most of a worker's time. Phase 2 applies
+    each entry once whichever message carries it, so a batch re-processed after a crash may
+    group them differently."""
+    per_key: dict[bytes, list[dict[str, Any]]] = {}
+    out: list[tuple[bytes, bytes]] = []
+    for key, entry in entries:
+        items = per_key.setdefault(key, [])
+        items.append(entry)
+        if len(items) >= most:
+            out.append((key, _dumps({"entries": items})))
+            per_key[key] = []
+    out.extend((key, _dumps({"entries": items})) for key, items in per_key.items() if items)
+    return out
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 class AggregatePhase:
@@ -111,30 +152,44 @@ class AggregatePhase:
     CRM call.
     """
 
-    def __init__(self, engine: Engine, store: GroupedStore) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: GroupedStore,
+        metrics: Mapping[str, Collection[tuple[str, ...]]] | None = None,
+    ) -> None:
         self.engine = engine
         self.store = store
+        self.metrics = metrics  # the metrics (and group fields) to publish; None: all
 
     def apply(self, value: bytes | None) -> bool:
-        """Add one delta message to its group's buckets; False if it was applied before."""
+        """Add one delta message's entries to their group's buckets, each entry once (a message
+        holds one group's entries); False if every entry was applied before. A malformed message
+        changes nothing."""
         try:
             payload: Any = json.loads(value or b"")
-            record, seq = str(payload["record"]), int(payload["seq"])
-            deltas = [Delta.from_wire(d) for d in payload["deltas"]]
+            # a list of entries, or one entry (a list payload has no .get: TypeError below)
+            raw = payload["entries"] if "entries" in payload else [payload]  # noqa: SIM401
+            entries = [_entry(e) for e in raw]
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise BadMessage(f"not a delta message: {exc!r}") from exc
-        if not deltas:
-            return False
-        unknown = [d.measure for d in deltas if d.measure not in self.engine.measures]
-        if unknown:
-            raise BadMessage(f"not a delta message: unknown measure {unknown[0]}")
-        seen_key = ("s", 0, deltas[0].group, record)  # in the group's entry, with its buckets
-        last = self.store.get(seen_key)
-        if last is not None and seq <= last:
-            return False
-        self.engine.apply_deltas(deltas)
-        self.store.put(seen_key, seq)
-        return True
+        measures = self.engine.measures
+        for _source, _number, deltas in entries:
+            unknown = [d.measure for d in deltas if d.measure not in measures]
+            if unknown:
+                raise BadMessage(f"not a delta message: unknown measure {unknown[0]}")
+        applied = False
+        for source, number, deltas in entries:
+            if not deltas:
+                continue
+            mark = ("s", 0, deltas[0].group, source)  # in the group's entry, with its buckets
+            last = self.store.get(mark)
+            if last is not None and number <= last:
+                continue
+            self.engine.apply_deltas(deltas)
+            self.store.put(mark, number)
+            applied = True
+        return applied
 
     def first_read(self, partition: int, source: str, origin: int) -> None:
         """Remember that ``source``'s first read came through events partition ``origin``."""
@@ -151,4 +206,16 @@ class AggregatePhase:
 
     def changes(self, now: int) -> list[MetricValue]:
         """The values to publish for the messages applied since the last call."""
-        return self.engine.changes(now, only_changed=False)
+        return self.engine.changes(now, only_changed=False, metrics=self.metrics)
+
+
+def _entry(e: dict[str, Any]) -> tuple[int | str, int, list[Delta]]:
+    """(source, number, deltas) of one entry: source is the events partition and number the
+    offset, or for an entry of the former form the record and its sequence number."""
+    deltas = [Delta.from_wire(d) for d in e["deltas"]]
+    if "o" in e:
+        partition = e["p"]
+        if type(partition) is not int:
+            raise TypeError(f"partition must be an integer, got {partition!r}")
+        return partition, int(e["o"]), deltas
+    return str(e["record"]), int(e["seq"]), deltas

@@ -22,7 +22,7 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from ...metrics.state import Key
-from ..state import _dumps, _loads
+from ..state import dumps_state, loads_state
 
 __all__ = ["GroupedStore", "by_group", "by_record"]
 
@@ -64,7 +64,7 @@ class GroupedStore:
         found = self.cache.get(entry)
         if found is None:
             raw = self.table.get(entry)
-            found = {} if raw is None else dict(_loads(raw))
+            found = {} if raw is None else dict(loads_state(raw))
             self.cache[entry] = found
         return found
 
@@ -103,7 +103,7 @@ class GroupedStore:
         if staged is not None:
             return staged[1]
         raw = self.table.get(f"{_POSITION}{partition}")
-        return None if raw is None else int(_loads(raw))
+        return None if raw is None else int(loads_state(raw))
 
     def set_position(self, partition: int, offset: int, event: Any = None) -> None:
         """Committed after the entries, so a stored position never runs ahead of the state."""
@@ -124,7 +124,7 @@ class GroupedStore:
             try:
                 for entry, values in entries.items():
                     if values:
-                        raw = _dumps(values)
+                        raw = dumps_state(values)
                         table.data[entry] = raw
                         sent.append(table.send_changelog(partition, entry, raw))
                     elif entry in table.data:
@@ -148,7 +148,7 @@ class GroupedStore:
         for partition, (event, offset) in self.positions.items():
             token = _current_event.set(weakref.ref(event)) if event is not None else None
             try:
-                raw = _dumps(offset)
+                raw = dumps_state(offset)
                 entry = f"{_POSITION}{partition}"
                 self.table.data[entry] = raw
                 sent.append(self.table.send_changelog(partition, entry, raw))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -102,6 +102,33 @@ class SQLiteOutbox:
             )
             planned += 1
         return planned
+
+    @staticmethod
+    def plan_against(
+        conn: sqlite3.Connection,
+        written: Mapping[tuple[str, str, str, str], str],
+        writes: Sequence[FieldWrite],
+        now: float,
+    ) -> set[tuple[str, str, str, str]]:
+        """For a runtime that keeps the last written value of each field elsewhere (a Faust
+        writer, in its changelogged table): take ``written`` (field -> value as
+        :meth:`written_values` gives it) as what was last written, plan ``writes`` against it
+        (due now) and return the fields now pending."""
+        conn.execute("DELETE FROM written")
+        conn.executemany(
+            "INSERT INTO written (connector, object, record_id, field, value, written_ms) "
+            "VALUES (?, ?, ?, ?, ?, 0)",
+            [(*f, v) for f, v in written.items()],
+        )
+        SQLiteOutbox.put(conn, writes, now, 0.0)
+        rows = conn.execute("SELECT connector, object, record_id, field FROM outbox")
+        return {(r[0], r[1], r[2], r[3]) for r in rows}
+
+    @staticmethod
+    def written_values(conn: sqlite3.Connection) -> dict[tuple[str, str, str, str], str]:
+        """The last written value of each field (as stored: JSON text)."""
+        rows = conn.execute("SELECT connector, object, record_id, field, value FROM written")
+        return {(r[0], r[1], r[2], r[3]): r[4] for r in rows}
 
     # ------------------------------------------------------------ writer side (async)
     async def due(

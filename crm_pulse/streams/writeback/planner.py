@@ -7,6 +7,13 @@ matches a rule when its metric, its group fields and its window are the rule's a
 time; the target record is the rule's fixed ``record`` (company-wide) or the group's value (the
 account, the rep).
 
+Every value a rule covers reaches the CRM: a group's row in the rule's target window exists as
+soon as the group has data in that window *or an earlier one* (a report lists every window from
+the first with data up to now), so a change in an earlier window of a group the rule has not
+planned yet also plans the group's target value (0 for an account whose wins are all in earlier
+quarters). Without it such fields were written only by a restart's or a rollover's full
+re-evaluation, so what the CRM held depended on whether one had happened.
+
 Time moves values without any event: when a calendar window rolls over the rule's target window
 changes, and a rolling window slides continuously. :meth:`Planner.due_by_time` re-evaluates the
 rules concerned at each tick, every group, and the outbox drops what equals the last write.
@@ -28,15 +35,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from ...config.models import WritebackRule
 from ...connectors.protocols import FieldWrite
 from ...errors import ConfigError, ConfigProblem
-from ...metrics.calendar import CURRENT, Calendar, Window
+from ...metrics.calendar import CURRENT, Calendar, Window, WindowSpec
 from ...metrics.catalog import Catalog, CompiledMetric
 from ...metrics.engine import Engine
 from ...metrics.measures import Group
-from ...metrics.report import MetricValue, evaluate
+from ...metrics.report import MeasureSource, MetricValue, evaluate
 
 __all__ = ["Planner", "RuleValue", "field_value"]
 
@@ -81,7 +89,9 @@ class Planner:
         sources: Iterable[str] = (),
     ) -> None:
         self.catalog = catalog
-        self.waiting_for: set[str] = set(sources)
+        self.sources: frozenset[str] = frozenset(sources)
+        """The pulling sources: no write before each finished its first complete read."""
+        self.waiting_for: set[str] = set(self.sources)
         """Pulling sources whose first complete read has not been applied yet."""
         self.calendar: Calendar = catalog.calendar
         problems: list[ConfigProblem] = []
@@ -110,6 +120,14 @@ class Planner:
         for r in self.rules:
             self._by_metric.setdefault(r.rule.metric, []).append(r)
         self._last_targets: dict[int, Window] = {}
+        self.wanted: dict[str, set[tuple[str, ...]]] = {}
+        """Metric -> the group fields its rules write: all the engine's ``changes`` must
+        evaluate for this planner (see :meth:`~crm_pulse.metrics.Engine.changes`)."""
+        for r in self.rules:
+            self.wanted.setdefault(r.rule.metric, set()).add(r.fields)
+        # per rule: the target window and the groups whose value in it was planned (a change in
+        # an earlier window cannot move it, so it is not evaluated again for such a change)
+        self._covered: dict[int, tuple[Window, set[Group]]] = {}
 
     # ------------------------------------------------------------ the first-read rule
     @property
@@ -127,6 +145,13 @@ class Planner:
             return False
         self.forget_windows()
         return True
+
+    def restore_first_reads(self, written: Iterable[str]) -> None:
+        """Take back which sources' first reads a runtime already wrote the whole values after
+        (kept with those writes, so after a restart or a rolled-back batch the planner waits
+        exactly for the others; a source added to the deployment since is awaited again). Unlike
+        :meth:`first_read_done`, the windows are kept: what was written needs no rewrite."""
+        self.waiting_for = set(self.sources) - set(written)
 
     # ------------------------------------------------------------ windows
     def target_window(self, rule: WritebackRule, as_of: int) -> Window:
@@ -161,27 +186,86 @@ class Planner:
         return FieldWrite(t.connector, t.object, record, t.field, field_value(value))
 
     # ------------------------------------------------------------ after each batch
-    def plan(self, values: Iterable[MetricValue], as_of: int) -> list[FieldWrite]:
-        """The writes that the changed ``values`` call for (none before the first reads)."""
+    def plan(
+        self, values: Iterable[MetricValue], as_of: int, source: MeasureSource | None = None
+    ) -> list[FieldWrite]:
+        """The writes that the changed ``values`` call for (none before the first reads).
+
+        With ``source`` (the engine the values came from), a value that moved in a window before
+        a rule's target window also plans the group's value in the target window, once per
+        group and target window (see the module docstring); that write obeys the first-read rule
+        like every other.
+        """
         out: list[FieldWrite] = []
         if self.waiting_for:
             return out
+        derived: dict[tuple[int, Group], tuple[_Rule, Window]] = {}
         for v in values:
             for r in self._by_metric.get(v.metric, ()):
                 if tuple(v.group[0::2]) != r.fields:
                     continue
-                if v.window != self.target_window(r.rule, as_of):
+                target = self.target_window(r.rule, as_of)
+                if v.window != target:
+                    if (
+                        source is not None
+                        and v.window.spec == target.spec
+                        and v.window.index < target.index
+                    ):
+                        derived.setdefault((r.index, v.group), (r, target))
                     continue
+                self._covered_groups(r.index, target).add(v.group)
                 write = self._write(r, v.group, v.value)
                 if write is not None:
                     out.append(write)
+        if source is not None:
+            for (index, group), (r, target) in derived.items():
+                covered = self._covered_groups(index, target)
+                if group in covered:
+                    continue
+                covered.add(group)
+                value = evaluate(self.catalog, source, r.metric, group, target, as_of)
+                write = self._write(r, group, value)
+                if write is not None:
+                    out.append(write)
         return out
+
+    def _covered_groups(self, index: int, target: Window) -> set[Group]:
+        found = self._covered.get(index)
+        if found is None or found[0] != target:
+            found = self._covered[index] = (target, set())
+        return found[1]
+
+    def forget_covered(self) -> None:
+        """Forget which groups' target values were planned (the caller rolled back writes
+        planned since, so they must be planned again)."""
+        self._covered.clear()
 
     # ------------------------------------------------------------ when time moves
     def forget_windows(self) -> None:
         """Make the next :meth:`due_by_time` treat every rule as rolled over (after a worker
         took over groups it did not tick for)."""
         self._last_targets.clear()
+
+    def tick_state(self) -> dict[str, list[Any]]:
+        """What :meth:`due_by_time` remembers (each rule's target window at its last tick), as
+        JSON-able data, for a runtime that keeps it across restarts (:meth:`restore_tick_state`):
+        then the first tick after a start re-evaluates only the rules whose window rolled over
+        while the process was down, not every group of every rule."""
+        return {
+            _rule_id(r): [w.spec.kind, w.spec.days, w.index]
+            for r in self.rules
+            if (w := self._last_targets.get(r.index)) is not None
+        }
+
+    def restore_tick_state(self, state: dict[str, list[Any]]) -> None:
+        """Take back what :meth:`tick_state` returned; rules that are not in it (new or edited
+        since) are evaluated in full at the next tick."""
+        self._last_targets.clear()
+        for r in self.rules:
+            found = state.get(_rule_id(r))
+            if found is not None:
+                kind, days, index = found
+                self._last_targets[r.index] = Window(WindowSpec(str(kind), int(days)), int(index))
 
     def due_by_time(
         self, engine: Engine, as_of: int, owns: Callable[[Group], bool] | None = None
@@ -200,9 +284,11 @@ class Planner:
             self._last_targets[r.index] = window
             if not rolled and window.spec.kind != "rolling":
                 continue
+            covered = self._covered_groups(r.index, window)
             for group in self._groups(engine, r):
                 if owns is not None and not owns(group):
                     continue
+                covered.add(group)
                 value = evaluate(self.catalog, engine, r.metric, group, window, as_of)
                 write = self._write(r, group, value)
                 if write is not None:
@@ -230,3 +316,8 @@ class Planner:
         for m in r.metric.measures:
             groups.update(engine.groups_with_data(m, r.fields))
         return sorted((g for g in groups if g[1] not in (None, "")), key=lambda g: str(g[1]))
+
+
+def _rule_id(r: _Rule) -> str:
+    """A rule's identity across restarts: its whole definition (an edited rule is a new one)."""
+    return r.rule.model_dump_json()
