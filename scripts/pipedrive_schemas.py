@@ -60,6 +60,7 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
     ),
     "GET /api/v2/activityFields": ("v2", "activity-fields-api.ts", "getActivityFields"),
     "GET /v1/users/me": ("v1", "users-api.ts", "getCurrentUser"),
+    "GET /v1/users": ("v1", "users-api.ts", "getUsers"),
 }
 
 _PROPERTY = re.compile(r"^\s+'(?P<name>[^']+)'(?P<optional>\??):\s*(?P<type>.+?);\s*$")

@@ -173,6 +173,10 @@ class Sandbox:
 
     def seed(self) -> None:
         rng, hs = self.rng, self.hubspot
+        for rep in HUBSPOT_REPS:  # the reps' users, and one who left
+            hs.add_owner(f"rep{rep}@demo.test", "Rep", rep, owner_id=rep, created_ms=self._ago(500))
+        hs.add_owner("former@demo.test", "Former", "Rep", owner_id="15", created_ms=self._ago(500))
+        hs.deactivate_owner("15")
         self.companies.append(
             hs.create(
                 "companies",
@@ -282,6 +286,12 @@ class Sandbox:
             )
         # Pipedrive: a second sales team
         pd = self.pipedrive
+        for pd_rep in PIPEDRIVE_REPS:
+            pd.add_user(
+                f"rep{pd_rep}@demo.test", f"Rep {pd_rep}", user_id=pd_rep, at=self._ago(500) // 1000
+            )
+        pd.add_user("former@pd.demo.test", "Former rep", user_id=23, at=self._ago(500) // 1000)
+        pd.deactivate_user(23)
         home = pd.create(
             "organizations",
             {"name": "Demo Inc (company-wide values)", "owner_id": 21},

@@ -1,4 +1,5 @@
-"""A fake HubSpot CRM (v3 objects, search, batch, properties, pipelines) for tests and the sandbox.
+"""A fake HubSpot CRM (v3 objects, search, batch, properties, pipelines, owners) for tests and
+the sandbox.
 
 It keeps records in memory and serves the endpoints the connector uses, with the documented
 limits (vendor-contracts.md): 200 results per search page, at most 10,000 results per query
@@ -164,6 +165,8 @@ FILTER_GROUPS_MAX = 5
 FILTERS_PER_GROUP_MAX = 10
 FILTERS_TOTAL_MAX = 25
 ASSOCIATIONS_PAGE_MAX = 500
+OWNERS_PAGE_MAX = 500
+"""Owners per page of ``GET /crm/v3/owners`` (``limit``; HubSpot's default is 100)."""
 """Associations of one record per page of the v4 APIs (more: ``paging.next.after``)."""
 _PIPELINES_CREATED = "2024-01-02T03:04:05.678Z"
 
@@ -190,6 +193,11 @@ class FakeHubSpot:
         self.associations: dict[tuple[str, str, str], set[str]] = {}
         self.custom_aliases: dict[str, str] = {}
         """Custom objects: type id (``2-...``) and fully qualified name -> our key."""
+        self.owners: dict[str, dict[str, Any]] = {}
+        """Owners as ``GET /crm/v3/owners`` answers them (read-only in HubSpot's API; the
+        portal's users appear here, and a deactivated or removed user's owner is archived)."""
+        self.missing_scopes: set[str] = set()
+        """Scopes the private app lacks (``crm.objects.owners.read``: owners answer 403)."""
         self.index_delay_ms = 0
         self.currency = "USD"
         """The portal's company currency; deals in another ``deal_currency_code`` keep the
@@ -260,6 +268,47 @@ class FakeHubSpot:
             record.modified_ms = now
             record.written_at = self.clock()
             self._stamp(object_type, record, now)
+
+    def add_owner(
+        self,
+        email: str,
+        first_name: str = "",
+        last_name: str = "",
+        *,
+        owner_id: str | None = None,
+        created_ms: int | None = None,
+        queue: bool = False,
+    ) -> str:
+        """A new user of the portal, and so a new owner (``type: PERSON``; ``queue``: an
+        owner that is a queue, nobody's seat)."""
+        with self._lock:
+            oid = owner_id or str(41_000_000 + len(self.owners))  # record ids stay as they were
+            at = iso_ms(created_ms if created_ms is not None else self.now_ms())
+            user = 9_000_000 + len(self.owners)
+            self.owners[oid] = {
+                "id": oid,
+                "email": email,
+                "type": "QUEUE" if queue else "PERSON",
+                "firstName": first_name,
+                "lastName": last_name,
+                "userId": user,
+                "userIdIncludingInactive": user,
+                "createdAt": at,
+                "updatedAt": at,
+                "archived": False,
+                "teams": [],
+            }
+            return oid
+
+    def deactivate_owner(self, oid: str, *, touch: bool = True) -> None:
+        """The owner's user is deactivated: the owner is archived; ``userId`` becomes null
+        (the id stays in ``userIdIncludingInactive``). ``touch=False`` leaves ``updatedAt`` as
+        it was (HubSpot does not document whether archiving changes it)."""
+        with self._lock:
+            owner = self.owners[oid]
+            owner.update(archived=True, userId=None)
+            if touch:
+                owner["updatedAt"] = iso_ms(self.now_ms())
 
     def archive(self, object_type: str, rid: str) -> None:
         with self._lock:
@@ -483,6 +532,8 @@ class FakeHubSpot:
         r.add_post("/crm/v3/objects/{type}/batch/update", self._batch_update)
         r.add_post("/crm/v4/associations/{type}/{to}/batch/read", self._associations)
         r.add_get("/crm/v4/objects/{type}/{id}/associations/{to}", self._associations_page)
+        r.add_get("/crm/v3/owners", self._owners)
+        r.add_get("/crm/v3/owners/", self._owners)  # the SDK's path
         r.add_get("/crm/v3/pipelines/{type}", self._pipelines)
         r.add_get("/crm/v3/properties/{type}", self._properties)
         r.add_post("/crm/v3/properties/{type}", self._create_property)
@@ -680,6 +731,39 @@ class FakeHubSpot:
         answer: dict[str, Any] = {"results": page}
         if after + limit < len(rows):
             answer["paging"] = {"next": {"after": str(after + limit)}}
+        return web.json_response(answer)
+
+    async def _owners(self, request: web.Request) -> web.Response:
+        """``GET /crm/v3/owners``: ``archived=true`` lists only the archived owners; ``email``
+        filters; ``after``/``limit`` page (by id)."""
+        if "crm.objects.owners.read" in self.missing_scopes:
+            return _error(
+                403,
+                "MISSING_SCOPES",
+                "This app hasn't been granted all required scopes to make this call.",
+            )
+        archived = request.query.get("archived", "false").lower() == "true"
+        raw_limit = request.query.get("limit", "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= OWNERS_PAGE_MAX:
+            return _error(400, "VALIDATION_ERROR", f"limit must be 1..{OWNERS_PAGE_MAX}")
+        limit = int(raw_limit)
+        after_text = request.query.get("after") or "0"
+        if not after_text.isdigit():
+            return _error(400, "VALIDATION_ERROR", "after must be a paging token")
+        after = int(after_text)
+        email = request.query.get("email")
+        with self._lock:
+            rows = sorted(
+                (
+                    dict(o)
+                    for o in self.owners.values()
+                    if o["archived"] == archived and (email is None or o["email"] == email)
+                ),
+                key=lambda o: (len(o["id"]), o["id"]),
+            )
+        answer: dict[str, Any] = {"results": rows[after : after + limit]}
+        if after + limit < len(rows):
+            answer["paging"] = _next_page(after + limit)
         return web.json_response(answer)
 
     async def _batch_read(self, request: web.Request) -> web.Response:

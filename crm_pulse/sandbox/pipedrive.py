@@ -136,6 +136,11 @@ def _iso(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _v1_time(seconds: int) -> str:
+    """API v1's time format: ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _seconds(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
 
@@ -165,6 +170,11 @@ class FakePipedrive:
         self.currency = currency
         """The company's default currency (``GET /v1/users/me``: ``default_currency``)."""
         self.records: dict[str, dict[str, dict[str, Any]]] = {e: {} for e in _ENTITIES}
+        self.users: dict[int, dict[str, Any]] = {}
+        """The company's users as ``GET /v1/users`` answers them (v1 fields, ``YYYY-MM-DD
+        HH:MM:SS`` times; API v2 has no users list)."""
+        self.missing_scopes: set[str] = set()
+        """OAuth scopes the app lacks (``users:read``: ``GET /v1/users`` answers 403)."""
         self.fields: dict[str, dict[str, dict[str, Any]]] = {e: {} for e in _ENTITIES}
         self.calls: list[tuple[str, str]] = []
         self._requests: list[float] = []
@@ -228,6 +238,48 @@ class FakePipedrive:
             self._stamp(record, at)
             self.records[entity][rid] = record
             return rid
+
+    def add_user(
+        self, email: str, name: str = "", *, user_id: int | None = None, at: int | None = None
+    ) -> int:
+        """A user of the company (``at``: when it was added, epoch seconds)."""
+        with self._lock:
+            uid = user_id if user_id is not None else 1000 + len(self.users)
+            when = _v1_time(at if at is not None else int(self.clock()))
+            self.users[uid] = {
+                "id": uid,
+                "name": name or email,
+                "email": email,
+                "lang": 1,
+                "locale": "en_US",
+                "timezone_name": "Europe/Tallinn",
+                "timezone_offset": "+02:00",
+                "default_currency": self.currency,
+                "icon_url": None,
+                "active_flag": True,
+                "is_deleted": False,
+                "is_admin": 0,
+                "role_id": 1,
+                "created": when,
+                "modified": when,
+                "has_created_company": False,
+                "access": [{"app": "sales", "admin": False, "permission_set_id": "1"}],
+                "activated": True,
+                "last_login": when,
+                "phone": None,
+                "is_you": False,
+            }
+            return uid
+
+    def deactivate_user(self, uid: int, *, touch: bool = True) -> None:
+        """An admin deactivates the user (``active_flag: false``); ``touch=False`` leaves
+        ``modified`` as it was."""
+        with self._lock:
+            user = self.users[uid]
+            user["active_flag"] = False
+            if touch:
+                last = _seconds(user["modified"].replace(" ", "T") + "Z")
+                user["modified"] = _v1_time(max(int(self.clock()), last + 1))
 
     def update(
         self,
@@ -378,6 +430,7 @@ class FakePipedrive:
         r.add_get("/api/v2/{entity}/{id}", self._get)
         r.add_patch("/api/v2/{entity}/{id}", self._patch)
         r.add_get("/v1/users/me", self._me)
+        r.add_get("/v1/users", self._users)
         r.add_get("/v1/{singular}Fields", self._fields_v1)
         r.add_post("/v1/{singular}Fields", self._create_field_v1)
         return app
@@ -592,6 +645,17 @@ class FakePipedrive:
                 },
             }
         )
+
+    async def _users(self, request: web.Request) -> web.Response:
+        """``GET /v1/users``: every user of the company, in one answer (no paging)."""
+        if "users:read" in self.missing_scopes:
+            return web.json_response(
+                {"success": False, "error": "Scope and URL mismatch", "errorCode": 403},
+                status=403,
+            )
+        with self._lock:
+            data = [dict(u) for _, u in sorted(self.users.items())]
+        return web.json_response({"success": True, "data": data})
 
     def _singular_entity(self, request: web.Request) -> str:
         singular = request.match_info["singular"]

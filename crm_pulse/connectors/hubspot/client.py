@@ -202,6 +202,17 @@ class HubSpotClient:
         )
         return dict(data or {})
 
+    async def owners(self, *, archived: bool, after: str | None) -> dict[str, Any]:
+        """One page (100) of owners: the active ones, or with ``archived`` only the archived
+        ones (``GET /crm/v3/owners``; owners have no search API)."""
+        api = self._api("crm.owners.owners_api")
+        kwargs: dict[str, Any] = {"limit": 100, "archived": archived}
+        if after:
+            kwargs["after"] = after
+        which = "archived owners" if archived else "owners"
+        _, data = await self.call(f"list {which}", api.get_page_with_http_info, **kwargs)
+        return dict(data or {})
+
     async def batch_read(
         self, object_type: str, ids: Sequence[str], properties: Sequence[str]
     ) -> list[dict[str, Any]]:

@@ -382,6 +382,41 @@ class HubSpotMapper:
         except ValueError as exc:
             raise DataError(str(exc).splitlines()[0], where=where) from None
 
+    def owner_event(self, owner: Mapping[str, Any]) -> Event | None:
+        """A canonical ``user`` for one owner of ``GET /crm/v3/owners`` (None for a queue,
+        which owns records but is nobody's seat). ``id`` is the owner id that records carry in
+        ``hubspot_owner_id``; the version is ``updatedAt``. HubSpot keeps no deactivation date:
+        an archived owner (its user deactivated or removed) is deactivated at its last change,
+        and its version is one millisecond after it, so the archived state wins over the active
+        one even when archiving left ``updatedAt`` as it was."""
+        rid = str(owner.get("id") or "")
+        where = f"HubSpot owner {rid}"
+        if not rid:
+            raise DataError("an owner without an id", where="HubSpot owners")
+        if str(owner.get("type") or "PERSON").upper() == "QUEUE":
+            return None
+        try:
+            updated = to_ms(owner.get("updatedAt")) or to_ms(owner.get("createdAt"))
+            if updated is None:
+                raise DataError("no updatedAt")
+            archived = owner.get("archived") is True
+            email = owner.get("email")
+            fields = {
+                "email": str(email) if email else None,
+                "created_at": to_iso(owner.get("createdAt")),
+                "deactivated_at": to_iso(updated) if archived else None,
+            }
+        except DataError as exc:
+            raise DataError(exc.reason, where=where) from None
+        return Event(
+            source=self.source,
+            object="user",
+            id=rid,
+            op="upsert",
+            version=updated + 1 if archived else updated,
+            fields=fields,
+        )
+
     def delete(self, object_type: str, record: Mapping[str, Any]) -> Event:
         """The delete for an archived record, versioned after its last change."""
         rid = str(record.get("id"))

@@ -111,6 +111,12 @@ class HubSpotSettings(VendorSettings):
         description="HubSpot object types to read (companies, contacts, deals, tickets, calls, "
         "emails, meetings, notes, tasks, feedback_submissions). Default: all.",
     )
+    owners: bool = Field(
+        default=True,
+        description="Read owners (GET /crm/v3/owners, active and archived) as canonical users, "
+        "for CRM adoption metrics (needs the crm.objects.owners.read scope; without it owners "
+        "are skipped with a warning).",
+    )
     property_group: str = Field(
         default="crm_pulse", min_length=1, description="Property group of the created fields."
     )

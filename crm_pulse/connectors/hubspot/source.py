@@ -22,6 +22,13 @@ The cursor is plain data, per object type: ``{"t": ms, "id": "123" | None, "arch
 "archived_checked_ms": ms}``: everything modified before ``t`` is read, and at ``t`` the records
 with ids up to ``id`` (None: none of them yet).
 
+Owners (canonical ``user``, for CRM adoption) have no search API: a pass lists every owner,
+active then archived (``GET /crm/v3/owners``, ``archived=true``), and emits them all (versions
+make the repeats harmless; a portal has hundreds of owners, not millions). Backfills always do
+it; polls every ``archived_every`` seconds. Their cursor is ``{"owners": {"checked_ms": ms}}``;
+a cursor without it (written before owners were read) reads them at once. A private app
+without the ``crm.objects.owners.read`` scope gets a warning and no users, never a stop.
+
 :class:`RecordMapper` (shared with the webhook receiver) maps fetched records, keeps the pipeline
 stages current (a stage the mapper does not know makes it re-read the pipelines, then re-read
 those records with their ``hs_date_entered_<stage>``), and reports unmappable records instead of
@@ -37,7 +44,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from ...errors import DataError
+from ...errors import DataError, FatalError
 from ...metrics.events import Event
 from ..protocols import BadRecord, Cursor, Page
 from .client import HubSpotClient
@@ -172,6 +179,7 @@ class HubSpotSource:
         self.client = client
         self.mapper = mapper
         self.objects: Sequence[str] = settings.objects
+        self.read_owners = settings.owners
         self.records = records or RecordMapper(client, mapper, settings.objects)
         self.lookback_ms = int(settings.lookback * 1000)
         self.archived_every_ms = int(archived_every * 1000)
@@ -315,6 +323,37 @@ class HubSpotSource:
             if not after:
                 return
 
+    async def _owners(self, cursor: dict[str, Any], now_ms: int) -> AsyncIterator[Page]:
+        """Every owner, active then archived, as canonical users; the last page marks the
+        pass done (``owners.checked_ms``)."""
+        for archived in (False, True):
+            after: str | None = None
+            while True:
+                try:
+                    data = await self.client.owners(archived=archived, after=after)
+                except FatalError as exc:  # a missing scope must not stop the records
+                    log.warning("HubSpot owners not read (users for adoption metrics): %s", exc)
+                    cursor["owners"] = {"checked_ms": now_ms}
+                    yield Page([], dict(cursor))
+                    return
+                events: list[Event] = []
+                bad: list[BadRecord] = []
+                for owner in data.get("results") or []:
+                    try:
+                        event = self.mapper.owner_event(owner)
+                    except DataError as exc:
+                        rid = str(owner.get("id") or "")
+                        bad.append(BadRecord("owners", rid, exc.reason, exc.where))
+                        continue
+                    if event is not None:
+                        events.append(event)
+                after = ((data.get("paging") or {}).get("next") or {}).get("after")
+                if archived and not after:
+                    cursor["owners"] = {"checked_ms": now_ms}
+                yield Page(events, dict(cursor), skipped=bad)
+                if not after:
+                    break
+
     async def _run(self, cursor: Cursor | None, *, backfill: bool) -> AsyncIterator[Page]:
         await self.records.pipelines()  # before any query: stages name properties to read
         current: dict[str, Any] = dict(cursor or {})
@@ -337,6 +376,13 @@ class HubSpotSource:
                     if page.events:
                         yield page
             yield Page([], dict(current))
+        if self.read_owners:
+            now_ms = int(self.clock() * 1000)
+            seen = (current.get("owners") or {}).get("checked_ms")
+            if backfill or seen is None or now_ms - int(seen) >= self.archived_every_ms:
+                async for page in self._owners(current, now_ms):
+                    current = dict(page.cursor)
+                    yield page
 
     def backfill(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         return self._run(cursor, backfill=True)

@@ -280,5 +280,11 @@ class PipedriveClient:
         currency = (data.get("data") or {}).get("default_currency")
         return str(currency) if currency else None
 
+    async def users(self) -> list[dict[str, Any]]:
+        """Every user of the company (``GET /v1/users``: one answer, no paging; API v2 has no
+        users list)."""
+        data = await self.request("GET", "/v1/users", "list")
+        return [dict(u) for u in data.get("data") or [] if isinstance(u, dict)]
+
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -250,6 +250,39 @@ class PipedriveMapper:
             fields=fields,
         )
 
+    def user_event(self, user: Mapping[str, Any]) -> Event:
+        """A canonical ``user`` for one user of ``GET /v1/users``: ``id`` is the user id that
+        records carry in ``owner_id``; the version is ``modified``. Pipedrive keeps no
+        deactivation date: an inactive user (``active_flag`` false, or deleted from the
+        company) is deactivated at its last change, with a version one millisecond after it,
+        so the inactive state wins over the active one at an equal ``modified``."""
+        rid = str(user.get("id") or "")
+        if not rid:
+            raise DataError("a user without an id", where="Pipedrive users")
+        where = f"Pipedrive user {rid}"
+        try:
+            last = user.get("modified") or user.get("created")
+            modified = to_ms(last)
+            if modified is None:
+                raise DataError("no modified or created time")
+            inactive = user.get("active_flag") is False or user.get("is_deleted") is True
+            email = user.get("email")
+            fields = {
+                "email": str(email) if email else None,
+                "created_at": to_iso(user.get("created")),
+                "deactivated_at": to_iso(last) if inactive else None,
+            }
+        except DataError as exc:
+            raise DataError(exc.reason, where=where) from None
+        return Event(
+            source=self.source,
+            object="user",
+            id=rid,
+            op="upsert",
+            version=modified + 1 if inactive else modified,
+            fields=fields,
+        )
+
     def event(self, entity: str, record: Mapping[str, Any], version: int | None = None) -> Event:
         rid = str(record.get("id"))
         where = f"Pipedrive {entity} {rid}"

@@ -99,6 +99,12 @@ class PipedriveSettings(VendorSettings):
         default_factory=lambda: list(get_args(PipedriveObject)),
         description="Entities to read: deals, persons, organizations, activities. Default: all.",
     )
+    users: bool = Field(
+        default=True,
+        description="Read the company's users (GET /v1/users) as canonical users, for CRM "
+        "adoption metrics (OAuth apps need the users:read scope; without it users are skipped "
+        "with a warning).",
+    )
     mapping: PipedriveMapping = Field(
         default_factory=PipedriveMapping, description="How records map to canonical ones."
     )

@@ -8,17 +8,24 @@ deleted deals for 30 days only: a connector stopped longer misses deletes (run a
 The cursor is ``{entity: {"t": ms}}``, with deals' archived and deleted lists under their
 own marks (``"archived"``, ``"deleted"``) and, while polling, the organizations still to be
 re-stated because their deals changed (``organizations.touched``).
+
+Users (canonical ``user``, for CRM adoption) come from ``GET /v1/users`` (API v2 has no users
+list), all of them in one answer (10 tokens): every backfill and, while polling, every
+``users_every`` seconds, each user emitted (versions make repeats harmless). Their mark is
+``{"users": {"checked_ms": ms}}``; a cursor without it (written before users were read) reads
+them at once. An OAuth app without ``users:read`` gets a warning and no users, never a stop.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ...errors import DataError
+from ...errors import DataError, FatalError
 from ...metrics.events import Event
 from ..protocols import BadRecord, Cursor, Page
 from .client import PipedriveClient
@@ -57,11 +64,17 @@ class PipedriveSource:
         mapper: PipedriveMapper,
         keys: FieldKeys,
         settings: PipedriveSettings,
+        *,
+        users_every: float = 600.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.mapper = mapper
         self.keys = keys
         self.entities: Sequence[str] = settings.objects
+        self.read_users = settings.users
+        self.users_every_ms = int(users_every * 1000)
+        self.clock = clock
         self.overlap_ms = int(settings.overlap * 1000)
         since = settings.backfill_since
         self.backfill_from = (
@@ -177,6 +190,26 @@ class PipedriveSource:
                 yield Page(events, current, skipped=bad)
             current = self._mark(current, entity, state, touched, derive and not backfill)
             yield Page([], current)
+        if self.read_users:
+            now_ms = int(self.clock() * 1000)
+            checked = (current.get("users") or {}).get("checked_ms")
+            if backfill or checked is None or now_ms - int(checked) >= self.users_every_ms:
+                yield await self._users(current, now_ms)
+
+    async def _users(self, current: dict[str, Any], now_ms: int) -> Page:
+        """Every user of the company as canonical users; marks the pass done."""
+        events, bad = [], []
+        try:
+            users = await self.client.users()
+        except FatalError as exc:  # a missing scope must not stop the records
+            log.warning("Pipedrive users not read (users for adoption metrics): %s", exc)
+            users = []
+        for user in users:
+            try:
+                events.append(self.mapper.user_event(user))
+            except DataError as exc:
+                bad.append(BadRecord("users", str(user.get("id") or ""), exc.reason, exc.where))
+        return Page(events, {**current, "users": {"checked_ms": now_ms}}, skipped=bad)
 
     @staticmethod
     def _mark(

@@ -56,6 +56,12 @@ ROUTES: list[tuple[str, re.Pattern[str], str, dict[int, str]]] = [
     ),
     (
         "GET",
+        re.compile(r"^/crm/v3/owners/?$"),
+        "crm.owners",
+        {200: "CollectionResponsePublicOwnerForwardPaging"},
+    ),
+    (
+        "GET",
         re.compile(r"^/crm/v3/pipelines/[^/]+$"),
         "crm.pipelines",
         {200: "CollectionResponsePipelineNoPaging"},

@@ -208,6 +208,8 @@ async def test_connections_are_reused_across_calls() -> None:
     async with make_harness(objects=["deals"]) as h:
         h.seed_deals(3)
         for _ in range(10):
-            await drain(h.connector.source.poll(None))  # a search and an archived listing each
+            # a search, an archived listing and the owners (active and archived) each
+            await drain(h.connector.source.poll(None))
         assert len(h.fake.calls) >= 20
-        assert len(h.fake.connections) <= 3  # one pool per API, not one connection per call
+        # one pool per API (pipelines, search, objects, owners), not one connection per call
+        assert len(h.fake.connections) <= 4
