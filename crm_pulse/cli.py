@@ -275,7 +275,8 @@ def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         write_env_file(args.env_file, sandbox.crm_environment())
         out.write(
-            "sandbox CRMs are serving (HubSpot, Pipedrive, Salesforce, monday on 127.0.0.1); "
+            "sandbox CRMs are serving (HubSpot, Pipedrive, Salesforce, monday, Zoho CRM on "
+            "127.0.0.1); "
             f"their addresses and credentials are in {args.env_file} for `crm-pulse init "
             "--sandbox`. Ctrl-C stops them.\n"
         )
@@ -345,7 +346,10 @@ def _parser() -> argparse.ArgumentParser:
         "in a terminal.",
     )
     init.add_argument(
-        "--crm", action="append", default=[], help="hubspot, pipedrive or salesforce (repeatable)"
+        "--crm",
+        action="append",
+        default=[],
+        help="hubspot, pipedrive, salesforce, monday or zoho (comma-separated, repeatable)",
     )
     init.add_argument(
         "--metrics", action="append", default=[], help="comma-separated metric names to write"

@@ -25,7 +25,7 @@ from .discovery import DEFAULT_FILE
 
 __all__ = ["CRMS", "DEFAULT_METRICS", "InitChoices", "render", "run_init", "write_env_file"]
 
-CRMS = ("hubspot", "pipedrive", "salesforce", "monday")
+CRMS = ("hubspot", "pipedrive", "salesforce", "monday", "zoho")
 DEFAULT_METRICS = ("won_revenue", "win_rate", "open_pipeline_value")
 
 
@@ -71,6 +71,16 @@ _CONNECTOR = {
       # webhooks: signing_secret and webhook_url (README: Connect monday CRM)
       poll_interval: {poll}
 """,
+    "zoho": """\
+  # Zoho CRM through a self client (README: Connect Zoho CRM)
+  - zoho:
+      client_id: ${{ZOHO_CLIENT_ID}}             # the self client's id and secret
+      client_secret: ${{ZOHO_CLIENT_SECRET}}
+      refresh_token: ${{ZOHO_REFRESH_TOKEN}}     # generated for the self client
+{where}      objects: [Accounts, Contacts, Deals]
+      # notifications: notify_url and channel_token (README: Connect Zoho CRM)
+      poll_interval: {poll}
+""",
 }
 
 _SANDBOX_WHERE = {
@@ -80,6 +90,13 @@ _SANDBOX_WHERE = {
     "salesforce": "      ca_cert: ${CRM_PULSE_SANDBOX_CA}        # the sandbox's test CA\n",
     "monday": "      base_url: ${MONDAY_URL}                 # the sandbox (leave out for monday)\n"
     "      ca_cert: ${CRM_PULSE_SANDBOX_CA}        # the sandbox's test CA\n",
+    "zoho": "      api_url: ${ZOHO_URL}                    # the sandbox (leave out for Zoho)\n"
+    "      accounts_url: ${ZOHO_URL}\n"
+    "      ca_cert: ${CRM_PULSE_SANDBOX_CA}        # the sandbox's test CA\n",
+}
+
+_REAL_WHERE = {  # where the real CRM is, when it is not implied
+    "zoho": "      data_centre: com                        # com, eu, in, com.au, com.cn, jp, ca, sa\n",
 }
 
 _HOME = {  # (object, variable of the record holding company-wide values, comment)
@@ -91,6 +108,7 @@ _HOME = {  # (object, variable of the record holding company-wide values, commen
         "MONDAY_HOME_RECORD",
         "item id of your own company on the Accounts board",
     ),
+    "zoho": ("account", "ZOHO_HOME_RECORD", "id of your own company's Account"),
 }
 
 _WINDOW_SUFFIX = {"current": "now", "quarter": "qtd", "month": "mtd", "rolling:90d": "90d"}
@@ -110,7 +128,7 @@ def _field(crm: str, metric: str, window: str) -> str:
     if crm == "salesforce":
         words = "_".join(w.capitalize() for w in f"{metric}_{suffix}".split("_"))
         return f"Crm_Pulse_{words}__c"[:40]
-    if crm in ("pipedrive", "monday"):  # field and column titles, as users see them
+    if crm in ("pipedrive", "monday", "zoho"):  # field labels and column titles, as users see them
         return f"{metric.replace('_', ' ').capitalize()} {suffix.upper()}"
     return f"crm_pulse_{metric}_{suffix}"
 
@@ -130,7 +148,7 @@ def render(choices: InitChoices) -> str:
         "connectors:",
     ]
     for crm in choices.crms:
-        where = _SANDBOX_WHERE[crm] if choices.sandbox else ""
+        where = _SANDBOX_WHERE[crm] if choices.sandbox else _REAL_WHERE.get(crm, "")
         login = (
             "      session_id: ${SALESFORCE_SESSION}       # the sandbox's session\n"
             if choices.sandbox

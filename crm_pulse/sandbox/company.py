@@ -159,6 +159,11 @@ class Sandbox:
             "MONDAY_DEALS_BOARD": MONDAY_DEALS_BOARD,
             "MONDAY_ACCOUNTS_BOARD": MONDAY_ACCOUNTS_BOARD,
             "MONDAY_HOME_RECORD": self.mo_home,
+            "ZOHO_URL": self._zo_server.url,
+            "ZOHO_CLIENT_ID": self.zoho.client_id,
+            "ZOHO_CLIENT_SECRET": self.zoho.client_secret,
+            "ZOHO_REFRESH_TOKEN": self.zoho.refresh_token,
+            "ZOHO_HOME_RECORD": self.zoho_home,
             "CRM_PULSE_SANDBOX_CA": str(self.ca.cert_path),
         }
 

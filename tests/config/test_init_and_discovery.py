@@ -29,6 +29,11 @@ SANDBOX_ENV = {
     "MONDAY_DEALS_BOARD": "1000001",
     "MONDAY_ACCOUNTS_BOARD": "1000002",
     "MONDAY_HOME_RECORD": "5",
+    "ZOHO_URL": "https://127.0.0.1:9",
+    "ZOHO_CLIENT_ID": "1000.CLIENT",
+    "ZOHO_CLIENT_SECRET": "tok-zoho-secret-value",
+    "ZOHO_REFRESH_TOKEN": "1000.refresh",
+    "ZOHO_HOME_RECORD": "4150868000000224001",
 }
 
 
@@ -87,18 +92,33 @@ def test_init_writes_a_commented_file_that_check_accepts(workdir: Path, sandbox:
     assert "tok-hubspot-secret-value" not in out + err
 
 
-def test_init_connects_monday_with_the_variables_the_sandbox_writes(workdir: Path) -> None:
-    """monday (issue 16) in init (issue 14): a file check accepts, whose every variable
-    ``crm-pulse sandbox --env-file`` provides."""
-    from crm_pulse.config.init import CRMS, InitChoices, _variables, render
-    from crm_pulse.sandbox import Sandbox, TestCA
+@pytest.mark.parametrize(
+    ("crm", "variables", "secret"),
+    [
+        ("monday", ("MONDAY_TOKEN", "MONDAY_DEALS_BOARD"), "tok-monday-secret-value"),
+        ("zoho", ("ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_URL"), "tok-zoho-secret-value"),
+    ],
+)
+@pytest.mark.parametrize("sandbox", [True, False])
+def test_init_connects_monday_and_zoho_with_the_variables_the_sandbox_writes(
+    workdir: Path, crm: str, variables: tuple[str, ...], secret: str, sandbox: bool
+) -> None:
+    """monday (issue 16) and Zoho CRM in init (issue 14): a file check accepts, whose every
+    variable ``crm-pulse sandbox --env-file`` provides (the next test)."""
+    from crm_pulse.sandbox import TestCA
 
-    code, out, _ = run("init", "--crm", "monday", "--metrics", "won_revenue,deals_won",
-                       "--sandbox", "--no-input")  # fmt: skip
+    flag = "--sandbox" if sandbox else "--no-sandbox"
+    code, out, _ = run("init", "--crm", crm, "--metrics", "won_revenue,deals_won",
+                       flag, "--no-input")  # fmt: skip
     assert code == 0, out
     text = (workdir / "crm-pulse.yaml").read_text()
-    assert "- monday:" in text and "${MONDAY_TOKEN}" in text and "${MONDAY_DEALS_BOARD}" in text
-    ca = TestCA()  # the monday client loads its CA when it is built (check builds it)
+    assert f"- {crm}:" in text
+    for variable in variables:
+        if sandbox or not variable.endswith("_URL"):
+            assert f"${{{variable}}}" in text, variable
+    if not sandbox:
+        assert "_URL}" not in text and "CRM_PULSE_SANDBOX_CA" not in text
+    ca = TestCA()  # the monday and Zoho clients load their CA when built (check builds them)
     env = {**SANDBOX_ENV, "CRM_PULSE_SANDBOX_CA": str(ca.cert_path)}
     (workdir / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     code, out, err = run("check")
@@ -107,17 +127,32 @@ def test_init_connects_monday_with_the_variables_the_sandbox_writes(workdir: Pat
     assert {
         (r.target.connector, r.target.object, r.target.field) for r in deployment.writeback
     } == {
-        ("monday", "account", "Won revenue QTD"),
-        ("monday", "account", "Deals won QTD"),
+        (crm, "account", "Won revenue QTD"),
+        (crm, "account", "Deals won QTD"),
     }
-    assert "tok-monday-secret-value" not in out + err
+    assert secret not in out + err
+
+
+def test_the_sandbox_env_file_provides_every_variable_init_uses(workdir: Path) -> None:
+    """``crm-pulse sandbox --env-file`` writes every variable of ``init --sandbox`` for every
+    CRM init offers (Zoho CRM included), and its banner names them all."""
+    from crm_pulse.config.init import CRMS, InitChoices, _variables, render
+    from crm_pulse.sandbox import Sandbox
+
+    assert "zoho" in CRMS and "monday" in CRMS
     sandbox = Sandbox().start()
     try:
         provided = set(sandbox.crm_environment())
     finally:
         sandbox.stop()
     needed = set(_variables(render(InitChoices(CRMS, ("won_revenue",), sandbox=True))))
+    assert {"ZOHO_URL", "ZOHO_CLIENT_ID", "ZOHO_HOME_RECORD"} <= needed
     assert needed <= provided, needed - provided
+    code, out, err = run("sandbox", "--env-file", ".env", "--seconds", "0.01")
+    assert code == 0, out + err
+    assert "Zoho CRM" in out and "monday" in out
+    written = read_dotenv(workdir / ".env")
+    assert needed <= set(written), needed - set(written)
 
 
 def test_init_asks_in_a_terminal_and_refuses_to_overwrite(workdir: Path) -> None:
