@@ -18,7 +18,8 @@ Settings
 Parts (each optional; declared in :mod:`.protocols`)
     :class:`Source` (``backfill``/``poll`` -> :class:`Page`), :class:`WebhookReceiver`
     (:class:`ReceiverBase` gives the optional members), :class:`Sink`,
-    :class:`FieldProvisioner`.
+    :class:`FieldProvisioner`; :class:`FieldCache` (the refresh policy of a cache of the
+    CRM's field names -> ids: read again when old, and at once for an unknown name).
 Events
     :func:`upsert`, :func:`delete`, :data:`CANONICAL_FIELDS`, :func:`map_records`,
     :func:`event_from_json`.
@@ -60,6 +61,7 @@ from ..safejson import MAX_DEPTH as MAX_JSON_DEPTH
 from ..safejson import depth_of as json_depth
 from ..safejson import loads as load_json
 from .canonical import CANONICAL_FIELDS, FieldType, delete, event_from_json, map_records, upsert
+from .fieldcache import FieldCache, RefreshPolicy
 from .protocols import (
     BadRecord,
     Connector,
@@ -99,6 +101,7 @@ __all__ = [
     "Duration",
     "Event",
     "FatalError",
+    "FieldCache",
     "FieldKey",
     "FieldOverrides",
     "FieldProvisioner",
@@ -112,6 +115,7 @@ __all__ = [
     "Page",
     "RateLimited",
     "ReceiverBase",
+    "RefreshPolicy",
     "RetriableError",
     "Secret",
     "Sink",

@@ -19,12 +19,11 @@ read into canonical fields (loop safety): only the mapped columns are read.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
-from .. import CANONICAL_FIELDS, DataError, Event, delete, upsert
+from .. import CANONICAL_FIELDS, DataError, Event, FieldCache, RefreshPolicy, delete, upsert
 from .client import MondayClient
 from .settings import DEFAULT_COLUMNS, BoardKind, MondayBoard, MondaySettings
 
@@ -69,29 +68,17 @@ def to_iso(value: Any) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class BoardColumns:
-    """Column titles -> ids (and types), per board, cached."""
+class BoardColumns(FieldCache[MondayClient]):
+    """Column titles -> ids (and types), per board, cached with the kit's refresh policy
+    (:class:`FieldCache`)."""
 
-    def __init__(
-        self,
-        client: MondayClient,
-        *,
-        max_age: float = 600.0,
-        refresh_after: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.client = client
-        self.max_age = max_age
-        self.refresh_after = refresh_after
-        self.clock = clock
+    def __init__(self, client: MondayClient, **policy: Unpack[RefreshPolicy]) -> None:
+        super().__init__(client, **policy)
         self.by_title: dict[str, dict[str, str]] = {}
         self.types: dict[str, dict[str, str]] = {}
-        self.loaded_at: dict[str, float] = {}
 
-    async def load(self, board: str, *, refresh: bool = False) -> None:
-        fresh = self.clock() - self.loaded_at.get(board, float("-inf")) < self.max_age
-        if board in self.by_title and fresh and not refresh:
-            return
+    async def read(self, board: str, *, retry: bool) -> None:
+        """``retry`` is not used: the monday client always retries its column reads."""
         titles: dict[str, str] = {}
         types: dict[str, str] = {}
         for column in await self.client.columns(board):
@@ -100,20 +87,12 @@ class BoardColumns:
             types[cid] = str(column.get("type"))
         self.by_title[board] = titles
         self.types[board] = types
-        self.loaded_at[board] = self.clock()
+
+    def find(self, board: str, title: str) -> str | None:
+        return self.id(board, title)
 
     def id(self, board: str, title: str) -> str | None:
         return self.by_title.get(board, {}).get(title.casefold())
-
-    async def resolve(self, board: str, title: str) -> str | None:
-        """The id of the column titled ``title``, reading the board again if it is unknown and
-        was last read more than ``refresh_after`` seconds ago."""
-        await self.load(board)
-        found = self.id(board, title)
-        if found is None and self.clock() - self.loaded_at[board] >= self.refresh_after:
-            await self.load(board, refresh=True)
-            found = self.id(board, title)
-        return found
 
 
 def _raw(column: Mapping[str, Any]) -> Any:

@@ -13,13 +13,13 @@ Fields crm-pulse writes are never read into canonical ones (loop safety).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 from ...errors import DataError
 from ...metrics.events import Event
+from .. import FieldCache, RefreshPolicy
 from .client import PipedriveClient
 from .settings import PipedriveMapping
 
@@ -87,38 +87,19 @@ def to_iso(value: Any) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class FieldKeys:
-    """Custom-field names -> hash keys (and enum option id -> label), per entity, cached.
+class FieldKeys(FieldCache[PipedriveClient]):
+    """Custom-field names -> hash keys (and enum option id -> label), per entity, cached
+    with the kit's refresh policy (:class:`FieldCache`: again after ``max_age``, and at once
+    -- at most every ``refresh_after`` seconds -- for a name it does not know)."""
 
-    The cache is read again after ``max_age`` seconds (a field created or renamed in Pipedrive
-    is picked up by a running process), and :meth:`resolve` reads it again at once for a name
-    it does not know, at most every ``refresh_after`` seconds per entity: ``crm-pulse
-    provision`` runs in another process, and its new fields must not make this one's writes
-    fail as "no such field" until a restart.
-    """
-
-    def __init__(
-        self,
-        client: PipedriveClient,
-        *,
-        max_age: float = 600.0,
-        refresh_after: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.client = client
-        self.max_age = max_age
-        self.refresh_after = refresh_after
-        self.clock = clock
+    def __init__(self, client: PipedriveClient, **policy: Unpack[RefreshPolicy]) -> None:
+        super().__init__(client, **policy)
         self.by_name: dict[str, dict[str, str]] = {}
         self.options: dict[str, dict[str, dict[str, str]]] = {}
         self.types: dict[str, dict[str, str]] = {}
         """entity -> field key -> field_type (``double``, ``monetary``, ...)."""
-        self.loaded_at: dict[str, float] = {}
 
-    async def load(self, entity: str, *, refresh: bool = False, retry: bool = True) -> None:
-        fresh = self.clock() - self.loaded_at.get(entity, float("-inf")) < self.max_age
-        if entity in self.by_name and fresh and not refresh:
-            return
+    async def read(self, entity: str, *, retry: bool) -> None:
         names: dict[str, str] = {}
         options: dict[str, dict[str, str]] = {}
         types: dict[str, str] = {}
@@ -132,23 +113,15 @@ class FieldKeys:
         self.by_name[entity] = names
         self.options[entity] = options
         self.types[entity] = types
-        self.loaded_at[entity] = self.clock()
+
+    def find(self, entity: str, name: str) -> str | None:
+        return self.key(entity, name)
 
     def key(self, entity: str, name: str) -> str | None:
         return self.by_name.get(entity, {}).get(name)
 
     def field_type(self, entity: str, key: str) -> str | None:
         return self.types.get(entity, {}).get(key)
-
-    async def resolve(self, entity: str, name: str, *, retry: bool = True) -> str | None:
-        """The hash key of ``name``, reading the definitions again if it is unknown and they
-        were last read more than ``refresh_after`` seconds ago."""
-        await self.load(entity, retry=retry)
-        key = self.key(entity, name)
-        if key is None and self.clock() - self.loaded_at[entity] >= self.refresh_after:
-            await self.load(entity, refresh=True, retry=retry)
-            key = self.key(entity, name)
-        return key
 
 
 def _custom(record: Mapping[str, Any], key: str) -> Any:

@@ -15,13 +15,13 @@ the Stage picklist). Fields crm-pulse writes are never read into canonical ones 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 from ...errors import DataError
 from ...metrics.events import Event
+from .. import FieldCache, RefreshPolicy
 from .client import ZohoClient
 from .settings import ZohoMapping
 
@@ -146,32 +146,20 @@ def stage_status(option: Mapping[str, Any]) -> str | None:
     return None
 
 
-class FieldCatalog:
+class FieldCatalog(FieldCache[ZohoClient]):
     """Per module: field label / API name -> API name, and the Deals Stage picklist's
-    statuses; read through the fields API and cached (again after ``max_age``, and at once --
-    at most every ``refresh_after`` seconds -- for a name it does not know: fields created by
-    ``crm-pulse provision`` in another process are found without a restart)."""
+    statuses; read through the fields API and cached with the kit's refresh policy
+    (:class:`FieldCache`: again after ``max_age``, and at once -- at most every
+    ``refresh_after`` seconds -- for a name it does not know: fields created by ``crm-pulse
+    provision`` in another process are found without a restart; :meth:`reread` for a stage
+    added to the picklist since)."""
 
-    def __init__(
-        self,
-        client: ZohoClient,
-        *,
-        max_age: float = 600.0,
-        refresh_after: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.client = client
-        self.max_age = max_age
-        self.refresh_after = refresh_after
-        self.clock = clock
+    def __init__(self, client: ZohoClient, **policy: Unpack[RefreshPolicy]) -> None:
+        super().__init__(client, **policy)
         self.names: dict[str, dict[str, str]] = {}
         self.stages: dict[str, str] = {}
-        self.loaded_at: dict[str, float] = {}
 
-    async def load(self, module: str, *, refresh: bool = False, retry: bool = True) -> None:
-        fresh = self.clock() - self.loaded_at.get(module, float("-inf")) < self.max_age
-        if module in self.names and fresh and not refresh:
-            return
+    async def read(self, module: str, *, retry: bool) -> None:
         names: dict[str, str] = {}
         for f in await self.client.fields(module, retry=retry):
             api = str(f.get("api_name") or "")
@@ -188,24 +176,12 @@ class FieldCatalog:
                     if status is not None and value:
                         self.stages[str(value)] = status
         self.names[module] = names
-        self.loaded_at[module] = self.clock()
 
-    async def reread(self, module: str) -> None:
-        """Read the module's fields again unless that was done less than ``refresh_after``
-        seconds ago (a stage added to the picklist since)."""
-        if self.clock() - self.loaded_at.get(module, float("-inf")) >= self.refresh_after:
-            await self.load(module, refresh=True)
+    def find(self, module: str, name: str) -> str | None:
+        return self.api_name(module, name)
 
     def api_name(self, module: str, name: str) -> str | None:
         return self.names.get(module, {}).get(name)
-
-    async def resolve(self, module: str, name: str, *, retry: bool = True) -> str | None:
-        await self.load(module, retry=retry)
-        found = self.api_name(module, name)
-        if found is None and self.clock() - self.loaded_at[module] >= self.refresh_after:
-            await self.load(module, refresh=True, retry=retry)
-            found = self.api_name(module, name)
-        return found
 
 
 class ZohoMapper:
