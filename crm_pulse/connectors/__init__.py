@@ -60,7 +60,16 @@ from ..retry import Backoff, retrying, wait_from_headers
 from ..safejson import MAX_DEPTH as MAX_JSON_DEPTH
 from ..safejson import depth_of as json_depth
 from ..safejson import loads as load_json
-from .canonical import CANONICAL_FIELDS, FieldType, delete, event_from_json, map_records, upsert
+from .canonical import (
+    CANONICAL_FIELDS,
+    FieldType,
+    delete,
+    event_from_json,
+    iso_time,
+    map_records,
+    time_ms,
+    upsert,
+)
 from .fieldcache import FieldCache, RefreshPolicy
 from .protocols import (
     BadRecord,
@@ -130,11 +139,13 @@ __all__ = [
     "WriteResult",
     "delete",
     "event_from_json",
+    "iso_time",
     "json_depth",
     "load_json",
     "map_records",
     "reject",
     "retrying",
+    "time_ms",
     "unreachable_cause",
     "upsert",
     "wait_from_headers",

@@ -32,11 +32,16 @@ record-to-event function to a batch and sets aside the records it cannot map as
 :class:`~crm_pulse.connectors.protocols.BadRecord` -- put them in the
 :class:`~crm_pulse.connectors.protocols.Page`'s ``skipped`` and the runtime quarantines them
 (skipped, counted, kept with their reason) while the page's good events go on.
+
+:func:`time_ms` and :func:`iso_time` turn a vendor's ISO date or date-time text into epoch
+milliseconds and back, refusing times outside the canonical range (1900..2200) as a
+:class:`~crm_pulse.errors.DataError`, so every connector bounds times the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
@@ -51,7 +56,9 @@ __all__ = [
     "FieldType",
     "delete",
     "event_from_json",
+    "iso_time",
     "map_records",
+    "time_ms",
     "upsert",
 ]
 
@@ -59,6 +66,33 @@ CANONICAL_FIELDS: Mapping[str, ObjectSchema] = BUILTIN_OBJECTS
 """Canonical object -> field name -> :class:`FieldType` (or the set of allowed values)."""
 
 R = TypeVar("R")
+
+
+def time_ms(value: Any) -> int | None:
+    """A vendor's ISO 8601 date (``2026-11-02``, midnight UTC) or date-time (``T`` or a space
+    between, ``Z`` or an offset; none means UTC) -> epoch milliseconds; ``None`` or ``""`` ->
+    ``None``. A time outside 1900..2200 (the canonical bound) is a :class:`DataError`."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip().replace(" ", "T")
+    if len(text) == 10:
+        text += "T00:00:00"
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(f"not a date or time: {str(value)[:40]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if not 1900 <= parsed.year < 2200:
+        raise DataError(f"date or time outside 1900..2200: {str(value)[:40]!r}")
+    return int(parsed.timestamp() * 1000)
+
+
+def iso_time(ms: int | None) -> str | None:
+    """Epoch milliseconds -> canonical ISO text in UTC (``2026-11-02T10:00:00Z``)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def upsert(

@@ -104,3 +104,21 @@ async def test_skipped_records_are_quarantined_with_the_page_and_the_rest_goes_o
     assert await other.poll_once() == 1
     assert other.stats.skipped == 1
     db.close()
+
+
+def test_vendor_times_are_bounded_the_same_way_in_every_connector() -> None:
+    from crm_pulse.connectors import iso_time, time_ms
+    from crm_pulse.connectors.monday.mapping import to_ms as monday_ms
+    from crm_pulse.connectors.pipedrive.mapping import to_ms as pipedrive_ms
+    from crm_pulse.connectors.zoho.mapping import to_ms as zoho_ms
+    from crm_pulse.errors import DataError
+
+    assert time_ms("2026-11-02") == 1_793_577_600_000
+    assert time_ms("2026-11-02 10:00:00") == time_ms("2026-11-02T10:00:00Z")
+    assert time_ms("2026-11-02T10:00:00+05:30") == time_ms("2026-11-02T04:30:00Z")
+    assert time_ms("") is None and iso_time(None) is None
+    assert iso_time(time_ms("2026-11-02T10:00:00Z")) == "2026-11-02T10:00:00Z"
+    for parse in (time_ms, monday_ms, pipedrive_ms, zoho_ms):
+        for bad in ("9999-12-31T23:59:59Z", "0001-01-01", "not a time"):
+            with pytest.raises(DataError):
+                parse(bad)

@@ -20,10 +20,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, Unpack
 
-from .. import CANONICAL_FIELDS, DataError, Event, FieldCache, RefreshPolicy, delete, upsert
+from .. import (
+    CANONICAL_FIELDS,
+    DataError,
+    Event,
+    FieldCache,
+    RefreshPolicy,
+    delete,
+    iso_time,
+    time_ms,
+    upsert,
+)
 from .client import MondayClient
 from .settings import DEFAULT_COLUMNS, BoardKind, MondayBoard, MondaySettings
 
@@ -47,25 +56,12 @@ _TIMES = frozenset(
 
 
 def to_ms(value: Any) -> int | None:
-    if value in (None, ""):
-        return None
-    text = str(value).strip().replace(" ", "T")
-    if len(text) == 10:
-        text += "T00:00:00"
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise DataError(f"not a date or time: {value!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # monday's API times are UTC
-    return int(parsed.timestamp() * 1000)
+    """A vendor time -> epoch ms (the kit's :func:`time_ms`; monday's API times are UTC)."""
+    return time_ms(value)
 
 
 def to_iso(value: Any) -> str | None:
-    ms = to_ms(value)
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_time(time_ms(value))
 
 
 class BoardColumns(FieldCache[MondayClient]):

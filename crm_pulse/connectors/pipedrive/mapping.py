@@ -14,12 +14,11 @@ Fields crm-pulse writes are never read into canonical ones (loop safety).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, Unpack
 
 from ...errors import DataError
 from ...metrics.events import Event
-from .. import FieldCache, RefreshPolicy
+from .. import FieldCache, RefreshPolicy, iso_time, time_ms
 from .client import PipedriveClient
 from .settings import PipedriveMapping
 
@@ -64,27 +63,12 @@ DEFAULTS: dict[str, dict[str, str]] = {
 
 
 def to_ms(value: Any) -> int | None:
-    if value in (None, ""):
-        return None
-    text = str(value).strip().replace(" ", "T")
-    if len(text) == 10:
-        text += "T00:00:00"
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise DataError(f"not a date or time: {str(value)[:40]!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # Pipedrive's times are UTC
-    if not 1900 <= parsed.year < 2200:
-        raise DataError(f"date or time outside 1900..2200: {str(value)[:40]!r}")
-    return int(parsed.timestamp() * 1000)
+    """A vendor time -> epoch ms (the kit's :func:`time_ms`; Pipedrive's times are UTC)."""
+    return time_ms(value)
 
 
 def to_iso(value: Any) -> str | None:
-    ms = to_ms(value)
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_time(time_ms(value))
 
 
 class FieldKeys(FieldCache[PipedriveClient]):

@@ -16,12 +16,11 @@ the Stage picklist). Fields crm-pulse writes are never read into canonical ones 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Unpack
 
 from ...errors import DataError
 from ...metrics.events import Event
-from .. import FieldCache, RefreshPolicy
+from .. import FieldCache, RefreshPolicy, iso_time, time_ms
 from .client import ZohoClient
 from .settings import ZohoMapping
 
@@ -96,26 +95,12 @@ _OVERRIDE_KEY = {"Leads": "contact"}
 
 
 def to_ms(value: Any) -> int | None:
-    """A Zoho date (``2026-11-02``) or date-time (``2026-11-02T10:00:00+05:30``) -> epoch ms."""
-    if value in (None, ""):
-        return None
-    text = str(value).strip()
-    if len(text) == 10:
-        text += "T00:00:00+00:00"
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise DataError(f"not a date or time: {str(value)[:40]!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+    """A vendor time -> epoch ms (the kit's :func:`time_ms`; Zoho's dates are days in UTC; its date-times carry offsets)."""
+    return time_ms(value)
 
 
 def to_iso(value: Any) -> str | None:
-    ms = to_ms(value)
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_time(time_ms(value))
 
 
 def _scalar(value: Any) -> Any:
