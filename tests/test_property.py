@@ -29,6 +29,15 @@ def _time(rng: random.Random) -> str | None:
 
 
 def _fields(obj: str, rng: random.Random) -> dict[str, object]:
+    fields = _object_fields(obj, rng)
+    if obj in ("deal", "account", "contact", "ticket", "activity"):
+        # who changed the record last, and when (users "0" to "3" may exist): active users
+        fields["modified_by"] = rng.choice(["0", "1", "2", "u9", None])
+        fields["modified_at"] = _time(rng)
+    return fields
+
+
+def _object_fields(obj: str, rng: random.Random) -> dict[str, object]:
     c = rng.choice
     if obj == "deal":
         return {
