@@ -222,7 +222,9 @@ def build_catalog(
                 part.groups = cm.groups
                 cm.legs.append(part)
         if mdef.also and any(p.window_conds for p in cm.parts):
-            problem(f"measures.{name}", "a measure with 'also' cannot compare fields with the window")
+            problem(
+                f"measures.{name}", "a measure with 'also' cannot compare fields with the window"
+            )
         for part in cm.parts:
             _check_fields(part, name, all_schemas.get(part.object), problem)
         compiled[name] = cm

@@ -289,6 +289,12 @@ class SalesforceClient:
             retry=method == "GET",
         )
 
+    async def own_user_id(self) -> str:
+        """The id of the user this session acts as (``chatter/users/me``): its changes are
+        crm-pulse's own writes."""
+        me = await self.restful("read the API user", "chatter/users/me")
+        return str((me or {}).get("id") or "")
+
     async def describe(self, sobject: str) -> dict[str, Any]:
         data = await self.restful(
             f"describe {sobject}", f"sobjects/{quote(sobject, safe='')}/describe"

@@ -127,6 +127,7 @@ async def test_every_object_maps_to_its_canonical_object() -> None:
         meeting = fake.create(
             "Event", {"Subject": "m", "ActivityDateTime": "2026-03-04T15:00:00.000+0000"}
         )
+        fake.update("Case", case, {"Subject": "S2"}, by=OWNER, modified_ms=1_772_971_200_000)
         nps = fake.create("NPS_Response__c", {"Account__c": acc, "Score__c": 9, "Kind__c": "NPS"})
         other = fake.create("NPS_Response__c", {"Score__c": 3, "Kind__c": "Pulse"})
         quota = fake.create(
@@ -180,7 +181,12 @@ async def test_every_object_maps_to_its_canonical_object() -> None:
             "owner_id": None,
             "account_id": None,
             "occurred_at": "2026-03-04T15:00:00.000Z",
+            # created through the API as crm-pulse's own user: no one's change
+            "modified_by": None,
+            "modified_at": None,
         }
+        # a user's last change: LastModifiedById / LastModifiedDate (CRM adoption)
+        assert t["modified_by"] == OWNER and t["modified_at"] == "2026-03-08T12:00:00.000Z"
         assert got[nps].object == "survey_response"
         assert (got[nps].fields["survey"], got[nps].values["score"]) == ("nps", 9_000_000)
         assert got[other].op == "delete"  # survey_type.default null: not an NPS or CSAT answer
@@ -447,7 +453,9 @@ async def test_outbound_messages_valid_forged_repeated_reordered() -> None:
         receiver.verify(first)
         calls = len(h.fake.requests_seen)
         events = await receiver.parse(first)
-        assert len(h.fake.requests_seen) == calls  # mapped from the message: no API call
+        # mapped from the message: no record read (only, once, which user crm-pulse is)
+        asked = [path for _m, path in list(h.fake.requests_seen)[calls:]]
+        assert [p.rsplit("/", 3)[-3:] for p in asked] == [["chatter", "users", "me"]]
         polled, _ = await drain(h.connector.source.backfill(None))
         assert {e.id: e.fields for e in events} == {e.id: e.fields for e in polled}
         assert {e.id: e.version for e in events} == {e.id: e.version for e in polled}
