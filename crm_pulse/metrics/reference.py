@@ -21,6 +21,7 @@ from .definitions import PERCENTILES, DurationSum, WeightsSum
 from .events import Event, RecordKey
 from .filters import type_constant
 from .measures import CompiledMeasure, Group, normalizer
+from .modifier import CHANGED_AT, CHANGED_BY, newest_change
 from .report import MetricValue, report
 
 __all__ = ["RecordState", "Reference", "reference_report"]
@@ -52,11 +53,14 @@ class Reference:
         latest: dict[RecordKey, Event] = {}
         upserts: dict[RecordKey, dict[int, Event]] = {}
         deletes: dict[RecordKey, int] = {}
+        changes: dict[RecordKey, list[Event]] = {}  # upserts that name who changed the record
         for e in events:
             k = e.key
             if k not in latest or _wins(e, latest[k]):
                 latest[k] = e
             if e.op == "upsert":
+                if e.values.get(CHANGED_BY) is not None:
+                    changes.setdefault(k, []).append(e)
                 same = upserts.setdefault(k, {})
                 if e.version not in same or e.canonical > same[e.version].canonical:
                     same[e.version] = e
@@ -68,7 +72,12 @@ class Reference:
             floor = deletes.get(k)
             versions = sorted(v for v in upserts.get(k, {}) if floor is None or v > floor)
             history = [upserts[k][v].values for v in versions]
-            self.records.setdefault(k[1], []).append((k, e.values, history))
+            values = e.values
+            # who changed it last: the newest upsert that says (an own write-back does not)
+            by, at = newest_change(changes.get(k, ()), floor)
+            if (by, at) != (values.get(CHANGED_BY), values.get(CHANGED_AT)):
+                values = {**values, CHANGED_BY: by, CHANGED_AT: at}
+            self.records.setdefault(k[1], []).append((k, values, history))
 
     @classmethod
     def of_states(

@@ -264,6 +264,13 @@ class ZohoClient:
             out.extend(dict(r) for r in data.get("data") or [] if isinstance(r, dict))
         return out
 
+    async def current_user_id(self) -> str:
+        """The id of the user this token acts as (``GET users?type=CurrentUser``): the
+        ``Modified_By`` of crm-pulse's own writes."""
+        data = await self.request("GET", "/crm/v8/users", params={"type": "CurrentUser"})
+        users = [u for u in data.get("users") or [] if isinstance(u, dict)]
+        return str(users[0].get("id") or "") if users else ""
+
     async def update(
         self, module: str, records: Sequence[Mapping[str, Any]]
     ) -> list[dict[str, Any]]:

@@ -144,6 +144,8 @@ class ZohoSource:
         if self.channel is not None:
             await self.channel.ensure()
         current: dict[str, Any] = dict(cursor or {})
+        if self.mapper.own_user is None:  # whose changes are our write-backs
+            self.mapper.learn_own_user(await self.client.current_user_id())
         started = int(self.wall() * 1000)
         for module in self.modules:
             if module in self.unavailable:
