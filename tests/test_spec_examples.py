@@ -414,7 +414,14 @@ def test_active_users_count_activities_and_record_changes() -> None:
         changed("deal", "d1", "1", "2026-03-10T00:00:00Z"),  # user 1 again: counted once
         # crm-pulse writes a metric into d1 in April: the connector says no one changed it
         Event.model_validate(
-            {"source": "t", "object": "deal", "id": "d1", "op": "upsert", "version": 5, "fields": {}}
+            {
+                "source": "t",
+                "object": "deal",
+                "id": "d1",
+                "op": "upsert",
+                "version": 5,
+                "fields": {},
+            }
         ),
         # user 2 edits d2 in March, user 0 edits it again in April: only April's change is kept
         changed("deal", "d2", "2", "2026-03-12T00:00:00Z", version=1),

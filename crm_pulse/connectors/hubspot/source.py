@@ -80,6 +80,7 @@ class RecordMapper:
         self.clock = clock
         self.loaded_at: float | None = None
         self._looked_for: dict[str, float] = {}
+        self._owners_read_at: float | None = None
         self.skipped: list[str] = []
         """Why records could not be mapped (the last 1,000), for status pages and tests."""
 
@@ -102,6 +103,29 @@ class RecordMapper:
                 self.mapper.learn_pipelines(object_type, await self.client.pipelines(object_type))
         self.loaded_at = now
 
+    async def owners(self, users: set[str]) -> None:
+        """Read the owners again for users that changed records but are no owner known yet
+        (a new user), at most every ``min_reload_gap`` seconds; without the owners scope the
+        changes stay unattributed (a warning, never a stop)."""
+        now = self.clock()
+        if not users or (
+            self._owners_read_at is not None and now - self._owners_read_at < self.min_reload_gap
+        ):
+            return
+        self._owners_read_at = now
+        try:
+            for archived in (False, True):
+                after: str | None = None
+                while True:
+                    data = await self.client.owners(archived=archived, after=after)
+                    for owner in data.get("results") or []:
+                        self.mapper.learn_owner(owner)
+                    after = ((data.get("paging") or {}).get("next") or {}).get("after")
+                    if not after:
+                        break
+        except FatalError as exc:
+            log.warning("HubSpot owners not read (who changed records): %s", exc)
+
     async def events(
         self,
         object_type: str,
@@ -110,6 +134,7 @@ class RecordMapper:
     ) -> list[Event]:
         """One event per mappable record; the others go to ``bad`` (a source's page) or, when
         it is None (webhooks), are logged and remembered in ``skipped``."""
+        await self.owners(self.mapper.unknown_users(object_type, records))
         if object_type in _PIPELINE_TYPES and object_type in self.objects:
             await self.pipelines()
             unknown = self.mapper.unknown_stages(object_type, records)
@@ -339,6 +364,7 @@ class HubSpotSource:
                 events: list[Event] = []
                 bad: list[BadRecord] = []
                 for owner in data.get("results") or []:
+                    self.mapper.learn_owner(owner)
                     try:
                         event = self.mapper.owner_event(owner)
                     except DataError as exc:
