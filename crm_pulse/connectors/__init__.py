@@ -72,6 +72,8 @@ from .canonical import (
 )
 from .fieldcache import FieldCache, RefreshPolicy
 from .protocols import (
+    AccessCheck,
+    AccessChecker,
     BadRecord,
     Connector,
     Cursor,
@@ -93,6 +95,8 @@ from .rejects import reject
 
 __all__ = [
     "CANONICAL_FIELDS",
+    "AccessCheck",
+    "AccessChecker",
     "MAX_JSON_DEPTH",
     "ActivityTypeMapping",
     "Backoff",

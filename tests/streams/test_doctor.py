@@ -57,6 +57,7 @@ async def test_a_healthy_deployment_passes_and_names_the_missing_field(
     assert await doctor(deployment, out) == 0
     text = out.getvalue()
     assert "[ok  ] hubspot: credentials accepted; reading works" in text
+    assert "[ok  ] hubspot owners (crm.objects.owners.read): owners readable" in text
     assert "[ok  ] hubspot field: companies.crm_pulse_won (money) exists" in text
     assert "[warn] hubspot field: companies.crm_pulse_rate (rate) does not exist yet" in text
     assert "`crm-pulse provision` creates it" in text
@@ -64,6 +65,31 @@ async def test_a_healthy_deployment_passes_and_names_the_missing_field(
     assert "is free" in text and "will be created" in text
     assert text.rstrip().endswith("next: crm-pulse provision")
     assert not (tmp_path / "s.sqlite").exists()  # doctor creates no state
+
+
+async def test_a_private_app_without_the_owners_scope_fails_with_what_to_do(
+    portal: tuple[FakeHubSpot, FakeServer], tmp_path: Path
+) -> None:
+    """The source goes on without owners (a warning in the log), so doctor is where the admin
+    learns the adoption metrics would stay empty; ``owners: false`` turns the check off."""
+    fake, server = portal
+    fake.missing_scopes.add("crm.objects.owners.read")
+    deployment = load_config_text(_text(server, tmp_path, _free_port()), env={"T": TOKEN, "S": "x"})
+    out = io.StringIO()
+    assert await doctor(deployment, out) == 1
+    text = out.getvalue()
+    assert "[ok  ] hubspot: credentials accepted; reading works" in text
+    assert "[FAIL] hubspot owners (crm.objects.owners.read): owners cannot be read" in text
+    assert "active_users" in text
+    assert "-> add the crm.objects.owners.read scope to the private app, or set owners: false" in (
+        text
+    )
+    off = _text(server, tmp_path, _free_port()).replace(
+        "objects: [companies, deals]", "owners: false, objects: [companies, deals]"
+    )
+    out = io.StringIO()
+    assert await doctor(load_config_text(off, env={"T": TOKEN, "S": "x"}), out) == 0
+    assert "owners" not in out.getvalue()
 
 
 async def test_a_bad_token_a_busy_port_and_no_webhook_secret_fail_with_what_to_do(

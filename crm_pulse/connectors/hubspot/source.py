@@ -46,12 +46,12 @@ from typing import Any
 
 from ...errors import DataError, FatalError
 from ...metrics.events import Event
-from ..protocols import BadRecord, Cursor, Page
+from ..protocols import AccessCheck, BadRecord, Cursor, Page
 from .client import HubSpotClient
 from .mapping import OBJECTS, HubSpotMapper, to_ms
 from .settings import HubSpotSettings
 
-__all__ = ["PAGE", "HubSpotSource", "RecordMapper"]
+__all__ = ["PAGE", "HubSpotSource", "OwnersAccess", "RecordMapper"]
 
 log = logging.getLogger("crm_pulse.hubspot")
 
@@ -188,6 +188,34 @@ class RecordMapper:
     def skip(self, reason: str) -> None:
         self.skipped = [*self.skipped[-999:], reason]
         log.warning("HubSpot record not mapped", extra={"reason": reason})
+
+
+class OwnersAccess:
+    """``crm-pulse doctor``: can the private app read owners (``crm.objects.owners.read``)?
+    Without it the source reads no users and attributes no record change, with only a warning
+    in the log, so the adoption metrics stay empty: doctor says so."""
+
+    WHAT = "owners (crm.objects.owners.read)"
+
+    def __init__(self, client: HubSpotClient) -> None:
+        self.client = client
+
+    async def check(self) -> list[AccessCheck]:
+        try:
+            data = await self.client.owners(archived=False, after=None)
+        except FatalError as exc:
+            return [
+                AccessCheck(
+                    self.WHAT,
+                    False,
+                    f"owners cannot be read ({exc}): the CRM adoption metrics (active_users, "
+                    "active_user_rate, records_created_per_user) would stay empty",
+                    "add the crm.objects.owners.read scope to the private app, or set "
+                    "owners: false in this connector's section",
+                )
+            ]
+        n = len(data.get("results") or [])
+        return [AccessCheck(self.WHAT, True, f"owners readable ({n} on the first page)")]
 
 
 class HubSpotSource:
