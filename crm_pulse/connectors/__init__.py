@@ -95,9 +95,9 @@ from .rejects import reject
 
 __all__ = [
     "CANONICAL_FIELDS",
+    "MAX_JSON_DEPTH",
     "AccessCheck",
     "AccessChecker",
-    "MAX_JSON_DEPTH",
     "ActivityTypeMapping",
     "Backoff",
     "BadRecord",
