@@ -142,6 +142,9 @@ class FakeZoho:
         self._page_tokens: dict[str, tuple[str, int, float]] = {}
         self._lock = threading.RLock()
         self._next = _ID_BASE
+        self.missing_scopes: set[str] = set()
+        """Scopes the grant lacks (``ZohoCRM.users.READ``: the users API answers 401
+        ``OAUTH_SCOPE_MISMATCH``)."""
 
     # ------------------------------------------------------------ changing the org
     def _time(self, seconds: float) -> str:
@@ -392,7 +395,8 @@ class FakeZoho:
         return web.json_response(
             {
                 "access_token": token,
-                "scope": "ZohoCRM.modules.ALL ZohoCRM.settings.ALL ZohoCRM.notifications.ALL",
+                "scope": "ZohoCRM.modules.ALL ZohoCRM.settings.ALL ZohoCRM.notifications.ALL"
+                + ("" if "ZohoCRM.users.READ" in self.missing_scopes else " ZohoCRM.users.READ"),
                 "api_domain": f"{request.scheme}://{request.host}",
                 "token_type": "Bearer",
                 "expires_in": self.token_lifetime,
@@ -632,6 +636,8 @@ class FakeZoho:
 
     async def _users(self, request: web.Request) -> web.Response:
         """``GET users?type=CurrentUser``: the user the token acts as (other types: everyone)."""
+        if "ZohoCRM.users.READ" in self.missing_scopes:
+            return _error(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL")
         users = [API_USER] if request.query.get("type") == "CurrentUser" else [REP, API_USER]
         rows = [{"id": u["id"], "full_name": u["name"], "email": u["email"]} for u in users]
         return web.json_response({"users": rows})

@@ -211,3 +211,28 @@ async def test_a_busy_ops_listen_address_fails_with_what_to_do(
     assert f"[FAIL] ops_listen: 127.0.0.1:{ops} is already in use" in lines
     assert "-> stop the other process or change runtime.ops_listen" in lines
     assert "[ok  ] listen: " in lines
+
+
+async def test_zoho_without_the_users_scope_fails_with_what_to_do(tmp_path: Path) -> None:
+    """Zoho's ZohoCRM.users.READ says which user crm-pulse writes as (its own changes are no
+    one's adoption); doctor tries it like HubSpot's owners scope."""
+    from crm_pulse.sandbox import FakeZoho
+
+    fake = FakeZoho()
+    with FakeServer(fake.app(), ca=TestCA()) as server:
+        ca = server.ca.cert_path if server.ca else ""
+        text = f"""
+connectors:
+  - zoho: {{client_id: "${{I}}", client_secret: "${{S}}", refresh_token: "${{R}}", api_url: "{server.url}", accounts_url: "{server.url}", ca_cert: "{ca}", objects: [Deals]}}
+runtime: {{state_path: "{tmp_path}/s.sqlite", listen: "127.0.0.1:{_free_port()}"}}
+"""
+        env = {"I": fake.client_id, "S": fake.client_secret, "R": fake.refresh_token}
+        out = io.StringIO()
+        await doctor(load_config_text(text, env=env), out)
+        assert "[ok  ] zoho users (ZohoCRM.users.READ): writes as user" in out.getvalue()
+        fake.missing_scopes.add("ZohoCRM.users.READ")
+        out = io.StringIO()
+        assert await doctor(load_config_text(text, env=env), out) == 1
+        lines = out.getvalue()
+        assert "[FAIL] zoho users (ZohoCRM.users.READ): the API user cannot be read" in lines
+        assert "-> add the ZohoCRM.users.READ scope to the grant" in lines
