@@ -220,6 +220,8 @@ class FakeSalesforce:
     api_user_id: str = "005000000000000AAA"
     """The session's user: API writes (and seeding without ``by``) are made as this user
     (``CreatedById``, ``LastModifiedById``)."""
+    chatter: bool = True
+    """False: Chatter is turned off, and the Connect REST API (``chatter/users/me``) refuses."""
     stage_closed: Mapping[str, bool] = field(
         default_factory=lambda: {"Closed Won": True, "Closed Lost": False}
     )
@@ -936,6 +938,8 @@ class FakeSalesforce:
 
     async def _me(self, request: web.Request) -> web.Response:
         """``GET chatter/users/me``: the session's user (part of Chatter's user detail)."""
+        if not self.chatter:
+            return _error(403, "FUNCTIONALITY_NOT_ENABLED", "Chatter is not enabled", {})
         return web.json_response(
             {"id": self.api_user_id, "type": "User", "username": "api@example.test"}
         )

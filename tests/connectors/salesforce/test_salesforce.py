@@ -1048,3 +1048,16 @@ async def test_a_large_first_backfill_runs_as_a_bulk_api_job() -> None:
         # a small object, or a backfill that resumes, stays on the REST query API
         _, _ = await drain(source.backfill(cursor))
         assert len(h.fake.bulk_jobs) == 1
+
+
+async def test_an_org_without_chatter_still_reads_and_attributes_our_writes_to_the_api_user() -> (
+    None
+):
+    """chatter/users/me says which user crm-pulse writes as; an org with Chatter turned off
+    refuses it: a warning, the read goes on, and the API user's changes are then mapped."""
+    async with make_harness(objects=["Opportunity"]) as h:
+        h.fake.chatter = False
+        (deal,) = h.seed_deals(1)
+        events, _ = await drain(h.connector.source.backfill(None))
+        (event,) = [e for e in events if e.id == deal]
+        assert event.fields["modified_by"] == h.fake.api_user_id
