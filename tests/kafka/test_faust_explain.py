@@ -9,7 +9,7 @@ import io
 import json
 import random
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from crm_pulse.cli import main
@@ -23,9 +23,41 @@ def _explain(*args: str) -> tuple[int, list[dict[str, object]], str]:
     return code, [json.loads(line) for line in out.getvalue().splitlines()], err.getvalue()
 
 
+def _adoption(rng: random.Random, now: datetime) -> list[dict[str, object]]:
+    """Users u0..u3, and changes of records by them (some by crm-pulse itself: no user, which
+    keeps the change known before), in versions out of order."""
+    out: list[dict[str, object]] = [
+        {
+            "source": "crm",
+            "object": "user",
+            "id": f"u{i}",
+            "op": "upsert",
+            "version": 1,
+            "fields": {"created_at": "2025-01-01T00:00:00Z"},
+        }
+        for i in range(4)
+    ]
+    for n in range(60):
+        by = rng.choice(["u0", "u1", "u2", "u3", "stranger", None])
+        at = (now - timedelta(hours=rng.uniform(1, 40))).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out.append(
+            {
+                "source": "crm",
+                "object": rng.choice(["account", "ticket"]),
+                "id": str(n % 12),
+                "op": "upsert",
+                "version": rng.randint(1, 6),
+                "fields": {"modified_by": by, "modified_at": at if by else None},
+            }
+        )
+    rng.shuffle(out)
+    return out
+
+
 def test_explain_reads_a_running_faust_deployment_s_records(kafka: str, tmp_path: Path) -> None:
     d = Deployment(tmp_path, kafka)
     events = history(random.Random(7), 400)
+    events += _adoption(random.Random(8), datetime.now(UTC))
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
     now = datetime.now(UTC)
@@ -36,6 +68,7 @@ def test_explain_reads_a_running_faust_deployment_s_records(kafka: str, tmp_path
         ("win_rate", quarter, ["--group", "owner_id=u1"]),
         ("median_deal_size", quarter, ["--group", "owner_id=u2"]),
         ("open_deals", "current", []),
+        ("active_users", quarter, []),  # activities and the last change a user made
     ]
     try:
         d.start_worker()
