@@ -221,12 +221,12 @@ def build_catalog(
                     continue
                 part.groups = cm.groups
                 cm.legs.append(part)
+                _check_fields(part, f"measures.{name}.also[{i}]", all_schemas.get(obj), problem)
         if mdef.also and any(p.window_conds for p in cm.parts):
             problem(
                 f"measures.{name}", "a measure with 'also' cannot compare fields with the window"
             )
-        for part in cm.parts:
-            _check_fields(part, name, all_schemas.get(part.object), problem)
+        _check_fields(cm, f"measures.{name}", schema, problem)
         compiled[name] = cm
 
     for cm in compiled.values():
@@ -270,7 +270,7 @@ def build_catalog(
 
 def _check_fields(
     cm: CompiledMeasure,
-    name: str,
+    path: str,
     schema: ObjectSchema | None,
     problem: Callable[[str, str], None],
 ) -> None:
@@ -282,6 +282,6 @@ def _check_fields(
     for f in sorted(cm.reads | {f for g in cm.groups for f in g}):
         if f not in allowed:
             problem(
-                f"measures.{name}",
+                path,
                 f"object {mdef.object!r} has no field {f!r} (fields: {', '.join(sorted(allowed))})",
             )
