@@ -63,7 +63,13 @@ def report(deployment: Deployment, as_of: int) -> list[MetricValue]:
         catalog = deployment.catalog()
         planner = Planner(deployment.writeback, catalog)
         consumer = Consumer(
-            db, catalog, deployment.window_specs(), planner, debounce=0.0, clock=time.time
+            db,
+            catalog,
+            deployment.window_specs(),
+            planner,
+            debounce=0.0,
+            clock=time.time,
+            read_only=True,
         )
         db.call(lambda: consumer.check(as_of))
         return db.call(lambda: consumer.report(as_of))

@@ -31,6 +31,7 @@ from . import quarantine
 from .database import Database, StateError
 from .log import consumed_position, event_json, last_position, read_log
 from .pollers import first_read_position
+from .rebuild import Rebuilt, ensure_definitions
 from .state import SQLiteStore
 from .writeback import Planner, SQLiteOutbox
 
@@ -71,6 +72,7 @@ class Consumer:
         debounce: float,
         clock: Callable[[], float],
         on_changes: Callable[[list[MetricValue]], None] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.db = db
         self.catalog = catalog
@@ -87,7 +89,10 @@ class Consumer:
         self.engine = Engine(catalog, self.store, windows)
         self.quarantined = 0
         self._skip: set[int] = set()
+        self.rebuilt: Rebuilt | None = None
         self.db.call(self._load)
+        # a state built under other definitions is rebuilt from the log (see .rebuild)
+        self.rebuilt = self.db.call(lambda: ensure_definitions(self, read_only=read_only))
 
     def _load(self) -> None:
         try:

@@ -268,13 +268,20 @@ class Planner:
                 self._last_targets[r.index] = Window(WindowSpec(str(kind), int(days)), int(index))
 
     def due_by_time(
-        self, engine: Engine, as_of: int, owns: Callable[[Group], bool] | None = None
+        self,
+        engine: Engine,
+        as_of: int,
+        owns: Callable[[Group], bool] | None = None,
+        also: Iterable[Group] = (),
     ) -> list[FieldWrite]:
         """Writes for the rules whose target window rolled over or slides (rolling).
 
         ``owns``: on an engine that holds only some groups (a Faust worker), the groups it
-        answers for; the others' values are another worker's to write.
+        answers for; the others' values are another worker's to write. ``also``: more groups
+        to evaluate though they have no data (they had some under definitions a rebuilt state
+        replaced, so their fields may hold a value to correct).
         """
+        extra = sorted(set(also), key=str)
         out: list[FieldWrite] = []
         if self.waiting_for:
             return out
@@ -285,7 +292,9 @@ class Planner:
             if not rolled and window.spec.kind != "rolling":
                 continue
             covered = self._covered_groups(r.index, window)
-            for group in self._groups(engine, r):
+            groups = self._groups(engine, r)
+            groups += [g for g in extra if tuple(g[0::2]) == r.fields]
+            for group in dict.fromkeys(groups):
                 if owns is not None and not owns(group):
                     continue
                 covered.add(group)
