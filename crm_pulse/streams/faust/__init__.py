@@ -68,6 +68,9 @@ def run_worker(
     data_dir = claim_data_dir(settings.data_dir, settings.app_id)  # held until the process ends
     pipeline = FaustPipeline(deployment, data_dir=data_dir.path, **kwargs)
     asyncio.run(ensure_topics(pipeline))
+    from .definitions import check_definitions
+
+    asyncio.run(check_definitions(pipeline))  # tables built under other definitions: refused
     if edge:
         from ..http import serve_runtime
         from .edge import EdgeRuntime

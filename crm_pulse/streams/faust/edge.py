@@ -24,6 +24,7 @@ from ..database import Database
 from ..log import last_position, read_log
 from ..pollers import first_read_position
 from ..runtime import EmbeddedRuntime
+from .definitions import forward_to
 from .phases import FIRST_READ, first_read_marker
 
 log = logging.getLogger("crm_pulse.faust")
@@ -47,6 +48,10 @@ class EdgeRuntime(EmbeddedRuntime):
         self.bootstrap = [u.split("://", 1)[-1] for u in settings.broker.split(";")]
         self._producer: Any = None
         self._markers_due = set(self.planner.waiting_for)
+        # a new app id (a rebuild): the whole log again, markers after all of it
+        self._catch_up = self.db.call(
+            lambda: self.db.transaction(lambda conn: forward_to(conn, self.topic))()
+        )
         """Pulling sources whose first-read markers are not in Kafka yet (see
         :data:`~.phases.FIRST_READ`); sent again after a restart, which is harmless."""
 
@@ -109,7 +114,7 @@ class EdgeRuntime(EmbeddedRuntime):
         partitions = self.deployment.runtime.faust.partitions
         for source in sorted(self._markers_due):
             done = await self.db.run(partial(first_read_position, self.db.conn, source))
-            if done is None or done > forwarded:
+            if done is None or max(done, self._catch_up) > forwarded:
                 continue
             producer = await self._producer_started()
             body = first_read_marker(source)
