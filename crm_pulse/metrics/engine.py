@@ -29,6 +29,8 @@ the record's contribution deltas; :meth:`Engine.apply_deltas` touches only bucke
 runtime keys phase 1 by record and phase 2 by :attr:`.Delta.group`.
 
 Calendar kinds are stored for the report windows and for the windows goals are set in.
+Storing an entry differently, or giving one another meaning: bump
+:data:`.fingerprint.STATE_FORMAT`, so runtimes rebuild (or refuse) states of the older layout.
 
 Time is an input: nothing here reads the clock.
 """

@@ -293,3 +293,44 @@ def test_the_fingerprint_names_what_changed() -> None:
     fewer["objects"]["deal"]["reads"].remove("modified_by")
     assert "fields read of deal (+modified_by)" in str(changes(fewer, fp))
     assert str(changes(None, fp)).startswith("the state does not say")
+
+
+async def test_an_update_the_engine_still_fails_on_is_quarantined_and_the_rest_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A stored record the definitions cannot explain (an entry edited by hand, or damaged):
+    its update is quarantined with the engine's reason; the other events are applied."""
+    from crm_pulse.streams.state import dumps_state, loads_state
+
+    a = _deployment(tmp_path, False)
+    rt = _runtime(a, FIRST, ScriptedSink())
+    await rt.pollers["crm"].poll_once()
+    await rt.consume_all()
+    await rt.close()
+    conn = sqlite3.connect(tmp_path / "state.sqlite")
+    key = ("r", "crm", "deal", "d2")
+    (raw,) = conn.execute("SELECT value FROM state WHERE k = ?", (repr(key),)).fetchone()
+    value = loads_state(raw)
+    value[1] = value[1][:-1]  # one field fewer than the catalog reads
+    conn.execute("UPDATE state SET value = ? WHERE k = ?", (dumps_state(value), repr(key)))
+    conn.commit()
+    conn.close()
+    rt = _runtime(a, FIRST, ScriptedSink())
+    try:
+        assert rt.consumer.rebuilt is None  # the definitions did not change
+        await rt.ingest("crm", [LATER[0], LATER[2]])  # d2's update, then a new deal d5
+        await rt.consume_all()
+        rows = rt.db.call(
+            lambda: rt.db.conn.execute("SELECT stage, reason FROM quarantine").fetchall()
+        )
+        assert len(rows) == 1 and rows[0][0] == "event"
+        assert rows[0][1].startswith("the engine failed on it: ValueError: zip()")
+        now = int(time.time() * 1000)
+        deals = {
+            r.group: r.value
+            for r in rt.report(now)
+            if r.metric == "deals_won" and r.window.spec.kind == "month"
+        }
+        assert deals[("owner_id", "u2")] == 3  # d5 counted after the poison
+    finally:
+        await rt.close()
