@@ -27,6 +27,7 @@ from ..config.models import ConnectorSettings, Deployment
 from ..connectors.protocols import Connector, FieldSpec
 from ..connectors.provisioning import required_fields
 from ..errors import ConfigError, CrmPulseError, FatalError, RateLimited
+from .rebuild import rebuild_due
 from .runtime import build_connectors
 
 __all__ = ["Check", "doctor", "listen_problem"]
@@ -225,6 +226,9 @@ async def doctor(deployment: Deployment, out: TextIO, *, timeout: float = 20.0) 
     folder = state.parent if state.parent != Path("") else Path(".")
     if state.exists():
         local.append(Check("ok", "state", f"{state} exists (the runtime continues from it)"))
+        due = rebuild_due(str(state), deployment.catalog(), deployment.window_specs())
+        if due is not None:
+            local.append(Check("warn", "state", due))
     elif folder.is_dir() and os.access(folder, os.W_OK):
         local.append(Check("ok", "state", f"{state} will be created"))
     else:

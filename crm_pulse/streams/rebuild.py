@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..metrics.calendar import WindowSpec
+from ..metrics.catalog import Catalog
 from ..metrics.engine import Engine
 from ..metrics.fingerprint import DefinitionChanges, changes, fingerprint
 from . import quarantine
@@ -39,7 +41,7 @@ from .writeback import SQLiteOutbox
 if TYPE_CHECKING:
     from .consumer import Consumer
 
-__all__ = ["META_KEY", "Rebuilt", "ensure_definitions"]
+__all__ = ["META_KEY", "Rebuilt", "ensure_definitions", "rebuild_due"]
 
 log = logging.getLogger("crm_pulse.consumer")
 
@@ -208,3 +210,29 @@ def ensure_definitions(consumer: Consumer, *, read_only: bool = False) -> Rebuil
         return run(conn)
     finally:
         conn.execute("ROLLBACK")
+
+
+def rebuild_due(path: str, catalog: Catalog, windows: tuple[WindowSpec, ...]) -> str | None:
+    """For ``doctor``, reading the state file only: what the next start rebuilds for (None:
+    nothing, or the file cannot say)."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        stored = _stored(conn)
+        current = fingerprint(catalog, windows)
+        if stored == current or _empty(conn):
+            return None
+        upto = consumed_position(conn)
+        (count,) = conn.execute(
+            "SELECT COUNT(*) FROM events WHERE position <= ?", (upto,)
+        ).fetchone()
+        return (
+            f"metric definitions changed since it was built ({changes(stored, current)}): "
+            f"the next start rebuilds it from the event log ({count} events)"
+        )
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()

@@ -22,7 +22,7 @@ from crm_pulse.metrics.events import Event
 from crm_pulse.metrics.fingerprint import STATE_FORMAT, changes, fingerprint
 from crm_pulse.streams.commands import report
 from crm_pulse.streams.log import read_events
-from crm_pulse.streams.rebuild import META_KEY
+from crm_pulse.streams.rebuild import META_KEY, rebuild_due
 from crm_pulse.streams.runtime import EmbeddedRuntime
 from crm_pulse.streams.writeback import Planner
 
@@ -252,6 +252,12 @@ async def test_a_state_from_before_fingerprints_is_rebuilt_and_report_reads_it_r
     conn.execute("DELETE FROM meta WHERE name = ?", (META_KEY,))
     conn.commit()
     conn.close()
+    state = str(tmp_path / "state.sqlite")
+    assert rebuild_due(state, b.catalog(), b.window_specs()) == (  # what doctor warns
+        "metric definitions changed since it was built (the state does not say which "
+        "definitions it was built with (an older crm-pulse)): the next start rebuilds it from "
+        "the event log (4 events)"
+    )
     as_of = int(time.time() * 1000)
     engine = Engine(b.catalog(), windows=b.window_specs())
     engine.advance(as_of)
@@ -267,6 +273,7 @@ async def test_a_state_from_before_fingerprints_is_rebuilt_and_report_reads_it_r
         assert rt.consumer.rebuilt is not None and rt.consumer.rebuilt.why.unknown
     finally:
         await rt.close()
+    assert rebuild_due(state, b.catalog(), b.window_specs()) is None
 
 
 def test_the_fingerprint_names_what_changed() -> None:
