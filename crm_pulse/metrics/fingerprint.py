@@ -145,6 +145,13 @@ def _diff_list(old: Iterable[Any], new: Iterable[Any]) -> str:
     return " ".join(plus + minus)
 
 
+def _unplaced(measures: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: {k: v for k, v in m.items() if k != "index"} if isinstance(m, Mapping) else m
+        for name, m in measures.items()
+    }
+
+
 def changes(stored: Mapping[str, Any] | None, current: Mapping[str, Any]) -> DefinitionChanges:
     """What changed from ``stored`` (None: not recorded) to ``current``; falsy when nothing."""
     out = DefinitionChanges()
@@ -175,8 +182,12 @@ def changes(stored: Mapping[str, Any] | None, current: Mapping[str, Any]) -> Def
             )
         if was.get("stays") != now["stays"] or was.get("schema") != now["schema"]:
             out.changed.append(f"schema of {obj}")
-    _named(out, "measure", stored.get("measures") or {}, current["measures"])
+    # a measure that only moved (another one became used before it) is not named: the
+    # catch-all below still says the definitions changed if nothing else is named
+    _named(out, "measure", _unplaced(stored.get("measures") or {}), _unplaced(current["measures"]))
     _named(out, "metric", stored.get("metrics") or {}, current["metrics"])
+    if not out and stored.get("measures") != current["measures"]:
+        out.changed.append("the order of the measures kept")
     if not out and stored != current:  # anything else: say so rather than miss it
         out.changed.append("the engine's definitions")
     return out

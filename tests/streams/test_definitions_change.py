@@ -302,6 +302,10 @@ def test_the_fingerprint_names_what_changed() -> None:
     fewer["objects"]["deal"]["reads"].remove("modified_by")
     assert "fields read of deal (+modified_by)" in str(changes(fewer, fp))
     assert str(changes(None, fp)).startswith("the state does not say")
+    # a measure that only moved is not named, but the change is still seen
+    moved = json.loads(json.dumps(fp))
+    moved["measures"]["deals_won"]["index"] += 100
+    assert str(changes(moved, fp)) == "changed: the order of the measures kept"
 
 
 async def test_an_update_the_engine_still_fails_on_is_quarantined_and_the_rest_goes_on(
