@@ -72,6 +72,9 @@ class FakeServer:
         """Seconds every request waits before the simulator handles it (0: none)."""
         self.statuses: collections.Counter[int] = collections.Counter()
         """Answers given, by HTTP status."""
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        """Most requests ever being answered at once (a client's concurrency, seen from here)."""
         # outermost: every answer is counted, the simulator's refusals too; innermost: the
         # latency is the vendor's processing time, inside its rate and concurrency gates
         app.middlewares.insert(0, self._count)
@@ -85,11 +88,15 @@ class FakeServer:
 
     @web.middleware
     async def _count(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             response = await handler(request)
         except web.HTTPException as exc:
             self.statuses[exc.status] += 1
             raise
+        finally:
+            self.in_flight -= 1
         self.statuses[response.status] += 1
         return response
 

@@ -40,11 +40,18 @@ class TokenBudget:
     """Rolling two-second burst window of requests, plus a daily share of tokens."""
 
     def __init__(
-        self, burst: int = 20, window: float = 2.0, clock: Callable[[], float] = time.monotonic
+        self,
+        burst: int = 20,
+        window: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        margin: float = 0.0,
     ) -> None:
         self.burst = burst
         """Requests allowed per ``window`` (the smallest plan's until Pipedrive says more)."""
         self.window = window
+        self.margin = margin
+        """Seconds added to the window: Pipedrive counts arrivals, which come a little after
+        our starts and, for concurrent requests, not in the order they started."""
         self.clock = clock
         self.spent: deque[tuple[float, int]] = deque()
         """(time, token cost) of each request still inside the window."""
@@ -61,13 +68,14 @@ class TokenBudget:
         """Seconds to wait before one more request (0 if now is fine). ``cost`` (tokens)
         counts against the daily budget only: the burst limit counts requests."""
         now = self.clock()
-        while self.spent and self.spent[0][0] <= now - self.window:
+        span = self.window + self.margin
+        while self.spent and self.spent[0][0] <= now - span:
             self.spent.popleft()
         if len(self.spent) < self.burst or not self.spent:
             return 0.0
         # the request may go once enough of the oldest ones have left the window
         oldest = self.spent[len(self.spent) - self.burst][0]
-        return max(0.0, oldest + self.window - now)
+        return max(0.0, oldest + span - now)
 
     def spend(self, cost: int) -> None:
         self.spent.append((self.clock(), cost))
@@ -110,7 +118,7 @@ class PipedriveClient:
             transport=transport,
             trust_env=False,
         )
-        self.budget = TokenBudget()
+        self.budget = TokenBudget(margin=0.1)
         self.budget_share = settings.budget_share
         self.backoff = Backoff(initial=1.0, maximum=30.0, attempts=attempts, max_wait=max_wait)
         """Retries of calls (:mod:`crm_pulse.retry`): backoff with jitter, Retry-After or
