@@ -171,7 +171,9 @@ def _serve(setup: Setup, latency: float, conn: Any) -> None:
                 return
             if command == "counts":
                 refused = server.statuses.get(429, 0) + server.statuses.get(403, 0)
-                conn.send((refused + setup.refused_here(), sum(server.statuses.values())))
+                conn.send(
+                    (refused + setup.refused_here(), sum(server.statuses.values()), server.busy)
+                )
             elif command == "written":
                 conn.send(setup.written(arg))
 
@@ -190,9 +192,10 @@ class Remote:
         self.conn.send((command, arg))
         return self.conn.recv()
 
-    def counts(self) -> tuple[int, int]:
-        refused, calls = self.ask("counts")
-        return int(refused), int(calls)
+    def counts(self) -> tuple[int, int, float]:
+        """(calls refused for a limit, calls answered, seconds the simulator worked)."""
+        refused, calls, busy = self.ask("counts")
+        return int(refused), int(calls), float(busy)
 
     def stop(self) -> None:
         self.ask("stop")
@@ -691,13 +694,13 @@ async def run_vendor(name: str, latency: float, quick: bool) -> list[Result]:
         assert source is not None and sink is not None
         # backfill
         phase = setup.backfill_phase(n_backfill)
-        refused0, calls0 = remote.counts()
+        refused0, calls0, busy0 = remote.counts()
         started, cpu = time.perf_counter(), time.process_time()
         seen = 0
         async for page in source.backfill(None):
             seen += sum(1 for e in page.events if e.object == "deal")
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        refused1, calls1 = remote.counts()
+        refused1, calls1, busy1 = remote.counts()
         if seen < n_backfill:
             raise RuntimeError(f"{name}: backfill gave {seen} deals of {n_backfill}")
         out.append(
@@ -710,7 +713,12 @@ async def run_vendor(name: str, latency: float, quick: bool) -> list[Result]:
                 refused1 - refused0,
                 calls1 - calls0,
                 phase.formula,
-                {"per_call": phase.per_call, "min_calls": phase.calls(), "cpu": cpu},
+                {
+                    "per_call": phase.per_call,
+                    "min_calls": phase.calls(),
+                    "cpu": cpu,
+                    "sim_ms": 1000 * (busy1 - busy0) / max(1, calls1 - calls0),
+                },
             )
         )
         # let the windows the backfill used drain: the burst starts with the vendor's allowance
@@ -722,11 +730,11 @@ async def run_vendor(name: str, latency: float, quick: bool) -> list[Result]:
             FieldWrite(name, obj, rid, fld, round(0.5 + i / 1e5, 5))
             for i, (obj, rid, fld) in enumerate(targets)
         ]
-        refused0, calls0 = remote.counts()
+        refused0, calls0, busy0 = remote.counts()
         started, cpu = time.perf_counter(), time.process_time()
         pauses = await write_burst(sink, writes)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        refused1, calls1 = remote.counts()
+        refused1, calls1, busy1 = remote.counts()
         final = list({(w.object, w.record_id, w.field): w for w in writes}.values())
         written = remote.ask("written", final)
         if written != len(final):
@@ -746,6 +754,7 @@ async def run_vendor(name: str, latency: float, quick: bool) -> list[Result]:
                     "min_calls": phase.calls(),
                     "pauses": pauses,
                     "cpu": cpu,
+                    "sim_ms": 1000 * (busy1 - busy0) / max(1, calls1 - calls0),
                 },
             )
         )
@@ -791,7 +800,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{r.vendor:10} {r.phase:10} {r.records:>7,} records in {r.seconds:6.2f} s: "
                 f"{r.rate:9,.0f}/s, ceiling {r.ceiling:9,.0f}/s, fraction {r.fraction:.2f}, "
                 f"calls {r.calls} (min {r.extra['min_calls']}), refused {r.refused}, "
-                f"client CPU {r.extra['cpu']:.2f} s",
+                f"client CPU {r.extra['cpu']:.2f} s, simulator {r.extra['sim_ms']:.0f} ms/call",
                 flush=True,
             )
             if args.json:

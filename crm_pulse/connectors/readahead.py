@@ -22,6 +22,10 @@ __all__ = ["read_ahead"]
 
 T = TypeVar("T")
 
+LEAD_TURNS = 5
+"""Turns of the event loop the next page's request gets before the caller's page is handed out
+(httpx sends a request on a kept-alive connection within three)."""
+
 
 async def _step(pages: AsyncIterator[T]) -> tuple[bool, T | None]:
     try:
@@ -40,8 +44,12 @@ async def read_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
             if not more:
                 return
             task = asyncio.create_task(_step(pages))
-            # let the next request leave before the caller starts its (CPU-bound) work
-            await asyncio.sleep(0)
+            # let the next request leave before the caller starts its (CPU-bound) work: an
+            # async HTTP client needs a few turns of the loop to get its request onto the wire
+            for _ in range(LEAD_TURNS):
+                if task.done():
+                    break
+                await asyncio.sleep(0)
             yield cast(T, page)
     finally:
         if not task.done():

@@ -72,6 +72,9 @@ class FakeServer:
         """Seconds every request waits before the simulator handles it (0: none)."""
         self.statuses: collections.Counter[int] = collections.Counter()
         """Answers given, by HTTP status."""
+        self.busy = 0.0
+        """Seconds the simulator spent answering (its own work, without the latency padding):
+        when an answer's share of it exceeds ``latency``, the simulator bounds the client."""
         self.in_flight = 0
         self.peak_in_flight = 0
         """Most requests ever being answered at once (a client's concurrency, seen from here)."""
@@ -104,6 +107,7 @@ class FakeServer:
     async def _delay(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         started = time.monotonic()
         response = await handler(request)
+        self.busy += time.monotonic() - started
         if self.latency > 0:  # the simulator's own work counts towards the answer's time
             await asyncio.sleep(max(0.0, started + self.latency - time.monotonic()))
         return response

@@ -2,7 +2,7 @@
 
 Writes to one record in a batch are coalesced into one record object; records are sent in
 chunks of at most 100 per module, up to the client's ``concurrency`` chunks at once (a round
-takes ``100 x concurrency`` writes: Zoho limits calls in flight, not calls per second, so one
+takes ``100 x concurrency x WAVES`` writes: Zoho limits calls in flight, not calls per second, so one
 call after the other would leave most of the edition's allowance unused), and Zoho's per-record results (``status``/``code``/
 ``message``, in order) become one result per write. Field names may be given as API names or
 labels; :class:`~.mapping.FieldCatalog` resolves them. A 429 or a spent credit share raises
@@ -21,7 +21,9 @@ from ..protocols import FieldWrite, WriteResult
 from .client import UPDATE_BATCH, ZohoClient, check_id
 from .mapping import FieldCatalog
 
-__all__ = ["MODULE", "ZohoSink"]
+__all__ = ["MODULE", "WAVES", "ZohoSink"]
+
+WAVES = 3
 
 MODULE = {
     "account": "Accounts",
@@ -42,8 +44,9 @@ class ZohoSink:
     def __init__(self, client: ZohoClient, catalog: FieldCatalog) -> None:
         self.client = client
         self.catalog = catalog
-        self.max_batch = UPDATE_BATCH * max(1, client.concurrency)
-        """Writes per round: one Update Records call of 100 per slot of the concurrency."""
+        self.max_batch = UPDATE_BATCH * max(1, client.concurrency) * WAVES
+        """Writes per round: ``WAVES`` Update Records calls of 100 per slot of the concurrency
+        (a round ends with its slowest call: two waves keep the slots busy longer per round)."""
 
     async def write(self, writes: Sequence[FieldWrite]) -> list[WriteResult]:
         problems: dict[int, tuple[str, bool]] = {}

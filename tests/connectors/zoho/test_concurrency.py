@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from crm_pulse.connectors.protocols import FieldWrite
 from crm_pulse.connectors.zoho.client import UPDATE_BATCH
+from crm_pulse.connectors.zoho.sink import WAVES
 
 from .harness import FIELD, make_harness
 
@@ -15,7 +16,7 @@ async def test_a_round_sends_its_update_calls_at_once_within_the_concurrency() -
         h.server.latency = 0.2  # slow answers: calls that overlap are seen overlapping
         ids = h.seed_deals(700)
         sink = h.connector.sink
-        assert sink.max_batch == 3 * UPDATE_BATCH
+        assert sink.max_batch == 3 * UPDATE_BATCH * WAVES
         writes = [FieldWrite("zoho", "deal", i, FIELD, n) for n, i in enumerate(ids)]
         before = h.fake.write_calls()
         for start in range(0, len(writes), sink.max_batch):  # as the writer sends them
