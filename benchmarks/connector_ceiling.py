@@ -256,9 +256,7 @@ class SalesforceSetup(Setup):
         self.fake.daily_limit = 1_000_000
 
     def written(self, writes: Sequence[FieldWrite]) -> int:
-        return sum(
-            1 for w in writes if self.fake.value(w.object, w.record_id, w.field) == w.value
-        )
+        return sum(1 for w in writes if self.fake.value(w.object, w.record_id, w.field) == w.value)
 
     def app(self) -> Any:
         return self.fake.app()
@@ -340,9 +338,7 @@ class HubSpotSetup(Setup):
 
     def written(self, writes: Sequence[FieldWrite]) -> int:
         return sum(
-            1
-            for w in writes
-            if _same(self.fake.value(w.object, w.record_id, w.field), w.value)
+            1 for w in writes if _same(self.fake.value(w.object, w.record_id, w.field), w.value)
         )
 
     def app(self) -> Any:
@@ -602,9 +598,7 @@ class MondaySetup(Setup):
         return self.fake.complexity_refusals
 
     def written(self, writes: Sequence[FieldWrite]) -> int:
-        return sum(
-            1 for w in writes if _same(self.fake.value(w.record_id, w.field), w.value)
-        )
+        return sum(1 for w in writes if _same(self.fake.value(w.record_id, w.field), w.value))
 
     def app(self) -> Any:
         return self.fake.app()
@@ -680,87 +674,101 @@ async def write_burst(sink: Sink, writes: Sequence[FieldWrite]) -> int:
     return pauses
 
 
-async def run_vendor(name: str, latency: float, quick: bool) -> list[Result]:
+async def run_vendor(name: str, latency: float, quick: bool, repeat: int = 1) -> list[Result]:
+    """Both phases against one simulator; each phase ``repeat`` times, the best run kept (the
+    machine is shared: the best run is the one least disturbed)."""
     setup = VENDORS[name]()
     n_backfill, n_write = SIZES[name][1 if quick else 0]
     deals = setup.seed(n_backfill)
     setup.limits_on()
-    out: list[Result] = []
     remote = Remote(setup, latency)
     connector = setup.connector(remote.url, remote.ca_cert)
     try:
         source = connector.source
         sink = connector.sink
         assert source is not None and sink is not None
-        # backfill
-        phase = setup.backfill_phase(n_backfill)
-        refused0, calls0, busy0 = remote.counts()
-        started, cpu = time.perf_counter(), time.process_time()
-        seen = 0
-        async for page in source.backfill(None):
-            seen += sum(1 for e in page.events if e.object == "deal")
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        refused1, calls1, busy1 = remote.counts()
-        if seen < n_backfill:
-            raise RuntimeError(f"{name}: backfill gave {seen} deals of {n_backfill}")
-        out.append(
-            Result(
-                name,
-                "backfill",
-                n_backfill,
-                seconds,
-                ceiling_seconds(phase.calls(), latency, phase.concurrency, phase.windows),
-                refused1 - refused0,
-                calls1 - calls0,
-                phase.formula,
-                {
-                    "per_call": phase.per_call,
-                    "min_calls": phase.calls(),
-                    "cpu": cpu,
-                    "sim_ms": 1000 * (busy1 - busy0) / max(1, calls1 - calls0),
-                },
+        settle = max((w.seconds for w in setup.write_phase(1).windows), default=0.0)
+        backfills: list[Result] = []
+        for _ in range(repeat):
+            phase = setup.backfill_phase(n_backfill)
+            refused0, calls0, busy0 = remote.counts()
+            started, cpu = time.perf_counter(), time.process_time()
+            seen = 0
+            async for page in source.backfill(None):
+                seen += sum(1 for e in page.events if e.object == "deal")
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            refused1, calls1, busy1 = remote.counts()
+            if seen < n_backfill:
+                raise RuntimeError(f"{name}: backfill gave {seen} deals of {n_backfill}")
+            backfills.append(
+                Result(
+                    name,
+                    "backfill",
+                    n_backfill,
+                    seconds,
+                    ceiling_seconds(phase.calls(), latency, phase.concurrency, phase.windows),
+                    refused1 - refused0,
+                    calls1 - calls0,
+                    phase.formula,
+                    {
+                        "per_call": phase.per_call,
+                        "min_calls": phase.calls(),
+                        "cpu": cpu,
+                        "sim_ms": 1000 * (busy1 - busy0) / max(1, calls1 - calls0),
+                    },
+                )
             )
-        )
-        # let the windows the backfill used drain: the burst starts with the vendor's allowance
-        await asyncio.sleep(max((w.seconds for w in setup.write_phase(1).windows), default=0))
-        phase = setup.write_phase(n_write)
-        # a burst larger than the seeded deals goes round them again (never twice in one batch)
-        targets = [setup.target(deals[i % len(deals)]) for i in range(n_write)]
-        writes = [
-            FieldWrite(name, obj, rid, fld, round(0.5 + i / 1e5, 5))
-            for i, (obj, rid, fld) in enumerate(targets)
-        ]
-        refused0, calls0, busy0 = remote.counts()
-        started, cpu = time.perf_counter(), time.process_time()
-        pauses = await write_burst(sink, writes)
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        refused1, calls1, busy1 = remote.counts()
-        final = list({(w.object, w.record_id, w.field): w for w in writes}.values())
-        written = remote.ask("written", final)
-        if written != len(final):
-            raise RuntimeError(f"{name}: {written} of {len(final)} final values in the CRM")
-        out.append(
-            Result(
-                name,
-                "write-back",
-                n_write,
-                seconds,
-                ceiling_seconds(phase.calls(), latency, phase.concurrency, phase.windows),
-                refused1 - refused0,
-                calls1 - calls0,
-                phase.formula,
-                {
-                    "per_call": phase.per_call,
-                    "min_calls": phase.calls(),
-                    "pauses": pauses,
-                    "cpu": cpu,
-                    "sim_ms": 1000 * (busy1 - busy0) / max(1, calls1 - calls0),
-                },
+            # let the windows drain: every run starts with the vendor's allowance
+            await asyncio.sleep(settle)
+        bursts: list[Result] = []
+        for run in range(repeat):
+            phase = setup.write_phase(n_write)
+            # a burst larger than the seeded deals goes round them again (never twice in a
+            # batch); every run writes new values
+            targets = [setup.target(deals[i % len(deals)]) for i in range(n_write)]
+            writes = [
+                FieldWrite(name, obj, rid, fld, round(run + 0.5 + i / 1e5, 5))
+                for i, (obj, rid, fld) in enumerate(targets)
+            ]
+            refused0, calls0, busy0 = remote.counts()
+            started, cpu = time.perf_counter(), time.process_time()
+            pauses = await write_burst(sink, writes)
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            refused1, calls1, busy1 = remote.counts()
+            final = list({(w.object, w.record_id, w.field): w for w in writes}.values())
+            written = remote.ask("written", final)
+            if written != len(final):
+                raise RuntimeError(f"{name}: {written} of {len(final)} final values in the CRM")
+            bursts.append(
+                Result(
+                    name,
+                    "write-back",
+                    n_write,
+                    seconds,
+                    ceiling_seconds(phase.calls(), latency, phase.concurrency, phase.windows),
+                    refused1 - refused0,
+                    calls1 - calls0,
+                    phase.formula,
+                    {
+                        "per_call": phase.per_call,
+                        "min_calls": phase.calls(),
+                        "pauses": pauses,
+                        "cpu": cpu,
+                        "sim_ms": 1000 * (busy1 - busy0) / max(1, calls1 - calls0),
+                    },
+                )
             )
-        )
+            await asyncio.sleep(settle)
     finally:
         await _close(connector)
         remote.stop()
+    # the best run of each phase; 429s are summed over all runs (any one is a limit broken)
+    out = []
+    for runs in (backfills, bursts):
+        best = min(runs, key=lambda r: r.seconds)
+        best.refused = sum(r.refused for r in runs)
+        best.extra["runs"] = [round(r.fraction, 2) for r in runs]
+        out.append(best)
     return out
 
 
@@ -790,17 +798,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--latency", type=float, default=0.2, help="seconds every call takes at least"
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each phase; best kept")
     parser.add_argument("--json", action="store_true", help="print JSON lines too")
     args = parser.parse_args(argv)
     results: list[Result] = []
     for name in args.vendors:
-        got = asyncio.run(run_vendor(name, args.latency, args.quick))
+        got = asyncio.run(run_vendor(name, args.latency, args.quick, args.repeat))
         for r in got:
             print(
                 f"{r.vendor:10} {r.phase:10} {r.records:>7,} records in {r.seconds:6.2f} s: "
                 f"{r.rate:9,.0f}/s, ceiling {r.ceiling:9,.0f}/s, fraction {r.fraction:.2f}, "
                 f"calls {r.calls} (min {r.extra['min_calls']}), refused {r.refused}, "
-                f"client CPU {r.extra['cpu']:.2f} s, simulator {r.extra['sim_ms']:.0f} ms/call",
+                f"client CPU {r.extra['cpu']:.2f} s, simulator {r.extra['sim_ms']:.0f} ms/call, "
+                f"fractions of the runs {r.extra['runs']}",
                 flush=True,
             )
             if args.json:

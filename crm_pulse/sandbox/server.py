@@ -19,8 +19,8 @@ import ssl
 import tempfile
 import threading
 import time
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import TracebackType
 
 import trustme

@@ -100,11 +100,11 @@ class PipedriveSink:
         limited = [o for o in outcomes if isinstance(o, RateLimited)]
         if limited:  # the whole round waits; PATCHes already made set the same values again
             raise max(limited, key=lambda e: e.retry_after or 0.0)
-        for key, outcome in zip(groups, outcomes, strict=True):
+        for target, outcome in zip(groups, outcomes, strict=True):
             if isinstance(outcome, RetriableError):
-                failed[key] = (str(outcome), True)
+                failed[target] = (str(outcome), True)
             elif isinstance(outcome, SkippableError):
-                failed[key] = (str(outcome), False)
+                failed[target] = (str(outcome), False)
             elif isinstance(outcome, BaseException):
                 raise outcome
         results = []

@@ -3,6 +3,8 @@ rolling-window limit by the client; the search API is paced at HubSpot's 5 per s
 
 from __future__ import annotations
 
+import asyncio
+
 from crm_pulse.connectors.hubspot import HubSpotConnector
 from crm_pulse.connectors.hubspot.sink import BATCH_MAX, PARALLEL
 from crm_pulse.connectors.protocols import FieldWrite
@@ -40,3 +42,17 @@ async def test_search_is_paced_at_five_per_second_without_a_429() -> None:
         events, _ = await drain(h.connector.source.backfill(None))
         assert len({e.id for e in events}) == 1200
         assert h.fake.throttled == 0
+
+
+async def test_the_next_search_is_asked_while_the_caller_holds_a_page() -> None:
+    async with make_harness(objects=["deals"]) as h:
+        h.seed_deals(700)  # four pages of 200
+        pages = h.connector.source.backfill(None)
+        first = await anext(pages)
+        assert len(first.events) == 200
+        await asyncio.sleep(0.3)
+        searches = sum(1 for _, path in h.fake.calls if path.endswith("/search"))
+        assert searches == 2  # page two is asked for (one ahead), page three not yet
+        await pages.aclose()  # stopping early drops the search asked ahead, quietly
+        events, _ = await drain(h.connector.source.backfill(first.cursor))
+        assert len({e.id for e in first.events} | {e.id for e in events}) == 700
