@@ -1,13 +1,16 @@
 """Connector ceilings: records/s through each connector as a fraction of what the vendor allows.
 
-    .venv/bin/python benchmarks/connector_ceiling.py                 # every vendor, 50 ms/call
+    .venv/bin/python benchmarks/connector_ceiling.py --repeat 2      # every CRM, 200 ms/call
     .venv/bin/python benchmarks/connector_ceiling.py --vendors pipedrive --latency 0.05
     .venv/bin/python benchmarks/connector_ceiling.py --quick         # smaller sizes
 
+Results and the formula per CRM: docs/benchmarks.md, "Connector ceilings".
+
 For each sandbox CRM (the simulators of :mod:`crm_pulse.sandbox`, served over real HTTP(S) on
-127.0.0.1 and called with the connectors' real clients) the benchmark switches on the
-simulator's rate limits as the vendor documents them and a fixed latency per call
-(:attr:`FakeServer.latency`), then
+127.0.0.1 from a forked child process, so that the simulator's CPU is not the connector's, and
+called with the connectors' real clients) the benchmark switches on the simulator's rate limits
+as the vendor documents them and a latency floor per call (:attr:`FakeServer.latency`, the
+simulator's own work included), then
 
 * **backfill**: seeds N deals and drains ``connector.source.backfill(None)``, counting deal
   events (the connector's extra calls -- field definitions, deleted lists -- count against it);
@@ -24,7 +27,8 @@ gets the window's initial allowance and a long one the sustained rate. ``concurr
 reads that follow a vendor cursor (each page needs the previous page's answer) and, for writes,
 the vendor's concurrency limit where it has one (see ``VENDORS``). The figure reported is
 ``records/s achieved / ceiling records/s``, with the 429s (and monday's complexity refusals) the
-simulator answered: those mean we exceeded a limit.
+simulator answered: those mean we exceeded a limit. ``--repeat n`` runs each phase n times and
+keeps the best run (the machine is shared), counting the 429s of every run.
 """
 
 from __future__ import annotations
