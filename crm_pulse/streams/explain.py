@@ -21,6 +21,7 @@ from ..metrics.measures import Group
 from ..metrics.reference import RecordState
 from ..metrics.state import Key
 from .database import Database
+from .rebuild import rebuild_due
 from .state import SQLiteStore
 
 __all__ = ["explain_deployment", "record_states"]
@@ -59,6 +60,13 @@ def explain_deployment(
     path = Path(deployment.runtime.state_path)
     if not path.exists():
         raise ConfigError(f"runtime.state_path: no state file at {path} (has the deployment run?)")
+    due = rebuild_due(str(path), catalog, deployment.window_specs())
+    if due is not None:  # its records hold the fields other definitions read
+        raise ConfigError(
+            f"runtime.state_path: {path}: {due}. Start the runtime once, or explain from the "
+            "log: crm-pulse events export --config FILE > events.jsonl, then crm-pulse explain "
+            "with events.jsonl"
+        )
     db = Database(path)
     try:
         store = SQLiteStore()

@@ -268,12 +268,18 @@ async def test_a_state_from_before_fingerprints_is_rebuilt_and_report_reads_it_r
         assert conn.execute("SELECT 1 FROM meta WHERE name = ?", (META_KEY,)).fetchone() is None
     finally:
         conn.close()
+    from crm_pulse.errors import ConfigError
+    from crm_pulse.streams.explain import explain_deployment
+
+    with pytest.raises(ConfigError, match="the next start rebuilds it"):  # no wrong explanation
+        explain_deployment(b, "deals_won", NOW.strftime("%Y-%m"), (), as_of)
     rt = _runtime(b, FIRST, ScriptedSink())
     try:
         assert rt.consumer.rebuilt is not None and rt.consumer.rebuilt.why.unknown
     finally:
         await rt.close()
     assert rebuild_due(state, b.catalog(), b.window_specs()) is None
+    assert explain_deployment(b, "deals_won", NOW.strftime("%Y-%m"), (), as_of) is not None
 
 
 def test_the_fingerprint_names_what_changed() -> None:
