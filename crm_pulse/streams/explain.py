@@ -54,6 +54,15 @@ def explain_deployment(
     file, or a Faust deployment's ``records`` table in Kafka."""
     catalog = deployment.catalog()
     if deployment.runtime.kind == "faust":
+        from .faust.definitions import tables_differ
+
+        differ = asyncio.run(tables_differ(deployment))
+        if differ is not None:  # the records hold the fields other definitions read
+            raise ConfigError(
+                f"runtime.faust.app_id: metric definitions changed since the tables of app "
+                f"{deployment.runtime.faust.app_id!r} were built ({differ}); explain from the "
+                "events instead (crm-pulse explain with an events file)"
+            )
         items = asyncio.run(_faust_state(deployment))
         states = list(record_states(catalog, items))
         return explain(catalog, states, metric, window, group, as_of, states=True)

@@ -16,7 +16,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from crm_pulse.config import load_config
+from crm_pulse.errors import ConfigError
 from crm_pulse.metrics.events import Event
+from crm_pulse.streams.explain import explain_deployment
 from crm_pulse.streams.faust.app import FaustPipeline
 from crm_pulse.streams.faust.definitions import (
     DefinitionsChanged,
@@ -73,6 +75,10 @@ def test_a_worker_refuses_tables_built_under_other_definitions(kafka: str, tmp_p
         "(+pipeline))" in said
     )
     assert f"set runtime.faust.app_id to a new name (e.g. '{d.app}-v2')" in said
+    with pytest.raises(ConfigError, match="added: measure ent_won"):  # no wrong explanation
+        explain_deployment(
+            load_config(d.config, resolve_secrets=False), "won_revenue", "current", (), 0
+        )
     d.config.write_text(original)  # restoring the former definitions lets workers start again
     assert _check(d.config) is False
 

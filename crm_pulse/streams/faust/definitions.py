@@ -27,7 +27,13 @@ from typing import Any
 from ...errors import FatalError
 from ...metrics.fingerprint import DefinitionChanges, changes, fingerprint
 
-__all__ = ["DefinitionsChanged", "check_definitions", "definitions_topic", "forward_to"]
+__all__ = [
+    "DefinitionsChanged",
+    "check_definitions",
+    "definitions_topic",
+    "forward_to",
+    "tables_differ",
+]
 
 _WAIT_MS = 10_000
 
@@ -177,3 +183,19 @@ def forward_to(conn: Any, topic: str) -> int:
         topic,
     )
     return end
+
+
+async def tables_differ(deployment: Any) -> DefinitionChanges | None:
+    """For readers of the tables (``explain``): what differs between the definitions the
+    tables were built with and ``deployment``'s (None: the same, or none recorded yet)."""
+    from .app import kafka_servers
+
+    settings = deployment.runtime.faust
+    servers = kafka_servers(settings.broker)
+    topic = definitions_topic(settings.app_id)
+    await _ensure_topic(servers, topic)
+    stored = await _read(servers, topic, settings.app_id.encode())
+    current = fingerprint(deployment.catalog(), deployment.window_specs())
+    if stored is None or stored == current:
+        return None
+    return changes(stored, current)
