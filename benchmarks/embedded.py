@@ -59,7 +59,7 @@ writeback:"""
     + RULES
     + """  - {{metric: won_revenue, window: year, group: account_id, target: {{connector: crm, object: Account, field: won_ytd}}}}
   - {{metric: deals_won, window: rolling:30d, group: {{}}, target: {{connector: crm, object: Company, record: c1, field: won_30d}}}}
-runtime: {{state_path: "{state}", debounce: 2s, batch_size: 2000, log_level: warning,
+runtime: {{state_path: "{state}", debounce: 2s, batch_size: 5000, log_level: warning,
   listen: "127.0.0.1:{port}"}}
 """
 )
@@ -311,7 +311,7 @@ def record(rng: random.Random, i: int, version: int, accounts: int) -> str:
     return json.dumps({**event, "fields": fields})
 
 
-def scale(n: int, interval: float) -> dict[str, Any]:
+def scale(n: int, interval: float, profile: Path | None = None) -> dict[str, Any]:
     rng = random.Random(11)
     updates = n * 15 // 100
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp_name:
@@ -327,7 +327,7 @@ def scale(n: int, interval: float) -> dict[str, Any]:
         config = tmp / "scale.yaml"
         config.write_text(SCALE.format(input=source, out=out, state=state, port=port))
         result: dict[str, Any] = {"records": n, "events": total}
-        proc = start(config)
+        proc = start(config, profile)
         pid = python_pid(proc)
         began = time.perf_counter()
         series: list[dict[str, Any]] = []
@@ -387,11 +387,14 @@ def scale(n: int, interval: float) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=50_000, help="ratio mode: events")
-    parser.add_argument("--profile", type=Path, help="ratio mode: py-spy raw profile here")
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile (of the first run)")
     parser.add_argument("--scale", type=int, help="scale mode: this many records")
     parser.add_argument("--interval", type=float, default=5.0, help="scale mode: seconds")
     args = parser.parse_args(argv)
-    result = scale(args.scale, args.interval) if args.scale else ratio(args.events, args.profile)
+    if args.scale:
+        result = scale(args.scale, args.interval, args.profile)
+    else:
+        result = ratio(args.events, args.profile)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -36,6 +36,8 @@ __all__ = ["SCHEMA_VERSION", "Database", "StateError"]
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
+CACHE_KIB = 65_536
+"""SQLite's page cache for the state file, in KiB (at most; it grows with the file)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -210,6 +212,9 @@ class Database:
             conn.execute("PRAGMA busy_timeout=5000")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
+            # the state table's B-tree pages stay in memory as the state grows (the default
+            # 2 MB cache is outgrown at a few 10^4 records, then every batch reads its pages back)
+            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             conn.executescript(_SCHEMA)
             _migrate(conn)
             conn.execute(
