@@ -153,9 +153,15 @@ def start(config: Path, profile: Path | None = None) -> subprocess.Popen[bytes]:
 
 def python_pid(proc: subprocess.Popen[bytes]) -> int:
     """The runtime's pid (py-spy's child when it runs under py-spy)."""
+    if not Path(proc.args[0]).name.startswith("py-spy"):  # type: ignore[index]
+        return proc.pid
     kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    pids = kids.read_text().split() if kids.exists() else []
-    return int(pids[0]) if pids else proc.pid
+    for _ in range(200):
+        pids = kids.read_text().split() if kids.exists() else []
+        if pids:
+            return int(pids[0])
+        time.sleep(0.05)
+    return proc.pid
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
@@ -332,11 +338,11 @@ def scale(n: int, interval: float, profile: Path | None = None) -> dict[str, Any
         began = time.perf_counter()
         series: list[dict[str, Any]] = []
         try:
-            last_t, last_n = began, 0
+            last_t, last_n, last_cpu = began, 0, cpu_seconds(pid)
             while True:
                 time.sleep(interval)
                 answer = status(port, timeout=interval)
-                now = time.perf_counter()
+                now, cpu = time.perf_counter(), cpu_seconds(pid)
                 if answer is None:
                     continue
                 done = answer["consumed_position"]
@@ -346,21 +352,26 @@ def scale(n: int, interval: float, profile: Path | None = None) -> dict[str, Any
                         "t_s": round(now - began, 1),
                         "consumed": done,
                         "events_per_s": round(rate),
+                        # per CPU second: what an event costs, whatever share of a core the
+                        # process got on the shared machine
+                        "events_per_cpu_s": round((done - last_n) / max(cpu - last_cpu, 1e-3)),
+                        "cpu_share": round((cpu - last_cpu) / (now - last_t), 2),
                         "rss_mb": round(rss_mb(pid)),
                     }
                 )
                 print(json.dumps(series[-1]), file=sys.stderr, flush=True)
-                last_t, last_n = now, done
+                last_t, last_n, last_cpu = now, done, cpu
                 if done >= total and answer["log_position"] >= total:
                     break
             result["load_s"] = round(time.perf_counter() - began, 1)
+            cpu_load = cpu_seconds(pid)
             result["series"] = series
             result["rss_after_load_mb"] = round(rss_mb(pid))
         finally:
             stop(proc)
         result["state_file_mb"] = round(state.stat().st_size / 2**20)
         began = time.perf_counter()
-        proc = start(config)
+        proc = start(config, profile.with_suffix(".restart.txt") if profile else None)
         try:
             pid = python_pid(proc)
             while status(port, timeout=5) is None:
@@ -371,12 +382,18 @@ def scale(n: int, interval: float, profile: Path | None = None) -> dict[str, Any
             result["rss_after_restart_10s_mb"] = round(rss_mb(pid))
         finally:
             stop(proc)
-    # per-event cost over time: the rate of the last quarter of the load against the first
-    rates = [s["events_per_s"] for s in series if s["consumed"] < total]
-    if len(rates) >= 4:
-        q = len(rates) // 4
-        first, last = sum(rates[:q]) / q, sum(rates[-q:]) / q
-        result["rate_last_quarter_over_first"] = round(last / first, 2)
+    # per-event cost over time: events per CPU second in the last quarter of the load against
+    # the first (1.0 = flat)
+    steps = [s for s in series if s["consumed"] < total and s["cpu_share"] > 0.02]
+    if len(steps) >= 4:
+        q = len(steps) // 4
+        first = sum(s["events_per_cpu_s"] for s in steps[:q]) / q
+        last = sum(s["events_per_cpu_s"] for s in steps[-q:]) / q
+        result["events_per_cpu_s_first_quarter"] = round(first)
+        result["events_per_cpu_s_last_quarter"] = round(last)
+        result["per_event_cost_last_over_first"] = round(first / last, 2)
+    result["cpu_s_load"] = round(cpu_load, 1)
+    result["events_per_cpu_s_overall"] = round(total / cpu_load)
     result["events_per_s_overall"] = round(total / result["load_s"])
     result["rss_restart_over_load"] = round(
         result["rss_after_restart_10s_mb"] / result["rss_after_load_mb"], 2

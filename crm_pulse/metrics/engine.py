@@ -426,15 +426,16 @@ class Engine:
             self._add_sum(m.index, group, wkey, delta, dn)
             return
         store = self.store
+        get, put = self._get, self._put  # a MemoryStore's dict itself (see __init__)
         bkey = ("b", m.index, group, wkey)
-        bucket = store.get(bkey)
+        bucket = get(bkey)
         if bucket is None:
             bucket = [0, 0]
         ckey = ("c", m.index, group, wkey, dv)
-        old = store.get(ckey) or 0
+        old = get(ckey) or 0
         new = old + delta
         if new:
-            store.put(ckey, new)
+            put(ckey, new)
         else:
             store.delete(ckey)
         if m.aggregate == "duplicates":
@@ -444,7 +445,7 @@ class Engine:
             bucket[0] += (new >= k) - (old >= k)
         bucket[1] += delta
         if bucket[1]:
-            store.put(bkey, bucket)
+            put(bkey, bucket)
         else:
             store.delete(bkey)
         self._dirty.add(bkey)
@@ -453,13 +454,14 @@ class Engine:
 
     def _add_day(self, index: int, group: Group, t: int, delta: int, dn: int) -> None:
         store = self.store
+        get, put = self._get, self._put
         day = t // DAY_MS
         dkey = ("d", index, group, day)
-        bucket = store.get(dkey) or [0, 0]
+        bucket = get(dkey) or [0, 0]
         bucket[0] += delta
         bucket[1] += dn
         mkey = ("dm", index, group, day)
-        times = store.get(mkey) or {}
+        times = get(mkey) or {}
         cell = times.get(t) or [0, 0]
         cell[0] += delta
         cell[1] += dn
@@ -468,8 +470,8 @@ class Engine:
         else:
             times.pop(t, None)
         if bucket[1]:
-            store.put(dkey, bucket)
-            store.put(mkey, times)
+            put(dkey, bucket)
+            put(mkey, times)
         else:
             store.delete(dkey)
             store.delete(mkey)
