@@ -11,7 +11,7 @@ lines in the same run: **embedded / engine**. ``--profile`` runs the runtime und
 (``pip install py-spy``) and writes a flat profile of the timed part.
 
 Scale mode: N records of the engine benchmark's mix (deals, activities, contacts, tickets, NPS
-surveys; about 50,000 accounts) plus 15 % updates, in one JSONL file; ``crm-pulse run`` with
+surveys; about 50,000 accounts) and 15 % updates spread among them, in one JSONL file; ``crm-pulse run`` with
 four write-back rules (one per account) reads it from the start. Reported: events/s per
 interval while it loads (is the per-event cost flat?), RSS after the load, then after a
 SIGTERM and a restart: the time to the first ``/status`` answer, RSS once it answers, and the
@@ -323,12 +323,16 @@ def scale(n: int, interval: float, profile: Path | None = None) -> dict[str, Any
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp_name:
         tmp = Path(tmp_name)
         source, out, state = tmp / "in.jsonl", tmp / "out.jsonl", tmp / "s.sqlite"
+        # updates (15 % of the events, of records created earlier) spread through the file,
+        # so that the mix of events is the same at every point of the load
+        total = 0
         with source.open("w") as f:
             for i in range(n):
                 f.write(record(rng, i, 1, 50_000) + "\n")
-            for k in range(updates):
-                f.write(record(rng, rng.randrange(n), 2 + k, 50_000) + "\n")
-        total = n + updates
+                total += 1
+                if i >= 100 and rng.random() < updates / n:
+                    f.write(record(rng, rng.randrange(i), 2 + i, 50_000) + "\n")
+                    total += 1
         port = free_port()
         config = tmp / "scale.yaml"
         config.write_text(SCALE.format(input=source, out=out, state=state, port=port))
