@@ -10,7 +10,9 @@
   remembered in ``written``; failures are retried at a later due time or moved to
   ``dead_letters`` with their reason (a field written later drops its dead letters: after
   ``crm-pulse provision`` created a missing field, the count goes back down). A row replaced while its write was in flight (``seq``
-  changed) stays, so the newer value is still sent.
+  changed) stays, so the newer value is still sent; a row cancelled while its write was in flight
+  (the value went back to the one written before) is planned again with that earlier value once
+  the write lands, since the CRM then holds the cancelled one.
 
 Both runtimes use it: the embedded runtime on its state file, a Faust writer on a local file.
 """
