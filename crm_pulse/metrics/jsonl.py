@@ -40,6 +40,10 @@ def parse_line(text: str, line: int) -> Event:
     """One JSONL line -> Event; raises DataError(reason, where='line N')."""
     if text.count("[") + text.count("{") > MAX_DEPTH and depth_of(text.encode()) > MAX_DEPTH:
         raise DataError(f"JSON nested deeper than {MAX_DEPTH} levels", f"line {line}")
+    try:  # the common case in one step; a bad line is parsed again below for its reason
+        return Event.model_validate_json(text)
+    except ValidationError:
+        pass
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -29,7 +29,7 @@ from ..metrics.engine import Engine
 from ..metrics.report import MetricValue
 from . import quarantine
 from .database import Database, StateError
-from .log import consumed_position, event_json, last_position, read_log
+from .log import RecentEvents, consumed_position, event_json, last_position, read_log
 from .pollers import first_read_position
 from .rebuild import Rebuilt, ensure_definitions
 from .state import SQLiteStore
@@ -72,9 +72,12 @@ class Consumer:
         debounce: float,
         clock: Callable[[], float],
         on_changes: Callable[[list[MetricValue]], None] | None = None,
+        recent: RecentEvents | None = None,
         read_only: bool = False,
     ) -> None:
         self.db = db
+        self.recent = recent
+        """Events this process appended, handed over parsed (:class:`~.log.RecentEvents`)."""
         self.catalog = catalog
         self.windows = windows
         self.planner = planner
@@ -166,7 +169,7 @@ class Consumer:
         now = self.clock()
         as_of = int(now * 1000)
         position = consumed_position(conn)
-        rows, bad = read_log(conn, position, limit)
+        rows, bad = read_log(conn, position, limit, self.recent)
         self.engine.advance(as_of)  # what came due counts, and is reported with this batch
         applied = 0
         changed: dict[str, int] = {}
