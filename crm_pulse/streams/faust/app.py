@@ -49,6 +49,7 @@ from ...metrics.events import Event
 from ..database import Database
 from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
 from .aggregates import AggregatesStage, target_key
+from .changelog import BulkChangelog, KafkaOutput
 from .order import InputOrder, Message, PartitionReader
 from .phases import AggregatePhase, RecordPhase
 from .records import RecordsStage
@@ -126,9 +127,17 @@ class FaustPipeline:
         )
         self.catalog = deployment.catalog()
         windows = deployment.window_specs()
-        self.record_store = GroupedStore(self.record_table, by_record)
-        self.aggregate_store = GroupedStore(self.aggregate_table, by_group)
-        self.writer_store = GroupedStore(self.writer_table, by_group)
+        servers = kafka_servers(str(self.app.conf.broker[0]))
+        self.output = KafkaOutput(servers)  # changelog records in bulk (see .changelog)
+        self.record_store = GroupedStore(
+            self.record_table, by_record, BulkChangelog(self.record_table, self.output)
+        )
+        self.aggregate_store = GroupedStore(
+            self.aggregate_table, by_group, BulkChangelog(self.aggregate_table, self.output)
+        )
+        self.writer_store = GroupedStore(
+            self.writer_table, by_group, BulkChangelog(self.writer_table, self.output)
+        )
         self.planner = Planner(deployment.writeback, self.catalog)
         from ..runtime import build_connectors
 
@@ -171,7 +180,7 @@ class FaustPipeline:
         }
         self.writer = WriterStage(self.writer_store, writers, self.outbox_db, self._dead_letter)
         self.debounce = max(0.05, deployment.runtime.debounce)
-        reader = PartitionReader(kafka_servers(str(self.app.conf.broker[0])))
+        reader = PartitionReader(servers)
         self.record_stage = Stage(
             InputOrder(self.events.get_topic_name(), self.record_store, reader),
             self.records.apply,
@@ -218,6 +227,11 @@ class FaustPipeline:
             log.info("this worker now takes partitions %s of %s", mine, topic)
 
         app.on_partitions_assigned.connect(assigned)
+
+        async def stopping(sender: Any, /, **kwargs: Any) -> None:
+            await self.output.stop()
+
+        app.on_before_shutdown.connect(stopping)
 
     async def _dead_letter(self, reason: str, message: Message) -> Any:
         payload = {
