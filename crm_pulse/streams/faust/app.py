@@ -47,7 +47,7 @@ from ...errors import ConfigError, ConfigProblem
 from ...metrics.engine import Engine
 from ...metrics.events import Event
 from ..database import Database
-from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
+from ..writeback import Backoff, Planner, Writer
 from .aggregates import AggregatesStage, target_key
 from .changelog import BulkChangelog, KafkaOutput
 from .order import InputOrder, Message, PartitionReader
@@ -56,7 +56,7 @@ from .records import RecordsStage
 from .stage import Stage
 from .stores import GroupedStore, by_group, by_record
 from .timers import Timers
-from .writer import WriterStage
+from .writer import Handouts, RecordingOutbox, WriterStage
 
 __all__ = ["FaustPipeline", "create_app", "event_key", "kafka_servers", "target_key"]
 
@@ -167,18 +167,26 @@ class FaustPipeline:
         if sinks is None:
             sinks = {n: c.sink for n, c in connectors.items() if c.sink is not None}
         self.sinks = sinks
-        self.outbox_db = Database(":memory:")
+        self.outbox_db = Database(":memory:")  # the writers' working queue (see .writer)
         retry = deployment.runtime.retry
+        handouts = Handouts()
         writers = {
             name: Writer(
                 name,
                 sink,
-                SQLiteOutbox(self.outbox_db),
+                RecordingOutbox(self.outbox_db, handouts),
                 Backoff(retry.initial, retry.max, retry.attempts),
             )
             for name, sink in self.sinks.items()
         }
-        self.writer = WriterStage(self.writer_store, writers, self.outbox_db, self._dead_letter)
+        self.writer = WriterStage(
+            self.writer_store,
+            writers,
+            self.outbox_db,
+            self._dead_letter,
+            topic=self.values.get_topic_name(),
+            handouts=handouts,
+        )
         self.debounce = max(0.05, deployment.runtime.debounce)
         reader = PartitionReader(servers)
         self.record_stage = Stage(
@@ -195,6 +203,7 @@ class FaustPipeline:
             InputOrder(self.values.get_topic_name(), self.writer_store, reader),
             self.writer.apply,
             self.writer.rollback,
+            self.writer.lock,  # the writing task changes the table under the agent's lock
         )
         self.timers = Timers(self)
         self._register()
@@ -219,6 +228,11 @@ class FaustPipeline:
         app.agent(self.values, name="writer", concurrency=1)(self._writer)
         app.timer(interval=max(1.0, self.deployment.runtime.tick), name="time")(self.timers.tick)
         app.timer(interval=HOLE_CHECK, name="holes")(self.timers.holes)
+
+        async def write_pending() -> None:
+            await self.writer.run(self._owned_values)
+
+        app.task(write_pending)
         topic = self.events.get_topic_name()
 
         async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -228,10 +242,19 @@ class FaustPipeline:
 
         app.on_partitions_assigned.connect(assigned)
 
-        async def stopping(sender: Any, /, **kwargs: Any) -> None:
+        async def stopping(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
             await self.output.stop()
 
         app.on_before_shutdown.connect(stopping)
+
+    def _owned_values(self) -> tuple[int, frozenset[int]] | None:
+        """(consumer generation, values partitions held) once settled; None before."""
+        generation = self.app.consumer_generation_id
+        if not self.timers.settled(generation):
+            return None
+        topic = self.values.get_topic_name()
+        mine = frozenset(tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic)
+        return generation, mine
 
     async def _dead_letter(self, reason: str, message: Message) -> Any:
         payload = {

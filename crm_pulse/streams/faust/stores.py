@@ -147,15 +147,17 @@ class GroupedStore:
         self.cache.clear()
         if positions:
             for partition, (event, offset) in self.positions.items():
-                token = _current_event.set(weakref.ref(event)) if event is not None else None
-                try:
-                    raw = dumps_state(offset)
-                    entry = f"{_POSITION}{partition}"
+                raw = dumps_state(offset)
+                entry = f"{_POSITION}{partition}"
+                if event is None:
                     data[entry] = raw
-                    records.setdefault(partition, []).append((entry, raw))
-                finally:
-                    if token is not None:
-                        _current_event.reset(token)
+                else:
+                    position_token = _current_event.set(weakref.ref(event))
+                    try:
+                        data[entry] = raw
+                    finally:
+                        _current_event.reset(position_token)
+                records.setdefault(partition, []).append((entry, raw))
             self.positions.clear()
         if any(records.values()):
             await self.changelog.write(records)
