@@ -541,3 +541,73 @@ def test_g_no_field_is_written_before_a_pulling_source_finished_its_first_read(
         written.setdefault((row["object"], row["record_id"], row["field"]), []).append(row["value"])
     assert {k: v for k, v in written.items() if len(v) > 1} == {}, d.logs()
     assert {k: v[0] for k, v in written.items()} == {k: v for k, v in want.items() if v is not None}
+
+
+async def _lag(broker: str, group: str, topics: list[str]) -> dict[str, int]:
+    """Per topic: messages not yet committed by the consumer group (end offset - committed)."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        lag = {}
+        for topic in topics:
+            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            ends = await consumer.end_offsets(tps)
+            lag[topic] = sum(
+                end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
+            )
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def test_h_a_crm_outage_holds_no_stage_and_a_killed_worker_loses_no_pending_write(
+    kafka: str, tmp_path: Path
+) -> None:
+    """The CRM (the file sink) fails for a long time: every stage keeps consuming and commits
+    its input (the records, aggregates and writer agents alike: the writer only records the
+    writes as pending, durably); the worker is killed with SIGKILL during the outage and another
+    takes over; when the CRM answers again, every value replay gives reaches it."""
+    d = Deployment(tmp_path, kafka)
+    d.config.write_text(
+        d.config.read_text().replace(
+            "  kind: faust\n",
+            "  kind: faust\n  retry: {initial: 100ms, max: 500ms, attempts: 10000}\n",
+        )
+    )
+    d.out.mkdir()  # the CRM is down: every write fails with an OSError (IsADirectoryError)
+    events = history(random.Random(7), 600)
+    topics = [f"{d.app}-{t}" for t in ("events", "deltas", "values")]
+
+    def drained(timeout: float = 120) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        lag: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            lag = asyncio.run(_lag(kafka, d.app, topics))
+            if all(v == 0 for v in lag.values()):
+                return lag
+            time.sleep(0.5)
+        raise AssertionError(
+            f"the stages stopped consuming during the outage: lag {lag}\n{d.logs()}"
+        )
+
+    try:
+        first = d.start_worker()
+        asyncio.run(d.publish(events[:300]))
+        drained()  # every stage consumed and committed while no write succeeded
+        assert d.out.is_dir() and not any(d.out.iterdir())
+        first.send_signal(signal.SIGKILL)  # the pending writes exist only in the changelog now
+        first.wait()
+        d.start_worker()
+        asyncio.run(d.publish(events[300:]))
+        drained(180)  # the new worker took over (after the session timeout) and consumed the rest
+        d.out.rmdir()  # the CRM answers again
+        d.wait_for(expected(d.config, events), timeout=120)
+    finally:
+        d.stop()
