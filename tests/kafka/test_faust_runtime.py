@@ -611,3 +611,49 @@ def test_h_a_crm_outage_holds_no_stage_and_a_killed_worker_loses_no_pending_writ
         d.wait_for(expected(d.config, events), timeout=120)
     finally:
         d.stop()
+
+
+def test_i_changelog_records_are_appended_in_bulk_in_order(kafka: str) -> None:
+    """:class:`KafkaOutput` appends a partition's records as few record batches as fit, in
+    order, the last batch only once the others were acknowledged; it returns the last offset."""
+    from crm_pulse.streams.faust.changelog import BATCH_BYTES, KafkaOutput
+
+    topic = f"crm-pulse-changelog-{uuid.uuid4().hex[:8]}"
+    value = b"x" * 1000
+    count = 3 * BATCH_BYTES // len(value)  # several batches
+
+    async def main() -> tuple[int, int, list[tuple[bytes | None, bytes | None]]]:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b"first", key=b"k", partition=0)
+        finally:
+            await producer.stop()
+        output = KafkaOutput([kafka])
+        try:
+            records = [(f'"e{i}"'.encode(), value) for i in range(count)]
+            last = await output.append(topic, 0, [*records, (b'"@0"', None)])
+            small = await output.append(topic, 0, [(b'"e0"', b"y")])
+        finally:
+            await output.stop()
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=kafka, auto_offset_reset="earliest", group_id=None
+        )
+        await consumer.start()
+        got: list[tuple[bytes | None, bytes | None]] = []
+        try:
+            while len(got) < count + 3:
+                batch = await consumer.getmany(timeout_ms=5000)
+                assert batch, f"read {len(got)} of {count + 3}"
+                got.extend((m.key, m.value) for ms in batch.values() for m in ms)
+        finally:
+            await consumer.stop()
+        return last, small, got
+
+    last, small, got = asyncio.run(main())
+    assert last == count + 1 and small == count + 2  # offset 0 holds "first"
+    assert [k for k, _v in got[1:]] == [f'"e{i}"'.encode() for i in range(count)] + [
+        b'"@0"',
+        b'"e0"',
+    ]
+    assert got[-2][1] is None and got[-1][1] == b"y"

@@ -805,3 +805,28 @@ def test_a_partition_writes_nothing_before_every_first_read_marker_arrived(
         ("u1", 10),
         ("u2", 10),
     ]
+
+
+def test_bulk_changelog_keys_are_the_keys_faust_writes_and_reads() -> None:
+    """Recovery and standby replicas decode our changelog records with the table's own key
+    serializer: the bytes must be those Faust's ``send_changelog`` would write."""
+    import faust
+
+    from crm_pulse.streams.faust.changelog import BulkChangelog
+
+    app = faust.App("keys-test", broker="kafka://127.0.0.1:1", store="memory://")
+    table = app.Table("records", key_type=str, value_type=bytes, partitions=2)
+    written: list[tuple[str, int, list[tuple[bytes, bytes | None]]]] = []
+
+    class Output:
+        async def append(self, topic: str, partition: int, records: Any) -> int:
+            written.append((topic, partition, list(records)))
+            return 7
+
+    keys = ["('crm', 'deal', '1')", "('crm', 'deal', 'é☃/x')", "@0"]
+    changelog = BulkChangelog(table, Output())  # type: ignore[arg-type]
+    asyncio.run(changelog.write({1: [(k, b"v") for k in keys]}))
+    [(topic, partition, records)] = written
+    assert (topic, partition) == ("keys-test-records-changelog", 1)
+    faust_keys = [table.changelog_topic.prepare_key(k, None, None, {})[0] for k in keys]
+    assert [k for k, _v in records] == faust_keys

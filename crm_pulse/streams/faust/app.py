@@ -13,16 +13,19 @@ This module builds the app, its topics and tables and wires the stages, one modu
 * :mod:`.aggregates` runs phase 2 (:class:`~.phases.AggregatePhase`): the group's buckets in the
   ``aggregates`` table, each entry applied once; asks the engine what changed, plans the field
   writes with the shared :class:`~crm_pulse.streams.writeback.Planner`, publishes them.
-* :mod:`.writer` coalesces values in the shared outbox and writes them with the shared
+* :mod:`.writer` records the values to write as pending in the changelogged ``writer`` table
+  (all the agent waits for), and a task of the worker writes them with the shared
   :class:`~crm_pulse.streams.writeback.Writer` (vendor batch sizes, backoff, Retry-After, dead
-  letters, no write of an unchanged value).
+  letters, no write of an unchanged value): a CRM outage holds no agent.
 * :mod:`.timers`: values that time moves, and holes Faust left behind its committed offsets.
 
 Nothing lost, nothing counted twice, with a worker killed at any moment:
 
 1. each agent sends its output and waits for Kafka's acknowledgement *before* its state moves;
 2. its state is committed before Faust may commit the input offsets, and the commit waits for
-   the changelog's acknowledgement (:mod:`.stores`);
+   the changelog's acknowledgement; the input positions are appended behind the state, in the
+   same changelog partition, and never become durable before it (:mod:`.stores`,
+   :mod:`.changelog`);
 3. it keeps its own position in each input partition, so a message Faust skipped is read back
    and a message delivered twice is dropped (:mod:`.order`);
 4. re-processing after a crash sends the same positioned entries again, which the next stage

@@ -6,12 +6,16 @@ record's state and its delta sequence number; one metric group's buckets, report
 worker killed half-way through leaves every entry either before or after a batch.
 
 Writes wait in memory until :meth:`GroupedStore.commit`, which an agent calls *after* its output
-was acknowledged by Kafka. The commit writes each entry to the table's store and sends its
-changelog record itself, then waits until Kafka has acknowledged every one of them. Faust's own
-path (``table[key] = value``) only queues the changelog record in the producer buffer, and
+was acknowledged by Kafka. The commit writes each entry to the table's store and appends its
+changelog record, then the input positions behind them, and waits until Kafka has acknowledged
+them (:mod:`.changelog`: a producer of our own appends each partition's records as record
+batches, in order, the last record never durable before the others). Faust's own path
+(``table[key] = value``) only queues the changelog record in the producer buffer, and
 ``producer.flush()`` may return with records still queued (it gives up after 0.1 s without a
 send); the source offsets could then be committed before the state they produced is durable,
 and a worker killed at that moment would lose a state change and double-count or drop deltas.
+Faust's ``Table.send_changelog`` waits correctly but costs about 100 µs of Python per record,
+one record per record state a batch touched: most of a busy worker's time.
 """
 
 from __future__ import annotations
