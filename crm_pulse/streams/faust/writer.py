@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...connectors.protocols import FieldWrite
+from ...errors import FatalError
 from ..database import Database
 from ..writeback import OutboxItem, Outcome, SQLiteOutbox, Writer
 from .order import Anchor
@@ -117,6 +118,7 @@ class WriterStage:
         self.partition_of: dict[Field, int] = {}  # pending fields in the in-memory outbox
         self.owned: frozenset[int] | None = None  # values partitions loaded (reload)
         self._wake: asyncio.Event | None = None
+        self._owned_now: Callable[[], tuple[int, frozenset[int]] | None] | None = None
 
     # ------------------------------------------------------------ the agent
     async def apply(self, parts: Parts) -> None:
@@ -195,16 +197,25 @@ class WriterStage:
         the consumer generation (None while a rebalance or a table recovery is under way:
         nothing is written then; a new generation reloads the pending writes)."""
         self._wake = asyncio.Event()
+        self._owned_now = owned
         loaded: tuple[int, frozenset[int]] | None = None
         while True:
             mine = owned()
             if mine is None:
                 await asyncio.sleep(0.2)
                 continue
-            if mine != loaded:
-                await self.reload(mine[1])
-                loaded = mine
-            await self.flush()
+            try:
+                if mine != loaded:
+                    await self.reload(mine[1])
+                    loaded = mine
+                await self.flush()
+            except FatalError:
+                raise  # bad credentials and the like: the worker stops, as the agents would
+            except Exception:  # Kafka or the CRM failed unexpectedly: start over from the table
+                log.exception("the writing task failed; it reloads the pending writes")
+                loaded = None
+                await asyncio.sleep(poll)
+                continue
             wait = poll
             now = time.time()
             for writer in self.writers.values():
@@ -231,18 +242,23 @@ class WriterStage:
                 writer.outbox.outcomes.clear()
         if not outcomes:
             return
-        per_partition: dict[int, list[Outcome]] = {}
-        for o in outcomes:
-            if o.kind == "retry" or (o.kind == "dead" and o.transient):
-                continue  # still pending (a transient dead letter comes back after an outage)
-            f = _field(o.item.write)
-            partition = self.partition_of.get(f)
-            if partition is None or (self.owned is not None and partition not in self.owned):
-                continue  # the partition moved: its new owner writes what is pending there
-            per_partition.setdefault(partition, []).append(o)
-        if not per_partition:
-            return
         async with self.lock:
+            owned = self.owned
+            if self._owned_now is not None:  # the assignment now, not the one last loaded
+                now = self._owned_now()
+                if now is None:  # a rebalance is under way: record once it is over
+                    self._put_back(outcomes)
+                    return
+                owned = now[1]
+            per_partition: dict[int, list[Outcome]] = {}
+            for o in outcomes:
+                if o.kind == "retry" or (o.kind == "dead" and o.transient):
+                    continue  # still pending (a transient dead letter comes back later)
+                f = _field(o.item.write)
+                partition = self.partition_of.get(f)
+                if partition is None or (owned is not None and partition not in owned):
+                    continue  # the partition moved: its new owner writes what is pending there
+                per_partition.setdefault(partition, []).append(o)
             store = self.store
             try:
                 for partition, done in per_partition.items():
@@ -256,10 +272,17 @@ class WriterStage:
                             self.partition_of.pop(f, None)
                             self.handouts.fields.discard(f)
                     store.stage(Anchor(self.topic, partition))
-                await store.commit(positions=False)
+                if per_partition:
+                    await store.commit(positions=False)
             except BaseException:
                 store.rollback()
                 raise
+
+    def _put_back(self, outcomes: list[Outcome]) -> None:
+        for writer in self.writers.values():
+            if isinstance(writer.outbox, RecordingOutbox):
+                writer.outbox.outcomes[:0] = outcomes
+                return
 
     async def reload(self, owned: frozenset[int]) -> None:
         """The pending writes of the ``owned`` values partitions, from the table into the
