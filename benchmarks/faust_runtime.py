@@ -12,7 +12,9 @@ Starts a throw-away Kafka (scripts/kafka/broker.py) and reports:
   recompute gives) and its ratio to the embedded runtime; with ``--workers 2``, the same events
   through two workers of a fresh app on the same broker, and the ratio to one worker;
 * the CPU each took while timed, as CPU seconds per wall second (``/proc``): the broker's and
-  the workers' (1.0 = one core busy the whole time);
+  the workers' (1.0 = one core busy the whole time), and per event, with the embedded
+  runtime's CPU per event: ``faust_over_embedded_per_cpu_second`` is the ratio of events per
+  CPU second, which the machine's other load does not skew the way it skews events/s;
 * end-to-end latency publish -> value written to the sink, p50/p99 over single changes;
 * recovery: a worker killed with SIGKILL, a new one started: time until it writes again (table
   recovery from the changelog included);
@@ -200,15 +202,18 @@ def embedded_run(
     proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     try:
         wait_for_total(tmp / "emb.jsonl", 1, timeout=120)
+        cpu = cpu_seconds(proc.pid)  # py-spy's child is not counted (--profile)
         t0 = time.perf_counter()
         with source.open("a") as f:
             f.write("".join(json.dumps(e) + "\n" for e in data))
         wait_for_total(tmp / "emb.jsonl", want + 1)
         elapsed = time.perf_counter() - t0
+        cpu = cpu_seconds(proc.pid) - cpu
     finally:
         stop(proc)
     return {
         "embedded_events_per_s": round(len(data) / elapsed),
+        "embedded_cpu_us_per_event": round(cpu / len(data) * 1e6, 1),
         "engine_replay_events_per_s": round(engine_replay(data, config)),
     }
 
@@ -249,6 +254,8 @@ def faust_run(
         "events_per_s": round(len(data) / wall),
         "broker_cpu_share": round(used[0] / wall, 2),  # CPU seconds per wall second
         "workers_cpu_share": round(sum(used[1:]) / wall, 2),
+        "workers_cpu_us_per_event": round(sum(used[1:]) / len(data) * 1e6, 1),
+        "broker_cpu_us_per_event": round(used[0] / len(data) * 1e6, 1),
     }
     return result, config, out, procs
 
@@ -320,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
                 one["events_per_s"] / result["embedded_events_per_s"], 3
             )
             result["one_worker_cpu"] = {k: v for k, v in one.items() if k != "events_per_s"}
+            if prof is None:  # CPU per event: what the machine's other load cannot skew
+                result["faust_over_embedded_per_cpu_second"] = round(
+                    result["embedded_cpu_us_per_event"] / one["workers_cpu_us_per_event"], 3
+                )
             if args.workers > 1:
                 for standby in (0, 1):
                     many, c2, o2, more = faust_run(

@@ -43,6 +43,7 @@ __all__ = [
     "AggregatePhase",
     "BadMessage",
     "RecordPhase",
+    "decode",
     "first_read_marker",
     "pack",
     "read_marker",
@@ -167,14 +168,7 @@ class AggregatePhase:
         """Add one delta message's entries to their group's buckets, each entry once (a message
         holds one group's entries); False if every entry was applied before. A malformed message
         changes nothing."""
-        try:
-            payload: Any = json.loads(value or b"")
-            # a list of entries, or one entry (a list payload has no .get: TypeError below)
-            raw = payload["entries"] if "entries" in payload else [payload]  # noqa: SIM401
-            decoder = _Decoder()
-            entries = [_entry(e, decoder) for e in raw]
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise BadMessage(f"not a delta message: {exc!r}") from exc
+        entries = decode(value)
         measures = self.engine.measures
         for _source, _number, deltas in entries:
             unknown = [d.measure for d in deltas if d.measure not in measures]
@@ -266,6 +260,19 @@ class _Decoder:
 
 
 _OFF = object()  # not a shape the decoder's fast path knows
+
+
+def decode(value: bytes | None) -> list[tuple[int | str, int, list[Delta]]]:
+    """(source, number, deltas) of each entry of a delta message; :class:`BadMessage` (with the
+    reason) when it is not one."""
+    try:
+        payload: Any = json.loads(value or b"")
+        # a list of entries, or one entry (a list payload has no .get: TypeError below)
+        raw = payload["entries"] if "entries" in payload else [payload]  # noqa: SIM401
+        decoder = _Decoder()
+        return [_entry(e, decoder) for e in raw]
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise BadMessage(f"not a delta message: {exc!r}") from exc
 
 
 def _entry(
