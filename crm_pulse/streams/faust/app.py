@@ -17,7 +17,9 @@ This module builds the app, its topics and tables and wires the stages, one modu
   (all the agent waits for), and a task of the worker writes them with the shared
   :class:`~crm_pulse.streams.writeback.Writer` (vendor batch sizes, backoff, Retry-After, dead
   letters, no write of an unchanged value): a CRM outage holds no agent.
-* :mod:`.timers`: values that time moves, and holes Faust left behind its committed offsets.
+* :mod:`.timers`: values that time moves, and messages Faust left undelivered (holes behind
+  its committed offsets, partitions it stopped delivering).
+* :mod:`.watchdog`: a worker whose table recovery stopped moving starts again.
 
 Nothing lost, nothing counted twice, with a worker killed at any moment:
 
@@ -25,7 +27,7 @@ Nothing lost, nothing counted twice, with a worker killed at any moment:
 2. its state is committed before Faust may commit the input offsets, and the commit waits for
    the changelog's acknowledgement; the input positions are appended behind the state, in the
    same changelog partition, and never become durable before it (:mod:`.stores`,
-   :mod:`.changelog`);
+   :mod:`.bulk`);
 3. it keeps its own position in each input partition, so a message Faust skipped is read back
    and a message delivered twice is dropped (:mod:`.order`);
 4. re-processing after a crash sends the same positioned entries again, which the next stage
@@ -52,13 +54,14 @@ from ...metrics.events import Event
 from ..database import Database
 from ..writeback import Backoff, Planner, Writer
 from .aggregates import AggregatesStage, target_key
-from .changelog import BulkChangelog, KafkaOutput
+from .bulk import BulkChangelog, KafkaOutput
 from .order import InputOrder, Message, PartitionReader
 from .phases import AggregatePhase, RecordPhase
 from .records import RecordsStage
 from .stage import Stage
 from .stores import GroupedStore, by_group, by_record
 from .timers import Timers
+from .watchdog import RecoveryWatchdog
 from .writer import Handouts, RecordingOutbox, WriterStage
 
 __all__ = ["FaustPipeline", "create_app", "event_key", "kafka_servers", "target_key"]
@@ -66,6 +69,7 @@ __all__ = ["FaustPipeline", "create_app", "event_key", "kafka_servers", "target_
 BATCH = 2000
 BATCH_WINDOW = 0.05  # seconds an agent waits to fill a batch
 HOLE_CHECK = 2.0  # seconds between checks for messages Faust committed without delivering
+RECOVERY_CHECK = 5.0  # seconds between looks at a table recovery under way
 
 log = logging.getLogger("crm_pulse.faust")
 
@@ -131,7 +135,7 @@ class FaustPipeline:
         self.catalog = deployment.catalog()
         windows = deployment.window_specs()
         servers = kafka_servers(str(self.app.conf.broker[0]))
-        self.output = KafkaOutput(servers)  # changelog records in bulk (see .changelog)
+        self.output = KafkaOutput(servers)  # changelog records in bulk (see .bulk)
         self.record_store = GroupedStore(
             self.record_table, by_record, BulkChangelog(self.record_table, self.output)
         )
@@ -209,6 +213,7 @@ class FaustPipeline:
             self.writer.lock,  # the writing task changes the table under the agent's lock
         )
         self.timers = Timers(self)
+        self.watchdog = RecoveryWatchdog(self.app)
         self._register()
 
     def _topic(self, suffix: str, partitions: int) -> Any:
@@ -231,6 +236,7 @@ class FaustPipeline:
         app.agent(self.values, name="writer", concurrency=1)(self._writer)
         app.timer(interval=max(1.0, self.deployment.runtime.tick), name="time")(self.timers.tick)
         app.timer(interval=HOLE_CHECK, name="holes")(self.timers.holes)
+        app.timer(interval=RECOVERY_CHECK, name="recovery-watchdog")(self.watchdog.check)
 
         async def write_pending() -> None:
             await self.writer.run(self._owned_values)
@@ -295,9 +301,9 @@ class FaustPipeline:
             stage.rollback()  # nothing half-done is committed later: positions included
             stage.order.take_repaired()
             raise
-        self._acknowledge(stage.order.take_repaired())  # committed: Faust may move past them
+        self.acknowledge(stage.order.take_repaired())  # committed: Faust may move past them
 
-    def _acknowledge(self, messages: Sequence[Message]) -> None:
+    def acknowledge(self, messages: Sequence[Message]) -> None:
         """Acknowledge messages read back from Kafka (and now committed) to Faust's consumer, so
         that its committed offset moves past the hole they filled (see
         :meth:`.InputOrder.take_repaired`)."""

@@ -1,152 +1,91 @@
-"""Table changelog records, written in bulk by a Kafka producer of our own.
+"""A Faust table's state read from its changelog topic, without joining the workers' group.
 
-A batch's table entries (:class:`~.stores.GroupedStore`) are appended to the table's changelog
-as a few Kafka record batches per partition, with one acknowledgement to wait for per batch,
-instead of one message per entry through Faust's ``Table.send_changelog`` (its send path cost
-about 100 µs of Python per record, and the records agent writes one entry per record a batch
-touched: most of a worker's time).
+A table ``T`` of app ``A`` is backed by the compacted topic ``A-T-changelog``: each record's key
+is the table entry (a JSON string, the table's key serializer), its value the entry's bytes
+(:func:`~crm_pulse.streams.state.dumps_state` of the entry's dict of state keys, see
+:class:`~.stores.GroupedStore`), a tombstone (no value) when the entry was removed. The latest
+record of each key is the entry's state: what a worker restores from on start. Read with a
+plain consumer of its own (no group, no commits), as :class:`~.order.PartitionReader` reads a
+hole, so a running deployment is read without disturbing it.
 
-Ordering and atomicity (what :meth:`~.stores.GroupedStore.commit` relies on):
-
-* the records of one partition are appended in the order given (one producer; aiokafka sends
-  one batch per partition at a time);
-* a Kafka record batch is appended to the log whole or not at all; a partition's records that
-  fit in one batch (up to :data:`BATCH_BYTES`) are one batch, so a batch's entries and the
-  input position behind them become durable together;
-* when they need several batches, the last one (which holds the position) is sent only once
-  Kafka acknowledged the others: **the last record of a partition is never durable before the
-  records before it**.
-
-:class:`FaustChangelog` is the same contract over Faust's own per-record path (used where no
-producer of ours runs, e.g. the tests' simulated Kafka).
+Entries whose name starts with ``@`` hold input positions, not state: left out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import Any
 
-__all__ = ["BATCH_BYTES", "BulkChangelog", "Changelog", "FaustChangelog", "KafkaOutput"]
+from ...metrics.state import Key
+from ..state import loads_state
 
-BATCH_BYTES = 900_000
-"""Bytes per record batch at most: under the broker's default ``message.max.bytes`` (1 MB)."""
-
-Records = Mapping[int, Sequence[tuple[str, bytes | None]]]
-"""Per changelog partition, (table key, value) in order; a value of None deletes the key."""
+__all__ = ["changelog_topic", "read_changelog", "state_items"]
 
 
-class Changelog(Protocol):
-    async def write(self, records: Records) -> None:
-        """Append and wait until Kafka acknowledged every record; per partition in order, the
-        last record never durable before the others."""
+def changelog_topic(app_id: str, table: str) -> str:
+    """Faust's name for a table's changelog topic."""
+    return f"{app_id}-{table}-changelog"
 
 
-class KafkaOutput:
-    """An aiokafka producer of the pipeline's own (public aiokafka API only), started on first
-    use in the worker's event loop and stopped with the app."""
+async def read_changelog(
+    servers: list[str], topic: str, partitions: int, timeout: float = 30.0
+) -> dict[str, bytes]:
+    """The latest value of every live entry of a changelog topic of ``partitions`` partitions
+    (the table's), read up to the end offsets it had when the read began. Raises
+    ``LookupError`` when the topic does not exist."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    def __init__(self, servers: list[str]) -> None:
-        self.servers = servers
-        self._producer: Any = None
-        self._starting = asyncio.Lock()
-
-    async def producer(self) -> Any:
-        if self._producer is None:
-            async with self._starting:
-                if self._producer is None:
-                    from aiokafka import AIOKafkaProducer
-
-                    producer = AIOKafkaProducer(
-                        bootstrap_servers=self.servers,
-                        acks="all",
-                        max_batch_size=BATCH_BYTES,
-                        max_request_size=BATCH_BYTES + 100_000,
-                        linger_ms=0,
-                    )
-                    await producer.start()
-                    self._producer = producer
-        return self._producer
-
-    async def append(
-        self, topic: str, partition: int, records: Sequence[tuple[bytes, bytes | None]]
-    ) -> int:
-        """Append ``records`` (key, value) to one partition; returns the offset of the last.
-        Batches before the last are acknowledged before the last is sent."""
-        producer = await self.producer()
-        batches = []
-        batch = producer.create_batch()
-        count = 0
-        for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                batch.close()
-                batches.append((batch, count))
-                batch = producer.create_batch()
-                count = 0
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"a changelog record of {topic} is too large for Kafka")
-            count += 1
-        batch.close()
-        sent = [await producer.send_batch(b, topic, partition=partition) for b, _ in batches]
-        if sent:
-            await asyncio.gather(*sent)  # the last batch is durable only after these
-        done = await (await producer.send_batch(batch, topic, partition=partition))
-        return int(done.offset) + count - 1
-
-    async def stop(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await producer.stop()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():
+            raise LookupError(f"no topic {topic} on the broker (has a worker of this app run?)")
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        entries: dict[str, bytes | None] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pending = {tp for tp in tps if ends[tp] > 0}
+        while pending:
+            if loop.time() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end within {timeout:.0f} s")
+            batch = await consumer.getmany(*pending, timeout_ms=500)
+            for tp, messages in batch.items():
+                for m in messages:
+                    if m.offset < ends[tp] and m.key is not None:
+                        entries[_entry(m.key)] = m.value
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return {k: v for k, v in entries.items() if v is not None}
+    finally:
+        await consumer.stop()
 
 
-class BulkChangelog:
-    """A Faust table's changelog written through :class:`KafkaOutput`. Keys are encoded as Faust
-    encodes a ``str`` table key (JSON), so its recovery and standby replicas read them as their
-    own; the RocksDB store is told the last offset written (as Faust's send path does), so a
-    restarted worker replays only the changelog's tail."""
-
-    def __init__(self, table: Any, output: KafkaOutput) -> None:
-        self.table = table
-        self.output = output
-        self.topic: str = table.changelog_topic.get_topic_name()
-
-    async def write(self, records: Records) -> None:
-        from faust.types import TP
-
-        parts = [p for p, rs in records.items() if rs]
-        offsets = await asyncio.gather(
-            *(
-                self.output.append(
-                    self.topic, p, [(json.dumps(k).encode(), v) for k, v in records[p]]
-                )
-                for p in parts
-            )
-        )
-        for p, offset in zip(parts, offsets, strict=True):
-            self.table.data.set_persisted_offset(TP(self.topic, p), offset)
+def _entry(raw: bytes) -> str:
+    """The table entry a changelog key names (JSON-serialised ``str`` keys)."""
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, str) else text
 
 
-class FaustChangelog:
-    """The same contract over Faust's ``Table.send_changelog`` (a future per record)."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    async def write(self, records: Records) -> None:
-        send = self.table.send_changelog
-        first = [
-            send(p, k, v) if v is not None else send(p, k, None, value_serializer="raw")
-            for p, rs in records.items()
-            for k, v in rs[:-1]
-        ]
-        if first:
-            await asyncio.gather(*first)
-        last = [
-            send(p, k, v) if v is not None else send(p, k, None, value_serializer="raw")
-            for p, rs in records.items()
-            if rs
-            for k, v in rs[-1:]
-        ]
-        if last:
-            await asyncio.gather(*last)
+def state_items(entries: dict[str, bytes]) -> Iterator[tuple[Key, Any]]:
+    """The engine's state keys and values held by a table's entries (positions left out)."""
+    for name, raw in entries.items():
+        if name.startswith("@"):
+            continue
+        held = loads_state(raw)
+        if isinstance(held, dict):
+            yield from held.items()

@@ -8,7 +8,7 @@ worker killed half-way through leaves every entry either before or after a batch
 Writes wait in memory until :meth:`GroupedStore.commit`, which an agent calls *after* its output
 was acknowledged by Kafka. The commit writes each entry to the table's store and appends its
 changelog record, then the input positions behind them, and waits until Kafka has acknowledged
-them (:mod:`.changelog`: a producer of our own appends each partition's records as record
+them (:mod:`.bulk`: a producer of our own appends each partition's records as record
 batches, in order, the last record never durable before the others). Faust's own path
 (``table[key] = value``) only queues the changelog record in the producer buffer, and
 ``producer.flush()`` may return with records still queued (it gives up after 0.1 s without a
@@ -26,7 +26,7 @@ from typing import Any
 
 from ...metrics.state import Key
 from ..state import dumps_state, loads_state
-from .changelog import Changelog, FaustChangelog
+from .bulk import Changelog, FaustChangelog
 
 __all__ = ["GroupedStore", "by_group", "by_record"]
 
@@ -123,7 +123,7 @@ class GroupedStore:
         """Write the staged entries and, behind them in each partition, the input positions
         (unless ``positions=False``: they stay staged); return once Kafka acknowledged them.
 
-        The changelog (:mod:`.changelog`) appends a partition's records in order and never makes
+        The changelog (:mod:`.bulk`) appends a partition's records in order and never makes
         the last one durable before the others, so a stored position never runs ahead of the
         state it guards (a partition's entries and position usually travel as one Kafka record
         batch, appended whole or not at all)."""
