@@ -209,7 +209,7 @@ class _Decoder:
     """:meth:`Delta.from_wire` for the deltas of one message, with what repeats decoded once:
     a message holds one group's entries (the group list is the same in every delta) and a few
     distinct time slots. Anything off the common shapes goes through ``Delta.from_wire`` (same
-    checks, same errors). Decoding was 70 % of the aggregates agent's time."""
+    checks, same errors). Decoding was 70 % of the aggregates agent's py-spy samples."""
 
     def __init__(self) -> None:
         self.group_wire: Any = None
