@@ -100,15 +100,13 @@ def cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     try:
-        if args.events is None:
-            if args.config is None:
-                raise ConfigError(
-                    "explain: give an events file, or --config FILE to read that deployment's state"
-                )
+        if args.events is None:  # a running deployment's state: its file found as usual
+            from .config.discovery import find_config
             from .streams.explain import explain_deployment
 
+            config = find_config(args.config)
             explanation = explain_deployment(
-                _deployment(args.config, secrets=False), args.metric, args.window, group, as_of
+                _deployment(config, secrets=False), args.metric, args.window, group, as_of
             )
         else:
             catalog, config_events = _catalog_and_events(args.config)

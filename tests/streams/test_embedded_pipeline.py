@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from crm_pulse.connectors.file import read_values
 from crm_pulse.metrics import Engine
 from crm_pulse.metrics.events import Event, parse_time
@@ -191,7 +193,9 @@ def expected_rows(deployment, events: list[Event], as_of: int) -> list[object]: 
     return engine.report(as_of)  # type: ignore[return-value]
 
 
-async def test_explain_reads_a_deployment_s_state(tmp_path: Path) -> None:
+async def test_explain_reads_a_deployment_s_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``crm-pulse explain --config FILE`` (no events file): the records in the embedded
     state that make a value, and the value, equal to explaining the events file."""
     import io
@@ -243,6 +247,8 @@ async def test_explain_reads_a_deployment_s_state(tmp_path: Path) -> None:
     ]
     rate = run("--config", str(config), "--group", "owner_id=u2")
     assert rate[-1]["value"] == 30
+    monkeypatch.setenv("CRM_PULSE_CONFIG", str(config))  # found as every command finds it
+    assert run() == from_state
     table = io.StringIO()
     assert (
         main(
