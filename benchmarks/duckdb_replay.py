@@ -28,8 +28,8 @@ from typing import Any
 import duckdb
 
 from crm_pulse.config import load_config_text
-from crm_pulse.metrics import Engine
 from crm_pulse.metrics.jsonl import read_events_file
+from crm_pulse.metrics.replay import collector_paused, replay
 
 METRICS = ("won_revenue", "deals_won", "win_rate", "avg_deal_size")
 DEPLOY = """
@@ -39,7 +39,7 @@ metrics:
   enable: [won_revenue, deals_won, win_rate, avg_deal_size]
 """
 START = datetime(2024, 1, 1, tzinfo=UTC)
-AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
+AS_OF = datetime(2026, 6, 1, tzinfo=UTC)  # after every close date: replay counts them all
 
 
 def history(deals: int, path: Path) -> int:
@@ -129,15 +129,18 @@ def duckdb_values(path: Path) -> dict[tuple[str, str, str], Fraction | None]:
 
 
 def engine_values(path: Path) -> dict[tuple[str, str, str], Fraction | None]:
+    """What ``crm-pulse replay`` does (the same function): stream-parse, apply, report."""
     deployment = load_config_text(DEPLOY, resolve_secrets=False)
-    engine = Engine(deployment.catalog(), windows=deployment.window_specs())
-    engine.apply_all(read_events_file(path))
-    rows = engine.report(int(AS_OF.timestamp() * 1000), keep_null=True)
-    return {
-        (r.metric, r.window.label, str(r.group[1]) if r.group else ""): r.value
-        for r in rows
-        if r.metric in METRICS
-    }
+    as_of = int(AS_OF.timestamp() * 1000)
+    engine = replay(
+        deployment.catalog(), read_events_file(path), as_of, windows=deployment.window_specs()
+    )
+    with collector_paused():
+        return {
+            (r.metric, r.window.label, str(r.group[1]) if r.group else ""): r.value
+            for r in engine.iter_report(as_of, keep_null=True)
+            if r.metric in METRICS
+        }
 
 
 def main(argv: list[str] | None = None) -> int:

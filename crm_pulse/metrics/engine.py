@@ -54,7 +54,7 @@ from .measures import CompiledMeasure, ContributionKey, Group, percentile
 from .members import among_count, count_in, multiset, rolling_detail, rolling_periods
 from .pending import Due, PendingLedger
 from .plans import ObjectPlan, history_after
-from .report import MetricValue, evaluate, report
+from .report import ALL, MetricValue, Selection, evaluate, iter_report
 from .state import Key, MemoryStore, StateStore
 
 __all__ = ["DEFAULT_WINDOWS", "Engine"]
@@ -687,14 +687,51 @@ class Engine:
         groups it owns (company-wide ``current`` rows and goal rows exist without data, so every
         partition would otherwise report them).
         """
-        self._report_index = _StateIndex.build(self, as_of)
-        try:
-            rows = report(self.catalog, self, as_of, self.specs, keep_null=keep_null)
-        finally:
-            self._report_index = None
+        rows = list(self.iter_report(as_of, keep_null=keep_null))
         if owns is not None:
             rows = [r for r in rows if owns(r.group)]
         return rows
+
+    def iter_report(
+        self,
+        as_of: int,
+        *,
+        keep_null: bool = False,
+        select: Selection = ALL,
+        for_people: bool = False,
+    ) -> Iterator[MetricValue]:
+        """The report rows ``select`` keeps, one at a time (``crm-pulse report`` streams
+        them): only the selected metrics' measures are indexed and evaluated. ``for_people``:
+        in the order of the csv and table formats (see :func:`.report.iter_report`)."""
+        self._report_index = _StateIndex.build(self, as_of, self.measures_for(select))
+        try:
+            yield from iter_report(
+                self.catalog,
+                self,
+                as_of,
+                self.specs,
+                keep_null=keep_null,
+                select=select,
+                for_people=for_people,
+            )
+        finally:
+            self._report_index = None
+
+    def measures_for(self, select: Selection) -> set[int] | None:
+        """Indexes of the measures the rows ``select`` keeps read (None: every measure)."""
+        if not select.metrics:
+            return None
+        wanted = {
+            m.index
+            for metric in self.catalog.metrics.values()
+            if select.wants_metric(metric.name)
+            for m in metric.measures
+        }
+        for goal in self.catalog.definitions.goals:
+            target = self.catalog.metrics.get(goal.metric)
+            if target is not None and select.wants_metric(goal.name):
+                wanted.update(m.index for m in target.measures)
+        return wanted
 
     def changes(
         self,
@@ -864,13 +901,18 @@ class _StateIndex:
             self.first[key] = idx
 
     @classmethod
-    def build(cls, engine: Engine, as_of: int | None) -> _StateIndex:
-        """``as_of``: data dated after it is no data yet (None: every contribution counts)."""
+    def build(
+        cls, engine: Engine, as_of: int | None, measures: Collection[int] | None = None
+    ) -> _StateIndex:
+        """``as_of``: data dated after it is no data yet (None: every contribution counts).
+        ``measures``: index only these (None: all)."""
         index = cls()
         cal = engine.calendar
         last_day = None if as_of is None else as_of // DAY_MS
         for key, value in engine.store.items():
             tag = key[0]
+            if measures is not None and tag != "r" and tag != "o" and key[1] not in measures:
+                continue
             if tag == "b":
                 _, mi, group, (kind, idx) = key
                 if (

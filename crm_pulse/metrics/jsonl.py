@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from ..errors import DataError
 from ..safejson import MAX_DEPTH, depth_of
+from .decode import trusted_event
 from .events import Event
 
 __all__ = ["LineError", "parse_line", "read_events", "read_events_file"]
@@ -48,6 +49,9 @@ def parse_line(text: str, line: int) -> Event:
         ) from None
     except ValueError as exc:  # an integer of more digits than Python converts
         raise DataError(f"a number is too long ({str(exc)[:60]})", f"line {line}") from None
+    event = trusted_event(data)
+    if event is not None:
+        return event
     if not isinstance(data, dict):
         raise DataError(f"expected a JSON object, got {type(data).__name__}", f"line {line}")
     try:
