@@ -194,6 +194,17 @@ def cmd_events_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     return 0
 
 
+def cmd_events_compact(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.commands import compact_events
+
+    done = compact_events(_deployment(args.config, secrets=False))
+    out.write(
+        f"event log compacted: {done.deleted} superseded event(s) deleted, {done.kept} of "
+        f"{done.scanned} applied event(s) kept\n"
+    )
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .streams import commands
 
@@ -497,6 +508,13 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(export)
     export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
     export.set_defaults(run=cmd_events_export)
+    compact = events_sub.add_parser(
+        "compact",
+        help="delete the applied events that no longer decide a record's state, now "
+        "(runtime.event_log; export | replay still equals report)",
+    )
+    _config_option(compact)
+    compact.set_defaults(run=cmd_events_compact)
 
     run = sub.add_parser(
         "run",

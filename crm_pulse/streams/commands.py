@@ -20,10 +20,20 @@ from ..errors import ConfigError, ConfigProblem
 from ..metrics.engine import Engine
 from ..metrics.report import ALL, MetricValue, Selection
 from .database import Database, StateError
+from .retention import Compaction, compact_log
 from .runtime import EmbeddedRuntime
 from .state import SQLiteStore
 
-__all__ = ["backfill", "dry_run", "provision", "report", "report_rows", "run", "state_file"]
+__all__ = [
+    "backfill",
+    "compact_events",
+    "dry_run",
+    "provision",
+    "report",
+    "report_rows",
+    "run",
+    "state_file",
+]
 
 ServeFactory = Callable[[EmbeddedRuntime], Any]
 
@@ -223,6 +233,17 @@ def export_events(deployment: Deployment, output: str, out: TextIO) -> tuple[int
             return db.call(lambda: write_log(db.conn, out))
         with open(output, "w", encoding="utf-8") as f:
             return db.call(lambda: write_log(db.conn, f))
+    finally:
+        db.close()
+
+
+def compact_events(deployment: Deployment) -> Compaction:
+    """Compact the event log now (what ``runtime.event_log: {keep: latest}`` does as it
+    runs; :mod:`.retention`), whatever its ``keep`` setting."""
+    db = Database(state_file(deployment), create=False)
+    try:
+        catalog = deployment.catalog()
+        return db.call(db.transaction(lambda conn: compact_log(conn, catalog)))
     finally:
         db.close()
 

@@ -31,6 +31,7 @@ from . import quarantine
 from .database import Database, StateError
 from .log import consumed_position, event_json, last_position, read_log
 from .pollers import first_read_position
+from .retention import prune_reported
 from .state import SQLiteStore
 from .writeback import Planner, SQLiteOutbox
 
@@ -94,6 +95,7 @@ class Consumer:
             self.store.load(self.db.conn)
         except Exception as exc:
             raise StateError(self.db.path, "table state", str(exc)[:200]) from None
+        prune_reported(self.store, self.planner.wanted)  # kept for the rules only
         self.engine = Engine(self.catalog, self.store, self.windows)
         horizon = self.db.get_meta("horizon")
         if horizon is not None:
