@@ -24,6 +24,7 @@ from .events import (
     MAX_VERSION,
     SOURCE_FIELD,
     Event,
+    canonical_json,
     check_fields,
     type_fields,
 )
@@ -34,6 +35,10 @@ _KEYS = frozenset(("source", "object", "id", "op", "version", "fields"))
 _OPS = {"upsert": "upsert", "delete": "delete"}
 _new = object.__new__
 _set = object.__setattr__
+# the private attributes an Event is built with, at their defaults; the decoder fills the ones
+# validation fills (the typed values, and the canonical JSON where the model keeps it)
+_PRIVATE = {name: attr.get_default() for name, attr in Event.__private_attributes__.items()}
+_KEEPS_CANONICAL = "_canonical" in _PRIVATE
 
 
 def _name(value: Any, limit: int) -> bool:
@@ -95,5 +100,8 @@ def trusted_event(data: Any) -> Event | None:
     )
     _set(event, "__pydantic_fields_set__", set(data))
     _set(event, "__pydantic_extra__", None)
-    _set(event, "__pydantic_private__", {"_values": values})
+    private = {**_PRIVATE, "_values": values}
+    if _KEEPS_CANONICAL and op == "upsert":
+        private["_canonical"] = canonical_json(fields)
+    _set(event, "__pydantic_private__", private)
     return event
