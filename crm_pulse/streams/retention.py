@@ -30,13 +30,10 @@ import logging
 import sqlite3
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import ValidationError
+from typing import Any, NamedTuple
 
 from ..metrics.catalog import Catalog
-from ..metrics.decode import trusted_event
-from ..metrics.events import Event, supersedes
+from ..metrics.events import canonical_json, supersedes
 from ..metrics.state import StateStore
 from . import quarantine
 from .database import Database
@@ -57,24 +54,53 @@ class Compaction:
     position: int
 
 
-def _event(body: str) -> Event | None:
+class _Entry(NamedTuple):
+    """What compaction reads of a logged event (validated when it was appended)."""
+
+    source: str
+    object: str
+    id: str
+    op: str
+    version: int
+    fields: Any
+
+    @property
+    def canonical(self) -> str:
+        return canonical_json(self.fields or {})
+
+
+def _entry(body: str) -> _Entry | None:
+    """The event's identity and order; None for anything but a well-formed event (left
+    alone: the consumer quarantined it)."""
     try:
         data = json.loads(body)
     except ValueError:
         return None
-    event = trusted_event(data)
-    if event is not None:
-        return event
-    try:
-        return Event.model_validate(data)
-    except ValidationError:
+    if type(data) is not dict:
         return None
+    entry = _Entry(
+        data.get("source"),  # type: ignore[arg-type]
+        data.get("object"),  # type: ignore[arg-type]
+        data.get("id"),  # type: ignore[arg-type]
+        data.get("op"),  # type: ignore[arg-type]
+        data.get("version"),  # type: ignore[arg-type]
+        data.get("fields"),
+    )
+    if (
+        type(entry.source) is not str
+        or type(entry.object) is not str
+        or type(entry.id) is not str
+        or entry.op not in ("upsert", "delete")
+        or type(entry.version) is not int
+    ):
+        return None
+    return entry
 
 
 def _tie(conn: sqlite3.Connection, position: int) -> str | None:
     row = conn.execute("SELECT body FROM events WHERE position = ?", (position,)).fetchone()
-    event = None if row is None else _event(str(row[0]))
-    return None if event is None or event.op != "upsert" else event.canonical
+    entry = None if row is None else _entry(str(row[0]))
+    return None if entry is None or entry.op != "upsert" else entry.canonical
 
 
 class _History:
@@ -88,7 +114,9 @@ class _History:
         self.delete: tuple[int, int] | None = None  # (position, version)
         self.versions: dict[int, int] = {}  # version -> position of its winning upsert
 
-    def add(self, conn: sqlite3.Connection, position: int, event: Event, losers: list[int]) -> None:
+    def add(
+        self, conn: sqlite3.Connection, position: int, event: _Entry, losers: list[int]
+    ) -> None:
         version = event.version
         if event.op == "delete":
             if self.delete is not None and version <= self.delete[1]:
@@ -140,7 +168,7 @@ def compact_log(conn: sqlite3.Connection, catalog: Catalog) -> Compaction:
             scanned += 1
             if position in skip:
                 continue
-            event = _event(str(body))
+            event = _entry(str(body))
             if event is None:
                 continue
             key = f"{event.source}\x00{event.object}\x00{event.id}"
