@@ -93,3 +93,10 @@ def test_builtin_connectors_use_only_the_public_kit() -> None:
                         f"{where}: {a.name}" for a in node.names if a.name.startswith("crm_pulse")
                     ]
     assert outside == []
+
+
+def test_the_streams_public_api_resolves_every_name_it_lists() -> None:
+    import crm_pulse.streams as streams
+
+    for name in streams.__all__:
+        assert getattr(streams, name).__name__ == name
