@@ -88,7 +88,11 @@ def report_rows(
 
         def load() -> int | None:
             try:
-                store.load(db.conn, measures=() if measures is None else measures)
+                store.load(
+                    db.conn,
+                    measures=() if measures is None else measures,
+                    company_only=measures is not None and select.groups == (("company", ""),),
+                )
             except Exception as exc:
                 raise StateError(db.path, "table state", str(exc)[:200]) from None
             horizon = db.get_meta("horizon")

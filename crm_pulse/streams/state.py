@@ -106,15 +106,22 @@ class SQLiteStore:
         return len(self._data)
 
     # persistence ----------------------------------------------------------------------
-    def load(self, conn: sqlite3.Connection, *, measures: Collection[int] | None = None) -> None:
+    def load(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        measures: Collection[int] | None = None,
+        company_only: bool = False,
+    ) -> None:
         """Replace memory with the committed state; ValueError naming the first bad entry.
 
         Equal strings are shared as they are read (:func:`share_strings`).
 
         ``measures``: load only what a report of these measures reads (their bucket entries,
         range reads of the key index), not the records nor the last reported values; ``()``:
-        every measure's entries. For ``crm-pulse report``: it then costs what it reads."""
-        with contextlib.closing(self._rows(conn, measures)) as rows:
+        every measure's entries. For ``crm-pulse report``: it then costs what it reads.
+        ``company_only`` (with ``measures``): only their company-wide entries."""
+        with contextlib.closing(self._rows(conn, measures, company_only)) as rows:
             self._data = self._read(rows)
         self._dirty.clear()
 
@@ -136,13 +143,15 @@ class SQLiteStore:
 
     @staticmethod
     def _rows(
-        conn: sqlite3.Connection, measures: Collection[int] | None
+        conn: sqlite3.Connection, measures: Collection[int] | None, company_only: bool
     ) -> Generator[tuple[str, bytes, bytes], None, None]:
         if measures is None:
             yield from conn.execute("SELECT k, key, value FROM state")
             return
+        # the company-wide group is the empty tuple: its keys read "('b', 3, ()" then "," or ")"
+        group = "()" if company_only else ""
         prefixes = (
-            [f"('{tag}', {m}, " for tag in MEASURE_TAGS for m in sorted(measures)]
+            [f"('{tag}', {m}, {group}" for tag in MEASURE_TAGS for m in sorted(measures)]
             if measures
             else [f"('{tag}', " for tag in MEASURE_TAGS]
         )
