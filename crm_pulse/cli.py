@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from .errors import ConfigError, CrmPulseError, DataError
+from .errors import ConfigError, ConfigProblem, CrmPulseError, DataError
 from .metrics import (
     DEFAULT_WINDOWS,
     Catalog,
@@ -240,13 +240,13 @@ def cmd_worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _selection(catalog: Catalog, args: argparse.Namespace) -> Selection:
     """``--metric``, ``--window``, ``--group`` as a report :class:`Selection`; every unknown
     name in one error."""
-    problems: list[str] = []
+    problems: list[ConfigProblem] = []
     goals = {g.name for g in catalog.definitions.goals}
     for name in args.metric or ():
         base = name.split(".")[0] if name.endswith((".progress", ".pace")) else name
         if name not in catalog.metrics and base not in goals:
             problems.append(
-                f"--metric {name}: no such metric or goal (crm-pulse catalog lists them)"
+                ConfigProblem(f"--metric {name}", "no such metric or goal (crm-pulse catalog)")
             )
     for text in args.window or ():
         try:
@@ -260,8 +260,11 @@ def _selection(catalog: Catalog, args: argparse.Namespace) -> Selection:
             catalog.calendar.parse_label(text)
         except ValueError as exc:
             problems.append(
-                f"--window {text}: expected a kind (month, quarter, year, day, week, "
-                f"rolling:30d, current) or a label ({exc})"
+                ConfigProblem(
+                    f"--window {text}",
+                    "expected a kind (month, quarter, year, day, week, rolling:30d, current) "
+                    f"or a label ({exc})",
+                )
             )
     groups: list[tuple[str, str]] = []
     for text in args.group or ():
@@ -270,13 +273,15 @@ def _selection(catalog: Catalog, args: argparse.Namespace) -> Selection:
             continue
         field, sep, value = text.partition("=")
         if not sep or not field.strip():
-            problems.append(f"--group {text}: expected FIELD=VALUE (or company)")
+            problems.append(ConfigProblem(f"--group {text}", "expected FIELD=VALUE (or company)"))
             continue
         groups.append((field.strip(), value))
     if ("company", "") in groups and len(groups) > 1:
-        problems.append("--group company: company-wide rows have no other group field")
+        problems.append(
+            ConfigProblem("--group company", "company-wide rows have no other group field")
+        )
     if problems:
-        raise ConfigError("; ".join(problems))
+        raise ConfigError(problems)
     labels = set()
     for text in args.window or ():
         try:  # a label as the report writes it (FY labels of a fiscal calendar)
