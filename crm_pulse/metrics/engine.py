@@ -77,8 +77,15 @@ class Engine:
         catalog: Catalog,
         store: StateStore | None = None,
         windows: Sequence[WindowSpec] = DEFAULT_WINDOWS,
+        *,
+        track_groups: bool = False,
     ) -> None:
+        """``track_groups``: keep the groups with data up to date for reads outside reports
+        (:meth:`groups_with_data`), for an engine that is the only writer of its store and is
+        rebuilt when the store is rolled back (the embedded runtime's consumer); otherwise each
+        such read scans the state."""
         self.catalog = catalog
+        self._track_groups = track_groups
         self.calendar = catalog.calendar
         self.store: StateStore = store if store is not None else MemoryStore()
         self.specs = tuple(catalog.calendar.spec(s) for s in windows)  # fiscal labels
@@ -666,10 +673,15 @@ class Engine:
     def groups_with_data(self, m: CompiledMeasure, fields: tuple[str, ...]) -> Iterator[Group]:
         """Groups over ``fields`` in which ``m`` has data. In a report, from the index the
         report built; outside one (write-back rules: ticks, the status page, ``/metrics``),
-        from an index kept up to date with the buckets the engine touches, so a read costs
-        the groups it returns, not a scan of the state."""
+        with ``track_groups`` from an index kept up to date with the buckets the engine
+        touches, so a read costs the groups it returns, not a scan of the state."""
         if self._report_index is not None:
             for group in self._report_index.groups.get(m.index, ()):
+                if tuple(group[0::2]) == fields:
+                    yield group
+            return
+        if not self._track_groups:
+            for group in self._index().groups.get(m.index, ()):
                 if tuple(group[0::2]) == fields:
                     yield group
             return
@@ -849,6 +861,7 @@ class Engine:
     def forget_changes(self) -> None:
         """Forget which buckets moved since :meth:`changes` (the caller rolled its state back)."""
         self._dirty.clear()
+        self._live_groups = None  # built again from the store on the next read
 
     def _affected(self, metric: CompiledMetric, wkey: Any, as_of: int, place: int) -> list[Window]:
         kind, idx = wkey

@@ -85,7 +85,7 @@ class Consumer:
         self.unchanged: dict[str, int] = {}
         """Per source, events that moved nothing (re-reads, our own writes coming back)."""
         self.store = SQLiteStore()
-        self.engine = Engine(catalog, self.store, windows)
+        self.engine = Engine(catalog, self.store, windows, track_groups=True)
         self.quarantined = 0
         self._skip: set[int] = set()
         self.db.call(self._load)
@@ -96,7 +96,7 @@ class Consumer:
         except Exception as exc:
             raise StateError(self.db.path, "table state", str(exc)[:200]) from None
         prune_reported(self.store, self.planner.wanted)  # kept for the rules only
-        self.engine = Engine(self.catalog, self.store, self.windows)
+        self.engine = Engine(self.catalog, self.store, self.windows, track_groups=True)
         horizon = self.db.get_meta("horizon")
         if horizon is not None:
             self.engine.resume(int(horizon))
