@@ -218,9 +218,60 @@ class Deployment:
                 return got
             time.sleep(0.5)
         missing = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
+        for proc in self.workers:  # a post-mortem: every live worker logs its tasks' stacks
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
         raise AssertionError(
-            f"sink never matched replay; differences {list(missing.items())[:5]}\n{self.logs()}"
+            f"sink never matched replay; differences {list(missing.items())[:5]}\n"
+            f"{asyncio.run(self.positions())}\n{self.logs()}"
         )
+
+    async def positions(self) -> str:
+        """For a post-mortem: per stage and partition, the input's end offset, the group's
+        committed offset and the position the stage's table holds."""
+        from aiokafka import TopicPartition
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        from crm_pulse.streams.state import loads_state
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.broker)
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(self.app)
+        finally:
+            await admin.close()
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.broker, group_id=None)
+        await consumer.start()
+        lines = []
+        try:
+            for stage, table in (
+                ("events", "records"),
+                ("deltas", "aggregates"),
+                ("values", "writer"),
+            ):
+                tps = [TopicPartition(f"{self.app}-{stage}", p) for p in range(4)]
+                ends = await consumer.end_offsets(tps)
+                changelog = [TopicPartition(f"{self.app}-{table}-changelog", p) for p in range(4)]
+                consumer.assign(changelog)
+                await consumer.seek_to_beginning(*changelog)
+                last = await consumer.end_offsets(changelog)
+                held: dict[str, Any] = {}
+                while any(await consumer.position(tp) < last[tp] for tp in changelog):
+                    for messages in (await consumer.getmany(timeout_ms=500)).values():
+                        for m in messages:
+                            key = (m.key or b"").decode(errors="replace").strip('"')
+                            if key.startswith("@") and m.value is not None:
+                                held[key] = loads_state(m.value)
+                for tp in tps:
+                    c = committed.get(tp)
+                    lines.append(
+                        f"{stage}[{tp.partition}] end {ends[tp]} committed "
+                        f"{c.offset if c else None} {table} position {held.get(f'@{tp.partition}')}"
+                    )
+        finally:
+            await consumer.stop()
+        return "\n".join(lines)
 
 
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])

@@ -792,3 +792,72 @@ def test_a_partition_writes_nothing_before_every_first_read_marker_arrived(
         ("u1", 10),
         ("u2", 10),
     ]
+
+
+def test_a_partition_faust_stopped_delivering_is_read_from_kafka(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a take-over a survivor was seen idle with messages waiting in a partition it had
+    taken over: Faust delivered none of them and its committed offset showed no hole. The
+    hole check compares each stage's position with the partition's end: a position that did
+    not move for a whole check interval while messages wait is read from Kafka, applied,
+    and acknowledged to Faust."""
+    from faust.types import TP
+
+    from crm_pulse.streams.faust.timers import Timers
+
+    pipeline = FaustPipeline(_deployment("stall-test"), sinks={"crm": object()})
+    stage = pipeline.record_stage
+    topic = stage.order.topic
+    log = Log(topic, 1)
+    for i in range(10):
+        log.append(b"k", str(i).encode())
+    store = GroupedStore(Table({}, [10**9]), by_group)
+    stage.order = InputOrder(topic, store, Reader(log))
+    applied: list[int] = []
+    acked: list[int] = []
+    tp = TP(topic, 0)
+
+    async def apply(parts: Any) -> None:
+        applied.extend(m.offset for _anchor, messages in parts for m in messages)
+        await store.commit()
+
+    class Consumer:
+        def __init__(self) -> None:
+            self._committed_offset = {tp: 3}  # Faust committed what it delivered: no hole
+
+        def assignment(self) -> set[TP]:
+            return {tp}
+
+        async def highwaters(self, *tps: TP) -> dict[TP, int]:
+            return {t: len(log.parts[0]) for t in tps}
+
+        def ack(self, message: Any) -> bool:
+            acked.append(message.offset)
+            return True
+
+    stage.apply = apply
+    pipeline.app.consumer = Consumer()
+    monkeypatch.setattr(Timers, "settled", lambda self, generation: True)
+    timers = Timers(pipeline)
+
+    async def main() -> None:
+        delivered = [Event(Message(topic, 0, o, b"k", str(o).encode())) for o in (0, 1, 2)]
+        await pipeline._ordered(stage, delivered)
+        assert applied == [0, 1, 2] and store.position(0) == 3
+        await timers.holes()  # messages wait: one interval to see whether Faust delivers them
+        assert applied == [0, 1, 2]
+        await pipeline._ordered(stage, [Event(Message(topic, 0, 3, b"k", b"3"))])
+        await timers.holes()  # it moved: still not stalled
+        assert applied == [0, 1, 2, 3]
+        await timers.holes()  # no progress for a whole interval: read from Kafka
+        assert applied == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] and store.position(0) == 10
+        assert acked == [4, 5, 6, 7, 8, 9]
+        await timers.holes()  # at the end: nothing more
+        assert applied == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+        # Faust delivers them late after all: applied already, dropped
+        late = [Event(Message(topic, 0, o, b"k", str(o).encode())) for o in (4, 5)]
+        await pipeline._ordered(stage, late)
+        assert applied == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+
+    asyncio.run(main())

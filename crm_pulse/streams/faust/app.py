@@ -16,7 +16,9 @@ This module builds the app, its topics and tables and wires the stages, one modu
 * :mod:`.writer` coalesces values in the shared outbox and writes them with the shared
   :class:`~crm_pulse.streams.writeback.Writer` (vendor batch sizes, backoff, Retry-After, dead
   letters, no write of an unchanged value).
-* :mod:`.timers`: values that time moves, and holes Faust left behind its committed offsets.
+* :mod:`.timers`: values that time moves, and messages Faust left undelivered (holes behind
+  its committed offsets, partitions it stopped delivering).
+* :mod:`.watchdog`: a worker whose table recovery stopped moving starts again.
 
 Nothing lost, nothing counted twice, with a worker killed at any moment:
 
@@ -55,6 +57,7 @@ from .records import RecordsStage
 from .stage import Stage
 from .stores import GroupedStore, by_group, by_record
 from .timers import Timers
+from .watchdog import RecoveryWatchdog
 from .writer import WriterStage
 
 __all__ = ["FaustPipeline", "create_app", "event_key", "kafka_servers", "target_key"]
@@ -62,6 +65,7 @@ __all__ = ["FaustPipeline", "create_app", "event_key", "kafka_servers", "target_
 BATCH = 2000
 BATCH_WINDOW = 0.05  # seconds an agent waits to fill a batch
 HOLE_CHECK = 2.0  # seconds between checks for messages Faust committed without delivering
+RECOVERY_CHECK = 5.0  # seconds between looks at a table recovery under way
 
 log = logging.getLogger("crm_pulse.faust")
 
@@ -188,6 +192,7 @@ class FaustPipeline:
             self.writer.rollback,
         )
         self.timers = Timers(self)
+        self.watchdog = RecoveryWatchdog(self.app)
         self._register()
 
     def _topic(self, suffix: str, partitions: int) -> Any:
@@ -210,6 +215,7 @@ class FaustPipeline:
         app.agent(self.values, name="writer", concurrency=1)(self._writer)
         app.timer(interval=max(1.0, self.deployment.runtime.tick), name="time")(self.timers.tick)
         app.timer(interval=HOLE_CHECK, name="holes")(self.timers.holes)
+        app.timer(interval=RECOVERY_CHECK, name="recovery-watchdog")(self.watchdog.check)
         topic = self.events.get_topic_name()
 
         async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -255,9 +261,9 @@ class FaustPipeline:
             stage.rollback()  # nothing half-done is committed later: positions included
             stage.order.take_repaired()
             raise
-        self._acknowledge(stage.order.take_repaired())  # committed: Faust may move past them
+        self.acknowledge(stage.order.take_repaired())  # committed: Faust may move past them
 
-    def _acknowledge(self, messages: Sequence[Message]) -> None:
+    def acknowledge(self, messages: Sequence[Message]) -> None:
         """Acknowledge messages read back from Kafka (and now committed) to Faust's consumer, so
         that its committed offset moves past the hole they filled (see
         :meth:`.InputOrder.take_repaired`)."""

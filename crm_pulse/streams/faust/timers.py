@@ -3,6 +3,7 @@ Faust committed past without delivering them, see :mod:`.order`)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -13,11 +14,15 @@ if TYPE_CHECKING:
 
 __all__ = ["Timers"]
 
+log = logging.getLogger("crm_pulse.faust")
+
 
 class Timers:
     def __init__(self, pipeline: FaustPipeline) -> None:
         self.pipeline = pipeline
         self._ticked_generation = -1  # the consumer generation of the last time tick
+        self._checked_generation = -1  # the consumer generation of the last hole check
+        self._seen: dict[Any, int] = {}  # input partition -> its position at the last check
 
     def settled(self, generation: int) -> bool:
         """No rebalance started or under way since ``generation``, tables recovered."""
@@ -57,7 +62,18 @@ class Timers:
             await aggregates.publish(writes)
 
     async def holes(self) -> None:
-        """Messages Faust committed past without delivering them (see :mod:`.order`)."""
+        """Messages an agent should have applied and did not, read straight from Kafka:
+
+        * behind Faust's committed offset: Faust committed past messages it never delivered
+          (see :mod:`.order`);
+        * up to the partition's end, when the stage's position did not move since the last
+          check although messages wait: Faust stopped delivering a partition (seen after a
+          take-over: the survivor sat idle with a dead worker's partitions unread while every
+          check of its own offsets said nothing was missing).
+
+        Reading a range Faust delivers later is harmless: its messages are below the position
+        by then and dropped; the ones read here are acknowledged to Faust once committed, so
+        its committed offset moves past them."""
         p = self.pipeline
         app = p.app
         consumer = app.consumer
@@ -65,14 +81,48 @@ class Timers:
         if committed is None:
             return
         generation = app.consumer_generation_id
-        for stage in (p.record_stage, p.aggregate_stage, p.writer_stage):
-            for tp in consumer.assignment():
-                if tp.topic != stage.order.topic or not self.settled(generation):
-                    continue
-                async with stage.lock:
-                    try:
-                        found = await stage.order.holes_behind(tp.partition, committed.get(tp))
-                        if found is not None and self.settled(generation):  # it may have moved
-                            await stage.apply([(Anchor(tp.topic, tp.partition), found)])
-                    finally:
-                        stage.rollback()  # nothing staged outlives the check
+        if not self.settled(generation):
+            return
+        if generation != self._checked_generation:  # new partitions: watch them afresh
+            self._checked_generation = generation
+            self._seen.clear()
+        stages = {
+            stage.order.topic: stage
+            for stage in (p.record_stage, p.aggregate_stage, p.writer_stage)
+        }
+        assigned = sorted(
+            (tp for tp in consumer.assignment() if tp.topic in stages),
+            key=lambda tp: (tp.topic, tp.partition),
+        )
+        if not assigned:
+            return
+        ends = await consumer.highwaters(*assigned)  # Kafka's end offsets (the next offset)
+        for tp in assigned:
+            stage = stages[tp.topic]
+            async with stage.lock:
+                if not self.settled(generation):
+                    return  # it may have moved
+                try:
+                    target = committed.get(tp)
+                    position = stage.order.store.position(tp.partition) or 0
+                    end = ends.get(tp)
+                    if end is not None and end > position:
+                        if self._seen.get(tp) == position:  # no progress for a whole interval
+                            log.warning(
+                                "%s[%d]: %d messages wait at offset %d and none was delivered"
+                                " since the last check; reading them from Kafka",
+                                tp.topic,
+                                tp.partition,
+                                end - position,
+                                position,
+                            )
+                            target = max(target or 0, end)
+                        self._seen[tp] = position
+                    else:
+                        self._seen.pop(tp, None)
+                    found = await stage.order.holes_behind(tp.partition, target)
+                    if found is not None and self.settled(generation):
+                        await stage.apply([(Anchor(tp.topic, tp.partition), found)])
+                        p.acknowledge(found)  # committed: Faust may move past them
+                finally:
+                    stage.rollback()  # nothing staged outlives the check
