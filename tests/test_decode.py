@@ -121,3 +121,36 @@ def test_any_input_gets_the_answer_validation_gives(
         data.pop(key)
     same(data)
     same(json.loads(json.dumps(data)))
+
+
+def test_lines_the_compiled_decoder_refuses_are_read_as_the_standard_library_reads_them() -> None:
+    """NaN, integers beyond 64 bits, lone surrogates, duplicate keys: the same event or the
+    same error as before the compiled decoder."""
+    import re
+
+    from crm_pulse.errors import DataError
+
+    base = json.dumps({**DEAL, "fields": {"amount": "1"}})
+    lines = [
+        base,
+        base.replace('"amount": "1"', '"amount": NaN'),
+        base.replace('"version": 3', '"version": 123456789012345678901234567890'),
+        base.replace('"version": 3', '"version": 3.0'),
+        base.replace('"owner"', '"x"').replace('"amount": "1"', '"note": "\\ud800"'),
+        base.replace('"amount": "1"', '"amount": "1", "amount": "2"'),
+        base.replace('"id": "7"', '"id": "7", "id": "8"'),
+        "[1, 2]",
+        "{not json",
+    ]
+    for i, text in enumerate(lines, start=1):
+        try:
+            data = json.loads(text)
+            want: Any = Event.model_validate(data) if isinstance(data, dict) else "error"
+        except (ValueError, ValidationError):
+            want = "error"
+        try:
+            got: Any = parse_line(text, i)
+        except DataError as exc:
+            got = "error"
+            assert re.search(rf"line {i}\b", str(exc)), exc
+        assert got == want, text

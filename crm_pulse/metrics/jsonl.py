@@ -6,7 +6,9 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from ..errors import DataError
@@ -41,14 +43,10 @@ def parse_line(text: str, line: int) -> Event:
     """One JSONL line -> Event; raises DataError(reason, where='line N')."""
     if text.count("[") + text.count("{") > MAX_DEPTH and depth_of(text.encode()) > MAX_DEPTH:
         raise DataError(f"JSON nested deeper than {MAX_DEPTH} levels", f"line {line}")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"not valid JSON: {exc.msg} at column {exc.colno}", f"line {line}"
-        ) from None
-    except ValueError as exc:  # an integer of more digits than Python converts
-        raise DataError(f"a number is too long ({str(exc)[:60]})", f"line {line}") from None
+    try:  # a compiled decoder for the usual line; anything it refuses is read as before
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        data = _json_loads(text, line)
     event = trusted_event(data)
     if event is not None:
         return event
@@ -58,6 +56,19 @@ def parse_line(text: str, line: int) -> Event:
         return Event.model_validate(data)
     except ValidationError as exc:
         raise DataError(_reason(exc), f"line {line}") from None
+
+
+def _json_loads(text: str, line: int) -> Any:
+    """The standard library's reading, with its error messages (and its leniency: NaN, lone
+    surrogates and integers of any size reach validation, which words what is wrong)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"not valid JSON: {exc.msg} at column {exc.colno}", f"line {line}"
+        ) from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise DataError(f"a number is too long ({str(exc)[:60]})", f"line {line}") from None
 
 
 def read_events(
