@@ -29,6 +29,15 @@ def _time(rng: random.Random) -> str | None:
 
 
 def _fields(obj: str, rng: random.Random) -> dict[str, object]:
+    fields = _object_fields(obj, rng)
+    if obj in ("deal", "account", "contact", "ticket", "activity"):
+        # who changed the record last, and when (users "0" to "3" may exist): active users
+        fields["modified_by"] = rng.choice(["0", "1", "2", "u9", None])
+        fields["modified_at"] = _time(rng)
+    return fields
+
+
+def _object_fields(obj: str, rng: random.Random) -> dict[str, object]:
     c = rng.choice
     if obj == "deal":
         return {
@@ -488,3 +497,56 @@ def test_day_and_week_windows(seed: int, as_of_day: int, zone: str) -> None:
             days[(*key, week)] = days.get((*key, week), 0.0) + float(row["value"])  # type: ignore[arg-type]
     for key, value in weeks.items():
         assert abs(days.get(key, 0.0) - value) < 1e-6, key
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10**6),
+    order=st.integers(0, 10**6),
+    as_of_day=st.integers(0, 130),
+)
+def test_the_last_change_a_user_made_is_kept_in_any_order(
+    seed: int, order: int, as_of_day: int
+) -> None:
+    """modified_by / modified_at: an upsert without them (a connector's own write-back) keeps
+    the last change known; deletes end it; ties and duplicates in any order (active_users)."""
+    rng = random.Random(seed)
+    catalog = build_catalog()
+    events = [
+        Event.model_validate(
+            {
+                "source": "s",
+                "object": "user",
+                "id": str(i),
+                "op": "upsert",
+                "version": 1,
+                "fields": {"created_at": "2025-01-01T00:00:00Z"},
+            }
+        )
+        for i in range(3)
+    ]
+    for obj in ("deal", "activity", "ticket"):
+        for rid in range(rng.randint(1, 3)):
+            for _ in range(rng.randint(1, 7)):
+                version = rng.randint(1, 5)  # few versions: many ties
+                if rng.random() < 0.2:
+                    raw: dict[str, object] = {"op": "delete"}
+                else:
+                    by = rng.choice(["0", "1", "2", None, None])
+                    raw = {
+                        "op": "upsert",
+                        "fields": {
+                            "modified_by": by,
+                            "modified_at": None if by is None else _time(rng),
+                            "account_id": rng.choice(["a", "b"]),  # other changes
+                        },
+                    }
+                raw.update(source="s", object=obj, id=str(rid), version=version)
+                events.append(Event.model_validate(raw))
+    windows = (WindowSpec("month"), WindowSpec("rolling", 30))
+    as_of = T0 + as_of_day * DAY
+    expected = rows(reference_report(catalog, events, as_of, windows))
+    for k in range(2):
+        engine = Engine(catalog, windows=windows)
+        engine.apply_all(shuffled(events, order + k))
+        assert rows(engine.report(as_of)) == expected

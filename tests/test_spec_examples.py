@@ -15,7 +15,9 @@ from crm_pulse.metrics import (
     builtin_definitions,
     definitions_from_mapping,
     parse_time,
+    reference_report,
 )
+from crm_pulse.metrics.explain import explain
 
 YEAR = (WindowSpec("month"), WindowSpec("quarter"), WindowSpec("year"))
 
@@ -374,6 +376,83 @@ def test_new_kpis_worked_examples() -> None:
     # created in March, by 3 users
     assert value(e, as_of, "records_created_per_user", "2026-03") == 14 / 3
     assert value(e, as_of, "repeat_customers", "2026-Q1") == 2
+
+
+def test_active_users_count_activities_and_record_changes() -> None:
+    """CRM adoption (issue 18, point 6): a user is active in P with an activity in P or a
+    record whose last change (``modified_at``, by ``modified_by``) lies in P. Only final states
+    are kept, so a change someone else made later replaces the earlier one."""
+
+    def changed(obj: str, rid: str, by: str, at: str, version: int = 1, **extra: Any) -> Event:
+        return Event.model_validate(
+            {
+                "source": "t",
+                "object": obj,
+                "id": rid,
+                "op": "upsert",
+                "version": version,
+                "fields": {"modified_by": by, "modified_at": at, **extra},
+            }
+        )
+
+    events = [
+        # users 0..3 now; user 4 left in February
+        *(
+            ev("user", str(i), created_at="2025-01-01T00:00:00Z", deactivated_at=left)
+            for i, left in enumerate([None, None, None, None, "2026-02-10T00:00:00Z"])
+        ),
+        # user 0 logs a call on 4 March; user 1 edits that activity last, on 25 March
+        changed(
+            "activity",
+            "a1",
+            "1",
+            "2026-03-25T00:00:00Z",
+            owner_id="0",
+            type="call",
+            occurred_at="2026-03-04T00:00:00Z",
+        ),
+        changed("deal", "d1", "1", "2026-03-10T00:00:00Z"),  # user 1 again: counted once
+        # crm-pulse writes a metric into d1 in April: the connector says no one changed it
+        Event.model_validate(
+            {
+                "source": "t",
+                "object": "deal",
+                "id": "d1",
+                "op": "upsert",
+                "version": 5,
+                "fields": {},
+            }
+        ),
+        # user 2 edits d2 in March, user 0 edits it again in April: only April's change is kept
+        changed("deal", "d2", "2", "2026-03-12T00:00:00Z", version=1),
+        changed("deal", "d2", "0", "2026-04-02T00:00:00Z", version=2),
+        # user 3's contact was deleted afterwards: no record, no change
+        changed("contact", "c1", "3", "2026-03-20T00:00:00Z"),
+        Event.model_validate(
+            {"source": "t", "object": "contact", "id": "c1", "op": "delete", "version": 2}
+        ),
+        changed("account", "x1", "4", "2026-03-05T00:00:00Z"),  # no longer a user at the end
+        changed("ticket", "t1", "stranger", "2026-03-06T00:00:00Z"),  # not a user at all
+    ]
+    windows = (*YEAR, WindowSpec("rolling", 30))
+    catalog = build_catalog()
+    e = Engine(catalog, windows=windows)
+    for event in reversed(events):  # order does not matter
+        e.apply(event)
+    as_of = "2026-04-15T00:00:00Z"
+    assert value(e, as_of, "active_users", "2026-03") == 2  # users 0 (call) and 1 (changes)
+    assert value(e, as_of, "active_user_rate", "2026-03") == 2 / 4
+    assert value(e, as_of, "active_users", "2026-04") == 1  # user 0, by d2's last change
+    assert value(e, as_of, "active_users", "2026-Q1") == 2
+    assert value(e, as_of, "active_users", "last_30d") == 2  # a1 (25 March) and d2 (2 April)
+    assert value(e, as_of, "activities", "2026-03") == 1
+    oracle = reference_report(catalog, events, parse_time(as_of), windows)
+    assert [r.to_json() for r in e.report(parse_time(as_of))] == [r.to_json() for r in oracle]
+    why = explain(catalog, events, "active_users", "2026-03", (), parse_time(as_of))
+    counted = sorted(
+        (c.record, c.contribution) for c in why.contributions if c.measure == "active_users"
+    )
+    assert counted == [("t/activity/a1", "0"), ("t/activity/a1", "1"), ("t/deal/d1", "1")]
 
 
 def test_cases_opened_and_closed_per_day_and_week() -> None:

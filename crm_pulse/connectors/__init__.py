@@ -72,6 +72,8 @@ from .canonical import (
 )
 from .fieldcache import FieldCache, RefreshPolicy
 from .protocols import (
+    AccessCheck,
+    AccessChecker,
     BadRecord,
     Connector,
     Cursor,
@@ -94,6 +96,8 @@ from .rejects import reject
 __all__ = [
     "CANONICAL_FIELDS",
     "MAX_JSON_DEPTH",
+    "AccessCheck",
+    "AccessChecker",
     "ActivityTypeMapping",
     "Backoff",
     "BadRecord",

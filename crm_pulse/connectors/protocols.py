@@ -8,14 +8,16 @@
 * :class:`FieldProvisioner` makes sure the custom fields the write-back rules need exist.
 * :class:`FieldReader` reads written fields back (``crm-pulse audit``), and
   :class:`FieldTypeChecker` finds target fields of a type that cannot hold a number.
+* :class:`AccessChecker` tries the optional permissions a source goes on without (a scope it
+  only warns about at run time), for ``crm-pulse doctor``.
 
 A connector is a :class:`Connector` subclass registered in the ``crm_pulse.connectors``
 entry-point group (built-in kinds too, in crm-pulse's own ``pyproject.toml``). It declares its
 ``kind`` and its ``settings_model`` (a :class:`~crm_pulse.config.connectors.ConnectorSettings`
 subclass, which validates its section of the deployment file); it is built as
 ``cls(name, settings)`` with the validated settings, and its attributes ``source``,
-``receiver``, ``sink``, ``provisioner``, ``reader`` and ``type_checker`` are None where it has
-no such part.
+``receiver``, ``sink``, ``provisioner``, ``reader``, ``type_checker`` and ``access`` are None
+where it has no such part.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from ..config.connectors import ConnectorSettings
 from ..metrics.events import Event
 
 __all__ = [
+    "AccessCheck",
+    "AccessChecker",
     "BadRecord",
     "Connector",
     "Cursor",
@@ -239,6 +243,27 @@ class FieldTypeChecker(Protocol):
         fields that fit, or do not exist, are left out."""
 
 
+@dataclass(frozen=True)
+class AccessCheck:
+    """The outcome of trying one optional permission (``crm-pulse doctor`` prints it)."""
+
+    what: str
+    """The permission, as the vendor names it (``owners (crm.objects.owners.read)``)."""
+    ok: bool
+    detail: str
+    todo: str = ""
+    """What to do when it is not granted."""
+
+
+@runtime_checkable
+class AccessChecker(Protocol):
+    """Tries the permissions a connector uses but goes on without (``crm-pulse doctor``):
+    without them a part of the metrics stays empty, with a warning in the log only."""
+
+    async def check(self) -> list[AccessCheck]:
+        """Try each one with a read; write nothing. A refused call is a result, not an error."""
+
+
 FieldKey = tuple[str, str, str]
 """(object, record id, field) of one custom field on one record."""
 
@@ -282,6 +307,8 @@ class Connector:
     """Reads the written fields back, for ``crm-pulse audit``."""
     type_checker: FieldTypeChecker | None = None
     """Finds target fields of a type that cannot hold a number (``doctor``)."""
+    access: AccessChecker | None = None
+    """Tries the optional permissions the source goes on without (``doctor``)."""
 
     def __init__(self, name: str, settings: Any) -> None:
         self.name = name

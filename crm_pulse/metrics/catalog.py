@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cache
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError, ConfigProblem
 from .calendar import Calendar, WindowSpec
-from .definitions import Definitions, MetricDef, StaysSpec
+from .definitions import Definitions, MeasureDef, MetricDef, StaysSpec
 from .events import BUILTIN_OBJECTS, ID_FIELD, SOURCE_FIELD, ObjectSchema
 from .expressions import Expression, parse_expression
 from .measures import CompiledMeasure, compile_measure
@@ -73,7 +73,7 @@ class Catalog:
     metrics_by_measure: dict[int, list[CompiledMetric]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for m in self.measures:
+        for m in (part for head in self.measures for part in head.parts):
             self.by_object.setdefault(m.object, []).append(m)
             if m.definition.stays is not None:
                 self.stays[m.object] = m.definition.stays
@@ -204,22 +204,35 @@ def build_catalog(
         if mdef.active is not None and name in among_targets:
             cm.distinct_key = lambda v: v.get(ID_FIELD)  # each member's id, for 'among'
             cm.reads = cm.reads | {ID_FIELD}
-        if schema is not None:
-            allowed = (
-                set(schema) | {SOURCE_FIELD, ID_FIELD} | (STAY_FIELDS if mdef.stays else set())
+        for i, leg in enumerate(mdef.also):
+            for obj in leg.objects:
+                ldef = MeasureDef(
+                    object=obj,
+                    where=leg.where,
+                    at=leg.at,
+                    distinct=leg.distinct,
+                    at_least=mdef.at_least,
+                    among=mdef.among,
+                )
+                try:
+                    part = compile_measure(name, cm.index, ldef, all_schemas.get(obj), defs.params)
+                except ValueError as exc:
+                    problem(f"measures.{name}.also[{i}]", str(exc))
+                    continue
+                part.groups = cm.groups
+                cm.legs.append(part)
+                _check_fields(part, f"measures.{name}.also[{i}]", all_schemas.get(obj), problem)
+        if mdef.also and any(p.window_conds for p in cm.parts):
+            problem(
+                f"measures.{name}", "a measure with 'also' cannot compare fields with the window"
             )
-            for f in sorted(cm.reads | {f for g in cm.groups for f in g}):
-                if f not in allowed:
-                    problem(
-                        f"measures.{name}",
-                        f"object {mdef.object!r} has no field {f!r} "
-                        f"(fields: {', '.join(sorted(allowed))})",
-                    )
+        _check_fields(cm, f"measures.{name}", schema, problem)
         compiled[name] = cm
 
     for cm in compiled.values():
         if cm.definition.among is not None and cm.definition.among in compiled:
-            cm.among = compiled[cm.definition.among]
+            for part in cm.parts:
+                part.among = compiled[cm.definition.among]
 
     metrics: dict[str, CompiledMetric] = {}
     for name, expr in expressions.items():
@@ -253,3 +266,22 @@ def build_catalog(
         metrics=metrics,
         schemas=all_schemas,
     )
+
+
+def _check_fields(
+    cm: CompiledMeasure,
+    path: str,
+    schema: ObjectSchema | None,
+    problem: Callable[[str, str], None],
+) -> None:
+    """Every field a compiled measure (or ``also:`` leg) reads exists on its object."""
+    if schema is None:
+        return
+    mdef = cm.definition
+    allowed = set(schema) | {SOURCE_FIELD, ID_FIELD} | (STAY_FIELDS if mdef.stays else set())
+    for f in sorted(cm.reads | {f for g in cm.groups for f in g}):
+        if f not in allowed:
+            problem(
+                path,
+                f"object {mdef.object!r} has no field {f!r} (fields: {', '.join(sorted(allowed))})",
+            )

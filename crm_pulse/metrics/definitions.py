@@ -31,7 +31,8 @@ no placement
 
 and one *aggregate*: ``count`` (default), ``sum: <field>`` | ``sum: {duration: [from, to], unit}``
 | ``sum: {weights: {field, values, default}}``, ``distinct: <field>`` (narrowed by
-``at_least: n`` and ``among: <active measure>``), or the percentiles ``median`` and ``p90`` of a
+``at_least: n`` and ``among: <active measure>``, and widened by ``also:``, more objects' records
+whose values it counts too), or the percentiles ``median`` and ``p90`` of a
 field or duration. ``where`` filters with
 equality, lists (any of), ``null`` and ``{gt, gte, lt, lte, ne, in, not_in, set}``; a value may be
 a parameter (``$name``) or, in calendar windows, ``window.start`` / ``window.end``.
@@ -53,6 +54,7 @@ __all__ = [
     "DuplicatesSpec",
     "DurationSum",
     "GoalDef",
+    "LegDef",
     "MeasureDef",
     "MetricDef",
     "PeriodSpec",
@@ -114,6 +116,21 @@ class DuplicatesSpec(_Strict):
     normalize: Literal["email", "domain", "lower", "none"] = "lower"
 
 
+class LegDef(_Strict):
+    """More records whose values a ``distinct`` measure counts (``also:``): the records of
+    ``object`` (one or a list) that pass ``where``, placed by ``at``, each counting its value of
+    ``distinct``. A value counts once however many records, of any object, give it."""
+
+    object: str | tuple[str, ...]
+    where: dict[str, Any] = Field(default_factory=dict)
+    at: str = Field(min_length=1)
+    distinct: str = Field(min_length=1)
+
+    @property
+    def objects(self) -> tuple[str, ...]:
+        return (self.object,) if isinstance(self.object, str) else self.object
+
+
 class MeasureDef(_Strict):
     """A named aggregate over one object's records, maintained incrementally per window and group."""
 
@@ -141,6 +158,11 @@ class MeasureDef(_Strict):
         description="with distinct: count only values that are the id of a record the named "
         "'active' measure counts at the same time (upsell accounts that are customers)",
     )
+    also: tuple[LegDef, ...] = Field(
+        default=(),
+        description="with distinct and at: more objects' records whose values count too "
+        "(users active by an activity or by a record change)",
+    )
 
     @model_validator(mode="after")
     def _one_shape(self) -> MeasureDef:
@@ -166,6 +188,8 @@ class MeasureDef(_Strict):
             raise ValueError("'at_least' narrows a 'distinct' count: add 'distinct: <field>'")
         if self.among is not None and self.distinct is None:
             raise ValueError("'among' narrows a 'distinct' count: add 'distinct: <field>'")
+        if self.also and (self.distinct is None or self.placement != "timed"):
+            raise ValueError("'also' widens a 'distinct' count placed by 'at'")
         if aggregates and aggregates[0] in PERCENTILES and not self.at:
             raise ValueError(
                 f"a '{aggregates[0]}' measure ranks values placed in time: add 'at: <time field>'"

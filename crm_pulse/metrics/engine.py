@@ -10,7 +10,8 @@ upsert cannot bring a record back.
 State entries (all in one :class:`~.state.StateStore`)::
 
     ("r", source, object, id)        -> [version, fields tuple | None, max delete version,
-                                         stage history, canonical JSON of the applied upsert]
+                                         stage history, canonical JSON of the applied upsert,
+                                         last change register (see :mod:`.modifier`)]
     ("b", measure, group, window)    -> [value, contributions]        window = (kind, index)
                                         counts and sums: months only, quarters and years are
                                         read as sums of months; distinct values, window
@@ -52,6 +53,7 @@ from .deltas import Delta
 from .events import Event, supersedes
 from .measures import CompiledMeasure, ContributionKey, Group, percentile
 from .members import among_count, count_in, multiset, rolling_detail, rolling_periods
+from .modifier import advance, effective, positions
 from .pending import Due, PendingLedger
 from .plans import ObjectPlan, history_after
 from .report import ALL, MetricValue, Selection, evaluate, iter_report
@@ -107,6 +109,8 @@ class Engine:
             )
             for obj, ms in catalog.by_object.items()
         }
+        # where each object's plan holds modified_by / modified_at (kept by a register)
+        self._changed = {obj: positions(plan.reads) for obj, plan in self._plans.items()}
         self._place = {m.index: _placement_code(m, bool(stored)) for m in catalog.measures}
         self._daily = {
             m.index: bool(self.rolling) and not m.calendar_only for m in catalog.measures
@@ -175,11 +179,11 @@ class Engine:
         state: Any = store.get(key)
         fresh = state is None
         if fresh:
-            state = [None, None, None, None, None]
-        elif len(state) == 4:  # a state written before ties were ordered
-            state = [*state, None]
+            state = [None, None, None, None, None, None]
+        elif len(state) < 6:  # written before ties were ordered, or before the register
+            state = [*state, *([None] * (6 - len(state)))]
             fresh = True
-        old_version, old_fields, max_delete, history, old_tie = state
+        old_version, old_fields, max_delete, history, old_tie, register = state
         version = event.version
         op = event.op
         stays = plan.stays
@@ -191,8 +195,16 @@ class Engine:
         new_max_delete = max_delete
         if op == "delete" and (max_delete is None or version > max_delete):
             new_max_delete = version
+        where = self._changed.get(event.object)
+        new_register = register if where is None else advance(register, event, new_max_delete)
         stale = not supersedes(version, op, tie, old_version, old_fields is None, old_tie)
-        if stale and new_history is history and (stays is None or new_max_delete == max_delete):
+        keeps_deletes = stays is not None or where is not None
+        if (
+            stale
+            and new_history is history
+            and new_register is register
+            and (not keeps_deletes or new_max_delete == max_delete)
+        ):
             self.stale += 1
             return None
 
@@ -206,6 +218,10 @@ class Engine:
                 new_fields = tuple(map(new_values.get, plan.reads))
             else:
                 new_fields = None
+        if where is not None:  # the last change known, whichever upsert named it
+            shown = effective(new_fields, where, new_register)
+            if shown is not new_fields:
+                new_fields, new_values = shown, None
         history_moved = new_history != history
         if old_fields is None or new_fields is None:
             measures = plan.measures if (old_fields is not new_fields or history_moved) else None
@@ -244,8 +260,11 @@ class Engine:
             state[2] = new_max_delete
             state[3] = new_history
             state[4] = new_tie
+            state[5] = new_register
         else:
-            store.put(key, [new_version, new_fields, new_max_delete, new_history, new_tie])
+            store.put(
+                key, [new_version, new_fields, new_max_delete, new_history, new_tie, new_register]
+            )
         self.applied += 1
         return changes
 

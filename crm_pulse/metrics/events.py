@@ -125,6 +125,8 @@ _T, _A, _N, _D, _S = (
     FieldType.STRING,
 )
 _PERIODS = frozenset({"month", "quarter", "year"})
+_CHANGED: dict[str, FieldType] = {"modified_by": _S, "modified_at": _T}
+"""Who changed a record last (a user id, as in ``owner_id``) and when: CRM adoption."""
 
 BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
     "account": {
@@ -133,6 +135,7 @@ BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
         "customer_since": _T,
         "churned_at": _T,
         "created_at": _T,
+        **_CHANGED,
     },
     "contact": {
         "account_id": _S,
@@ -141,6 +144,7 @@ BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
         "lifecycle": frozenset({"lead", "qualified", "customer", "other"}),
         "created_at": _T,
         "converted_at": _T,
+        **_CHANGED,
     },
     "deal": {
         "account_id": _S,
@@ -153,6 +157,7 @@ BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
         "amount": _A,
         "created_at": _T,
         "closed_at": _T,
+        **_CHANGED,
     },
     "ticket": {
         "account_id": _S,
@@ -161,12 +166,14 @@ BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
         "created_at": _T,
         "closed_at": _T,
         "first_response_at": _T,
+        **_CHANGED,
     },
     "activity": {
         "owner_id": _S,
         "account_id": _S,
         "type": frozenset({"call", "email", "meeting", "task", "note"}),
         "occurred_at": _T,
+        **_CHANGED,
     },
     "survey_response": {
         "account_id": _S,

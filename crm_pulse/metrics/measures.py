@@ -143,6 +143,14 @@ class CompiledMeasure:
     distinct_key: Callable[[Mapping[str, Any]], Any] | None = None
     among: CompiledMeasure | None = None
     """The ``active`` measure whose members (by record id) a distinct count is narrowed to."""
+    legs: list[CompiledMeasure] = field(default_factory=list)
+    """``also:`` records, one compiled leg per object: same index, so their values land in
+    this measure's buckets (a value counts once whichever records give it)."""
+
+    @property
+    def parts(self) -> tuple[CompiledMeasure, ...]:
+        """This measure and its ``also:`` legs: every (object, filter, time, value) it reads."""
+        return (self, *self.legs)
 
     @property
     def is_snapshot(self) -> bool:

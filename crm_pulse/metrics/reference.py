@@ -21,6 +21,7 @@ from .definitions import PERCENTILES, DurationSum, WeightsSum
 from .events import Event, RecordKey
 from .filters import type_constant
 from .measures import CompiledMeasure, Group, normalizer
+from .modifier import CHANGED_AT, CHANGED_BY, newest_change
 from .report import MetricValue, report
 
 __all__ = ["RecordState", "Reference", "reference_report"]
@@ -52,11 +53,14 @@ class Reference:
         latest: dict[RecordKey, Event] = {}
         upserts: dict[RecordKey, dict[int, Event]] = {}
         deletes: dict[RecordKey, int] = {}
+        changes: dict[RecordKey, list[Event]] = {}  # upserts that name who changed the record
         for e in events:
             k = e.key
             if k not in latest or _wins(e, latest[k]):
                 latest[k] = e
             if e.op == "upsert":
+                if e.values.get(CHANGED_BY) is not None:
+                    changes.setdefault(k, []).append(e)
                 same = upserts.setdefault(k, {})
                 if e.version not in same or e.canonical > same[e.version].canonical:
                     same[e.version] = e
@@ -68,7 +72,12 @@ class Reference:
             floor = deletes.get(k)
             versions = sorted(v for v in upserts.get(k, {}) if floor is None or v > floor)
             history = [upserts[k][v].values for v in versions]
-            self.records.setdefault(k[1], []).append((k, e.values, history))
+            values = e.values
+            # who changed it last: the newest upsert that says (an own write-back does not)
+            by, at = newest_change(changes.get(k, ()), floor)
+            if (by, at) != (values.get(CHANGED_BY), values.get(CHANGED_AT)):
+                values = {**values, CHANGED_BY: by, CHANGED_AT: at}
+            self.records.setdefault(k[1], []).append((k, values, history))
 
     @classmethod
     def of_states(
@@ -150,6 +159,14 @@ class Reference:
                 if stage is None or entered is None or left is None or left < entered:
                     continue
                 yield key, {**values, stays.field: stage, "entered_at": entered, "left_at": left}
+
+    def _part_rows(
+        self, m: CompiledMeasure
+    ) -> Iterator[tuple[CompiledMeasure, RecordKey, dict[str, Any]]]:
+        """The rows of a measure and of its ``also:`` legs, each with the part that reads it."""
+        for part in m.parts:
+            for key, row in self.keyed_rows(part):
+                yield part, key, row
 
     def _group(self, row: dict[str, Any], fields: tuple[str, ...]) -> Group | None:
         out: list[Any] = []
@@ -253,10 +270,10 @@ class Reference:
             return n
         total = 0
         distinct: dict[Any, int] = {}
-        for row in self._rows(m):
-            if not m.accepts(row) or self._group(row, fields) != group:
+        for part, _key, row in self._part_rows(m):
+            if not part.accepts(row) or self._group(row, fields) != group:
                 continue
-            if not self._in_window(m, row, window, as_of):
+            if not self._in_window(part, row, window, as_of):
                 continue
             if d.duplicates is not None:
                 raw = row.get(d.duplicates.field)
@@ -264,9 +281,10 @@ class Reference:
                 if key is not None:
                     distinct[key] = distinct.get(key, 0) + 1
                 continue
-            if d.distinct is not None:
-                if row.get(d.distinct) is not None:
-                    distinct[row[d.distinct]] = distinct.get(row[d.distinct], 0) + 1
+            counted = part.definition.distinct
+            if counted is not None:
+                if row.get(counted) is not None:
+                    distinct[row[counted]] = distinct.get(row[counted], 0) + 1
                 continue
             weight = self._weight(m, row)
             if weight is not None:
@@ -311,18 +329,18 @@ class Reference:
                     out.append((key, 1))
             return out
         dups: dict[Any, list[RecordKey]] = {}
-        for key, row in self.keyed_rows(m):
-            if not m.accepts(row) or self._group(row, fields) != group:
+        for part, key, row in self._part_rows(m):
+            if not part.accepts(row) or self._group(row, fields) != group:
                 continue
-            if not self._in_window(m, row, window, as_of):
+            if not self._in_window(part, row, window, as_of):
                 continue
             if d.duplicates is not None:
                 raw = row.get(d.duplicates.field)
                 norm = None if raw is None else normalizer(d.duplicates.normalize)(raw)
                 if norm is not None:
                     dups.setdefault(norm, []).append(key)
-            elif d.distinct is not None:
-                found = row.get(d.distinct)
+            elif part.definition.distinct is not None:
+                found = row.get(part.definition.distinct)
                 if found is not None:
                     dups.setdefault(found, []).append(key)
             else:
@@ -364,13 +382,13 @@ class Reference:
 
     def groups_with_data(self, m: CompiledMeasure, fields: tuple[str, ...]) -> Iterator[Group]:
         seen: set[Group] = set()
-        for row in self._rows(m):
+        for part, _key, row in self._part_rows(m):
             group = self._group(row, fields)
-            if group is None or group in seen or not self._contributes(m, row):
+            if group is None or group in seen or not self._contributes(part, row):
                 continue
             # only rows that land in some calendar window count as data
-            calendar_bound = m.window_conds or m.definition.period is not None
-            if calendar_bound and not any(self._first_windows(m, row).values()):
+            calendar_bound = part.window_conds or part.definition.period is not None
+            if calendar_bound and not any(self._first_windows(part, row).values()):
                 continue
             seen.add(group)
             yield group
@@ -404,10 +422,10 @@ class Reference:
     def first_index(self, m: CompiledMeasure, group: Group, kind: str) -> int | None:
         fields = tuple(group[0::2])
         best: int | None = None
-        for row in self._rows(m):
-            if self._group(row, fields) != group or not self._contributes(m, row):
+        for part, _key, row in self._part_rows(m):
+            if self._group(row, fields) != group or not self._contributes(part, row):
                 continue
-            idx = self._first_windows(m, row).get(kind)
+            idx = self._first_windows(part, row).get(kind)
             if idx is not None and (best is None or idx < best):
                 best = idx
         return best

@@ -168,6 +168,10 @@ class Sandbox:
         }
 
     # ------------------------------------------------------------ the company's year
+    def _user(self, owner_id: str) -> int:
+        """The HubSpot user id of a rep's owner (who makes that rep's changes)."""
+        return int(self.hubspot.owners[owner_id]["userId"])
+
     def _ago(self, days: float) -> int:
         return self.now_ms - int(days * DAY)
 
@@ -198,8 +202,13 @@ class Sandbox:
                 props["churn_date"] = iso_ms(
                     min(self.now_ms - DAY, became + int(rng.uniform(30, 200) * DAY))
                 )
-            self.companies.append(
-                hs.create("companies", props, modified_ms=self._ago(rng.uniform(1, 30)))
+            self.companies.append(  # created and last changed by its owner
+                hs.create(
+                    "companies",
+                    props,
+                    modified_ms=self._ago(rng.uniform(1, 30)),
+                    by_user=self._user(props["hubspot_owner_id"]),
+                )
             )
         customers = self.companies[1:]
         for i in range(120):
@@ -216,7 +225,12 @@ class Sandbox:
                 props["hs_lifecyclestage_customer_date"] = iso_ms(
                     min(self.now_ms - DAY, created + int(rng.uniform(5, 60) * DAY))
                 )
-            hs.create("contacts", props, modified_ms=self._ago(rng.uniform(0.5, 20)))
+            hs.create(
+                "contacts",
+                props,
+                modified_ms=self._ago(rng.uniform(0.5, 20)),
+                by_user=self._user(props["hubspot_owner_id"]),
+            )
         for _ in range(320):
             created = self._ago(rng.uniform(3, 365))
             kind = rng.choices(["newbusiness", "existingbusiness", "renewal"], [5, 2, 2])[0]
@@ -237,7 +251,10 @@ class Sandbox:
             if outcome != "open":
                 props["closedate"] = iso_ms(closed)
             rid = hs.create(
-                "deals", props, modified_ms=max(created, closed if outcome != "open" else created)
+                "deals",
+                props,
+                modified_ms=max(created, closed if outcome != "open" else created),
+                by_user=self._user(props["hubspot_owner_id"]),
             )
             if outcome == "open":
                 self.open_deals.append(rid)
@@ -258,7 +275,12 @@ class Sandbox:
             if done or rng.random() < 0.5:  # an agent answered
                 replied = created + int(rng.uniform(0.1, 1.0) * (closed - created))
                 props["first_agent_reply_date"] = iso_ms(replied)
-            hs.create("tickets", props, modified_ms=closed if done else created)
+            hs.create(
+                "tickets",
+                props,
+                modified_ms=closed if done else created,
+                by_user=self._user(props["hubspot_owner_id"]),
+            )
         for object_type in ("calls", "meetings", "emails"):
             for _ in range(120):
                 at = self._ago(rng.uniform(0.2, 120))
@@ -391,6 +413,7 @@ class Sandbox:
             created = self._ago(rng.uniform(3, 200))
             status = rng.choice(["won", "lost", "open"])
             closed = min(self.now_ms - 86_400_000, created + int(rng.uniform(3, 40) * DAY))
+            owner = rng.choice(["sf-rep", "sf-rep-2"])
             events.append(
                 Event(
                     source="salesforce",
@@ -399,7 +422,9 @@ class Sandbox:
                     op="upsert",
                     version=1,
                     fields={
-                        "owner_id": rng.choice(["sf-rep", "sf-rep-2"]),
+                        "owner_id": owner,
+                        "modified_by": owner,  # its owner changed it last
+                        "modified_at": iso_ms(created if status == "open" else closed),
                         "stage": "Prospecting"
                         if status == "open"
                         else ("Closed Won" if status == "won" else "Closed Lost"),
@@ -490,8 +515,11 @@ class Sandbox:
             if self.open_deals and rng.random() < 0.6:
                 rid = self.open_deals.pop(rng.randrange(len(self.open_deals)))
                 stage = rng.choice(["closedwon", "closedwon", "closedlost"])
-                self.hubspot.update(
-                    "deals", rid, {"dealstage": stage, "closedate": iso_ms(int(time.time() * 1000))}
+                self.hubspot.update(  # a rep closes it
+                    "deals",
+                    rid,
+                    {"dealstage": stage, "closedate": iso_ms(int(time.time() * 1000))},
+                    by_user=self._user(rng.choice(HUBSPOT_REPS)),
                 )
             else:
                 rid = self.hubspot.create(

@@ -57,7 +57,10 @@ from ..connectors.protocols import (
 )
 from ..connectors.registry import connector_class
 from ..errors import RateLimited, RetriableError, Unauthorized
+from ..metrics.catalog import build_catalog
+from ..metrics.engine import Engine
 from ..metrics.events import Event
+from ..metrics.modifier import CHANGED_AT, CHANGED_BY
 
 __all__ = ["ConformanceSuite", "Harness", "HarnessFactory", "drain"]
 
@@ -165,6 +168,10 @@ async def drain(pages: AsyncIterator[Page]) -> tuple[list[Event], Cursor | None]
 
 def _deals(events: list[Event]) -> list[Event]:
     return [e for e in events if e.object == "deal"]
+
+
+def _besides_changes(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k not in (CHANGED_BY, CHANGED_AT)}
 
 
 def _source(h: Harness) -> Source:
@@ -394,6 +401,8 @@ class ConformanceSuite:
             ids = h.seed_deals(5)
             events, cursor = await drain(source.backfill(None))
             before = {e.id: e.fields for e in _deals(events) if e.op == "upsert"}
+            engine = Engine(build_catalog())
+            engine.apply_all(events)
             for deal in ids:
                 obj, rid, fld = h.writeback_target(deal)
                 (result,) = await sink.write([FieldWrite(h.kind, obj, rid, fld, 42.0)])
@@ -402,7 +411,12 @@ class ConformanceSuite:
             for event in _deals(events):
                 if event.id in before:
                     assert event.op == "upsert"
-                    assert event.fields == before[event.id], event.id
+                    was = before[event.id]
+                    assert _besides_changes(event.fields) == _besides_changes(was), event.id
+                    # who changed it last: the same, or not said (our own change keeps it)
+                    said = (event.fields.get(CHANGED_BY), event.fields.get(CHANGED_AT))
+                    assert said in ((was.get(CHANGED_BY), was.get(CHANGED_AT)), (None, None))
+                    assert not engine.apply_counted(event), event.id  # no metric moves
 
         _run(conformance_harness, check)
 

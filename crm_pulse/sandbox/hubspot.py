@@ -238,14 +238,24 @@ class FakeHubSpot:
             return ms
 
     def create(
-        self, object_type: str, properties: Mapping[str, Any], *, modified_ms: int | None = None
+        self,
+        object_type: str,
+        properties: Mapping[str, Any],
+        *,
+        modified_ms: int | None = None,
+        by_user: int | None = None,
     ) -> str:
+        """A record created by the portal user ``by_user`` (a user id, as owners' ``userId``;
+        None: through the API by a private app, which is no user)."""
         with self._lock:
             self._next_id += 1
             rid = str(self._next_id)
             now = modified_ms if modified_ms is not None else self.now_ms()
             props = {k: "" if v is None else str(v) for k, v in properties.items()}
             props.setdefault("createdate", iso_ms(now))
+            user = "" if by_user is None else str(by_user)
+            props.setdefault("hs_created_by_user_id", user)
+            props.setdefault("hs_updated_by_user_id", user)
             self.records[object_type][rid] = _Record(rid, props, now, now, written_at=self.clock())
             self._stamp(object_type, self.records[object_type][rid], now)
             return rid
@@ -257,10 +267,14 @@ class FakeHubSpot:
         properties: Mapping[str, Any],
         *,
         modified_ms: int | None = None,
+        by_user: int | None = None,
     ) -> None:
+        """A change by the portal user ``by_user`` (None: a private app through the API, which
+        leaves ``hs_updated_by_user_id`` empty: an integration is no user)."""
         with self._lock:
             record = self.records[object_type][rid]
             now = modified_ms if modified_ms is not None else self.now_ms()
+            record.properties["hs_updated_by_user_id"] = "" if by_user is None else str(by_user)
             for k, v in properties.items():
                 if k == "dealstage" and record.properties.get("dealstage") != v:
                     record.properties[f"hs_date_entered_{v}"] = iso_ms(now)

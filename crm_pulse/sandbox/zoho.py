@@ -78,11 +78,17 @@ _STANDARD: dict[str, list[tuple[str, str, str]]] = {
 }
 _COMMON = [
     ("Owner", "Owner", "ownerlookup"),
+    ("Created_By", "Created By", "ownerlookup"),
     ("Created_Time", "Created Time", "datetime"),
+    ("Modified_By", "Modified By", "ownerlookup"),
     ("Modified_Time", "Modified Time", "datetime"),
     ("What_Id", "Related To", "lookup"),
 ]
 _ID_BASE = 5_725_767_000_000_100_000
+REP = {"name": "Rep One", "id": "5725767000000200001", "email": "rep@x.test"}
+"""The user seeding changes the org (as a person in the web UI would)."""
+API_USER = {"name": "crm-pulse", "id": "5725767000000200002", "email": "crm-pulse@x.test"}
+"""The user the OAuth client acts as: API updates are made by it (``users?type=CurrentUser``)."""
 
 
 def _error(status: int, code: str, message: str, **details: Any) -> web.Response:
@@ -136,6 +142,9 @@ class FakeZoho:
         self._page_tokens: dict[str, tuple[str, int, float]] = {}
         self._lock = threading.RLock()
         self._next = _ID_BASE
+        self.missing_scopes: set[str] = set()
+        """Scopes the grant lacks (``ZohoCRM.users.READ``: the users API answers 401
+        ``OAUTH_SCOPE_MISMATCH``)."""
 
     # ------------------------------------------------------------ changing the org
     def _time(self, seconds: float) -> str:
@@ -151,25 +160,37 @@ class FakeZoho:
         record["Modified_Time"] = self._time(now)
 
     def create(
-        self, module: str, data: Mapping[str, Any] | None = None, *, at: float | None = None
+        self,
+        module: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        at: float | None = None,
+        by: Mapping[str, str] = REP,
     ) -> str:
+        """Create a record as the user ``by`` (``Created_By``, ``Modified_By``)."""
         with self._lock:
             self._next += 1
             rid = str(self._next)
             record: dict[str, Any] = {
                 "id": rid,
-                "Owner": {"name": "Rep One", "id": "5725767000000200001", "email": "rep@x.test"},
+                "Owner": dict(REP),
+                "Created_By": dict(by),
                 "Created_Time": self._time(at if at is not None else self.clock()),
             }
             record.update(data or {})
+            record["Modified_By"] = dict(by)
             self._stamp(record, at)
             self.records[module][rid] = record
             return rid
 
-    def update(self, module: str, rid: str, data: Mapping[str, Any]) -> None:
+    def update(
+        self, module: str, rid: str, data: Mapping[str, Any], *, by: Mapping[str, str] = REP
+    ) -> None:
+        """Change a record as the user ``by`` (``Modified_By``)."""
         with self._lock:
             record = self.records[module][rid]
             record.update(data)
+            record["Modified_By"] = dict(by)
             self._stamp(record, None)
 
     def delete(self, module: str, rid: str, *, permanent: bool = False) -> None:
@@ -307,6 +328,7 @@ class FakeZoho:
         r.add_get("/crm/v8/settings/fields", self._fields)
         r.add_post("/crm/v8/settings/fields", self._create_field)
         r.add_post("/crm/v8/actions/watch", self._watch)
+        r.add_get("/crm/v8/users", self._users)
         r.add_get("/crm/v8/{module}/deleted", self._deleted)
         r.add_get("/crm/v8/{module}", self._list)
         r.add_put("/crm/v8/{module}", self._update)
@@ -373,7 +395,8 @@ class FakeZoho:
         return web.json_response(
             {
                 "access_token": token,
-                "scope": "ZohoCRM.modules.ALL ZohoCRM.settings.ALL ZohoCRM.notifications.ALL",
+                "scope": "ZohoCRM.modules.ALL ZohoCRM.settings.ALL ZohoCRM.notifications.ALL"
+                + ("" if "ZohoCRM.users.READ" in self.missing_scopes else " ZohoCRM.users.READ"),
                 "api_domain": f"{request.scheme}://{request.host}",
                 "token_type": "Bearer",
                 "expires_in": self.token_lifetime,
@@ -551,13 +574,13 @@ class FakeZoho:
                 else:
                     values = {k: v for k, v in item.items() if k != "id"}
                     self.updates.append((module, rid, values))
-                    self.update(module, rid, values)
+                    self.update(module, rid, values, by=API_USER)
                     results.append(
                         {
                             "code": "SUCCESS",
                             "details": {
                                 "Modified_Time": record["Modified_Time"],
-                                "Modified_By": {"name": "crm-pulse", "id": "5725767000000200002"},
+                                "Modified_By": {"name": "crm-pulse", "id": API_USER["id"]},
                                 "Created_Time": record["Created_Time"],
                                 "id": rid,
                             },
@@ -610,6 +633,14 @@ class FakeZoho:
                 ]
             out.append(field)
         return out + list(self.custom[module].values())
+
+    async def _users(self, request: web.Request) -> web.Response:
+        """``GET users?type=CurrentUser``: the user the token acts as (other types: everyone)."""
+        if "ZohoCRM.users.READ" in self.missing_scopes:
+            return _error(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL")
+        users = [API_USER] if request.query.get("type") == "CurrentUser" else [REP, API_USER]
+        rows = [{"id": u["id"], "full_name": u["name"], "email": u["email"]} for u in users]
+        return web.json_response({"users": rows})
 
     async def _fields(self, request: web.Request) -> web.Response:
         module = self._module(request)

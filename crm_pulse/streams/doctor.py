@@ -3,7 +3,8 @@
 Each line is a check with ``ok``, ``warn`` or ``FAIL`` and, when it is not ok, what to do:
 
 * per connector: the CRM answers with these credentials and the read permissions work (the
-  first page of an incremental read), every write-back target field exists (or ``provision``
+  first page of an incremental read, then each optional permission the source goes on without,
+  such as HubSpot's owners scope), every write-back target field exists (or ``provision``
   would create it; a target the CRM cannot hold at all fails), webhook secrets are set;
 * the listen address (and ``ops_listen``) is free, and the state file's directory is writable.
 
@@ -74,6 +75,23 @@ async def _first_page(connector: Connector, timeout: float) -> int:
     return 0
 
 
+async def _access_checks(name: str, connector: Connector, timeout: float) -> list[Check]:
+    """The optional permissions, once reading works (a bad token fails them all anyway)."""
+    if connector.access is None:
+        return []
+    try:
+        async with asyncio.timeout(timeout):
+            found = await connector.access.check()
+    except TimeoutError:
+        return [Check("FAIL", name, f"no answer within {timeout:.0f} s", "check the network")]
+    except CrmPulseError as exc:
+        return [Check("FAIL", name, str(exc), _todo_for(exc))]
+    return [
+        Check("ok" if a.ok else "FAIL", f"{name} {a.what}", a.detail, "" if a.ok else a.todo)
+        for a in found
+    ]
+
+
 def _todo_for(exc: CrmPulseError) -> str:
     if isinstance(exc, FatalError):
         return "fix the credentials or permissions named above, then run doctor again"
@@ -96,6 +114,7 @@ async def _connector_checks(
                     f"credentials accepted; reading works ({n} record(s) on the first page)",
                 )
             )
+            out += await _access_checks(name, connector, timeout)
         except TimeoutError:
             out.append(
                 Check(

@@ -1,11 +1,14 @@
 """``crm-pulse explain --config FILE``: which records make a number, from a running (or
-stopped) embedded deployment's state file. The state holds each record's last applied fields
-(those its measures read) and stage history; :func:`record_states` turns them into the record
-states :func:`crm_pulse.metrics.explain.explain` reads. Nothing is written.
+stopped) deployment's state: the embedded runtime's state file, or for the Faust runtime the
+``records`` table's changelog topic in Kafka (:mod:`.faust.changelog`, read without joining the
+workers' group). The state holds each record's last applied fields (those its measures read)
+and stage history; :func:`record_states` turns them into the record states
+:func:`crm_pulse.metrics.explain.explain` reads. Nothing is written.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,13 +49,13 @@ def record_states(catalog: Catalog, items: Iterable[tuple[Key, Any]]) -> Iterato
 def explain_deployment(
     deployment: Deployment, metric: str, window: str, group: Group, as_of: int
 ) -> Explanation:
-    """Explain a value from the deployment's embedded state file (read only)."""
-    if deployment.runtime.kind != "embedded":
-        raise ConfigError(
-            f"{deployment.source_file or 'deployment'}: explain reads the embedded runtime's "
-            "state file; for a Faust deployment, explain an events file instead"
-        )
+    """Explain a value from the deployment's state (read only): the embedded runtime's state
+    file, or a Faust deployment's ``records`` table in Kafka."""
     catalog = deployment.catalog()
+    if deployment.runtime.kind == "faust":
+        items = asyncio.run(_faust_state(deployment))
+        states = list(record_states(catalog, items))
+        return explain(catalog, states, metric, window, group, as_of, states=True)
     path = Path(deployment.runtime.state_path)
     if not path.exists():
         raise ConfigError(f"runtime.state_path: no state file at {path} (has the deployment run?)")
@@ -64,3 +67,21 @@ def explain_deployment(
     finally:
         db.close()
     return explain(catalog, states, metric, window, group, as_of, states=True)
+
+
+async def _faust_state(deployment: Deployment) -> list[tuple[Key, Any]]:
+    """The engine state held by a Faust deployment's ``records`` table (its changelog)."""
+    from aiokafka.errors import KafkaError
+
+    from .faust.app import kafka_servers
+    from .faust.changelog import changelog_topic, read_changelog, state_items
+
+    settings = deployment.runtime.faust
+    topic = changelog_topic(settings.app_id, "records")
+    try:
+        entries = await read_changelog(kafka_servers(settings.broker), topic, settings.partitions)
+    except (LookupError, TimeoutError) as exc:
+        raise ConfigError(f"runtime.faust: {exc}") from None
+    except (KafkaError, OSError) as exc:
+        raise ConfigError(f"runtime.faust.broker: cannot read {topic}: {exc}") from None
+    return list(state_items(entries))

@@ -479,3 +479,62 @@ def test_connector_names_must_be_unique(tmp_path: Path) -> None:
         ("connectors[2].events.name", 4),
     ]
     assert "reserved" in info.value.problems[1].message
+
+
+def test_also_legs_of_a_user_measure_are_checked_and_counted() -> None:
+    """``also:`` adds more objects' records to a distinct count (as the built-in active_users
+    does); a leg's unknown field is named with the leg's path, and a value counts once."""
+    found = problems(
+        """\
+        metrics:
+          measures:
+            touched:
+              object: deal
+              at: closed_at
+              distinct: owner_id
+              also: [{object: [ticket, user], at: modified_at, distinct: modified_by}]
+          metrics:
+            people:
+              value: touched
+              category: user adoption
+        """
+    )
+    assert {p.path for p in found} == {"metrics.measures.touched.also[0]"}
+    assert {p.message.split(" (")[0] for p in found} == {
+        "object 'user' has no field 'modified_at'",
+        "object 'user' has no field 'modified_by'",
+    }
+    deployment = load(
+        """\
+        metrics:
+          measures:
+            touched:
+              object: deal
+              at: closed_at
+              distinct: owner_id
+              also: [{object: ticket, at: modified_at, distinct: modified_by}]
+          metrics:
+            people:
+              value: touched
+              category: user adoption
+        """
+    )
+    engine = Engine(deployment.catalog())
+    for obj, rid, fields in [
+        ("deal", "d1", {"owner_id": "u1", "closed_at": "2026-03-02T00:00:00Z"}),
+        ("ticket", "t1", {"modified_by": "u1", "modified_at": "2026-03-03T00:00:00Z"}),
+        ("ticket", "t2", {"modified_by": "u2", "modified_at": "2026-03-04T00:00:00Z"}),
+    ]:
+        engine.apply(
+            Event.model_validate(
+                {
+                    "source": "s",
+                    "object": obj,
+                    "id": rid,
+                    "op": "upsert",
+                    "version": 1,
+                    "fields": fields,
+                }
+            )
+        )
+    assert rows(engine, "2026-03-31T00:00:00Z", "people")[("2026-03", ())] == 2  # u1 once, u2

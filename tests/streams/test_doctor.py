@@ -57,6 +57,7 @@ async def test_a_healthy_deployment_passes_and_names_the_missing_field(
     assert await doctor(deployment, out) == 0
     text = out.getvalue()
     assert "[ok  ] hubspot: credentials accepted; reading works" in text
+    assert "[ok  ] hubspot owners (crm.objects.owners.read): owners readable" in text
     assert "[ok  ] hubspot field: companies.crm_pulse_won (money) exists" in text
     assert "[warn] hubspot field: companies.crm_pulse_rate (rate) does not exist yet" in text
     assert "`crm-pulse provision` creates it" in text
@@ -64,6 +65,31 @@ async def test_a_healthy_deployment_passes_and_names_the_missing_field(
     assert "is free" in text and "will be created" in text
     assert text.rstrip().endswith("next: crm-pulse provision")
     assert not (tmp_path / "s.sqlite").exists()  # doctor creates no state
+
+
+async def test_a_private_app_without_the_owners_scope_fails_with_what_to_do(
+    portal: tuple[FakeHubSpot, FakeServer], tmp_path: Path
+) -> None:
+    """The source goes on without owners (a warning in the log), so doctor is where the admin
+    learns the adoption metrics would stay empty; ``owners: false`` turns the check off."""
+    fake, server = portal
+    fake.missing_scopes.add("crm.objects.owners.read")
+    deployment = load_config_text(_text(server, tmp_path, _free_port()), env={"T": TOKEN, "S": "x"})
+    out = io.StringIO()
+    assert await doctor(deployment, out) == 1
+    text = out.getvalue()
+    assert "[ok  ] hubspot: credentials accepted; reading works" in text
+    assert "[FAIL] hubspot owners (crm.objects.owners.read): owners cannot be read" in text
+    assert "active_users" in text
+    assert "-> add the crm.objects.owners.read scope to the private app, or set owners: false" in (
+        text
+    )
+    off = _text(server, tmp_path, _free_port()).replace(
+        "objects: [companies, deals]", "owners: false, objects: [companies, deals]"
+    )
+    out = io.StringIO()
+    assert await doctor(load_config_text(off, env={"T": TOKEN, "S": "x"}), out) == 0
+    assert "owners" not in out.getvalue()
 
 
 async def test_a_bad_token_a_busy_port_and_no_webhook_secret_fail_with_what_to_do(
@@ -185,3 +211,28 @@ async def test_a_busy_ops_listen_address_fails_with_what_to_do(
     assert f"[FAIL] ops_listen: 127.0.0.1:{ops} is already in use" in lines
     assert "-> stop the other process or change runtime.ops_listen" in lines
     assert "[ok  ] listen: " in lines
+
+
+async def test_zoho_without_the_users_scope_fails_with_what_to_do(tmp_path: Path) -> None:
+    """Zoho's ZohoCRM.users.READ says which user crm-pulse writes as (its own changes are no
+    one's adoption); doctor tries it like HubSpot's owners scope."""
+    from crm_pulse.sandbox import FakeZoho
+
+    fake = FakeZoho()
+    with FakeServer(fake.app(), ca=TestCA()) as server:
+        ca = server.ca.cert_path if server.ca else ""
+        text = f"""
+connectors:
+  - zoho: {{client_id: "${{I}}", client_secret: "${{S}}", refresh_token: "${{R}}", api_url: "{server.url}", accounts_url: "{server.url}", ca_cert: "{ca}", objects: [Deals]}}
+runtime: {{state_path: "{tmp_path}/s.sqlite", listen: "127.0.0.1:{_free_port()}"}}
+"""
+        env = {"I": fake.client_id, "S": fake.client_secret, "R": fake.refresh_token}
+        out = io.StringIO()
+        await doctor(load_config_text(text, env=env), out)
+        assert "[ok  ] zoho users (ZohoCRM.users.READ): writes as user" in out.getvalue()
+        fake.missing_scopes.add("ZohoCRM.users.READ")
+        out = io.StringIO()
+        assert await doctor(load_config_text(text, env=env), out) == 1
+        lines = out.getvalue()
+        assert "[FAIL] zoho users (ZohoCRM.users.READ): the API user cannot be read" in lines
+        assert "-> add the ZohoCRM.users.READ scope to the grant" in lines

@@ -17,7 +17,7 @@ from .mapping import HubSpotMapper
 from .provisioner import HubSpotProvisioner
 from .settings import HubSpotSettings
 from .sink import HubSpotReader, HubSpotSink
-from .source import HubSpotSource, RecordMapper
+from .source import HubSpotSource, OwnersAccess, RecordMapper
 from .webhooks import HubSpotReceiver
 
 __all__ = [
@@ -73,6 +73,7 @@ class HubSpotConnector(Connector):
         self.reader = HubSpotReader(self.client)
         self.provisioner = HubSpotProvisioner(self.client, settings.property_group)
         self.type_checker = self.provisioner
+        self.access = OwnersAccess(self.client) if settings.owners else None
 
     async def aclose(self) -> None:
         self.client.close()

@@ -8,6 +8,13 @@ unless ``mapping.deal_stages`` / ``mapping.ticket_stages`` say otherwise; the de
 
 Properties crm-pulse writes are never read into canonical fields, so our own writes produce the
 same canonical state (loop safety).
+
+``modified_by`` / ``modified_at`` (who changed a record last, for CRM adoption) come from
+``hs_updated_by_user_id`` and the last-modified property. That property holds a *user* id, and
+canonical users are owners (the ids records carry in ``hubspot_owner_id``): it is translated
+through the owners' ``userId`` / ``userIdIncludingInactive`` (:meth:`HubSpotMapper.learn_owner`).
+A change made through the API by a private app (crm-pulse's own write-backs) has no user: both
+fields are then null, which keeps the last change a user made (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ __all__ = [
     "to_iso",
     "to_ms",
 ]
+
+
+_CHANGED_BY = "hs_updated_by_user_id"
+_CHANGED_OBJECTS = frozenset({"account", "contact", "deal", "ticket", "activity"})
+"""Canonical objects whose records say who changed them last."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +168,7 @@ def object_type_of(name: str) -> str | None:
 
 
 _TIME_FIELDS = {
+    "modified_at",
     "customer_since",
     "churned_at",
     "created_at",
@@ -244,7 +257,13 @@ class HubSpotMapper:
         self.ticket_stage_status: dict[str, str] = {}
         self.pipelines_learned: set[str] = set()
         """Object types whose pipelines have been read (deals, tickets)."""
+        self.owner_of_user: dict[str, str] = {}
+        """HubSpot user id -> owner id (canonical user), from the owners read so far."""
         overrides = mapping.fields.model_dump()
+        self._changes_mapped = {
+            spec.canonical: "modified_by" not in (overrides.get(spec.canonical) or {})
+            for spec in OBJECTS.values()
+        }
         self.fields: dict[str, dict[str, str]] = {}
         for object_type, spec in OBJECTS.items():
             merged = dict(spec.fields)
@@ -278,11 +297,32 @@ class HubSpotMapper:
         stages = {str((r.get("properties") or {}).get(prop) or "") for r in records}
         return {s for s in stages if s and s not in known}
 
+    # ------------------------------------------------------------ users
+    def learn_owner(self, owner: Mapping[str, Any]) -> None:
+        """Remember which owner a user is (``userId``, or ``userIdIncludingInactive`` for a
+        deactivated user's owner)."""
+        user = owner.get("userIdIncludingInactive") or owner.get("userId")
+        if user not in (None, "") and owner.get("id"):
+            self.owner_of_user[str(user)] = str(owner["id"])
+
+    def _tracks_changes(self, object_type: str) -> bool:
+        canonical = OBJECTS[object_type].canonical
+        return canonical in _CHANGED_OBJECTS and self._changes_mapped.get(canonical, True)
+
+    def unknown_users(self, object_type: str, records: Iterable[Mapping[str, Any]]) -> set[str]:
+        """User ids that changed these records but belong to no owner read so far."""
+        if not self._tracks_changes(object_type):
+            return set()
+        users = {str((r.get("properties") or {}).get(_CHANGED_BY) or "") for r in records}
+        return {u for u in users if u and u not in self.owner_of_user}
+
     # ------------------------------------------------------------ records
     def properties(self, object_type: str) -> list[str]:
         """The properties to request for an object type."""
         spec = OBJECTS[object_type]
         names = set(self.fields[object_type].values()) | {spec.modified, "hs_object_id"}
+        if self._tracks_changes(object_type):
+            names.add(_CHANGED_BY)
         m = self.mapping
         if object_type == "deals":
             names.add(m.deal_type.property)
@@ -337,6 +377,11 @@ class HubSpotMapper:
                 )
             if self.account_from_associations(object_type):
                 fields["account_id"] = account_id
+            if self._tracks_changes(object_type):  # a user's change (an app's is no one's)
+                user = props.get(_CHANGED_BY)
+                owner = self.owner_of_user.get(str(user)) if user not in (None, "") else None
+                fields["modified_by"] = owner
+                fields["modified_at"] = to_iso(props.get(spec.modified)) if owner else None
             if object_type == "deals":
                 stage = props.get("dealstage")
                 status = m.deal_stages.get(str(stage)) or self.deal_stage_status.get(

@@ -46,12 +46,12 @@ from typing import Any
 
 from ...errors import DataError, FatalError
 from ...metrics.events import Event
-from ..protocols import BadRecord, Cursor, Page
+from ..protocols import AccessCheck, BadRecord, Cursor, Page
 from .client import HubSpotClient
 from .mapping import OBJECTS, HubSpotMapper, to_ms
 from .settings import HubSpotSettings
 
-__all__ = ["PAGE", "HubSpotSource", "RecordMapper"]
+__all__ = ["PAGE", "HubSpotSource", "OwnersAccess", "RecordMapper"]
 
 log = logging.getLogger("crm_pulse.hubspot")
 
@@ -80,6 +80,7 @@ class RecordMapper:
         self.clock = clock
         self.loaded_at: float | None = None
         self._looked_for: dict[str, float] = {}
+        self._owners_read_at: float | None = None
         self.skipped: list[str] = []
         """Why records could not be mapped (the last 1,000), for status pages and tests."""
 
@@ -102,6 +103,29 @@ class RecordMapper:
                 self.mapper.learn_pipelines(object_type, await self.client.pipelines(object_type))
         self.loaded_at = now
 
+    async def owners(self, users: set[str]) -> None:
+        """Read the owners again for users that changed records but are no owner known yet
+        (a new user), at most every ``min_reload_gap`` seconds; without the owners scope the
+        changes stay unattributed (a warning, never a stop)."""
+        now = self.clock()
+        if not users or (
+            self._owners_read_at is not None and now - self._owners_read_at < self.min_reload_gap
+        ):
+            return
+        self._owners_read_at = now
+        try:
+            for archived in (False, True):
+                after: str | None = None
+                while True:
+                    data = await self.client.owners(archived=archived, after=after)
+                    for owner in data.get("results") or []:
+                        self.mapper.learn_owner(owner)
+                    after = ((data.get("paging") or {}).get("next") or {}).get("after")
+                    if not after:
+                        break
+        except FatalError as exc:
+            log.warning("HubSpot owners not read (who changed records): %s", exc)
+
     async def events(
         self,
         object_type: str,
@@ -110,6 +134,7 @@ class RecordMapper:
     ) -> list[Event]:
         """One event per mappable record; the others go to ``bad`` (a source's page) or, when
         it is None (webhooks), are logged and remembered in ``skipped``."""
+        await self.owners(self.mapper.unknown_users(object_type, records))
         if object_type in _PIPELINE_TYPES and object_type in self.objects:
             await self.pipelines()
             unknown = self.mapper.unknown_stages(object_type, records)
@@ -163,6 +188,34 @@ class RecordMapper:
     def skip(self, reason: str) -> None:
         self.skipped = [*self.skipped[-999:], reason]
         log.warning("HubSpot record not mapped", extra={"reason": reason})
+
+
+class OwnersAccess:
+    """``crm-pulse doctor``: can the private app read owners (``crm.objects.owners.read``)?
+    Without it the source reads no users and attributes no record change, with only a warning
+    in the log, so the adoption metrics stay empty: doctor says so."""
+
+    WHAT = "owners (crm.objects.owners.read)"
+
+    def __init__(self, client: HubSpotClient) -> None:
+        self.client = client
+
+    async def check(self) -> list[AccessCheck]:
+        try:
+            data = await self.client.owners(archived=False, after=None)
+        except FatalError as exc:
+            return [
+                AccessCheck(
+                    self.WHAT,
+                    False,
+                    f"owners cannot be read ({exc}): the CRM adoption metrics (active_users, "
+                    "active_user_rate, records_created_per_user) would stay empty",
+                    "add the crm.objects.owners.read scope to the private app, or set "
+                    "owners: false in this connector's section",
+                )
+            ]
+        n = len(data.get("results") or [])
+        return [AccessCheck(self.WHAT, True, f"owners readable ({n} on the first page)")]
 
 
 class HubSpotSource:
@@ -339,6 +392,7 @@ class HubSpotSource:
                 events: list[Event] = []
                 bad: list[BadRecord] = []
                 for owner in data.get("results") or []:
+                    self.mapper.learn_owner(owner)
                     try:
                         event = self.mapper.owner_event(owner)
                     except DataError as exc:

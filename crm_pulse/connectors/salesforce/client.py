@@ -34,7 +34,7 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.bulk2 import SFBulk2Handler
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
-from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError
+from ...errors import CrmPulseError, FatalError, RateLimited, RetriableError, SkippableError
 from ...retry import Backoff, retrying
 from .errors import VENDOR_ERRORS, translate
 from .settings import SalesforceSettings
@@ -288,6 +288,19 @@ class SalesforceClient:
             lambda sf: sf.restful(path, method=method, timeout=timeout, **kwargs),
             retry=method == "GET",
         )
+
+    async def own_user_id(self) -> str:
+        """The id of the user this session acts as (``chatter/users/me``): its changes are
+        crm-pulse's own writes. "" when the org refuses it (Chatter turned off): a warning,
+        and our write-backs then count as that user's changes."""
+        try:
+            me = await self.restful("read the API user", "chatter/users/me")
+        except (FatalError, SkippableError) as exc:
+            log.warning(
+                "Salesforce: the API user is unknown, its changes count as a user's: %s", exc
+            )
+            return ""
+        return str((me or {}).get("id") or "")
 
     async def describe(self, sobject: str) -> dict[str, Any]:
         data = await self.restful(

@@ -11,6 +11,10 @@ read, each from standard fields every org has:
 * deal ``stage_entered_at``: ``LastStageChangeDate`` (set by Salesforce on every stage change,
   API 52.0+), or ``CreatedDate`` for a deal still in its first stage;
 * ticket ``status``: ``IsClosed``;
+* ``modified_by`` / ``modified_at`` (who changed a record last, for CRM adoption):
+  ``LastModifiedById`` / ``LastModifiedDate`` on every object but users and quotas; both null
+  when the last change was made by the API user crm-pulse writes as (its write-backs), so their
+  echoes change no canonical field;
 * contact ``lifecycle``: Leads are ``lead`` (``converted_at`` = ``ConvertedDate``), Contacts are
   ``other``; a converted Lead keeps no e-mail (the Contact it became carries it, so the person is
   not counted twice as a duplicate);
@@ -77,12 +81,20 @@ OBJECTS: dict[str, ObjectSpec] = {
     "Account": ObjectSpec(
         "Account",
         "account",
-        fields={"owner_id": "OwnerId", "domain": "Website", "created_at": "CreatedDate"},
+        fields={
+            "modified_by": "LastModifiedById",
+            "modified_at": "LastModifiedDate",
+            "owner_id": "OwnerId",
+            "domain": "Website",
+            "created_at": "CreatedDate",
+        },
     ),
     "Contact": ObjectSpec(
         "Contact",
         "contact",
         fields={
+            "modified_by": "LastModifiedById",
+            "modified_at": "LastModifiedDate",
             "account_id": "AccountId",
             "owner_id": "OwnerId",
             "email": "Email",
@@ -94,6 +106,8 @@ OBJECTS: dict[str, ObjectSpec] = {
         "Lead",
         "contact",
         fields={
+            "modified_by": "LastModifiedById",
+            "modified_at": "LastModifiedDate",
             "account_id": "ConvertedAccountId",
             "owner_id": "OwnerId",
             "email": "Email",
@@ -107,6 +121,8 @@ OBJECTS: dict[str, ObjectSpec] = {
         "Opportunity",
         "deal",
         fields={
+            "modified_by": "LastModifiedById",
+            "modified_at": "LastModifiedDate",
             "account_id": "AccountId",
             "owner_id": "OwnerId",
             "stage": "StageName",
@@ -126,6 +142,8 @@ OBJECTS: dict[str, ObjectSpec] = {
         "Case",
         "ticket",
         fields={
+            "modified_by": "LastModifiedById",
+            "modified_at": "LastModifiedDate",
             "account_id": "AccountId",
             "owner_id": "OwnerId",
             "created_at": "CreatedDate",
@@ -136,13 +154,21 @@ OBJECTS: dict[str, ObjectSpec] = {
     "Task": ObjectSpec(
         "Task",
         "activity",
-        fields={"owner_id": "OwnerId", "account_id": "AccountId", "occurred_at": "ActivityDate"},
+        fields={
+            "modified_by": "LastModifiedById",
+            "modified_at": "LastModifiedDate",
+            "owner_id": "OwnerId",
+            "account_id": "AccountId",
+            "occurred_at": "ActivityDate",
+        },
         extra=("CreatedDate",),
     ),
     "Event": ObjectSpec(
         "Event",
         "activity",
         fields={
+            "modified_by": "LastModifiedById",
+            "modified_at": "LastModifiedDate",
             "owner_id": "OwnerId",
             "account_id": "AccountId",
             "occurred_at": "ActivityDateTime",
@@ -308,6 +334,13 @@ class SalesforceMapper:
         self._overridden = {obj: set(v or {}) for obj, v in overrides.items()}
         self.periods: dict[str, str] = {}
         """Period Id -> month / quarter / year (from the Period object)."""
+        self.own_user: str | None = None
+        """The API user crm-pulse writes as: its changes are no one's adoption, and leaving
+        them out keeps our write-backs' echoes free of canonical changes (loop safety)."""
+
+    def learn_own_user(self, user_id: str) -> None:
+        """Remember the session's user (``chatter/users/me``)."""
+        self.own_user = user_id
 
     def learn_periods(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Remember the kind of each fiscal Period (``SELECT Id, Type FROM Period``)."""
@@ -380,6 +413,8 @@ class SalesforceMapper:
                 else:
                     fields[name] = value
             self._derive(sobject, spec, record, fields)
+            if self.own_user and fields.get("modified_by") == self.own_user:
+                fields["modified_by"] = fields["modified_at"] = None  # our write-back
             if spec.canonical == "survey_response" and fields.get("survey") is None:
                 # mapping.survey_type.default null: a response of another kind is not counted
                 return Event(

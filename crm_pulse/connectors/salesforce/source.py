@@ -178,6 +178,8 @@ class SalesforceSource:
 
     async def _run(self, cursor: Cursor | None, *, backfill: bool) -> AsyncIterator[Page]:
         current: dict[str, Any] = dict(cursor or {})
+        if self.mapper.own_user is None:  # whose changes are our write-backs
+            self.mapper.learn_own_user(await self.client.own_user_id())
         if "ForecastingQuota" in self.mapper.sobjects and not self.mapper.periods:
             self.mapper.learn_periods(
                 await self.client.query_records("query Period", "SELECT Id, Type FROM Period")

@@ -234,6 +234,8 @@ class OutboundMessageReceiver(ReceiverBase):
 
     async def parse(self, request: WebhookRequest) -> list[Event]:
         _, notes = parse_notifications(request.body)
+        if self.mapper.own_user is None and self.client is not None:  # once: whose are ours
+            self.mapper.learn_own_user(await self.client.own_user_id())
         latest: dict[tuple[str, str], Event] = {}
         fetch: dict[str, set[str]] = {}
         events: list[Event] = []

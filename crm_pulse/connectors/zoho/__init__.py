@@ -21,7 +21,7 @@ from .mapping import FieldCatalog, ZohoMapper
 from .provisioner import ZohoProvisioner
 from .settings import ZohoSettings
 from .sink import ZohoSink
-from .source import ZohoSource
+from .source import OwnUserAccess, ZohoSource
 from .webhooks import ZohoReceiver
 
 __all__ = [
@@ -70,6 +70,7 @@ class ZohoConnector(Connector):
         )
         self.sink = ZohoSink(self.client, self.catalog)
         self.provisioner = ZohoProvisioner(self.client, self.catalog)
+        self.access = OwnUserAccess(self.client)
 
     async def aclose(self) -> None:
         await self.client.aclose()

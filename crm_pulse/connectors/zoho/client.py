@@ -14,6 +14,7 @@ are checked to be Zoho's numeric ids and quoted.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import ssl
 import time
@@ -25,11 +26,20 @@ from urllib.parse import quote
 
 import httpx
 
-from ...errors import CrmPulseError, DataError, FatalError, RateLimited, RetriableError
+from ...errors import (
+    CrmPulseError,
+    DataError,
+    FatalError,
+    RateLimited,
+    RetriableError,
+    SkippableError,
+)
 from ...retry import Backoff, retrying
 from .errors import TokenExpired, ZohoError, translate, translate_status
 from .oauth import TokenSource
 from .settings import ZohoSettings
+
+log = logging.getLogger("crm_pulse.zoho")
 
 __all__ = ["PER_PAGE", "CreditBudget", "ZohoClient", "check_id", "http_time"]
 
@@ -263,6 +273,21 @@ class ZohoClient:
             )
             out.extend(dict(r) for r in data.get("data") or [] if isinstance(r, dict))
         return out
+
+    async def current_user_id(self, *, quiet: bool = True) -> str:
+        """The id of the user this token acts as (``GET users?type=CurrentUser``, scope
+        ``ZohoCRM.users.READ``): the ``Modified_By`` of crm-pulse's own writes. "" when the
+        scope is missing (a warning; our write-backs then count as that user's changes);
+        ``quiet=False`` raises instead (``crm-pulse doctor``)."""
+        try:
+            data = await self.request("GET", "/crm/v8/users", params={"type": "CurrentUser"})
+        except (FatalError, SkippableError) as exc:
+            if not quiet:
+                raise
+            log.warning("Zoho: the API user is unknown, its changes count as a user's: %s", exc)
+            return ""
+        users = [u for u in data.get("users") or [] if isinstance(u, dict)]
+        return str(users[0].get("id") or "") if users else ""
 
     async def update(
         self, module: str, records: Sequence[Mapping[str, Any]]

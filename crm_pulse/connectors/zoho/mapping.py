@@ -11,6 +11,9 @@ own metadata read from the fields API (forecast type ``Closed Won`` / ``Closed L
 milliseconds (one-second resolution); deletes get ``deleted_time`` + :data:`DELETE_TIE`.
 :class:`FieldCatalog` caches each module's field metadata (labels -> API names for write-back,
 the Stage picklist). Fields crm-pulse writes are never read into canonical ones (loop safety).
+``modified_by`` / ``modified_at`` are ``Modified_By`` (its id) / ``Modified_Time`` on every
+module, both null when the last change was made by the user crm-pulse's token acts as (its
+write-backs: their echoes then change no canonical field).
 """
 
 from __future__ import annotations
@@ -59,7 +62,10 @@ _TIMES = {
     "churned_at",
     "occurred_at",
     "converted_at",
+    "modified_at",
 }
+_CHANGED = {"modified_by": "Modified_By", "modified_at": "Modified_Time"}
+"""Who changed a record last, and when (CRM adoption): on every module."""
 
 DEFAULTS: dict[str, dict[str, str]] = {
     "Accounts": {"owner_id": "Owner", "created_at": "Created_Time"},
@@ -176,9 +182,19 @@ class ZohoMapper:
         self.catalog = catalog
         overrides = mapping.fields.model_dump()
         self.fields = {
-            module: {**d, **(overrides.get(_OVERRIDE_KEY.get(module, CANONICAL[module])) or {})}
+            module: {
+                **_CHANGED,
+                **d,
+                **(overrides.get(_OVERRIDE_KEY.get(module, CANONICAL[module])) or {}),
+            }
             for module, d in DEFAULTS.items()
         }
+        self.own_user: str | None = None
+        """The user crm-pulse's token acts as: its changes are our write-backs, no one's
+        adoption, and leaving them out keeps their echoes free of canonical changes."""
+
+    def learn_own_user(self, user_id: str) -> None:
+        self.own_user = user_id
 
     def api_fields(self, module: str) -> list[str]:
         """The fields to ask Zoho for (at most 50; ``id`` always comes)."""
@@ -247,6 +263,8 @@ class ZohoMapper:
                     else (None if value in ("", None) else str(value))
                 )
             self._specifics(module, record, fields)
+            if self.own_user and fields.get("modified_by") == self.own_user:
+                fields["modified_by"] = fields["modified_at"] = None  # our write-back
             return Event(
                 source=self.source,
                 object=CANONICAL[module],

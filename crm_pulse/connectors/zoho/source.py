@@ -22,16 +22,44 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ...errors import DataError
+from ...errors import DataError, FatalError, SkippableError
 from ...metrics.events import Event
-from ..protocols import BadRecord, Cursor, Page
+from ..protocols import AccessCheck, BadRecord, Cursor, Page
 from .channel import ChannelKeeper
 from .client import ZohoClient
 from .errors import ZohoError
 from .mapping import FieldCatalog, ZohoMapper, to_ms
 from .settings import ZohoSettings
 
-__all__ = ["ZohoSource"]
+__all__ = ["OwnUserAccess", "ZohoSource"]
+
+
+class OwnUserAccess:
+    """``crm-pulse doctor``: can the token say which user it acts as (``ZohoCRM.users.READ``)?
+    Without it crm-pulse cannot tell its own write-backs from a user's changes: they would
+    count as that user's (``active_users``) and their echoes would move metrics."""
+
+    WHAT = "users (ZohoCRM.users.READ)"
+
+    def __init__(self, client: ZohoClient) -> None:
+        self.client = client
+
+    async def check(self) -> list[AccessCheck]:
+        try:
+            user = await self.client.current_user_id(quiet=False)
+        except (FatalError, SkippableError) as exc:
+            return [
+                AccessCheck(
+                    self.WHAT,
+                    False,
+                    f"the API user cannot be read ({exc}): crm-pulse's own writes would count "
+                    "as that user's changes",
+                    "add the ZohoCRM.users.READ scope to the grant (a new grant code and "
+                    "refresh token)",
+                )
+            ]
+        return [AccessCheck(self.WHAT, True, f"writes as user {user}")]
+
 
 log = logging.getLogger("crm_pulse.zoho")
 
@@ -144,6 +172,8 @@ class ZohoSource:
         if self.channel is not None:
             await self.channel.ensure()
         current: dict[str, Any] = dict(cursor or {})
+        if self.mapper.own_user is None:  # whose changes are our write-backs
+            self.mapper.learn_own_user(await self.client.current_user_id())
         started = int(self.wall() * 1000)
         for module in self.modules:
             if module in self.unavailable:

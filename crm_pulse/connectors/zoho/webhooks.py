@@ -103,6 +103,8 @@ class ZohoReceiver(ReceiverBase):
                 )
                 for rid in dict.fromkeys(ids)
             ]
+        if self.mapper.own_user is None:  # once: which user crm-pulse writes as
+            self.mapper.learn_own_user(await self.client.current_user_id())
         records = await self.client.get_many(module, ids, self.mapper.api_fields(module))
         if module == "Deals" and self.mapper.unknown_stages(records):
             await self.mapper.catalog.reread("Deals")  # a stage added since: its metadata

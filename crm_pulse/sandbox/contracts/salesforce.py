@@ -138,6 +138,17 @@ SCHEMAS: list[tuple[str, re.Pattern[str], dict[str, Any]]] = [
         },
     ),
     (
+        # Connect REST API Developer Guide, "Users" resource (``chatter/users/me``): the
+        # context user's User Detail, with its ``id`` (a User Id) and ``type`` "User"
+        "GET",
+        re.compile(r"^/services/data/v[\d.]+/chatter/users/me$"),
+        {
+            "type": "object",
+            "required": ["id", "type"],
+            "properties": {"id": _STRING, "type": {"const": "User"}, "username": _STRING},
+        },
+    ),
+    (
         # REST API Developer Guide, "Update Multiple Records" (sObject Collections): a list of
         # SaveResults in the order of the records
         "PATCH",

@@ -84,7 +84,9 @@ _SYSTEM = {
     "Id": "id",
     "IsDeleted": "boolean",
     "CreatedDate": "datetime",
+    "CreatedById": "reference",
     "LastModifiedDate": "datetime",
+    "LastModifiedById": "reference",
     "SystemModstamp": "datetime",
 }
 STANDARD_FIELDS: dict[str, dict[str, str]] = {
@@ -178,7 +180,9 @@ _READ_ONLY = {
     "Id",
     "IsDeleted",
     "CreatedDate",
+    "CreatedById",
     "LastModifiedDate",
+    "LastModifiedById",
     "SystemModstamp",
     "IsClosed",
     "IsWon",
@@ -213,6 +217,11 @@ class FakeSalesforce:
     daily_limit: int = 100_000
     client_id: str | None = None
     client_secret: str | None = None
+    api_user_id: str = "005000000000000AAA"
+    """The session's user: API writes (and seeding without ``by``) are made as this user
+    (``CreatedById``, ``LastModifiedById``)."""
+    chatter: bool = True
+    """False: Chatter is turned off, and the Connect REST API (``chatter/users/me``) refuses."""
     stage_closed: Mapping[str, bool] = field(
         default_factory=lambda: {"Closed Won": True, "Closed Lost": False}
     )
@@ -280,22 +289,32 @@ class FakeSalesforce:
             raise KeyError(f"{sobject} has no field {', '.join(unknown)}")
 
     def create(
-        self, sobject: str, values: Mapping[str, Any], *, modified_ms: int | None = None
+        self,
+        sobject: str,
+        values: Mapping[str, Any],
+        *,
+        modified_ms: int | None = None,
+        by: str | None = None,
     ) -> str:
-        """Create a record as a user would; returns its id. ``modified_ms`` pins its
-        SystemModstamp (several records sharing one timestamp)."""
+        """Create a record as the user ``by`` (default: the API user) would; returns its id.
+        ``modified_ms`` pins its SystemModstamp (several records sharing one timestamp)."""
         with self._lock:
             self._check_fields(sobject, values)
             rid = self.new_id(sobject)
             now = self.now_ms()
             record: dict[str, Any] = {f: None for f in self.schema[sobject]}
-            record.update(Id=rid, IsDeleted=False, CreatedDate=sf_time(now))
+            actor = by or self.api_user_id
+            record.update(Id=rid, IsDeleted=False, CreatedDate=sf_time(now), CreatedById=actor)
             if "IsConverted" in record:
                 record["IsConverted"] = False
             record.update(values)
             self._derive(sobject, record, {}, now)
             stamp = modified_ms if modified_ms is not None else now
-            record.update(LastModifiedDate=sf_time(stamp), SystemModstamp=sf_time(stamp))
+            record.update(
+                LastModifiedDate=sf_time(stamp),
+                SystemModstamp=sf_time(stamp),
+                LastModifiedById=actor,
+            )
             self.records[sobject][rid] = record
             return rid
 
@@ -325,8 +344,10 @@ class FakeSalesforce:
         *,
         client: str | None = None,
         modified_ms: int | None = None,
+        by: str | None = None,
     ) -> None:
-        """Change fields as a user (or an API client named ``client``) would."""
+        """Change fields as the user ``by`` (default: the API user; an API client named
+        ``client``) would."""
         with self._lock:
             self._check_fields(sobject, values)
             record = self.records[sobject][rid]
@@ -337,7 +358,11 @@ class FakeSalesforce:
             now = self.now_ms()
             self._derive(sobject, record, before, now)
             stamp = modified_ms if modified_ms is not None else now
-            record.update(LastModifiedDate=sf_time(stamp), SystemModstamp=sf_time(stamp))
+            record.update(
+                LastModifiedDate=sf_time(stamp),
+                SystemModstamp=sf_time(stamp),
+                LastModifiedById=by or self.api_user_id,
+            )
             if client:
                 self.change_client[(sobject, rid)] = client
             else:
@@ -506,6 +531,10 @@ class FakeSalesforce:
                     record["LastStageChangeDate"] = stamp(f.get("stage_entered_at"))
                 elif sobject == "Case":
                     record["ClosedDate"] = stamp(f.get("closed_at"))
+                if f.get("modified_by") is not None:  # who changed it last, and when
+                    record["LastModifiedById"] = owner(f["modified_by"])
+                if f.get("modified_at") is not None:
+                    record["LastModifiedDate"] = stamp(f["modified_at"])
             ids[(event.object, event.id)] = rid
             if event.op == "delete":
                 self.delete(sobject, rid)
@@ -653,6 +682,7 @@ class FakeSalesforce:
         r.add_get(base + "/jobs/query/{job}", self._bulk_job)
         r.add_get(base + "/jobs/query/{job}/results", self._bulk_results)
         r.add_get(base + "/sobjects/{sobject}/describe", self._describe)
+        r.add_get(base + "/chatter/users/me", self._me)
         r.add_get(base + "/sobjects/{sobject}/describe/", self._describe)
         r.add_patch(base + "/composite/sobjects", self._collections)
         r.add_post(base + "/sobjects/{sobject}", self._create_record)
@@ -905,6 +935,14 @@ class FakeSalesforce:
         if page is None or not offset.isdigit():
             return _error(400, "INVALID_QUERY_LOCATOR", "invalid query locator", self._limits())
         return web.json_response(self._page(page.records, page.all_rows, int(offset)))
+
+    async def _me(self, request: web.Request) -> web.Response:
+        """``GET chatter/users/me``: the session's user (part of Chatter's user detail)."""
+        if not self.chatter:
+            return _error(403, "FUNCTIONALITY_NOT_ENABLED", "Chatter is not enabled", {})
+        return web.json_response(
+            {"id": self.api_user_id, "type": "User", "username": "api@example.test"}
+        )
 
     async def _describe(self, request: web.Request) -> web.Response:
         sobject = request.match_info["sobject"]

@@ -56,6 +56,40 @@ async def test_owners_become_users_and_an_archived_owner_is_deactivated() -> Non
         assert ("GET", "/crm/v3/owners/") in h.fake.calls
 
 
+async def test_who_changed_a_record_last_is_an_owner() -> None:
+    """hs_updated_by_user_id is a user id: mapped to the owner of that user (canonical users
+    are owners); a user not seen yet makes the owners be read again; a private app's change
+    (our write-back) names no user."""
+    async with make_harness(objects=["deals", "calls"]) as h:
+        ann = h.fake.add_owner("ann@acme.test", owner_id="11")
+        user = int(h.fake.owners[ann]["userId"])
+        at = 1_772_971_200_000  # 2026-03-08T12:00:00Z
+        deal = h.fake.create("deals", {"amount": "5"}, modified_ms=at, by_user=user)
+        api = h.fake.create("deals", {"amount": "6"})  # through the API: no user
+        reads = sum(1 for c in h.fake.calls if c[1].startswith("/crm/v3/owners"))
+        pages = [p async for p in h.connector.source.poll(None)]
+        events = [e for p in pages for e in p.events if e.object == "deal"]
+        got = {e.id: e.fields for e in events}
+        assert (got[deal]["modified_by"], got[deal]["modified_at"]) == (
+            ann,
+            "2026-03-08T12:00:00.000Z",
+        )
+        assert (got[api]["modified_by"], got[api]["modified_at"]) == (None, None)
+        # the records named a user no owner read so far had: the owners were read for it
+        assert sum(1 for c in h.fake.calls if c[1].startswith("/crm/v3/owners")) > reads
+        bob = h.fake.add_owner("bob@acme.test", owner_id="12")  # a new user, after that read
+        h.fake.update("deals", api, {"amount": "7"}, by_user=int(h.fake.owners[bob]["userId"]))
+        h.connector.source.records.clock = lambda: time.monotonic() + 3600  # past the gap
+        (event,) = await h.connector.source.records.events(
+            "deals", await h.connector.client.batch_read("deals", [api], _props(h))
+        )
+        assert event.fields["modified_by"] == bob
+
+
+def _props(h: object) -> list[str]:
+    return h.connector.source.records.mapper.properties("deals")  # type: ignore[attr-defined]
+
+
 def iso_to_ms(text: str) -> int:
     from crm_pulse.connectors.hubspot.mapping import to_ms
 

@@ -109,6 +109,8 @@ async def test_generic_object_events_and_engagements() -> None:
             "owner_id": "7",
             "occurred_at": "2026-11-20T10:00:00.000Z",
             "account_id": company,  # engagements name their company through associations
+            "modified_by": None,  # created through the API: no user changed it
+            "modified_at": None,
         }
 
 

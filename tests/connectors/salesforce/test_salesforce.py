@@ -127,6 +127,7 @@ async def test_every_object_maps_to_its_canonical_object() -> None:
         meeting = fake.create(
             "Event", {"Subject": "m", "ActivityDateTime": "2026-03-04T15:00:00.000+0000"}
         )
+        fake.update("Case", case, {"Subject": "S2"}, by=OWNER, modified_ms=1_772_971_200_000)
         nps = fake.create("NPS_Response__c", {"Account__c": acc, "Score__c": 9, "Kind__c": "NPS"})
         other = fake.create("NPS_Response__c", {"Score__c": 3, "Kind__c": "Pulse"})
         quota = fake.create(
@@ -180,7 +181,12 @@ async def test_every_object_maps_to_its_canonical_object() -> None:
             "owner_id": None,
             "account_id": None,
             "occurred_at": "2026-03-04T15:00:00.000Z",
+            # created through the API as crm-pulse's own user: no one's change
+            "modified_by": None,
+            "modified_at": None,
         }
+        # a user's last change: LastModifiedById / LastModifiedDate (CRM adoption)
+        assert t["modified_by"] == OWNER and t["modified_at"] == "2026-03-08T12:00:00.000Z"
         assert got[nps].object == "survey_response"
         assert (got[nps].fields["survey"], got[nps].values["score"]) == ("nps", 9_000_000)
         assert got[other].op == "delete"  # survey_type.default null: not an NPS or CSAT answer
@@ -447,7 +453,9 @@ async def test_outbound_messages_valid_forged_repeated_reordered() -> None:
         receiver.verify(first)
         calls = len(h.fake.requests_seen)
         events = await receiver.parse(first)
-        assert len(h.fake.requests_seen) == calls  # mapped from the message: no API call
+        # mapped from the message: no record read (only, once, which user crm-pulse is)
+        asked = [path for _m, path in list(h.fake.requests_seen)[calls:]]
+        assert [p.rsplit("/", 3)[-3:] for p in asked] == [["chatter", "users", "me"]]
         polled, _ = await drain(h.connector.source.backfill(None))
         assert {e.id: e.fields for e in events} == {e.id: e.fields for e in polled}
         assert {e.id: e.version for e in events} == {e.id: e.version for e in polled}
@@ -1040,3 +1048,16 @@ async def test_a_large_first_backfill_runs_as_a_bulk_api_job() -> None:
         # a small object, or a backfill that resumes, stays on the REST query API
         _, _ = await drain(source.backfill(cursor))
         assert len(h.fake.bulk_jobs) == 1
+
+
+async def test_an_org_without_chatter_still_reads_and_attributes_our_writes_to_the_api_user() -> (
+    None
+):
+    """chatter/users/me says which user crm-pulse writes as; an org with Chatter turned off
+    refuses it: a warning, the read goes on, and the API user's changes are then mapped."""
+    async with make_harness(objects=["Opportunity"]) as h:
+        h.fake.chatter = False
+        (deal,) = h.seed_deals(1)
+        events, _ = await drain(h.connector.source.backfill(None))
+        (event,) = [e for e in events if e.id == deal]
+        assert event.fields["modified_by"] == h.fake.api_user_id

@@ -246,3 +246,33 @@ async def test_a_module_the_org_does_not_have_is_skipped() -> None:
         assert [e.id for e in events] == [deal]
         assert h.connector.source.unavailable == {"Cases"}
         assert set(cursor) == {"Deals"}
+
+
+async def test_who_changed_a_record_last_and_our_own_writes() -> None:
+    """modified_by / modified_at: Modified_By's id and Modified_Time; a change made by the
+    token's own user (a write-back) says no one; without ZohoCRM.users.READ the read goes on
+    (a warning) and the write-back counts as that user's change."""
+    from crm_pulse.sandbox.zoho import API_USER, REP
+
+    async with make_harness() as h:
+        deal = h.fake.create("Deals", {"Stage": "Qualification"}, by=REP)
+        ours = h.fake.create("Deals", {"Stage": "Qualification"}, by=API_USER)
+        events, _ = await drain(h.connector.source.backfill(None))
+        got = {e.id: e.fields for e in events if e.object == "deal"}
+        assert got[deal]["modified_by"] == REP["id"]
+        assert got[deal]["modified_at"] == _iso(h.fake.records["Deals"][deal]["Modified_Time"])
+        assert (got[ours]["modified_by"], got[ours]["modified_at"]) == (None, None)
+    async with make_harness() as h:
+        h.fake.missing_scopes.add("ZohoCRM.users.READ")
+        ours = h.fake.create("Deals", {"Stage": "Qualification"}, by=API_USER)
+        events, _ = await drain(h.connector.source.backfill(None))
+        (event,) = [e for e in events if e.id == ours]
+        assert event.fields["modified_by"] == API_USER["id"]
+
+
+def _iso(zoho_time: str) -> str:
+    from crm_pulse.connectors.zoho.mapping import to_iso
+
+    text = to_iso(zoho_time)
+    assert text is not None
+    return text
