@@ -861,3 +861,43 @@ def test_a_partition_faust_stopped_delivering_is_read_from_kafka(
         assert applied == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
 
     asyncio.run(main())
+
+
+def test_a_stopping_worker_applies_nothing_and_checks_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust closes a worker's tables before its agents and timers end: a batch or a hole
+    check then would read empty tables (position 0, groups without buckets) and commit entries
+    built on them. Once the worker is stopping, neither runs."""
+    from faust.types import TP
+
+    from crm_pulse.streams.faust.timers import Timers
+
+    pipeline = FaustPipeline(_deployment("stop-test"), sinks={"crm": object()})
+    stage = pipeline.record_stage
+    topic = stage.order.topic
+    applied: list[int] = []
+    asked: list[int] = []
+
+    async def apply(parts: Any) -> None:
+        applied.extend(m.offset for _anchor, messages in parts for m in messages)
+
+    class Consumer:
+        _committed_offset = {TP(topic, 0): 50}  # noqa: RUF012
+
+        def assignment(self) -> set[TP]:
+            return {TP(topic, 0)}
+
+        async def highwaters(self, *tps: TP) -> dict[TP, int]:
+            asked.append(1)
+            return {t: 60 for t in tps}
+
+    stage.apply = apply
+    pipeline.app.consumer = Consumer()
+    monkeypatch.setattr(type(pipeline.app), "rebalancing", False, raising=False)
+    pipeline.app._stopped.set()  # the worker received SIGTERM
+    assert not Timers(pipeline).settled(pipeline.app.consumer_generation_id)
+    delivered = [Event(Message(topic, 0, o, b"k", b"v")) for o in (7, 8)]
+    asyncio.run(pipeline._ordered(stage, delivered))
+    asyncio.run(Timers(pipeline).holes())
+    assert applied == [] and asked == []

@@ -19,7 +19,7 @@ class Recovery:
 
 def _watchdog() -> tuple[RecoveryWatchdog, Recovery, list[float], list[int]]:
     recovery = Recovery()
-    app = SimpleNamespace(tables=SimpleNamespace(recovery=recovery))
+    app = SimpleNamespace(tables=SimpleNamespace(recovery=recovery), should_stop=False)
     now = [0.0]
     restarts: list[int] = []
     dog = RecoveryWatchdog(app, lambda: restarts.append(1), stall_after=30.0, clock=lambda: now[0])

@@ -248,7 +248,14 @@ class FaustPipeline:
         return list(parts.values())
 
     async def _ordered(self, stage: Stage, batch: Sequence[Any]) -> None:
-        """One delivered batch: per partition, the messages still to apply, then the stage."""
+        """One delivered batch: per partition, the messages still to apply, then the stage.
+
+        Not once the worker is stopping: Faust closes the tables before the agents end, and a
+        batch taken from an agent's buffer then would read empty tables (every position 0,
+        every group without its buckets) and commit entries built on them. The batch is left
+        to the next start (its messages are above the committed positions)."""
+        if self.app.should_stop:
+            return
         try:
             parts = []
             for events in self._by_partition(batch):

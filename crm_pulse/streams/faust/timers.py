@@ -25,10 +25,13 @@ class Timers:
         self._seen: dict[Any, int] = {}  # input partition -> its position at the last check
 
     def settled(self, generation: int) -> bool:
-        """No rebalance started or under way since ``generation``, tables recovered."""
+        """No rebalance started or under way since ``generation``, tables recovered, the
+        worker not stopping (its tables close before its timers end: read then, they are
+        empty, and every offset would look like a hole)."""
         app = self.pipeline.app
         return (
-            not app.rebalancing
+            not app.should_stop
+            and not app.rebalancing
             and cast(Any, app.tables).recovery.completed.is_set()
             and app.consumer_generation_id == generation
         )

@@ -58,7 +58,7 @@ class RecoveryWatchdog:
         """One look at the recovery (a Faust timer calls it every few seconds)."""
         recovery = self.app.tables.recovery
         now = self.clock()
-        if not recovery.in_recovery:
+        if not recovery.in_recovery or self.app.should_stop:
             self._remaining = None
             return
         remaining = int(recovery.active_remaining_total())
