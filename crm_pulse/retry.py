@@ -21,6 +21,10 @@ inbox and the pollers all wait the same way:
 Which errors are worth a retry is the caller's choice (``retry_on``); by default a
 :class:`~crm_pulse.errors.RetriableError` (which includes ``RateLimited``) is, anything else is
 raised at once.
+
+Not being refused in the first place is the other half: :class:`RollingWindow` keeps a client
+under a vendor's "n calls per rolling window" limit, shared by concurrent callers, so a connector
+can send several calls at once and still never exceed the limit.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import logging
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -37,7 +42,7 @@ from typing import TypeVar
 
 from .errors import CrmPulseError, RateLimited, RetriableError
 
-__all__ = ["Backoff", "is_retriable", "retrying", "wait_from_headers"]
+__all__ = ["Backoff", "RollingWindow", "is_retriable", "retrying", "wait_from_headers"]
 
 T = TypeVar("T")
 
@@ -69,6 +74,53 @@ class Backoff:
     def exhausted(self, failures: int) -> bool:
         """True when ``failures`` failures are all the tries allowed."""
         return self.attempts is not None and failures >= self.attempts
+
+
+class RollingWindow:
+    """At most ``calls`` calls started in any ``seconds`` (a vendor's rolling-window limit).
+
+    Every caller awaits :meth:`acquire` before its call; it returns at once while the window has
+    room and otherwise sleeps until the oldest start leaves it. Reservation and check happen
+    without an ``await`` between them, so concurrent callers on one event loop can never start
+    more than ``calls`` per window together. ``margin`` widens the window a little: the vendor
+    counts arrivals, which come a little after our starts and not always in step. ``calls`` and
+    ``seconds`` may be changed later (a vendor that tells its limit in its answers).
+    """
+
+    def __init__(
+        self,
+        calls: int,
+        seconds: float,
+        *,
+        margin: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self.calls = calls
+        self.seconds = seconds
+        self.margin = margin
+        self.clock = clock
+        self.sleep = sleep
+        self.starts: deque[float] = deque()
+        self.waited = 0.0
+        """Seconds callers spent waiting for room, in total."""
+
+    def wait_for(self) -> float:
+        """Seconds until one more call may start (0: now)."""
+        now = self.clock()
+        span = self.seconds + self.margin
+        while self.starts and self.starts[0] <= now - span:
+            self.starts.popleft()
+        if self.calls <= 0 or len(self.starts) < self.calls:
+            return 0.0
+        return max(0.0, self.starts[len(self.starts) - self.calls] + span - now)
+
+    async def acquire(self) -> None:
+        """Wait for room, then count one call started now."""
+        while (wait := self.wait_for()) > 0:
+            self.waited += wait
+            await self.sleep(wait)
+        self.starts.append(self.clock())
 
 
 def is_retriable(error: CrmPulseError) -> bool:

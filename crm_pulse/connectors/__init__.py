@@ -23,6 +23,10 @@ Parts (each optional; declared in :mod:`.protocols`)
 Events
     :func:`upsert`, :func:`delete`, :data:`CANONICAL_FIELDS`, :func:`map_records`,
     :func:`event_from_json`.
+Throughput
+    :func:`read_ahead` (the next page's request in flight while this page is mapped: one
+    request per cursor at a time, never more), :class:`RollingWindow` (at most n calls started
+    per rolling window, shared by concurrent callers, from :mod:`crm_pulse.retry`).
 Failures, by what the caller should do (:mod:`crm_pulse.errors`)
     one bad record -> :class:`BadRecord` in ``Page.skipped`` (skipped and quarantined, the page
     goes on); the whole call failed but may work later -> :class:`RetriableError` /
@@ -56,7 +60,7 @@ from ..errors import (
     unreachable_cause,
 )
 from ..metrics.events import Event
-from ..retry import Backoff, retrying, wait_from_headers
+from ..retry import Backoff, RollingWindow, retrying, wait_from_headers
 from ..safejson import MAX_DEPTH as MAX_JSON_DEPTH
 from ..safejson import depth_of as json_depth
 from ..safejson import loads as load_json
@@ -91,6 +95,7 @@ from .protocols import (
     WebhookRequest,
     WriteResult,
 )
+from .readahead import read_ahead
 from .rejects import reject
 
 __all__ = [
@@ -130,6 +135,7 @@ __all__ = [
     "ReceiverBase",
     "RefreshPolicy",
     "RetriableError",
+    "RollingWindow",
     "Secret",
     "Sink",
     "SkippableError",
@@ -147,6 +153,7 @@ __all__ = [
     "json_depth",
     "load_json",
     "map_records",
+    "read_ahead",
     "reject",
     "retrying",
     "time_ms",

@@ -200,6 +200,8 @@ class FakeMonday:
         """Injected failures for the next calls: (5xx status or 0, delay seconds)."""
         self.daily_until: float | None = None
         """While set and not reached: the daily call limit is used up."""
+        self.complexity_refusals = 0
+        """Calls refused because the complexity budget of the last minute was spent."""
         self._lock = threading.RLock()
         self._next = 5_000_000_000
 
@@ -445,6 +447,7 @@ class FakeMonday:
         self._spent = [(t, c) for t, c in self._spent if t > now - 60]
         used = sum(c for _, c in self._spent)
         if used + cost > self.budget:
+            self.complexity_refusals += 1
             wait = max(1, int(self._spent[0][0] + 60 - now) + 1) if self._spent else 60
             raise _Refusal(200, _complexity_error(wait, cost, self.budget - used, self.budget))
         self._spent.append((now, cost))

@@ -543,7 +543,9 @@ class FakePipedrive:
             return limit
         since = request.query.get("updated_since")
         if since:
-            rows = [r for r in rows if _seconds(r["update_time"]) >= _seconds(since)]
+            # update_time is always _iso's fixed-width UTC form: compared as text, no parsing
+            floor = _iso(_seconds(since))
+            rows = [r for r in rows if r["update_time"] >= floor]
         sort = request.query.get("sort_by", "id")
         if sort not in ("id", "update_time", "add_time"):
             return _bad(f"invalid sort_by {sort}")

@@ -3,6 +3,10 @@
 Each simulator in :mod:`crm_pulse.sandbox` builds an :class:`aiohttp.web.Application`; :class:`FakeServer`
 runs it on its own event loop in a background thread, so both the synchronous vendor clients
 (simple-salesforce, hubspot-api-client) and async code can call it over real HTTP(S).
+``latency`` (seconds, settable while serving) is the least time every answer takes, the simulator's
+own work included, like a network round trip and a vendor's processing time (benchmarks switch it
+on); ``statuses`` counts the answers by
+HTTP status (the 429s a client provoked, for instance).
 :class:`TestCA` makes a throw-away certificate authority (trustme) and a certificate for
 ``127.0.0.1`` and ``localhost``; clients trust ``ca.cert_path``.
 """
@@ -10,9 +14,12 @@ runs it on its own event loop in a background thread, so both the synchronous ve
 from __future__ import annotations
 
 import asyncio
+import collections
 import ssl
 import tempfile
 import threading
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -20,6 +27,8 @@ import trustme
 from aiohttp import web
 
 __all__ = ["FakeServer", "TestCA"]
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class TestCA:
@@ -49,17 +58,59 @@ class FakeServer:
     """Run an aiohttp application on 127.0.0.1 (a free port) in a background thread."""
 
     def __init__(
-        self, app: web.Application, *, ca: TestCA | None = None, host: str = "127.0.0.1"
+        self,
+        app: web.Application,
+        *,
+        ca: TestCA | None = None,
+        host: str = "127.0.0.1",
+        latency: float = 0.0,
     ) -> None:
         self.app = app
         self.ca = ca
         self.host = host
+        self.latency = latency
+        """Seconds every request waits before the simulator handles it (0: none)."""
+        self.statuses: collections.Counter[int] = collections.Counter()
+        """Answers given, by HTTP status."""
+        self.busy = 0.0
+        """Seconds the simulator spent answering (its own work, without the latency padding):
+        when an answer's share of it exceeds ``latency``, the simulator bounds the client."""
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        """Most requests ever being answered at once (a client's concurrency, seen from here)."""
+        # outermost: every answer is counted, the simulator's refusals too; innermost: the
+        # latency is the vendor's processing time, inside its rate and concurrency gates
+        app.middlewares.insert(0, self._count)
+        app.middlewares.append(self._delay)
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+
+    @web.middleware
+    async def _count(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            self.statuses[exc.status] += 1
+            raise
+        finally:
+            self.in_flight -= 1
+        self.statuses[response.status] += 1
+        return response
+
+    @web.middleware
+    async def _delay(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        started = time.monotonic()
+        response = await handler(request)
+        self.busy += time.monotonic() - started
+        if self.latency > 0:  # the simulator's own work counts towards the answer's time
+            await asyncio.sleep(max(0.0, started + self.latency - time.monotonic()))
+        return response
 
     @property
     def url(self) -> str:

@@ -139,6 +139,12 @@ class FakeZoho:
         self.spent: list[tuple[float, int]] = []
         self._forced: list[float | None] = []
         self._faults: list[tuple[int, float]] = []  # (status, delay) for the next calls
+        self.concurrency: int | None = None
+        """API calls the org may have in flight at once (Zoho's concurrency limit per edition:
+        Free 5, Standard 10, Professional 15, ...); a call beyond it gets 429. None: no limit."""
+        self.in_flight = 0
+        self.concurrency_refusals = 0
+        """Calls refused because ``concurrency`` were already in flight."""
         self._page_tokens: dict[str, tuple[str, int, float]] = {}
         self._lock = threading.RLock()
         self._next = _ID_BASE
@@ -369,8 +375,16 @@ class FakeZoho:
         if used >= self.daily_credits:
             return _error(429, "TOO_MANY_REQUESTS", "API credits for the last 24 hours are used up")
         with self._lock:
+            if self.concurrency is not None and self.in_flight >= self.concurrency:
+                self.concurrency_refusals += 1
+                return _error(429, "TOO_MANY_REQUESTS", "concurrency limit exceeded")
+            self.in_flight += 1
             self.spent.append((now, 1))
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
         return response
 
     async def _token(self, request: web.Request) -> web.Response:

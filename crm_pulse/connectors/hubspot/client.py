@@ -6,8 +6,11 @@ Calls go through the official SDK's generated ``*_with_http_info`` APIs with
 the connector. Blocking calls run in a worker thread (``asyncio.to_thread``).
 
 Rate limits are honoured before HubSpot has to refuse: when the last answer said no request is
-left in the current interval, the next call waits for the interval to pass; and the search API
-(about 5 requests per second per portal) is paced separately.
+left in the current interval, the next call waits for the interval to pass; calls started are
+also counted in a rolling window of the interval the headers announce
+(:class:`~crm_pulse.retry.RollingWindow`, 100 per 10 s until told), so that concurrent calls (the
+sink sends several batches at once) stay under it too; and the search API (5 requests per second
+per portal) has its own window.
 
 Retries, the ``allowed_methods=None`` way (POST included, since every call here is either a read
 or an idempotent set of values): 5xx and connection errors back off and try again, with the
@@ -34,7 +37,7 @@ from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
 from ...errors import CrmPulseError, RateLimited, RetriableError
-from ...retry import Backoff, retrying
+from ...retry import Backoff, RollingWindow, retrying
 from .errors import translate
 from .settings import HubSpotSettings
 
@@ -86,7 +89,7 @@ class HubSpotClient:
         *,
         attempts: int = 4,
         max_wait: float = 30.0,
-        search_per_second: float | None = 4.0,
+        search_per_second: float | None = 5.0,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         config: dict[str, Any] = {
@@ -105,8 +108,19 @@ class HubSpotClient:
         self.sleep = sleep
         self.limits = RateLimitState()
         self._apis: dict[str, Any] = {}
-        self.search_interval = 1.0 / search_per_second if search_per_second else 0.0
-        self._next_search = 0.0
+        self.window = RollingWindow(100, 10.0, margin=0.1, sleep=self._wait)
+        """Calls started per rolling interval: the lowest tier's 100 per 10 s until the
+        X-HubSpot-RateLimit-Max / -Interval-Milliseconds headers say the account's."""
+        self.search_window = (
+            RollingWindow(
+                max(1, int(search_per_second)),
+                max(1.0, 1.0 / search_per_second),
+                margin=0.02,
+                sleep=self._wait,
+            )
+            if search_per_second
+            else None
+        )
         self._pace = asyncio.Lock()
         self.waited = 0.0
         """Seconds spent waiting for rate limits so far (pacing and Retry-After)."""
@@ -145,11 +159,9 @@ class HubSpotClient:
         """Honour the last rate-limit headers, and pace the search API."""
         async with self._pace:
             await self._wait(min(self.max_wait, self.limits.wait_needed(time.monotonic())))
-            if search and self.search_interval:
-                now = time.monotonic()
-                start = max(now, self._next_search)
-                self._next_search = start + self.search_interval
-                await self._wait(start - now)
+            await self.window.acquire()
+            if search and self.search_window is not None:
+                await self.search_window.acquire()
 
     async def call(
         self,
@@ -172,6 +184,10 @@ class HubSpotClient:
                 return await asyncio.to_thread(self._call, fn, *args, **kwargs)
             except Exception as exc:  # the one place for vendor errors
                 raise translate(exc, what) from None
+            finally:
+                if self.limits.max and self.limits.interval_ms:  # the account's own limit
+                    self.window.calls = self.limits.max
+                    self.window.seconds = self.limits.interval_ms / 1000
 
         def worth_retrying(error: CrmPulseError) -> bool:
             if isinstance(error, RateLimited):

@@ -1,6 +1,10 @@
 """Writing custom properties with ``batch/update`` (at most 100 inputs per call).
 
-Writes to one record are merged into one input (the last value of a field wins). The answer is
+Writes to one record are merged into one input (the last value of a field wins). A round takes
+up to ``PARALLEL`` calls' worth of writes and sends those calls at once: HubSpot limits calls
+per rolling interval, not calls in flight, and the client's window
+(:class:`~crm_pulse.retry.RollingWindow`) keeps them under it, so one call after the other
+would leave most of the allowance unused when answers are slow. The answer is
 read per record: a record named in ``results`` was written; one that is not was refused, with
 the reason of the ``errors`` entry naming it (``context.ids``), or a generic reason when HubSpot
 did not say which record an error was about: nothing is reported written that HubSpot did not
@@ -15,10 +19,12 @@ fails each write of that call, not retried, with HubSpot's reason.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from typing import Any
 
+from ...errors import RateLimited
 from ..protocols import FieldKey, FieldWrite, WriteResult
 from .client import HubSpotClient
 from .errors import Refused, describe
@@ -26,6 +32,8 @@ from .errors import Refused, describe
 __all__ = ["BATCH_MAX", "HubSpotReader", "HubSpotSink"]
 
 BATCH_MAX = 100
+PARALLEL = 4
+"""batch/update calls one round sends at once."""
 _PERMANENT = {"OBJECT_NOT_FOUND", "VALIDATION_ERROR", "PROPERTY_DOESNT_EXIST", "INVALID_OWNER_ID"}
 
 
@@ -37,7 +45,7 @@ def _text(value: float | int | None) -> str:
 
 
 class HubSpotSink:
-    max_batch = BATCH_MAX
+    max_batch = BATCH_MAX * PARALLEL
 
     def __init__(self, client: HubSpotClient) -> None:
         self.client = client
@@ -52,18 +60,31 @@ class HubSpotSink:
                 continue
             by_object.setdefault(w.object, {}).setdefault(w.record_id, {})[w.field] = _text(w.value)
         failed: dict[tuple[str, str], tuple[str, bool]] = {}
-        for object_type, records in by_object.items():
-            items = list(records.items())
-            for start in range(0, len(items), BATCH_MAX):
-                chunk = items[start : start + BATCH_MAX]
-                inputs = [{"id": rid, "properties": props} for rid, props in chunk]
-                try:
-                    status, data = await self.client.batch_update(object_type, inputs)
-                except Refused as exc:  # the whole call refused: each of its writes fails
-                    for rid, _ in chunk:
-                        failed[(object_type, rid)] = (str(exc), exc.status >= 500)
-                    continue
-                failed.update(_failures(object_type, [rid for rid, _ in chunk], status, data))
+        chunks = [
+            (object_type, items[start : start + BATCH_MAX])
+            for object_type, records in by_object.items()
+            for items in [list(records.items())]
+            for start in range(0, len(items), BATCH_MAX)
+        ]
+        outcomes = await asyncio.gather(
+            *(
+                self.client.batch_update(o, [{"id": r, "properties": p} for r, p in chunk])
+                for o, chunk in chunks
+            ),
+            return_exceptions=True,
+        )
+        limited = [o for o in outcomes if isinstance(o, RateLimited)]
+        if limited:  # the whole round waits; batches already written set the same values again
+            raise max(limited, key=lambda e: e.retry_after or 0.0)
+        for (object_type, chunk), outcome in zip(chunks, outcomes, strict=True):
+            if isinstance(outcome, Refused):  # the whole call refused: each of its writes fails
+                for rid, _ in chunk:
+                    failed[(object_type, rid)] = (str(outcome), outcome.status >= 500)
+                continue
+            if isinstance(outcome, BaseException):
+                raise outcome
+            status, data = outcome
+            failed.update(_failures(object_type, [rid for rid, _ in chunk], status, data))
         results = []
         for i, w in enumerate(writes):
             failure = failed.get((w.object, w.record_id))

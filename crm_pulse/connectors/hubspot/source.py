@@ -39,9 +39,10 @@ lowest id if several), unless ``mapping.fields.activity.account_id`` names a pro
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from ...errors import DataError, FatalError
@@ -283,37 +284,54 @@ class HubSpotSource:
             op = "GT"
         else:
             op = "GTE"
-        while True:
-            rows = await self._search(
-                object_type,
-                [{"propertyName": modified, "operator": op, "value": str(t)}],
-                modified,
+
+        def query(t: int, op: str) -> Coroutine[Any, Any, list[dict[str, Any]]]:
+            return self._search(
+                object_type, [{"propertyName": modified, "operator": op, "value": str(t)}], modified
             )
-            if not rows:
-                return
-            versions = [self.mapper.version(object_type, r) for r in rows]
-            top = max(versions)
-            at_top = {str(r["id"]) for r, v in zip(rows, versions, strict=True) if v == top}
-            fresh = [
-                r for r, v in zip(rows, versions, strict=True) if v != t or str(r["id"]) not in seen
-            ]
-            bad: list[BadRecord] = []
-            events = await self.records.events(object_type, fresh, bad)
-            if len(rows) < PAGE:  # the query's whole answer: every record at top is here
-                last = str(max(int(i) for i in at_top))
-                yield self._page(object_type, events, cursor, top, last, bad)
-                return
-            yield self._page(object_type, events, cursor, top, None, bad)
-            if len(at_top) < len(rows):
-                # more records may share the last instant: the next query starts at it again
-                # and skips the ones already read
-                t, op, seen = top, "GTE", at_top
-            else:
-                # a full page of one instant: read that instant by id, then go on after it
-                skip = at_top | (seen if top == t else set())
-                async for page in self._ties(object_type, top, "0", cursor, skip=skip):
-                    yield page
-                t, op, seen = top, "GT", set()
+
+        # the next page's search, started before this page is mapped when its query is known
+        ahead: asyncio.Task[list[dict[str, Any]]] | None = None
+        try:
+            while True:
+                rows = await (ahead if ahead is not None else query(t, op))
+                ahead = None
+                if not rows:
+                    return
+                versions = [self.mapper.version(object_type, r) for r in rows]
+                top = max(versions)
+                at_top = {str(r["id"]) for r, v in zip(rows, versions, strict=True) if v == top}
+                fresh = [
+                    r
+                    for r, v in zip(rows, versions, strict=True)
+                    if v != t or str(r["id"]) not in seen
+                ]
+                if len(rows) == PAGE and len(at_top) < len(rows):
+                    ahead = asyncio.create_task(query(top, "GTE"))
+                    await asyncio.sleep(0)  # on its way (a worker thread) before the mapping
+                bad: list[BadRecord] = []
+                events = await self.records.events(object_type, fresh, bad)
+                if len(rows) < PAGE:  # the query's whole answer: every record at top is here
+                    last = str(max(int(i) for i in at_top))
+                    yield self._page(object_type, events, cursor, top, last, bad)
+                    return
+                yield self._page(object_type, events, cursor, top, None, bad)
+                if len(at_top) < len(rows):
+                    # more records may share the last instant: the next query (already asked)
+                    # starts at it again and skips the ones already read
+                    t, op, seen = top, "GTE", at_top
+                else:
+                    # a full page of one instant: read that instant by id, then go on after it
+                    skip = at_top | (seen if top == t else set())
+                    async for page in self._ties(object_type, top, "0", cursor, skip=skip):
+                        yield page
+                    t, op, seen = top, "GT", set()
+        finally:
+            if ahead is not None:  # stopped early: the search asked ahead is not needed
+                ahead.cancel()
+                await asyncio.wait({ahead})
+                if not ahead.cancelled():
+                    ahead.exception()  # retrieved: not logged as lost
 
     async def _ties(
         self,

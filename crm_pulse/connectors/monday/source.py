@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import BadRecord, Cursor, DataError, Event, Page, map_records
+from .. import BadRecord, Cursor, DataError, Event, Page, map_records, read_ahead
 from .client import MondayClient
 from .errors import CursorExpired
 from .mapping import BoardColumns, MondayMapper
@@ -115,8 +115,8 @@ class MondaySource:
             restarts = 0
             while True:
                 try:
-                    async for items in self.client.pages(
-                        board.id, self.page_size, query_since(read_from)
+                    async for items in read_ahead(
+                        self.client.pages(board.id, self.page_size, query_since(read_from))
                     ):
                         kept = [
                             i

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -37,17 +36,32 @@ def _segment(value: object) -> str:
 
 
 class TokenBudget:
-    """Rolling two-second burst window of requests, plus a daily share of tokens."""
+    """Rolling two-second burst window of requests, plus a daily share of tokens.
+
+    A request counts in the window from when it starts until ``window`` seconds after its answer
+    came (:meth:`answered`): Pipedrive counts a request when it arrives, which is no later than
+    its answer, so a slot freed this way is free at Pipedrive too, however late concurrent
+    requests reach it or in whatever order (counting from the start only would let a request
+    that waited in our event loop land in the same window as a later one).
+    """
 
     def __init__(
-        self, burst: int = 20, window: float = 2.0, clock: Callable[[], float] = time.monotonic
+        self,
+        burst: int = 20,
+        window: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        margin: float = 0.0,
     ) -> None:
         self.burst = burst
         """Requests allowed per ``window`` (the smallest plan's until Pipedrive says more)."""
         self.window = window
+        self.margin = margin
+        """Seconds added to the window: Pipedrive counts arrivals, which come a little after
+        our starts and, for concurrent requests, not in the order they started."""
         self.clock = clock
-        self.spent: deque[tuple[float, int]] = deque()
-        """(time, token cost) of each request still inside the window."""
+        self.spent: list[list[float]] = []
+        """[time, token cost] of each request still inside the window (time: its start, then
+        its answer)."""
         self.tokens = 0
         """Tokens spent by this client so far."""
         self.daily_left: int | None = None
@@ -61,17 +75,24 @@ class TokenBudget:
         """Seconds to wait before one more request (0 if now is fine). ``cost`` (tokens)
         counts against the daily budget only: the burst limit counts requests."""
         now = self.clock()
-        while self.spent and self.spent[0][0] <= now - self.window:
-            self.spent.popleft()
+        span = self.window + self.margin
+        self.spent = [entry for entry in self.spent if entry[0] > now - span]
         if len(self.spent) < self.burst or not self.spent:
             return 0.0
         # the request may go once enough of the oldest ones have left the window
-        oldest = self.spent[len(self.spent) - self.burst][0]
-        return max(0.0, oldest + self.window - now)
+        times = sorted(entry[0] for entry in self.spent)
+        return max(0.0, times[len(times) - self.burst] + span - now)
 
-    def spend(self, cost: int) -> None:
-        self.spent.append((self.clock(), cost))
+    def spend(self, cost: int) -> list[float]:
+        """Count a request starting now; returns its entry, for :meth:`answered`."""
+        entry = [self.clock(), float(cost)]
+        self.spent.append(entry)
         self.tokens += cost
+        return entry
+
+    def answered(self, entry: list[float]) -> None:
+        """The request's answer came: it counts in the window from now."""
+        entry[0] = max(entry[0], self.clock())
 
     def exhausted(self) -> bool:
         """The daily share is used up (as the last answer said, within ``recheck``)."""
@@ -116,6 +137,7 @@ class PipedriveClient:
         """Retries of calls (:mod:`crm_pulse.retry`): backoff with jitter, Retry-After or
         ``x-ratelimit-reset`` honoured up to ``max_wait``."""
         self.sleep = sleep
+        self._turn = asyncio.Lock()
         self.calls = 0
 
     def _headers(self, response: httpx.Response) -> None:
@@ -145,14 +167,17 @@ class PipedriveClient:
         async def once() -> dict[str, Any]:
             if self.budget.exhausted():
                 raise RateLimited(f"Pipedrive daily token share used up before {what}", 3600.0)
-            # wait until the rolling window has room for one more request; look again after
-            # each wait (bounded: a clock that does not move cannot hang us)
-            for _ in range(64):
-                wait = self.budget.wait_for(cost)
-                if not wait:
-                    break
-                await self.sleep(wait)
-            self.budget.spend(cost)
+            # wait until the rolling window has room for one more request, in turn (concurrent
+            # requests queue here: one waits at a time, the others behind it); look again after
+            # each wait, unbounded while the clock moves (a clock that does not move cannot
+            # hang us)
+            async with self._turn:
+                still = 0
+                while (wait := self.budget.wait_for(cost)) > 0 and still < 64:
+                    before = self.budget.clock()
+                    await self.sleep(wait)
+                    still = still + 1 if self.budget.clock() <= before else 0
+                entry = self.budget.spend(cost)
             self.calls += 1
             try:
                 response = await self.http.request(method, path, params=params, json=json)
@@ -161,6 +186,8 @@ class PipedriveClient:
             except Exception as exc:  # translated: the one place for vendor errors
                 error = translate(exc, what)
                 response = None
+            finally:
+                self.budget.answered(entry)
             if error is None and response is not None:
                 data = response.json()
                 return dict(data) if isinstance(data, dict) else {"data": data}

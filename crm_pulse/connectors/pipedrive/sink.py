@@ -1,7 +1,9 @@
 """Writing custom fields: one PATCH per record (Pipedrive has no batch update).
 
 All writes to one record in a batch are coalesced into one ``PATCH /api/v2/<entity>/<id>`` with
-``{"custom_fields": {<hash key>: value}}``; field names are resolved to hash keys through
+``{"custom_fields": {<hash key>: value}}``; a round's PATCHes are sent concurrently, paced by the
+client's burst window (:class:`~.client.TokenBudget`: never more requests per rolling two seconds
+than the plan allows), since one PATCH after the other would use a fraction of it; field names are resolved to hash keys through
 :class:`~.mapping.FieldKeys`. A ``monetary`` field takes ``{"value": <number>, "currency":
 <code>}`` in API v2 (the ``currency`` setting, else the company's default currency); other
 number fields take the number (never a string: v2 does not convert them).
@@ -14,6 +16,7 @@ outbox's attempts run out.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +38,7 @@ ENTITY = {
 
 
 class PipedriveSink:
-    max_batch = 50  # writes per round; one PATCH per distinct record in it
+    max_batch = 100  # writes per round; one PATCH per distinct record in it, sent concurrently
 
     def __init__(
         self, client: PipedriveClient, keys: FieldKeys, currency: str | None = None
@@ -89,15 +92,21 @@ class PipedriveSink:
                 continue
             groups.setdefault((entity, w.record_id), {})[key] = value
         failed: dict[tuple[str, str], tuple[str, bool]] = {}
-        for (entity, rid), values in groups.items():
-            try:
-                await self.client.patch(entity, rid, {"custom_fields": values})
-            except RateLimited:
-                raise
-            except RetriableError as exc:
-                failed[(entity, rid)] = (str(exc), True)
-            except SkippableError as exc:
-                failed[(entity, rid)] = (str(exc), False)
+        # concurrent, but each PATCH waits for room in the client's burst window
+        outcomes = await asyncio.gather(
+            *(self.client.patch(e, r, {"custom_fields": v}) for (e, r), v in groups.items()),
+            return_exceptions=True,
+        )
+        limited = [o for o in outcomes if isinstance(o, RateLimited)]
+        if limited:  # the whole round waits; PATCHes already made set the same values again
+            raise max(limited, key=lambda e: e.retry_after or 0.0)
+        for target, outcome in zip(groups, outcomes, strict=True):
+            if isinstance(outcome, RetriableError):
+                failed[target] = (str(outcome), True)
+            elif isinstance(outcome, SkippableError):
+                failed[target] = (str(outcome), False)
+            elif isinstance(outcome, BaseException):
+                raise outcome
         results = []
         for i, w in enumerate(writes):
             if i in problems:

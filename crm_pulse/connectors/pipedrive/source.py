@@ -28,6 +28,7 @@ from typing import Any
 from ...errors import DataError, FatalError
 from ...metrics.events import Event
 from ..protocols import BadRecord, Cursor, Page
+from ..readahead import read_ahead
 from .client import PipedriveClient
 from .mapping import FieldKeys, PipedriveMapper
 from .settings import PipedriveSettings
@@ -163,7 +164,7 @@ class PipedriveSource:
                 if start is not None:
                     params["updated_since"] = _iso(start)
                 newest = int(t or 0)
-                async for records in self.client.pages(path, params):
+                async for records in read_ahead(self.client.pages(path, params)):
                     for r in records:
                         with contextlib.suppress(DataError):
                             newest = max(newest, self.mapper.version(r))

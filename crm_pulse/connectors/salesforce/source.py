@@ -34,6 +34,7 @@ from typing import Any
 from ...errors import DataError
 from ...metrics.events import Event
 from ..protocols import BadRecord, Cursor, Page
+from ..readahead import read_ahead
 from .client import SalesforceClient
 from .mapping import MODSTAMP, SalesforceMapper, format_soql_time, to_ms
 from .settings import SalesforceSettings
@@ -104,8 +105,10 @@ class SalesforceSource:
                     yield page
                 return
         soql = self._soql(sobject, self.mapper.soql_fields(sobject), where)
-        async for records in self.client.query_chunks(
-            f"query {sobject}", soql, include_deleted=archived, size=self.chunk
+        async for records in read_ahead(
+            self.client.query_chunks(
+                f"query {sobject}", soql, include_deleted=archived, size=self.chunk
+            )
         ):
             events: list[Event] = []
             bad: list[BadRecord] = []

@@ -133,6 +133,8 @@ class ZohoClient:
             clock=clock,
         )
         self.budget = CreditBudget(settings.daily_credits, settings.credit_share, clock)
+        self.concurrency = settings.concurrency
+        """Calls in flight at most (Zoho's concurrency limit of the edition, or less)."""
         self.slots = asyncio.Semaphore(settings.concurrency)
         self.backoff = Backoff(initial=1.0, maximum=30.0, attempts=attempts, max_wait=max_wait)
         """Retries of calls (:mod:`crm_pulse.retry`): backoff with jitter, Retry-After

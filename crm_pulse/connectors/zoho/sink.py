@@ -1,7 +1,9 @@
 """Writing custom fields: Update Records (``PUT /crm/v8/{module}``), 100 records a call.
 
 Writes to one record in a batch are coalesced into one record object; records are sent in
-chunks of at most 100 per module, and Zoho's per-record results (``status``/``code``/
+chunks of at most 100 per module, up to the client's ``concurrency`` chunks at once (a round
+takes ``100 x concurrency x WAVES`` writes: Zoho limits calls in flight, not calls per second, so one
+call after the other would leave most of the edition's allowance unused), and Zoho's per-record results (``status``/``code``/
 ``message``, in order) become one result per write. Field names may be given as API names or
 labels; :class:`~.mapping.FieldCatalog` resolves them. A 429 or a spent credit share raises
 RateLimited (the outbox waits and retries); an unknown field fails as retriable with a message
@@ -10,6 +12,7 @@ naming ``crm-pulse provision`` (it may be being created); a record Zoho refuses 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +21,9 @@ from ..protocols import FieldWrite, WriteResult
 from .client import UPDATE_BATCH, ZohoClient, check_id
 from .mapping import FieldCatalog
 
-__all__ = ["MODULE", "ZohoSink"]
+__all__ = ["MODULE", "WAVES", "ZohoSink"]
+
+WAVES = 3
 
 MODULE = {
     "account": "Accounts",
@@ -36,11 +41,12 @@ MODULE = {
 
 
 class ZohoSink:
-    max_batch = UPDATE_BATCH
-
     def __init__(self, client: ZohoClient, catalog: FieldCatalog) -> None:
         self.client = client
         self.catalog = catalog
+        self.max_batch = UPDATE_BATCH * max(1, client.concurrency) * WAVES
+        """Writes per round: ``WAVES`` Update Records calls of 100 per slot of the concurrency
+        (a round ends with its slowest call: two waves keep the slots busy longer per round)."""
 
     async def write(self, writes: Sequence[FieldWrite]) -> list[WriteResult]:
         problems: dict[int, tuple[str, bool]] = {}
@@ -66,27 +72,36 @@ class ZohoSink:
                 continue
             records.setdefault(module, {}).setdefault(rid, {"id": rid})[api] = w.value
         failed: dict[tuple[str, str], tuple[str, bool]] = {}
-        for module, by_id in records.items():
-            ids = list(by_id)
-            for start in range(0, len(ids), UPDATE_BATCH):
-                chunk = ids[start : start + UPDATE_BATCH]
-                try:
-                    answers = await self.client.update(module, [by_id[r] for r in chunk])
-                except RateLimited:
-                    raise
-                except RetriableError as exc:
-                    failed.update(((module, r), (str(exc), True)) for r in chunk)
-                    continue
-                except SkippableError as exc:
-                    failed.update(((module, r), (str(exc), False)) for r in chunk)
-                    continue
-                for rid, answer in zip(chunk, answers, strict=True):
-                    if answer.get("status") != "success":
-                        code = answer.get("code") or "ERROR"
-                        failed[(module, rid)] = (
-                            f"Zoho refused {module} {rid}: {code} {answer.get('message') or ''}".strip(),
-                            code in ("INTERNAL_ERROR", "TOO_MANY_REQUESTS"),
-                        )
+        chunks = [
+            (module, ids[start : start + UPDATE_BATCH])
+            for module, by_id in records.items()
+            for ids in [list(by_id)]
+            for start in range(0, len(ids), UPDATE_BATCH)
+        ]
+        # the client's slots bound the calls in flight to its concurrency
+        outcomes = await asyncio.gather(
+            *(self.client.update(m, [records[m][r] for r in chunk]) for m, chunk in chunks),
+            return_exceptions=True,
+        )
+        limited = [o for o in outcomes if isinstance(o, RateLimited)]
+        if limited:  # the whole round waits; chunks already written are harmlessly re-sent
+            raise max(limited, key=lambda e: e.retry_after or 0.0)
+        for (module, chunk), outcome in zip(chunks, outcomes, strict=True):
+            if isinstance(outcome, RetriableError):
+                failed.update(((module, r), (str(outcome), True)) for r in chunk)
+                continue
+            if isinstance(outcome, SkippableError):
+                failed.update(((module, r), (str(outcome), False)) for r in chunk)
+                continue
+            if isinstance(outcome, BaseException):
+                raise outcome
+            for rid, answer in zip(chunk, outcome, strict=True):
+                if answer.get("status") != "success":
+                    code = answer.get("code") or "ERROR"
+                    failed[(module, rid)] = (
+                        f"Zoho refused {module} {rid}: {code} {answer.get('message') or ''}".strip(),
+                        code in ("INTERNAL_ERROR", "TOO_MANY_REQUESTS"),
+                    )
         results = []
         for i, w in enumerate(writes):
             if i in problems:

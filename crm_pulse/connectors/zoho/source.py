@@ -25,6 +25,7 @@ from typing import Any
 from ...errors import DataError, FatalError, SkippableError
 from ...metrics.events import Event
 from ..protocols import AccessCheck, BadRecord, Cursor, Page
+from ..readahead import read_ahead
 from .channel import ChannelKeeper
 from .client import ZohoClient
 from .errors import ZohoError
@@ -196,7 +197,7 @@ class ZohoSource:
             else:
                 start = max(0, int(t) - (0 if backfill else self.overlap_ms))
             newest = int(t) if t is not None else None
-            async for records, window in self._records(module, start):
+            async for records, window in read_ahead(self._records(module, start)):
                 for r in records:
                     v = self._version(r)
                     if v is not None and (newest is None or v > newest):

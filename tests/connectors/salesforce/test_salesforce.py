@@ -963,7 +963,8 @@ async def test_server_errors_are_retried_for_reads_and_a_broken_query_resumes() 
                 got.extend(e.id for e in page.events)
                 cursor = page.cursor
                 h.fake.fail(1)
-        assert len(got) == 200
+        # the page after the one in hand is read ahead: the fault meets page two or three
+        assert len(got) in (200, 400)
         rest, _ = await drain(h.connector.source.backfill(cursor))
         assert sorted(got + [e.id for e in rest]) == sorted(ids)
         # a write is never retried by the client: the outbox owns write retries

@@ -81,7 +81,9 @@ async def test_a_failed_bulk_job_is_reported_and_the_next_backfill_succeeds() ->
 
 async def test_an_expired_query_locator_is_reported_not_skipped() -> None:
     async with make_harness(objects=["Opportunity"]) as h:
-        h.seed_deals(2500)  # the client reads 2,000 records (10 pages of 200) per step
+        # the client reads 2,000 records (10 pages of 200) per step, and reads the next step
+        # ahead while the caller holds one: the expiry meets step two or three
+        h.seed_deals(4500)
         pages = h.connector.source.backfill(None)
         first = await anext(pages)
         assert first.events
@@ -91,7 +93,7 @@ async def test_an_expired_query_locator_is_reported_not_skipped() -> None:
                 pass
         # resuming from the last cursor reads the rest
         events, _ = await drain(h.connector.source.backfill(first.cursor))
-        assert len({e.id for e in first.events} | {e.id for e in events}) == 2500
+        assert len({e.id for e in first.events} | {e.id for e in events}) == 4500
 
 
 async def test_5xx_and_slow_answers_are_retried() -> None:

@@ -1,0 +1,58 @@
+"""HubSpot write-back sends a round's batch/update calls at once, kept under the account's
+rolling-window limit by the client; the search API is paced at HubSpot's 5 per second."""
+
+from __future__ import annotations
+
+import asyncio
+
+from crm_pulse.connectors.hubspot import HubSpotConnector
+from crm_pulse.connectors.hubspot.sink import BATCH_MAX, PARALLEL
+from crm_pulse.connectors.protocols import FieldWrite
+from crm_pulse.sandbox.conformance import drain
+
+from .harness import FIELD, make_harness
+
+
+async def test_batches_of_a_round_go_at_once_and_stay_under_the_rate_window() -> None:
+    async with make_harness(objects=["deals"]) as h:
+        h.server.latency = 0.1
+        ids = h.seed_deals(2 * BATCH_MAX * PARALLEL)
+        h.fake.rate_max, h.fake.rate_interval_ms = 3, 1000  # 3 calls per rolling second
+        sink = h.connector.sink
+        assert sink.max_batch == BATCH_MAX * PARALLEL
+        await h.connector.client.pipelines("deals")  # an answer tells the client the limit
+        assert (h.connector.client.window.calls, h.connector.client.window.seconds) == (3, 1.0)
+        writes = [FieldWrite("hubspot", "deals", i, FIELD, n) for n, i in enumerate(ids)]
+        for start in range(0, len(writes), sink.max_batch):
+            results = await sink.write(writes[start : start + sink.max_batch])
+            assert all(r.ok for r in results)
+        assert h.fake.throttled == 0  # never over the window
+        assert h.fake.write_calls() == 2 * PARALLEL  # 100 inputs a call
+        assert h.server.peak_in_flight > 1  # calls overlapped
+        assert all(h.fake.value("deals", i, FIELD) == str(n) for n, i in enumerate(ids))
+
+
+async def test_search_is_paced_at_five_per_second_without_a_429() -> None:
+    async with make_harness(
+        objects=["deals"], search_limit=True, options={"search_per_second": 5.0}
+    ) as h:
+        default = HubSpotConnector("hubspot", h.connector.settings).client.search_window
+        assert default is not None and (default.calls, default.seconds) == (5, 1.0)
+        h.seed_deals(1200)  # 6 search pages: more than one second's allowance
+        events, _ = await drain(h.connector.source.backfill(None))
+        assert len({e.id for e in events}) == 1200
+        assert h.fake.throttled == 0
+
+
+async def test_the_next_search_is_asked_while_the_caller_holds_a_page() -> None:
+    async with make_harness(objects=["deals"]) as h:
+        h.seed_deals(700)  # four pages of 200
+        pages = h.connector.source.backfill(None)
+        first = await anext(pages)
+        assert len(first.events) == 200
+        await asyncio.sleep(0.3)
+        searches = sum(1 for _, path in h.fake.calls if path.endswith("/search"))
+        assert searches == 2  # page two is asked for (one ahead), page three not yet
+        await pages.aclose()  # stopping early drops the search asked ahead, quietly
+        events, _ = await drain(h.connector.source.backfill(first.cursor))
+        assert len({e.id for e in first.events} | {e.id for e in events}) == 700

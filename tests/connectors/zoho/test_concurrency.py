@@ -1,0 +1,28 @@
+"""Zoho write-back uses the edition's concurrency: a round's Update Records calls go at once,
+never more at a time than the ``concurrency`` setting (which the simulator enforces with 429)."""
+
+from __future__ import annotations
+
+from crm_pulse.connectors.protocols import FieldWrite
+from crm_pulse.connectors.zoho.client import UPDATE_BATCH
+from crm_pulse.connectors.zoho.sink import WAVES
+
+from .harness import FIELD, make_harness
+
+
+async def test_a_round_sends_its_update_calls_at_once_within_the_concurrency() -> None:
+    async with make_harness(concurrency=3) as h:
+        h.fake.concurrency = 3  # the edition's limit: a fourth call in flight would get 429
+        h.server.latency = 0.2  # slow answers: calls that overlap are seen overlapping
+        ids = h.seed_deals(700)
+        sink = h.connector.sink
+        assert sink.max_batch == 3 * UPDATE_BATCH * WAVES
+        writes = [FieldWrite("zoho", "deal", i, FIELD, n) for n, i in enumerate(ids)]
+        before = h.fake.write_calls()
+        for start in range(0, len(writes), sink.max_batch):  # as the writer sends them
+            results = await sink.write(writes[start : start + sink.max_batch])
+            assert all(r.ok for r in results)
+        assert h.fake.write_calls() - before == 7  # 100 records a call, no more
+        assert h.server.peak_in_flight == 3  # concurrent, and bounded by the setting
+        assert h.fake.concurrency_refusals == 0
+        assert all(h.fake.value("Deals", i, FIELD) == n for n, i in enumerate(ids))
