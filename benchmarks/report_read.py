@@ -29,8 +29,8 @@ from typing import Any
 from crm_pulse.config import load_config
 from crm_pulse.metrics import Engine, Event
 from crm_pulse.metrics.replay import collector_paused
-from crm_pulse.streams.database import Database
-from crm_pulse.streams.state import SQLiteStore
+from crm_pulse.streams.embedded.database import Database
+from crm_pulse.streams.embedded.state import SQLiteStore
 
 FIVE = ("won_revenue", "deals_won", "win_rate", "avg_deal_size", "open_pipeline_value")
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -182,7 +182,7 @@ def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_events_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams.commands import export_events
+    from .streams.embedded.commands import export_events
 
     count, skipped = export_events(_deployment(args.config, secrets=False), args.output, out)
     err.write(f"crm-pulse events export: {count} event(s)\n")
@@ -195,7 +195,7 @@ def cmd_events_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
 
 def cmd_events_compact(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams.commands import compact_events
+    from .streams.embedded.commands import compact_events
 
     done = compact_events(_deployment(args.config, secrets=False))
     out.write(
@@ -206,7 +206,7 @@ def cmd_events_compact(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams import commands
+    from .streams.embedded import commands
 
     deployment = _deployment(args.config)
     if args.dry_run:
@@ -293,7 +293,7 @@ def _selection(catalog: Catalog, args: argparse.Namespace) -> Selection:
 
 def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .metrics.replay import collector_paused
-    from .streams import commands
+    from .streams.embedded import commands
 
     deployment = _deployment(args.config, secrets=False)
     catalog = deployment.catalog()
@@ -306,22 +306,22 @@ def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams import commands
+    from .streams.embedded import commands
 
     asyncio.run(commands.backfill(_deployment(args.config), out, progress=not args.no_progress))
     return 0
 
 
 def cmd_provision(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams import commands
+    from .streams.embedded import commands
 
     missing = asyncio.run(commands.provision(_deployment(args.config), out, dry_run=args.dry_run))
     return 1 if args.dry_run and missing else 0
 
 
 def cmd_quarantine(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams.commands import state_file
-    from .streams.quarantine import run_command
+    from .streams.embedded.commands import state_file
+    from .streams.embedded.quarantine import run_command
 
     state = state_file(_deployment(args.config, secrets=False))
     now_ms = int(time.time() * 1000)
@@ -329,7 +329,7 @@ def cmd_quarantine(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_deadletters(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams.commands import state_file
+    from .streams.embedded.commands import state_file
     from .streams.writeback.deadletters import run_command
 
     state = state_file(_deployment(args.config, secrets=False))
@@ -337,7 +337,7 @@ def cmd_deadletters(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams.demo import run_demo
+    from .streams.embedded.demo import run_demo
 
     crms = [c.strip() for c in args.crms.split(",") if c.strip()] if args.crms else None
     return asyncio.run(run_demo(out, seconds=args.seconds, live=not args.no_live, crms=crms))
@@ -345,7 +345,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .sandbox import Sandbox
-    from .streams.demo import demo_config_path
+    from .streams.embedded.demo import demo_config_path
 
     sandbox = Sandbox().start()
     if args.env_file:

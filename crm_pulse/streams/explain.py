@@ -20,8 +20,8 @@ from ..metrics.explain import Explanation, explain
 from ..metrics.measures import Group
 from ..metrics.reference import RecordState
 from ..metrics.state import Key
-from .database import Database
-from .state import SQLiteStore
+from .embedded.database import Database
+from .embedded.state import SQLiteStore
 
 __all__ = ["explain_deployment", "record_states"]
 

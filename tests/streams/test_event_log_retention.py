@@ -15,8 +15,8 @@ import pytest
 
 from crm_pulse.cli import main
 from crm_pulse.config import load_config
-from crm_pulse.streams.consumer import Consumer
-from crm_pulse.streams.database import Database
+from crm_pulse.streams.embedded.consumer import Consumer
+from crm_pulse.streams.embedded.database import Database
 from crm_pulse.streams.writeback import Planner
 
 from ..server.test_ingress_http import free_port

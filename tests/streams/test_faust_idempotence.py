@@ -174,7 +174,7 @@ class Stage:
                 self.start()
 
     def durable_position(self, partition: int) -> int:
-        from crm_pulse.streams.state import loads_state
+        from crm_pulse.streams.embedded.state import loads_state
 
         raw = self.changelog.get(f"@{partition}")
         return 0 if raw is None else int(loads_state(raw))

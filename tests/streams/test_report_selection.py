@@ -16,7 +16,7 @@ from crm_pulse.metrics import build_catalog, parse_time
 from crm_pulse.metrics.formats import write_rows
 from crm_pulse.metrics.replay import replay
 from crm_pulse.metrics.report import Selection
-from crm_pulse.streams.state import SQLiteStore
+from crm_pulse.streams.embedded.state import SQLiteStore
 
 from ..server.test_ingress_http import deal
 from .test_export_and_audit import _deployment_file

@@ -48,7 +48,7 @@ from ...config.models import Deployment
 from ...errors import ConfigError, ConfigProblem
 from ...metrics.engine import Engine
 from ...metrics.events import Event
-from ..database import Database
+from ..embedded.database import Database
 from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
 from .aggregates import AggregatesStage, target_key
 from .order import InputOrder, Message, PartitionReader
@@ -134,7 +134,7 @@ class FaustPipeline:
         self.aggregate_store = GroupedStore(self.aggregate_table, by_group)
         self.writer_store = GroupedStore(self.writer_table, by_group)
         self.planner = Planner(deployment.writeback, self.catalog)
-        from ..runtime import build_connectors
+        from ..embedded.runtime import build_connectors
 
         connectors = build_connectors(deployment)
         self.pulled = sorted(n for n, c in connectors.items() if c.source is not None)

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from ...connectors.protocols import FieldWrite
-from ..database import Database
+from ..embedded.database import Database
 from ..writeback import SQLiteOutbox, Writer
 from .stage import DeadLetter, Parts
 from .stores import GroupedStore

@@ -32,9 +32,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ..metrics.catalog import Catalog
-from ..metrics.events import canonical_json, supersedes
-from ..metrics.state import StateStore
+from ...metrics.catalog import Catalog
+from ...metrics.events import canonical_json, supersedes
+from ...metrics.state import StateStore
 from . import quarantine
 from .database import Database
 from .log import consumed_position, last_position

@@ -21,7 +21,7 @@ import sqlite3
 from collections.abc import Collection, Generator, Iterator
 from typing import Any
 
-from ..metrics.state import Key
+from ...metrics.state import Key
 
 __all__ = ["MEASURE_TAGS", "SQLiteStore", "dumps_state", "loads_state"]
 

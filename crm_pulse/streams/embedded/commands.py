@@ -14,11 +14,11 @@ import signal
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from ..config.models import Deployment
-from ..connectors.provisioning import required_fields
-from ..errors import ConfigError, ConfigProblem
-from ..metrics.engine import Engine
-from ..metrics.report import ALL, MetricValue, Selection
+from ...config.models import Deployment
+from ...connectors.provisioning import required_fields
+from ...errors import ConfigError, ConfigProblem
+from ...metrics.engine import Engine
+from ...metrics.report import ALL, MetricValue, Selection
 from .database import Database, StateError
 from .retention import Compaction, compact_log
 from .runtime import EmbeddedRuntime
@@ -223,7 +223,7 @@ def export_events(deployment: Deployment, output: str, out: TextIO) -> tuple[int
     Returns the events written and the entries left out (not valid events: quarantined)."""
     from pathlib import Path
 
-    from ..errors import ConfigError, ConfigProblem
+    from ...errors import ConfigError, ConfigProblem
     from .log import export_events as write_log
 
     state = str(deployment.runtime.state_path)

@@ -15,7 +15,7 @@ from typing import NamedTuple, TextIO
 
 from pydantic import ValidationError
 
-from ..metrics.events import Event
+from ...metrics.events import Event
 
 
 class BadEntry(NamedTuple):

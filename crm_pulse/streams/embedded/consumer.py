@@ -23,17 +23,17 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..metrics.calendar import WindowSpec
-from ..metrics.catalog import Catalog
-from ..metrics.engine import Engine
-from ..metrics.report import MetricValue
+from ...metrics.calendar import WindowSpec
+from ...metrics.catalog import Catalog
+from ...metrics.engine import Engine
+from ...metrics.report import MetricValue
+from ..writeback import Planner, SQLiteOutbox
 from . import quarantine
 from .database import Database, StateError
 from .log import consumed_position, event_json, last_position, read_log
 from .pollers import first_read_position
 from .retention import prune_reported
 from .state import SQLiteStore
-from .writeback import Planner, SQLiteOutbox
 
 __all__ = ["BatchResult", "Consumer"]
 
