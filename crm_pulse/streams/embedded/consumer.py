@@ -32,7 +32,7 @@ from . import quarantine
 from .database import Database, StateError
 from .log import consumed_position, event_json, last_position, read_log
 from .pollers import first_read_position
-from .retention import prune_reported
+from .retention import compact_log, compaction_due, prune_reported
 from .state import SQLiteStore
 
 __all__ = ["BatchResult", "Consumer"]
@@ -72,8 +72,12 @@ class Consumer:
         debounce: float,
         clock: Callable[[], float],
         on_changes: Callable[[list[MetricValue]], None] | None = None,
+        compact_every: int | None = None,
     ) -> None:
+        """``compact_every``: event-log retention ``keep: latest`` (:mod:`.retention`), checked
+        in each batch's transaction; None keeps every event."""
         self.db = db
+        self.compact_every = compact_every
         self.catalog = catalog
         self.windows = windows
         self.planner = planner
@@ -212,6 +216,13 @@ class Consumer:
             Database.set_meta(conn, "applied", str(total_applied + applied))
             Database.set_meta(conn, "consumed_events", str(total_events + count))
             self._skip = {p for p in self._skip if p > position}
+            if self.compact_every is not None and compaction_due(conn, self.compact_every):
+                done = compact_log(conn, self.catalog)  # with the batch: all or nothing
+                log.info(
+                    "event log compacted: %d superseded event(s) deleted, %d kept",
+                    done.deleted,
+                    done.kept,
+                )
         self._keep_horizon(conn)
         self.store.flush(conn)
         for source, n in changed.items():  # for display: a failed commit may count twice

@@ -39,7 +39,6 @@ from .database import Database
 from .inbox import SQLiteInbox
 from .log import append_events, consumed_position, last_position
 from .pollers import Cycle, Poller
-from .retention import Compaction, compact_log, compaction_due
 
 __all__ = ["EmbeddedRuntime", "build_connectors"]
 
@@ -102,6 +101,11 @@ class EmbeddedRuntime:
             debounce=self.settings.debounce,
             clock=clock,
             on_changes=self._remember_changes,
+            compact_every=(
+                self.settings.event_log.compact_every
+                if self.settings.event_log.keep == "latest"
+                else None
+            ),
         )
         self.outbox = SQLiteOutbox(self.db)
         retry = self.settings.retry
@@ -196,29 +200,10 @@ class EmbeddedRuntime:
             log.info("every source finished its first complete read: writing values now")
         self.consumed_events += result.events
         self.planned_writes += result.planned
-        if result.events and self.settings.event_log.keep == "latest":
-            await self._compact_if_due()
         if result.planned:
             for writer in self.writers.values():
                 writer.wake()
         return result
-
-    async def _compact_if_due(self) -> None:
-        """Event-log retention (:mod:`.retention`): on the database thread, between batches."""
-        every = self.settings.event_log.compact_every
-
-        def run() -> Compaction | None:
-            if not compaction_due(self.db.conn, every):
-                return None
-            return self.db.transaction(lambda conn: compact_log(conn, self.catalog))()
-
-        done = await self.db.run(run)
-        if done is not None and done.deleted:
-            log.info(
-                "event log compacted: %d superseded event(s) deleted, %d kept",
-                done.deleted,
-                done.kept,
-            )
 
     def _log_cycles(self, consumed: int) -> None:
         """One line per finished backfill or poll, once the consumer applied what it read:
