@@ -45,6 +45,7 @@ from crm_pulse.metrics.state import MemoryStore
 from crm_pulse.streams.embedded.database import Database
 from crm_pulse.streams.embedded.log import append_events, event_json
 from crm_pulse.streams.embedded.state import SQLiteStore
+from crm_pulse.streams.faust.phases import decode as decode_deltas
 from crm_pulse.streams.writeback import Planner, SQLiteOutbox
 
 
@@ -180,14 +181,17 @@ def faust(deployment: Any, lines: list[str], batch: int, former: bool = False) -
         with t("decode"):
             decoded = []
             for _key, body in messages:
-                for entry in json.loads(body)["entries"]:
-                    decoded.append(
-                        (
-                            entry["p"],
-                            entry["o"],
-                            [Delta.from_wire(d) for d in entry["deltas"]],
+                if former:  # Delta.from_wire for every delta
+                    for entry in json.loads(body)["entries"]:
+                        decoded.append(
+                            (
+                                entry["p"],
+                                entry["o"],
+                                [Delta.from_wire(d) for d in entry["deltas"]],
+                            )
                         )
-                    )
+                else:  # as the aggregates agent decodes a message
+                    decoded.extend(decode_deltas(body))
         moved: set[Any] = set()
         with t("apply (phase 2)"):
             for partition, seq, deltas in decoded:

@@ -12,10 +12,15 @@ Starts a throw-away Kafka (scripts/kafka/broker.py) and reports:
   recompute gives) and its ratio to the embedded runtime; with ``--workers 2``, the same events
   through two workers of a fresh app on the same broker, and the ratio to one worker;
 * the CPU each took while timed, as CPU seconds per wall second (``/proc``): the broker's and
-  the workers' (1.0 = one core busy the whole time);
+  the workers' (1.0 = one core busy the whole time), and per event, with the embedded
+  runtime's CPU per event: ``faust_over_embedded_per_cpu_second`` is the ratio of events per
+  CPU second, which the machine's other load does not skew the way it skews events/s;
 * end-to-end latency publish -> value written to the sink, p50/p99 over single changes;
 * recovery: a worker killed with SIGKILL, a new one started: time until it writes again (table
-  recovery from the changelog included).
+  recovery from the changelog included);
+* with ``--workers 2``: two workers with ``standby_replicas`` 0, then 1 (each a fresh app):
+  events/s, and fail-over: one of them killed with SIGKILL, one event published to every
+  events partition, seconds until the survivor has written them all.
 
 ``--profile DIR`` runs the embedded runtime and the first worker under py-spy (``pip install
 py-spy``) and leaves raw profiles (``embedded.txt``, ``worker.txt``) in DIR.
@@ -51,7 +56,7 @@ runtime:
   kind: faust
   debounce: 50ms
   tick: 1h
-  faust: {{app_id: "{app}", broker: "kafka://{broker}", partitions: 4, store: memory, standby_replicas: 0}}
+  faust: {{app_id: "{app}", broker: "kafka://{broker}", partitions: 4, store: memory, standby_replicas: {standby}}}
 """
 EMBEDDED = """
 timezone: UTC
@@ -197,15 +202,18 @@ def embedded_run(
     proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     try:
         wait_for_total(tmp / "emb.jsonl", 1, timeout=120)
+        cpu = cpu_seconds(proc.pid)  # py-spy's child is not counted (--profile)
         t0 = time.perf_counter()
         with source.open("a") as f:
             f.write("".join(json.dumps(e) + "\n" for e in data))
         wait_for_total(tmp / "emb.jsonl", want + 1)
         elapsed = time.perf_counter() - t0
+        cpu = cpu_seconds(proc.pid) - cpu
     finally:
         stop(proc)
     return {
         "embedded_events_per_s": round(len(data) / elapsed),
+        "embedded_cpu_us_per_event": round(cpu / len(data) * 1e6, 1),
         "engine_replay_events_per_s": round(engine_replay(data, config)),
     }
 
@@ -217,14 +225,15 @@ def faust_run(
     broker: Any,
     workers: int,
     profile: Path | None = None,
+    standby: int = 0,
 ) -> tuple[dict[str, Any], Path, Path, list[subprocess.Popen[bytes]]]:
     """``workers`` workers of a fresh app on the broker: events/s and CPU shares."""
-    app = f"bench-{os.getpid()}-{workers}w"
+    app = f"bench-{os.getpid()}-{workers}w-s{standby}"
     run = tmp / app
     run.mkdir()
     config = run / "faust.yaml"
     out = run / "faust.jsonl"
-    config.write_text(FAUST.format(out=out, app=app, broker=broker.bootstrap))
+    config.write_text(FAUST.format(out=out, app=app, broker=broker.bootstrap, standby=standby))
     procs = [
         worker(config, run / f"worker{i}.log", profile if i == 0 else None) for i in range(workers)
     ]
@@ -245,8 +254,49 @@ def faust_run(
         "events_per_s": round(len(data) / wall),
         "broker_cpu_share": round(used[0] / wall, 2),  # CPU seconds per wall second
         "workers_cpu_share": round(sum(used[1:]) / wall, 2),
+        "workers_cpu_us_per_event": round(sum(used[1:]) / len(data) * 1e6, 1),
+        "broker_cpu_us_per_event": round(used[0] / len(data) * 1e6, 1),
     }
     return result, config, out, procs
+
+
+def one_per_partition(partitions: int, prefix: str) -> list[str]:
+    """Deal ids whose events land in each of the events topic's partitions (as the producer
+    places them)."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    every = list(range(partitions))
+    found: dict[int, str] = {}
+    i = 0
+    while len(found) < partitions:
+        name = f"{prefix}{i}"
+        found.setdefault(DefaultPartitioner()(f"crm/deal/{name}".encode(), every, every), name)
+        i += 1
+    return list(found.values())
+
+
+def failover(
+    data: list[dict[str, Any]],
+    total: int,
+    broker: Any,
+    config: Path,
+    out: Path,
+    procs: list[subprocess.Popen[bytes]],
+) -> float:
+    """Two workers share the partitions; one is killed with SIGKILL and one event is published
+    to every events partition: seconds from the kill until the survivor has written all of
+    them (the dead worker's partitions taken over: session timeout, rebalance, table recovery
+    from the changelog or from its standby copy)."""
+    app = config.parent.name
+    victim = procs[0]
+    t0 = time.perf_counter()
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    names = one_per_partition(4, "failover-")
+    events = [warm_event(data, n, 3) for n in names]
+    asyncio.run(publish(broker.bootstrap, f"{app}-events", events))
+    wait_for_total(out, total + 3 * len(events), timeout=300)
+    return round(time.perf_counter() - t0, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,17 +327,27 @@ def main(argv: list[str] | None = None) -> int:
                 one["events_per_s"] / result["embedded_events_per_s"], 3
             )
             result["one_worker_cpu"] = {k: v for k, v in one.items() if k != "events_per_s"}
-            if args.workers > 1:
-                many, _c, _o, more = faust_run(data, want, tmp, broker, args.workers)
-                result[f"faust_{args.workers}_workers_events_per_s"] = many["events_per_s"]
-                result[f"{args.workers}_workers_over_one"] = round(
-                    many["events_per_s"] / one["events_per_s"], 3
+            if prof is None:  # CPU per event: what the machine's other load cannot skew
+                result["faust_over_embedded_per_cpu_second"] = round(
+                    result["embedded_cpu_us_per_event"] / one["workers_cpu_us_per_event"], 3
                 )
-                result[f"{args.workers}_workers_cpu"] = {
-                    k: v for k, v in many.items() if k != "events_per_s"
-                }
-                for p in more:
-                    stop(p)
+            if args.workers > 1:
+                for standby in (0, 1):
+                    many, c2, o2, more = faust_run(
+                        data, want, tmp, broker, args.workers, standby=standby
+                    )
+                    name = f"{args.workers}_workers_standby_{standby}"
+                    result[f"faust_{name}_events_per_s"] = many["events_per_s"]
+                    result[f"{name}_over_one"] = round(
+                        many["events_per_s"] / one["events_per_s"], 3
+                    )
+                    result[f"{name}_cpu"] = {k: v for k, v in many.items() if k != "events_per_s"}
+                    # the events and the two warm-ups (1 each), as faust_run waited for them
+                    result[f"{name}_failover_after_sigkill_s"] = failover(
+                        data, want + 2, broker, c2, o2, more
+                    )
+                    for p in more[1:]:
+                        stop(p)
             w = procs[0]
             want += 1
             # latency publish -> written, one change at a time

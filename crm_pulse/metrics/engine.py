@@ -18,7 +18,9 @@ State entries (all in one :class:`~.state.StateStore`)::
                                         conditions and periods: every stored kind
     ("c", measure, group, window, v) -> contributions of distinct value v
     ("d", measure, group, day)       -> [value, contributions]        per UTC day, rolling windows
-    ("dm", measure, group, day)      -> {time: value}                 exact times within the day
+    ("dh", measure, group, hour)     -> {time: value}                 exact times within the hour
+    ("dm", measure, group, day)      -> {time: value}                 the same per day: written by
+                                        earlier versions, read and retracted from, never added to
     ("am", measure, group)           -> {month: [starts, ends]}       ``active`` intervals
     ("at", measure, group, month)    -> {time: [starts, ends]}        exact times within the month
     ("o", metric, group, window)     -> last value reported by :meth:`Engine.changes`
@@ -69,6 +71,8 @@ Change = tuple[ContributionKey, int, int]
 _MONTHLY, _TIMED, _ANCHORED, _SNAPSHOT, _PERIOD, _ACTIVE, _MULTISET = range(7)
 _BY_MONTH = (_MONTHLY, _MULTISET)  # kept in month buckets; quarters and years read months
 _MONTHS_PER = {"month": 1, "quarter": 3, "year": 12}
+HOUR_MS = DAY_MS // 24
+"""Exact times of rolling windows are kept per hour (``"dh"`` entries)."""
 
 
 class Engine:
@@ -452,15 +456,16 @@ class Engine:
             self._add_sum(m.index, group, wkey, delta, dn)
             return
         store = self.store
+        get, put = self._get, self._put  # a MemoryStore's dict itself (see __init__)
         bkey = ("b", m.index, group, wkey)
-        bucket = store.get(bkey)
+        bucket = get(bkey)
         if bucket is None:
             bucket = [0, 0]
         ckey = ("c", m.index, group, wkey, dv)
-        old = store.get(ckey) or 0
+        old = get(ckey) or 0
         new = old + delta
         if new:
-            store.put(ckey, new)
+            put(ckey, new)
         else:
             store.delete(ckey)
         if m.aggregate == "duplicates":
@@ -470,7 +475,7 @@ class Engine:
             bucket[0] += (new >= k) - (old >= k)
         bucket[1] += delta
         if bucket[1]:
-            store.put(bkey, bucket)
+            put(bkey, bucket)
         else:
             store.delete(bkey)
         self._dirty.add(bkey)
@@ -479,13 +484,19 @@ class Engine:
 
     def _add_day(self, index: int, group: Group, t: int, delta: int, dn: int) -> None:
         store = self.store
+        get, put = self._get, self._put
         day = t // DAY_MS
         dkey = ("d", index, group, day)
-        bucket = store.get(dkey) or [0, 0]
+        bucket = get(dkey) or [0, 0]
         bucket[0] += delta
         bucket[1] += dn
-        mkey = ("dm", index, group, day)
-        times = store.get(mkey) or {}
+        # exact times per hour: a runtime that persists each changed value writes a small dict,
+        # not the whole day's (which grows with every record of the day)
+        mkey: Key = ("dm", index, group, day)
+        times = get(mkey)
+        if times is None or t not in times:  # an older state's day dict holds only its times
+            mkey = ("dh", index, group, t // HOUR_MS)
+            times = get(mkey) or {}
         cell = times.get(t) or [0, 0]
         cell[0] += delta
         cell[1] += dn
@@ -494,11 +505,16 @@ class Engine:
         else:
             times.pop(t, None)
         if bucket[1]:
-            store.put(dkey, bucket)
-            store.put(mkey, times)
-        else:
+            put(dkey, bucket)
+            if times:
+                put(mkey, times)
+            else:
+                store.delete(mkey)
+        else:  # the day holds nothing any more: neither do its exact times
             store.delete(dkey)
-            store.delete(mkey)
+            store.delete(("dm", index, group, day))
+            for hour in range(day * 24, day * 24 + 24):
+                store.delete(("dh", index, group, hour))
         self._dirty.add(("d", index, group, ("day", day)))
 
     def _add_day_detail(
@@ -659,10 +675,27 @@ class Engine:
                 if bucket:
                     total += bucket[0]
                 continue
-            times = store.get(("dm", m.index, group, day))
-            if times:
+            for times in self._day_times(m.index, group, day, lo, hi):
                 total += sum(cell[0] for t, cell in times.items() if lo < t <= hi)
         return total
+
+    def _day_times(
+        self, index: int, group: Group, day: int, lo: int | None = None, hi: int | None = None
+    ) -> Iterator[dict[int, list[int]]]:
+        """The exact-time dicts of one day (each hour's, and an older state's day dict), those
+        of hours that overlap (``lo``, ``hi``] when given."""
+        get = self.store.get
+        times = get(("dm", index, group, day))
+        if times:
+            yield times
+        for hour in range(day * 24, day * 24 + 24):
+            if (lo is not None and (hour + 1) * HOUR_MS <= lo + 1) or (
+                hi is not None and hour * HOUR_MS > hi
+            ):
+                continue
+            times = get(("dh", index, group, hour))
+            if times:
+                yield times
 
     def active_at(self, m: CompiledMeasure, group: Group, t: int) -> int:
         """Records whose interval (start, end] holds ``t``: #starts before t - #ends before t."""
@@ -1022,7 +1055,7 @@ class _StateIndex:
         if as_of is None or day < as_of // DAY_MS:
             return True
         if tag == "d":
-            times = list(engine.store.get(("dm", key[1], key[2], day)) or {})
+            times = [t for ts in engine._day_times(key[1], key[2], day) for t in ts]
         else:
             anchored = bool(engine.measures[key[1]].window_conds)
             times = [slot[0] if anchored else slot for slot, _dv in value]

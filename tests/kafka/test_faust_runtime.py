@@ -592,3 +592,119 @@ def test_g_no_field_is_written_before_a_pulling_source_finished_its_first_read(
         written.setdefault((row["object"], row["record_id"], row["field"]), []).append(row["value"])
     assert {k: v for k, v in written.items() if len(v) > 1} == {}, d.logs()
     assert {k: v[0] for k, v in written.items()} == {k: v for k, v in want.items() if v is not None}
+
+
+async def _lag(broker: str, group: str, topics: list[str]) -> dict[str, int]:
+    """Per topic: messages not yet committed by the consumer group (end offset - committed)."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        lag = {}
+        for topic in topics:
+            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            ends = await consumer.end_offsets(tps)
+            lag[topic] = sum(
+                end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
+            )
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def test_h_a_crm_outage_holds_no_stage_and_a_killed_worker_loses_no_pending_write(
+    kafka: str, tmp_path: Path
+) -> None:
+    """The CRM (the file sink) fails for a long time: every stage keeps consuming and commits
+    its input (the records, aggregates and writer agents alike: the writer only records the
+    writes as pending, durably); the worker is killed with SIGKILL during the outage and another
+    takes over; when the CRM answers again, every value replay gives reaches it."""
+    d = Deployment(tmp_path, kafka)
+    d.config.write_text(
+        d.config.read_text().replace(
+            "  kind: faust\n",
+            "  kind: faust\n  retry: {initial: 100ms, max: 500ms, attempts: 10000}\n",
+        )
+    )
+    d.out.mkdir()  # the CRM is down: every write fails with an OSError (IsADirectoryError)
+    events = history(random.Random(7), 600)
+    topics = [f"{d.app}-{t}" for t in ("events", "deltas", "values")]
+
+    def drained(timeout: float = 120) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        lag: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            lag = asyncio.run(_lag(kafka, d.app, topics))
+            if all(v == 0 for v in lag.values()):
+                return lag
+            time.sleep(0.5)
+        raise AssertionError(
+            f"the stages stopped consuming during the outage: lag {lag}\n{d.logs()}"
+        )
+
+    try:
+        first = d.start_worker()
+        asyncio.run(d.publish(events[:300]))
+        drained()  # every stage consumed and committed while no write succeeded
+        assert d.out.is_dir() and not any(d.out.iterdir())
+        first.send_signal(signal.SIGKILL)  # the pending writes exist only in the changelog now
+        first.wait()
+        d.start_worker()
+        asyncio.run(d.publish(events[300:]))
+        drained(180)  # the new worker took over (after the session timeout) and consumed the rest
+        d.out.rmdir()  # the CRM answers again
+        d.wait_for(expected(d.config, events), timeout=120)
+    finally:
+        d.stop()
+
+
+def test_i_changelog_records_are_appended_in_bulk_in_order(kafka: str) -> None:
+    """:class:`KafkaOutput` appends a partition's records as few record batches as fit, in
+    order, the last batch only once the others were acknowledged; it returns the last offset."""
+    from crm_pulse.streams.faust.bulk import BATCH_BYTES, KafkaOutput
+
+    topic = f"crm-pulse-changelog-{uuid.uuid4().hex[:8]}"
+    value = b"x" * 1000
+    count = 3 * BATCH_BYTES // len(value)  # several batches
+
+    async def main() -> tuple[int, int, list[tuple[bytes | None, bytes | None]]]:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b"first", key=b"k", partition=0)
+        finally:
+            await producer.stop()
+        output = KafkaOutput([kafka])
+        try:
+            records = [(f'"e{i}"'.encode(), value) for i in range(count)]
+            last = await output.append(topic, 0, [*records, (b'"@0"', None)])
+            small = await output.append(topic, 0, [(b'"e0"', b"y")])
+        finally:
+            await output.stop()
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=kafka, auto_offset_reset="earliest", group_id=None
+        )
+        await consumer.start()
+        got: list[tuple[bytes | None, bytes | None]] = []
+        try:
+            while len(got) < count + 3:
+                batch = await consumer.getmany(timeout_ms=5000)
+                assert batch, f"read {len(got)} of {count + 3}"
+                got.extend((m.key, m.value) for ms in batch.values() for m in ms)
+        finally:
+            await consumer.stop()
+        return last, small, got
+
+    last, small, got = asyncio.run(main())
+    assert last == count + 1 and small == count + 2  # offset 0 holds "first"
+    assert [k for k, _v in got[1:]] == [f'"e{i}"'.encode() for i in range(count)] + [
+        b'"@0"',
+        b'"e0"',
+    ]
+    assert got[-2][1] is None and got[-1][1] == b"y"

@@ -76,6 +76,26 @@ async def test_value_back_to_the_written_one_cancels_the_pending_write(db: Datab
     assert [c[0].value for c in sink.calls] == [1]
 
 
+async def test_a_write_cancelled_while_in_flight_is_undone(db: Database) -> None:
+    """The value goes 1 (written) -> 2 (sent) -> 1 while 2 is on its way: the CRM ends up
+    holding 2 unless the writer sends 1 again (kill -9 test: a rolling count written one short)."""
+    clock = Clock(0.0)
+
+    def meanwhile(n: int, writes: Sequence[FieldWrite]) -> None:
+        if n == 2:  # while 2 is being written, the value goes back to the written 1
+            plan(db, [w("a", 1)], clock.now, debounce=0)
+
+    sink = ScriptedSink(script=meanwhile)
+    writer = make_writer(db, sink, clock)
+    plan(db, [w("a", 1)], clock.now, debounce=0)
+    await writer.flush()
+    plan(db, [w("a", 2)], clock.now, debounce=0)
+    await writer.flush()
+    assert sink.values == {("Account", "a", "f"): 1}
+    assert [c[0].value for c in sink.calls] == [1, 2, 1]
+    assert await writer.flush() == 0
+
+
 async def test_rate_limit_waits_for_retry_after_without_using_attempts(db: Database) -> None:
     clock = Clock(0.0)
 

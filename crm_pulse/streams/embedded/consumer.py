@@ -30,7 +30,7 @@ from ...metrics.report import MetricValue
 from ..writeback import Planner, SQLiteOutbox
 from . import quarantine
 from .database import Database, StateError
-from .log import consumed_position, event_json, last_position, read_log
+from .log import RecentEvents, consumed_position, event_json, last_position, read_log
 from .pollers import first_read_position
 from .retention import compact_log, compaction_due, prune_reported
 from .state import SQLiteStore
@@ -72,11 +72,14 @@ class Consumer:
         debounce: float,
         clock: Callable[[], float],
         on_changes: Callable[[list[MetricValue]], None] | None = None,
+        recent: RecentEvents | None = None,
         compact_every: int | None = None,
     ) -> None:
         """``compact_every``: event-log retention ``keep: latest`` (:mod:`.retention`), checked
         in each batch's transaction; None keeps every event."""
         self.db = db
+        self.recent = recent
+        """Events this process appended, handed over parsed (:class:`~.log.RecentEvents`)."""
         self.compact_every = compact_every
         self.catalog = catalog
         self.windows = windows
@@ -167,7 +170,7 @@ class Consumer:
         now = self.clock()
         as_of = int(now * 1000)
         position = consumed_position(conn)
-        rows, bad = read_log(conn, position, limit)
+        rows, bad = read_log(conn, position, limit, self.recent)
         self.engine.advance(as_of)  # what came due counts, and is reported with this batch
         applied = 0
         changed: dict[str, int] = {}

@@ -39,7 +39,7 @@ from ...metrics.events import Event
 from ...retry import Backoff
 from . import quarantine
 from .database import Database
-from .log import append_events
+from .log import RecentEvents, append_events
 
 __all__ = ["SQLiteInbox", "request_digest", "scrub_credentials", "stored_form"]
 
@@ -132,8 +132,10 @@ class SQLiteInbox:
         clock: Callable[[], float] = time.time,
         retry_after: float = 5.0,
         windows: Mapping[str, float] | None = None,
+        recent: RecentEvents | None = None,
     ) -> None:
         self.db = db
+        self.recent = recent
         self.receivers = dict(receivers)
         self.on_stored = on_stored
         self.clock = clock
@@ -314,7 +316,7 @@ class SQLiteInbox:
                 rejected: list[BadRecord] = rejected,
             ) -> None:
                 now_ms = int(self.clock() * 1000)
-                append_events(conn, connector, events, now_ms)
+                append_events(conn, connector, events, now_ms, self.recent)
                 # records the receiver could not map (connectors.rejects.reject)
                 quarantine.put_bad_records(
                     conn, connector, rejected, now_ms, position=f"inbox {row_id}"

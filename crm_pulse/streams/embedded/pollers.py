@@ -21,7 +21,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from ...errors import FatalError, RateLimited, RetriableError, SkippableError
 from ...retry import Backoff
 from . import quarantine
 from .database import Database
-from .log import append_events, last_position
+from .log import RecentEvents, append_events, last_position
 
 __all__ = ["Cycle", "Poller", "PollerStats", "Quarantine", "first_read_position", "load_cursor"]
 
@@ -118,8 +118,16 @@ class Poller:
         on_stored: Callable[[], None] | None = None,
         on_cycle: Callable[[Cycle], None] | None = None,
         quarantine: Quarantine | None = None,
+        recent: RecentEvents | None = None,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
+        self.recent = recent
+        """Where stored events are handed to the consumer parsed (:class:`~.log.RecentEvents`)."""
+        self.pace = pace
+        """Awaited before each page is stored: the runtime holds a source back while its
+        consumer is far behind (the source keeps what is not read yet; reading ahead would
+        only fill memory, or make the consumer parse again what was read)."""
         self.quarantine = quarantine
         """Where the records a page skipped go, in the page's transaction (None: logged and
         counted in ``stats.skipped`` only)."""
@@ -137,12 +145,14 @@ class Poller:
         self.stats.backfilled = db.call(lambda: load_cursor(db.conn, connector, _DONE)) is not None
 
     async def _store(self, page: Page, mode: str, reported: list[BadRecord]) -> None:
+        if self.pace is not None:
+            await self.pace()
         now_ms = int(self.clock() * 1000)
         rejected = [*page.skipped, *reported]
         reported.clear()  # what connectors.rejects.reject collected while reading this page
 
         def run(conn: sqlite3.Connection) -> None:
-            append_events(conn, self.connector, page.events, now_ms)
+            append_events(conn, self.connector, page.events, now_ms, self.recent)
             if rejected and self.quarantine is not None:
                 self.quarantine(conn, self.connector, rejected, now_ms)
             _save_cursor(conn, self.connector, mode, page.cursor, now_ms)

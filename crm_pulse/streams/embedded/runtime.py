@@ -37,7 +37,7 @@ from . import quarantine
 from .consumer import BatchResult, Consumer
 from .database import Database
 from .inbox import SQLiteInbox
-from .log import append_events, consumed_position, last_position
+from .log import RecentEvents, append_events, consumed_position, last_position
 from .pollers import Cycle, Poller
 
 __all__ = ["EmbeddedRuntime", "build_connectors"]
@@ -93,6 +93,10 @@ class EmbeddedRuntime:
         self._reported: dict[str, tuple[int, int]] = {}
         self._said_ready = False
         self._position = self.db.call(lambda: consumed_position(self.db.conn))
+        self.recent = RecentEvents(self.db, limit=max(20_000, 4 * self.settings.batch_size))
+        """Appended events handed to the consumer parsed: each event is parsed once."""
+        self._consuming = False  # the consumer loop runs: sources are paced by its backlog
+        self._consumed = asyncio.Event()
         self.consumer = Consumer(
             self.db,
             self.catalog,
@@ -101,6 +105,7 @@ class EmbeddedRuntime:
             debounce=self.settings.debounce,
             clock=clock,
             on_changes=self._remember_changes,
+            recent=self.recent,
             compact_every=(
                 self.settings.event_log.compact_every
                 if self.settings.event_log.keep == "latest"
@@ -131,6 +136,8 @@ class EmbeddedRuntime:
                 on_stored=self.wake,
                 on_cycle=self._cycles.append,
                 quarantine=quarantine.put_bad_records,
+                recent=self.recent,
+                pace=self._pace,
             )
             for name, c in self.connectors.items()
             if c.source is not None
@@ -144,6 +151,7 @@ class EmbeddedRuntime:
             on_stored=self.wake,
             clock=clock,
             windows={n: r.replay_window for n, r in self.receivers.items()},
+            recent=self.recent,
         )
         self._wake_consumer = asyncio.Event()
         self._wake_inbox = asyncio.Event()
@@ -167,7 +175,9 @@ class EmbeddedRuntime:
         """Append events to the log durably (tests, imports, the config's quotas and spend)."""
         now_ms = int(self.clock() * 1000)
         await self.db.run(
-            self.db.transaction(lambda conn: append_events(conn, connector, events, now_ms))
+            self.db.transaction(
+                lambda conn: append_events(conn, connector, events, now_ms, self.recent)
+            )
         )
         self.wake()
 
@@ -177,6 +187,14 @@ class EmbeddedRuntime:
         events = self.deployment.config_events(version=self.started_ms)
         if events:
             await self.ingest("config", events)
+
+    async def _pace(self) -> None:
+        """Hold a source back while the consumer has a full hand-over of events to apply
+        (only while the consumer loop runs: ``crm-pulse backfill`` stores without applying)."""
+        while self._consuming and len(self.recent) >= self.recent.limit:
+            self._consumed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._consumed.wait(), timeout=1.0)
 
     # ------------------------------------------------------------ consuming
     def _remember_changes(self, changes: list[MetricValue]) -> None:
@@ -200,6 +218,7 @@ class EmbeddedRuntime:
             log.info("every source finished its first complete read: writing values now")
         self.consumed_events += result.events
         self.planned_writes += result.planned
+        self._consumed.set()
         if result.planned:
             for writer in self.writers.values():
                 writer.wake()
@@ -293,13 +312,18 @@ class EmbeddedRuntime:
 
     # ------------------------------------------------------------ loops
     async def _consume_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            result = await self.consume()
-            if result.backlog:
-                continue
-            self._wake_consumer.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_consumer.wait(), timeout=1.0)
+        self._consuming = True
+        try:
+            while not stop.is_set():
+                result = await self.consume()
+                if result.backlog:
+                    continue
+                self._wake_consumer.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake_consumer.wait(), timeout=1.0)
+        finally:
+            self._consuming = False
+            self._consumed.set()
 
     async def _inbox_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -13,9 +13,10 @@ This module builds the app, its topics and tables and wires the stages, one modu
 * :mod:`.aggregates` runs phase 2 (:class:`~.phases.AggregatePhase`): the group's buckets in the
   ``aggregates`` table, each entry applied once; asks the engine what changed, plans the field
   writes with the shared :class:`~crm_pulse.streams.writeback.Planner`, publishes them.
-* :mod:`.writer` coalesces values in the shared outbox and writes them with the shared
+* :mod:`.writer` records the values to write as pending in the changelogged ``writer`` table
+  (all the agent waits for), and a task of the worker writes them with the shared
   :class:`~crm_pulse.streams.writeback.Writer` (vendor batch sizes, backoff, Retry-After, dead
-  letters, no write of an unchanged value).
+  letters, no write of an unchanged value): a CRM outage holds no agent.
 * :mod:`.timers`: values that time moves, and messages Faust left undelivered (holes behind
   its committed offsets, partitions it stopped delivering).
 * :mod:`.watchdog`: a worker whose table recovery stopped moving starts again.
@@ -24,7 +25,9 @@ Nothing lost, nothing counted twice, with a worker killed at any moment:
 
 1. each agent sends its output and waits for Kafka's acknowledgement *before* its state moves;
 2. its state is committed before Faust may commit the input offsets, and the commit waits for
-   the changelog's acknowledgement (:mod:`.stores`);
+   the changelog's acknowledgement; the input positions are appended behind the state, in the
+   same changelog partition, and never become durable before it (:mod:`.stores`,
+   :mod:`.bulk`);
 3. it keeps its own position in each input partition, so a message Faust skipped is read back
    and a message delivered twice is dropped (:mod:`.order`);
 4. re-processing after a crash sends the same positioned entries again, which the next stage
@@ -49,8 +52,9 @@ from ...errors import ConfigError, ConfigProblem
 from ...metrics.engine import Engine
 from ...metrics.events import Event
 from ..embedded.database import Database
-from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
+from ..writeback import Backoff, Planner, Writer
 from .aggregates import AggregatesStage, target_key
+from .bulk import BulkChangelog, KafkaOutput
 from .order import InputOrder, Message, PartitionReader
 from .phases import AggregatePhase, RecordPhase
 from .records import RecordsStage
@@ -58,7 +62,7 @@ from .stage import Stage
 from .stores import GroupedStore, by_group, by_record
 from .timers import Timers
 from .watchdog import RecoveryWatchdog
-from .writer import WriterStage
+from .writer import Handouts, RecordingOutbox, WriterStage
 
 __all__ = ["FaustPipeline", "create_app", "event_key", "kafka_servers", "target_key"]
 
@@ -130,9 +134,17 @@ class FaustPipeline:
         )
         self.catalog = deployment.catalog()
         windows = deployment.window_specs()
-        self.record_store = GroupedStore(self.record_table, by_record)
-        self.aggregate_store = GroupedStore(self.aggregate_table, by_group)
-        self.writer_store = GroupedStore(self.writer_table, by_group)
+        servers = kafka_servers(str(self.app.conf.broker[0]))
+        self.output = KafkaOutput(servers)  # changelog records in bulk (see .bulk)
+        self.record_store = GroupedStore(
+            self.record_table, by_record, BulkChangelog(self.record_table, self.output)
+        )
+        self.aggregate_store = GroupedStore(
+            self.aggregate_table, by_group, BulkChangelog(self.aggregate_table, self.output)
+        )
+        self.writer_store = GroupedStore(
+            self.writer_table, by_group, BulkChangelog(self.writer_table, self.output)
+        )
         self.planner = Planner(deployment.writeback, self.catalog)
         from ..embedded.runtime import build_connectors
 
@@ -162,20 +174,28 @@ class FaustPipeline:
         if sinks is None:
             sinks = {n: c.sink for n, c in connectors.items() if c.sink is not None}
         self.sinks = sinks
-        self.outbox_db = Database(":memory:")
+        self.outbox_db = Database(":memory:")  # the writers' working queue (see .writer)
         retry = deployment.runtime.retry
+        handouts = Handouts()
         writers = {
             name: Writer(
                 name,
                 sink,
-                SQLiteOutbox(self.outbox_db),
+                RecordingOutbox(self.outbox_db, handouts),
                 Backoff(retry.initial, retry.max, retry.attempts),
             )
             for name, sink in self.sinks.items()
         }
-        self.writer = WriterStage(self.writer_store, writers, self.outbox_db, self._dead_letter)
+        self.writer = WriterStage(
+            self.writer_store,
+            writers,
+            self.outbox_db,
+            self._dead_letter,
+            topic=self.values.get_topic_name(),
+            handouts=handouts,
+        )
         self.debounce = max(0.05, deployment.runtime.debounce)
-        reader = PartitionReader(kafka_servers(str(self.app.conf.broker[0])))
+        reader = PartitionReader(servers)
         self.record_stage = Stage(
             InputOrder(self.events.get_topic_name(), self.record_store, reader),
             self.records.apply,
@@ -190,6 +210,7 @@ class FaustPipeline:
             InputOrder(self.values.get_topic_name(), self.writer_store, reader),
             self.writer.apply,
             self.writer.rollback,
+            self.writer.lock,  # the writing task changes the table under the agent's lock
         )
         self.timers = Timers(self)
         self.watchdog = RecoveryWatchdog(self.app)
@@ -216,6 +237,11 @@ class FaustPipeline:
         app.timer(interval=max(1.0, self.deployment.runtime.tick), name="time")(self.timers.tick)
         app.timer(interval=HOLE_CHECK, name="holes")(self.timers.holes)
         app.timer(interval=RECOVERY_CHECK, name="recovery-watchdog")(self.watchdog.check)
+
+        async def write_pending() -> None:
+            await self.writer.run(self._owned_values)
+
+        app.task(write_pending)
         topic = self.events.get_topic_name()
 
         async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -224,6 +250,20 @@ class FaustPipeline:
             log.info("this worker now takes partitions %s of %s", mine, topic)
 
         app.on_partitions_assigned.connect(assigned)
+
+        async def stopping(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            await self.output.stop()
+
+        app.on_before_shutdown.connect(stopping)
+
+    def _owned_values(self) -> tuple[int, frozenset[int]] | None:
+        """(consumer generation, values partitions held) once settled; None before."""
+        generation = self.app.consumer_generation_id
+        if not self.timers.settled(generation):
+            return None
+        topic = self.values.get_topic_name()
+        mine = frozenset(tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic)
+        return generation, mine
 
     async def _dead_letter(self, reason: str, message: Message) -> Any:
         payload = {

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from ...metrics.deltas import Delta, group_key
@@ -42,6 +43,7 @@ __all__ = [
     "AggregatePhase",
     "BadMessage",
     "RecordPhase",
+    "decode",
     "first_read_marker",
     "pack",
     "read_marker",
@@ -166,13 +168,7 @@ class AggregatePhase:
         """Add one delta message's entries to their group's buckets, each entry once (a message
         holds one group's entries); False if every entry was applied before. A malformed message
         changes nothing."""
-        try:
-            payload: Any = json.loads(value or b"")
-            # a list of entries, or one entry (a list payload has no .get: TypeError below)
-            raw = payload["entries"] if "entries" in payload else [payload]  # noqa: SIM401
-            entries = [_entry(e) for e in raw]
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise BadMessage(f"not a delta message: {exc!r}") from exc
+        entries = decode(value)
         measures = self.engine.measures
         for _source, _number, deltas in entries:
             unknown = [d.measure for d in deltas if d.measure not in measures]
@@ -209,10 +205,82 @@ class AggregatePhase:
         return self.engine.changes(now, only_changed=False, metrics=self.metrics)
 
 
-def _entry(e: dict[str, Any]) -> tuple[int | str, int, list[Delta]]:
+class _Decoder:
+    """:meth:`Delta.from_wire` for the deltas of one message, with what repeats decoded once:
+    a message holds one group's entries (the group list is the same in every delta) and a few
+    distinct time slots. Anything off the common shapes goes through ``Delta.from_wire`` (same
+    checks, same errors). Decoding was 70 % of the aggregates agent's py-spy samples."""
+
+    def __init__(self) -> None:
+        self.group_wire: Any = None
+        self.group: Any = None
+        self.dates: dict[str, date] = {}
+
+    def deltas(self, raw: Any) -> list[Delta]:
+        if type(raw) is not list:
+            raise TypeError(f"deltas must be a list, got {type(raw).__name__}")
+        out = []
+        new = tuple.__new__
+        for d in raw:
+            if type(d) is list and len(d) == 6:
+                measure, group, slot, value, delta, dn = d
+                if (
+                    type(measure) is int
+                    and type(delta) is int
+                    and type(dn) is int
+                    and group == self.group_wire
+                    and type(group) is list
+                ):
+                    slot = self._scalar(slot)
+                    value = self._scalar(value)
+                    if slot is not _OFF and value is not _OFF:
+                        out.append(new(Delta, (measure, self.group, slot, value, delta, dn)))
+                        continue
+            decoded = Delta.from_wire(d)  # the checks, and the shapes the fast path skips
+            if type(d[1]) is list and self.group_wire is None:
+                self.group_wire, self.group = d[1], decoded.group
+            out.append(decoded)
+        return out
+
+    def _scalar(self, x: Any) -> Any:
+        kind = type(x)
+        if kind is str or kind is int or x is None:
+            return x
+        if kind is dict and len(x) == 1:
+            iso = x.get("date")
+            if type(iso) is str:
+                found = self.dates.get(iso)
+                if found is None:
+                    try:
+                        found = self.dates[iso] = date.fromisoformat(iso)
+                    except ValueError:
+                        return _OFF
+                return found
+        return _OFF
+
+
+_OFF = object()  # not a shape the decoder's fast path knows
+
+
+def decode(value: bytes | None) -> list[tuple[int | str, int, list[Delta]]]:
+    """(source, number, deltas) of each entry of a delta message; :class:`BadMessage` (with the
+    reason) when it is not one."""
+    try:
+        payload: Any = json.loads(value or b"")
+        # a list of entries, or one entry (a list payload has no .get: TypeError below)
+        raw = payload["entries"] if "entries" in payload else [payload]  # noqa: SIM401
+        decoder = _Decoder()
+        return [_entry(e, decoder) for e in raw]
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise BadMessage(f"not a delta message: {exc!r}") from exc
+
+
+def _entry(
+    e: dict[str, Any], decoder: _Decoder | None = None
+) -> tuple[int | str, int, list[Delta]]:
     """(source, number, deltas) of one entry: source is the events partition and number the
     offset, or for an entry of the former form the record and its sequence number."""
-    deltas = [Delta.from_wire(d) for d in e["deltas"]]
+    deltas = (decoder or _Decoder()).deltas(e["deltas"])
     if "o" in e:
         partition = e["p"]
         if type(partition) is not int:

@@ -10,7 +10,9 @@
   remembered in ``written``; failures are retried at a later due time or moved to
   ``dead_letters`` with their reason (a field written later drops its dead letters: after
   ``crm-pulse provision`` created a missing field, the count goes back down). A row replaced while its write was in flight (``seq``
-  changed) stays, so the newer value is still sent.
+  changed) stays, so the newer value is still sent; a row cancelled while its write was in flight
+  (the value went back to the one written before) is planned again with that earlier value once
+  the write lands, since the CRM then holds the cancelled one.
 
 Both runtimes use it: the embedded runtime on its state file, a Faust writer on a local file.
 """
@@ -168,17 +170,37 @@ class SQLiteOutbox:
                 key = _key(o.item.write)
                 match = (*key, o.item.seq)
                 if o.kind == "written":
+                    sent = _text(o.item.write.value)
+                    before = conn.execute(
+                        "SELECT value FROM written WHERE connector=? AND object=? AND "
+                        "record_id=? AND field=?",
+                        key,
+                    ).fetchone()
+                    pending = conn.execute(
+                        "SELECT 1 FROM outbox WHERE connector=? AND object=? AND record_id=? "
+                        "AND field=?",
+                        key,
+                    ).fetchone()
                     conn.execute(
                         "INSERT INTO written VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
                         "(connector, object, record_id, field) DO UPDATE SET "
                         "value = excluded.value, written_ms = excluded.written_ms",
-                        (*key, _text(o.item.write.value), now_ms),
+                        (*key, sent, now_ms),
                     )
                     conn.execute(
                         "DELETE FROM outbox WHERE connector=? AND object=? AND record_id=? "
                         "AND field=? AND seq=?",
                         match,
                     )
+                    if pending is None and before is not None and before[0] != sent:
+                        # cancelled while in flight (the value went back to the one written
+                        # before, see put): the CRM holds the cancelled value now, so the
+                        # earlier one goes out again
+                        conn.execute(
+                            "INSERT INTO outbox (connector, object, record_id, field, value, "
+                            "seq, due) VALUES (?, ?, ?, ?, ?, 1, ?)",
+                            (*key, before[0], now_ms / 1000),
+                        )
                     conn.execute(  # a field written since: its dead letters are history
                         "DELETE FROM dead_letters WHERE connector=? AND object=? AND record_id=? "
                         "AND field=?",

@@ -1,0 +1,424 @@
+"""Embedded runtime against the engine, and the embedded runtime at scale (issue 17, items 1, 8).
+
+    .venv/bin/python benchmarks/embedded.py                     # ratio, 50,000 events
+    .venv/bin/python benchmarks/embedded.py --events 20000 --profile /tmp/emb.txt
+    .venv/bin/python benchmarks/embedded.py --scale 1000000     # the 10^6-record run (minutes)
+
+Ratio mode: ``crm-pulse run`` on a ``file`` source, started and warm, then N deal events
+appended to the file it follows; timed until the sink holds the value a recompute gives. The
+engine's replay rate (parse + apply + changes, as ``crm-pulse replay``, best of 3) on the same
+lines in the same run: **embedded / engine**. ``--profile`` runs the runtime under py-spy
+(``pip install py-spy``) and writes a flat profile of the timed part.
+
+Scale mode: N records of the engine benchmark's mix (deals, activities, contacts, tickets, NPS
+surveys; about 50,000 accounts) and 15 % updates spread among them, in one JSONL file; ``crm-pulse run`` with
+four write-back rules (one per account) reads it from the start. Reported: events/s per
+interval while it loads (is the per-event cost flat?), RSS after the load, then after a
+SIGTERM and a restart: the time to the first ``/status`` answer, RSS once it answers, and the
+state file's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+RULES = """
+  - {{metric: won_revenue, window: month, target: {{connector: crm, object: Company, record: c1, field: won_mtd}}}}
+  - {{metric: win_rate, window: quarter, group: owner_id, target: {{connector: crm, object: User, field: win_rate_qtd}}}}
+"""
+RATIO = (
+    """
+timezone: UTC
+connectors:
+  - file: {{name: crm, input: "{input}", path: "{out}", max_batch: 100, poll_interval: 50ms}}
+writeback:"""
+    + RULES
+    + """runtime: {{state_path: "{state}", debounce: 50ms, batch_size: 2000, log_level: error,
+  listen: "127.0.0.1:{port}"}}
+"""
+)
+SCALE = (
+    """
+timezone: UTC
+connectors:
+  - file: {{name: crm, input: "{input}", path: "{out}", max_batch: 100, poll_interval: 1s}}
+writeback:"""
+    + RULES
+    + """  - {{metric: won_revenue, window: year, group: account_id, target: {{connector: crm, object: Account, field: won_ytd}}}}
+  - {{metric: deals_won, window: rolling:30d, group: {{}}, target: {{connector: crm, object: Company, record: c1, field: won_30d}}}}
+runtime: {{state_path: "{state}", debounce: 2s, batch_size: 5000, log_level: warning,
+  listen: "127.0.0.1:{port}"}}
+"""
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def deals(n: int) -> list[dict[str, Any]]:
+    """Deal events as in ``faust_runtime.py`` (won, lost, open; 20 owners; closed this hour)."""
+    rng = random.Random(5)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    return [
+        {
+            "source": "crm",
+            "object": "deal",
+            "id": str(i),
+            "op": "upsert",
+            "version": 1,
+            "fields": {
+                "owner_id": f"u{rng.randrange(20)}",
+                "status": rng.choice(["won", "lost", "open"]),
+                "type": "new",
+                "amount": str(rng.randrange(100, 9000)),
+                "created_at": now,
+                "closed_at": now,
+            },
+        }
+        for i in range(n)
+    ]
+
+
+def warm(name: str, amount: int = 1) -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    fields = {"owner_id": "u0", "status": "won", "type": "new", "amount": str(amount)}
+    return {
+        "source": "crm",
+        "object": "deal",
+        "id": name,
+        "op": "upsert",
+        "version": 1,
+        "fields": {**fields, "created_at": now, "closed_at": now},
+    }
+
+
+def sink_total(path: Path) -> Any:
+    """The last value of the company-wide ``won_mtd`` field in the file sink."""
+    try:
+        with path.open("rb") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        row = json.loads(line)
+        if row["field"] == "won_mtd":
+            return row["value"]
+    return None
+
+
+def wait_for_total(path: Path, want: int, timeout: float = 900) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if sink_total(path) == want:
+            return time.perf_counter() - started
+        time.sleep(0.02)
+    raise TimeoutError(f"the sink never reached {want} (last {sink_total(path)})")
+
+
+def start(config: Path, profile: Path | None = None) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "crm_pulse.cli", "run", "--config", str(config)]
+    if profile is not None:
+        spy = Path(sys.executable).with_name("py-spy")
+        command = [
+            str(spy),
+            "record",
+            "--gil",
+            "-r",
+            "100",
+            "-f",
+            "raw",
+            "-o",
+            str(profile),
+            "--",
+            *command,
+        ]
+    return subprocess.Popen(command, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+
+def python_pid(proc: subprocess.Popen[bytes]) -> int:
+    """The runtime's pid (py-spy's child when it runs under py-spy)."""
+    if not Path(proc.args[0]).name.startswith("py-spy"):  # type: ignore[index]
+        return proc.pid
+    kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    for _ in range(200):
+        pids = kids.read_text().split() if kids.exists() else []
+        if pids:
+            return int(pids[0])
+        time.sleep(0.05)
+    return proc.pid
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    os.kill(python_pid(proc), sig)
+    proc.wait(300)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def status(port: int, timeout: float = 30) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=timeout) as r:
+            data: dict[str, Any] = json.loads(r.read())
+            return data
+    except OSError:
+        return None
+
+
+def engine_replay(lines: list[str], config: Path) -> tuple[float, float]:
+    """Events per second of the engine alone on the same lines (parse + apply + changes),
+    best of 3: per wall second and per CPU second."""
+    from crm_pulse.config import load_config
+    from crm_pulse.metrics import Engine, Event
+
+    deployment = load_config(config, resolve_secrets=False)
+    best = best_cpu = 0.0
+    for _ in range(3):
+        engine = Engine(deployment.catalog(), windows=deployment.window_specs())
+        t0, c0 = time.perf_counter(), time.process_time()
+        engine.apply_all(Event.model_validate_json(line) for line in lines)
+        engine.changes(int(time.time() * 1000))
+        best = max(best, len(lines) / (time.perf_counter() - t0))
+        best_cpu = max(best_cpu, len(lines) / (time.process_time() - c0))
+    return best, best_cpu
+
+
+def ratio(n: int, profile: Path | None) -> dict[str, Any]:
+    data = deals(n)
+    want = sum(int(e["fields"]["amount"]) for e in data if e["fields"]["status"] == "won")
+    lines = [json.dumps(e) for e in data]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        source, out = tmp / "in.jsonl", tmp / "out.jsonl"
+        source.write_text(json.dumps(warm("warm-up")) + "\n")
+        config = tmp / "embedded.yaml"
+        port = free_port()
+        config.write_text(RATIO.format(input=source, out=out, state=tmp / "s.sqlite", port=port))
+        proc = start(config, profile)
+        try:
+            wait_for_total(out, 1, timeout=120)
+            pid = python_pid(proc)
+            cpu = cpu_seconds(pid)
+            t0 = time.perf_counter()
+            with source.open("a") as f:
+                f.write("".join(line + "\n" for line in lines))
+            wait_for_total(out, want + 1)
+            elapsed = time.perf_counter() - t0
+            cpu = cpu_seconds(pid) - cpu
+        finally:
+            stop(proc)
+        embedded = n / elapsed
+        engine, engine_cpu = engine_replay(lines, config)
+    return {
+        "events": n,
+        "embedded_events_per_s": round(embedded),
+        "engine_replay_events_per_s": round(engine),
+        "embedded_over_engine": round(embedded / engine, 3),
+        "embedded_cpu_share": round(cpu / elapsed, 2),  # CPU seconds per wall second
+        # the same per CPU second (what each costs, whatever share of a core it got)
+        "embedded_events_per_cpu_s": round(n / cpu),
+        "engine_events_per_cpu_s": round(engine_cpu),
+        "embedded_over_engine_cpu": round(n / cpu / engine_cpu, 3),
+        "load_average": round(os.getloadavg()[0], 1),
+    }
+
+
+# ------------------------------------------------------------------ scale
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record(rng: random.Random, i: int, version: int, accounts: int) -> str:
+    """One event for record i, the mix of ``benchmarks/engine.py`` with ``accounts`` accounts."""
+    t = START + timedelta(minutes=rng.randrange(0, 60 * 24 * 690))
+    account = f"a{rng.randrange(accounts)}"
+    owner = f"u{rng.randrange(40)}"
+    kind = i % 10
+    fields: dict[str, Any]
+    if kind < 4:
+        obj, state = "deal", rng.choice(["open", "open", "won", "lost"])
+        fields = {
+            "account_id": account,
+            "owner_id": owner,
+            "pipeline": "default",
+            "stage": rng.choice(["s1", "s2", "s3", "s4"]),
+            "stage_entered_at": _iso(t),
+            "status": state,
+            "type": rng.choice(["new", "upsell", "renewal", "other"]),
+            "amount": f"{rng.randrange(100, 50000)}.{rng.randrange(100):02d}",
+            "created_at": _iso(t - timedelta(days=20)),
+            "closed_at": _iso(t) if state != "open" else None,
+        }
+    elif kind < 7:
+        obj = "activity"
+        kinds = ["call", "email", "meeting", "task", "note"]
+        fields = {
+            "owner_id": owner,
+            "account_id": account,
+            "type": rng.choice(kinds),
+            "occurred_at": _iso(t),
+        }
+    elif kind == 7:
+        obj = "contact"
+        fields = {
+            "account_id": account,
+            "email": f"p{i}@x.com",
+            "lifecycle": rng.choice(["lead", "customer", "other"]),
+            "created_at": _iso(t),
+            "converted_at": None,
+        }
+    elif kind == 8:
+        obj = "ticket"
+        fields = {
+            "owner_id": owner,
+            "account_id": account,
+            "status": "closed",
+            "created_at": _iso(t - timedelta(hours=30)),
+            "closed_at": _iso(t),
+        }
+    else:
+        obj = "survey_response"
+        fields = {
+            "account_id": account,
+            "survey": "nps",
+            "score": rng.randrange(11),
+            "submitted_at": _iso(t),
+        }
+    event = {"source": "crm", "object": obj, "id": str(i), "op": "upsert", "version": version}
+    return json.dumps({**event, "fields": fields})
+
+
+def scale(n: int, interval: float, profile: Path | None = None) -> dict[str, Any]:
+    rng = random.Random(11)
+    updates = n * 15 // 100
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp_name:
+        tmp = Path(tmp_name)
+        source, out, state = tmp / "in.jsonl", tmp / "out.jsonl", tmp / "s.sqlite"
+        # updates (15 % of the events, of records created earlier) spread through the file,
+        # so that the mix of events is the same at every point of the load
+        total = 0
+        with source.open("w") as f:
+            for i in range(n):
+                f.write(record(rng, i, 1, 50_000) + "\n")
+                total += 1
+                if i >= 100 and rng.random() < updates / n:
+                    f.write(record(rng, rng.randrange(i), 2 + i, 50_000) + "\n")
+                    total += 1
+        port = free_port()
+        config = tmp / "scale.yaml"
+        config.write_text(SCALE.format(input=source, out=out, state=state, port=port))
+        result: dict[str, Any] = {"records": n, "events": total}
+        proc = start(config, profile)
+        pid = python_pid(proc)
+        began = time.perf_counter()
+        series: list[dict[str, Any]] = []
+        try:
+            last_t, last_n, last_cpu = began, 0, cpu_seconds(pid)
+            while True:
+                time.sleep(interval)
+                answer = status(port, timeout=interval)
+                now, cpu = time.perf_counter(), cpu_seconds(pid)
+                if answer is None:
+                    continue
+                done = answer["consumed_position"]
+                rate = (done - last_n) / (now - last_t)
+                series.append(
+                    {
+                        "t_s": round(now - began, 1),
+                        "consumed": done,
+                        "events_per_s": round(rate),
+                        # per CPU second: what an event costs, whatever share of a core the
+                        # process got on the shared machine
+                        "events_per_cpu_s": round((done - last_n) / max(cpu - last_cpu, 1e-3)),
+                        "cpu_share": round((cpu - last_cpu) / (now - last_t), 2),
+                        "rss_mb": round(rss_mb(pid)),
+                    }
+                )
+                print(json.dumps(series[-1]), file=sys.stderr, flush=True)
+                last_t, last_n, last_cpu = now, done, cpu
+                if done >= total and answer["log_position"] >= total:
+                    break
+            result["load_s"] = round(time.perf_counter() - began, 1)
+            cpu_load = cpu_seconds(pid)
+            result["series"] = series
+            result["rss_after_load_mb"] = round(rss_mb(pid))
+        finally:
+            stop(proc)
+        result["state_file_mb"] = round(state.stat().st_size / 2**20)
+        began = time.perf_counter()
+        proc = start(config, profile.with_suffix(".restart.txt") if profile else None)
+        try:
+            pid = python_pid(proc)
+            while status(port, timeout=5) is None:
+                time.sleep(0.05)
+            result["restart_first_status_s"] = round(time.perf_counter() - began, 1)
+            result["rss_after_restart_mb"] = round(rss_mb(pid))
+            time.sleep(10)
+            result["rss_after_restart_10s_mb"] = round(rss_mb(pid))
+        finally:
+            stop(proc)
+    # per-event cost over time: events per CPU second in the last quarter of the load against
+    # the first (1.0 = flat)
+    steps = [s for s in series if s["consumed"] < total and s["cpu_share"] > 0.02]
+    if len(steps) >= 4:
+        q = len(steps) // 4
+        first = sum(s["events_per_cpu_s"] for s in steps[:q]) / q
+        last = sum(s["events_per_cpu_s"] for s in steps[-q:]) / q
+        result["events_per_cpu_s_first_quarter"] = round(first)
+        result["events_per_cpu_s_last_quarter"] = round(last)
+        result["per_event_cost_last_over_first"] = round(first / last, 2)
+    result["cpu_s_load"] = round(cpu_load, 1)
+    result["events_per_cpu_s_overall"] = round(total / cpu_load)
+    result["events_per_s_overall"] = round(total / result["load_s"])
+    result["rss_restart_over_load"] = round(
+        result["rss_after_restart_10s_mb"] / result["rss_after_load_mb"], 2
+    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=50_000, help="ratio mode: events")
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile (of the first run)")
+    parser.add_argument("--scale", type=int, help="scale mode: this many records")
+    parser.add_argument("--interval", type=float, default=5.0, help="scale mode: seconds")
+    args = parser.parse_args(argv)
+    if args.scale:
+        result = scale(args.scale, args.interval, args.profile)
+    else:
+        result = ratio(args.events, args.profile)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
