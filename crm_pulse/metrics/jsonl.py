@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from ..errors import DataError
@@ -43,10 +42,7 @@ def parse_line(text: str, line: int) -> Event:
     """One JSONL line -> Event; raises DataError(reason, where='line N')."""
     if text.count("[") + text.count("{") > MAX_DEPTH and depth_of(text.encode()) > MAX_DEPTH:
         raise DataError(f"JSON nested deeper than {MAX_DEPTH} levels", f"line {line}")
-    try:  # a compiled decoder for the usual line; anything it refuses is read as before
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        data = _json_loads(text, line)
+    data = _json_loads(text, line)
     event = trusted_event(data)
     if event is not None:
         return event
@@ -59,8 +55,8 @@ def parse_line(text: str, line: int) -> Event:
 
 
 def _json_loads(text: str, line: int) -> Any:
-    """The standard library's reading, with its error messages (and its leniency: NaN, lone
-    surrogates and integers of any size reach validation, which words what is wrong)."""
+    """The standard library's reading, with its error messages (NaN, lone surrogates and
+    long integers reach validation, which words what is wrong)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
