@@ -34,7 +34,6 @@ import logging
 import math
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -77,14 +76,17 @@ class Backoff:
 
 
 class RollingWindow:
-    """At most ``calls`` calls started in any ``seconds`` (a vendor's rolling-window limit).
+    """At most ``calls`` calls in any ``seconds`` (a vendor's rolling-window limit).
 
     Every caller awaits :meth:`acquire` before its call; it returns at once while the window has
-    room and otherwise sleeps until the oldest start leaves it. Reservation and check happen
+    room and otherwise sleeps until the oldest call leaves it. Reservation and check happen
     without an ``await`` between them, so concurrent callers on one event loop can never start
-    more than ``calls`` per window together. ``margin`` widens the window a little: the vendor
-    counts arrivals, which come a little after our starts and not always in step. ``calls`` and
-    ``seconds`` may be changed later (a vendor that tells its limit in its answers).
+    more than ``calls`` per window together. The vendor counts a call when it *arrives*, which
+    is after our start and not always in step (a loaded machine, a slow connection): a caller
+    that tells :meth:`answered` when the answer came counts its call from then on, which is no
+    earlier than the vendor's count; ``margin`` widens the window a little for the others.
+    ``calls`` and ``seconds`` may be changed later (a vendor that tells its limit in its
+    answers).
     """
 
     def __init__(
@@ -101,7 +103,8 @@ class RollingWindow:
         self.margin = margin
         self.clock = clock
         self.sleep = sleep
-        self.starts: deque[float] = deque()
+        self.counted: list[list[float]] = []
+        """One ``[time]`` per call in the window: its start, or its answer once told."""
         self.waited = 0.0
         """Seconds callers spent waiting for room, in total."""
 
@@ -109,18 +112,25 @@ class RollingWindow:
         """Seconds until one more call may start (0: now)."""
         now = self.clock()
         span = self.seconds + self.margin
-        while self.starts and self.starts[0] <= now - span:
-            self.starts.popleft()
-        if self.calls <= 0 or len(self.starts) < self.calls:
+        self.counted = [c for c in self.counted if c[0] > now - span]
+        if self.calls <= 0 or len(self.counted) < self.calls:
             return 0.0
-        return max(0.0, self.starts[len(self.starts) - self.calls] + span - now)
+        times = sorted(c[0] for c in self.counted)
+        return max(0.0, times[len(times) - self.calls] + span - now)
 
-    async def acquire(self) -> None:
-        """Wait for room, then count one call started now."""
+    async def acquire(self) -> list[float]:
+        """Wait for room, then count one call started now; returns its entry (for
+        :meth:`answered`)."""
         while (wait := self.wait_for()) > 0:
             self.waited += wait
             await self.sleep(wait)
-        self.starts.append(self.clock())
+        entry = [self.clock()]
+        self.counted.append(entry)
+        return entry
+
+    def answered(self, entry: list[float]) -> None:
+        """The call's answer came: it counts in the window from now."""
+        entry[0] = max(entry[0], self.clock())
 
 
 def is_retriable(error: CrmPulseError) -> bool:

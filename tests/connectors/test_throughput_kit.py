@@ -103,10 +103,28 @@ async def test_a_rolling_window_never_lets_concurrent_callers_exceed_it() -> Non
 def test_a_rolling_window_follows_a_limit_learned_later_and_keeps_a_margin() -> None:
     now = [0.0]
     window = RollingWindow(2, 1.0, margin=0.1, clock=lambda: now[0])
-    window.starts.extend([0.0, 0.0])
+    window.counted.extend([[0.0], [0.0]])
     assert window.wait_for() == pytest.approx(1.1)  # the vendor counts arrivals, a bit later
     window.calls = 5  # the answers said the account allows more
     assert window.wait_for() == 0.0
     now[0] = 1.2
     window.calls = 1
     assert window.wait_for() == 0.0  # both starts have left the window
+
+
+def test_a_call_counts_in_the_window_from_its_answer_once_told() -> None:
+    """The vendor counts a call on arrival, after our start: counting from the answer keeps
+    the next call out of the vendor's window however late the first one arrived."""
+    now = [0.0]
+    window = RollingWindow(1, 1.0, clock=lambda: now[0])
+
+    async def main() -> None:
+        entry = await window.acquire()
+        now[0] = 0.4  # the answer comes 0.4 s later (it arrived somewhere in between)
+        window.answered(entry)
+        now[0] = 1.2
+        assert window.wait_for() == pytest.approx(0.2)  # 1 s after the answer, not the start
+        now[0] = 1.4
+        assert window.wait_for() == 0.0
+
+    asyncio.run(main())

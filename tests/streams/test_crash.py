@@ -119,6 +119,16 @@ def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def healthy(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
 def progress(state: Path) -> tuple[int, int, int]:
     """(log rows, consumed position, input bytes read) from the state file, read-only."""
     if not state.exists():
@@ -148,9 +158,8 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> No
     config = tmp_path / "deploy.yaml"
     from ..server.test_ingress_http import free_port  # other test runs may hold 8080
 
-    config.write_text(
-        DEPLOY.format(input=events_file, output=output, state=state, port=free_port())
-    )
+    port = free_port()
+    config.write_text(DEPLOY.format(input=events_file, output=output, state=state, port=port))
     log = tmp_path / "runtime.log"
     events_file.write_text("")
     chunks = [lines[i : i + 500] for i in range(0, len(lines), 500)]
@@ -180,6 +189,9 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> No
     proc = start(config, log)
     size = events_file.stat().st_size
     deadline = time.monotonic() + 120
+    while not healthy(port):  # up, its signal handlers installed (a SIGTERM before ends it -15)
+        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.1)
     while time.monotonic() < deadline:
         rows, consumed, offset = progress(state)
         if offset == size and consumed >= rows > 0:

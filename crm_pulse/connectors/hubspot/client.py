@@ -155,13 +155,15 @@ class HubSpotClient:
             self.waited += seconds
             await self.sleep(seconds)
 
-    async def _before(self, search: bool) -> None:
-        """Honour the last rate-limit headers, and pace the search API."""
+    async def _before(self, search: bool) -> list[float] | None:
+        """Honour the last rate-limit headers, and pace the search API (returns the search
+        window's entry, to count the call from its answer)."""
         async with self._pace:
             await self._wait(min(self.max_wait, self.limits.wait_needed(time.monotonic())))
             await self.window.acquire()
             if search and self.search_window is not None:
-                await self.search_window.acquire()
+                return await self.search_window.acquire()
+            return None
 
     async def call(
         self,
@@ -179,12 +181,14 @@ class HubSpotClient:
         """
 
         async def once() -> tuple[int, Any]:
-            await self._before(search)
+            searched = await self._before(search)
             try:
                 return await asyncio.to_thread(self._call, fn, *args, **kwargs)
             except Exception as exc:  # the one place for vendor errors
                 raise translate(exc, what) from None
             finally:
+                if searched is not None and self.search_window is not None:
+                    self.search_window.answered(searched)  # HubSpot counted it by now
                 if self.limits.max and self.limits.interval_ms:  # the account's own limit
                     self.window.calls = self.limits.max
                     self.window.seconds = self.limits.interval_ms / 1000
