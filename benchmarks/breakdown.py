@@ -9,7 +9,7 @@ and times every step separately, as microseconds per event and as a share of the
 total. The floor loop (``json.loads`` + a dict increment) and the engine's own replay rate are
 measured in the same run, so the figures can be compared with ``benchmarks/engine.py``.
 
-Embedded runtime, per batch (``streams/consumer.py``; the poller's side first):
+Embedded runtime, per batch (``streams/embedded/consumer.py``; the poller's side first):
   append (event -> canonical JSON, INSERT into the log), read (SELECT the batch), parse,
   apply (engine, both phases), changes (values that moved), plan (write-back rules),
   outbox (INSERTs), state (pickle + INSERT of changed keys), commit (fsync).
@@ -42,10 +42,10 @@ from crm_pulse.config import load_config
 from crm_pulse.metrics import Engine, Event
 from crm_pulse.metrics.deltas import Delta, group_key
 from crm_pulse.metrics.state import MemoryStore
-from crm_pulse.streams.database import Database
+from crm_pulse.streams.embedded.database import Database
+from crm_pulse.streams.embedded.log import append_events, event_json
+from crm_pulse.streams.embedded.state import SQLiteStore
 from crm_pulse.streams.faust.phases import decode as decode_deltas
-from crm_pulse.streams.log import append_events, event_json
-from crm_pulse.streams.state import SQLiteStore
 from crm_pulse.streams.writeback import Planner, SQLiteOutbox
 
 
@@ -138,8 +138,8 @@ def embedded(
 
 
 def faust(deployment: Any, lines: list[str], batch: int, former: bool = False) -> dict[str, float]:
+    from crm_pulse.streams.embedded.state import dumps_state
     from crm_pulse.streams.faust.phases import pack
-    from crm_pulse.streams.state import dumps_state
 
     catalog = deployment.catalog()
     windows = deployment.window_specs()
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.former:
             embedded(deployment, lines, args.batch, tmp, former=True)
             faust(deployment, lines, args.batch, former=True)
-    pickle_note = "state values pickled (streams/state.py)"
+    pickle_note = "state values pickled (streams/embedded/state.py)"
     print(
         json.dumps(
             {

@@ -28,7 +28,7 @@ from typing import Any
 from crm_pulse.config import load_config_text
 from crm_pulse.connectors.protocols import Connector, FieldWrite, WriteResult
 from crm_pulse.metrics import Engine, Event
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 
 DEPLOY = """
 timezone: UTC

@@ -14,11 +14,10 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from .errors import ConfigError, CrmPulseError, DataError
+from .errors import ConfigError, ConfigProblem, CrmPulseError, DataError
 from .metrics import (
     DEFAULT_WINDOWS,
     Catalog,
-    Engine,
     Event,
     LineError,
     WindowSpec,
@@ -29,6 +28,7 @@ from .metrics import (
     write_rows,
 )
 from .metrics.formats import FORMATS
+from .metrics.report import Selection
 
 if TYPE_CHECKING:
     from .config.models import Deployment
@@ -70,19 +70,27 @@ def _catalog_and_events(config: str | None) -> tuple[Catalog, list[Event]]:
 
 
 def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .metrics.replay import collector_paused, replay
+
     windows = _windows(args.window)
     as_of = _as_of(args.as_of)
     catalog, config_events = _catalog_and_events(args.config)
-    engine = Engine(catalog, windows=windows)
-    engine.advance(as_of)  # records dated after the as-of time count nowhere yet
-    engine.apply_all(config_events)
     errors: list[LineError] = []
     try:
-        engine.apply_all(read_events_file(args.events, strict=args.strict, errors=errors))
+        engine = replay(
+            catalog,
+            read_events_file(args.events, strict=args.strict, errors=errors),
+            as_of,
+            windows=windows,
+            config_events=config_events,
+        )
     except DataError as exc:
         err.write(f"crm-pulse replay: {args.events}: {exc}\n")
         return 1
-    write_rows(catalog, engine.report(as_of), args.format, out)
+    people = args.format != "jsonl"
+    with collector_paused():
+        rows = engine.iter_report(as_of, for_people=people)
+        write_rows(catalog, rows, args.format, out, presorted=people)
     if errors:
         for e in errors[:20]:
             err.write(f"{args.events}: {e}\n")
@@ -172,7 +180,7 @@ def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_events_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams.commands import export_events
+    from .streams.embedded.commands import export_events
 
     count, skipped = export_events(_deployment(args.config, secrets=False), args.output, out)
     err.write(f"crm-pulse events export: {count} event(s)\n")
@@ -184,8 +192,19 @@ def cmd_events_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     return 0
 
 
+def cmd_events_compact(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams.embedded.commands import compact_events
+
+    done = compact_events(_deployment(args.config, secrets=False))
+    out.write(
+        f"event log compacted: {done.deleted} superseded event(s) deleted, {done.kept} of "
+        f"{done.scanned} applied event(s) kept\n"
+    )
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams import commands
+    from .streams.embedded import commands
 
     deployment = _deployment(args.config)
     if args.dry_run:
@@ -216,32 +235,91 @@ def cmd_worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _selection(catalog: Catalog, args: argparse.Namespace) -> Selection:
+    """``--metric``, ``--window``, ``--group`` as a report :class:`Selection`; every unknown
+    name in one error."""
+    problems: list[ConfigProblem] = []
+    goals = {g.name for g in catalog.definitions.goals}
+    for name in args.metric or ():
+        base = name.split(".")[0] if name.endswith((".progress", ".pace")) else name
+        if name not in catalog.metrics and base not in goals:
+            problems.append(
+                ConfigProblem(f"--metric {name}", "no such metric or goal (crm-pulse catalog)")
+            )
+    for text in args.window or ():
+        try:
+            parse_window_spec(text)
+            continue
+        except ValueError:
+            pass
+        if text == "current" or text.startswith("last_"):
+            continue
+        try:
+            catalog.calendar.parse_label(text)
+        except ValueError as exc:
+            problems.append(
+                ConfigProblem(
+                    f"--window {text}",
+                    "expected a kind (month, quarter, year, day, week, rolling:30d, current) "
+                    f"or a label ({exc})",
+                )
+            )
+    groups: list[tuple[str, str]] = []
+    for text in args.group or ():
+        if text == "company":
+            groups.append(("company", ""))
+            continue
+        field, sep, value = text.partition("=")
+        if not sep or not field.strip():
+            problems.append(ConfigProblem(f"--group {text}", "expected FIELD=VALUE (or company)"))
+            continue
+        groups.append((field.strip(), value))
+    if ("company", "") in groups and len(groups) > 1:
+        problems.append(
+            ConfigProblem("--group company", "company-wide rows have no other group field")
+        )
+    if problems:
+        raise ConfigError(problems)
+    labels = set()
+    for text in args.window or ():
+        try:  # a label as the report writes it (FY labels of a fiscal calendar)
+            labels.add(catalog.calendar.parse_label(text).label)
+        except ValueError:
+            labels.add(text)
+    return Selection(frozenset(args.metric or ()), frozenset(labels), tuple(groups))
+
+
 def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams import commands
+    from .metrics.replay import collector_paused
+    from .streams.embedded import commands
 
     deployment = _deployment(args.config, secrets=False)
-    rows = commands.report(deployment, _as_of(args.as_of))
-    write_rows(deployment.catalog(), rows, args.format, out)
+    catalog = deployment.catalog()
+    select = _selection(catalog, args)
+    people = args.format != "jsonl"
+    with collector_paused():
+        rows = commands.report_rows(deployment, _as_of(args.as_of), select, for_people=people)
+        write_rows(catalog, rows, args.format, out, presorted=people)
     return 0
 
 
 def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams import commands
+    from .streams.embedded import commands
 
     asyncio.run(commands.backfill(_deployment(args.config), out, progress=not args.no_progress))
     return 0
 
 
 def cmd_provision(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams import commands
+    from .streams.embedded import commands
 
     missing = asyncio.run(commands.provision(_deployment(args.config), out, dry_run=args.dry_run))
     return 1 if args.dry_run and missing else 0
 
 
 def cmd_quarantine(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams.commands import state_file
-    from .streams.quarantine import run_command
+    from .streams.embedded.commands import state_file
+    from .streams.embedded.quarantine import run_command
 
     state = state_file(_deployment(args.config, secrets=False))
     now_ms = int(time.time() * 1000)
@@ -249,7 +327,7 @@ def cmd_quarantine(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_deadletters(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams.commands import state_file
+    from .streams.embedded.commands import state_file
     from .streams.writeback.deadletters import run_command
 
     state = state_file(_deployment(args.config, secrets=False))
@@ -257,7 +335,7 @@ def cmd_deadletters(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .streams.demo import run_demo
+    from .streams.embedded.demo import run_demo
 
     crms = [c.strip() for c in args.crms.split(",") if c.strip()] if args.crms else None
     return asyncio.run(run_demo(out, seconds=args.seconds, live=not args.no_live, crms=crms))
@@ -265,7 +343,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_sandbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .sandbox import Sandbox
-    from .streams.demo import demo_config_path
+    from .streams.embedded.demo import demo_config_path
 
     sandbox = Sandbox().start()
     if args.env_file:
@@ -433,6 +511,13 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(export)
     export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
     export.set_defaults(run=cmd_events_export)
+    compact = events_sub.add_parser(
+        "compact",
+        help="delete the applied events that no longer decide a record's state, now "
+        "(runtime.event_log; export | replay still equals report)",
+    )
+    _config_option(compact)
+    compact.set_defaults(run=cmd_events_compact)
 
     run = sub.add_parser(
         "run",
@@ -466,6 +551,26 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(report)
     report.add_argument("--as-of", help="ISO time or date the report is for (default: now)")
     report.add_argument("--format", choices=FORMATS, default="jsonl")
+    report.add_argument(
+        "--metric",
+        action="append",
+        metavar="NAME",
+        help="only this metric (or goal); repeat for more",
+    )
+    report.add_argument(
+        "--window",
+        action="append",
+        metavar="W",
+        help="only this window kind (month, quarter, year, rolling:30d, current) or label "
+        "(2026-03, 2026-Q2, 2026, last_30d); repeat for more",
+    )
+    report.add_argument(
+        "--group",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="only groups with this value (owner_id=u3); repeat: all must hold; "
+        "'company': company-wide rows only",
+    )
     report.set_defaults(run=cmd_report)
 
     backfill = sub.add_parser("backfill", help="pull history through every source, then apply it")

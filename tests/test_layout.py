@@ -93,3 +93,20 @@ def test_builtin_connectors_use_only_the_public_kit() -> None:
                         f"{where}: {a.name}" for a in node.names if a.name.startswith("crm_pulse")
                     ]
     assert outside == []
+
+
+def test_the_streams_public_api_resolves_every_name_it_lists() -> None:
+    import crm_pulse.streams as streams
+
+    for name in streams.__all__:
+        assert getattr(streams, name).__name__ == name
+
+
+def test_streams_reads_as_its_runtimes_and_what_they_share() -> None:
+    """``crm_pulse/streams``: the embedded runtime, the Faust runtime, write-back and HTTP as
+    subpackages; beside them only the tools both runtimes use."""
+    streams = PACKAGE / "streams"
+    packages = {p.name for p in streams.iterdir() if (p / "__init__.py").is_file()}
+    modules = {p.stem for p in streams.glob("*.py")} - {"__init__"}
+    assert packages == {"embedded", "faust", "writeback", "http"}
+    assert modules <= {"audit", "doctor", "explain", "logs"}, modules

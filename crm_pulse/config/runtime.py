@@ -16,7 +16,7 @@ from .base import ConfigModel, FilePath
 from .durations import Duration
 from .secrets import Secret
 
-__all__ = ["FaustSettings", "RetrySettings", "RuntimeSection"]
+__all__ = ["EventLogSettings", "FaustSettings", "RetrySettings", "RuntimeSection"]
 
 
 def _listen(value: Any) -> Any:
@@ -43,6 +43,24 @@ class RetrySettings(ConfigModel):
     max: Annotated[Duration, Field(gt=0)] = Field(default=300.0, description="Longest delay.")
     attempts: int = Field(
         default=10, ge=1, description="Attempts before a write goes to the dead letters."
+    )
+
+
+class EventLogSettings(ConfigModel):
+    """What the embedded runtime's event log keeps (docs/runtime.md, "Event log retention")."""
+
+    keep: Literal["latest", "all"] = Field(
+        default="latest",
+        description="latest: once applied, only the event that decides each record's final "
+        "state is kept (every event of objects a stage-history measure reads), so "
+        "`crm-pulse events export | crm-pulse replay` still equals `crm-pulse report`; "
+        "all: every event, forever.",
+    )
+    compact_every: int = Field(
+        default=100_000,
+        ge=1,
+        description="keep: latest compacts the log once this many events were applied since "
+        "the last compaction, and at least as many as that compaction kept.",
     )
 
 
@@ -128,6 +146,10 @@ class RuntimeSection(ConfigModel):
     )
     retry: RetrySettings = Field(
         default_factory=RetrySettings, description="Retries of failed writes."
+    )
+    event_log: EventLogSettings = Field(
+        default_factory=EventLogSettings,
+        description="Retention of the embedded runtime's event log.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Lowest level logged."

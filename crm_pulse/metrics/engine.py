@@ -60,7 +60,7 @@ from .members import among_count, count_in, multiset, rolling_detail, rolling_pe
 from .modifier import advance, effective, positions
 from .pending import Due, PendingLedger
 from .plans import ObjectPlan, history_after
-from .report import MetricValue, evaluate, report
+from .report import ALL, MetricValue, Selection, evaluate, iter_report
 from .state import Key, MemoryStore, StateStore
 
 __all__ = ["DEFAULT_WINDOWS", "Engine"]
@@ -85,8 +85,15 @@ class Engine:
         catalog: Catalog,
         store: StateStore | None = None,
         windows: Sequence[WindowSpec] = DEFAULT_WINDOWS,
+        *,
+        track_groups: bool = False,
     ) -> None:
+        """``track_groups``: keep the groups with data up to date for reads outside reports
+        (:meth:`groups_with_data`), for an engine that is the only writer of its store and is
+        rebuilt when the store is rolled back (the embedded runtime's consumer); otherwise each
+        such read scans the state."""
         self.catalog = catalog
+        self._track_groups = track_groups
         self.calendar = catalog.calendar
         self.store: StateStore = store if store is not None else MemoryStore()
         self.specs = tuple(catalog.calendar.spec(s) for s in windows)  # fiscal labels
@@ -718,9 +725,27 @@ class Engine:
         return self.active_at(m, group, start if active.when == "window_start" else end)
 
     def groups_with_data(self, m: CompiledMeasure, fields: tuple[str, ...]) -> Iterator[Group]:
-        index = self._index()
-        for group in index.groups.get(m.index, ()):
-            if tuple(group[0::2]) == fields:
+        """Groups over ``fields`` in which ``m`` has data. In a report, from the index the
+        report built; outside one (write-back rules: ticks, the status page, ``/metrics``),
+        with ``track_groups`` from an index kept up to date with the buckets the engine
+        touches, so a read costs the groups it returns, not a scan of the state."""
+        if self._report_index is not None:
+            for group in self._report_index.groups.get(m.index, ()):
+                if tuple(group[0::2]) == fields:
+                    yield group
+            return
+        if not self._track_groups:
+            for group in self._index().groups.get(m.index, ()):
+                if tuple(group[0::2]) == fields:
+                    yield group
+            return
+        live = self._live_groups
+        if live is None:
+            live = self._live_groups = _LiveGroups.build(self.store)
+        live.update(self.store, self._dirty)  # what moved since the last changes()
+        as_of = self.pending.horizon
+        for group, keys in list(live.groups(m.index, fields).items()):
+            if any(_StateIndex.counts(self, key, self.store.get(key), as_of) for key in keys):
                 yield group
 
     def first_index(self, m: CompiledMeasure, group: Group, kind: str) -> int | None:
@@ -741,14 +766,51 @@ class Engine:
         groups it owns (company-wide ``current`` rows and goal rows exist without data, so every
         partition would otherwise report them).
         """
-        self._report_index = _StateIndex.build(self, as_of)
-        try:
-            rows = report(self.catalog, self, as_of, self.specs, keep_null=keep_null)
-        finally:
-            self._report_index = None
+        rows = list(self.iter_report(as_of, keep_null=keep_null))
         if owns is not None:
             rows = [r for r in rows if owns(r.group)]
         return rows
+
+    def iter_report(
+        self,
+        as_of: int,
+        *,
+        keep_null: bool = False,
+        select: Selection = ALL,
+        for_people: bool = False,
+    ) -> Iterator[MetricValue]:
+        """The report rows ``select`` keeps, one at a time (``crm-pulse report`` streams
+        them): only the selected metrics' measures are indexed and evaluated. ``for_people``:
+        in the order of the csv and table formats (see :func:`.report.iter_report`)."""
+        self._report_index = _StateIndex.build(self, as_of, self.measures_for(select))
+        try:
+            yield from iter_report(
+                self.catalog,
+                self,
+                as_of,
+                self.specs,
+                keep_null=keep_null,
+                select=select,
+                for_people=for_people,
+            )
+        finally:
+            self._report_index = None
+
+    def measures_for(self, select: Selection) -> set[int] | None:
+        """Indexes of the measures the rows ``select`` keeps read (None: every measure)."""
+        if not select.metrics:
+            return None
+        wanted = {
+            m.index
+            for metric in self.catalog.metrics.values()
+            if select.wants_metric(metric.name)
+            for m in metric.measures
+        }
+        for goal in self.catalog.definitions.goals:
+            target = self.catalog.metrics.get(goal.metric)
+            if target is not None and select.wants_metric(goal.name):
+                wanted.update(m.index for m in target.measures)
+        return wanted
 
     def changes(
         self,
@@ -777,6 +839,8 @@ class Engine:
                     continue
                 for window in self._affected(metric, wkey, as_of, self._place[index]):
                     targets.add((metric.name, group, window))
+        if self._live_groups is not None:
+            self._live_groups.update(self.store, self._dirty)
         self._dirty.clear()
         out: list[MetricValue] = []
         store = self.store
@@ -837,6 +901,7 @@ class Engine:
         """The store's content changed under the engine (a rebalance): find the future-dated
         contributions again on the next :meth:`advance`."""
         self.pending.forget()
+        self._live_groups = None
 
     def _watched(self) -> list[Due]:
         out: list[Due] = []
@@ -850,6 +915,7 @@ class Engine:
     def forget_changes(self) -> None:
         """Forget which buckets moved since :meth:`changes` (the caller rolled its state back)."""
         self._dirty.clear()
+        self._live_groups = None  # built again from the store on the next read
 
     def _affected(self, metric: CompiledMetric, wkey: Any, as_of: int, place: int) -> list[Window]:
         kind, idx = wkey
@@ -880,6 +946,7 @@ class Engine:
         return out
 
     _report_index: _StateIndex | None = None
+    _live_groups: _LiveGroups | None = None
 
     def _index(self) -> _StateIndex:
         """The index built for the report under way; outside a report, a fresh one."""
@@ -905,6 +972,59 @@ def _sort_group(group: Group) -> tuple[str, ...]:
     return tuple(str(x) for x in group)
 
 
+_DATA_TAGS = frozenset(("b", "am", "d", "dc"))
+"""Entries whose presence makes a group one "with data" (see :meth:`_StateIndex.counts`)."""
+
+
+class _LiveGroups:
+    """Per measure and group fields, each group's data entries (keys of ``_DATA_TAGS``),
+    built with one scan and then kept up to date from the buckets the engine marks as
+    touched (every bucket change marks its key)."""
+
+    def __init__(self) -> None:
+        self._by: dict[tuple[int, tuple[Any, ...]], dict[Group, set[Key]]] = {}
+
+    @classmethod
+    def build(cls, store: StateStore) -> _LiveGroups:
+        live = cls()
+        for key, _value in store.items():
+            if key[0] in _DATA_TAGS:
+                live._add(key)
+        return live
+
+    def groups(self, index: int, fields: tuple[str, ...]) -> dict[Group, set[Key]]:
+        return self._by.get((index, fields), {})
+
+    def _add(self, key: Key) -> None:
+        group = key[2]
+        self._by.setdefault((key[1], tuple(group[0::2])), {}).setdefault(group, set()).add(key)
+
+    def _discard(self, key: Key) -> None:
+        group = key[2]
+        groups = self._by.get((key[1], tuple(group[0::2])))
+        keys = None if groups is None else groups.get(group)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del groups[group]  # type: ignore[union-attr]
+
+    def update(self, store: StateStore, touched: Iterable[tuple[str, int, Group, Any]]) -> None:
+        for tag, index, group, wkey in touched:
+            if tag == "b":
+                keys: tuple[Key, ...] = (("b", index, group, wkey),)
+            elif tag == "d":
+                keys = (("d", index, group, wkey[1]), ("dc", index, group, wkey[1]))
+            elif tag == "a":
+                keys = (("am", index, group),)
+            else:
+                continue
+            for key in keys:
+                if store.get(key) is None:
+                    self._discard(key)
+                else:
+                    self._add(key)
+
+
 class _StateIndex:
     """Which groups have data and the earliest window per kind: built once per report."""
 
@@ -917,23 +1037,50 @@ class _StateIndex:
         if current is None or idx < current:
             self.first[key] = idx
 
+    @staticmethod
+    def counts(engine: Engine, key: Key, value: Any, as_of: int | None) -> bool:
+        """Whether a data entry (a tag of ``_DATA_TAGS``) makes its group one with data at
+        ``as_of`` (None: every contribution counts): not when all it holds is dated later."""
+        tag = key[0]
+        if value is None:
+            return False
+        if tag == "b":
+            kind = key[3][0]
+            return (
+                as_of is None
+                or kind == "current"
+                or not engine.all_pending(key[1], key[2], key[3], value[1], as_of)
+            )
+        if tag == "am":
+            return True
+        day = key[3]
+        if as_of is None or day < as_of // DAY_MS:
+            return True
+        if tag == "d":
+            times = [t for ts in engine._day_times(key[1], key[2], day) for t in ts]
+        else:
+            anchored = bool(engine.measures[key[1]].window_conds)
+            times = [slot[0] if anchored else slot for slot, _dv in value]
+        return any(t <= as_of for t in times)
+
     @classmethod
-    def build(cls, engine: Engine, as_of: int | None) -> _StateIndex:
-        """``as_of``: data dated after it is no data yet (None: every contribution counts)."""
+    def build(
+        cls, engine: Engine, as_of: int | None, measures: Collection[int] | None = None
+    ) -> _StateIndex:
+        """``as_of``: data dated after it is no data yet (None: every contribution counts).
+        ``measures``: index only these (None: all)."""
         index = cls()
         cal = engine.calendar
-        last_day = None if as_of is None else as_of // DAY_MS
         for key, value in engine.store.items():
             tag = key[0]
+            if measures is not None and tag != "r" and tag != "o" and key[1] not in measures:
+                continue
+            if tag not in _DATA_TAGS or not cls.counts(engine, key, value, as_of):
+                continue
+            mi, group = key[1], key[2]
+            index.groups.setdefault(mi, set()).add(group)
             if tag == "b":
-                _, mi, group, (kind, idx) = key
-                if (
-                    as_of is not None
-                    and kind != "current"
-                    and engine.all_pending(mi, group, (kind, idx), value[1], as_of)
-                ):
-                    continue
-                index.groups.setdefault(mi, set()).add(group)
+                kind, idx = key[3]
                 if kind == "current":
                     continue
                 if engine._place[mi] in _BY_MONTH and kind == "month":
@@ -942,8 +1089,6 @@ class _StateIndex:
                 else:
                     index._first((mi, group, kind), idx)
             elif tag == "am":
-                _, mi, group = key
-                index.groups.setdefault(mi, set()).add(group)
                 starts = [mo for mo, (s, _e) in value.items() if s]
                 if starts:
                     first_month = min(starts)
@@ -951,15 +1096,4 @@ class _StateIndex:
                         index._first(
                             (mi, group, kind), cal.index_of(kind, cal.month_start(first_month))
                         )
-            elif tag in ("d", "dc"):
-                _, mi, group, day = key
-                if last_day is not None and as_of is not None and day >= last_day:
-                    if tag == "d":
-                        times = [t for ts in engine._day_times(mi, group, day) for t in ts]
-                    else:
-                        anchored = bool(engine.measures[mi].window_conds)
-                        times = [slot[0] if anchored else slot for slot, _dv in value]
-                    if not any(t <= as_of for t in times):
-                        continue
-                index.groups.setdefault(mi, set()).add(group)
         return index

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import TextIO
 
 from .catalog import Catalog
 from .definitions import CATEGORIES
-from .report import MetricValue, group_dict, json_number
+from .report import MetricValue, group_text, json_number
 
 __all__ = ["FORMATS", "format_value", "write_rows"]
 
@@ -22,8 +22,7 @@ FORMATS = ("jsonl", "table", "csv")
 
 
 def _group_text(row: MetricValue) -> str:
-    d = group_dict(row.group)
-    return ", ".join(f"{k}={v}" for k, v in d.items()) if d else "company"
+    return group_text(row.group)
 
 
 def format_value(value: Fraction | None, unit: str) -> str:
@@ -70,16 +69,33 @@ def _ordered(catalog: Catalog, rows: Sequence[MetricValue]) -> list[MetricValue]
     return sorted(rows, key=key)
 
 
-def write_rows(catalog: Catalog, rows: Sequence[MetricValue], fmt: str, out: TextIO) -> None:
-    """Write ``rows`` to ``out`` in ``fmt`` (one of :data:`FORMATS`)."""
+def write_rows(
+    catalog: Catalog,
+    rows: Iterable[MetricValue],
+    fmt: str,
+    out: TextIO,
+    *,
+    presorted: bool = False,
+) -> int:
+    """Write ``rows`` to ``out`` in ``fmt`` (one of :data:`FORMATS`); returns how many.
+
+    ``jsonl`` writes rows as they come. ``csv`` and ``table`` list them for people (by
+    category, metric, group, window): ``presorted`` rows are already in that order
+    (``iter_report(..., for_people=True)``), so ``csv`` writes them as they come too; a table
+    needs every row for its column widths."""
     if fmt == "jsonl":
+        n = 0
+        write = out.write
         for row in rows:
-            out.write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
-        return
+            write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
+            n += 1
+        return n
+    ordered: Iterable[MetricValue] = rows if presorted else _ordered(catalog, list(rows))
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["category", "metric", "window", "group", "value"])
-        for row in _ordered(catalog, rows):
+        n = 0
+        for row in ordered:
             value = json_number(row.value)
             writer.writerow(
                 [
@@ -90,13 +106,20 @@ def write_rows(catalog: Catalog, rows: Sequence[MetricValue], fmt: str, out: Tex
                     "" if value is None else value,
                 ]
             )
-        return
+            n += 1
+        return n
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r} (use {', '.join(FORMATS)})")
+    rows_list = list(ordered)
+    _table(catalog, rows_list, out)
+    return len(rows_list)
+
+
+def _table(catalog: Catalog, rows: Sequence[MetricValue], out: TextIO) -> None:
     table: list[tuple[str, str, str, str]] = []
     category = None
     lines: list[str | tuple[str, str, str, str]] = []
-    for row in _ordered(catalog, rows):
+    for row in rows:
         if _category(catalog, row.metric) != category:
             category = _category(catalog, row.metric)
             lines.append(category.upper())

@@ -15,7 +15,7 @@ from .calendar import Calendar, Window
 from .catalog import Catalog
 from .definitions import GoalDef
 from .events import parse_time
-from .report import MeasureSource, MetricValue, evaluate
+from .report import ALL, MeasureSource, MetricValue, Selection, evaluate
 
 __all__ = ["GOAL_SUFFIXES", "goal_rows"]
 
@@ -32,14 +32,18 @@ def _elapsed(calendar: Calendar, goal: GoalDef, window: Window, as_of: int) -> F
     return min(Fraction(1), max(Fraction(0), share))
 
 
-def goal_rows(catalog: Catalog, source: MeasureSource, as_of: int) -> Iterator[MetricValue]:
-    """Progress and pace of every goal in the catalog's definitions."""
+def goal_rows(
+    catalog: Catalog, source: MeasureSource, as_of: int, select: Selection = ALL
+) -> Iterator[MetricValue]:
+    """Progress and pace of every goal in the catalog's definitions (those ``select`` keeps)."""
     for goal in catalog.definitions.goals:
         metric = catalog.metrics.get(goal.metric)
-        if metric is None:
+        if metric is None or not select.wants_metric(goal.name):
             continue
         window = catalog.calendar.parse_label(goal.window)
         group = tuple(x for k in sorted(goal.group) for x in (k, goal.group[k]))
+        if not select.wants_window(window) or not select.wants_group(group):
+            continue
         actual = evaluate(catalog, source, metric, group, window, as_of)
         target = Fraction(str(goal.target))
         progress = None if actual is None else actual / target

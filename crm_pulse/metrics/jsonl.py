@@ -6,11 +6,13 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from ..errors import DataError
 from ..safejson import MAX_DEPTH, depth_of
+from .decode import trusted_event
 from .events import Event
 
 __all__ = ["LineError", "parse_line", "read_events", "read_events_file"]
@@ -40,24 +42,29 @@ def parse_line(text: str, line: int) -> Event:
     """One JSONL line -> Event; raises DataError(reason, where='line N')."""
     if text.count("[") + text.count("{") > MAX_DEPTH and depth_of(text.encode()) > MAX_DEPTH:
         raise DataError(f"JSON nested deeper than {MAX_DEPTH} levels", f"line {line}")
-    try:  # the common case in one step; a bad line is parsed again below for its reason
-        return Event.model_validate_json(text)
-    except ValidationError:
-        pass
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"not valid JSON: {exc.msg} at column {exc.colno}", f"line {line}"
-        ) from None
-    except ValueError as exc:  # an integer of more digits than Python converts
-        raise DataError(f"a number is too long ({str(exc)[:60]})", f"line {line}") from None
+    data = _json_loads(text, line)
+    event = trusted_event(data)
+    if event is not None:
+        return event
     if not isinstance(data, dict):
         raise DataError(f"expected a JSON object, got {type(data).__name__}", f"line {line}")
     try:
         return Event.model_validate(data)
     except ValidationError as exc:
         raise DataError(_reason(exc), f"line {line}") from None
+
+
+def _json_loads(text: str, line: int) -> Any:
+    """The standard library's reading, with its error messages (NaN, lone surrogates and
+    long integers reach validation, which words what is wrong)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"not valid JSON: {exc.msg} at column {exc.colno}", f"line {line}"
+        ) from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise DataError(f"a number is too long ({str(exc)[:60]})", f"line {line}") from None
 
 
 def read_events(

@@ -9,20 +9,24 @@ the as-of time; one ``current`` row for snapshot metrics; one row per rolling wi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
 
 from .calendar import CURRENT, Calendar, Window, WindowSpec
 from .catalog import Catalog, CompiledMetric
+from .definitions import CATEGORIES
 from .measures import CompiledMeasure, Group
 
 __all__ = [
     "MeasureSource",
     "MetricValue",
+    "Selection",
     "evaluate",
     "group_dict",
+    "group_text",
+    "iter_report",
     "json_number",
     "report",
     "window_end",
@@ -101,6 +105,49 @@ def evaluate(
     return metric.expression.evaluate(values)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which rows a report keeps (``crm-pulse report --metric/--window/--group``); empty: all.
+
+    ``metrics``: metric names (a goal's rows: the goal's name or a row name such as
+    ``q2_revenue.progress``). ``windows``: kinds (``month``, ``rolling:30d``, ``current``) or
+    labels (``2026-03``, ``2026-Q2``, ``last_30d``). ``groups``: ``(field, value)`` pairs a row's
+    group must all hold; ``("company", "")`` keeps company-wide rows only. Rows are selected
+    before they are evaluated, so a report costs what it keeps, not what the state holds.
+    """
+
+    metrics: frozenset[str] = field(default_factory=frozenset)
+    windows: frozenset[str] = field(default_factory=frozenset)
+    groups: tuple[tuple[str, str], ...] = ()
+
+    def wants_metric(self, name: str) -> bool:
+        return not self.metrics or name in self.metrics or name.split(".")[0] in self.metrics
+
+    def wants_window(self, window: Window) -> bool:
+        return not self.windows or (
+            str(window.spec) in self.windows or window.label in self.windows
+        )
+
+    def wants_fields(self, fields: tuple[str, ...]) -> bool:
+        """Whether groups over ``fields`` can match (before looking at their values)."""
+        if not self.groups:
+            return True
+        if self.groups == (("company", ""),):
+            return fields == ()
+        return all(f in fields for f, _v in self.groups)
+
+    def wants_group(self, group: Group) -> bool:
+        if not self.groups:
+            return True
+        if self.groups == (("company", ""),):
+            return group == ()
+        have = {str(k): str(v) for k, v in zip(group[0::2], group[1::2], strict=True)}
+        return all(have.get(f) == v for f, v in self.groups)
+
+
+ALL = Selection()
+
+
 def report(
     catalog: Catalog,
     source: MeasureSource,
@@ -110,24 +157,80 @@ def report(
     keep_null: bool = False,
 ) -> list[MetricValue]:
     """Every row of every metric, sorted by metric, group, window."""
+    return list(iter_report(catalog, source, as_of, specs, keep_null=keep_null))
+
+
+def iter_report(
+    catalog: Catalog,
+    source: MeasureSource,
+    as_of: int,
+    specs: Sequence[WindowSpec],
+    *,
+    keep_null: bool = False,
+    select: Selection = ALL,
+    for_people: bool = False,
+) -> Iterator[MetricValue]:
+    """The rows ``select`` keeps, one at a time, in :func:`report`'s order.
+
+    ``for_people``: in the order of the ``csv`` and ``table`` formats instead (metrics by
+    category, then groups by their text, then windows by kind), still one metric's group list
+    at a time, never the whole report."""
     cal = catalog.calendar
-    rows: list[MetricValue] = []
-    for metric in catalog.metrics.values():
-        for fields in metric.groups:
+    metrics = list(catalog.metrics.values())
+    if for_people:
+        rank = {c: i for i, c in enumerate(CATEGORIES)}
+        metrics.sort(key=lambda m: rank.get(m.category, len(rank)))  # stable: catalog order
+    for metric in metrics:
+        if not select.wants_metric(metric.name):
+            continue
+        batches: list[set[Group]] = []
+        for fields in [f for f in metric.groups if select.wants_fields(f)]:
             groups: set[Group] = set()
             for m in metric.measures:
                 groups.update(source.groups_with_data(m, fields))
             if metric.is_current and fields == ():
                 groups.add(())
-            for group in sorted(groups, key=_sort_key):
-                for window in _windows(cal, source, metric, group, as_of, specs):
+            if select.groups:
+                groups = {g for g in groups if select.wants_group(g)}
+            batches.append(groups)
+        if for_people and batches:
+            batches = [set().union(*batches)]
+        for groups in batches:
+            ordered = sorted(groups, key=group_text if for_people else _sort_key)
+            for group in ordered:
+                windows = _windows(cal, source, metric, group, as_of, specs)
+                if for_people:
+                    windows.sort(key=_window_key)
+                for window in windows:
+                    if not select.wants_window(window):
+                        continue
                     value = evaluate(catalog, source, metric, group, window, as_of)
                     if value is not None or keep_null:
-                        rows.append(MetricValue(metric.name, window, group, value))
+                        yield MetricValue(metric.name, window, group, value)
     from .goals import goal_rows
 
-    rows.extend(r for r in goal_rows(catalog, source, as_of) if r.value is not None or keep_null)
-    return rows
+    goals = (
+        r
+        for r in goal_rows(catalog, source, as_of, select)
+        if (r.value is not None or keep_null) and select.wants_window(r.window)
+    )
+    if for_people:  # few: sorted whole
+        yield from sorted(
+            goals, key=lambda r: (r.metric, group_text(r.group), _window_key(r.window))
+        )
+    else:
+        yield from goals
+
+
+def group_text(group: Group) -> str:
+    """A group as people read it: ``owner_id=u3, region=EU``; ``company`` company-wide."""
+    if not group:
+        return "company"
+    return ", ".join(f"{k}={v}" for k, v in zip(group[0::2], group[1::2], strict=True))
+
+
+def _window_key(window: Window) -> tuple[str, int, int]:
+    return (window.spec.kind, window.spec.days, window.index)
 
 
 def _sort_key(group: Group) -> tuple[str, ...]:

@@ -20,8 +20,8 @@ from typing import TextIO
 from ..config.models import Deployment
 from ..connectors.protocols import FieldKey
 from ..errors import ConfigError, ConfigProblem, CrmPulseError
-from .database import Database
-from .runtime import build_connectors
+from .embedded.database import Database
+from .embedded.runtime import build_connectors
 
 __all__ = ["Drift", "audit", "same_value"]
 

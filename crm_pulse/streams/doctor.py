@@ -27,8 +27,8 @@ from ..config.models import ConnectorSettings, Deployment
 from ..connectors.protocols import Connector, FieldSpec
 from ..connectors.provisioning import required_fields
 from ..errors import ConfigError, CrmPulseError, FatalError, RateLimited
-from .rebuild import rebuild_due
-from .runtime import build_connectors
+from .embedded.rebuild import rebuild_due
+from .embedded.runtime import build_connectors
 
 __all__ = ["Check", "doctor", "listen_problem"]
 

@@ -20,9 +20,9 @@ from ..metrics.explain import Explanation, explain
 from ..metrics.measures import Group
 from ..metrics.reference import RecordState
 from ..metrics.state import Key
-from .database import Database
-from .rebuild import rebuild_due
-from .state import SQLiteStore
+from .embedded.database import Database
+from .embedded.rebuild import rebuild_due
+from .embedded.state import SQLiteStore
 
 __all__ = ["explain_deployment", "record_states"]
 

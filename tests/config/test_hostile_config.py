@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from crm_pulse.cli import main
-from crm_pulse.streams.database import Database
+from crm_pulse.streams.embedded.database import Database
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from crm_pulse.connectors.protocols import Cursor, FieldWrite, Page, Sink
 from crm_pulse.metrics.events import Event
-from crm_pulse.streams.database import Database
+from crm_pulse.streams.embedded.database import Database
 from crm_pulse.streams.writeback import Backoff, SQLiteOutbox, Writer, WriterStats
 
 

@@ -21,8 +21,8 @@ from crm_pulse.connectors import (
     upsert,
 )
 from crm_pulse.errors import DataError
-from crm_pulse.streams.database import Database
-from crm_pulse.streams.pollers import Poller
+from crm_pulse.streams.embedded.database import Database
+from crm_pulse.streams.embedded.pollers import Poller
 
 
 def test_upsert_and_delete_build_canonical_events() -> None:

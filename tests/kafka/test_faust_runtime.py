@@ -233,7 +233,7 @@ class Deployment:
         from aiokafka import TopicPartition
         from aiokafka.admin import AIOKafkaAdminClient
 
-        from crm_pulse.streams.state import loads_state
+        from crm_pulse.streams.embedded.state import loads_state
 
         admin = AIOKafkaAdminClient(bootstrap_servers=self.broker)
         await admin.start()

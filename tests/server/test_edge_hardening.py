@@ -28,10 +28,10 @@ from crm_pulse.config import load_config_text
 from crm_pulse.connectors.events import sign
 from crm_pulse.connectors.protocols import Connector
 from crm_pulse.metrics import Engine, Event
-from crm_pulse.streams import quarantine
-from crm_pulse.streams.database import Database, StateError
+from crm_pulse.streams.embedded import quarantine
+from crm_pulse.streams.embedded.database import Database, StateError
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime, build_connectors
 from crm_pulse.streams.http import serve_runtime
-from crm_pulse.streams.runtime import EmbeddedRuntime, build_connectors
 from tests.connectors.hubspot.harness import APP_SECRET
 from tests.connectors.hubspot.harness import TOKEN as HS_TOKEN
 from tests.connectors.hubspot.harness import make_harness as hubspot_harness
@@ -523,7 +523,7 @@ def test_a_state_file_that_is_not_a_database_is_refused_by_name(tmp_path: Path) 
 def test_tampered_or_wrongly_typed_state_is_refused_with_file_and_key(
     tmp_path: Path, sql: str, where: str
 ) -> None:
-    from crm_pulse.streams.commands import report
+    from crm_pulse.streams.embedded.commands import report
 
     dep = deployment(tmp_path)
     Database(tmp_path / "s.sqlite").close()

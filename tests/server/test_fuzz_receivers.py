@@ -28,8 +28,8 @@ from crm_pulse.connectors.events.parsing import parse_events
 from crm_pulse.connectors.hubspot.webhooks import signature_v3
 from crm_pulse.errors import DataError
 from crm_pulse.metrics import Engine, Event, build_catalog
-from crm_pulse.streams import quarantine
-from crm_pulse.streams.log import event_json
+from crm_pulse.streams.embedded import quarantine
+from crm_pulse.streams.embedded.log import event_json
 from tests.connectors.hubspot.harness import APP_SECRET
 from tests.connectors.pipedrive.harness import HOOK_PASSWORD, HOOK_USER
 from tests.connectors.salesforce.harness import SECRET as SF_SECRET

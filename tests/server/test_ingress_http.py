@@ -18,8 +18,8 @@ from crm_pulse.config import load_config_text
 from crm_pulse.connectors.events import EventsReceiver, sign
 from crm_pulse.connectors.file import read_values
 from crm_pulse.connectors.protocols import WebhookRequest
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.http import build_app, serve_runtime
-from crm_pulse.streams.runtime import EmbeddedRuntime
 
 SECRET = "s3cr3t-ingress-key-0123456789"
 

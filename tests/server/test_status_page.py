@@ -13,8 +13,8 @@ from crm_pulse.config import load_config_text
 from crm_pulse.connectors.events import sign
 from crm_pulse.metrics.calendar import Window, WindowSpec
 from crm_pulse.metrics.report import evaluate, json_number
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.http import serve_runtime
-from crm_pulse.streams.runtime import EmbeddedRuntime
 
 from .test_ingress_http import DEPLOY, SECRET, deal, free_port, post
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from crm_pulse.config import load_config_text
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.http import serve_runtime
-from crm_pulse.streams.runtime import EmbeddedRuntime
 
 from .test_ingress_http import free_port
 from .test_status_page import CHROMIUM_FLAGS

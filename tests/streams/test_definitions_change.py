@@ -20,10 +20,10 @@ from crm_pulse.connectors.protocols import Connector, FieldWrite
 from crm_pulse.metrics import Engine
 from crm_pulse.metrics.events import Event
 from crm_pulse.metrics.fingerprint import STATE_FORMAT, changes, fingerprint
-from crm_pulse.streams.commands import report
-from crm_pulse.streams.log import read_events
-from crm_pulse.streams.rebuild import META_KEY, rebuild_due
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.embedded.commands import report
+from crm_pulse.streams.embedded.log import read_events
+from crm_pulse.streams.embedded.rebuild import META_KEY, rebuild_due
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.writeback import Planner
 
 from .fakes import ListSource, ScriptedSink
@@ -199,7 +199,7 @@ async def test_no_field_is_written_before_the_rebuild_is_complete(tmp_path: Path
     await rt.flush_writes(drain=True)
     await rt.close()
 
-    from crm_pulse.streams import rebuild
+    from crm_pulse.streams.embedded import rebuild
 
     real = rebuild._replay
     calls = 0
@@ -319,7 +319,7 @@ async def test_an_update_the_engine_still_fails_on_is_quarantined_and_the_rest_g
 ) -> None:
     """A stored record the definitions cannot explain (an entry edited by hand, or damaged):
     its update is quarantined with the engine's reason; the other events are applied."""
-    from crm_pulse.streams.state import dumps_state, loads_state
+    from crm_pulse.streams.embedded.state import dumps_state, loads_state
 
     a = _deployment(tmp_path, False)
     rt = _runtime(a, FIRST, ScriptedSink())

@@ -14,7 +14,7 @@ from crm_pulse.config import load_config_text
 from crm_pulse.errors import RetriableError
 from crm_pulse.sandbox import FakeHubSpot, FakeServer, TestCA
 from crm_pulse.streams.doctor import doctor
-from crm_pulse.streams.runtime import build_connectors
+from crm_pulse.streams.embedded.runtime import build_connectors
 
 TOKEN = "pat-doctor-token"
 

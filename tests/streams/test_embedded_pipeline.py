@@ -9,7 +9,7 @@ import pytest
 from crm_pulse.connectors.file import read_values
 from crm_pulse.metrics import Engine
 from crm_pulse.metrics.events import Event, parse_time
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.writeback import field_value
 
 from .conftest import Clock

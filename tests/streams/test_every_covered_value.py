@@ -14,7 +14,7 @@ from crm_pulse.config import load_config_text
 from crm_pulse.connectors.file import read_values
 from crm_pulse.connectors.protocols import Connector
 from crm_pulse.metrics.events import Event, parse_time
-from crm_pulse.streams.runtime import EmbeddedRuntime, build_connectors
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime, build_connectors
 
 from .conftest import Clock
 from .fakes import ListSource

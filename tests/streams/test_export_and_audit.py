@@ -11,7 +11,7 @@ from crm_pulse.cli import main
 from crm_pulse.config import load_config_text
 from crm_pulse.sandbox import FakeHubSpot, FakeServer, TestCA
 from crm_pulse.streams.audit import audit
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 
 from ..server.test_ingress_http import deal, free_port
 

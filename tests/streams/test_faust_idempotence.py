@@ -174,7 +174,7 @@ class Stage:
                 self.start()
 
     def durable_position(self, partition: int) -> int:
-        from crm_pulse.streams.state import loads_state
+        from crm_pulse.streams.embedded.state import loads_state
 
         raw = self.changelog.get(f"@{partition}")
         return 0 if raw is None else int(loads_state(raw))
@@ -559,7 +559,7 @@ def test_the_writer_ends_with_every_final_value_and_repeats_only_after_a_crash(
 
 
 def _has_pending(raw: bytes) -> bool:
-    from crm_pulse.streams.state import loads_state
+    from crm_pulse.streams.embedded.state import loads_state
 
     return any(k[0] == "p" for k in dict(loads_state(raw)))
 

@@ -19,8 +19,8 @@ from crm_pulse.metrics import Engine
 from crm_pulse.metrics.events import Event
 from crm_pulse.sandbox import FakeServer, TestCA
 from crm_pulse.sandbox.hubspot import FakeHubSpot, iso_ms
-from crm_pulse.streams.database import Database
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.embedded.database import Database
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.writeback import Planner, SQLiteOutbox
 
 from .fakes import ListSource, ScriptedSink

@@ -13,9 +13,9 @@ from typing import Any
 
 from crm_pulse.config import load_config
 from crm_pulse.sandbox import Sandbox
-from crm_pulse.streams import commands
-from crm_pulse.streams.demo import demo_config_path, sandbox_values
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.embedded import commands
+from crm_pulse.streams.embedded.demo import demo_config_path, sandbox_values
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 
 from ..server.test_ingress_http import free_port
 

@@ -12,10 +12,10 @@ import pytest
 
 from crm_pulse.metrics import Engine
 from crm_pulse.metrics.events import Event, parse_time
-from crm_pulse.streams import log as log_module
-from crm_pulse.streams.database import Database
-from crm_pulse.streams.log import RecentEvents, append_events, event_json, read_log
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.embedded import log as log_module
+from crm_pulse.streams.embedded.database import Database
+from crm_pulse.streams.embedded.log import RecentEvents, append_events, event_json, read_log
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 
 from .conftest import Clock
 

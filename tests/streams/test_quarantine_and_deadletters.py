@@ -14,9 +14,9 @@ from crm_pulse.cli import main
 from crm_pulse.connectors.protocols import BadRecord, Connector, Cursor, FieldWrite, Page
 from crm_pulse.errors import DataError, RetriableError
 from crm_pulse.metrics.events import Event, parse_time
-from crm_pulse.streams import quarantine
-from crm_pulse.streams.database import Database
-from crm_pulse.streams.runtime import STALL_INTERVALS, EmbeddedRuntime
+from crm_pulse.streams.embedded import quarantine
+from crm_pulse.streams.embedded.database import Database
+from crm_pulse.streams.embedded.runtime import STALL_INTERVALS, EmbeddedRuntime
 from crm_pulse.streams.writeback import Backoff, SQLiteOutbox, Writer
 
 from .conftest import Clock

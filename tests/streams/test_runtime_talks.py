@@ -17,10 +17,10 @@ import pytest
 from crm_pulse.config import load_config_text
 from crm_pulse.connectors.protocols import Connector, FieldWrite
 from crm_pulse.sandbox import FakeHubSpot, FakeServer, TestCA
-from crm_pulse.streams import commands
-from crm_pulse.streams.database import Database
+from crm_pulse.streams.embedded import commands
+from crm_pulse.streams.embedded.database import Database
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.http import serve_runtime
-from crm_pulse.streams.runtime import EmbeddedRuntime
 from crm_pulse.streams.writeback import OutboxItem, Outcome, SQLiteOutbox
 
 from .fakes import ListSource, ScriptedSink
@@ -198,7 +198,7 @@ def test_dead_letters_for_a_missing_field_say_provision_and_go_away_once_written
                 f"connectors:\n  - hubspot: {{access_token: '${{T}}', base_url: '{server.url}', "
                 f"ca_cert: '{ca}', objects: [deals]}}\n"
             )
-            from crm_pulse.streams.runtime import build_connectors
+            from crm_pulse.streams.embedded.runtime import build_connectors
 
             connector = build_connectors(load_config_text(text, env={"T": "t"}))["hubspot"]
             assert connector.sink is not None

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from crm_pulse.streams.database import Database
-from crm_pulse.streams.state import SQLiteStore
+from crm_pulse.streams.embedded.database import Database
+from crm_pulse.streams.embedded.state import SQLiteStore
 
 
 def test_state_read_back_shares_equal_strings_and_groups(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from crm_pulse.config import load_config_text
 from crm_pulse.connectors.protocols import Connector
 from crm_pulse.metrics.events import parse_time
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.writeback import planner as planner_module
 
 from .conftest import Clock

@@ -10,7 +10,7 @@ import pytest
 
 from crm_pulse.connectors.protocols import FieldWrite, WriteResult
 from crm_pulse.errors import RateLimited, RetriableError
-from crm_pulse.streams.database import Database
+from crm_pulse.streams.embedded.database import Database
 from crm_pulse.streams.writeback import Backoff, SQLiteOutbox, Writer
 
 from .conftest import Clock

@@ -51,7 +51,7 @@ from ...config.models import Deployment
 from ...errors import ConfigError, ConfigProblem
 from ...metrics.engine import Engine
 from ...metrics.events import Event
-from ..database import Database
+from ..embedded.database import Database
 from ..writeback import Backoff, Planner, Writer
 from .aggregates import AggregatesStage, target_key
 from .bulk import BulkChangelog, KafkaOutput
@@ -146,7 +146,7 @@ class FaustPipeline:
             self.writer_table, by_group, BulkChangelog(self.writer_table, self.output)
         )
         self.planner = Planner(deployment.writeback, self.catalog)
-        from ..runtime import build_connectors
+        from ..embedded.runtime import build_connectors
 
         connectors = build_connectors(deployment)
         self.pulled = sorted(n for n, c in connectors.items() if c.source is not None)

@@ -2,7 +2,7 @@
 
 A table ``T`` of app ``A`` is backed by the compacted topic ``A-T-changelog``: each record's key
 is the table entry (a JSON string, the table's key serializer), its value the entry's bytes
-(:func:`~crm_pulse.streams.state.dumps_state` of the entry's dict of state keys, see
+(:func:`~crm_pulse.streams.embedded.state.dumps_state` of the entry's dict of state keys, see
 :class:`~.stores.GroupedStore`), a tombstone (no value) when the entry was removed. The latest
 record of each key is the entry's state: what a worker restores from on start. Read with a
 plain consumer of its own (no group, no commits), as :class:`~.order.PartitionReader` reads a
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...metrics.state import Key
-from ..state import loads_state
+from ..embedded.state import loads_state
 
 __all__ = ["changelog_topic", "read_changelog", "state_items"]
 

@@ -166,8 +166,8 @@ def forward_to(conn: Any, topic: str) -> int:
     is forwarded again, to the new app's events topic; returns the log position the first-read
     markers wait for (the end of the log then: the new workers write whole values only once
     they applied all of it), 0 when nothing changed."""
-    from ..database import Database
-    from ..log import last_position
+    from ..embedded.database import Database
+    from ..embedded.log import last_position
 
     row = conn.execute("SELECT value FROM meta WHERE name = 'forwarded_topic'").fetchone()
     Database.set_meta(conn, "forwarded_topic", topic)

@@ -18,12 +18,12 @@ from functools import partial
 from typing import Any
 
 from ...config.models import Deployment
-from .. import quarantine
-from ..consumer import BatchResult
-from ..database import Database
-from ..log import last_position, read_log
-from ..pollers import first_read_position
-from ..runtime import EmbeddedRuntime
+from ..embedded import quarantine
+from ..embedded.consumer import BatchResult
+from ..embedded.database import Database
+from ..embedded.log import last_position, read_log
+from ..embedded.pollers import first_read_position
+from ..embedded.runtime import EmbeddedRuntime
 from .definitions import forward_to
 from .phases import FIRST_READ, first_read_marker
 

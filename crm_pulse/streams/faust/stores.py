@@ -25,7 +25,7 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from ...metrics.state import Key
-from ..state import dumps_state, loads_state
+from ..embedded.state import dumps_state, loads_state
 from .bulk import Changelog, FaustChangelog
 
 __all__ = ["GroupedStore", "by_group", "by_record"]

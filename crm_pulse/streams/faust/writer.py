@@ -37,7 +37,7 @@ from typing import Any
 
 from ...connectors.protocols import FieldWrite
 from ...errors import FatalError
-from ..database import Database
+from ..embedded.database import Database
 from ..writeback import OutboxItem, Outcome, SQLiteOutbox, Writer
 from .order import Anchor
 from .stage import DeadLetter, Parts

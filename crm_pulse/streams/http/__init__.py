@@ -11,7 +11,7 @@ from .app import Inbox, build_app
 from .prometheus import HttpTelemetry, render
 
 if TYPE_CHECKING:
-    from ..runtime import EmbeddedRuntime
+    from ..embedded.runtime import EmbeddedRuntime
 
 __all__ = ["HttpServer", "HttpTelemetry", "Inbox", "build_app", "render", "serve_runtime"]
 
@@ -56,7 +56,7 @@ async def serve_runtime(runtime: EmbeddedRuntime) -> HttpServer | _Servers:
     """Start the HTTP server of an embedded runtime on ``runtime.listen`` (and the operations
     endpoints on ``runtime.ops_listen`` when it is set; a FatalError says when that address
     cannot be bound)."""
-    from ..runtime import cannot_listen
+    from ..embedded.runtime import cannot_listen
 
     settings = runtime.settings
     token = settings.ops_token.get_secret_value() if settings.ops_token is not None else None

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from ..database import Database
+from ..embedded.database import Database
 from .outbox import SQLiteOutbox
 
 __all__ = ["run_command"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ...connectors.protocols import FieldWrite
-from ..database import Database
+from ..embedded.database import Database
 
 __all__ = ["MAX_REQUEUES", "REQUEUE_CAP", "OutboxItem", "Outcome", "SQLiteOutbox"]
 
@@ -66,7 +66,7 @@ def _text(value: float | int | None) -> str:
 
 
 class SQLiteOutbox:
-    """The outbox tables of a :class:`~crm_pulse.streams.database.Database`."""
+    """The outbox tables of a :class:`~crm_pulse.streams.embedded.database.Database`."""
 
     def __init__(self, db: Database) -> None:
         self.db = db

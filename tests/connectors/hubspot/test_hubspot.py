@@ -15,7 +15,7 @@ from crm_pulse.connectors.protocols import FieldSpec, FieldWrite, WebhookRequest
 from crm_pulse.errors import DataError, Unauthorized
 from crm_pulse.metrics import Engine, build_catalog
 from crm_pulse.metrics.events import Event
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 
 from ..helpers import drain, write_through_outbox
 from .harness import APP_SECRET, FIELD, TOKEN, HubSpotHarness, make_harness

@@ -17,7 +17,7 @@ from crm_pulse.config import load_config_text
 from crm_pulse.metrics import Engine, build_catalog
 from crm_pulse.metrics.events import Event
 from crm_pulse.sandbox.hubspot import iso_ms
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 
 from ..helpers import drain
 from .harness import APP_SECRET, TOKEN, make_harness

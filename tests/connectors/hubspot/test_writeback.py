@@ -11,7 +11,7 @@ from crm_pulse.config import load_config_text
 from crm_pulse.connectors.hubspot.provisioner import property_body
 from crm_pulse.connectors.protocols import FieldSpec, FieldWrite
 from crm_pulse.errors import ConfigError, RateLimited
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 
 from .harness import FIELD, TOKEN, make_harness
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from crm_pulse.cli import main
 from crm_pulse.config import load_config_text
 from crm_pulse.connectors.protocols import WebhookRequest
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 
 from .harness import CA, HOOK_URL, SIGNING_SECRET, TOKEN, make_harness
 

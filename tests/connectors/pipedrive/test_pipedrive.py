@@ -12,7 +12,7 @@ from crm_pulse.connectors.protocols import FieldSpec, FieldWrite, WebhookRequest
 from crm_pulse.errors import Unauthorized
 from crm_pulse.metrics import Engine, build_catalog
 from crm_pulse.metrics.events import Event
-from crm_pulse.streams.runtime import EmbeddedRuntime
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 
 from ..helpers import drain, write_through_outbox
 from .harness import FIELD, HOOK_PASSWORD, TOKEN, make_harness

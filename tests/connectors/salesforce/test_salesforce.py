@@ -705,7 +705,7 @@ async def test_provisioning_reports_missing_fields_and_creates_them() -> None:
 
 
 async def test_end_to_end_user_fields_equal_replay(tmp_path: Path) -> None:
-    from crm_pulse.streams.runtime import EmbeddedRuntime
+    from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 
     async with make_harness() as h:
         fake = h.fake
@@ -980,7 +980,7 @@ async def test_provision_command_and_the_entry_point(tmp_path: Path) -> None:
     import io
 
     from crm_pulse.connectors.registry import connector_class
-    from crm_pulse.streams.commands import provision
+    from crm_pulse.streams.embedded.commands import provision
 
     assert connector_class("salesforce") is SalesforceConnector
     async with make_harness() as h:

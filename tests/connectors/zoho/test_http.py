@@ -14,8 +14,8 @@ import pytest
 from crm_pulse.config import load_config_text
 from crm_pulse.sandbox.server import FakeServer, TestCA
 from crm_pulse.sandbox.zoho import FakeZoho
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.http import serve_runtime
-from crm_pulse.streams.runtime import EmbeddedRuntime
 
 from .harness import CHANNEL_TOKEN, CLIENT_ID, CLIENT_SECRET, REFRESH
 

@@ -16,8 +16,8 @@ from crm_pulse.config import load_config_text
 from crm_pulse.connectors.protocols import FieldSpec, FieldWrite
 from crm_pulse.sandbox.server import FakeServer, TestCA
 from crm_pulse.sandbox.zoho import FakeZoho
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.http import serve_runtime
-from crm_pulse.streams.runtime import EmbeddedRuntime
 
 from ..helpers import write_through_outbox
 from .harness import CHANNEL_TOKEN, CLIENT_ID, CLIENT_SECRET, FIELD, REFRESH, make_harness

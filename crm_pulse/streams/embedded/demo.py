@@ -29,15 +29,15 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from ..config import load_config_text
-from ..config.models import Deployment
-from ..connectors.provisioning import required_fields
-from ..connectors.zoho.sink import MODULE as ZOHO_MODULES
-from ..metrics import Engine
-from ..metrics.events import Event
-from ..sandbox import Sandbox
+from ...config import load_config_text
+from ...config.models import Deployment
+from ...connectors.provisioning import required_fields
+from ...connectors.zoho.sink import MODULE as ZOHO_MODULES
+from ...metrics import Engine
+from ...metrics.events import Event
+from ...sandbox import Sandbox
+from ..writeback import Planner
 from .runtime import EmbeddedRuntime
-from .writeback import Planner
 
 __all__ = ["demo_config_path", "demo_crms", "run_demo", "sandbox_values", "select_crms"]
 
@@ -223,7 +223,7 @@ async def run_demo(
 
                 await poller.backfill(advance)
         stop = asyncio.Event()
-        from .http import serve_runtime
+        from ..http import serve_runtime
 
         run = asyncio.create_task(runtime.run(stop, serve=serve_runtime))
         while runtime.http_port == 0 and not run.done():

@@ -8,22 +8,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import itertools
 import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from ..config.models import Deployment
-from ..connectors.provisioning import required_fields
-from ..errors import ConfigError, ConfigProblem
-from ..metrics.report import MetricValue
+from ...config.models import Deployment
+from ...connectors.provisioning import required_fields
+from ...errors import ConfigError, ConfigProblem
+from ...metrics.engine import Engine
+from ...metrics.report import ALL, MetricValue, Selection
+from ..writeback import Planner
 from .consumer import Consumer
-from .database import Database
+from .database import Database, StateError
+from .rebuild import rebuild_due
+from .retention import Compaction, compact_log
 from .runtime import EmbeddedRuntime
-from .writeback import Planner
+from .state import SQLiteStore
 
-__all__ = ["backfill", "dry_run", "provision", "report", "run", "state_file"]
+__all__ = [
+    "backfill",
+    "compact_events",
+    "dry_run",
+    "provision",
+    "report",
+    "report_rows",
+    "run",
+    "state_file",
+]
 
 ServeFactory = Callable[[EmbeddedRuntime], Any]
 
@@ -58,23 +72,89 @@ def state_file(deployment: Deployment) -> str:
 
 def report(deployment: Deployment, as_of: int) -> list[MetricValue]:
     """The metric values held in the deployment's state file (read only: nothing runs)."""
-    db = Database(state_file(deployment), create=False)
+    return list(report_rows(deployment, as_of))
+
+
+def report_rows(
+    deployment: Deployment, as_of: int, select: Selection = ALL, *, for_people: bool = False
+) -> Iterator[MetricValue]:
+    """The rows ``select`` keeps, read from the deployment's state file (read only), one at a
+    time: only the entries of the selected metrics' measures are read from the file (no
+    record, no last reported value), so a report costs what it shows, not what the state
+    holds. The state's shape is checked before the first row (:class:`StateError`)."""
+    path = state_file(deployment)
+    catalog = deployment.catalog()
+    if rebuild_due(path, catalog, deployment.window_specs()) is not None:
+        # built under other definitions: rebuilt from the log, in memory only (.rebuild)
+        return _rebuilt_rows(deployment, path, as_of, select, for_people)
+    engine = Engine(catalog, windows=deployment.window_specs())  # to know the measures
+    measures = engine.measures_for(select)
+    db = Database(path, create=False)
     try:
-        catalog = deployment.catalog()
-        planner = Planner(deployment.writeback, catalog)
+        store = SQLiteStore()
+
+        def load() -> int | None:
+            try:
+                store.load(
+                    db.conn,
+                    measures=() if measures is None else measures,
+                    company_only=measures is not None and select.groups == (("company", ""),),
+                )
+            except Exception as exc:
+                raise StateError(db.path, "table state", str(exc)[:200]) from None
+            horizon = db.get_meta("horizon")
+            return None if horizon is None else int(horizon)
+
+        horizon = db.call(load)
+    finally:
+        db.close()
+    engine = Engine(catalog, store, deployment.window_specs())
+    if horizon is not None:
+        engine.resume(horizon)
+    return _checked(engine.iter_report(as_of, select=select, for_people=for_people), path)
+
+
+def _rebuilt_rows(
+    deployment: Deployment, path: str, as_of: int, select: Selection, for_people: bool
+) -> Iterator[MetricValue]:
+    """The rows of a state rebuilt in memory from its event log (nothing is written)."""
+    catalog = deployment.catalog()
+    db = Database(path, create=False)
+    try:
         consumer = Consumer(
             db,
             catalog,
             deployment.window_specs(),
-            planner,
+            Planner(deployment.writeback, catalog),
             debounce=0.0,
             clock=time.time,
             read_only=True,
         )
         db.call(lambda: consumer.check(as_of))
-        return db.call(lambda: consumer.report(as_of))
     finally:
         db.close()
+    rows = consumer.engine.iter_report(as_of, select=select, for_people=for_people)
+    return _checked(rows, path)
+
+
+def _checked(rows: Iterator[MetricValue], path: str) -> Iterator[MetricValue]:
+    """``rows``, with the first computed before anything is returned: a state of the wrong
+    shape fails as a :class:`StateError` naming the file, before any output (and, should a
+    later entry be the bad one, as one too, never a traceback)."""
+    guarded = _guarded(rows, path)
+    first = next(guarded, None)
+    if first is None:
+        return iter(())
+    return itertools.chain((first,), guarded)
+
+
+def _guarded(rows: Iterator[MetricValue], path: str) -> Iterator[MetricValue]:
+    try:
+        yield from rows
+    except Exception as exc:
+        raise StateError(
+            path, "table state", f"the metric state is not usable ({exc!r})"[:300]
+        ) from None
 
 
 async def run(
@@ -173,7 +253,7 @@ def export_events(deployment: Deployment, output: str, out: TextIO) -> tuple[int
     Returns the events written and the entries left out (not valid events: quarantined)."""
     from pathlib import Path
 
-    from ..errors import ConfigError, ConfigProblem
+    from ...errors import ConfigError, ConfigProblem
     from .log import export_events as write_log
 
     state = str(deployment.runtime.state_path)
@@ -187,6 +267,17 @@ def export_events(deployment: Deployment, output: str, out: TextIO) -> tuple[int
             return db.call(lambda: write_log(db.conn, out))
         with open(output, "w", encoding="utf-8") as f:
             return db.call(lambda: write_log(db.conn, f))
+    finally:
+        db.close()
+
+
+def compact_events(deployment: Deployment) -> Compaction:
+    """Compact the event log now (what ``runtime.event_log: {keep: latest}`` does as it
+    runs; :mod:`.retention`), whatever its ``keep`` setting."""
+    db = Database(state_file(deployment), create=False)
+    try:
+        catalog = deployment.catalog()
+        return db.call(db.transaction(lambda conn: compact_log(conn, catalog)))
     finally:
         db.close()
 

@@ -25,10 +25,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..connectors.protocols import BadRecord, Cursor, Page, Source
-from ..connectors.rejects import collecting
-from ..errors import FatalError, RateLimited, RetriableError, SkippableError
-from ..retry import Backoff
+from ...connectors.protocols import BadRecord, Cursor, Page, Source
+from ...connectors.rejects import collecting
+from ...errors import FatalError, RateLimited, RetriableError, SkippableError
+from ...retry import Backoff
 from . import quarantine
 from .database import Database
 from .log import RecentEvents, append_events, last_position

@@ -13,16 +13,28 @@ anything but those types, so the file cannot be used to run code.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import pickle
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Generator, Iterator
 from typing import Any
 
-from ..metrics.state import Key
+from ...metrics.state import Key
 
-__all__ = ["SQLiteStore", "dumps_state", "loads_state"]
+__all__ = ["MEASURE_TAGS", "SQLiteStore", "dumps_state", "loads_state"]
+
+MEASURE_TAGS = ("b", "c", "d", "dm", "dc", "am", "at", "ai", "cs", "p", "pd", "pr", "f")
+"""Tags of the entries keyed by measure (``(tag, measure, ...)``): what a report reads. The
+others are records (``r``, one per record: most of the state) and last reported values
+(``o``)."""
+
+
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    """[low, high) of the stored key texts starting with ``prefix``."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
 
 _ALLOWED = {("datetime", "date")}
 
@@ -98,13 +110,30 @@ class SQLiteStore:
         return len(self._data)
 
     # persistence ----------------------------------------------------------------------
-    def load(self, conn: sqlite3.Connection) -> None:
+    def load(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        measures: Collection[int] | None = None,
+        company_only: bool = False,
+    ) -> None:
         """Replace memory with the committed state; ValueError naming the first bad entry.
 
-        Equal strings are shared as they are read (:func:`share_strings`)."""
+        Equal strings are shared as they are read (:func:`share_strings`).
+
+        ``measures``: load only what a report of these measures reads (their bucket entries,
+        range reads of the key index), not the records nor the last reported values; ``()``:
+        every measure's entries. For ``crm-pulse report``: it then costs what it reads.
+        ``company_only`` (with ``measures``): only their company-wide entries."""
+        with contextlib.closing(self._rows(conn, measures, company_only)) as rows:
+            self._data = self._read(rows)
+        self._dirty.clear()
+
+    @staticmethod
+    def _read(rows: Iterator[tuple[str, bytes, bytes]]) -> dict[Key, Any]:
         data: dict[Key, Any] = {}
         seen: dict[Any, Any] = {}
-        for text, k, v in conn.execute("SELECT k, key, value FROM state"):
+        for text, k, v in rows:
             try:
                 key, value = loads_state(k), loads_state(v)
             except Exception as exc:
@@ -114,8 +143,28 @@ class SQLiteStore:
             if not isinstance(value, int | float | list | dict | tuple | str | datetime.date):
                 raise ValueError(f"key {str(text)[:60]!r}: a value of type {type(value).__name__}")
             data[share_strings(key, seen)] = share_strings(value, seen)
-        self._data = data
-        self._dirty.clear()
+        return data
+
+    @staticmethod
+    def _rows(
+        conn: sqlite3.Connection, measures: Collection[int] | None, company_only: bool
+    ) -> Generator[tuple[str, bytes, bytes], None, None]:
+        if measures is None:
+            yield from conn.execute("SELECT k, key, value FROM state")
+            return
+        # the company-wide group is the empty tuple: its keys read "('b', 3, ()" then "," or ")"
+        group = "()" if company_only else ""
+        prefixes = (
+            [f"('{tag}', {m}, {group}" for tag in MEASURE_TAGS for m in sorted(measures)]
+            if measures
+            else [f"('{tag}', " for tag in MEASURE_TAGS]
+        )
+        query = "SELECT k, key, value FROM state WHERE k >= ? AND k < ?"
+        for prefix in prefixes:
+            yield from conn.execute(query, _prefix_range(prefix))
+        # and anything that is not a state key's text at all: refused by the checks of load
+        yield from conn.execute("SELECT k, key, value FROM state WHERE k < ?", ("('",))
+        yield from conn.execute("SELECT k, key, value FROM state WHERE k >= ?", ("((",))
 
     @property
     def pending(self) -> int:

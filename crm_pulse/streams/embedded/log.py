@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 from pydantic import ValidationError
 
-from ..metrics.events import Event
+from ...metrics.events import Event
 
 if TYPE_CHECKING:
     from .database import Database

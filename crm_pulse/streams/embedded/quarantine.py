@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ..connectors.protocols import BadRecord
+from ...connectors.protocols import BadRecord
 
 __all__ = [
     "EXCERPT_CHARS",
@@ -139,7 +139,7 @@ def put_bad_records(
     position: str = "",
 ) -> None:
     """Quarantine the records a source skipped (or a receiver rejected), in the caller's
-    transaction: the :data:`~crm_pulse.streams.pollers.Quarantine` hook of the runtime."""
+    transaction: the :data:`~crm_pulse.streams.embedded.pollers.Quarantine` hook of the runtime."""
     for bad in records:
         where = f"{bad.object} {bad.id}".strip()
         if bad.where:

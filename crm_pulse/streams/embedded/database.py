@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from ..errors import FatalError
+from ...errors import FatalError
 from . import quarantine
 
 __all__ = ["SCHEMA_VERSION", "Database", "StateError"]

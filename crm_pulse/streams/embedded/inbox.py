@@ -32,11 +32,11 @@ import time
 from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..connectors.protocols import BadRecord, WebhookReceiver, WebhookRequest
-from ..connectors.rejects import collecting
-from ..errors import FatalError, RetriableError
-from ..metrics.events import Event
-from ..retry import Backoff
+from ...connectors.protocols import BadRecord, WebhookReceiver, WebhookRequest
+from ...connectors.rejects import collecting
+from ...errors import FatalError, RetriableError
+from ...metrics.events import Event
+from ...retry import Backoff
 from . import quarantine
 from .database import Database
 from .log import RecentEvents, append_events

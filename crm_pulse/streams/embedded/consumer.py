@@ -23,17 +23,18 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..metrics.calendar import WindowSpec
-from ..metrics.catalog import Catalog
-from ..metrics.engine import Engine
-from ..metrics.report import MetricValue
+from ...metrics.calendar import WindowSpec
+from ...metrics.catalog import Catalog
+from ...metrics.engine import Engine
+from ...metrics.report import MetricValue
+from ..writeback import Planner, SQLiteOutbox
 from . import quarantine
 from .database import Database, StateError
 from .log import RecentEvents, consumed_position, event_json, last_position, read_log
 from .pollers import first_read_position
 from .rebuild import Rebuilt, ensure_definitions
+from .retention import compact_log, compaction_due, prune_reported
 from .state import SQLiteStore
-from .writeback import Planner, SQLiteOutbox
 
 __all__ = ["BatchResult", "Consumer"]
 
@@ -74,10 +75,14 @@ class Consumer:
         on_changes: Callable[[list[MetricValue]], None] | None = None,
         recent: RecentEvents | None = None,
         read_only: bool = False,
+        compact_every: int | None = None,
     ) -> None:
+        """``compact_every``: event-log retention ``keep: latest`` (:mod:`.retention`), checked
+        in each batch's transaction; None keeps every event."""
         self.db = db
         self.recent = recent
         """Events this process appended, handed over parsed (:class:`~.log.RecentEvents`)."""
+        self.compact_every = compact_every
         self.catalog = catalog
         self.windows = windows
         self.planner = planner
@@ -89,7 +94,7 @@ class Consumer:
         self.unchanged: dict[str, int] = {}
         """Per source, events that moved nothing (re-reads, our own writes coming back)."""
         self.store = SQLiteStore()
-        self.engine = Engine(catalog, self.store, windows)
+        self.engine = Engine(catalog, self.store, windows, track_groups=True)
         self.quarantined = 0
         self._skip: set[int] = set()
         self.rebuilt: Rebuilt | None = None
@@ -102,7 +107,8 @@ class Consumer:
             self.store.load(self.db.conn)
         except Exception as exc:
             raise StateError(self.db.path, "table state", str(exc)[:200]) from None
-        self.engine = Engine(self.catalog, self.store, self.windows)
+        prune_reported(self.store, self.planner.wanted)  # kept for the rules only
+        self.engine = Engine(self.catalog, self.store, self.windows, track_groups=True)
         horizon = self.db.get_meta("horizon")
         if horizon is not None:
             self.engine.resume(int(horizon))
@@ -218,6 +224,13 @@ class Consumer:
             Database.set_meta(conn, "applied", str(total_applied + applied))
             Database.set_meta(conn, "consumed_events", str(total_events + count))
             self._skip = {p for p in self._skip if p > position}
+            if self.compact_every is not None and compaction_due(conn, self.compact_every):
+                done = compact_log(conn, self.catalog)  # with the batch: all or nothing
+                log.info(
+                    "event log compacted: %d superseded event(s) deleted, %d kept",
+                    done.deleted,
+                    done.kept,
+                )
         self._keep_horizon(conn)
         self.store.flush(conn)
         for source, n in changed.items():  # for display: a failed commit may count twice

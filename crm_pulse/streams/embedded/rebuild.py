@@ -28,15 +28,15 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..metrics.calendar import WindowSpec
-from ..metrics.catalog import Catalog
-from ..metrics.engine import Engine
-from ..metrics.fingerprint import DefinitionChanges, changes, fingerprint
+from ...metrics.calendar import WindowSpec
+from ...metrics.catalog import Catalog
+from ...metrics.engine import Engine
+from ...metrics.fingerprint import DefinitionChanges, changes, fingerprint
+from ..writeback import SQLiteOutbox
 from . import quarantine
 from .database import Database
 from .log import consumed_position, event_json, read_log
 from .state import SQLiteStore
-from .writeback import SQLiteOutbox
 
 if TYPE_CHECKING:
     from .consumer import Consumer

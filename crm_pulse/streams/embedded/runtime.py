@@ -25,20 +25,20 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config.models import Deployment
-from ..connectors.protocols import Connector, FieldWrite, Sink
-from ..connectors.registry import build_connector
-from ..errors import FatalError
-from ..metrics.calendar import CURRENT, Window, WindowSpec
-from ..metrics.events import Event
-from ..metrics.report import MetricValue, evaluate, json_number
+from ...config.models import Deployment
+from ...connectors.protocols import Connector, FieldWrite, Sink
+from ...connectors.registry import build_connector
+from ...errors import FatalError
+from ...metrics.calendar import CURRENT, Window, WindowSpec
+from ...metrics.events import Event
+from ...metrics.report import MetricValue, evaluate, json_number
+from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
 from . import quarantine
 from .consumer import BatchResult, Consumer
 from .database import Database
 from .inbox import SQLiteInbox
 from .log import RecentEvents, append_events, consumed_position, last_position
 from .pollers import Cycle, Poller
-from .writeback import Backoff, Planner, SQLiteOutbox, Writer
 
 __all__ = ["EmbeddedRuntime", "build_connectors"]
 
@@ -106,6 +106,11 @@ class EmbeddedRuntime:
             clock=clock,
             on_changes=self._remember_changes,
             recent=self.recent,
+            compact_every=(
+                self.settings.event_log.compact_every
+                if self.settings.event_log.keep == "latest"
+                else None
+            ),
         )
         self.outbox = SQLiteOutbox(self.db)
         retry = self.settings.retry
@@ -507,9 +512,9 @@ class EmbeddedRuntime:
     ) -> dict[str, Any]:
         """The records that make one value now (the status page's drill-down); ``group`` as
         ``FIELD=VALUE`` items. Raises ``ValueError`` saying what is wrong with the question."""
-        from ..metrics.events import parse_time
-        from ..metrics.explain import explain, parse_group
-        from .explain import record_states
+        from ...metrics.events import parse_time
+        from ...metrics.explain import explain, parse_group
+        from ..explain import record_states
 
         when = int(self.clock() * 1000) if not as_of else parse_time(as_of)
         key = parse_group(group)

@@ -1,0 +1,107 @@
+"""A fast path from a decoded JSON object to an :class:`~.events.Event`.
+
+``Event.model_validate`` costs about 10 µs an event, most of it pydantic's generic machinery
+around checks that, for the usual event, are a handful of comparisons. :func:`trusted_event`
+makes those comparisons itself and builds the event directly; anything it is not sure about
+(an integer id, a non-ASCII name, a version given as a string, a missing key, ...) returns None
+and the caller validates with pydantic, which gives the same event or the precise error. So
+both paths accept exactly the same inputs and build equal events (``tests/test_decode.py``
+checks this on generated and hostile inputs).
+
+Used by the bulk readers (``crm-pulse replay``, JSONL sources), where parsing is the largest
+per-event cost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .events import (
+    BUILTIN_OBJECTS,
+    ID_FIELD,
+    MAX_ID,
+    MAX_NAME,
+    MAX_VERSION,
+    SOURCE_FIELD,
+    Event,
+    canonical_json,
+    check_fields,
+    type_fields,
+)
+
+__all__ = ["trusted_event"]
+
+_KEYS = frozenset(("source", "object", "id", "op", "version", "fields"))
+_OPS = {"upsert": "upsert", "delete": "delete"}
+_new = object.__new__
+_set = object.__setattr__
+# the private attributes an Event is built with, at their defaults; the decoder fills the ones
+# validation fills (the typed values, and the canonical JSON where the model keeps it)
+_PRIVATE = {name: attr.get_default() for name, attr in Event.__private_attributes__.items()}
+_KEEPS_CANONICAL = "_canonical" in _PRIVATE
+
+
+def _name(value: Any, limit: int) -> bool:
+    return type(value) is str and 0 < len(value) <= limit and value.isascii()
+
+
+def trusted_event(data: Any) -> Event | None:
+    """The event ``data`` (a decoded JSON object) validates to, or None when only the full
+    validation can tell (the caller then runs ``Event.model_validate``).
+
+    Raises ``ValueError`` exactly where validation would fail on the fields' content (the
+    caller's fallback turns it into the same message)."""
+    if type(data) is not dict or not _KEYS.issuperset(data):
+        return None
+    source = data.get("source")
+    obj: Any = data.get("object")
+    rid = data.get("id")
+    op_text = data.get("op")
+    op = _OPS.get(op_text) if type(op_text) is str else None
+    version = data.get("version")
+    if (
+        op is None
+        or type(version) is not int
+        or not -MAX_VERSION < version < MAX_VERSION
+        or not _name(source, MAX_NAME)
+        or not _name(obj, MAX_NAME)
+        or not _name(rid, MAX_ID)
+    ):
+        return None
+    fields = data.get("fields")
+    if fields is None:
+        if "fields" in data:
+            return None  # null fields: a validation error, worded by pydantic
+        fields = {}
+    elif type(fields) is not dict:
+        return None
+    try:
+        check_fields(fields)
+        if op == "upsert":
+            values = type_fields(BUILTIN_OBJECTS.get(obj), fields)
+            values.setdefault(SOURCE_FIELD, source)
+            values.setdefault(ID_FIELD, rid)
+        else:
+            values = {}
+    except ValueError:
+        return None  # the full validation words the error
+    event: Event = _new(Event)
+    _set(
+        event,
+        "__dict__",
+        {
+            "source": source,
+            "object": obj,
+            "id": rid,
+            "op": op,
+            "version": version,
+            "fields": fields,
+        },
+    )
+    _set(event, "__pydantic_fields_set__", set(data))
+    _set(event, "__pydantic_extra__", None)
+    private = {**_PRIVATE, "_values": values}
+    if _KEEPS_CANONICAL and op == "upsert":
+        private["_canonical"] = canonical_json(fields)
+    _set(event, "__pydantic_private__", private)
+    return event
