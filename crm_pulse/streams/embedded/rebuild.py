@@ -232,7 +232,7 @@ def rebuild_due(path: str, catalog: Catalog, windows: tuple[WindowSpec, ...]) ->
             f"metric definitions changed since it was built ({changes(stored, current)}): "
             f"the next start rebuilds it from the event log ({count} events)"
         )
-    except sqlite3.Error:
+    except (sqlite3.Error, ValueError, TypeError):  # a damaged file: its readers say how
         return None
     finally:
         conn.close()
