@@ -939,3 +939,22 @@ def test_a_stopping_worker_applies_nothing_and_checks_nothing(
     asyncio.run(pipeline._ordered(stage, delivered))
     asyncio.run(Timers(pipeline).holes())
     assert applied == [] and asked == []
+
+
+def test_an_engine_failure_in_phase_two_is_a_bad_message_not_an_agent_failure() -> None:
+    """Whatever the engine raises on a delta message (a state it cannot read, say) sends that
+    message to the dead letters with the reason; the agent goes on."""
+    store = GroupedStore(Table({}, [10**9]), by_group)
+    engine = Engine(_catalog(), store, WINDOWS)
+    phase2 = AggregatePhase(engine, store)
+    records = GroupedStore(Table({}, [10**9]), by_record)
+    phase1 = RecordPhase(Engine(_catalog(), records, WINDOWS), records)
+    event = history(3, ties=False)[0]
+    [(_key, message), *_] = phase1.apply(event.model_dump_json().encode(), 0, 0)
+
+    def broken(deltas: Any) -> None:
+        raise ZeroDivisionError("a bucket the engine cannot read")
+
+    engine.apply_deltas = broken  # type: ignore[method-assign]
+    with pytest.raises(BadMessage, match="the engine failed on it: ZeroDivisionError"):
+        phase2.apply(message)

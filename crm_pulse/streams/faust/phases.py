@@ -182,7 +182,12 @@ class AggregatePhase:
             last = self.store.get(mark)
             if last is not None and number <= last:
                 continue
-            self.engine.apply_deltas(deltas)
+            try:
+                self.engine.apply_deltas(deltas)
+            except Exception as exc:  # a poison message must not stop the agent: dead-letter it
+                raise BadMessage(
+                    f"the engine failed on it: {type(exc).__name__}: {exc}"[:300]
+                ) from exc
             self.store.put(mark, number)
             applied = True
         return applied
