@@ -60,6 +60,7 @@ __all__ = [
     "map_records",
     "time_ms",
     "upsert",
+    "user",
 ]
 
 CANONICAL_FIELDS: Mapping[str, ObjectSchema] = BUILTIN_OBJECTS
@@ -109,6 +110,28 @@ def upsert(
                 f"not canonical {object} field(s): {', '.join(unknown)}", where=f"{object} {id}"
             )
     return _event(source, object, id, "upsert", version, dict(fields))
+
+
+def user(
+    source: str,
+    id: str | int,
+    *,
+    email: Any,
+    created_at: str | None,
+    changed_ms: int,
+    changed_at: str | None,
+    deactivated: bool,
+) -> Event:
+    """A CRM user (owner, rep) as a canonical ``user`` record, versioned by its last change.
+    Vendors give no deactivation date: a deactivated user's last change stands for it, and
+    its version is one above that change's, so it wins over an upsert of the same instant.
+    ``changed_at`` is ``changed_ms`` as the connector writes times (its canonical text)."""
+    fields = {
+        "email": str(email) if email else None,
+        "created_at": created_at,
+        "deactivated_at": changed_at if deactivated else None,
+    }
+    return upsert(source, "user", id, changed_ms + 1 if deactivated else changed_ms, fields)
 
 
 def delete(source: str, object: str, id: str | int, version: int) -> Event:

@@ -26,6 +26,7 @@ from typing import Any
 
 from ...errors import DataError
 from ...metrics.events import Event
+from ..canonical import user as canonical_user
 from .settings import HubSpotMapping
 
 __all__ = [
@@ -444,22 +445,18 @@ class HubSpotMapper:
             updated = to_ms(owner.get("updatedAt")) or to_ms(owner.get("createdAt"))
             if updated is None:
                 raise DataError("no updatedAt")
-            archived = owner.get("archived") is True
-            email = owner.get("email")
-            fields = {
-                "email": str(email) if email else None,
-                "created_at": to_iso(owner.get("createdAt")),
-                "deactivated_at": to_iso(updated) if archived else None,
-            }
+            created_at = to_iso(owner.get("createdAt"))
+            changed_at = to_iso(updated)
         except DataError as exc:
             raise DataError(exc.reason, where=where) from None
-        return Event(
-            source=self.source,
-            object="user",
-            id=rid,
-            op="upsert",
-            version=updated + 1 if archived else updated,
-            fields=fields,
+        return canonical_user(
+            self.source,
+            rid,
+            email=owner.get("email"),
+            created_at=created_at,
+            changed_ms=updated,
+            changed_at=changed_at,
+            deactivated=owner.get("archived") is True,
         )
 
     def delete(self, object_type: str, record: Mapping[str, Any]) -> Event:

@@ -19,6 +19,7 @@ from typing import Any, Unpack
 from ...errors import DataError
 from ...metrics.events import Event
 from .. import FieldCache, RefreshPolicy, iso_time, time_ms
+from ..canonical import user as canonical_user
 from .client import PipedriveClient
 from .settings import PipedriveMapping
 
@@ -222,22 +223,18 @@ class PipedriveMapper:
             modified = to_ms(last)
             if modified is None:
                 raise DataError("no modified or created time")
-            inactive = user.get("active_flag") is False or user.get("is_deleted") is True
-            email = user.get("email")
-            fields = {
-                "email": str(email) if email else None,
-                "created_at": to_iso(user.get("created")),
-                "deactivated_at": to_iso(last) if inactive else None,
-            }
+            created_at = to_iso(user.get("created"))
+            changed_at = to_iso(last)
         except DataError as exc:
             raise DataError(exc.reason, where=where) from None
-        return Event(
-            source=self.source,
-            object="user",
-            id=rid,
-            op="upsert",
-            version=modified + 1 if inactive else modified,
-            fields=fields,
+        return canonical_user(
+            self.source,
+            rid,
+            email=user.get("email"),
+            created_at=created_at,
+            changed_ms=modified,
+            changed_at=changed_at,
+            deactivated=user.get("active_flag") is False or user.get("is_deleted") is True,
         )
 
     def event(self, entity: str, record: Mapping[str, Any], version: int | None = None) -> Event:
