@@ -73,6 +73,7 @@ from .canonical import (
     map_records,
     time_ms,
     upsert,
+    user_record,
 )
 from .fieldcache import FieldCache, RefreshPolicy
 from .protocols import (
@@ -159,5 +160,6 @@ __all__ = [
     "time_ms",
     "unreachable_cause",
     "upsert",
+    "user_record",
     "wait_from_headers",
 ]

@@ -60,7 +60,7 @@ __all__ = [
     "map_records",
     "time_ms",
     "upsert",
-    "user",
+    "user_record",
 ]
 
 CANONICAL_FIELDS: Mapping[str, ObjectSchema] = BUILTIN_OBJECTS
@@ -112,7 +112,7 @@ def upsert(
     return _event(source, object, id, "upsert", version, dict(fields))
 
 
-def user(
+def user_record(
     source: str,
     id: str | int,
     *,

@@ -26,7 +26,7 @@ from typing import Any
 
 from ...errors import DataError
 from ...metrics.events import Event
-from ..canonical import user as canonical_user
+from .. import user_record
 from .settings import HubSpotMapping
 
 __all__ = [
@@ -449,7 +449,7 @@ class HubSpotMapper:
             changed_at = to_iso(updated)
         except DataError as exc:
             raise DataError(exc.reason, where=where) from None
-        return canonical_user(
+        return user_record(
             self.source,
             rid,
             email=owner.get("email"),

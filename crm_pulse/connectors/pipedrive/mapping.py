@@ -18,8 +18,7 @@ from typing import Any, Unpack
 
 from ...errors import DataError
 from ...metrics.events import Event
-from .. import FieldCache, RefreshPolicy, iso_time, time_ms
-from ..canonical import user as canonical_user
+from .. import FieldCache, RefreshPolicy, iso_time, time_ms, user_record
 from .client import PipedriveClient
 from .settings import PipedriveMapping
 
@@ -227,7 +226,7 @@ class PipedriveMapper:
             changed_at = to_iso(last)
         except DataError as exc:
             raise DataError(exc.reason, where=where) from None
-        return canonical_user(
+        return user_record(
             self.source,
             rid,
             email=user.get("email"),
