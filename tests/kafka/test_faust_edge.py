@@ -262,3 +262,41 @@ async def test_c_drop_removes_a_letter(kafka: str, tmp_path: Path) -> None:
     )
     assert code == 0 and "dropped 1" in out.getvalue()
     assert await read_dead_letters([kafka], topic) == []
+
+
+async def test_d_the_hole_check_reads_the_groups_committed_offsets_from_the_broker(
+    kafka: str, tmp_path: Path
+) -> None:
+    """No private attribute of Faust's consumer: the committed offsets come from the broker."""
+    from aiokafka import AIOKafkaProducer, TopicPartition
+    from faust.types import TP
+
+    from crm_pulse.streams.faust.timers import Timers
+
+    app_id = f"holes-{uuid.uuid4().hex[:8]}"
+    deployment = load_config_text(
+        "connectors:\n  - file: {name: crm, path: out.jsonl}\n"
+        f'runtime:\n  kind: faust\n  faust: {{app_id: {app_id}, broker: "kafka://{kafka}"}}\n',
+        file=str(tmp_path / "deploy.yaml"),
+    )
+    topic = f"{app_id}-events"
+    producer = AIOKafkaProducer(bootstrap_servers=kafka)
+    await producer.start()
+    try:
+        for i in range(10):
+            await producer.send_and_wait(topic, str(i).encode(), key=b"k", partition=0)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=app_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        await consumer.commit({TopicPartition(topic, 0): 7})
+    finally:
+        await consumer.stop()
+    timers = Timers(FaustPipeline(deployment))
+    try:
+        got = await timers.committed([TP(topic, 0), TP(topic, 1)])
+    finally:
+        await timers.close()
+    assert got == {TP(topic, 0): 7, TP(topic, 1): None}

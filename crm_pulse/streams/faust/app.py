@@ -253,6 +253,7 @@ class FaustPipeline:
 
         async def stopping(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
             await self.output.stop()
+            await self.timers.close()
 
         app.on_before_shutdown.connect(stopping)
 
