@@ -218,7 +218,16 @@ class EdgeRuntime:
             *intake.tasks(inner),
         ]
         waiter = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the worker stops: no new request, nothing left open
+            if server is not None:
+                await server.stop()
+            for task in [*tasks, waiter]:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.close()
+            raise
         failed = [t for t in done if t is not waiter and t.exception() is not None]
         if failed:
             intake.unhealthy = f"{failed[0].get_name()} stopped: {failed[0].exception()}"
