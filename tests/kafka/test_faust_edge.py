@@ -300,3 +300,52 @@ async def test_d_the_hole_check_reads_the_groups_committed_offsets_from_the_brok
     finally:
         await timers.close()
     assert got == {TP(topic, 0): 7, TP(topic, 1): None}
+
+
+async def test_e_a_polling_edge_forwards_more_than_its_hand_over_of_parsed_events(
+    kafka: str, tmp_path: Path
+) -> None:
+    """The pollers hand stored events to the log's reader parsed, and wait while the reader has
+    a full hand-over (20,000 events). The edge takes them from that hand-over as it forwards; an
+    edge that read the log without taking them (as the former one did) left the hand-over full
+    and its pollers waiting for ever after 20,000 events."""
+    app_id = f"pace-{uuid.uuid4().hex[:8]}"
+    source = tmp_path / "events.jsonl"
+    count = 25_000
+    with source.open("w") as f:
+        for i in range(count):
+            f.write(
+                json.dumps(
+                    {
+                        "source": "crm",
+                        "object": "deal",
+                        "id": f"d{i}",
+                        "op": "upsert",
+                        "version": 1,
+                        "fields": {"status": "open", "amount": "1"},
+                    }
+                )
+                + "\n"
+            )
+    deployment = load_config_text(
+        f'connectors:\n  - file: {{name: crm, path: out.jsonl, input: "{source}", '
+        "poll_interval: 100ms}\n"
+        "runtime:\n  kind: faust\n  batch_size: 5000\n"
+        f'  state_path: "{tmp_path / "edge.sqlite"}"\n'
+        f'  faust: {{app_id: {app_id}, broker: "kafka://{kafka}", partitions: 2}}\n',
+        file=str(tmp_path / "deploy.yaml"),
+    )
+    edge = EdgeRuntime(deployment)
+    stop = asyncio.Event()
+    running = asyncio.create_task(edge.run(stop))
+    try:
+        for _ in range(1200):  # 120 s at most
+            status = await edge.status_async()
+            if status["forwarded_position"] >= count:
+                break
+            await asyncio.sleep(0.1)
+        assert status["log_position"] == status["forwarded_position"] == count, status
+        assert len(edge.intake.recent) < edge.intake.recent.limit
+    finally:
+        stop.set()
+        await running
