@@ -8,12 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .model import (
-    _PIPELINES_CREATED,
-    _Property,
-    _Record,
-    iso_ms,
-)
+from .model import _PIPELINES_CREATED, _Property, _Record, iso_ms
 
 
 def _public(object_type: str, record: _Record, names: Iterable[str] | None) -> dict[str, Any]:

@@ -6,18 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import (
-    _associated,
-    _batch_times,
-    _error,
-    _next_page,
-    _too_many,
-)
-from .model import (
-    ASSOCIATIONS_BATCH_MAX,
-    ASSOCIATIONS_PAGE_MAX,
-    OBJECT_TYPE_IDS,
-)
+from .answers import _associated, _batch_times, _error, _next_page, _too_many
+from .model import ASSOCIATIONS_BATCH_MAX, ASSOCIATIONS_PAGE_MAX, OBJECT_TYPE_IDS
 from .state import _State
 
 

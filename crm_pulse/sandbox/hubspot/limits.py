@@ -10,9 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import (
-    _error,
-)
+from .answers import _error
 from .state import _State
 
 

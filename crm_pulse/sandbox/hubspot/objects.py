@@ -6,18 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import (
-    _batch_answer,
-    _error,
-    _public,
-    _too_many,
-)
-from .model import (
-    _WRITABLE_BUILTINS,
-    BATCH_MAX,
-    SEARCH_PAGE_MAX,
-    SEARCH_RESULTS_MAX,
-)
+from .answers import _batch_answer, _error, _public, _too_many
+from .model import _WRITABLE_BUILTINS, BATCH_MAX, SEARCH_PAGE_MAX, SEARCH_RESULTS_MAX
 from .search import FILTER_GROUPS_MAX, FILTERS_PER_GROUP_MAX, FILTERS_TOTAL_MAX, _match, _sorter
 from .state import _State
 

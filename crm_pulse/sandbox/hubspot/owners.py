@@ -6,13 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import (
-    _error,
-    _next_page,
-)
-from .model import (
-    OWNERS_PAGE_MAX,
-)
+from .answers import _error, _next_page
+from .model import OWNERS_PAGE_MAX
 from .state import _State
 
 

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .answers import (
-    _error,
-    _property_answer,
-)
-from .model import (
-    _BUILTIN_GROUPS,
-    _PIPELINES_CREATED,
-    _Property,
-)
+from .answers import _error, _property_answer
+from .model import _BUILTIN_GROUPS, _PIPELINES_CREATED, _Property
 from .state import _State
 
 

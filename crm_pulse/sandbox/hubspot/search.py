@@ -8,10 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .model import (
-    _ms,
-    _Record,
-)
+from .model import _ms, _Record
 
 FILTER_GROUPS_MAX = 5
 FILTERS_PER_GROUP_MAX = 10

@@ -11,15 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .model import (
-    _DEFAULT_PIPELINES,
-    _HISTORY,
-    _TYPES,
-    OBJECT_TYPE_IDS,
-    _Property,
-    _Record,
-    iso_ms,
-)
+from .model import _DEFAULT_PIPELINES, _HISTORY, _TYPES, OBJECT_TYPE_IDS, _Property, _Record, iso_ms
 
 
 class _State:

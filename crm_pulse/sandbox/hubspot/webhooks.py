@@ -13,9 +13,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .model import (
-    _TYPE_IDS,
-)
+from .model import _TYPE_IDS
 from .state import _State
 
 WEBHOOK_EVENTS_MAX = 100
