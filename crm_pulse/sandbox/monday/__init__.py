@@ -3,7 +3,8 @@
 One endpoint (``POST /v2``) reads GraphQL documents with :mod:`crm_pulse.sandbox.graphql` and
 answers the operations crm-pulse uses: ``boards (ids) { id name columns { id title type
 settings_str } items_page (limit, query_params) { cursor items {...} } }``,
-``next_items_page (cursor, limit)``, ``items (ids)`` (archived and deleted items included, with their ``state``),
+``next_items_page (cursor, limit)``, ``items (ids)`` (archived and deleted items included, with
+their ``state``),
 ``complexity { before after query reset_in_x_seconds }``, and the mutations
 ``change_multiple_column_values``, ``create_column`` and ``create_webhook`` (which first POSTs
 the URL challenge and keeps the webhook only if it is echoed).
@@ -30,7 +31,8 @@ chosen by the request's ``API-Version`` where monday changed them:
 
 Every answer passes :mod:`crm_pulse.sandbox.contracts` (monday's GraphQL types) when the checks
 are on. Column values are kept in monday's raw JSON forms (status ``{"index", "changed_at"}``,
-people ``{"personsAndTeams"}``, date ``{"date", "time"}``, board_relation ``{"linkedPulseIds"}``...).
+people ``{"personsAndTeams"}``, date ``{"date", "time"}``, board_relation
+``{"linkedPulseIds"}``...).
 ``updated_at`` has one-second resolution; an item changed twice in one second gets the next
 second, so versions still grow.
 

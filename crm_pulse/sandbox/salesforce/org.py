@@ -16,7 +16,8 @@ It keeps sObjects in memory and serves what the connector uses, as vendor-contra
 * Bulk API 2.0 query jobs (``POST jobs/query``, job status, ``results`` as CSV paged with
   ``Sforce-Locator``): a job is ``UploadComplete`` when created, ``InProgress`` at the next
   status check and ``JobComplete`` (or ``Failed``, see :meth:`FakeSalesforce.fail_bulk_jobs`)
-  after ``bulk_checks`` checks; its results before that answer 412 ``JOB_NOT_COMPLETE``. ``SELECT COUNT()`` answers ``totalSize``.
+  after ``bulk_checks`` checks; its results before that answer 412 ``JOB_NOT_COMPLETE``.
+  ``SELECT COUNT()`` answers ``totalSize``.
 * Bearer session check (401 ``INVALID_SESSION_ID``), ``Sforce-Limit-Info: api-usage=N/M`` on every
   answer, and 403 ``REQUEST_LIMIT_EXCEEDED`` once the daily limit is used or on demand.
 * Outbound Messages: :meth:`FakeSalesforce.outbound_message` builds the SOAP request for some
