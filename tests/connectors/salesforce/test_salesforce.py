@@ -1071,3 +1071,24 @@ async def test_an_org_without_chatter_still_reads_and_attributes_our_writes_to_t
         events, _ = await drain(h.connector.source.backfill(None))
         (event,) = [e for e in events if e.id == deal]
         assert event.fields["modified_by"] == h.fake.api_user_id
+
+
+async def test_the_count_the_api_user_and_the_deleted_rows_are_read_beside_the_scan() -> None:
+    """A first backfill's extra calls (chatter/users/me, COUNT(), the queryAll of deleted rows)
+    are in flight together with the first page, not one round trip each before or after the
+    scan; the pages still come out as before: the scan's, then the deletes, the cursor last."""
+    async with make_harness(objects=["Opportunity"]) as h:
+        ids = h.seed_deals(3 * PAGE)
+        h.delete(ids[0])
+        h.connector.source.chunk = PAGE
+        h.server.latency = 0.2  # every answer takes that long: overlapping calls are in flight
+        h.server.peak_in_flight = 0
+        pages = [page async for page in h.connector.source.backfill(None)]
+        assert h.server.peak_in_flight >= 3
+        kinds = [{e.op for e in page.events} for page in pages if page.events]
+        assert kinds == [{"upsert"}] * 3 + [{"delete"}]
+        assert [e.id for e in pages[-2].events] == [ids[0]]
+        assert {e.id for p in pages[:3] for e in p.events} == set(ids[1:])
+        state = pages[-1].cursor["Opportunity"]
+        assert state["deleted_t"] == pages[-2].events[0].version
+        assert state["t"] == max(e.version for p in pages[:3] for e in p.events)
