@@ -112,9 +112,11 @@ def sink_total(path: Path) -> Any:
     """The last value of the company-wide ``won_mtd`` field in the file sink."""
     try:
         with path.open("rb") as f:
-            lines = f.read().splitlines()
+            text = f.read()
     except FileNotFoundError:
         return None
+    # complete lines only: the sink may be writing the last one while it is read
+    lines = text[: text.rfind(b"\n") + 1].splitlines()
     for line in reversed(lines):
         row = json.loads(line)
         if row["field"] == "won_mtd":

@@ -317,3 +317,12 @@ def test_canonical_json_is_the_standard_library_s_text(fields: dict[str, Any]) -
 
     want = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical_json(fields) == want
+
+
+def test_deep_lines_get_the_former_errors() -> None:
+    """The depth check runs after the fast path (which accepts nothing nested beyond 17)."""
+    for depth in (15, 17, 40, 70, 5000):
+        for inner in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
+            text = json.dumps({**DEAL, "fields": {"note": 0}}).replace("0}", inner + "}", 1)
+            want = _outcome(lambda t: _former_parse_line(t, 2), text)
+            assert _outcome(lambda t: parse_line(t, 2), text) == want, (depth, want)

@@ -48,10 +48,6 @@ _PRIVATE = {name: attr.get_default() for name, attr in Event.__private_attribute
 _KEEPS_CANONICAL = "_canonical" in _PRIVATE
 
 
-def _name(value: Any, limit: int) -> bool:
-    return type(value) is str and 0 < len(value) <= limit and value.isascii()
-
-
 def trusted_event(data: Any) -> Event | None:
     """The event ``data`` (a decoded JSON object) validates to, or None when only the full
     validation can tell (the caller then runs ``Event.model_validate``).
@@ -70,9 +66,12 @@ def trusted_event(data: Any) -> Event | None:
         op is None
         or type(version) is not int
         or not -MAX_VERSION < version < MAX_VERSION
-        or not _name(source, MAX_NAME)
-        or not _name(obj, MAX_NAME)
-        or not _name(rid, MAX_ID)
+        or type(source) is not str
+        or type(obj) is not str
+        or type(rid) is not str
+        or not (0 < len(source) <= MAX_NAME and 0 < len(obj) <= MAX_NAME)
+        or not 0 < len(rid) <= MAX_ID
+        or not (source.isascii() and obj.isascii() and rid.isascii())
     ):
         return None
     fields = data.get("fields")

@@ -53,6 +53,7 @@ from .calendar import (
     parse_window_label,
 )
 from .catalog import Catalog, CompiledMetric
+from .collector import collector_paused
 from .deltas import Delta
 from .events import Event, supersedes
 from .measures import CompiledMeasure, ContributionKey, Group, percentile
@@ -275,16 +276,18 @@ class Engine:
         return changes
 
     def apply_all(self, events: Iterable[Event]) -> int:
-        """Apply events in order; returns how many changed a record."""
+        """Apply events in order; returns how many changed a record. The cyclic garbage
+        collector is paused meanwhile (see :mod:`.collector`)."""
         n = 0
         record_changes = self._record_changes
         apply_changes = self._apply_changes
-        for event in events:
-            changes = record_changes(event)
-            if changes is not None:
-                n += 1
-                if changes:
-                    apply_changes(changes)
+        with collector_paused():
+            for event in events:
+                changes = record_changes(event)
+                if changes is not None:
+                    n += 1
+                    if changes:
+                        apply_changes(changes)
         return n
 
     # ---------------------------------------------------------------- buckets

@@ -395,7 +395,7 @@ def _enumeration(kind: frozenset[str]) -> Callable[[Any], TypedValue]:
 
 
 def _string(value: Any) -> TypedValue:
-    if isinstance(value, str):
+    if type(value) is str or isinstance(value, str):
         if len(value) > MAX_VALUE:
             raise ValueError(f"text of {len(value)} characters; at most {MAX_VALUE} accepted")
         return sys.intern(value)

@@ -40,12 +40,12 @@ def _reason(exc: ValidationError) -> str:
 
 def parse_line(text: str, line: int) -> Event:
     """One JSONL line -> Event; raises DataError(reason, where='line N')."""
-    if text.count("[") + text.count("{") > MAX_DEPTH and depth_of(text.encode()) > MAX_DEPTH:
-        raise DataError(f"JSON nested deeper than {MAX_DEPTH} levels", f"line {line}")
     event = trusted_event(decode_json(text))
-    if event is not None:
+    if event is not None:  # nested at most 18 deep (fields: 16), so within MAX_DEPTH
         return event
     # anything unusual (or wrong) is read the former way, which words what is wrong
+    if text.count("[") + text.count("{") > MAX_DEPTH and depth_of(text.encode()) > MAX_DEPTH:
+        raise DataError(f"JSON nested deeper than {MAX_DEPTH} levels", f"line {line}")
     data = _json_loads(text, line)
     if not isinstance(data, dict):
         raise DataError(f"expected a JSON object, got {type(data).__name__}", f"line {line}")

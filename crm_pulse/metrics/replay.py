@@ -16,29 +16,15 @@ What a replay does not need from the incremental path, it does not do:
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 
 from .calendar import WindowSpec
 from .catalog import Catalog
+from .collector import collector_paused
 from .engine import DEFAULT_WINDOWS, Engine
 from .events import Event
 
 __all__ = ["collector_paused", "replay"]
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (reference counting still frees memory); it runs
-    again, as it was, on exit."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def replay(

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from ...metrics.calendar import WindowSpec
 from ...metrics.catalog import Catalog
+from ...metrics.collector import collector_paused
 from ...metrics.engine import Engine
 from ...metrics.report import MetricValue
 from ..writeback import Planner, SQLiteOutbox
@@ -180,19 +181,20 @@ class Consumer:
         applied = 0
         changed: dict[str, int] = {}
         unchanged: dict[str, int] = {}
-        for pos, event in rows:
-            if pos in self._skip:
-                continue
-            try:
-                moved = self.engine.apply_counted(event)
-            except Exception as exc:
-                raise _ApplyFailed(
-                    pos, event.source, event_json(event), f"{type(exc).__name__}: {exc}"
-                ) from exc
-            if moved is not None:
-                applied += 1
-            counts = changed if moved else unchanged
-            counts[event.source] = counts.get(event.source, 0) + 1
+        with collector_paused():  # the state the batch builds is never garbage
+            for pos, event in rows:
+                if pos in self._skip:
+                    continue
+                try:
+                    moved = self.engine.apply_counted(event)
+                except Exception as exc:
+                    raise _ApplyFailed(
+                        pos, event.source, event_json(event), f"{type(exc).__name__}: {exc}"
+                    ) from exc
+                if moved is not None:
+                    applied += 1
+                counts = changed if moved else unchanged
+                counts[event.source] = counts.get(event.source, 0) + 1
         for entry in bad:
             log.warning(
                 "a log entry is not a valid event; quarantined",

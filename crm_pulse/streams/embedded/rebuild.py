@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...metrics.calendar import WindowSpec
 from ...metrics.catalog import Catalog
+from ...metrics.collector import collector_paused
 from ...metrics.engine import Engine
 from ...metrics.fingerprint import DefinitionChanges, changes, fingerprint
 from ..writeback import SQLiteOutbox
@@ -105,22 +106,23 @@ def _replay(
     engine = Engine(consumer.catalog, store, consumer.windows)
     engine.advance(as_of)  # like replay: records dated after now count nowhere yet
     position, applied = 0, 0
-    while position < upto:
-        good, bad = read_log(conn, position, _CHUNK)
-        if not good and not bad:
-            break
-        for pos, event in good:
-            if pos > upto:
+    with collector_paused():  # a whole state built at once: never garbage
+        while position < upto:
+            good, bad = read_log(conn, position, _CHUNK)
+            if not good and not bad:
                 break
-            if pos in skip:
-                continue
-            try:
-                if engine.apply_counted(event) is not None:
-                    applied += 1
-            except Exception as exc:
-                reason = f"{_ENGINE_FAILED}{type(exc).__name__}: {exc}"
-                return store, engine, applied, (pos, event.source, event_json(event), reason)
-        position = max([p for p, _ in good[-1:]] + [b.position for b in bad[-1:]])
+            for pos, event in good:
+                if pos > upto:
+                    break
+                if pos in skip:
+                    continue
+                try:
+                    if engine.apply_counted(event) is not None:
+                        applied += 1
+                except Exception as exc:
+                    reason = f"{_ENGINE_FAILED}{type(exc).__name__}: {exc}"
+                    return store, engine, applied, (pos, event.source, event_json(event), reason)
+            position = max([p for p, _ in good[-1:]] + [b.position for b in bad[-1:]])
     return store, engine, applied, None
 
 
