@@ -322,7 +322,7 @@ class WriterStage:
             finally:
                 store.rollback()  # drop what the scan cached
             db = self.outbox_db
-            await db.run(db.transaction(lambda c: c.execute("DELETE FROM outbox")))
+            await db.run(db.transaction(SQLiteOutbox.clear))
             for writer in self.writers.values():
                 if isinstance(writer.outbox, RecordingOutbox):
                     writer.outbox.outcomes.clear()

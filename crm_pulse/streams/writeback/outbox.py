@@ -302,6 +302,12 @@ class SQLiteOutbox:
         return back
 
     @staticmethod
+    def clear(conn: sqlite3.Connection) -> None:
+        """Forget every pending write (a Faust writer reloading its in-memory outbox from its
+        table after a rebalance)."""
+        conn.execute("DELETE FROM outbox")
+
+    @staticmethod
     def drop_dead(conn: sqlite3.Connection, ids: Sequence[int] | None) -> int:
         """Delete dead letters (``None``: all); returns how many."""
         if ids is None:
