@@ -54,7 +54,7 @@ from ...metrics.events import Event
 from ..embedded.database import Database
 from ..writeback import Backoff, Planner, Writer
 from .aggregates import AggregatesStage, target_key
-from .bulk import BulkChangelog, KafkaOutput
+from .bulk import BulkChangelog, BulkTopic, KafkaOutput
 from .order import InputOrder, Message, PartitionReader
 from .phases import AggregatePhase, RecordPhase
 from .records import RecordsStage
@@ -154,7 +154,7 @@ class FaustPipeline:
         self.records = RecordsStage(
             RecordPhase(Engine(self.catalog, self.record_store, windows), self.record_store),
             self.record_store,
-            self.deltas,
+            BulkTopic(self.output, self.deltas.get_topic_name()),
             self._dead_letter,
             settings.partitions,
         )
@@ -165,7 +165,7 @@ class FaustPipeline:
                 self.planner.wanted,
             ),
             self.planner,
-            self.values,
+            BulkTopic(self.output, self.values.get_topic_name()),
             self._dead_letter,
             sweeper=Planner(deployment.writeback, self.catalog),
             pulled=self.pulled,
