@@ -19,6 +19,10 @@ Ordering and atomicity (what :meth:`~.stores.GroupedStore.commit` relies on):
 
 :class:`FaustChangelog` is the same contract over Faust's own per-record path (used where no
 producer of ours runs, e.g. the tests' simulated Kafka).
+
+:class:`BulkTopic` sends an agent's output (delta messages, field values) the same way: one
+record batch per partition and one acknowledgement each, instead of one future per message
+through Faust's producer.
 """
 
 from __future__ import annotations
