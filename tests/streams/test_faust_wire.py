@@ -96,3 +96,43 @@ def test_tuple_and_date_shapes_match_the_former_form() -> None:
     d = Delta(1, (), (date(2026, 1, 2), date(2026, 1, 1)), ("a", 2), 1, 1)
     ((_key, body),) = pack([(b"[]", {"p": 0, "o": 0, "d": Encoder().by_group([d])[()]})])
     assert decode(body) == [(0, 0, [_via_to_wire(d)])]
+
+
+def test_an_agents_output_goes_where_faust_put_it_in_order() -> None:
+    """:class:`BulkTopic` places a keyed message as Faust's producer does (aiokafka's default
+    partitioner: phase 2 and the timers find a group's deltas by it, ``owned_by``), keeps an
+    explicit partition (first-read markers), and the order within each partition."""
+    import asyncio
+
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from crm_pulse.streams.faust.aggregates import owned_by
+    from crm_pulse.streams.faust.bulk import BulkTopic
+
+    appended: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
+
+    class Output:
+        async def partitions(self, topic: str) -> list[int]:
+            return [0, 1, 2, 3]
+
+        async def append(self, topic: str, partition: int, records: Any) -> int:
+            assert partition not in appended, "one append per partition and call"
+            appended[partition] = list(records)
+            return 0
+
+    groups = [(), ("owner_id", "u1"), ("owner_id", "u2"), ("account_id", "a9")]
+    messages: list[tuple[bytes | None, bytes, int | None]] = [
+        (group_key(g).encode(), f"{i}".encode(), None) for i, g in enumerate(groups * 3)
+    ]
+    messages.append((b"\x00first-read", b"marker", 2))
+    asyncio.run(BulkTopic(Output(), "t-deltas").send_all(messages))  # type: ignore[arg-type]
+
+    every = [0, 1, 2, 3]
+    for key, value, partition in messages:
+        where = partition if partition is not None else DefaultPartitioner()(key, every, every)
+        assert (key, value) in appended[where]
+    for g in groups:
+        (where,) = (p for p in every if owned_by({p}, 4)(g))
+        mine = [v for k, v in appended[where] if k == group_key(g).encode()]
+        assert mine == [v for k, v, _p in messages if k == group_key(g).encode()]  # in order
+    assert appended[2][-1] == (b"\x00first-read", b"marker")
