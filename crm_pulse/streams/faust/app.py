@@ -51,10 +51,11 @@ from ...config.models import Deployment
 from ...errors import ConfigError, ConfigProblem
 from ...metrics.engine import Engine
 from ...metrics.events import Event
-from ..embedded.database import Database
+from ..embedded import Database, build_connectors
 from ..writeback import Backoff, Planner, Writer
 from .aggregates import AggregatesStage, target_key
 from .bulk import BulkChangelog, BulkTopic, KafkaOutput
+from .deadletters import DeadLetterLog, dead_letter_topic
 from .order import InputOrder, Message, PartitionReader
 from .phases import AggregatePhase, RecordPhase
 from .records import RecordsStage
@@ -150,8 +151,6 @@ class FaustPipeline:
             self.writer_table, by_group, BulkChangelog(self.writer_table, out["writer"])
         )
         self.planner = Planner(deployment.writeback, self.catalog)
-        from ..embedded.runtime import build_connectors
-
         connectors = build_connectors(deployment)
         self.pulled = sorted(n for n, c in connectors.items() if c.source is not None)
         """Pulling sources: a deltas partition writes once each finished its first read."""
@@ -197,6 +196,7 @@ class FaustPipeline:
             self._dead_letter,
             topic=self.values.get_topic_name(),
             handouts=handouts,
+            dead_letters=DeadLetterLog(out["writer"], dead_letter_topic(settings.app_id)),
         )
         self.debounce = max(0.05, deployment.runtime.debounce)
         reader = PartitionReader(servers)
@@ -256,10 +256,15 @@ class FaustPipeline:
         app.on_partitions_assigned.connect(assigned)
 
         async def stopping(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-            for output in self.outputs.values():
-                await output.stop()
+            await self.stop_outputs()
+            await self.timers.close()
 
         app.on_before_shutdown.connect(stopping)
+
+    async def stop_outputs(self) -> None:
+        """Stop the producers of our own (each agent's output and changelog records)."""
+        for output in self.outputs.values():
+            await output.stop()
 
     def _owned_values(self) -> tuple[int, frozenset[int]] | None:
         """(consumer generation, values partitions held) once settled; None before."""
