@@ -15,10 +15,12 @@ Embedded runtime, per batch (``streams/embedded/consumer.py``; the poller's side
   outbox (INSERTs), state (pickle + INSERT of changed keys), commit (fsync).
 
 Faust runtime, per batch (``streams/faust/``; what the three agents do besides Kafka I/O):
-  parse, deltas (phase 1), encode (JSON delta messages, one per group and batch), records
-  table (pickle of the changed record entries), decode (JSON + Delta.from_wire), apply
-  (phase 2), changes + plan, aggregates table (pickle of the changed group entries), values
-  (JSON of each field value).
+  parse (``parse_line``: the file sources' fast decoder), deltas (phase 1, and their wire form:
+  the group once per message), encode (JSON delta messages, one per group and batch), records
+  table (pickle of the changed record entries), decode (JSON + deltas), apply (phase 2),
+  changes + plan, aggregates table (pickle of the changed group entries), values (JSON of
+  each field value). With ``--former``: pydantic parsing, six-item deltas (``to_wire``,
+  ``from_wire``), every metric, a mark per record.
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ from faust_runtime import EMBEDDED, events
 from crm_pulse.config import load_config
 from crm_pulse.metrics import Engine, Event
 from crm_pulse.metrics.deltas import Delta, group_key
+from crm_pulse.metrics.jsonl import parse_line
 from crm_pulse.metrics.state import MemoryStore
 from crm_pulse.streams.embedded.database import Database
 from crm_pulse.streams.embedded.log import append_events, event_json
 from crm_pulse.streams.embedded.state import SQLiteStore
+from crm_pulse.streams.faust.phases import Encoder
 from crm_pulse.streams.faust.phases import decode as decode_deltas
 from crm_pulse.streams.writeback import Planner, SQLiteOutbox
 
@@ -151,10 +155,14 @@ def faust(deployment: Any, lines: list[str], batch: int, former: bool = False) -
     as_of = int(time.time() * 1000)
     seen: dict[tuple[Any, int], int] = {}
     offset = 0
+    encoder = Encoder()
     for start in range(0, len(lines), batch):
         chunk = lines[start : start + batch]
         with t("parse"):
-            evs = [Event.model_validate_json(line) for line in chunk]
+            if former:
+                evs = [Event.model_validate_json(line) for line in chunk]
+            else:  # as RecordPhase.entries parses
+                evs = [parse_line(line, 1) for line in chunk]
         entries = []
         touched_records = []
         keys: dict[Any, bytes] = {}
@@ -165,13 +173,17 @@ def faust(deployment: Any, lines: list[str], batch: int, former: bool = False) -
                 if not deltas:
                     continue
                 per: dict[Any, list[Any]] = {}
-                for d in deltas:
-                    per.setdefault(d.group, []).append(d.to_wire())
+                if former:
+                    for d in deltas:
+                        per.setdefault(d.group, []).append(d.to_wire())
+                else:
+                    per = encoder.by_group(deltas)
                 for g, items in per.items():
                     key = keys.get(g)
                     if key is None:
                         key = keys[g] = group_key(g).encode()
-                    entries.append((key, {"p": 0, "o": offset, "deltas": items}))
+                    wire = "deltas" if former else "d"
+                    entries.append((key, {"p": 0, "o": offset, wire: items}))
                 touched_records.append(e.key)
         with t("encode"):
             messages = pack(entries)

@@ -194,7 +194,7 @@ async def test_b_dead_letters_survive_the_worker_and_go_once_written(
     ]
     await first.writer.apply([(Anchor("values", 0), batch)])
     await first.writer.flush()
-    await first.output.stop()  # the worker is gone
+    await first.stop_outputs()  # the worker is gone
     first.outbox_db.close()
     assert sink.values == {("Company", "c1", "open_deals"): 3}
 
@@ -233,7 +233,7 @@ async def test_b_dead_letters_survive_the_worker_and_go_once_written(
     again = [Message("values", 0, 2, sent[0].key, sent[0].value)]
     await second.writer.apply([(Anchor("values", 0), again)])
     await second.writer.flush()
-    await second.output.stop()
+    await second.stop_outputs()
     second.outbox_db.close()
     assert sink.values[("Company", "c1", "won_mtd")] == 120.0
     assert await read_dead_letters(servers, topic) == []  # written: its letter is gone

@@ -646,12 +646,10 @@ def test_a_worker_publishes_zero_for_a_group_whose_data_is_all_in_earlier_window
     published: dict[str, Any] = {}
 
     class Values:
-        async def send(self, key: bytes, value: bytes) -> Any:
-            row = json.loads(value)
-            published[row["record_id"]] = row["value"]
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
+        async def send_all(self, messages: Any) -> None:
+            for _key, value, _partition in messages:
+                row = json.loads(value)
+                published[row["record_id"]] = row["value"]
 
     pipeline.aggregates.values = Values()
     now = time.time()
@@ -740,18 +738,15 @@ def test_a_partition_writes_nothing_before_every_first_read_marker_arrived(
     published: list[dict[str, Any]] = []
     every = [0, 1]
 
-    async def done() -> None:
-        return None
-
-    async def send_delta(*, key: bytes, value: bytes, partition: int | None = None) -> Any:
-        p = partition if partition is not None else DefaultPartitioner()(key, every, every)
-        deltas[p].append((key, value))
-        return asyncio.ensure_future(done())
+    async def send_deltas(messages: Any) -> None:
+        for key, value, partition in messages:
+            p = partition if partition is not None else DefaultPartitioner()(key, every, every)
+            deltas[p].append((key, value))
 
     async def publish(writes: Any) -> None:
         published.extend({"record": w.record_id, "value": w.value} for w in writes if w.record_id)
 
-    pipeline.records.deltas = type("T", (), {"send": staticmethod(send_delta)})()
+    pipeline.records.deltas = type("T", (), {"send_all": staticmethod(send_deltas)})()
     pipeline.aggregates.publish = publish  # type: ignore[method-assign]
     import time as _time
 

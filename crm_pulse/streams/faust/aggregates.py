@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -22,7 +21,7 @@ from ...metrics.engine import Engine
 from ...metrics.measures import Group
 from ..writeback import Planner
 from .phases import AggregatePhase, BadMessage, read_marker
-from .stage import DeadLetter, Parts
+from .stage import DeadLetter, Outgoing, Output, Parts
 from .stores import GroupedStore
 
 __all__ = ["AggregatesStage", "owned_by", "target_key"]
@@ -50,7 +49,7 @@ class AggregatesStage:
         self,
         phase: AggregatePhase,
         planner: Planner,
-        values: Any,
+        values: Output,
         dead_letter: DeadLetter,
         *,
         sweeper: Planner | None = None,
@@ -60,7 +59,7 @@ class AggregatesStage:
         self.phase = phase
         self.planner = planner
         self.sweeper = sweeper or planner  # first writes per partition (a planner of its own)
-        self.values = values  # the values topic
+        self.values = values  # the values topic (see .bulk.BulkTopic)
         self.dead_letter = dead_letter
         self.pulled = list(pulled)
         """Pulling sources: a deltas partition writes once each finished its first read."""
@@ -126,7 +125,7 @@ class AggregatesStage:
 
     async def publish(self, writes: Iterable[FieldWrite]) -> None:
         """Send field values to the values topic and wait for Kafka's acknowledgement."""
-        sent = []
+        out: list[Outgoing] = []
         for w in writes:
             body = json.dumps(
                 {
@@ -137,6 +136,5 @@ class AggregatesStage:
                     "value": w.value,
                 }
             )
-            sent.append(await self.values.send(key=target_key(w), value=body.encode()))
-        for future in sent:
-            await future
+            out.append((target_key(w), body.encode(), None))
+        await self.values.send_all(out)

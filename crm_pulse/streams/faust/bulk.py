@@ -19,6 +19,10 @@ Ordering and atomicity (what :meth:`~.stores.GroupedStore.commit` relies on):
 
 :class:`FaustChangelog` is the same contract over Faust's own per-record path (used where no
 producer of ours runs, e.g. the tests' simulated Kafka).
+
+:class:`BulkTopic` sends an agent's output (delta messages, field values) the same way: one
+record batch per partition and one acknowledgement each, instead of one future per message
+through Faust's producer.
 """
 
 from __future__ import annotations
@@ -26,9 +30,19 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["BATCH_BYTES", "BulkChangelog", "Changelog", "FaustChangelog", "KafkaOutput"]
+if TYPE_CHECKING:
+    from .stage import Outgoing
+
+__all__ = [
+    "BATCH_BYTES",
+    "BulkChangelog",
+    "BulkTopic",
+    "Changelog",
+    "FaustChangelog",
+    "KafkaOutput",
+]
 
 BATCH_BYTES = 900_000
 """Bytes per record batch at most: under the broker's default ``message.max.bytes`` (1 MB)."""
@@ -51,6 +65,7 @@ class KafkaOutput:
         self.servers = servers
         self._producer: Any = None
         self._starting = asyncio.Lock()
+        self._partitions: dict[str, list[int]] = {}
 
     async def producer(self) -> Any:
         if self._producer is None:
@@ -70,7 +85,7 @@ class KafkaOutput:
         return self._producer
 
     async def append(
-        self, topic: str, partition: int, records: Sequence[tuple[bytes, bytes | None]]
+        self, topic: str, partition: int, records: Sequence[tuple[bytes | None, bytes | None]]
     ) -> int:
         """Append ``records`` (key, value) to one partition; returns the offset of the last.
         Batches before the last are acknowledged before the last is sent."""
@@ -94,10 +109,47 @@ class KafkaOutput:
         done = await (await producer.send_batch(batch, topic, partition=partition))
         return int(done.offset) + count - 1
 
+    async def partitions(self, topic: str) -> list[int]:
+        """The topic's partitions, as the producer's metadata knows them."""
+        found = self._partitions.get(topic)
+        if found is None:
+            producer = await self.producer()
+            found = self._partitions[topic] = sorted(await producer.partitions_for(topic))
+        return found
+
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
+
+
+class BulkTopic:
+    """An agent's output topic written through :class:`KafkaOutput`: a batch's messages as one
+    or a few record batches per partition, in order, one acknowledgement each, instead of one
+    future per message through Faust's producer. Messages with no partition go where Faust's
+    producer (aiokafka's default partitioner) would put them, so a key's messages stay in one
+    partition whichever path sent them."""
+
+    def __init__(self, output: KafkaOutput, topic: str) -> None:
+        from aiokafka.partitioner import DefaultPartitioner
+
+        self.output = output
+        self.topic = topic
+        self._partitioner = DefaultPartitioner()
+
+    async def send_all(self, messages: Sequence[Outgoing]) -> None:
+        """Send ``messages`` and return once Kafka acknowledged every one."""
+        if not messages:
+            return
+        every = await self.output.partitions(self.topic)
+        parts: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
+        for key, value, partition in messages:
+            if partition is None:
+                partition = self._partitioner(key, every, every)
+            parts.setdefault(partition, []).append((key, value))
+        await asyncio.gather(
+            *(self.output.append(self.topic, p, records) for p, records in parts.items())
+        )
 
 
 class BulkChangelog:

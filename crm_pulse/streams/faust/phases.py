@@ -19,9 +19,13 @@ Idempotence, so that a message applied again after a worker died changes nothing
   entry does not grow with the records that ever touched it: the company-wide group's entry,
   written at every batch, used to hold one mark per record.
 
-Messages carry a batch's entries for one group (:func:`pack`). Entries of the former form (a
-record's own sequence number, ``{"record", "seq", "deltas"}``) are still applied, once per
-record and number, so a topic written by an older worker drains after an upgrade.
+Messages carry a batch's entries for one group (:func:`pack`): ``{"g": group, "entries":
+[{"p": partition, "o": offset, "d": [[measure, slot, value, delta, dn], ...]}, ...]}``, the
+group written once per message rather than in every delta (its encoding and decoding were the
+largest single cost of phase 1 in py-spy). Entries of the former forms (``"deltas"``: full
+six-item deltas, by position or by a record's own sequence number ``{"record", "seq",
+"deltas"}``) are still applied, so a topic written by an older worker drains after an upgrade;
+an older worker cannot read this form: upgrade every worker together.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from ...errors import DataError
 from ...metrics.deltas import Delta, group_key
 from ...metrics.engine import Engine
-from ...metrics.events import Event
+from ...metrics.jsonl import parse_line
 from ...metrics.measures import Group
 from ...metrics.report import MetricValue
 from .stores import GroupedStore
@@ -42,6 +47,7 @@ __all__ = [
     "FIRST_READ",
     "AggregatePhase",
     "BadMessage",
+    "Encoder",
     "RecordPhase",
     "decode",
     "first_read_marker",
@@ -86,38 +92,74 @@ class RecordPhase:
         self.engine = engine
         self.store = store
         self._keys: dict[Group, bytes] = {}  # the message key of each group seen
+        self.encoder = Encoder()
 
     def entries(
         self, value: bytes | None, partition: int, offset: int
     ) -> list[tuple[bytes, dict[str, Any]]]:
         """The (group key, entry) pairs of one canonical event read at ``offset`` of events
-        ``partition``: per metric group, the source position and the deltas. :func:`pack` puts
-        a batch's entries into messages."""
-        try:
-            event = Event.model_validate_json(value or b"")
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise BadMessage(f"not a canonical event: {' '.join(str(exc).split())[:300]}") from exc
+        ``partition``: per metric group, the source position and the deltas (without their
+        group: the message names it once). :func:`pack` puts a batch's entries into messages."""
+        try:  # the file sources' parser: a fast path for the usual event, pydantic otherwise
+            event = parse_line((value or b"").decode("utf-8"), 1)
+        except (DataError, UnicodeDecodeError) as exc:
+            reason = exc.reason if isinstance(exc, DataError) else f"not UTF-8: {exc}"
+            raise BadMessage(f"not a canonical event: {' '.join(reason.split())[:300]}") from exc
         try:
             deltas = self.engine.deltas(event)
         except Exception as exc:  # a poison event must not stop the agent: dead-letter it
             raise BadMessage(f"the engine failed on it: {type(exc).__name__}: {exc}"[:300]) from exc
         if not deltas:
             return []
-        per_group: dict[Group, list[Any]] = {}
-        for delta in deltas:
-            per_group.setdefault(delta.group, []).append(delta.to_wire())
         keys = self._keys
         out = []
-        for group, items in per_group.items():
+        for group, items in self.encoder.by_group(deltas).items():
             key = keys.get(group)
             if key is None:
                 key = keys[group] = group_key(group).encode()
-            out.append((key, {"p": partition, "o": offset, "deltas": items}))
+            out.append((key, {"p": partition, "o": offset, "d": items}))
         return out
 
     def apply(self, value: bytes | None, partition: int, offset: int) -> list[tuple[bytes, bytes]]:
         """The (group key, delta message) pairs to send for one canonical event."""
         return pack(self.entries(value, partition, offset))
+
+
+class Encoder:
+    """Deltas in the wire form of a delta message's entries: per group, ``[measure, slot,
+    value, delta, dn]`` (the group is written once, as the message's ``"g"``); slots and values
+    as :meth:`Delta.to_wire` writes them, dates (most slots) encoded once each."""
+
+    def __init__(self) -> None:
+        self.dates: dict[date, Any] = {}
+
+    def by_group(self, deltas: Iterable[Delta]) -> dict[Group, list[list[Any]]]:
+        per_group: dict[Group, list[list[Any]]] = {}
+        wire = self.wire
+        for d in deltas:
+            items = per_group.get(d.group)
+            if items is None:
+                items = per_group[d.group] = []
+            slot, value = d.slot, d.value
+            kind = type(slot)
+            if not (kind is str or kind is int or slot is None):
+                slot = wire(slot)
+            kind = type(value)
+            if not (kind is str or kind is int or value is None):
+                value = wire(value)
+            items.append([d.measure, slot, value, d.delta, d.dn])
+        return per_group
+
+    def wire(self, x: Any) -> Any:
+        """``x`` as :meth:`Delta.to_wire` writes a slot or value."""
+        if type(x) is date:
+            found = self.dates.get(x)
+            if found is None:
+                if len(self.dates) > 10_000:
+                    self.dates.clear()
+                found = self.dates[x] = Delta(0, (), x, None, 0, 0).to_wire()[2]
+            return found
+        return Delta(0, (), x, None, 0, 0).to_wire()[2]
 
 
 def pack(
@@ -127,17 +169,22 @@ def pack(
     their order: a batch of 500 events sends a few dozen messages instead of one per event
     and group, and Kafka's per-message cost was most of a worker's time. Phase 2 applies
     each entry once whichever message carries it, so a batch re-processed after a crash may
-    group them differently."""
+    group them differently. The key is the group's JSON (:func:`group_key`); the message
+    names the group once (``"g"``) for its entries' deltas."""
     per_key: dict[bytes, list[dict[str, Any]]] = {}
     out: list[tuple[bytes, bytes]] = []
     for key, entry in entries:
         items = per_key.setdefault(key, [])
         items.append(entry)
         if len(items) >= most:
-            out.append((key, _dumps({"entries": items})))
+            out.append((key, _message(key, items)))
             per_key[key] = []
-    out.extend((key, _dumps({"entries": items})) for key, items in per_key.items() if items)
+    out.extend((key, _message(key, items)) for key, items in per_key.items() if items)
     return out
+
+
+def _message(key: bytes, items: list[dict[str, Any]]) -> bytes:
+    return b'{"g":' + key + b',"entries":' + _dumps(items) + b"}"
 
 
 def _dumps(payload: Any) -> bytes:
@@ -220,6 +267,8 @@ class _Decoder:
         self.group_wire: Any = None
         self.group: Any = None
         self.dates: dict[str, date] = {}
+        self.named: Any = None
+        self.named_wire: Any = _OFF
 
     def deltas(self, raw: Any) -> list[Delta]:
         if type(raw) is not list:
@@ -245,6 +294,36 @@ class _Decoder:
             if type(d[1]) is list and self.group_wire is None:
                 self.group_wire, self.group = d[1], decoded.group
             out.append(decoded)
+        return out
+
+    def name_group(self, wire: Any) -> None:
+        """The message's group (``"g"``), for the deltas of its entries, checked and decoded
+        once."""
+        self.named = Delta.from_wire([0, wire, None, None, 0, 0]).group
+        self.named_wire = wire
+        if type(wire) is list:
+            self.group_wire, self.group = wire, self.named
+
+    def compact(self, raw: Any) -> list[Delta]:
+        """Deltas written without their group, ``[measure, slot, value, delta, dn]``."""
+        if type(raw) is not list:
+            raise TypeError(f"deltas must be a list, got {type(raw).__name__}")
+        if self.named_wire is _OFF:
+            raise KeyError("g")  # entries without their group need the message's
+        out = []
+        new = tuple.__new__
+        group = self.named
+        for d in raw:
+            if type(d) is not list or len(d) != 5:
+                raise ValueError(f"delta: expected a list of 5 items, got {d!r}"[:120])
+            measure, slot, value, delta, dn = d
+            if type(measure) is int and type(delta) is int and type(dn) is int:
+                slot = self._scalar(slot)
+                value = self._scalar(value)
+                if slot is not _OFF and value is not _OFF:
+                    out.append(new(Delta, (measure, group, slot, value, delta, dn)))
+                    continue
+            out.append(Delta.from_wire([measure, self.named_wire, *d[1:]]))
         return out
 
     def _scalar(self, x: Any) -> Any:
@@ -275,6 +354,8 @@ def decode(value: bytes | None) -> list[tuple[int | str, int, list[Delta]]]:
         # a list of entries, or one entry (a list payload has no .get: TypeError below)
         raw = payload["entries"] if "entries" in payload else [payload]  # noqa: SIM401
         decoder = _Decoder()
+        if "g" in payload:
+            decoder.name_group(payload["g"])
         return [_entry(e, decoder) for e in raw]
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise BadMessage(f"not a delta message: {exc!r}") from exc
@@ -285,7 +366,8 @@ def _entry(
 ) -> tuple[int | str, int, list[Delta]]:
     """(source, number, deltas) of one entry: source is the events partition and number the
     offset, or for an entry of the former form the record and its sequence number."""
-    deltas = (decoder or _Decoder()).deltas(e["deltas"])
+    decoder = decoder or _Decoder()
+    deltas = decoder.compact(e["d"]) if "d" in e else decoder.deltas(e["deltas"])
     if "o" in e:
         partition = e["p"]
         if type(partition) is not int:

@@ -5,11 +5,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .order import InputOrder, Message
 
-__all__ = ["DeadLetter", "Parts", "Stage"]
+__all__ = ["DeadLetter", "Outgoing", "Output", "Parts", "Stage"]
+
+Outgoing = tuple[bytes | None, bytes, int | None]
+"""A message an agent sends: key, value, and its partition (None: the key's, as Faust's
+producer places it)."""
+
+
+class Output(Protocol):
+    """An agent's output topic (:class:`~.bulk.BulkTopic`)."""
+
+    async def send_all(self, messages: Sequence[Outgoing]) -> None:
+        """Send ``messages`` (in order within each partition) and return once Kafka
+        acknowledged every one."""
+
 
 Parts = Sequence[tuple[Any, list[Message]]]
 """A batch: per input partition, an event of it (where its table writes go) and its messages."""
