@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,11 +72,17 @@ class SQLiteOutbox:
         self.db = db
         self._requeues: dict[tuple[str, str, str, str], int] = {}
         """Times each re-queued dead letter came back (kept if it dies again)."""
+        self.maybe_sent: set[tuple[str, str, str, str]] = set()
 
     # ------------------------------------------------------------ planning (consumer thread)
     @staticmethod
     def put(
-        conn: sqlite3.Connection, writes: Sequence[FieldWrite], now: float, debounce: float
+        conn: sqlite3.Connection,
+        writes: Sequence[FieldWrite],
+        now: float,
+        debounce: float,
+        *,
+        maybe_sent: Collection[tuple[str, str, str, str]] = (),
     ) -> int:
         """Plan writes in the caller's transaction; returns how many rows are now pending."""
         planned = 0
