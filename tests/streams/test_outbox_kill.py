@@ -14,8 +14,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from crm_pulse.config import load_config_text
 from crm_pulse.connectors.protocols import FieldWrite, WriteResult
+from crm_pulse.metrics.events import Event, parse_time
 from crm_pulse.streams.embedded.database import Database
+from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.writeback import Backoff, SQLiteOutbox, Writer
 
 from .conftest import Clock
@@ -61,6 +66,7 @@ class Process:
     def __init__(self, path: Path, crm: dict[tuple[str, str, str], Any]) -> None:
         self.db = Database(path)
         self.outbox = SQLiteOutbox(self.db)
+        self.db.call(lambda: self.outbox.recover(self.db.conn))  # as the runtime does at start
         self.clock = Clock(1000.0)
         self.sink = CrmSink(crm)
         backoff = Backoff(1.0, 60.0, 3)
@@ -77,10 +83,8 @@ class Process:
         )
 
     async def flush_killed(self) -> None:
-        try:
+        with pytest.raises(Killed):
             await self.writer.flush()
-        except Killed:
-            pass
         self.db.close()
 
     def close(self) -> None:
@@ -155,3 +159,79 @@ async def test_without_a_kill_a_value_back_to_the_written_one_is_still_cancelled
     assert await p.writer.flush() == 0
     assert [c[0].value for c in p.sink.calls] == []
     p.close()
+
+
+DEPLOY = """
+timezone: UTC
+connectors:
+  - file: {{name: out, path: "{out}", max_batch: 100}}
+writeback:
+  - {{metric: won_revenue, window: quarter, group: account_id, target: {{connector: out, object: Account, field: won_qtd}}}}
+runtime:
+  state_path: "{state}"
+  debounce: 1s
+"""
+
+
+def deal(version: int, status: str, amount: int) -> Event:
+    return Event.model_validate(
+        {
+            "source": "crm",
+            "object": "deal",
+            "id": "d1",
+            "op": "upsert",
+            "version": version,
+            "fields": {
+                "owner_id": "u1",
+                "account_id": "a16",
+                "status": status,
+                "amount": str(amount),
+                "created_at": "2026-11-01T00:00:00Z",
+                "closed_at": "2026-11-10T10:00:00Z",
+                "type": "new",
+            },
+        }
+    )
+
+
+async def test_the_runtime_restarted_after_a_killed_write_writes_the_value_back(
+    tmp_path: Path,
+) -> None:
+    """The embedded runtime end to end: 8336 then 0 written, 11408 reaches the CRM and the process dies
+    before the settle; the next process consumes a batch that takes the value back to 0 before
+    its writer runs. The CRM must end at 0 (it kept 11408)."""
+    deployment = load_config_text(
+        DEPLOY.format(out=tmp_path / "writes.jsonl", state=tmp_path / "state.sqlite"),
+        base_dir=tmp_path,
+    )
+    clock = Clock(parse_time("2026-11-20T12:00:00Z") / 1000)
+    crm: dict[tuple[str, str, str], Any] = {}
+    sink = CrmSink(crm)
+    rt = EmbeddedRuntime(deployment, clock=clock, sinks={"out": sink})
+    await rt.ingest("crm", [deal(1, "won", 8336)])
+    await rt.consume_all()
+    clock.now += 2
+    await rt.flush_writes()
+    await rt.ingest("crm", [deal(2, "lost", 8336)])
+    await rt.consume_all()
+    clock.now += 2
+    await rt.flush_writes()
+    assert crm == {KEY: 0}
+    await rt.ingest("crm", [deal(3, "won", 11408)])
+    await rt.consume_all()
+    clock.now += 2
+    sink.kill_after = 3
+    with pytest.raises(Killed):
+        await rt.flush_writes()
+    assert crm == {KEY: 11408}
+    await rt.close()  # nothing after the sink's call ran: the outbox never heard of it
+
+    sink = CrmSink(crm)
+    rt = EmbeddedRuntime(deployment, clock=clock, sinks={"out": sink})
+    await rt.ingest("crm", [deal(4, "lost", 11408)])
+    await rt.consume_all()
+    clock.now += 2
+    await rt.flush_writes()
+    assert crm == {KEY: 0}
+    assert rt.db.call(lambda: SQLiteOutbox.depth(rt.db.conn)) == 0
+    await rt.close()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from ...metrics.calendar import WindowSpec
@@ -77,9 +77,13 @@ class Consumer:
         recent: RecentEvents | None = None,
         read_only: bool = False,
         compact_every: int | None = None,
+        maybe_sent: Collection[tuple[str, str, str, str]] = frozenset(),
     ) -> None:
         """``compact_every``: event-log retention ``keep: latest`` (:mod:`.retention`), checked
-        in each batch's transaction; None keeps every event."""
+        in each batch's transaction; None keeps every event. ``maybe_sent``: the writers'
+        outbox's :attr:`~crm_pulse.streams.writeback.SQLiteOutbox.maybe_sent` (what the batches
+        plan must not cancel)."""
+        self.maybe_sent = maybe_sent
         self.db = db
         self.recent = recent
         """Events this process appended, handed over parsed (:class:`~.log.RecentEvents`)."""
@@ -219,7 +223,7 @@ class Consumer:
             self._first_writes_planned(conn)
         else:
             writes = self.planner.plan(values, as_of, self.engine)
-        planned = SQLiteOutbox.put(conn, writes, now, self.debounce)
+        planned = SQLiteOutbox.put(conn, writes, now, self.debounce, maybe_sent=self.maybe_sent)
         if count:
             total_applied, total_events = self._counters(conn)
             Database.set_meta(conn, "consumed", str(position))
@@ -275,7 +279,7 @@ class Consumer:
             self.engine.advance(as_of)  # future-dated records whose time came: their windows
             changed = self.engine.changes(as_of, metrics=self.planner.wanted)
             writes.extend(self.planner.plan(changed, as_of, self.engine))
-            planned = SQLiteOutbox.put(conn, writes, now, 0.0)
+            planned = SQLiteOutbox.put(conn, writes, now, 0.0, maybe_sent=self.maybe_sent)
             self._keep_horizon(conn)
             self.store.flush(conn)
             # with the writes it planned: a restart does not re-evaluate what did not roll over

@@ -169,7 +169,9 @@ def _rebuild(consumer: Consumer, conn: sqlite3.Connection, why: DefinitionChange
     if planner.ready:
         planner.forget_windows()
         writes = planner.due_by_time(engine, as_of, also=old_groups)
-    done.planned = SQLiteOutbox.put(conn, writes, as_of / 1000, consumer.debounce)
+    done.planned = SQLiteOutbox.put(
+        conn, writes, as_of / 1000, consumer.debounce, maybe_sent=consumer.maybe_sent
+    )
     conn.execute("DELETE FROM state")
     store.flush(conn)
     if engine.horizon is not None:

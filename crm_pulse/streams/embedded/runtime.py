@@ -79,6 +79,9 @@ class EmbeddedRuntime:
         self._reported: dict[str, tuple[int, int]] = {}
         self._said_ready = False
         self._position = self.db.call(lambda: consumed_position(self.db.conn))
+        # before anything is planned: rows a killed process may have sent are never cancelled
+        self.outbox = SQLiteOutbox(self.db)
+        self.db.call(lambda: self.outbox.recover(self.db.conn))
         self.consumer = Consumer(
             self.db,
             self.catalog,
@@ -93,8 +96,8 @@ class EmbeddedRuntime:
                 if self.settings.event_log.keep == "latest"
                 else None
             ),
+            maybe_sent=self.outbox.maybe_sent,
         )
-        self.outbox = SQLiteOutbox(self.db)
         retry = self.settings.retry
         all_sinks = {n: c.sink for n, c in self.connectors.items() if c.sink is not None}
         all_sinks.update(sinks or {})

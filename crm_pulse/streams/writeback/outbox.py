@@ -13,6 +13,10 @@
   changed) stays, so the newer value is still sent; a row cancelled while its write was in flight
   (the value went back to the one written before) is planned again with that earlier value once
   the write lands, since the CRM then holds the cancelled one.
+* ``written`` lags the CRM when a process dies between a write reaching the CRM and its settle.
+  So a row that may have been sent unsettled (handed to the sink, or pending when the process
+  started: :attr:`SQLiteOutbox.maybe_sent`) is never cancelled: a value back to the ``written``
+  one goes out (the kill -9 test once left a field at its earlier value for good).
 
 Both runtimes use it: the embedded runtime on its state file, a Faust writer on a local file.
 """
@@ -65,6 +69,16 @@ def _text(value: float | int | None) -> str:
     return json.dumps(value)
 
 
+def _pending(conn: sqlite3.Connection, key: tuple[str, str, str, str]) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM outbox WHERE connector=? AND object=? AND record_id=? AND field=?",
+            key,
+        ).fetchone()
+        is not None
+    )
+
+
 class SQLiteOutbox:
     """The outbox tables of a :class:`~crm_pulse.streams.embedded.database.Database`."""
 
@@ -73,6 +87,16 @@ class SQLiteOutbox:
         self._requeues: dict[tuple[str, str, str, str], int] = {}
         """Times each re-queued dead letter came back (kept if it dies again)."""
         self.maybe_sent: set[tuple[str, str, str, str]] = set()
+        """Fields whose pending row may have reached the CRM without being settled: handed to
+        the sink and not settled yet, or pending when this process opened the file (a process
+        killed between a write and its settle). The CRM may not hold their ``written`` value,
+        so :meth:`put` never cancels their rows (pass this set as its ``maybe_sent``)."""
+
+    def recover(self, conn: sqlite3.Connection) -> None:
+        """At start, before anything is planned: every pending row may have been sent by the
+        process that stopped (see :attr:`maybe_sent`)."""
+        rows = conn.execute("SELECT connector, object, record_id, field FROM outbox")
+        self.maybe_sent.update((r[0], r[1], r[2], r[3]) for r in rows)
 
     # ------------------------------------------------------------ planning (consumer thread)
     @staticmethod
@@ -84,7 +108,11 @@ class SQLiteOutbox:
         *,
         maybe_sent: Collection[tuple[str, str, str, str]] = (),
     ) -> int:
-        """Plan writes in the caller's transaction; returns how many rows are now pending."""
+        """Plan writes in the caller's transaction; returns how many rows are now pending.
+
+        A write equal to the field's ``written`` value cancels its pending row, unless the
+        field is in ``maybe_sent`` (:attr:`SQLiteOutbox.maybe_sent`): then the CRM may hold the
+        row's value, not the written one, so the row takes the written value and goes out."""
         planned = 0
         for w in writes:
             key = _key(w)
@@ -94,7 +122,10 @@ class SQLiteOutbox:
                 "AND field=?",
                 key,
             ).fetchone()
-            if (row is not None and row[0] == value) or (row is None and w.value is None):
+            unchanged = (row is not None and row[0] == value) or (row is None and w.value is None)
+            if unchanged and key in maybe_sent and _pending(conn, key):
+                unchanged = False
+            if unchanged:
                 # unchanged; or empty for a field crm-pulse never wrote: its value is not ours
                 conn.execute(
                     "DELETE FROM outbox WHERE connector=? AND object=? AND record_id=? AND field=?",
@@ -152,6 +183,8 @@ class SQLiteOutbox:
                 "ORDER BY due, object, record_id, field LIMIT ?",
                 (connector, now, debounced_too, limit),
             ).fetchall()
+            # handed to the sink: from now on the CRM may hold these values (until settled)
+            self.maybe_sent.update((connector, r[0], r[1], r[2]) for r in rows)
             return [
                 OutboxItem(
                     FieldWrite(connector, obj, rid, fld, json.loads(value)), seq, attempts, due
@@ -172,6 +205,9 @@ class SQLiteOutbox:
 
     async def settle(self, outcomes: Sequence[Outcome], now_ms: int) -> None:
         def apply(conn: sqlite3.Connection) -> None:
+            settled = [_key(o.item.write) for o in outcomes if o.kind == "written"]
+            # once this is durable, ``written`` says what the CRM holds for these fields again
+            self.db.after_commit(lambda: self.maybe_sent.difference_update(settled))
             for o in outcomes:
                 key = _key(o.item.write)
                 match = (*key, o.item.seq)
