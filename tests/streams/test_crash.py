@@ -22,6 +22,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from crm_pulse.cli import main
 from crm_pulse.config import load_config
@@ -263,4 +264,31 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> No
             metric = engine.catalog.metrics[rule.metric]
             recomputed = evaluate(engine.catalog, engine, metric, group, window, as_of_ms)
             expected[(obj, rid, fld)] = field_value(recomputed)
-    assert written == expected
+    assert written == expected, diagnose(state, written, expected)
+
+
+def diagnose(state: Path, written: dict[Any, Any], expected: dict[Any, Any]) -> str:
+    """For a failure: each differing field with what the state's ``written`` table and outbox
+    say (``written`` ahead of or behind the sink tells which side lost the value)."""
+    conn = sqlite3.connect(state)
+    try:
+        lines = []
+        for key in sorted(set(written) | set(expected), key=str):
+            if written.get(key) == expected.get(key):
+                continue
+            where = (*key,)
+            row = conn.execute(
+                "SELECT value, written_ms FROM written WHERE object=? AND record_id=? AND field=?",
+                where,
+            ).fetchone()
+            pending = conn.execute(
+                "SELECT value, seq, attempts FROM outbox WHERE object=? AND record_id=? AND field=?",
+                where,
+            ).fetchone()
+            lines.append(
+                f"{key}: sink {written.get(key)!r}, recompute {expected.get(key)!r}, "
+                f"state written {row!r}, outbox {pending!r}"
+            )
+        return "\n".join(lines)
+    finally:
+        conn.close()
