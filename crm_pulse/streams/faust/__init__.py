@@ -66,7 +66,9 @@ def run_worker(
 
     settings = deployment.runtime.faust
     data_dir = claim_data_dir(settings.data_dir, settings.app_id)  # held until the process ends
-    pipeline = FaustPipeline(deployment, data_dir=data_dir.path, **kwargs)
+    pipeline = FaustPipeline(
+        deployment, data_dir=data_dir.path, instance_id=data_dir.instance_id, **kwargs
+    )
     asyncio.run(ensure_topics(pipeline))
     from .definitions import check_definitions
 
