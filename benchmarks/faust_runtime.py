@@ -24,11 +24,12 @@ Starts a throw-away Kafka (scripts/kafka/broker.py) and reports:
   events partition, seconds until the survivor has written them all.
 
 ``--failover ROUNDS`` measures fail-over only (``--events`` applied first, so the tables hold
-state): two workers, one SIGKILLed, seconds until its partitions are written again, (a) when it
-is restarted at once, with static membership and without, (b) by the survivor with standby
-replicas, with a session timeout of 10 s and of ``--short-session`` (default 2s), (c) the same
-without standby; each case ``ROUNDS`` times, interleaved, with the partition assignments the
-workers logged (rebalances). The throw-away broker allows session timeouts down to 1 s
+state): two workers with RocksDB tables, one SIGKILLed, seconds until its partitions are
+written again, (a) when it is restarted at once, with static membership and without, (b) by the
+survivor with standby replicas, with a session timeout of 10 s and of ``--short-session``
+(default 2s), (c) the same without standby, and (b) with the memory store; each case ``ROUNDS``
+times, interleaved, with the partition assignments the workers logged (rebalances), the
+phases (from the workers' logs) and the CPU seconds the take-over cost. The throw-away broker allows session timeouts down to 1 s
 (``group.min.session.timeout.ms``).
 
 ``--profile DIR`` runs the embedded runtime and the first worker under py-spy (``pip install
@@ -313,6 +314,7 @@ def failover(
     out: Path,
     procs: list[subprocess.Popen[bytes]],
     restart: bool = False,
+    keep: Path | None = None,
 ) -> dict[str, float]:
     """Two workers share the partitions; one is killed with SIGKILL and one event is published
     to every events partition: seconds from the kill until they are all written (the company
@@ -324,6 +326,7 @@ def failover(
     (process start and its table recovery included)."""
     app = config.parent.name
     victim = procs[0]
+    cpu = [cpu_seconds(p.pid) for p in (broker.process, *procs[1:])]
     t0, killed = time.perf_counter(), time.time()
     victim.send_signal(signal.SIGKILL)
     victim.wait()
@@ -333,7 +336,19 @@ def failover(
     events = [warm_event(data, n, 3) for n in names]
     asyncio.run(publish(broker.bootstrap, f"{app}-events", events))
     wait_for_total(out, total + 3 * len(events), timeout=300)
-    return {"seconds": round(time.perf_counter() - t0, 1), **phases(config.parent, killed)}
+    seconds = time.perf_counter() - t0
+    if keep is not None:  # the workers' logs, for a closer look at the phases
+        keep.mkdir(parents=True, exist_ok=True)
+        for log in config.parent.glob("worker*.log"):
+            (keep / f"{app}-{log.name}").write_bytes(log.read_bytes())
+    used = [cpu_seconds(p.pid) - c for p, c in zip((broker.process, *procs[1:]), cpu, strict=True)]
+    workers_cpu = sum(used[1:]) + (cpu_seconds(procs[0].pid) if restart else 0.0)
+    return {
+        "seconds": round(seconds, 1),
+        **phases(config.parent, killed),
+        "workers_cpu_s": round(workers_cpu, 1),  # the survivor's, and the restarted worker's
+        "broker_cpu_s": round(used[0], 1),
+    }
 
 
 _LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \[\d+\] \[\w+\] (.*)$", re.M)
@@ -356,7 +371,7 @@ def phases(run: Path, killed: float) -> dict[str, float]:
                 ("recovered", "Recovery]: Recovery complete"),
             ):
                 if text is not None and text in message:
-                    marks[name] = min(marks.get(name, at), round(at, 1))
+                    marks[name] = round(min(marks.get(name, at), at), 1)
     return marks
 
 
@@ -368,18 +383,27 @@ def assignments(run: Path) -> int:
     )
 
 
-FAILOVER_CASES = [  # name, standby replicas, session timeout, static membership, restart
-    ("restart_static", 0, "10s", True, True),
-    ("restart_dynamic", 0, "10s", False, True),
-    ("survivor_standby1_session10s", 1, "10s", True, False),
-    ("survivor_standby1_session{short}", 1, "{short}", True, False),
-    ("survivor_standby0_session10s", 0, "10s", True, False),
-    ("survivor_standby0_session{short}", 0, "{short}", True, False),
+FAILOVER_CASES = [  # name, store, standby replicas, session timeout, static membership, restart
+    ("restart_static", "rocksdb", 0, "10s", True, True),
+    ("restart_dynamic", "rocksdb", 0, "10s", False, True),
+    ("survivor_standby1_session10s", "rocksdb", 1, "10s", True, False),
+    ("survivor_standby1_session{short}", "rocksdb", 1, "{short}", True, False),
+    ("survivor_standby0_session10s", "rocksdb", 0, "10s", True, False),
+    ("survivor_standby0_session{short}", "rocksdb", 0, "{short}", True, False),
+    # the memory store keeps no changelog offsets (Faust's persisted_offset is None): every
+    # recovery reads each active partition's changelog from the start, standby copy or not
+    ("survivor_standby1_session{short}_memory", "memory", 1, "{short}", True, False),
 ]
 
 
 def failover_runs(
-    data: list[dict[str, Any]], want: int, tmp: Path, broker: Any, short: str, rounds: int
+    data: list[dict[str, Any]],
+    want: int,
+    tmp: Path,
+    broker: Any,
+    short: str,
+    rounds: int,
+    keep: Path | None = None,
 ) -> dict[str, Any]:
     """``--failover``: each case of :data:`FAILOVER_CASES` on two workers of a fresh app that
     first applied the events (so the tables hold state), ``rounds`` times, the cases
@@ -389,7 +413,7 @@ def failover_runs(
     timeout shorter than a blocked event loop)."""
     result: dict[str, Any] = {}
     for r in range(rounds):
-        for case, standby, session, static, restart in FAILOVER_CASES:
+        for case, store, standby, session, static, restart in FAILOVER_CASES:
             case, session = case.format(short=short), session.format(short=short)
             one, config, out, procs = faust_run(
                 data,
@@ -400,11 +424,12 @@ def failover_runs(
                 standby=standby,
                 session=session,
                 static=static,
+                store=store,
                 loglevel="info",
                 name=f"-{case}-{r}".replace("_", "-"),
             )
             before = assignments(config.parent)
-            took = failover(data, want + 2, broker, config, out, procs, restart)
+            took = failover(data, want + 2, broker, config, out, procs, restart, keep)
             row = result.setdefault(case, {"seconds": [], "events_per_s": [], "assignments": []})
             row["seconds"].append(took.pop("seconds"))
             row.setdefault("phases", []).append(took)
@@ -431,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         " standby 0/1 and session timeout 10s/--short-session), this many rounds",
     )
     parser.add_argument("--short-session", default="2s", help="the short session timeout")
+    parser.add_argument("--logs", type=Path, help="--failover: keep the workers' logs here")
     args = parser.parse_args(argv)
     data = events(args.events)
     want = sum(int(e["fields"]["amount"]) for e in data if e["fields"]["status"] == "won")
@@ -441,7 +467,13 @@ def main(argv: list[str] | None = None) -> int:
             broker = _broker().start()
             try:
                 result["failover"] = failover_runs(
-                    data, want, Path(tmp_name), broker, args.short_session, args.failover
+                    data,
+                    want,
+                    Path(tmp_name),
+                    broker,
+                    args.short_session,
+                    args.failover,
+                    args.logs,
                 )
             finally:
                 broker.stop()

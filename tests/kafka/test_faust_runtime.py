@@ -714,7 +714,7 @@ def test_h_a_crm_outage_holds_no_stage_and_a_killed_worker_loses_no_pending_writ
         first.wait()
         d.start_worker()
         asyncio.run(d.publish(events[300:]))
-        drained(180)  # the new worker took over (after the session timeout) and consumed the rest
+        drained(180)  # the new worker (the dead one's directory and group instance id) took over
         d.out.rmdir()  # the CRM answers again
         d.wait_for(expected(d.config, events), timeout=120)
     finally:
