@@ -395,6 +395,20 @@ def test_b3_a_worker_killed_and_restarted_takes_its_partitions_back_with_its_tab
         d.stop()
 
 
+def test_b4_the_worker_reads_the_brokers_session_timeout_limits(kafka: str, tmp_path: Path) -> None:
+    """A session timeout the broker would refuse is a config error before the worker joins
+    (the join fails and the worker would sit there consuming nothing): the limits are read
+    from the broker (the test broker lowers the minimum to 1 s)."""
+    from crm_pulse.streams.faust import FaustPipeline, broker_session_limits, session_problem
+
+    d = Deployment(tmp_path, kafka)
+    deployment = load_config(d.config, resolve_secrets=False)
+    limits = asyncio.run(broker_session_limits(FaustPipeline(deployment, sinks={})))
+    assert limits == {"group.min.session.timeout.ms": 1000, "group.max.session.timeout.ms": 1800000}
+    assert session_problem(2.0, limits) is None
+    assert session_problem(2.0, {**limits, "group.min.session.timeout.ms": 6000}) is not None
+
+
 ROLLING = """\
   - {metric: won_revenue, window: "rolling:30d", group: {}, target: {connector: crm, object: Company, record: "c1", field: won_30d}}
   - {metric: won_revenue, window: "rolling:30d", group: owner_id, target: {connector: crm, object: User, field: won_30d}}

@@ -107,3 +107,15 @@ def test_static_membership_must_be_a_yes_or_no() -> None:
     with pytest.raises(ConfigError) as info:
         load_config_text(text, file="deploy.yaml", resolve_secrets=False)
     assert "runtime.faust.static_membership" in str(info.value)
+
+
+def test_a_session_timeout_the_broker_would_refuse_is_a_config_error_before_joining() -> None:
+    from crm_pulse.streams.faust import session_problem
+
+    kafka_defaults = {"group.min.session.timeout.ms": 6000, "group.max.session.timeout.ms": 1800000}
+    assert session_problem(10.0, kafka_defaults) is None
+    assert session_problem(10.0, {}) is None  # the broker did not say: start as before
+    problem = session_problem(2.0, kafka_defaults)
+    assert problem is not None and problem.path == "runtime.faust.session_timeout"
+    assert "from 6s to 30m" in problem.message and "refuse 2s" in problem.message
+    assert session_problem(2.0, {"group.min.session.timeout.ms": 1000}) is None
