@@ -190,6 +190,8 @@ class Database:
             )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-pulse-db")
         self._conn: sqlite3.Connection | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._reader_conn: sqlite3.Connection | None = None
         self._after_commit: list[Callable[[], None]] = []
         try:
             self.call(self._open)
@@ -305,6 +307,24 @@ class Database:
         """Run ``fn`` on the database thread without blocking the event loop."""
         return await asyncio.wrap_future(self._executor.submit(fn))
 
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on a read-only connection of its own thread: it never waits behind the
+        database thread (a state being loaded, a long batch), and sees what was committed
+        (WAL readers do not block the writer). For ``:memory:``, on the database thread."""
+        if self.path == ":memory:":
+            return await self.run(lambda: fn(self.conn))
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-pulse-rd")
+        return await asyncio.wrap_future(self._reader.submit(lambda: fn(self._read_conn())))
+
+    def _read_conn(self) -> sqlite3.Connection:
+        if self._reader_conn is None:
+            uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=5000")
+            self._reader_conn = conn
+        return self._reader_conn
+
     def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
         """Wrap ``fn`` so that it runs in one IMMEDIATE transaction (all or nothing).
 
@@ -358,3 +378,13 @@ class Database:
 
         self.call(close)
         self._executor.shutdown(wait=True)
+        if self._reader is not None:
+
+            def close_reader() -> None:
+                if self._reader_conn is not None:
+                    self._reader_conn.close()
+                    self._reader_conn = None
+
+            self._reader.submit(close_reader).result()
+            self._reader.shutdown(wait=True)
+            self._reader = None

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -78,7 +79,11 @@ class EmbeddedRuntime:
         sinks: Mapping[str, Sink] | None = None,
         clock: Callable[[], float] = time.time,
         state_path: str | Path | None = None,
+        defer_start: bool = False,
     ) -> None:
+        """``defer_start``: load the state in :meth:`run`, after the HTTP server started, so
+        ``/status`` and ``/healthz`` answer while it loads (``crm-pulse run``); otherwise it is
+        loaded here (tests, tools)."""
         self.deployment = deployment
         self.settings = deployment.runtime
         self.clock = clock
@@ -111,7 +116,14 @@ class EmbeddedRuntime:
                 if self.settings.event_log.keep == "latest"
                 else None
             ),
+            start=not defer_start,
         )
+        self.starting: dict[str, Any] | None = (
+            {"phase": "loading state", "since_ms": int(clock() * 1000)} if defer_start else None
+        )
+        """While :meth:`run` starts (deferred): what it is doing and how far, for /status."""
+        self.tick_seconds: dict[str, float] = {}
+        """Duration of the first, last and longest tick (for /status)."""
         self.outbox = SQLiteOutbox(self.db)
         retry = self.settings.retry
         all_sinks = {n: c.sink for n, c in self.connectors.items() if c.sink is not None}
@@ -296,7 +308,13 @@ class EmbeddedRuntime:
                 return total
 
     async def tick(self) -> int:
+        began = time.perf_counter()
         planned = await self.db.run(self.consumer.tick)
+        took = round(time.perf_counter() - began, 4)
+        ticks = self.tick_seconds
+        ticks.setdefault("first", took)
+        ticks["last"] = took
+        ticks["max"] = max(ticks.get("max", 0.0), took)
         self.planned_writes += planned
         if planned:
             for writer in self.writers.values():
@@ -351,17 +369,19 @@ class EmbeddedRuntime:
 
         ``serve`` starts the HTTP server (it returns an object with ``async stop()``).
         """
-        await self.db.run(lambda: self.consumer.check(int(self.clock() * 1000)))
-        await self.load_config_events()
-        await self.consume_all()  # catch up first, so the first tick sees current values
-        try:
-            server = await serve(self) if serve is not None else None
-        except OSError as exc:
-            await self.close()
-            raise cannot_listen(exc, "runtime.listen", self.settings.listen) from None
-        except FatalError:  # the operations address (runtime.ops_listen) is taken
-            await self.close()
-            raise
+        if self.starting is not None:  # HTTP first: /status and /healthz answer meanwhile
+            server = await self._serve(serve)
+            try:
+                await self._start()
+            except BaseException:
+                if server is not None:
+                    await server.stop()
+                await self.close()
+                raise
+        else:
+            await self.load_config_events()
+            await self.consume_all()  # catch up first, so the first tick sees current values
+            server = await self._serve(serve)
         for line in self.startup_summary():
             log.info(line)
         if backfill_first:
@@ -402,6 +422,32 @@ class EmbeddedRuntime:
             error = failed[0].exception()
             assert error is not None
             raise error
+
+    async def _serve(self, serve: Callable[[EmbeddedRuntime], Any] | None) -> Any:
+        try:
+            return await serve(self) if serve is not None else None
+        except OSError as exc:
+            await self.close()
+            raise cannot_listen(exc, "runtime.listen", self.settings.listen) from None
+        except FatalError:  # the operations address (runtime.ops_listen) is taken
+            await self.close()
+            raise
+
+    async def _start(self) -> None:
+        """A deferred start: load the state on the database thread (reporting how far in
+        :attr:`starting`), then catch up with the log, so the first tick sees current values."""
+        starting = self.starting
+        assert starting is not None
+
+        def progress(done: int, total: int) -> None:
+            starting.update(done=done, total=total)
+
+        await self.db.run(lambda: self.consumer.open(progress))
+        starting.clear()
+        starting.update(phase="applying the log's backlog", since_ms=int(self.clock() * 1000))
+        await self.load_config_events()
+        await self.consume_all()
+        self.starting = None
 
     async def close(self) -> None:
         for connector in self.connectors.values():
@@ -545,14 +591,15 @@ class EmbeddedRuntime:
 
     def status(self) -> dict[str, Any]:
         """Operational status (no secrets: names, counts, cursors and errors only)."""
-        return self._status(self.db.call(self._read_status))
+        return self._status(self.db.call(lambda: self._read_status(self.db.conn)))
 
     async def status_async(self) -> dict[str, Any]:
-        """:meth:`status` without blocking the event loop (for the HTTP server)."""
-        return self._status(await self.db.run(self._read_status))
+        """:meth:`status` without blocking the event loop (for the HTTP server), from a
+        read-only connection: it never waits for the database thread (a state loading, the
+        first writes being planned, a long tick)."""
+        return self._status(await self.db.read(self._read_status))
 
-    def _read_status(self) -> dict[str, Any]:
-        conn = self.db.conn
+    def _read_status(self, conn: sqlite3.Connection) -> dict[str, Any]:
         consumed = consumed_position(conn)
         return {
             "log_position": last_position(conn),
@@ -613,7 +660,11 @@ class EmbeddedRuntime:
                     recent_writes=list(ws.recent[-10:]),
                 )
             connectors[name] = item
+        activity = self.consumer.activity
         return {
+            "starting": None if self.starting is None else dict(self.starting),
+            "activity": activity,
+            "tick_seconds": dict(self.tick_seconds),
             "connectors": connectors,
             "events_per_second": round(self.consumed_events / uptime, 3),
             "changes_per_second": round(sum(self.consumer.changed.values()) / uptime, 3),
