@@ -189,12 +189,17 @@ class SQLiteStore:
         ``company_only`` (with ``measures``): only their company-wide entries.
         ``progress(done, total)``: entries read, every :data:`PROGRESS_EVERY` (the whole
         state only)."""
-        total = 0
+        step: Callable[[int], None] | None = None
         if progress is not None and measures is None:
             total = int(conn.execute("SELECT count(*) FROM state").fetchone()[0])
-            progress(0, total)
+            report = progress
+            report(0, total)
+
+            def step(n: int) -> None:
+                report(n, total)
+
         with contextlib.closing(self._rows(conn, measures, company_only)) as rows:
-            self._data = self._read(rows, None if not total else lambda n: progress(n, total))
+            self._data = self._read(rows, step)
         self._dirty.clear()
 
     @staticmethod
