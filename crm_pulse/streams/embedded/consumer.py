@@ -213,6 +213,7 @@ class Consumer:
         count = len(rows) + len(bad)
         if count:
             position = max([p for p, _ in rows[-1:]] + [b.position for b in bad[-1:]])
+        self._touched(as_of)
         values = self.engine.changes(as_of, metrics=self.planner.wanted)
         if self._first_reads(conn, position):  # the first writes: every rule's whole value
             self.activity = "planning the first writes (every rule's value)"
@@ -249,6 +250,11 @@ class Consumer:
             count, applied, len(values), planned, position, last_position(conn) - position
         )
 
+    def _touched(self, as_of: int) -> None:
+        """Tell the planner which of its rolling rules' groups moved (its time index)."""
+        if self.planner.time_measures:
+            self.planner.touched(self.engine.touched(self.planner.time_measures), as_of)
+
     def _first_reads(self, conn: sqlite3.Connection, position: int) -> bool:
         """Tell the planner of sources whose first read is now applied (the first-read rule:
         :mod:`~crm_pulse.streams.writeback.planner`); True when writes may now begin."""
@@ -277,6 +283,7 @@ class Consumer:
             if first:  # the first writes: every rule's whole value
                 self._first_writes_planned(conn)
             self.engine.advance(as_of)  # future-dated records whose time came: their windows
+            self._touched(as_of)
             changed = self.engine.changes(as_of, metrics=self.planner.wanted)
             writes.extend(self.planner.plan(changed, as_of, self.engine))
             planned = SQLiteOutbox.put(conn, writes, now, 0.0)

@@ -93,7 +93,7 @@ class EmbeddedRuntime:
             dict(connectors) if connectors is not None else build_connectors(deployment)
         )
         pulled = [n for n, c in self.connectors.items() if c.source is not None]
-        self.planner = Planner(deployment.writeback, self.catalog, sources=pulled)
+        self.planner = Planner(deployment.writeback, self.catalog, sources=pulled, by_time=True)
         self._cycles: list[Cycle] = []  # finished reads, logged once the consumer applied them
         self._reported: dict[str, tuple[int, int]] = {}
         self._said_ready = False
