@@ -166,3 +166,39 @@ async def test_a_start_computes_no_report(tmp_path: Path, monkeypatch: pytest.Mo
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+async def test_a_filtered_report_reads_the_rolling_windows_exact_times(tmp_path: Path) -> None:
+    """``report --metric`` loads only the metric's entries: the hour dicts of exact times that
+    rolling windows read among them (they were left out: its rolling rows were short)."""
+    from crm_pulse.metrics.report import Selection
+    from crm_pulse.streams.embedded.commands import report_rows
+
+    dep = await _filled(tmp_path, 30)
+    text = DEPLOY.replace("window: month", 'window: "rolling:30d"')
+    rolling = load_config_text(
+        text.format(
+            input=tmp_path / "in.jsonl",
+            out=tmp_path / "out.jsonl",
+            state=tmp_path / "s.sqlite",
+            port=free_port(),
+        ),
+        base_dir=tmp_path,
+    )
+    rt = EmbeddedRuntime(rolling)  # the same definitions, one more window kept
+    await rt.consume_all()
+    await rt.close()
+    now = int(time.time() * 1000)
+    full = {
+        (r.metric, r.window.label, r.group): r.value
+        for r in report(rolling, now)
+        if r.metric == "deals_won" and r.window.spec.kind == "rolling"
+    }
+    assert full[("deals_won", "last_30d", ())] == 30
+    some = report_rows(rolling, now, Selection(metrics=frozenset({"deals_won"})))
+    assert {
+        (r.metric, r.window.label, r.group): r.value
+        for r in some
+        if r.window.spec.kind == "rolling"
+    } == full
+    assert dep is not None
