@@ -114,10 +114,11 @@ async def test_status_answers_at_once_while_a_slow_state_loads(
             await asyncio.sleep(0.1)
             code, body = await asyncio.to_thread(_get, f"{base}/status")
             assert code == 200
-        loading = [s["starting"] for s in seen if s["starting"]]
-        assert loading and loading[0]["phase"] == "loading state"
-        progress = [s["done"] for s in loading if "done" in s]
-        assert progress and progress[-1] > 0 and loading[0].get("total", total) == total
+        phases = [s["starting"] for s in seen if s["starting"]]
+        assert phases[0]["phase"] in ("checking the state file", "loading state")
+        loading = [p for p in phases if p["phase"] == "loading state"]
+        progress = [p["done"] for p in loading if "done" in p]
+        assert progress and progress[-1] > 0 and {p["total"] for p in loading} == {total}
         assert time.monotonic() - began > total * 0.02  # it did load slowly, behind HTTP
         values = {v["group"]: v["value"] for v in await rt.metric_values()}
         assert values == {f"owner_id=u{k}": (9 if k < 4 else 8) for k in range(7)}
@@ -202,3 +203,17 @@ async def test_a_filtered_report_reads_the_rolling_windows_exact_times(tmp_path:
         if r.window.spec.kind == "rolling"
     } == full
     assert dep is not None
+
+
+async def test_a_deferred_start_still_checks_the_whole_file_before_running(
+    tmp_path: Path,
+) -> None:
+    """``crm-pulse run`` answers HTTP before it reads the whole file; the checks that do (the
+    log's types, SQLite's integrity check) still refuse the file before anything runs."""
+    dep = await _filled(tmp_path, 3)
+    with sqlite3.connect(tmp_path / "s.sqlite") as conn:
+        conn.execute("INSERT INTO events (connector, received_ms, body) VALUES ('crm', 0, x'00')")
+    rt = EmbeddedRuntime(dep, defer_start=True)
+    assert rt.starting is not None and rt.starting["phase"] == "checking the state file"
+    with pytest.raises(StateError, match=r"s\.sqlite: events, position \d+: the event is not"):
+        await rt.run(asyncio.Event(), serve=serve_runtime)

@@ -178,9 +178,12 @@ def _private(path: str) -> None:
 class Database:
     """One SQLite connection, used from one thread; async callers await :meth:`run`."""
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
-        """Open (``create``: or create) the state file; :class:`StateError` if unusable."""
+    def __init__(self, path: str | Path, *, create: bool = True, check: bool = True) -> None:
+        """Open (``create``: or create) the state file; :class:`StateError` if unusable.
+        ``check=False``: the checks that read the whole file (SQLite's integrity check, the
+        event log's types) wait for :meth:`check` (a runtime that answers HTTP first)."""
         self.path = str(path)
+        self._checked = check
         if not create and self.path != ":memory:" and not Path(self.path).is_file():
             raise StateError(
                 self.path,
@@ -223,6 +226,8 @@ class Database:
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+            if self._checked:
+                self._check_whole(conn)
             self._check(conn)
             from .inbox import scrub_credentials
 
@@ -237,11 +242,30 @@ class Database:
             _private(self.path)  # the WAL and SHM files exist now
         self._conn = conn
 
-    def _check(self, conn: sqlite3.Connection) -> None:
-        """Refuse a file whose structure or bookkeeping values are not what this version wrote."""
+    def check(self) -> None:
+        """The checks ``check=False`` left out (on the database thread); StateError."""
+        if self._checked:
+            return
+        try:
+            self._check_whole(self.conn)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(self.path, "", f"is not a usable SQLite database ({exc})") from None
+        self._checked = True
+
+    def _check_whole(self, conn: sqlite3.Connection) -> None:
+        """The checks that read the whole file: SQLite's integrity check, the log's types."""
         result = conn.execute("PRAGMA quick_check").fetchone()
         if result is None or result[0] != "ok":
             raise StateError(self.path, "", f"is corrupt ({result[0] if result else 'no answer'})")
+        bad = conn.execute(
+            "SELECT position FROM events WHERE typeof(body) != 'text' OR typeof(position) != "
+            "'integer' LIMIT 1"
+        ).fetchone()
+        if bad is not None:
+            raise StateError(self.path, f"events, position {bad[0]!r}", "the event is not text")
+
+    def _check(self, conn: sqlite3.Connection) -> None:
+        """Refuse a file whose structure or bookkeeping values are not what this version wrote."""
         for table, needed in _TABLES.items():
             columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             missing = sorted(needed - columns)
@@ -286,12 +310,6 @@ class Database:
                         f"{table}, key {key!r}",
                         f"expected a number or null, got {_show(value)}",
                     )
-        bad = conn.execute(
-            "SELECT position FROM events WHERE typeof(body) != 'text' OR typeof(position) != "
-            "'integer' LIMIT 1"
-        ).fetchone()
-        if bad is not None:
-            raise StateError(self.path, f"events, position {bad[0]!r}", "the event is not text")
 
     @property
     def conn(self) -> sqlite3.Connection:

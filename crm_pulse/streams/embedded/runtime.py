@@ -87,7 +87,8 @@ class EmbeddedRuntime:
         self.deployment = deployment
         self.settings = deployment.runtime
         self.clock = clock
-        self.db = Database(state_path or self.settings.state_path)
+        # the checks that read the whole file wait for the start too (see _start)
+        self.db = Database(state_path or self.settings.state_path, check=not defer_start)
         self.catalog = deployment.catalog()
         self.connectors = (
             dict(connectors) if connectors is not None else build_connectors(deployment)
@@ -119,7 +120,9 @@ class EmbeddedRuntime:
             start=not defer_start,
         )
         self.starting: dict[str, Any] | None = (
-            {"phase": "loading state", "since_ms": int(clock() * 1000)} if defer_start else None
+            {"phase": "checking the state file", "since_ms": int(clock() * 1000)}
+            if defer_start
+            else None
         )
         """While :meth:`run` starts (deferred): what it is doing and how far, for /status."""
         self.tick_seconds: dict[str, float] = {}
@@ -442,6 +445,8 @@ class EmbeddedRuntime:
         def progress(done: int, total: int) -> None:
             starting.update(done=done, total=total)
 
+        await self.db.run(self.db.check)
+        starting.update(phase="loading state", since_ms=int(self.clock() * 1000))
         await self.db.run(lambda: self.consumer.open(progress))
         starting.clear()
         starting.update(phase="applying the log's backlog", since_ms=int(self.clock() * 1000))
