@@ -122,7 +122,7 @@ def test_salesforce_answers_follow_the_documented_shapes() -> None:
 async def test_a_simulator_answer_outside_the_contract_fails_the_test(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from crm_pulse.sandbox import hubspot as simulator
+    from crm_pulse.sandbox.hubspot import answers as simulator
 
     monkeypatch.setattr(simulator, "_batch_times", dict)  # the old answer: no times
     fake = FakeHubSpot("tok")
