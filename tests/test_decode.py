@@ -154,3 +154,166 @@ def test_odd_lines_give_the_event_or_the_error_validation_gives() -> None:
             got = "error"
             assert re.search(rf"line {i}\b", str(exc)), exc
         assert got == want, text
+
+
+# ------------------------------------------------ from JSON text: decode_event and parse_line
+
+
+def _former_parse_line(text: str, line: int) -> Event:
+    """parse_line as it was before msgspec decoded the lines: json.loads, then validation."""
+    from crm_pulse.errors import DataError
+    from crm_pulse.metrics.jsonl import _json_loads, _reason
+    from crm_pulse.safejson import MAX_DEPTH, depth_of
+
+    if text.count("[") + text.count("{") > MAX_DEPTH and depth_of(text.encode()) > MAX_DEPTH:
+        raise DataError(f"JSON nested deeper than {MAX_DEPTH} levels", f"line {line}")
+    data = _json_loads(text, line)
+    if not isinstance(data, dict):
+        raise DataError(f"expected a JSON object, got {type(data).__name__}", f"line {line}")
+    try:
+        return Event.model_validate(data)
+    except ValidationError as exc:
+        raise DataError(_reason(exc), f"line {line}") from None
+
+
+def _outcome(parse: Any, text: Any) -> Any:
+    from crm_pulse.errors import DataError
+
+    try:
+        event = parse(text)
+    except ValidationError as exc:
+        return ("ValidationError", json.dumps(exc.errors(include_url=False), default=repr))
+    except DataError as exc:
+        return ("DataError", str(exc))
+    return (
+        event,
+        event.values,
+        event.canonical,
+        event.key,
+        event.model_fields_set,
+        event.model_dump_json(),
+    )
+
+
+def _texts(data: Any) -> st.SearchStrategy[str]:
+    """The JSON text of ``data`` and hostile variants of it."""
+    text = json.dumps(data)
+    compact = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    cut = st.integers(min_value=0, max_value=max(len(text) - 1, 0)).map(lambda i: text[:i])
+    edits = st.sampled_from(
+        [
+            (": 3", ": 3.0"),
+            (": 3", ": NaN"),
+            (": 3", ": 1e400"),
+            (": 3", ": 123456789012345678901234567890"),
+            ('"won"', '"w\\u00f6n"'),
+            ('"won"', '"\\ud800"'),
+            ('"id": ', '"id": "x", "id": '),
+            ('"fields": {', '"fields": {"status": "lost", '),
+            ('{"', ' {\n"'),
+            ("}", "} x"),
+            ("}", "}\n"),
+            ('"upsert"', '"UPSERT"'),
+        ]
+    ).map(lambda e: text.replace(*e))
+    return st.one_of(st.just(text), st.just(compact), cut, edits)
+
+
+events_data = st.fixed_dictionaries(
+    {
+        "source": st.one_of(st.sampled_from(["crm", "hubspot", "crmé"]), st.text(max_size=3)),
+        "object": st.sampled_from(["deal", "account", "activity", "quota", "thing", ""]),
+        "id": st.one_of(st.text(max_size=5), st.integers(), st.sampled_from(["7", "x y"])),
+        "op": st.one_of(st.sampled_from(["upsert", "delete"]), scalars),
+        "version": st.one_of(st.integers(min_value=-(2**64), max_value=2**64), st.just(3)),
+        "fields": st.one_of(
+            st.dictionaries(
+                field_names,
+                st.one_of(
+                    scalars, st.lists(scalars, max_size=3), st.dictionaries(st.text(), scalars)
+                ),
+                max_size=6,
+            ),
+            st.just({"status": "won", "amount": "12.50", "closed_at": "2026-03-05T10:00:00Z"}),
+            scalars,
+        ),
+    }
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.data())
+def test_decode_event_gives_what_model_validate_json_gives(data: st.DataObject) -> None:
+    """Same event (fields, typed values, tie text, fields set) or the same ValidationError, for
+    texts and bytes of events, broken events and arbitrary text."""
+    from crm_pulse.metrics.decode import decode_event
+
+    text = data.draw(st.one_of(events_data.flatmap(_texts), st.text(max_size=40)))
+    for form in (text, text.encode("utf-8", "surrogatepass")):
+        assert _outcome(decode_event, form) == _outcome(Event.model_validate_json, form), form
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.data())
+def test_parse_line_gives_what_the_former_reading_gives(data: st.DataObject) -> None:
+    """A JSONL line: same event or the same error message (line number included)."""
+    text = data.draw(st.one_of(events_data.flatmap(_texts), st.text(max_size=40)))
+    if not text.strip():
+        return
+    assert _outcome(lambda t: parse_line(t, 9), text) == _outcome(
+        lambda t: _former_parse_line(t, 9), text
+    ), text
+
+
+def test_bytes_that_are_not_utf8_give_pydantic_s_error() -> None:
+    from crm_pulse.metrics.decode import decode_event
+
+    good = json.dumps(DEAL)
+    for raw in (
+        good.encode().replace(b"won", b"w\xffn"),
+        b"\xef\xbb\xbf" + good.encode(),
+        good.encode("utf-16"),
+        bytearray(good.encode()),
+    ):
+        assert _outcome(decode_event, raw) == _outcome(Event.model_validate_json, raw)
+
+
+def test_the_usual_texts_do_not_reach_pydantic(monkeypatch: Any) -> None:
+    from crm_pulse.metrics.decode import decode_event
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the fast path stepped aside")
+
+    want = Event.model_validate(DEAL)
+    monkeypatch.setattr(Event, "model_validate_json", refuse)
+    monkeypatch.setattr(Event, "model_validate", refuse)
+    line = json.dumps(DEAL)
+    for got in (decode_event(line), decode_event(line.encode()), parse_line(line, 1)):
+        assert got == want and got.values == want.values and got.canonical == want.canonical
+
+
+json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**31), max_value=10**31),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(),
+        st.sampled_from(["\x00\x1f\x7f\u2028\U0001f600", '"\\/\b\f\n\r\t', "\ud800"]),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), json_values, max_size=8))
+def test_canonical_json_is_the_standard_library_s_text(fields: dict[str, Any]) -> None:
+    """The tie-breaker text of two upserts never changes: byte for byte ``json.dumps`` with
+    sorted keys, compact separators and non-ASCII kept (msgspec writes the usual fields)."""
+    from crm_pulse.metrics.events import canonical_json
+
+    want = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(fields) == want

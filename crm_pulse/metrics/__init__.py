@@ -21,6 +21,7 @@ from .catalog import (
     builtin_definitions,
     definitions_from_mapping,
 )
+from .decode import decode_event
 from .definitions import CATEGORIES, Definitions, GoalDef, MeasureDef, MetricDef
 from .deltas import Delta, group_key, partition_of
 from .engine import DEFAULT_WINDOWS, Engine
@@ -57,6 +58,7 @@ __all__ = [
     "WindowSpec",
     "build_catalog",
     "builtin_definitions",
+    "decode_event",
     "definitions_from_mapping",
     "group_key",
     "parse_amount",

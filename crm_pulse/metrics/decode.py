@@ -8,13 +8,20 @@ and the caller validates with pydantic, which gives the same event or the precis
 both paths accept exactly the same inputs and build equal events (``tests/test_decode.py``
 checks this on generated and hostile inputs).
 
-Used by the bulk readers (``crm-pulse replay``, JSONL sources), where parsing is the largest
-per-event cost.
+Every reader of an event's JSON text goes through here: :func:`decode_event` stands for
+``Event.model_validate_json`` (the event log read back, demo checks) and :func:`decode_json`
+for ``json.loads`` followed by :func:`trusted_event` (JSONL lines: ``crm-pulse replay``, the
+file source). The text is decoded by msgspec (about 1 µs a line against 3.5 for ``json.loads``
+and 13 for pydantic's whole validation); whatever it or :func:`trusted_event` is unsure about
+goes the former way, so the events and the errors are the same (property tests in
+``tests/test_decode.py`` on generated and hostile texts).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import msgspec
 
 from .events import (
     BUILTIN_OBJECTS,
@@ -29,7 +36,7 @@ from .events import (
     type_fields,
 )
 
-__all__ = ["trusted_event"]
+__all__ = ["decode_event", "decode_json", "trusted_event"]
 
 _KEYS = frozenset(("source", "object", "id", "op", "version", "fields"))
 _OPS = {"upsert": "upsert", "delete": "delete"}
@@ -105,3 +112,29 @@ def trusted_event(data: Any) -> Event | None:
         private["_canonical"] = canonical_json(fields)
     _set(event, "__pydantic_private__", private)
     return event
+
+
+_DECODE = msgspec.json.Decoder().decode
+_NOT_DECODED = object()
+
+
+def decode_json(text: str | bytes | bytearray) -> Any:
+    """``text`` decoded as JSON by msgspec, or a sentinel (never a JSON value) when msgspec
+    refuses it: the caller then reads it the former way, with that reader's error messages.
+
+    Where both accept a text they give equal values (msgspec refuses ``NaN``, lone surrogates
+    and numbers beyond a double, which ``json.loads`` reads and validation then refuses)."""
+    try:
+        return _DECODE(text)
+    except (msgspec.DecodeError, ValueError, RecursionError):
+        return _NOT_DECODED
+
+
+def decode_event(text: str | bytes | bytearray) -> Event:
+    """``Event.model_validate_json(text)``, faster: the same event, or the same
+    ``ValidationError`` (raised by that very call, which reads every text the fast path is
+    unsure about)."""
+    event = trusted_event(decode_json(text))
+    if event is not None:
+        return event
+    return Event.model_validate_json(text)

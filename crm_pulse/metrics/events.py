@@ -32,6 +32,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Literal, cast
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 __all__ = [
@@ -550,10 +551,28 @@ class Event(BaseModel):
 _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
 ).encode
+_FAST_CANONICAL = msgspec.json.Encoder(order="sorted").encode
+_PLAIN = frozenset((str, int, bool, type(None)))
+"""Values msgspec writes byte for byte as the standard library does (floats differ: ``1e+16``
+against ``1e16``; nested values are left to the standard library too)."""
 
 
 def canonical_json(fields: Mapping[str, Any]) -> str:
-    """``fields`` as canonical JSON: sorted keys, no spaces, non-ASCII kept as is."""
+    """``fields`` as canonical JSON: sorted keys, no spaces, non-ASCII kept as is.
+
+    The text is the standard library's (``json``, ``sort_keys``, compact separators,
+    ``ensure_ascii=False``): it orders upserts of equal versions, so it must never change. The
+    usual fields (text, integers, booleans, nulls) are written by msgspec, three times as fast
+    and the same bytes (``tests/test_decode.py`` compares both on generated fields)."""
+    if type(fields) is dict:
+        plain = _PLAIN
+        for value in fields.values():
+            if type(value) not in plain:
+                return _CANONICAL(fields)
+        try:
+            return _FAST_CANONICAL(fields).decode()
+        except (TypeError, ValueError, OverflowError):  # a lone surrogate, a huge integer
+            pass
     return _CANONICAL(fields)
 
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from ..errors import DataError
 from ..safejson import MAX_DEPTH, depth_of
-from .decode import trusted_event
+from .decode import decode_json, trusted_event
 from .events import Event
 
 __all__ = ["LineError", "parse_line", "read_events", "read_events_file"]
@@ -42,10 +42,11 @@ def parse_line(text: str, line: int) -> Event:
     """One JSONL line -> Event; raises DataError(reason, where='line N')."""
     if text.count("[") + text.count("{") > MAX_DEPTH and depth_of(text.encode()) > MAX_DEPTH:
         raise DataError(f"JSON nested deeper than {MAX_DEPTH} levels", f"line {line}")
-    data = _json_loads(text, line)
-    event = trusted_event(data)
+    event = trusted_event(decode_json(text))
     if event is not None:
         return event
+    # anything unusual (or wrong) is read the former way, which words what is wrong
+    data = _json_loads(text, line)
     if not isinstance(data, dict):
         raise DataError(f"expected a JSON object, got {type(data).__name__}", f"line {line}")
     try:

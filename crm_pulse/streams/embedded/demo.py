@@ -34,7 +34,7 @@ from ...config.models import Deployment
 from ...connectors.provisioning import required_fields
 from ...connectors.zoho.sink import MODULE as ZOHO_MODULES
 from ...metrics import Engine
-from ...metrics.events import Event
+from ...metrics.decode import decode_event
 from ...sandbox import Sandbox
 from ..writeback import Planner
 from .runtime import EmbeddedRuntime
@@ -122,7 +122,7 @@ def expected_values(
     deployment = runtime.deployment
     engine = Engine(deployment.catalog(), windows=deployment.window_specs())
     engine.advance(as_of)
-    engine.apply_all(Event.model_validate_json(r) for r in rows)
+    engine.apply_all(decode_event(r) for r in rows)
     planner = Planner(deployment.writeback, engine.catalog)
     out: dict[tuple[str, str, str, str], Any] = {}
     for w in planner.plan(engine.report(as_of, keep_null=True), as_of):

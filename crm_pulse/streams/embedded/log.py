@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 from pydantic import ValidationError
 
+from ...metrics.decode import decode_event
 from ...metrics.events import Event
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ def read_log(
                 good.append((int(pos), held))
                 continue
         try:
-            good.append((int(pos), Event.model_validate_json(body)))
+            good.append((int(pos), decode_event(body)))
         except ValidationError as exc:
             bad.append(BadEntry(int(pos), str(connector), str(body), _reason(exc)))
         except ValueError as exc:
