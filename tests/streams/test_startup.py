@@ -111,6 +111,11 @@ async def test_status_answers_at_once_while_a_slow_state_loads(
             assert health[0] == 200
             if status["starting"] is None:
                 break
+            if status["starting"]["phase"] == "loading state":  # no value before it is loaded
+                code, text = await asyncio.to_thread(_get, f"{base}/overview")
+                assert code == 200 and json.loads(text)["rules"] == []
+                code, text = await asyncio.to_thread(_get, f"{base}/metrics")
+                assert code == 200 and "crm_pulse_metric_value{" not in text
             await asyncio.sleep(0.1)
             code, body = await asyncio.to_thread(_get, f"{base}/status")
             assert code == 200

@@ -474,6 +474,16 @@ class EmbeddedRuntime:
         recent write-backs (names and numbers only)."""
         status = await self.status_async()
         now = int(self.clock() * 1000)
+        if self.starting is not None:  # nothing loaded yet: no value to show (status says why)
+            return {
+                "status": status,
+                "metrics": [],
+                "writes": [],
+                "rules": [],
+                "now_ms": now,
+                "timezone": self.deployment.timezone,
+                "currency": self.deployment.metrics.currency,
+            }
         metrics = await self.db.run(lambda: self._metric_overview(now))
         values = await self.metric_values()
         writes = [
@@ -502,7 +512,10 @@ class EmbeddedRuntime:
         }
 
     async def metric_values(self) -> list[dict[str, Any]]:
-        """Every write-back rule's value per group now (``/metrics``, the status page)."""
+        """Every write-back rule's value per group now (``/metrics``, the status page); none
+        while the state is still loading."""
+        if self.starting is not None:
+            return []
         now = int(self.clock() * 1000)
         return await self.db.run(lambda: self._rule_values(now))
 
