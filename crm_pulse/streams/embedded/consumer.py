@@ -213,7 +213,7 @@ class Consumer:
         count = len(rows) + len(bad)
         if count:
             position = max([p for p, _ in rows[-1:]] + [b.position for b in bad[-1:]])
-        self._touched(as_of)
+        self._touched()
         values = self.engine.changes(as_of, metrics=self.planner.wanted)
         if self._first_reads(conn, position):  # the first writes: every rule's whole value
             self.activity = "planning the first writes (every rule's value)"
@@ -250,10 +250,10 @@ class Consumer:
             count, applied, len(values), planned, position, last_position(conn) - position
         )
 
-    def _touched(self, as_of: int) -> None:
+    def _touched(self) -> None:
         """Tell the planner which of its rolling rules' groups moved (its time index)."""
         if self.planner.time_measures:
-            self.planner.touched(self.engine.touched(self.planner.time_measures), as_of)
+            self.planner.touched(self.engine.touched(self.planner.time_measures))
 
     def _first_reads(self, conn: sqlite3.Connection, position: int) -> bool:
         """Tell the planner of sources whose first read is now applied (the first-read rule:
@@ -279,11 +279,11 @@ class Consumer:
             now = self.clock()
             as_of = int(now * 1000)
             first = self._first_reads(conn, consumed_position(conn))
+            self.engine.advance(as_of)  # future-dated records whose time came: their windows
+            self._touched()  # (the planner evaluates their groups now, with the groups due)
             writes = self.planner.due_by_time(self.engine, as_of)
             if first:  # the first writes: every rule's whole value
                 self._first_writes_planned(conn)
-            self.engine.advance(as_of)  # future-dated records whose time came: their windows
-            self._touched(as_of)
             changed = self.engine.changes(as_of, metrics=self.planner.wanted)
             writes.extend(self.planner.plan(changed, as_of, self.engine))
             planned = SQLiteOutbox.put(conn, writes, now, 0.0)

@@ -95,8 +95,8 @@ class _TimeIndex:
     """Every group is indexed (after a tick that evaluated them all)."""
     next_at: dict[Group, int] = field(default_factory=dict)
     heap: list[tuple[int, int, Group]] = field(default_factory=list)  # (time, seq, group)
-    touched: dict[Group, int] = field(default_factory=dict)
-    """Groups a batch touched, with the earliest as-of since which their time is unknown."""
+    touched: set[Group] = field(default_factory=set)
+    """Groups a batch touched since the last tick."""
     seq: int = 0
 
     def reset(self) -> None:
@@ -310,10 +310,12 @@ class Planner:
         for index in self._by_time.values():
             index.reset()
 
-    def touched(self, groups: Iterable[tuple[int, Group]], as_of: int) -> None:
-        """A batch at ``as_of`` touched these (measure, group) buckets (from
-        :meth:`Engine.touched`, before its ``changes``): their values at ``as_of`` are planned
-        with that batch, their next time of change is looked up again at the next tick."""
+    def touched(self, groups: Iterable[tuple[int, Group]]) -> None:
+        """A batch touched these (measure, group) buckets (from
+        :meth:`Engine.touched`, before its ``changes``): the next tick evaluates these groups
+        again and looks their next time of change up. (The batch's ``changes`` compare with the
+        value last *reported*, not with what a tick wrote since: a value that went back to the
+        reported one is not planned by the batch.)"""
         if not self._by_time:
             return
         for mi, group in groups:
@@ -323,7 +325,7 @@ class Planner:
                 if index is None or fields != r.fields:
                     continue
                 if any(m.index == mi for m in r.metric.measures):
-                    index.touched.setdefault(group, as_of)
+                    index.touched.add(group)
 
     # ------------------------------------------------------------ when time moves
     def forget_windows(self) -> None:
@@ -383,7 +385,7 @@ class Planner:
             covered = self._covered_groups(r.index, window)
             index = self._by_time.get(r.index)
             if index is not None and index.built and not rolled:
-                groups = self._due_groups(r, index, engine.store, as_of)
+                groups = self._due_groups(index, as_of)
             else:
                 groups = self._groups(engine, r)
                 if index is not None:
@@ -403,21 +405,13 @@ class Planner:
                     out.append(write)
         return out
 
-    def _due_groups(
-        self, r: _Rule, index: _TimeIndex, store: StateStore, as_of: int
-    ) -> list[Group]:
+    @staticmethod
+    def _due_groups(index: _TimeIndex, as_of: int) -> list[Group]:
         """The groups of a time-indexed rule whose value can have moved since its last tick:
-        those whose time came, and those a batch touched whose time (looked up from when
-        they were touched) came too; the others are indexed again."""
-        groups = index.due(as_of)
-        for group, since in sorted(index.touched.items(), key=lambda x: str(x[0])):
-            at = self._next_change(r, index, store, group, since)
-            if at is not None and at <= as_of:
-                groups.append(group)
-            else:
-                index.put(group, at)
-        index.touched.clear()
-        return sorted(set(groups), key=lambda g: str(g[1:2]))
+        those whose time came, and those a batch touched."""
+        groups = set(index.due(as_of)) | index.touched
+        index.touched = set()
+        return sorted(groups, key=lambda g: str(g[1:2]))
 
     @staticmethod
     def _next_change(
