@@ -327,10 +327,15 @@ def cmd_quarantine(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_deadletters(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    deployment = _deployment(args.config, secrets=False)
+    if deployment.runtime.kind == "faust":  # the workers keep them in Kafka
+        from .streams.faust.deadletters import run_command as run_faust
+
+        return run_faust(deployment, args.action, args.ids, all_letters=args.all, out=out)
     from .streams.embedded.commands import state_file
     from .streams.writeback.deadletters import run_command
 
-    state = state_file(_deployment(args.config, secrets=False))
+    state = state_file(deployment)
     return run_command(state, args.action, args.ids, all_letters=args.all, out=out)
 
 

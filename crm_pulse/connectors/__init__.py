@@ -25,7 +25,8 @@ Events
     :func:`event_from_json`.
 Throughput
     :func:`read_ahead` (the next page's request in flight while this page is mapped: one
-    request per cursor at a time, never more), :class:`RollingWindow` (at most n calls started
+    request per cursor at a time, never more), :func:`start_reading` (a read that does not
+    depend on another one starts beside it: its first request leaves at once), :class:`RollingWindow` (at most n calls started
     per rolling window, shared by concurrent callers, from :mod:`crm_pulse.retry`).
 Failures, by what the caller should do (:mod:`crm_pulse.errors`)
     one bad record -> :class:`BadRecord` in ``Page.skipped`` (skipped and quarantined, the page
@@ -96,7 +97,7 @@ from .protocols import (
     WebhookRequest,
     WriteResult,
 )
-from .readahead import read_ahead
+from .readahead import StartedReading, read_ahead, start_reading
 from .rejects import reject
 
 __all__ = [
@@ -141,6 +142,7 @@ __all__ = [
     "Sink",
     "SkippableError",
     "Source",
+    "StartedReading",
     "SurveyTypeMapping",
     "TicketStatus",
     "Unauthorized",
@@ -157,6 +159,7 @@ __all__ = [
     "read_ahead",
     "reject",
     "retrying",
+    "start_reading",
     "time_ms",
     "unreachable_cause",
     "upsert",

@@ -19,6 +19,7 @@ from typing import Any
 
 _EXPORTS = {
     "EmbeddedRuntime": "crm_pulse.streams.embedded.runtime",
+    "Intake": "crm_pulse.streams.embedded",
     "build_connectors": "crm_pulse.streams.embedded.runtime",
     "Database": "crm_pulse.streams.embedded.database",
     "StateError": "crm_pulse.streams.embedded.database",

@@ -1,5 +1,6 @@
-"""The kit's throughput helpers: reading one page ahead, and a rolling window shared by
-concurrent callers (crm_pulse.connectors.read_ahead, crm_pulse.retry.RollingWindow)."""
+"""The kit's throughput helpers: reading one page ahead, starting a read beside another one,
+and a rolling window shared by concurrent callers (crm_pulse.connectors.read_ahead,
+start_reading, crm_pulse.retry.RollingWindow)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from crm_pulse.connectors import RollingWindow, read_ahead
+from crm_pulse.connectors import RollingWindow, read_ahead, start_reading
 
 
 class Pages:
@@ -74,6 +75,45 @@ async def test_stopping_early_cancels_the_request_in_flight_and_closes_the_pages
     await pages.aclose()  # type: ignore[attr-defined]  # an async generator
     assert source.closed
     assert source.log == ["request 0", "request 1"]
+
+
+async def test_a_started_read_is_in_flight_beside_other_work_and_reads_ahead_later() -> None:
+    source = Pages(3)
+    async with start_reading(source.pages()) as pages:
+        await asyncio.sleep(0.01)  # other work (the scan beside it)
+        assert source.log == ["request 0"]  # asked for at once, nothing more until taken
+        got = []
+        async for page in pages:
+            if page < 2:
+                assert f"request {page + 1}" in source.log  # then one page ahead
+            got.append(page)
+    assert got == [0, 1, 2]
+    assert source.peak == 1 and source.closed
+
+
+async def test_a_started_read_left_unread_is_cancelled_and_closed() -> None:
+    source = Pages(10)
+    source.release.clear()  # its first request hangs
+    async with start_reading(source.pages()):
+        await asyncio.sleep(0.01)
+    assert source.closed
+    assert source.log == ["request 0"]
+    # and one whose first page came but was never taken asks for no second page
+    source = Pages(10)
+    async with start_reading(source.pages()):
+        await asyncio.sleep(0.01)
+    assert source.log == ["request 0"] and source.closed
+
+
+async def test_a_started_read_hands_out_every_page_before_the_failing_one() -> None:
+    source = Pages(5, fail_at=1)
+    got = []
+    with pytest.raises(RuntimeError, match="page 1 failed"):
+        async with start_reading(source.pages()) as pages:
+            async for page in pages:
+                got.append(page)
+    assert got == [0]
+    assert source.closed
 
 
 async def test_a_rolling_window_never_lets_concurrent_callers_exceed_it() -> None:

@@ -153,15 +153,15 @@ async def test_the_edge_forwards_its_whole_log_into_a_new_app_id(
     edge = EdgeRuntime(load_config(d.config, resolve_secrets=False))
     try:
         await edge.pollers["crm"].poll_once()
-        await edge.consume_all()
+        await edge.forward_all()
     finally:
         await edge.close()
     new_app = f"{d.app}-v2"
     d.config.write_text(text.replace(f'app_id: "{d.app}"', f'app_id: "{new_app}"'))
     edge = EdgeRuntime(load_config(d.config, resolve_secrets=False))
     try:
-        assert edge._catch_up == 6
-        await edge.consume_all()
+        assert edge.catch_up == 6
+        await edge.forward_all()
     finally:
         await edge.close()
     got = await _read_topic(kafka, f"{new_app}-events")

@@ -861,9 +861,6 @@ def test_a_partition_faust_stopped_delivering_is_read_from_kafka(
         await store.commit()
 
     class Consumer:
-        def __init__(self) -> None:
-            self._committed_offset = {tp: 3}  # Faust committed what it delivered: no hole
-
         def assignment(self) -> set[TP]:
             return {tp}
 
@@ -877,7 +874,11 @@ def test_a_partition_faust_stopped_delivering_is_read_from_kafka(
     stage.apply = apply
     pipeline.app.consumer = Consumer()
     monkeypatch.setattr(Timers, "settled", lambda self, generation: True)
-    timers = Timers(pipeline)
+
+    async def committed(tps: Any) -> dict[TP, int | None]:
+        return {tp: 3}  # Faust committed what it delivered: no hole
+
+    timers = Timers(pipeline, committed=committed)
 
     async def main() -> None:
         delivered = [Event(Message(topic, 0, o, b"k", str(o).encode())) for o in (0, 1, 2)]
@@ -921,8 +922,6 @@ def test_a_stopping_worker_applies_nothing_and_checks_nothing(
         applied.extend(m.offset for _anchor, messages in parts for m in messages)
 
     class Consumer:
-        _committed_offset = {TP(topic, 0): 50}  # noqa: RUF012
-
         def assignment(self) -> set[TP]:
             return {TP(topic, 0)}
 
@@ -937,7 +936,12 @@ def test_a_stopping_worker_applies_nothing_and_checks_nothing(
     assert not Timers(pipeline).settled(pipeline.app.consumer_generation_id)
     delivered = [Event(Message(topic, 0, o, b"k", b"v")) for o in (7, 8)]
     asyncio.run(pipeline._ordered(stage, delivered))
-    asyncio.run(Timers(pipeline).holes())
+
+    async def committed(tps: Any) -> dict[TP, int | None]:
+        asked.append(2)
+        return {TP(topic, 0): 50}
+
+    asyncio.run(Timers(pipeline, committed=committed).holes())
     assert applied == [] and asked == []
 
 

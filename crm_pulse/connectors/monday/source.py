@@ -26,7 +26,16 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import BadRecord, Cursor, DataError, Event, Page, map_records, read_ahead
+from .. import (
+    BadRecord,
+    Cursor,
+    DataError,
+    Event,
+    Page,
+    StartedReading,
+    map_records,
+    start_reading,
+)
 from .client import MondayClient
 from .errors import CursorExpired
 from .mapping import BoardColumns, MondayMapper
@@ -102,7 +111,6 @@ class MondaySource:
     async def _run(self, cursor: Cursor | None, *, backfill: bool) -> AsyncIterator[Page]:
         current: dict[str, Any] = dict(cursor or {})
         for kind, board in self.boards:
-            await self.columns.load(board.id)
             state = dict(current.get(kind) or {})
             t = state.get("t")
             if t is None:
@@ -113,33 +121,47 @@ class MondaySource:
             newest = int(t or 0)
             read_from = start  # items updated before it are dropped (the filter is by day)
             restarts = 0
-            while True:
-                try:
-                    async for items in read_ahead(
+            # the first page is asked for beside the board's columns (needed to map it, not
+            # to ask for it): one round trip less a board
+            reading: StartedReading[list[dict[str, Any]]] | None = start_reading(
+                self.client.pages(board.id, self.page_size, query_since(read_from))
+            )
+            try:
+                await self.columns.load(board.id)
+                while True:
+                    pages = reading or start_reading(
                         self.client.pages(board.id, self.page_size, query_since(read_from))
-                    ):
-                        kept = [
-                            i
-                            for i in items
-                            if read_from is None or (self._version(i) or read_from) >= read_from
-                        ]
-                        events, bad = self._events(kind, kept)
-                        for item in kept:
-                            newest = max(newest, self._version(item) or 0)
-                        for e in events:
-                            (known.add if e.op == "upsert" else known.discard)(e.id)
-                        state.update(t=newest, ids=sorted(known))
-                        current = {**current, kind: dict(state)}
-                        yield Page(events, current, skipped=bad)
-                    break
-                except CursorExpired:
-                    restarts += 1
-                    self.restarts += 1
-                    if restarts > RESTARTS:
-                        raise
-                    # start again from the newest updated_at reached, not from the beginning
-                    read_from = newest if newest else start
-                    log.info("monday cursor expired; reading again from the last updated_at")
+                    )
+                    reading = None
+                    try:
+                        async with pages:
+                            async for items in pages:
+                                kept = [
+                                    i
+                                    for i in items
+                                    if read_from is None
+                                    or (self._version(i) or read_from) >= read_from
+                                ]
+                                events, bad = self._events(kind, kept)
+                                for item in kept:
+                                    newest = max(newest, self._version(item) or 0)
+                                for e in events:
+                                    (known.add if e.op == "upsert" else known.discard)(e.id)
+                                state.update(t=newest, ids=sorted(known))
+                                current = {**current, kind: dict(state)}
+                                yield Page(events, current, skipped=bad)
+                        break
+                    except CursorExpired:
+                        restarts += 1
+                        self.restarts += 1
+                        if restarts > RESTARTS:
+                            raise
+                        # start again from the newest updated_at reached, not from the beginning
+                        read_from = newest if newest else start
+                        log.info("monday cursor expired; reading again from the last updated_at")
+            finally:
+                if reading is not None:
+                    await reading.aclose()
             now = int(self.clock() * 1000)
             if backfill:
                 state.update(t=newest or state.get("t"), ids=sorted(known), checked=now)

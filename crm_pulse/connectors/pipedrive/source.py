@@ -28,7 +28,7 @@ from typing import Any
 from ...errors import DataError, FatalError
 from ...metrics.events import Event
 from ..protocols import BadRecord, Cursor, Page
-from ..readahead import read_ahead
+from ..readahead import start_reading
 from .client import PipedriveClient
 from .mapping import FieldKeys, PipedriveMapper
 from .settings import PipedriveSettings
@@ -153,6 +153,10 @@ class PipedriveSource:
         for entity in self.entities:
             await self.keys.load(entity)
             state = dict(current.get(entity) or {})
+            # an entity's lists (deals: live, archived, deleted, archived + deleted) do not
+            # depend on each other: every list's first request leaves now (the client keeps
+            # them within the burst window), and the lists are handed out one after the other
+            lists = []
             for mark, path, extra in self._paths(entity):
                 t = state.get(mark)
                 start = self._start(t, backfill=backfill)
@@ -163,25 +167,32 @@ class PipedriveSource:
                 }
                 if start is not None:
                     params["updated_since"] = _iso(start)
-                newest = int(t or 0)
-                async for records in read_ahead(self.client.pages(path, params)):
-                    for r in records:
-                        with contextlib.suppress(DataError):
-                            newest = max(newest, self.mapper.version(r))
+                lists.append((mark, int(t or 0), start_reading(self.client.pages(path, params))))
+            try:
+                for mark, newest, pages in lists:
+                    async for records in pages:
+                        for r in records:
+                            with contextlib.suppress(DataError):
+                                newest = max(newest, self.mapper.version(r))
+                        state[mark] = newest
+                        if entity == "deals" and derive:
+                            touched.update(str(r["org_id"]) for r in records if r.get("org_id"))
+                            if history is not None:
+                                _fold(history, records)
+                        if entity == "organizations" and derive:
+                            touched.difference_update(str(r.get("id")) for r in records)
+                        current = self._mark(
+                            current, entity, state, touched, derive and not backfill
+                        )
+                        if entity == "organizations" and derive:
+                            events, bad = await self._organizations(records, history)
+                        else:
+                            events, bad = self._events(entity, records)
+                        yield Page(events, current, skipped=bad)
                     state[mark] = newest
-                    if entity == "deals" and derive:
-                        touched.update(str(r["org_id"]) for r in records if r.get("org_id"))
-                        if history is not None:
-                            _fold(history, records)
-                    if entity == "organizations" and derive:
-                        touched.difference_update(str(r.get("id")) for r in records)
-                    current = self._mark(current, entity, state, touched, derive and not backfill)
-                    if entity == "organizations" and derive:
-                        events, bad = await self._organizations(records, history)
-                    else:
-                        events, bad = self._events(entity, records)
-                    yield Page(events, current, skipped=bad)
-                state[mark] = newest
+            finally:
+                for _, _, pages in lists:
+                    await pages.aclose()
             if entity == "organizations" and derive and touched:
                 # a deal won (or lost, or deleted) changes when its organization became a customer
                 orgs = [o for o in (await self._fetch_orgs(sorted(touched))) if o is not None]

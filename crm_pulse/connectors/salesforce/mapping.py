@@ -41,7 +41,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -218,24 +218,53 @@ def _parse(value: Any) -> datetime | date | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+_UTC_MS = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})(?:\+0000|Z)")
+"""The form of nearly every time Salesforce sends: REST ``2026-01-02T09:00:00.000+0000``,
+Outbound Messages ``...000Z`` (UTC, milliseconds). Its canonical text is its own first 23
+characters and a ``Z``: no datetime arithmetic or formatting is needed (five times a record)."""
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_NOON = timedelta(hours=12)
+
+
+def _utc_ms(value: Any) -> datetime | None:
+    """``value`` (naive, UTC) when it is a valid time in the common UTC form, else None (the
+    general path then converts it, or says why it cannot)."""
+    if type(value) is not str:
+        return None
+    match = _UTC_MS.fullmatch(value)
+    if match is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(match.group(1))
+    except ValueError:  # month 13 and the like: the general path words the error
+        return None
+    return parsed if 1900 <= parsed.year < 2200 else None
+
+
 def to_ms(value: Any) -> int | None:
-    """A Salesforce datetime (``2026-01-02T09:00:00.000+0000``) or date -> epoch ms."""
+    """A Salesforce datetime (``2026-01-02T09:00:00.000+0000``) or date -> epoch ms (exact
+    integer arithmetic, floored to the millisecond; a date is noon UTC of that date)."""
+    fast = _utc_ms(value)
+    if fast is not None:
+        return (fast - _EPOCH) // _MS
     parsed = _parse(value)
     if parsed is None:
         return None
     if not isinstance(parsed, datetime):
-        parsed = datetime(parsed.year, parsed.month, parsed.day, 12, tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+        return (datetime(parsed.year, parsed.month, parsed.day) + _NOON - _EPOCH) // _MS
+    return (parsed - _EPOCH_UTC) // _MS
 
 
 def to_iso(value: Any) -> str | None:
     """Canonical ISO time (``...Z``, milliseconds); a date becomes noon UTC of that date."""
+    if _utc_ms(value) is not None:
+        return f"{value[:23]}Z"
     ms = to_ms(value)
     if ms is None:
         return None
-    return (
-        datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-    )
+    return f"{(_EPOCH + ms * _MS).isoformat(timespec='milliseconds')}Z"
 
 
 def format_soql_time(ms: int) -> str:

@@ -21,11 +21,19 @@ through ``query_all_iter`` (which follows ``nextRecordsUrl``), in pages of up to
   ``SELECT COUNT()``) runs as one Bulk API 2.0 query job instead: CSV pages of 50,000 rows, a
   handful of API calls instead of one per 2,000 records.
 
+Calls that do not depend on each other are made side by side (Salesforce limits API calls per
+24 h and long-running requests in flight, not short calls in flight): the API user and the
+fiscal periods are read while the first page is on its way, the ``COUNT()`` goes beside the
+first page (which is dropped, unread, when the count calls for the Bulk API), and each object's
+deleted rows are queried beside the scan of its live ones. What is handed out, and in which
+order, stays the same: the pages of the scan, then the deletes, the cursor moving as before.
+
 The cursor is plain data: ``{sObject: {"t": ms, "id": "006...", "deleted_t": ms}}``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -34,7 +42,7 @@ from typing import Any
 from ...errors import DataError
 from ...metrics.events import Event
 from ..protocols import BadRecord, Cursor, Page
-from ..readahead import read_ahead
+from ..readahead import start_reading
 from .client import SalesforceClient
 from .mapping import MODSTAMP, SalesforceMapper, format_soql_time, to_ms
 from .settings import SalesforceSettings
@@ -81,7 +89,12 @@ class SalesforceSource:
             return BadRecord(sobject, str(record.get("Id") or ""), exc.reason, exc.where)
 
     async def _scan(
-        self, sobject: str, cursor: dict[str, Any], *, backfill: bool
+        self,
+        sobject: str,
+        cursor: dict[str, Any],
+        ready: asyncio.Future[None],
+        *,
+        backfill: bool,
     ) -> AsyncIterator[Page]:
         state = dict(cursor.get(sobject) or {})
         after: tuple[int, str] | None = None
@@ -95,37 +108,44 @@ class SalesforceSource:
         archived = sobject in ARCHIVING
         if archived:
             where.insert(0, "IsDeleted = false")
-        if backfill and after is None and self.bulk_threshold is not None:
-            clause = f" WHERE {' AND '.join(where)}" if where else ""
-            total = await self.client.count(
-                f"count {sobject}", f"SELECT COUNT() FROM {sobject}{clause}"
-            )
-            if total > self.bulk_threshold:
-                async for page in self._bulk(sobject, where, cursor, archived=archived):
-                    yield page
-                return
         soql = self._soql(sobject, self.mapper.soql_fields(sobject), where)
-        async for records in read_ahead(
+        async with start_reading(
             self.client.query_chunks(
                 f"query {sobject}", soql, include_deleted=archived, size=self.chunk
             )
-        ):
-            events: list[Event] = []
-            bad: list[BadRecord] = []
-            for record in records:
-                ms = to_ms(record.get(MODSTAMP)) or 0
-                rid = str(record.get("Id"))
-                if after is not None and (ms, rid) <= after:
-                    continue  # read before the backfill was interrupted
-                event = self._event(sobject, record)
-                if isinstance(event, BadRecord):
-                    bad.append(event)
-                else:
-                    events.append(event)
-                if ms >= int(state.get("t", 0)):
-                    state.update(t=ms, id=rid)
-            cursor = {**cursor, sobject: dict(state)}
-            yield Page(events, cursor, skipped=bad)
+        ) as pages:
+            if backfill and after is None and self.bulk_threshold is not None:
+                clause = f" WHERE {' AND '.join(where)}" if where else ""
+                total = await self.client.count(
+                    f"count {sobject}", f"SELECT COUNT() FROM {sobject}{clause}"
+                )
+                bulk = total > self.bulk_threshold
+            else:
+                bulk = False
+            if not bulk:
+                await ready  # the API user and periods are known before any record is mapped
+                async for records in pages:
+                    events: list[Event] = []
+                    bad: list[BadRecord] = []
+                    for record in records:
+                        ms = to_ms(record.get(MODSTAMP)) or 0
+                        rid = str(record.get("Id"))
+                        if after is not None and (ms, rid) <= after:
+                            continue  # read before the backfill was interrupted
+                        event = self._event(sobject, record)
+                        if isinstance(event, BadRecord):
+                            bad.append(event)
+                        else:
+                            events.append(event)
+                        if ms >= int(state.get("t", 0)):
+                            state.update(t=ms, id=rid)
+                    cursor = {**cursor, sobject: dict(state)}
+                    yield Page(events, cursor, skipped=bad)
+                return
+        # the first page asked for beside the COUNT() was dropped (closed) above
+        await ready
+        async for page in self._bulk(sobject, where, cursor, archived=archived):
+            yield page
 
     async def _bulk(
         self, sobject: str, where: list[str], cursor: dict[str, Any], *, archived: bool
@@ -155,16 +175,21 @@ class SalesforceSource:
             state.update(t=best[0], id=best[1])
         yield Page([], {**cursor, sobject: state})
 
-    async def _deleted(self, sobject: str, cursor: dict[str, Any]) -> AsyncIterator[Page]:
-        state = dict(cursor.get(sobject) or {})
+    def _deleted_soql(self, sobject: str, cursor: dict[str, Any]) -> str:
+        state = cursor.get(sobject) or {}
         start = max(0, int(state.get("deleted_t", self.backfill_from_ms)) - self.overlap_ms)
         where = ["IsDeleted = true"]
         if start > 0:
             where.append(f"{MODSTAMP} >= {format_soql_time(start)}")
-        soql = self._soql(sobject, ["Id", MODSTAMP], where)
-        async for records in self.client.query_chunks(
-            f"queryAll deleted {sobject}", soql, include_deleted=True, size=self.chunk
-        ):
+        return self._soql(sobject, ["Id", MODSTAMP], where)
+
+    async def _deleted(
+        self, sobject: str, chunks: AsyncIterator[list[dict[str, Any]]], cursor: dict[str, Any]
+    ) -> AsyncIterator[Page]:
+        """Delete events from the ``queryAll`` of deleted rows (asked for with the cursor the
+        object's scan started from; only the scan moves ``t``/``id``, only this ``deleted_t``)."""
+        state = dict(cursor.get(sobject) or {})
+        async for records in chunks:
             events: list[Event] = []
             bad: list[BadRecord] = []
             for record in records:
@@ -179,22 +204,42 @@ class SalesforceSource:
             cursor = {**cursor, sobject: dict(state)}
             yield Page(events, cursor, skipped=bad)
 
-    async def _run(self, cursor: Cursor | None, *, backfill: bool) -> AsyncIterator[Page]:
-        current: dict[str, Any] = dict(cursor or {})
+    async def _prepare(self) -> None:
+        """What mapping needs from the org: the API user, the fiscal periods."""
         if self.mapper.own_user is None:  # whose changes are our write-backs
             self.mapper.learn_own_user(await self.client.own_user_id())
         if "ForecastingQuota" in self.mapper.sobjects and not self.mapper.periods:
             self.mapper.learn_periods(
                 await self.client.query_records("query Period", "SELECT Id, Type FROM Period")
             )
-        for sobject in self.mapper.sobjects:
-            async for page in self._scan(sobject, current, backfill=backfill):
-                current = page.cursor
-                yield page
-            async for page in self._deleted(sobject, current):
-                current = page.cursor
-                yield page
-            yield Page([], current)
+
+    async def _run(self, cursor: Cursor | None, *, backfill: bool) -> AsyncIterator[Page]:
+        current: dict[str, Any] = dict(cursor or {})
+        ready: asyncio.Future[None] = asyncio.ensure_future(self._prepare())
+        try:
+            for sobject in self.mapper.sobjects:
+                deleted_soql = self._deleted_soql(sobject, current)
+                async with start_reading(
+                    self.client.query_chunks(
+                        f"queryAll deleted {sobject}",
+                        deleted_soql,
+                        include_deleted=True,
+                        size=self.chunk,
+                    )
+                ) as deleted:
+                    async for page in self._scan(sobject, current, ready, backfill=backfill):
+                        current = page.cursor
+                        yield page
+                    async for page in self._deleted(sobject, deleted, current):
+                        current = page.cursor
+                        yield page
+                yield Page([], current)
+        finally:
+            if not ready.done():
+                ready.cancel()
+                await asyncio.wait({ready})
+            if not ready.cancelled():
+                ready.exception()  # retrieved (an error it raised was raised by the scan too)
 
     def backfill(self, cursor: Cursor | None) -> AsyncIterator[Page]:
         return self._run(cursor, backfill=True)

@@ -51,7 +51,10 @@ class ZohoSink:
     async def write(self, writes: Sequence[FieldWrite]) -> list[WriteResult]:
         problems: dict[int, tuple[str, bool]] = {}
         records: dict[str, dict[str, dict[str, Any]]] = {}  # module -> id -> record
+        keys: list[tuple[str, str] | None] = []  # per write: (module, record id) once sent
+        names: dict[tuple[str, str], str | None] = {}  # (module, field) -> API name, this round
         for i, w in enumerate(writes):
+            keys.append(None)
             module = MODULE.get(w.object)
             if module is None:
                 problems[i] = (
@@ -65,12 +68,23 @@ class ZohoSink:
             except DataError as exc:
                 problems[i] = (str(exc), False)
                 continue
-            # retry=False: a 429 goes straight to the outbox, which waits Retry-After
-            api = await self.catalog.resolve(module, w.field, retry=False)
+            named = (module, w.field)
+            if named in names:
+                api = names[named]
+            else:  # once per field a round: a round holds thousands of writes to a few fields
+                # retry=False: a 429 goes straight to the outbox, which waits Retry-After
+                api = names[named] = await self.catalog.resolve(module, w.field, retry=False)
             if api is None:
                 problems[i] = (f"no {module} field {w.field!r}: run `crm-pulse provision`", True)
                 continue
-            records.setdefault(module, {}).setdefault(rid, {"id": rid})[api] = w.value
+            by_id = records.get(module)
+            if by_id is None:
+                by_id = records[module] = {}
+            record = by_id.get(rid)
+            if record is None:
+                record = by_id[rid] = {"id": rid}
+            record[api] = w.value
+            keys[i] = (module, rid)
         failed: dict[tuple[str, str], tuple[str, bool]] = {}
         chunks = [
             (module, ids[start : start + UPDATE_BATCH])
@@ -78,23 +92,20 @@ class ZohoSink:
             for ids in [list(by_id)]
             for start in range(0, len(ids), UPDATE_BATCH)
         ]
-        # the client's slots bound the calls in flight to its concurrency
-        outcomes = await asyncio.gather(
-            *(self.client.update(m, [records[m][r] for r in chunk]) for m, chunk in chunks),
-            return_exceptions=True,
-        )
-        limited = [o for o in outcomes if isinstance(o, RateLimited)]
-        if limited:  # the whole round waits; chunks already written are harmlessly re-sent
-            raise max(limited, key=lambda e: e.retry_after or 0.0)
-        for (module, chunk), outcome in zip(chunks, outcomes, strict=True):
-            if isinstance(outcome, RetriableError):
-                failed.update(((module, r), (str(outcome), True)) for r in chunk)
-                continue
-            if isinstance(outcome, SkippableError):
-                failed.update(((module, r), (str(outcome), False)) for r in chunk)
-                continue
-            if isinstance(outcome, BaseException):
-                raise outcome
+
+        async def send(module: str, chunk: list[str]) -> None:
+            """One Update Records call, its answers read as soon as it is back (while the
+            other calls of the round are still out)."""
+            try:
+                outcome = await self.client.update(module, [records[module][r] for r in chunk])
+            except RetriableError as exc:
+                if isinstance(exc, RateLimited):
+                    raise
+                failed.update(((module, r), (str(exc), True)) for r in chunk)
+                return
+            except SkippableError as exc:
+                failed.update(((module, r), (str(exc), False)) for r in chunk)
+                return
             for rid, answer in zip(chunk, outcome, strict=True):
                 if answer.get("status") != "success":
                     code = answer.get("code") or "ERROR"
@@ -102,13 +113,25 @@ class ZohoSink:
                         f"Zoho refused {module} {rid}: {code} {answer.get('message') or ''}".strip(),
                         code in ("INTERNAL_ERROR", "TOO_MANY_REQUESTS"),
                     )
+
+        # the client's slots bound the calls in flight to its concurrency
+        outcomes = await asyncio.gather(
+            *(send(module, chunk) for module, chunk in chunks), return_exceptions=True
+        )
+        limited = [o for o in outcomes if isinstance(o, RateLimited)]
+        if limited:  # the whole round waits; chunks already written are harmlessly re-sent
+            raise max(limited, key=lambda e: e.retry_after or 0.0)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         results = []
         for i, w in enumerate(writes):
-            if i in problems:
+            key = keys[i]
+            if key is None:
                 reason, retriable = problems[i]
                 results.append(WriteResult(w, ok=False, retriable=retriable, reason=reason))
                 continue
-            failure = failed.get((MODULE[w.object], w.record_id.strip()))
+            failure = failed.get(key)
             results.append(
                 WriteResult(w, ok=True)
                 if failure is None

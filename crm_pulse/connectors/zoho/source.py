@@ -9,7 +9,8 @@ window's start time does the read page on within that time -- ``page`` up to 10 
 records), then ``page_token`` -- as Zoho requires. Polls start ``overlap`` before the cursor;
 versions make the re-reads harmless.
 
-Deletes come from Get Deleted Records (recycle bin and permanent) since the ``deleted`` mark.
+Deletes come from Get Deleted Records (recycle bin and permanent) since the ``deleted`` mark,
+asked for beside the module's scan (within the client's concurrency) and handed out after it.
 The cursor is ``{module: {"t": ms, "deleted": ms}}``. Each poll and backfill first makes sure
 the notification channel (:class:`~.channel.ChannelKeeper`) has not lapsed.
 """
@@ -25,7 +26,7 @@ from typing import Any
 from ...errors import DataError, FatalError, SkippableError
 from ...metrics.events import Event
 from ..protocols import AccessCheck, BadRecord, Cursor, Page
-from ..readahead import read_ahead
+from ..readahead import read_ahead, start_reading
 from .channel import ChannelKeeper
 from .client import ZohoClient
 from .errors import ZohoError
@@ -197,38 +198,46 @@ class ZohoSource:
             else:
                 start = max(0, int(t) - (0 if backfill else self.overlap_ms))
             newest = int(t) if t is not None else None
-            async for records, window in read_ahead(self._records(module, start)):
-                for r in records:
-                    v = self._version(r)
-                    if v is not None and (newest is None or v > newest):
-                        newest = v
-                # resume from the window start: everything before it is read
-                mark = window if window is not None and (t is None or window > int(t)) else t
-                state["t"] = mark
-                current = {**current, module: dict(state)}
-                events, bad = self._events(module, records)
-                yield Page(events, current, skipped=bad)
-            if newest is not None:
-                state["t"] = newest
             deleted_mark = state.get("deleted")
-            if deleted_mark is None and not cursor:
-                # a first backfill reads what exists; deletes count from its start
-                state["deleted"] = started - self.overlap_ms
-            else:
-                since = int(deleted_mark if deleted_mark is not None else started)
-                since = max(0, since - (0 if backfill else self.overlap_ms))
-                latest = int(deleted_mark) if deleted_mark is not None else since
-                async for items in self._deleted(module, since):
-                    deletes, bad = [], []
-                    for item in items:
-                        try:
-                            deletes.append(self.mapper.deleted(module, item))
-                        except DataError as exc:
-                            rid = str(item.get("id") or "")
-                            bad.append(BadRecord(module, rid, exc.reason, exc.where))
-                    latest = max([latest, *(e.version - 1 for e in deletes)])
-                    yield Page(deletes, current, skipped=bad)
-                state["deleted"] = latest
+            first_backfill = deleted_mark is None and not cursor
+            since = int(deleted_mark if deleted_mark is not None else started)
+            since = max(0, since - (0 if backfill else self.overlap_ms))
+            # the deleted records are asked for beside the scan (they depend only on the
+            # deleted mark, which the scan does not move), and handed out after it
+            deleted = None if first_backfill else start_reading(self._deleted(module, since))
+            try:
+                async for records, window in read_ahead(self._records(module, start)):
+                    for r in records:
+                        v = self._version(r)
+                        if v is not None and (newest is None or v > newest):
+                            newest = v
+                    # resume from the window start: everything before it is read
+                    mark = window if window is not None and (t is None or window > int(t)) else t
+                    state["t"] = mark
+                    current = {**current, module: dict(state)}
+                    events, bad = self._events(module, records)
+                    yield Page(events, current, skipped=bad)
+                if newest is not None:
+                    state["t"] = newest
+                if deleted is None:
+                    # a first backfill reads what exists; deletes count from its start
+                    state["deleted"] = started - self.overlap_ms
+                else:
+                    latest = int(deleted_mark) if deleted_mark is not None else since
+                    async for items in deleted:
+                        deletes, bad = [], []
+                        for item in items:
+                            try:
+                                deletes.append(self.mapper.deleted(module, item))
+                            except DataError as exc:
+                                rid = str(item.get("id") or "")
+                                bad.append(BadRecord(module, rid, exc.reason, exc.where))
+                        latest = max([latest, *(e.version - 1 for e in deletes)])
+                        yield Page(deletes, current, skipped=bad)
+                    state["deleted"] = latest
+            finally:
+                if deleted is not None:
+                    await deleted.aclose()
             current = {**current, module: dict(state)}
             yield Page([], current)
 

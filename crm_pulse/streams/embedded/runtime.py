@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import sqlite3
 import time
@@ -28,48 +27,24 @@ from typing import Any
 
 from ...config.models import Deployment
 from ...connectors.protocols import Connector, FieldWrite, Sink
-from ...connectors.registry import build_connector
 from ...errors import FatalError
 from ...metrics.calendar import CURRENT, Window, WindowSpec
 from ...metrics.events import Event
 from ...metrics.report import MetricValue, evaluate, json_number
 from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
-from . import quarantine
 from .consumer import BatchResult, Consumer
-from .database import Database
-from .inbox import SQLiteInbox
-from .log import RecentEvents, append_events, consumed_position, last_position
-from .pollers import Cycle, Poller
+from .intake import STALL_INTERVALS, Intake, build_connectors, cannot_listen
+from .log import consumed_position
+from .pollers import Cycle
 
-__all__ = ["EmbeddedRuntime", "build_connectors"]
+__all__ = ["STALL_INTERVALS", "EmbeddedRuntime", "build_connectors", "cannot_listen"]
 
 log = logging.getLogger("crm_pulse.runtime")
 
 
-def build_connectors(deployment: Deployment) -> dict[str, Connector]:
-    """Every connector of the deployment, built through its entry point."""
-    return {
-        entry.name: build_connector(entry.kind, entry.name, entry.settings)
-        for entry in deployment.connectors
-    }
-
-
-STALL_INTERVALS = 5
-"""A source that made no progress for this many poll intervals makes /healthz degraded."""
-
-
-def cannot_listen(exc: OSError, key: str, address: str) -> FatalError:
-    """The one line ``run`` exits with when ``address`` (the value of ``key``) cannot be bound."""
-    if exc.errno == errno.EADDRINUSE:
-        return FatalError(
-            f"cannot listen on {address}: the address is in use by another process "
-            f"(stop it, or change {key})"
-        )
-    return FatalError(f"cannot listen on {address}: {exc.strerror or exc}")
-
-
 class EmbeddedRuntime:
-    """Runs one deployment in this process."""
+    """Runs one deployment in this process: an :class:`~.intake.Intake` (state file, inbox,
+    pollers, log, quarantine) with the consumer, the outbox and the writers behind it."""
 
     def __init__(
         self,
@@ -87,22 +62,30 @@ class EmbeddedRuntime:
         self.deployment = deployment
         self.settings = deployment.runtime
         self.clock = clock
-        # the checks that read the whole file wait for the start too (see _start)
-        self.db = Database(state_path or self.settings.state_path, check=not defer_start)
-        self.catalog = deployment.catalog()
-        self.connectors = (
-            dict(connectors) if connectors is not None else build_connectors(deployment)
+        self._cycles: list[Cycle] = []  # finished reads, logged once the consumer applied them
+        self.intake = Intake(
+            deployment,
+            connectors=connectors,
+            clock=clock,
+            state_path=state_path,
+            on_cycle=self._cycles.append,
+            # the checks that read the whole file wait for the start too (see _start)
+            check=not defer_start,
         )
+        intake = self.intake
+        self.db = intake.db
+        self.connectors = intake.connectors
+        self.pollers = intake.pollers
+        self.receivers = intake.receivers
+        self.inbox = intake.inbox
+        self.recent = intake.recent
+        self.started_ms = intake.started_ms
+        self.catalog = deployment.catalog()
         pulled = [n for n, c in self.connectors.items() if c.source is not None]
         self.planner = Planner(deployment.writeback, self.catalog, sources=pulled, by_time=True)
-        self._cycles: list[Cycle] = []  # finished reads, logged once the consumer applied them
         self._reported: dict[str, tuple[int, int]] = {}
         self._said_ready = False
         self._position = self.db.call(lambda: consumed_position(self.db.conn))
-        self.recent = RecentEvents(self.db, limit=max(20_000, 4 * self.settings.batch_size))
-        """Appended events handed to the consumer parsed: each event is parsed once."""
-        self._consuming = False  # the consumer loop runs: sources are paced by its backlog
-        self._consumed = asyncio.Event()
         self.consumer = Consumer(
             self.db,
             self.catalog,
@@ -142,75 +125,49 @@ class EmbeddedRuntime:
             )
             for name, sink in all_sinks.items()
         }
-        self.pollers = {
-            name: Poller(
-                self.db,
-                name,
-                c.source,
-                c.poll_interval,
-                clock=clock,
-                on_stored=self.wake,
-                on_cycle=self._cycles.append,
-                quarantine=quarantine.put_bad_records,
-                recent=self.recent,
-                pace=self._pace,
-            )
-            for name, c in self.connectors.items()
-            if c.source is not None
-        }
-        self.receivers = {
-            n: c.receiver for n, c in self.connectors.items() if c.receiver is not None
-        }
-        self.inbox = SQLiteInbox(
-            self.db,
-            self.receivers,
-            on_stored=self.wake,
-            clock=clock,
-            windows={n: r.replay_window for n, r in self.receivers.items()},
-            recent=self.recent,
-        )
-        self._wake_consumer = asyncio.Event()
-        self._wake_inbox = asyncio.Event()
         self.recent_changes: list[MetricValue] = []
         self.changed_values = 0
         self.planned_writes = 0
-        self.started_ms = int(clock() * 1000)
         self.consumed_events = 0
         self.last_errors: list[str] = []
-        self.unhealthy: str | None = None
-        self.http_port = 0
-        self.ops_port = 0
+
+    # the intake's state that the HTTP server and the status read and set
+    @property
+    def unhealthy(self) -> str | None:
+        return self.intake.unhealthy
+
+    @unhealthy.setter
+    def unhealthy(self, why: str | None) -> None:
+        self.intake.unhealthy = why
+
+    @property
+    def http_port(self) -> int:
+        return self.intake.http_port
+
+    @http_port.setter
+    def http_port(self, port: int) -> None:
+        self.intake.http_port = port
+
+    @property
+    def ops_port(self) -> int:
+        return self.intake.ops_port
+
+    @ops_port.setter
+    def ops_port(self, port: int) -> None:
+        self.intake.ops_port = port
 
     # ------------------------------------------------------------ feeding
     def wake(self) -> None:
         """New events or requests are stored: let the consumer and inbox look now."""
-        self._wake_consumer.set()
-        self._wake_inbox.set()
+        self.intake.wake()
 
     async def ingest(self, connector: str, events: Sequence[Event]) -> None:
         """Append events to the log durably (tests, imports, the config's quotas and spend)."""
-        now_ms = int(self.clock() * 1000)
-        await self.db.run(
-            self.db.transaction(
-                lambda conn: append_events(conn, connector, events, now_ms, self.recent)
-            )
-        )
-        self.wake()
+        await self.intake.ingest(connector, events)
 
     async def load_config_events(self) -> None:
-        """Quotas and spend from the deployment file, versioned by the start time so an edited
-        file replaces what an older start applied."""
-        events = self.deployment.config_events(version=self.started_ms)
-        if events:
-            await self.ingest("config", events)
-
-    async def _pace(self) -> None:
-        """Hold a source back while the consumer has a full hand-over of events to apply
-        (only while the consumer loop runs: ``crm-pulse backfill`` stores without applying)."""
-        while self._consuming and len(self.recent) >= self.recent.limit:
-            self._consumed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._consumed.wait(), timeout=1.0)
+        """Quotas and spend from the deployment file (see :meth:`.Intake.load_config_events`)."""
+        await self.intake.load_config_events()
 
     # ------------------------------------------------------------ consuming
     def _remember_changes(self, changes: list[MetricValue]) -> None:
@@ -234,7 +191,7 @@ class EmbeddedRuntime:
             log.info("every source finished its first complete read: writing values now")
         self.consumed_events += result.events
         self.planned_writes += result.planned
-        self._consumed.set()
+        self.intake.taken()
         if result.planned:
             for writer in self.writers.values():
                 writer.wake()
@@ -273,24 +230,12 @@ class EmbeddedRuntime:
 
     def startup_summary(self) -> list[str]:
         """What ``run`` says when it starts (names, addresses and counts; no secret)."""
-        host = self.settings.host
-        shown = f"[{host}]" if ":" in host else host
-        url = f"http://{shown}:{self.http_port or self.settings.port}"
-        ops_url = url
-        if self.settings.ops_listen is not None:  # the operations endpoints listen apart
-            ops_host, _, ops_port = self.settings.ops_listen.rpartition(":")
-            ops_url = f"http://{ops_host}:{self.ops_port or ops_port}"
-        kinds = ", ".join(f"{n} ({c.kind})" for n, c in self.connectors.items()) or "none"
         targets: dict[str, int] = {}
         for rule in self.deployment.writeback:
             targets[rule.target.connector] = targets.get(rule.target.connector, 0) + 1
         rules = ", ".join(f"{n} {k}" for n, k in targets.items())
-        ops = f"status page {ops_url}/, JSON {ops_url}/status, Prometheus {ops_url}/metrics"
-        if self.settings.ops_token is not None:
-            ops += "; they need runtime.ops_token"
         lines = [
-            f"listening on {url} ({ops})",
-            f"connectors: {kinds}",
+            *self.intake.startup_lines(),
             f"write-back rules: {len(self.deployment.writeback)}"
             + (f" ({rules})" if rules else ""),
             f"state file: {self.db.path}",
@@ -342,27 +287,19 @@ class EmbeddedRuntime:
 
     # ------------------------------------------------------------ loops
     async def _consume_loop(self, stop: asyncio.Event) -> None:
-        self._consuming = True
+        stored = self.intake.stored
+        self.intake.reading = True
         try:
             while not stop.is_set():
                 result = await self.consume()
                 if result.backlog:
                     continue
-                self._wake_consumer.clear()
+                stored.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake_consumer.wait(), timeout=1.0)
+                    await asyncio.wait_for(stored.wait(), timeout=1.0)
         finally:
-            self._consuming = False
-            self._consumed.set()
-
-    async def _inbox_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            done = await self.inbox.process()
-            if done:
-                continue
-            self._wake_inbox.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_inbox.wait(), timeout=1.0)
+            self.intake.reading = False
+            self.intake.taken()
 
     async def _tick_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -397,15 +334,12 @@ class EmbeddedRuntime:
         for line in self.startup_summary():
             log.info(line)
         if backfill_first:
-            for poller in self.pollers.values():
-                if not poller.stats.backfilled:
-                    await poller.backfill()
+            await self.intake.backfill_first()
         inner = asyncio.Event()
         tasks = [
             asyncio.create_task(self._consume_loop(inner), name="consumer"),
-            asyncio.create_task(self._inbox_loop(inner), name="inbox"),
+            *self.intake.tasks(inner),
             asyncio.create_task(self._tick_loop(inner), name="ticker"),
-            *(asyncio.create_task(p.run(inner), name=f"poll:{n}") for n, p in self.pollers.items()),
             *(
                 asyncio.create_task(w.run(inner), name=f"write:{n}")
                 for n, w in self.writers.items()
@@ -426,7 +360,7 @@ class EmbeddedRuntime:
         await asyncio.gather(*tasks, return_exceptions=True)
         waiter.cancel()
         if not failed:
-            await self.inbox.process(limit=10_000)
+            await self.intake.drain()
             await self.consume_all()
             await self.flush_writes(drain=True)
         await self.close()
@@ -464,10 +398,7 @@ class EmbeddedRuntime:
         self.starting = None
 
     async def close(self) -> None:
-        for connector in self.connectors.values():
-            with contextlib.suppress(Exception):
-                await connector.aclose()
-        await asyncio.to_thread(self.db.close)
+        await self.intake.close()
 
     # ------------------------------------------------------------ looking
     def pending_writes(self) -> list[tuple[FieldWrite, float | int | None]]:
@@ -603,18 +534,8 @@ class EmbeddedRuntime:
         return await self.db.run(run)
 
     def health(self) -> str | None:
-        """None when healthy, else why not (for /healthz): a stopped task, or a source that
-        made no progress for :data:`STALL_INTERVALS` poll intervals (degraded)."""
-        if self.unhealthy:
-            return self.unhealthy
-        now = self.clock()
-        stalled = []
-        for name, poller in self.pollers.items():
-            st = poller.stats
-            since = (st.last_ok_ms or self.started_ms) / 1000
-            if st.last_error and now - since > STALL_INTERVALS * poller.interval:
-                stalled.append(f"{name} made no progress for {now - since:.0f} s ({st.last_error})")
-        return "degraded: " + "; ".join(stalled)[:500] if stalled else None
+        """None when healthy, else why not (for /healthz): see :meth:`.Intake.health`."""
+        return self.intake.health()
 
     def status(self) -> dict[str, Any]:
         """Operational status (no secrets: names, counts, cursors and errors only)."""
@@ -627,53 +548,23 @@ class EmbeddedRuntime:
         return self._status(await self.db.read(self._read_status))
 
     def _read_status(self, conn: sqlite3.Connection) -> dict[str, Any]:
-        consumed = consumed_position(conn)
         return {
-            "log_position": last_position(conn),
-            "consumed_position": consumed,
+            **self.intake.read_status(conn),
+            "consumed_position": consumed_position(conn),
             "outbox_depth": SQLiteOutbox.depth(conn),
             "dead_letters": SQLiteOutbox.dead_letter_count(conn),
             "recent_dead_letters": SQLiteOutbox.dead_letters(conn, 10),
-            "inbox_depth": self.inbox.depth(conn),
-            "quarantined": quarantine.count(conn),
-            "quarantine": [  # the newest entries, without their excerpts (quarantine show)
-                {
-                    "id": e.id,
-                    "connector": e.connector,
-                    "stage": e.stage,
-                    "position": e.position,
-                    "reason": e.reason,
-                    "at_ms": e.created_ms,
-                    "retries": e.retries,
-                }
-                for e in quarantine.entries(conn, 10)
-            ],
         }
 
     def _status(self, db: dict[str, Any]) -> dict[str, Any]:
-        now = self.clock()
-        uptime = max(now - self.started_ms / 1000, 1e-9)
+        uptime = self.intake.uptime()
         connectors: dict[str, Any] = {}
         for name in self.connectors:
             item: dict[str, Any] = {
-                "kind": self.connectors[name].kind,
+                **self.intake.connector_status(name),
                 "changed": self.consumer.changed.get(name, 0),
                 "unchanged": self.consumer.unchanged.get(name, 0),
             }
-            poller = self.pollers.get(name)
-            if poller is not None:
-                st = poller.stats
-                item.update(
-                    cursor=st.cursor,
-                    events=st.events,
-                    pages=st.pages,
-                    skipped=st.skipped,
-                    backfilled=st.backfilled,
-                    last_poll_ms=st.last_poll_ms or None,
-                    last_ok_ms=st.last_ok_ms or None,
-                    lag_seconds=None if not st.last_ok_ms else round(now - st.last_ok_ms / 1000, 3),
-                    last_error=st.last_error,
-                )
             writer = self.writers.get(name)
             if writer is not None:
                 ws = writer.stats
@@ -698,7 +589,6 @@ class EmbeddedRuntime:
             "first_reads_pending": sorted(self.planner.waiting_for),
             "backlog": db["log_position"] - db["consumed_position"],
             **db,
-            "inbox_accepted": self.inbox.accepted,
-            "inbox_duplicates": self.inbox.duplicates,
+            **self.intake.inbox_status(),
             "last_errors": [e for e in (self.inbox.last_error,) if e] + self.last_errors[-10:],
         }

@@ -6,6 +6,7 @@ from typing import Any
 
 from ...config.models import Deployment
 from .app import FaustPipeline, create_app, event_key, kafka_servers, target_key
+from .deadletters import dead_letter_topic
 
 __all__ = ["FaustPipeline", "create_app", "ensure_topics", "event_key", "run_worker", "target_key"]
 
@@ -31,6 +32,7 @@ async def ensure_topics(pipeline: FaustPipeline) -> list[str]:
         table.changelog_topic.get_topic_name(): settings.partitions
         for table in (pipeline.record_table, pipeline.aggregate_table, pipeline.writer_table)
     }
+    changelogs[dead_letter_topic(settings.app_id)] = 1  # compacted too: one letter per field
     admin = AIOKafkaAdminClient(bootstrap_servers=servers)
     await admin.start()
     created = []

@@ -51,10 +51,11 @@ from ...config.models import Deployment
 from ...errors import ConfigError, ConfigProblem
 from ...metrics.engine import Engine
 from ...metrics.events import Event
-from ..embedded.database import Database
+from ..embedded import Database, build_connectors
 from ..writeback import Backoff, Planner, Writer
 from .aggregates import AggregatesStage, target_key
 from .bulk import BulkChangelog, KafkaOutput
+from .deadletters import DeadLetterLog, dead_letter_topic
 from .order import InputOrder, Message, PartitionReader
 from .phases import AggregatePhase, RecordPhase
 from .records import RecordsStage
@@ -146,8 +147,6 @@ class FaustPipeline:
             self.writer_table, by_group, BulkChangelog(self.writer_table, self.output)
         )
         self.planner = Planner(deployment.writeback, self.catalog)
-        from ..embedded.runtime import build_connectors
-
         connectors = build_connectors(deployment)
         self.pulled = sorted(n for n, c in connectors.items() if c.source is not None)
         """Pulling sources: a deltas partition writes once each finished its first read."""
@@ -193,6 +192,7 @@ class FaustPipeline:
             self._dead_letter,
             topic=self.values.get_topic_name(),
             handouts=handouts,
+            dead_letters=DeadLetterLog(self.output, dead_letter_topic(settings.app_id)),
         )
         self.debounce = max(0.05, deployment.runtime.debounce)
         reader = PartitionReader(servers)
@@ -253,6 +253,7 @@ class FaustPipeline:
 
         async def stopping(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
             await self.output.stop()
+            await self.timers.close()
 
         app.on_before_shutdown.connect(stopping)
 

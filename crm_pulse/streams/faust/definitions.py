@@ -160,25 +160,26 @@ async def check_definitions(pipeline: Any) -> bool:
     raise DefinitionsChanged(app_id, changes(stored, current))
 
 
-def forward_to(conn: Any, topic: str) -> int:
-    """The edge's side of a rebuild (in a transaction on its state file): the topic its log is
+def forward_to(db: Any, topic: str) -> int:
+    """The edge's side of a rebuild (in a transaction on its state file ``db``, a
+    :class:`~crm_pulse.streams.embedded.Database`, on its thread): the topic its log is
     forwarded to is kept with the forwarded position. When the app id changed, the whole log
     is forwarded again, to the new app's events topic; returns the log position the first-read
     markers wait for (the end of the log then: the new workers write whole values only once
     they applied all of it), 0 when nothing changed."""
-    from ..embedded.database import Database
-    from ..embedded.log import last_position
+    from ..embedded import last_position
 
-    row = conn.execute("SELECT value FROM meta WHERE name = 'forwarded_topic'").fetchone()
-    Database.set_meta(conn, "forwarded_topic", topic)
-    if row is None or row[0] == topic:
+    conn = db.conn
+    before = db.get_meta("forwarded_topic")
+    db.set_meta(conn, "forwarded_topic", topic)
+    if before is None or before == topic:
         return 0  # the same topic (or a file from before topics were kept: the same, too)
-    Database.set_meta(conn, "forwarded", "0")
+    db.set_meta(conn, "forwarded", "0")
     end = last_position(conn)
     log.warning(
         "the app id changed (events were forwarded to %s): forwarding the whole event log, "
         "%d events, to %s; first-read markers follow once all of it is forwarded",
-        row[0],
+        before,
         end,
         topic,
     )

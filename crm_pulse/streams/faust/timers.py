@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from .order import Anchor
@@ -12,14 +13,21 @@ from .order import Anchor
 if TYPE_CHECKING:
     from .app import FaustPipeline
 
-__all__ = ["Timers"]
+__all__ = ["Committed", "Timers"]
 
 log = logging.getLogger("crm_pulse.faust")
 
+Committed = Callable[[Sequence[Any]], Awaitable[Mapping[Any, int | None]]]
+"""The consumer group's committed offset of each of these partitions (None: none)."""
+
 
 class Timers:
-    def __init__(self, pipeline: FaustPipeline) -> None:
+    def __init__(self, pipeline: FaustPipeline, committed: Committed | None = None) -> None:
         self.pipeline = pipeline
+        self.committed: Committed = committed or self._group_offsets
+        """Where the hole check learns the group's committed offsets: the broker (public
+        aiokafka API), not Faust's consumer (which keeps them in a private attribute)."""
+        self._admin: Any = None
         self._ticked_generation = -1  # the consumer generation of the last time tick
         self._checked_generation = -1  # the consumer generation of the last hole check
         self._seen: dict[Any, int] = {}  # input partition -> its position at the last check
@@ -64,6 +72,37 @@ class Timers:
             aggregates.store.rollback()  # drop what the evaluation cached
             await aggregates.publish(writes)
 
+    async def _group_offsets(self, tps: Sequence[Any]) -> Mapping[Any, int | None]:
+        from aiokafka import TopicPartition
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        from .app import kafka_servers
+
+        app = self.pipeline.app
+        try:
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(
+                    bootstrap_servers=kafka_servers(str(app.conf.broker[0]))
+                )
+                await admin.start()
+                self._admin = admin
+            found = await self._admin.list_consumer_group_offsets(
+                app.conf.id, partitions=[TopicPartition(tp.topic, tp.partition) for tp in tps]
+            )
+        except Exception as exc:  # the broker did not answer: the stall check still runs
+            log.debug("committed offsets unavailable: %s", exc)
+            return {}
+        out: dict[Any, int | None] = {}
+        for tp in tps:
+            meta = found.get(TopicPartition(tp.topic, tp.partition))
+            out[tp] = None if meta is None or meta.offset < 0 else int(meta.offset)
+        return out
+
+    async def close(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            await admin.close()
+
     async def holes(self) -> None:
         """Messages an agent should have applied and did not, read straight from Kafka:
 
@@ -80,9 +119,6 @@ class Timers:
         p = self.pipeline
         app = p.app
         consumer = app.consumer
-        committed = getattr(consumer, "_committed_offset", None)  # Faust keeps no public view
-        if committed is None:
-            return
         generation = app.consumer_generation_id
         if not self.settled(generation):
             return
@@ -100,6 +136,7 @@ class Timers:
         if not assigned:
             return
         ends = await consumer.highwaters(*assigned)  # Kafka's end offsets (the next offset)
+        committed = await self.committed(assigned)  # the group's, as the broker holds them
         for tp in assigned:
             stage = stages[tp.topic]
             async with stage.lock:

@@ -15,7 +15,9 @@ Two halves, so that a CRM outage never holds the stream:
   partitions this worker holds, through the shared writer and an in-memory outbox
   (coalescing, due times, attempts), and records each outcome in the table: a written value
   becomes the field's last written value and stops being pending (unless a newer value replaced
-  it meanwhile); a value the CRM refused for good is dropped (its field's value becomes unknown).
+  it meanwhile); a value the CRM refused for good is dropped (its field's value becomes unknown)
+  and kept as a dead letter in a compacted topic (:mod:`.deadletters`), appended before the
+  table moves; a later successful write of that field removes its letter.
 
 A field's entry holds its last written value (``w``) and its pending value (``p``, with its
 values partition). While a value is pending the CRM may hold it or an older one (a write may have
@@ -37,8 +39,9 @@ from typing import Any
 
 from ...connectors.protocols import FieldWrite
 from ...errors import FatalError
-from ..embedded.database import Database
+from ..embedded import Database
 from ..writeback import OutboxItem, Outcome, SQLiteOutbox, Writer
+from .deadletters import DeadLetterLog, Letter
 from .order import Anchor
 from .stage import DeadLetter, Parts
 from .stores import GroupedStore
@@ -48,6 +51,7 @@ __all__ = ["Handouts", "RecordingOutbox", "WriterStage"]
 log = logging.getLogger("crm_pulse.faust")
 
 _UNKNOWN = "\x00unknown"  # a field's last written value when it is not known: equals no value
+_REFUSED = "\x00refused"  # unknown too: its last write was refused for good (a dead letter)
 Field = tuple[str, str, str, str]
 
 
@@ -107,8 +111,11 @@ class WriterStage:
         topic: str = "values",
         lock: asyncio.Lock | None = None,
         handouts: Handouts | None = None,
+        dead_letters: DeadLetterLog | None = None,
     ) -> None:
         self.store = store
+        self.dead_letters = dead_letters
+        """Where writes refused for good are kept (a compacted topic; see .deadletters)."""
         self.writers = writers
         self.outbox_db = outbox_db  # the writers' shared outbox (in memory)
         self.dead_letter = dead_letter
@@ -260,18 +267,32 @@ class WriterStage:
                     continue  # the partition moved: its new owner writes what is pending there
                 per_partition.setdefault(partition, []).append(o)
             store = self.store
+            letters: list[Letter] = []
+            cleared: list[FieldWrite] = []
+            now_ms = int(time.time() * 1000)
             try:
                 for partition, done in per_partition.items():
                     for o in done:
                         f = _field(o.item.write)
                         text = json.dumps(o.item.write.value)
-                        store.put(_written_key(f), text if o.kind == "written" else _UNKNOWN)
+                        before = store.get(_written_key(f))
+                        if o.kind == "written":
+                            store.put(_written_key(f), text)
+                            if before == _REFUSED:  # its dead letter is history
+                                cleared.append(o.item.write)
+                        else:  # refused for good: a dead letter, durable before the table moves
+                            store.put(_written_key(f), _REFUSED)
+                            letters.append(
+                                Letter(o.item.write, o.reason, o.item.attempts + 1, now_ms)
+                            )
                         pending = store.get(_pending_key(f))
                         if pending is not None and pending[0] == text:
                             store.delete(_pending_key(f))
                             self.partition_of.pop(f, None)
                             self.handouts.fields.discard(f)
                     store.stage(Anchor(self.topic, partition))
+                if self.dead_letters is not None and (letters or cleared):
+                    await self.dead_letters.put(letters, cleared)
                 if per_partition:
                     await store.commit(positions=False)
             except BaseException:

@@ -3,17 +3,53 @@ Prometheus metrics (see :mod:`.app`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
 
 from aiohttp import web
 
+from ...config.runtime import RuntimeSection
+from ...connectors.protocols import WebhookReceiver
 from .app import Inbox, build_app
 from .prometheus import HttpTelemetry, render
 
-if TYPE_CHECKING:
-    from ..embedded.runtime import EmbeddedRuntime
+__all__ = [
+    "HttpServer",
+    "HttpTelemetry",
+    "Inbox",
+    "Served",
+    "build_app",
+    "render",
+    "serve_runtime",
+]
 
-__all__ = ["HttpServer", "HttpTelemetry", "Inbox", "build_app", "render", "serve_runtime"]
+
+class Served(Protocol):
+    """What :func:`serve_runtime` serves: the embedded runtime, or the Faust edge."""
+
+    http_port: int
+    ops_port: int
+
+    @property
+    def settings(self) -> RuntimeSection: ...
+
+    @property
+    def receivers(self) -> Mapping[str, WebhookReceiver]: ...
+
+    @property
+    def inbox(self) -> Inbox: ...
+
+    async def status_async(self) -> dict[str, Any]: ...
+
+    def health(self) -> str | None: ...
+
+    async def overview(self) -> dict[str, Any]: ...
+
+    async def metric_values(self) -> list[dict[str, Any]]: ...
+
+    async def explain(
+        self, metric: str, window: str, group: Sequence[str], as_of: str | None = None
+    ) -> dict[str, Any]: ...
 
 
 class HttpServer:
@@ -52,11 +88,11 @@ class _Servers:
             await server.stop()
 
 
-async def serve_runtime(runtime: EmbeddedRuntime) -> HttpServer | _Servers:
-    """Start the HTTP server of an embedded runtime on ``runtime.listen`` (and the operations
+async def serve_runtime(runtime: Served) -> HttpServer | _Servers:
+    """Start the HTTP server of a runtime on ``runtime.listen`` (and the operations
     endpoints on ``runtime.ops_listen`` when it is set; a FatalError says when that address
     cannot be bound)."""
-    from ..embedded.runtime import cannot_listen
+    from ..embedded import cannot_listen
 
     settings = runtime.settings
     token = settings.ops_token.get_secret_value() if settings.ops_token is not None else None

@@ -79,3 +79,23 @@ def test_a_request_counts_in_the_window_until_two_seconds_after_its_answer() -> 
     assert budget.wait_for() == pytest.approx(0.3)
     now[0] = 2.5
     assert budget.wait_for() == 0.0
+
+
+async def test_a_backfill_asks_for_the_deal_lists_side_by_side_and_hands_them_out_in_order() -> (
+    None
+):
+    """Deals come from four lists (live, archived, deleted, archived + deleted) that do not
+    depend on each other: their first requests are in flight together, within the burst
+    window; the pages still come out list after list, the deleted deal after the live ones."""
+    async with make_harness() as h:
+        ids = h.seed_deals(6)
+        h.delete(ids[0])
+        h.server.latency = 0.2
+        h.server.peak_in_flight = 0
+        pages = [page async for page in h.connector.source.backfill(None)]
+        assert h.server.statuses[429] == 0
+        assert h.server.peak_in_flight >= 3  # the deal lists' first requests overlapped
+        deals = [e for page in pages for e in page.events if e.object == "deal"]
+        assert [e.id for e in deals if e.op == "upsert"] == ids[1:]
+        assert [e.id for e in deals if e.op == "delete"] == [ids[0]]
+        assert deals[-1].op == "delete"  # the deleted list comes after the live one

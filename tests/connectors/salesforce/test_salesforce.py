@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,7 @@ from crm_pulse.sandbox.salesforce import FakeSalesforce, sf_time
 from crm_pulse.sandbox.server import FakeServer, TestCA
 
 from ..helpers import drain, write_through_outbox
-from .harness import FIELD, ORG_ID, SECRET, SESSION, SalesforceHarness, make_harness
+from .harness import FIELD, ORG_ID, PAGE, SECRET, SESSION, SalesforceHarness, make_harness
 
 OWNER = "005000000000901AAA"
 
@@ -1031,11 +1032,19 @@ async def test_a_large_first_backfill_runs_as_a_bulk_api_job() -> None:
         rest, rest_cursor = await drain(h.connector.source.backfill(None))
         source, client = h.connector.source, h.connector.client
         source.bulk_threshold, client.bulk_page, client.bulk_wait = 1000, 1000, 0
-        calls = h.fake.api_used
+        source.chunk = PAGE  # one query page a step
+        calls, seen = h.fake.api_used, len(h.fake.requests_seen)
         bulk, cursor = await drain(source.backfill(None))
         assert len(h.fake.bulk_jobs) == 1
+        # the first REST page is asked for beside the COUNT(), and dropped unread when the
+        # count calls for the Bulk API: at most that one page, never the rest of the query
+        queries = [
+            p for _, p in list(h.fake.requests_seen)[seen:] if re.search(r"/v[0-9.]+/query\b", p)
+        ]
+        dropped = len(queries) - 1
+        assert 0 <= dropped <= 1
         # count, job, 2 status checks (InProgress, then JobComplete), 3 result pages, deletes
-        assert h.fake.api_used - calls == 8
+        assert h.fake.api_used - calls == 8 + dropped
         (state,) = h.fake.bulk_states.values()
         assert state["state"] == "JobComplete" and state["checks"] == 2
         assert {e.id: (e.version, e.fields) for e in bulk} == {
@@ -1062,3 +1071,24 @@ async def test_an_org_without_chatter_still_reads_and_attributes_our_writes_to_t
         events, _ = await drain(h.connector.source.backfill(None))
         (event,) = [e for e in events if e.id == deal]
         assert event.fields["modified_by"] == h.fake.api_user_id
+
+
+async def test_the_count_the_api_user_and_the_deleted_rows_are_read_beside_the_scan() -> None:
+    """A first backfill's extra calls (chatter/users/me, COUNT(), the queryAll of deleted rows)
+    are in flight together with the first page, not one round trip each before or after the
+    scan; the pages still come out as before: the scan's, then the deletes, the cursor last."""
+    async with make_harness(objects=["Opportunity"]) as h:
+        ids = h.seed_deals(3 * PAGE)
+        h.delete(ids[0])
+        h.connector.source.chunk = PAGE
+        h.server.latency = 0.2  # every answer takes that long: overlapping calls are in flight
+        h.server.peak_in_flight = 0
+        pages = [page async for page in h.connector.source.backfill(None)]
+        assert h.server.peak_in_flight >= 3
+        kinds = [{e.op for e in page.events} for page in pages if page.events]
+        assert kinds == [{"upsert"}] * 3 + [{"delete"}]
+        assert [e.id for e in pages[-2].events] == [ids[0]]
+        assert {e.id for p in pages[:3] for e in p.events} == set(ids[1:])
+        state = pages[-1].cursor["Opportunity"]
+        assert state["deleted_t"] == pages[-2].events[0].version
+        assert state["t"] == max(e.version for p in pages[:3] for e in p.events)

@@ -7,6 +7,7 @@ from crm_pulse.connectors.protocols import FieldWrite
 from crm_pulse.connectors.zoho.client import UPDATE_BATCH
 from crm_pulse.connectors.zoho.sink import WAVES
 
+from ..helpers import drain
 from .harness import FIELD, make_harness
 
 
@@ -26,3 +27,21 @@ async def test_a_round_sends_its_update_calls_at_once_within_the_concurrency() -
         assert h.server.peak_in_flight == 3  # concurrent, and bounded by the setting
         assert h.fake.concurrency_refusals == 0
         assert all(h.fake.value("Deals", i, FIELD) == n for n, i in enumerate(ids))
+
+
+async def test_a_poll_asks_for_deleted_records_beside_the_scan_and_hands_them_out_after() -> None:
+    async with make_harness() as h:
+        ids = h.seed_deals(5)
+        source = h.connector.source
+        _, cursor = await drain(source.backfill(None))
+        h.delete(ids[0])
+        h.touch(ids[1])
+        h.server.latency = 0.2
+        h.server.peak_in_flight = 0
+        pages = [page async for page in source.poll(cursor)]
+        assert h.server.peak_in_flight >= 2  # Get Deleted Records in flight beside the scan
+        events = [e for page in pages for e in page.events if e.object == "deal"]
+        assert ids[1] in {e.id for e in events if e.op == "upsert"}
+        assert [e.id for e in events if e.op == "delete"] == [ids[0]]
+        assert events[-1].op == "delete"  # after the scan's pages, as before
+        assert h.fake.concurrency_refusals == 0
