@@ -14,8 +14,9 @@ Scale mode: N records of the engine benchmark's mix (deals, activities, contacts
 surveys; about 50,000 accounts) and 15 % updates spread among them, in one JSONL file; ``crm-pulse run`` with
 four write-back rules (one per account) reads it from the start. Reported: events/s per
 interval while it loads (is the per-event cost flat?), RSS after the load, then after a
-SIGTERM and a restart: the time to the first ``/status`` answer, RSS once it answers, and the
-state file's size.
+SIGTERM and a restart: the time to the first ``/status`` answer (it answers while the state
+loads), until the state is loaded and caught up, the first tick's duration, RSS once it
+answers, and the state file's size.
 """
 
 from __future__ import annotations
@@ -376,6 +377,9 @@ def scale(n: int, interval: float, profile: Path | None = None) -> dict[str, Any
             cpu_load = cpu_seconds(pid)
             result["series"] = series
             result["rss_after_load_mb"] = round(rss_mb(pid))
+            time.sleep(3)  # a tick after the load
+            later = status(port) or {}
+            result["load_tick_seconds"] = later.get("tick_seconds")
         finally:
             stop(proc)
         result["state_file_mb"] = round(state.stat().st_size / 2**20)
@@ -383,9 +387,17 @@ def scale(n: int, interval: float, profile: Path | None = None) -> dict[str, Any
         proc = start(config, profile.with_suffix(".restart.txt") if profile else None)
         try:
             pid = python_pid(proc)
-            while status(port, timeout=5) is None:
+            while (answer := status(port, timeout=5)) is None:
                 time.sleep(0.05)
             result["restart_first_status_s"] = round(time.perf_counter() - began, 1)
+            result["restart_first_status"] = answer.get("starting")
+            # until it loaded the state, caught up and ticked once (/status says each)
+            while not (answer.get("starting") is None and (answer.get("tick_seconds") or {})):
+                time.sleep(0.2)
+                answer = status(port, timeout=30) or answer
+                if answer.get("starting") is None and "restart_ready_s" not in result:
+                    result["restart_ready_s"] = round(time.perf_counter() - began, 1)
+            result["restart_first_tick_s"] = answer["tick_seconds"].get("first")
             result["rss_after_restart_mb"] = round(rss_mb(pid))
             time.sleep(10)
             result["rss_after_restart_10s_mb"] = round(rss_mb(pid))

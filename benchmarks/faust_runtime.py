@@ -1,6 +1,7 @@
 """Faust runtime benchmark: workers against the embedded runtime and the engine, in one run.
 
     .venv/bin/python benchmarks/faust_runtime.py --events 5000 [--workers 2] [--profile DIR]
+    .venv/bin/python benchmarks/faust_runtime.py --events 5000 --failover 2 [--short-session 2s]
 
 Starts a throw-away Kafka (scripts/kafka/broker.py) and reports:
 
@@ -22,6 +23,15 @@ Starts a throw-away Kafka (scripts/kafka/broker.py) and reports:
   events/s, and fail-over: one of them killed with SIGKILL, one event published to every
   events partition, seconds until the survivor has written them all.
 
+``--failover ROUNDS`` measures fail-over only (``--events`` applied first, so the tables hold
+state): two workers with RocksDB tables, one SIGKILLed, seconds until its partitions are
+written again, (a) when it is restarted at once, with static membership and without, (b) by the
+survivor with standby replicas, with a session timeout of 10 s and of ``--short-session``
+(default 2s), (c) the same without standby, and (b) with the memory store; each case ``ROUNDS``
+times, interleaved, with the partition assignments the workers logged (rebalances), the
+phases (from the workers' logs) and the CPU seconds the take-over cost. The throw-away broker allows session timeouts down to 1 s
+(``group.min.session.timeout.ms``).
+
 ``--profile DIR`` runs the embedded runtime and the first worker under py-spy (``pip install
 py-spy``) and leaves raw profiles (``embedded.txt``, ``worker.txt``) in DIR.
 """
@@ -34,6 +44,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -56,7 +67,7 @@ runtime:
   kind: faust
   debounce: 50ms
   tick: 1h
-  faust: {{app_id: "{app}", broker: "kafka://{broker}", partitions: 4, store: memory, standby_replicas: {standby}}}
+  faust: {{app_id: "{app}", broker: "kafka://{broker}", partitions: 4, store: {store}, standby_replicas: {standby}, static_membership: {static}, session_timeout: {session}}}
 """
 EMBEDDED = """
 timezone: UTC
@@ -143,8 +154,11 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def worker(config: Path, log: Path, profile: Path | None = None) -> subprocess.Popen[bytes]:
+def worker(
+    config: Path, log: Path, profile: Path | None = None, loglevel: str = "warning"
+) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "crm_pulse.cli", "worker", "--config", str(config)]
+    command += ["--loglevel", loglevel]
     if profile is not None:  # py-spy (pip install py-spy): a sampled profile of the worker
         command = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", str(profile), "--", *command]
     return subprocess.Popen(command, stdout=log.open("ab"), stderr=subprocess.STDOUT)
@@ -226,16 +240,33 @@ def faust_run(
     workers: int,
     profile: Path | None = None,
     standby: int = 0,
+    *,
+    session: str = "10s",
+    static: bool = True,
+    store: str = "memory",
+    loglevel: str = "warning",
+    name: str = "",
 ) -> tuple[dict[str, Any], Path, Path, list[subprocess.Popen[bytes]]]:
     """``workers`` workers of a fresh app on the broker: events/s and CPU shares."""
-    app = f"bench-{os.getpid()}-{workers}w-s{standby}"
+    app = f"bench-{os.getpid()}-{workers}w-s{standby}{name}"
     run = tmp / app
     run.mkdir()
     config = run / "faust.yaml"
     out = run / "faust.jsonl"
-    config.write_text(FAUST.format(out=out, app=app, broker=broker.bootstrap, standby=standby))
+    config.write_text(
+        FAUST.format(
+            out=out,
+            app=app,
+            broker=broker.bootstrap,
+            standby=standby,
+            static=str(static).lower(),
+            session=session,
+            store=store,
+        )
+    )
     procs = [
-        worker(config, run / f"worker{i}.log", profile if i == 0 else None) for i in range(workers)
+        worker(config, run / f"worker{i}.log", profile if i == 0 else None, loglevel)
+        for i in range(workers)
     ]
     asyncio.run(publish(broker.bootstrap, f"{app}-events", [warm_event(data, "warm-up")]))
     wait_for_total(out, 1, timeout=180)  # the workers are up and have partitions
@@ -282,21 +313,134 @@ def failover(
     config: Path,
     out: Path,
     procs: list[subprocess.Popen[bytes]],
-) -> float:
+    restart: bool = False,
+    keep: Path | None = None,
+) -> dict[str, float]:
     """Two workers share the partitions; one is killed with SIGKILL and one event is published
-    to every events partition: seconds from the kill until the survivor has written all of
-    them (the dead worker's partitions taken over: session timeout, rebalance, table recovery
-    from the changelog or from its standby copy)."""
+    to every events partition: seconds from the kill until they are all written (the company
+    total counts each), i.e. until the dead worker's partitions are processed again. Without
+    ``restart``, by the survivor: session timeout, rebalance, table recovery from the changelog
+    or from its standby copy. With ``restart``, the killed worker is started again at once (same
+    command, same directory: it claims its data directory and group instance id again), as a
+    supervisor would: with static membership it takes its partitions back with no rebalance
+    (process start and its table recovery included)."""
     app = config.parent.name
     victim = procs[0]
-    t0 = time.perf_counter()
+    cpu = [cpu_seconds(p.pid) for p in (broker.process, *procs[1:])]
+    t0, killed = time.perf_counter(), time.time()
     victim.send_signal(signal.SIGKILL)
     victim.wait()
+    if restart:
+        procs[0] = worker(config, config.parent / "worker0-restarted.log", loglevel="info")
     names = one_per_partition(4, "failover-")
     events = [warm_event(data, n, 3) for n in names]
     asyncio.run(publish(broker.bootstrap, f"{app}-events", events))
     wait_for_total(out, total + 3 * len(events), timeout=300)
-    return round(time.perf_counter() - t0, 1)
+    seconds = time.perf_counter() - t0
+    if keep is not None:  # the workers' logs, for a closer look at the phases
+        keep.mkdir(parents=True, exist_ok=True)
+        for log in config.parent.glob("worker*.log"):
+            (keep / f"{app}-{log.name}").write_bytes(log.read_bytes())
+    used = [cpu_seconds(p.pid) - c for p, c in zip((broker.process, *procs[1:]), cpu, strict=True)]
+    workers_cpu = sum(used[1:]) + (cpu_seconds(procs[0].pid) if restart else 0.0)
+    return {
+        "seconds": round(seconds, 1),
+        **phases(config.parent, killed),
+        "workers_cpu_s": round(workers_cpu, 1),  # the survivor's, and the restarted worker's
+        "broker_cpu_s": round(used[0], 1),
+    }
+
+
+_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \[\d+\] \[\w+\] (.*)$", re.M)
+
+
+def phases(run: Path, killed: float) -> dict[str, float]:
+    """Where the fail-over's seconds went, from the workers' logs (seconds after the kill):
+    the restarted process's first log line (``started``), the take-over's partition assignment
+    (``assigned``), its table recovery done (``recovered``)."""
+    marks: dict[str, float] = {}
+    for log in sorted(run.glob("worker*.log")):
+        for stamp, message in _LINE.findall(log.read_text(errors="replace")):
+            at = time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + int(stamp[20:]) / 1e3
+            at -= killed
+            if at < 0:
+                continue
+            for name, text in (
+                ("started", "" if "restarted" in log.name else None),
+                ("assigned", "now takes partitions"),
+                ("recovered", "Recovery]: Recovery complete"),
+            ):
+                if text is not None and text in message:
+                    marks[name] = round(min(marks.get(name, at), at), 1)
+    return marks
+
+
+def assignments(run: Path) -> int:
+    """Partition assignments the workers of a run logged (each rebalance: one per worker)."""
+    return sum(
+        log.read_text(errors="replace").count("now takes partitions")
+        for log in run.glob("worker*.log")
+    )
+
+
+FAILOVER_CASES = [  # name, store, standby replicas, session timeout, static membership, restart
+    ("restart_static", "rocksdb", 0, "10s", True, True),
+    ("restart_dynamic", "rocksdb", 0, "10s", False, True),
+    ("survivor_standby1_session10s", "rocksdb", 1, "10s", True, False),
+    ("survivor_standby1_session{short}", "rocksdb", 1, "{short}", True, False),
+    ("survivor_standby0_session10s", "rocksdb", 0, "10s", True, False),
+    ("survivor_standby0_session{short}", "rocksdb", 0, "{short}", True, False),
+    # the memory store keeps no changelog offsets (Faust's persisted_offset is None): every
+    # recovery reads each active partition's changelog from the start, standby copy or not
+    ("survivor_standby1_session{short}_memory", "memory", 1, "{short}", True, False),
+]
+
+
+def failover_runs(
+    data: list[dict[str, Any]],
+    want: int,
+    tmp: Path,
+    broker: Any,
+    short: str,
+    rounds: int,
+    keep: Path | None = None,
+) -> dict[str, Any]:
+    """``--failover``: each case of :data:`FAILOVER_CASES` on two workers of a fresh app that
+    first applied the events (so the tables hold state), ``rounds`` times, the cases
+    interleaved: seconds from a SIGKILL until the dead worker's partitions are written again
+    (:func:`failover`), the workers' events/s before it, and the partition assignments logged
+    (a count above 2 + the fail-over's means rebalances nobody asked for, e.g. a session
+    timeout shorter than a blocked event loop)."""
+    result: dict[str, Any] = {}
+    for r in range(rounds):
+        for case, store, standby, session, static, restart in FAILOVER_CASES:
+            case, session = case.format(short=short), session.format(short=short)
+            one, config, out, procs = faust_run(
+                data,
+                want,
+                tmp,
+                broker,
+                2,
+                standby=standby,
+                session=session,
+                static=static,
+                store=store,
+                loglevel="info",
+                name=f"-{case}-{r}".replace("_", "-"),
+            )
+            before = assignments(config.parent)
+            took = failover(data, want + 2, broker, config, out, procs, restart, keep)
+            row = result.setdefault(case, {"seconds": [], "events_per_s": [], "assignments": []})
+            row["seconds"].append(took.pop("seconds"))
+            row.setdefault("phases", []).append(took)
+            row["events_per_s"].append(one["events_per_s"])
+            time.sleep(1.0)  # late log lines
+            row["assignments"].append(f"{before} + {assignments(config.parent) - before}")
+            for p in procs:
+                if p.poll() is None:
+                    stop(p)
+            print(case, row, file=sys.stderr, flush=True)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,10 +448,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=1, help="also run this many workers")
     parser.add_argument("--profile", type=Path, help="py-spy profiles into this directory")
+    parser.add_argument(
+        "--failover",
+        type=int,
+        metavar="ROUNDS",
+        help="only the fail-over cases (restart with/without static membership, survivor with"
+        " standby 0/1 and session timeout 10s/--short-session), this many rounds",
+    )
+    parser.add_argument("--short-session", default="2s", help="the short session timeout")
+    parser.add_argument("--logs", type=Path, help="--failover: keep the workers' logs here")
     args = parser.parse_args(argv)
     data = events(args.events)
     want = sum(int(e["fields"]["amount"]) for e in data if e["fields"]["status"] == "won")
     result: dict[str, Any] = {"events": args.events}
+    if args.failover:
+        load = os.getloadavg()[0]
+        with tempfile.TemporaryDirectory() as tmp_name:
+            broker = _broker().start()
+            try:
+                result["failover"] = failover_runs(
+                    data,
+                    want,
+                    Path(tmp_name),
+                    broker,
+                    args.short_session,
+                    args.failover,
+                    args.logs,
+                )
+            finally:
+                broker.stop()
+        result["load_average"] = [round(load, 1), round(os.getloadavg()[0], 1)]
+        print(json.dumps(result, indent=2))
+        return 0
     prof = args.profile
     if prof is not None:
         prof.mkdir(parents=True, exist_ok=True)
@@ -345,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
                     # the events and the two warm-ups (1 each), as faust_run waited for them
                     result[f"{name}_failover_after_sigkill_s"] = failover(
                         data, want + 2, broker, c2, o2, more
-                    )
+                    )["seconds"]
                     for p in more[1:]:
                         stop(p)
             w = procs[0]

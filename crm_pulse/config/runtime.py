@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from .base import ConfigModel, FilePath
-from .durations import Duration
+from .durations import Duration, format_duration
 from .secrets import Secret
 
 __all__ = ["EventLogSettings", "FaustSettings", "RetrySettings", "RuntimeSection"]
@@ -75,6 +75,15 @@ def _at_least_once(value: str) -> str:
     return value
 
 
+def _session_timeout(value: float) -> float:
+    if not 1.0 <= value <= 300.0:
+        raise ValueError(
+            f"expected between 1s and 5m, got {format_duration(value)}: heartbeats go every "
+            "fifth of it, and a worker silent that long is put out of the group"
+        )
+    return value
+
+
 class FaustSettings(ConfigModel):
     """The Faust runtime (``runtime.kind: faust``)."""
 
@@ -98,6 +107,22 @@ class FaustSettings(ConfigModel):
         "deployment file's directory. Each worker process takes a directory of its own under "
         "<data_dir>/<app_id> (worker-0, worker-1, ..., locked while it runs), so several "
         "workers can start from one directory and a restarted one finds its tables again.",
+    )
+    static_membership: bool = Field(
+        default=True,
+        description="Each worker joins the consumer group with a group.instance.id of its own, "
+        "kept in its data directory (KIP-345): a worker restarted within session_timeout "
+        "(after a crash, a SIGKILL, a deploy) takes its partitions back at once, with its own "
+        "tables, and no rebalance. A stopped worker does not leave the group: its partitions "
+        "move to the others only after session_timeout (docs/faust.md). false: a stop leaves "
+        "at once; every restart is two rebalances.",
+    )
+    session_timeout: Annotated[Duration, AfterValidator(_session_timeout)] = Field(
+        default=10.0,
+        description="How long the broker waits for a silent worker before its partitions move "
+        "to the others (heartbeats every fifth of it, at most 1s). Shorter: faster fail-over, "
+        "but a worker whose event loop is blocked longer is put out of the group. Below 6s the "
+        "broker must allow it (group.min.session.timeout.ms).",
     )
     processing_guarantee: Annotated[
         Literal["at_least_once", "exactly_once"], AfterValidator(_at_least_once)

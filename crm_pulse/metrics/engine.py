@@ -915,6 +915,12 @@ class Engine:
                 out.extend((t, "a", key[1], key[2]) for t in value)
         return out
 
+    def touched(self, measures: Collection[int]) -> set[tuple[int, Group]]:
+        """(measure, group) of the buckets of ``measures`` touched since the last
+        :meth:`changes` (call it before that): whose values an event or :meth:`advance`
+        may have moved."""
+        return {(index, group) for _tag, index, group, _w in self._dirty if index in measures}
+
     def forget_changes(self) -> None:
         """Forget which buckets moved since :meth:`changes` (the caller rolled its state back)."""
         self._dirty.clear()

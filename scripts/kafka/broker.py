@@ -90,6 +90,9 @@ class KafkaBroker:
             "transaction.state.log.replication.factor": "1",
             "transaction.state.log.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # runtime.faust.session_timeout below Kafka's default minimum (6 s), for the
+            # fail-over benchmark and tests
+            "group.min.session.timeout.ms": "1000",
             "auto.create.topics.enable": "true",
             "log.flush.interval.messages": "1",
         }

@@ -338,6 +338,77 @@ def test_b_a_worker_killed_mid_stream_loses_and_doubles_nothing(
         d.stop()
 
 
+def test_b3_a_worker_killed_and_restarted_takes_its_partitions_back_with_its_tables(
+    kafka: str, tmp_path: Path
+) -> None:
+    """Static membership (``runtime.faust.static_membership``, on by default): two workers with
+    RocksDB tables; one is SIGKILLed mid-stream and started again at once. It claims its data
+    directory again, hence its group instance id, and the broker hands it its partitions back
+    with no rebalance: the survivor is never reassigned (the session timeout is set long, so a
+    rebalance could not hide behind a quick restart) and every value ends as replay says,
+    nothing lost, nothing counted twice. (How fast: benchmarks/faust_runtime.py.)"""
+    d = Deployment(tmp_path, kafka, store="rocksdb")
+    d.config.write_text(
+        d.config.read_text().replace("store: rocksdb", "store: rocksdb, session_timeout: 60s")
+    )
+    events = history(random.Random(8), 1500)
+
+    def said(worker: int) -> list[str]:
+        text = (tmp_path / f"worker{worker}.log").read_text(errors="replace")
+        return re.findall(
+            r"now takes partitions \[[0-9, ]*\] of \S+ \(group instance id (\S+)\)", text
+        )
+
+    try:
+        first, _second = d.start_worker(), d.start_worker()
+        asyncio.run(d.publish(events[:300]))
+        deadline = time.monotonic() + 120
+        while not (
+            d.partitions(0)
+            and d.partitions(1)
+            and d.out.exists()
+            and sorted(d.partitions(0) + d.partitions(1)) == [0, 1, 2, 3]
+        ):
+            assert time.monotonic() < deadline, d.logs()
+            time.sleep(0.1)
+        time.sleep(1.0)  # no rebalance under way
+        mine, theirs = d.partitions(0), d.partitions(1)
+        survivor_said = said(1)
+        rest = threading.Thread(target=lambda: asyncio.run(d.publish(events[300:], pace=0.12)))
+        rest.start()
+        time.sleep(0.8)
+        first.send_signal(signal.SIGKILL)  # mid-stream: batches in flight, more arriving
+        first.wait()
+        d.start_worker()  # worker2: the same command, from the same directory
+        assert rest.is_alive(), "the stream had ended before the kill"
+        rest.join()
+        deadline = time.monotonic() + 120
+        while not d.partitions(2):
+            assert time.monotonic() < deadline, d.logs()
+            time.sleep(0.2)
+        assert d.partitions(2) == mine, d.logs()  # its own partitions, at once
+        assert said(2)[-1] == said(0)[-1]  # with the same group instance id
+        d.wait_for(expected(d.config, events), timeout=180)
+        assert said(1) == survivor_said and d.partitions(1) == theirs, d.logs()  # no rebalance
+        assert len(set(said(0) + said(1))) == 2  # two workers, two ids
+    finally:
+        d.stop()
+
+
+def test_b4_the_worker_reads_the_brokers_session_timeout_limits(kafka: str, tmp_path: Path) -> None:
+    """A session timeout the broker would refuse is a config error before the worker joins
+    (the join fails and the worker would sit there consuming nothing): the limits are read
+    from the broker (the test broker lowers the minimum to 1 s)."""
+    from crm_pulse.streams.faust import FaustPipeline, broker_session_limits, session_problem
+
+    d = Deployment(tmp_path, kafka)
+    deployment = load_config(d.config, resolve_secrets=False)
+    limits = asyncio.run(broker_session_limits(FaustPipeline(deployment, sinks={})))
+    assert limits == {"group.min.session.timeout.ms": 1000, "group.max.session.timeout.ms": 1800000}
+    assert session_problem(2.0, limits) is None
+    assert session_problem(2.0, {**limits, "group.min.session.timeout.ms": 6000}) is not None
+
+
 ROLLING = """\
   - {metric: won_revenue, window: "rolling:30d", group: {}, target: {connector: crm, object: Company, record: "c1", field: won_30d}}
   - {metric: won_revenue, window: "rolling:30d", group: owner_id, target: {connector: crm, object: User, field: won_30d}}
@@ -657,7 +728,7 @@ def test_h_a_crm_outage_holds_no_stage_and_a_killed_worker_loses_no_pending_writ
         first.wait()
         d.start_worker()
         asyncio.run(d.publish(events[300:]))
-        drained(180)  # the new worker took over (after the session timeout) and consumed the rest
+        drained(180)  # the new worker (the dead one's directory and group instance id) took over
         d.out.rmdir()  # the CRM answers again
         d.wait_for(expected(d.config, events), timeout=120)
     finally:

@@ -130,7 +130,6 @@ def _rebuilt_rows(
             clock=time.time,
             read_only=True,
         )
-        db.call(lambda: consumer.check(as_of))
     finally:
         db.close()
     rows = consumer.engine.iter_report(as_of, select=select, for_people=for_people)
@@ -164,8 +163,9 @@ async def run(
     install_signals: bool = True,
     serve: ServeFactory | None = None,
 ) -> EmbeddedRuntime:
-    """Run until SIGTERM/SIGINT (or ``duration`` seconds), then drain and exit cleanly."""
-    runtime = EmbeddedRuntime(deployment)
+    """Run until SIGTERM/SIGINT (or ``duration`` seconds), then drain and exit cleanly.
+    The HTTP server answers from the start; the state loads behind it (``/status`` says so)."""
+    runtime = EmbeddedRuntime(deployment, defer_start=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     if install_signals:

@@ -77,12 +77,15 @@ class Consumer:
         recent: RecentEvents | None = None,
         read_only: bool = False,
         compact_every: int | None = None,
+        start: bool = True,
         maybe_sent: Collection[tuple[str, str, str, str]] = frozenset(),
     ) -> None:
         """``compact_every``: event-log retention ``keep: latest`` (:mod:`.retention`), checked
-        in each batch's transaction; None keeps every event. ``maybe_sent``: the writers'
-        outbox's :attr:`~crm_pulse.streams.writeback.SQLiteOutbox.maybe_sent` (what the batches
-        plan must not cancel)."""
+        in each batch's transaction; None keeps every event. ``start=False``: the state is
+        loaded later, by :meth:`open` on the database thread (a runtime that answers HTTP while
+        it loads). ``maybe_sent``: the writers' outbox's
+        :attr:`~crm_pulse.streams.writeback.SQLiteOutbox.maybe_sent` (what the batches plan
+        must not cancel)."""
         self.maybe_sent = maybe_sent
         self.db = db
         self.recent = recent
@@ -103,13 +106,22 @@ class Consumer:
         self.quarantined = 0
         self._skip: set[int] = set()
         self.rebuilt: Rebuilt | None = None
-        self.db.call(self._load)
-        # a state built under other definitions is rebuilt from the log (see .rebuild)
-        self.rebuilt = self.db.call(lambda: ensure_definitions(self, read_only=read_only))
+        self.read_only = read_only
+        self.activity: str | None = None
+        """What a long step is doing now (for the status page), else None."""
+        if start:
+            self.db.call(self.open)
 
-    def _load(self) -> None:
+    def open(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Load the committed state, and rebuild it from the log if it was built under other
+        definitions (:mod:`.rebuild`); on the database thread. ``progress(done, total)``: state
+        entries read so far, now and then."""
+        self._load(progress)
+        self.rebuilt = ensure_definitions(self, read_only=self.read_only)
+
+    def _load(self, progress: Callable[[int, int], None] | None = None) -> None:
         try:
-            self.store.load(self.db.conn)
+            self.store.load(self.db.conn, progress=progress)
         except Exception as exc:
             raise StateError(self.db.path, "table state", str(exc)[:200]) from None
         prune_reported(self.store, self.planner.wanted)  # kept for the rules only
@@ -125,16 +137,6 @@ class Consumer:
         # sources whose first reads the whole values were planned after (in that transaction)
         written = self.db.get_meta("first_writes")
         self.planner.restore_first_reads(json.loads(written) if written else [])
-
-    def check(self, as_of: int) -> None:
-        """Compute a report once: engine state of the wrong shape fails here, named, before
-        anything runs on it."""
-        try:
-            self.engine.report(as_of)
-        except Exception as exc:
-            raise StateError(
-                self.db.path, "table state", f"the metric state is not usable ({exc!r})"[:300]
-            ) from None
 
     def _counters(self, conn: sqlite3.Connection) -> tuple[int, int]:
         row = conn.execute(
@@ -217,9 +219,14 @@ class Consumer:
         count = len(rows) + len(bad)
         if count:
             position = max([p for p, _ in rows[-1:]] + [b.position for b in bad[-1:]])
+        self._touched()
         values = self.engine.changes(as_of, metrics=self.planner.wanted)
         if self._first_reads(conn, position):  # the first writes: every rule's whole value
-            writes = self.planner.due_by_time(self.engine, as_of)
+            self.activity = "planning the first writes (every rule's value)"
+            try:
+                writes = self.planner.due_by_time(self.engine, as_of)
+            finally:
+                self.activity = None
             self._first_writes_planned(conn)
         else:
             writes = self.planner.plan(values, as_of, self.engine)
@@ -249,6 +256,11 @@ class Consumer:
             count, applied, len(values), planned, position, last_position(conn) - position
         )
 
+    def _touched(self) -> None:
+        """Tell the planner which of its rolling rules' groups moved (its time index)."""
+        if self.planner.time_measures:
+            self.planner.touched(self.engine.touched(self.planner.time_measures))
+
     def _first_reads(self, conn: sqlite3.Connection, position: int) -> bool:
         """Tell the planner of sources whose first read is now applied (the first-read rule:
         :mod:`~crm_pulse.streams.writeback.planner`); True when writes may now begin."""
@@ -273,10 +285,11 @@ class Consumer:
             now = self.clock()
             as_of = int(now * 1000)
             first = self._first_reads(conn, consumed_position(conn))
+            self.engine.advance(as_of)  # future-dated records whose time came: their windows
+            self._touched()  # (the planner evaluates their groups now, with the groups due)
             writes = self.planner.due_by_time(self.engine, as_of)
             if first:  # the first writes: every rule's whole value
                 self._first_writes_planned(conn)
-            self.engine.advance(as_of)  # future-dated records whose time came: their windows
             changed = self.engine.changes(as_of, metrics=self.planner.wanted)
             writes.extend(self.planner.plan(changed, as_of, self.engine))
             planned = SQLiteOutbox.put(conn, writes, now, 0.0, maybe_sent=self.maybe_sent)

@@ -178,9 +178,12 @@ def _private(path: str) -> None:
 class Database:
     """One SQLite connection, used from one thread; async callers await :meth:`run`."""
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
-        """Open (``create``: or create) the state file; :class:`StateError` if unusable."""
+    def __init__(self, path: str | Path, *, create: bool = True, check: bool = True) -> None:
+        """Open (``create``: or create) the state file; :class:`StateError` if unusable.
+        ``check=False``: the checks that read the whole file (SQLite's integrity check, the
+        event log's types) wait for :meth:`check` (a runtime that answers HTTP first)."""
         self.path = str(path)
+        self._checked = check
         if not create and self.path != ":memory:" and not Path(self.path).is_file():
             raise StateError(
                 self.path,
@@ -190,6 +193,8 @@ class Database:
             )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-pulse-db")
         self._conn: sqlite3.Connection | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._reader_conn: sqlite3.Connection | None = None
         self._after_commit: list[Callable[[], None]] = []
         try:
             self.call(self._open)
@@ -221,6 +226,8 @@ class Database:
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+            if self._checked:
+                self._check_whole(conn)
             self._check(conn)
             from .inbox import scrub_credentials
 
@@ -235,11 +242,30 @@ class Database:
             _private(self.path)  # the WAL and SHM files exist now
         self._conn = conn
 
-    def _check(self, conn: sqlite3.Connection) -> None:
-        """Refuse a file whose structure or bookkeeping values are not what this version wrote."""
+    def check(self) -> None:
+        """The checks ``check=False`` left out (on the database thread); StateError."""
+        if self._checked:
+            return
+        try:
+            self._check_whole(self.conn)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(self.path, "", f"is not a usable SQLite database ({exc})") from None
+        self._checked = True
+
+    def _check_whole(self, conn: sqlite3.Connection) -> None:
+        """The checks that read the whole file: SQLite's integrity check, the log's types."""
         result = conn.execute("PRAGMA quick_check").fetchone()
         if result is None or result[0] != "ok":
             raise StateError(self.path, "", f"is corrupt ({result[0] if result else 'no answer'})")
+        bad = conn.execute(
+            "SELECT position FROM events WHERE typeof(body) != 'text' OR typeof(position) != "
+            "'integer' LIMIT 1"
+        ).fetchone()
+        if bad is not None:
+            raise StateError(self.path, f"events, position {bad[0]!r}", "the event is not text")
+
+    def _check(self, conn: sqlite3.Connection) -> None:
+        """Refuse a file whose structure or bookkeeping values are not what this version wrote."""
         for table, needed in _TABLES.items():
             columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             missing = sorted(needed - columns)
@@ -284,12 +310,6 @@ class Database:
                         f"{table}, key {key!r}",
                         f"expected a number or null, got {_show(value)}",
                     )
-        bad = conn.execute(
-            "SELECT position FROM events WHERE typeof(body) != 'text' OR typeof(position) != "
-            "'integer' LIMIT 1"
-        ).fetchone()
-        if bad is not None:
-            raise StateError(self.path, f"events, position {bad[0]!r}", "the event is not text")
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -304,6 +324,24 @@ class Database:
     async def run(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the database thread without blocking the event loop."""
         return await asyncio.wrap_future(self._executor.submit(fn))
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on a read-only connection of its own thread: it never waits behind the
+        database thread (a state being loaded, a long batch), and sees what was committed
+        (WAL readers do not block the writer). For ``:memory:``, on the database thread."""
+        if self.path == ":memory:":
+            return await self.run(lambda: fn(self.conn))
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-pulse-rd")
+        return await asyncio.wrap_future(self._reader.submit(lambda: fn(self._read_conn())))
+
+    def _read_conn(self) -> sqlite3.Connection:
+        if self._reader_conn is None:
+            uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=5000")
+            self._reader_conn = conn
+        return self._reader_conn
 
     def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
         """Wrap ``fn`` so that it runs in one IMMEDIATE transaction (all or nothing).
@@ -358,3 +396,13 @@ class Database:
 
         self.call(close)
         self._executor.shutdown(wait=True)
+        if self._reader is not None:
+
+            def close_reader() -> None:
+                if self._reader_conn is not None:
+                    self._reader_conn.close()
+                    self._reader_conn = None
+
+            self._reader.submit(close_reader).result()
+            self._reader.shutdown(wait=True)
+            self._reader = None

@@ -101,11 +101,13 @@ class Intake:
         clock: Callable[[], float] = time.time,
         state_path: str | Path | None = None,
         on_cycle: Callable[[Cycle], None] | None = None,
+        check: bool = True,
     ) -> None:
+        """``check=False``: the state file's whole-file checks wait (:meth:`Database.check`)."""
         self.deployment = deployment
         self.settings = deployment.runtime
         self.clock = clock
-        self.db = Database(state_path or self.settings.state_path)
+        self.db = Database(state_path or self.settings.state_path, check=check)
         self.connectors = (
             dict(connectors) if connectors is not None else build_connectors(deployment)
         )

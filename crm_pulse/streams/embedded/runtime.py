@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -53,7 +54,11 @@ class EmbeddedRuntime:
         sinks: Mapping[str, Sink] | None = None,
         clock: Callable[[], float] = time.time,
         state_path: str | Path | None = None,
+        defer_start: bool = False,
     ) -> None:
+        """``defer_start``: load the state in :meth:`run`, after the HTTP server started, so
+        ``/status`` and ``/healthz`` answer while it loads (``crm-pulse run``); otherwise it is
+        loaded here (tests, tools)."""
         self.deployment = deployment
         self.settings = deployment.runtime
         self.clock = clock
@@ -64,6 +69,8 @@ class EmbeddedRuntime:
             clock=clock,
             state_path=state_path,
             on_cycle=self._cycles.append,
+            # the checks that read the whole file wait for the start too (see _start)
+            check=not defer_start,
         )
         intake = self.intake
         self.db = intake.db
@@ -75,7 +82,7 @@ class EmbeddedRuntime:
         self.started_ms = intake.started_ms
         self.catalog = deployment.catalog()
         pulled = [n for n, c in self.connectors.items() if c.source is not None]
-        self.planner = Planner(deployment.writeback, self.catalog, sources=pulled)
+        self.planner = Planner(deployment.writeback, self.catalog, sources=pulled, by_time=True)
         self._reported: dict[str, tuple[int, int]] = {}
         self._said_ready = False
         self._position = self.db.call(lambda: consumed_position(self.db.conn))
@@ -96,8 +103,18 @@ class EmbeddedRuntime:
                 if self.settings.event_log.keep == "latest"
                 else None
             ),
+            start=not defer_start,
             maybe_sent=self.outbox.maybe_sent,
         )
+        self.starting: dict[str, Any] | None = (
+            {"phase": "checking the state file", "since_ms": int(clock() * 1000)}
+            if defer_start
+            else None
+        )
+        """While :meth:`run` starts (deferred): what it is doing and how far, for /status."""
+        self.tick_seconds: dict[str, float] = {}
+        """Duration of the first, last and longest tick on the database thread (for /status;
+        without the wait for a batch it was running)."""
         retry = self.settings.retry
         all_sinks = {n: c.sink for n, c in self.connectors.items() if c.sink is not None}
         all_sinks.update(sinks or {})
@@ -243,7 +260,21 @@ class EmbeddedRuntime:
                 return total
 
     async def tick(self) -> int:
-        planned = await self.db.run(self.consumer.tick)
+        spent: list[float] = []
+
+        def timed() -> int:  # on the database thread: the tick's own time, not its wait
+            began = time.perf_counter()
+            try:
+                return self.consumer.tick()
+            finally:
+                spent.append(time.perf_counter() - began)
+
+        planned = await self.db.run(timed)
+        took = round(spent[0], 4)
+        ticks = self.tick_seconds
+        ticks.setdefault("first", took)
+        ticks["last"] = took
+        ticks["max"] = max(ticks.get("max", 0.0), took)
         self.planned_writes += planned
         if planned:
             for writer in self.writers.values():
@@ -290,17 +321,19 @@ class EmbeddedRuntime:
 
         ``serve`` starts the HTTP server (it returns an object with ``async stop()``).
         """
-        await self.db.run(lambda: self.consumer.check(int(self.clock() * 1000)))
-        await self.load_config_events()
-        await self.consume_all()  # catch up first, so the first tick sees current values
-        try:
-            server = await serve(self) if serve is not None else None
-        except OSError as exc:
-            await self.close()
-            raise cannot_listen(exc, "runtime.listen", self.settings.listen) from None
-        except FatalError:  # the operations address (runtime.ops_listen) is taken
-            await self.close()
-            raise
+        if self.starting is not None:  # HTTP first: /status and /healthz answer meanwhile
+            server = await self._serve(serve)
+            try:
+                await self._start()
+            except BaseException:
+                if server is not None:
+                    await server.stop()
+                await self.close()
+                raise
+        else:
+            await self.load_config_events()
+            await self.consume_all()  # catch up first, so the first tick sees current values
+            server = await self._serve(serve)
         for line in self.startup_summary():
             log.info(line)
         if backfill_first:
@@ -339,6 +372,34 @@ class EmbeddedRuntime:
             assert error is not None
             raise error
 
+    async def _serve(self, serve: Callable[[EmbeddedRuntime], Any] | None) -> Any:
+        try:
+            return await serve(self) if serve is not None else None
+        except OSError as exc:
+            await self.close()
+            raise cannot_listen(exc, "runtime.listen", self.settings.listen) from None
+        except FatalError:  # the operations address (runtime.ops_listen) is taken
+            await self.close()
+            raise
+
+    async def _start(self) -> None:
+        """A deferred start: load the state on the database thread (reporting how far in
+        :attr:`starting`), then catch up with the log, so the first tick sees current values."""
+        starting = self.starting
+        assert starting is not None
+
+        def progress(done: int, total: int) -> None:
+            starting.update(done=done, total=total)
+
+        await self.db.run(self.db.check)
+        starting.update(phase="loading state", since_ms=int(self.clock() * 1000))
+        await self.db.run(lambda: self.consumer.open(progress))
+        starting.clear()
+        starting.update(phase="applying the log's backlog", since_ms=int(self.clock() * 1000))
+        await self.load_config_events()
+        await self.consume_all()
+        self.starting = None
+
     async def close(self) -> None:
         await self.intake.close()
 
@@ -356,6 +417,16 @@ class EmbeddedRuntime:
         recent write-backs (names and numbers only)."""
         status = await self.status_async()
         now = int(self.clock() * 1000)
+        if self.starting is not None:  # nothing loaded yet: no value to show (status says why)
+            return {
+                "status": status,
+                "metrics": [],
+                "writes": [],
+                "rules": [],
+                "now_ms": now,
+                "timezone": self.deployment.timezone,
+                "currency": self.deployment.metrics.currency,
+            }
         metrics = await self.db.run(lambda: self._metric_overview(now))
         values = await self.metric_values()
         writes = [
@@ -384,7 +455,10 @@ class EmbeddedRuntime:
         }
 
     async def metric_values(self) -> list[dict[str, Any]]:
-        """Every write-back rule's value per group now (``/metrics``, the status page)."""
+        """Every write-back rule's value per group now (``/metrics``, the status page); none
+        while the state is still loading."""
+        if self.starting is not None:
+            return []
         now = int(self.clock() * 1000)
         return await self.db.run(lambda: self._rule_values(now))
 
@@ -468,14 +542,15 @@ class EmbeddedRuntime:
 
     def status(self) -> dict[str, Any]:
         """Operational status (no secrets: names, counts, cursors and errors only)."""
-        return self._status(self.db.call(self._read_status))
+        return self._status(self.db.call(lambda: self._read_status(self.db.conn)))
 
     async def status_async(self) -> dict[str, Any]:
-        """:meth:`status` without blocking the event loop (for the HTTP server)."""
-        return self._status(await self.db.run(self._read_status))
+        """:meth:`status` without blocking the event loop (for the HTTP server), from a
+        read-only connection: it never waits for the database thread (a state loading, the
+        first writes being planned, a long tick)."""
+        return self._status(await self.db.read(self._read_status))
 
-    def _read_status(self) -> dict[str, Any]:
-        conn = self.db.conn
+    def _read_status(self, conn: sqlite3.Connection) -> dict[str, Any]:
         return {
             **self.intake.read_status(conn),
             "consumed_position": consumed_position(conn),
@@ -506,7 +581,11 @@ class EmbeddedRuntime:
                     recent_writes=list(ws.recent[-10:]),
                 )
             connectors[name] = item
+        activity = self.consumer.activity
         return {
+            "starting": None if self.starting is None else dict(self.starting),
+            "activity": activity,
+            "tick_seconds": dict(self.tick_seconds),
             "connectors": connectors,
             "events_per_second": round(self.consumed_events / uptime, 3),
             "changes_per_second": round(sum(self.consumer.changed.values()) / uptime, 3),

@@ -18,14 +18,14 @@ import datetime
 import io
 import pickle
 import sqlite3
-from collections.abc import Collection, Generator, Iterator
+from collections.abc import Callable, Collection, Generator, Iterator
 from typing import Any
 
 from ...metrics.state import Key
 
 __all__ = ["MEASURE_TAGS", "SQLiteStore", "dumps_state", "loads_state"]
 
-MEASURE_TAGS = ("b", "c", "d", "dm", "dc", "am", "at", "ai", "cs", "p", "pd", "pr", "f")
+MEASURE_TAGS = ("b", "c", "d", "dh", "dm", "dc", "am", "at", "ai", "cs", "p", "pd", "pr", "f")
 """Tags of the entries keyed by measure (``(tag, measure, ...)``): what a report reads. The
 others are records (``r``, one per record: most of the state) and last reported values
 (``o``)."""
@@ -35,6 +35,9 @@ def _prefix_range(prefix: str) -> tuple[str, str]:
     """[low, high) of the stored key texts starting with ``prefix``."""
     return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
+
+PROGRESS_EVERY = 10_000
+"""Entries between two progress reports of :meth:`SQLiteStore.load`."""
 
 _ALLOWED = {("datetime", "date")}
 
@@ -54,6 +57,64 @@ def loads_state(data: bytes) -> Any:
 def dumps_state(value: Any) -> bytes:
     """The stored bytes of a state key or value (the Faust runtime's tables use them too)."""
     return pickle.dumps(value, protocol=5)
+
+
+_PAIR_TAGS = frozenset(("b", "d"))
+"""Entries whose value is ``[value, contributions]``."""
+_DICT_TAGS = frozenset(("dh", "dm", "dc", "am", "at", "ai", "cs", "p", "pd", "pr", "f"))
+_ALL_MEASURE_TAGS = frozenset(MEASURE_TAGS)
+
+
+def _ints(value: Any, n: int) -> bool:
+    return (
+        type(value) is list
+        and len(value) == n
+        and all(type(x) is int for x in value)  # bool is not an int here
+    )
+
+
+def entry_problem(key: Any, value: Any) -> str | None:
+    """Why a state entry does not have the shape the engine reads (None: it has).
+
+    Checked as each entry is loaded, so a damaged state fails at start naming its key, at the
+    cost of a few type checks per entry (it used to take a full report of the catalog after
+    the load). The containers are checked, and one item of each dict: what a hand edit or a
+    damaged file gets wrong; the engine's contents are not re-derived."""
+    if type(key) is not tuple or not key or type(key[0]) is not str:
+        return "not a state key"
+    tag = key[0]
+    if tag in _ALL_MEASURE_TAGS or tag == "o":
+        if len(key) < 3 or type(key[2]) is not tuple:
+            return "not a state key (no group)"
+        if tag != "o" and type(key[1]) is not int:
+            return "not a state key (the measure is not a number)"
+    if tag in _PAIR_TAGS:
+        return None if _ints(value, 2) else f"expected [value, count], got {_show(value)}"
+    if tag == "o":
+        ok = _ints(value, 2) and value[1] != 0
+        return None if ok else f"expected [numerator, denominator], got {_show(value)}"
+    if tag == "c":
+        return None if type(value) is int else f"expected a count, got {_show(value)}"
+    if tag in _DICT_TAGS:
+        if type(value) is not dict:
+            return f"expected a mapping, got {_show(value)}"
+        for item in value.values():
+            if tag in ("dh", "dm", "am", "at", "f"):
+                if type(item) not in (list, dict):
+                    return f"expected a mapping of lists, got {_show(value)}"
+            elif type(item) is not int:
+                return f"expected a mapping of counts, got {_show(value)}"
+            break
+        return None
+    if tag == "r":
+        ok = type(value) is list and len(value) >= 2
+        return None if ok else f"expected a record, got {_show(value)}"
+    return None
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def share_strings(value: Any, seen: dict[Any, Any]) -> Any:
@@ -116,6 +177,7 @@ class SQLiteStore:
         *,
         measures: Collection[int] | None = None,
         company_only: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         """Replace memory with the committed state; ValueError naming the first bad entry.
 
@@ -124,16 +186,31 @@ class SQLiteStore:
         ``measures``: load only what a report of these measures reads (their bucket entries,
         range reads of the key index), not the records nor the last reported values; ``()``:
         every measure's entries. For ``crm-pulse report``: it then costs what it reads.
-        ``company_only`` (with ``measures``): only their company-wide entries."""
+        ``company_only`` (with ``measures``): only their company-wide entries.
+        ``progress(done, total)``: entries read, every :data:`PROGRESS_EVERY` (the whole
+        state only)."""
+        step: Callable[[int], None] | None = None
+        if progress is not None and measures is None:
+            total = int(conn.execute("SELECT count(*) FROM state").fetchone()[0])
+            report = progress
+            report(0, total)
+
+            def step(n: int) -> None:
+                report(n, total)
+
         with contextlib.closing(self._rows(conn, measures, company_only)) as rows:
-            self._data = self._read(rows)
+            self._data = self._read(rows, step)
         self._dirty.clear()
 
     @staticmethod
-    def _read(rows: Iterator[tuple[str, bytes, bytes]]) -> dict[Key, Any]:
+    def _read(
+        rows: Iterator[tuple[str, bytes, bytes]], progress: Callable[[int], None] | None = None
+    ) -> dict[Key, Any]:
         data: dict[Key, Any] = {}
         seen: dict[Any, Any] = {}
-        for text, k, v in rows:
+        for n, (text, k, v) in enumerate(rows):
+            if progress is not None and not n % PROGRESS_EVERY:
+                progress(n)
             try:
                 key, value = loads_state(k), loads_state(v)
             except Exception as exc:
@@ -142,7 +219,12 @@ class SQLiteStore:
                 raise ValueError(f"key {str(text)[:60]!r}: not a state key")
             if not isinstance(value, int | float | list | dict | tuple | str | datetime.date):
                 raise ValueError(f"key {str(text)[:60]!r}: a value of type {type(value).__name__}")
+            problem = entry_problem(key, value)
+            if problem is not None:
+                raise ValueError(f"key {str(text)[:60]!r}: {problem}")
             data[share_strings(key, seen)] = share_strings(value, seen)
+        if progress is not None:
+            progress(len(data))
         return data
 
     @staticmethod

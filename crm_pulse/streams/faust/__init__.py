@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ...config.models import Deployment
+from ...errors import ConfigError, ConfigProblem
 from .app import FaustPipeline, create_app, event_key, kafka_servers, target_key
 from .deadletters import dead_letter_topic
 
 __all__ = ["FaustPipeline", "create_app", "ensure_topics", "event_key", "run_worker", "target_key"]
+
+log = logging.getLogger("crm_pulse.faust")
 
 
 async def ensure_topics(pipeline: FaustPipeline) -> list[str]:
@@ -55,6 +59,55 @@ async def ensure_topics(pipeline: FaustPipeline) -> list[str]:
     return created
 
 
+SESSION_LIMITS = ("group.min.session.timeout.ms", "group.max.session.timeout.ms")
+
+
+def session_problem(seconds: float, limits: dict[str, int]) -> ConfigProblem | None:
+    """``runtime.faust.session_timeout`` outside what the broker allows (``limits``: its
+    ``group.min/max.session.timeout.ms``), or None."""
+    from ...config.durations import format_duration
+
+    low, high = (limits.get(name) for name in SESSION_LIMITS)
+    if (low is None or seconds * 1000 >= low) and (high is None or seconds * 1000 <= high):
+        return None
+    allowed = (
+        f"from {format_duration(low / 1000) if low is not None else '0s'}"
+        f"{f' to {format_duration(high / 1000)}' if high is not None else ''}"
+    )
+    return ConfigProblem(
+        "runtime.faust.session_timeout",
+        f"the Kafka broker allows session timeouts {allowed} ({SESSION_LIMITS[0]}, "
+        f"{SESSION_LIMITS[1]}) and would refuse {format_duration(seconds)} when the worker joins "
+        "the group (INVALID_SESSION_TIMEOUT: the worker would run without ever consuming); "
+        "change session_timeout or the brokers' setting",
+    )
+
+
+async def broker_session_limits(pipeline: FaustPipeline) -> dict[str, int]:
+    """The broker's ``group.min/max.session.timeout.ms`` ({} if it does not say: a cluster
+    whose ACLs refuse DescribeConfigs starts the worker as before)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_servers(str(pipeline.app.conf.broker[0])))
+    await admin.start()
+    try:
+        node = str((await admin.describe_cluster())["brokers"][0]["node_id"])
+        wanted = ConfigResource(ConfigResourceType.BROKER, node, dict.fromkeys(SESSION_LIMITS))
+        response = (await admin.describe_configs([wanted]))[0].to_object()
+        entries = response["resources"][0]["config_entries"]
+        return {
+            e["config_names"]: int(e["config_value"])
+            for e in entries
+            if e["config_names"] in SESSION_LIMITS and str(e["config_value"] or "").isdigit()
+        }
+    except Exception:
+        log.warning("could not read the broker's session timeout limits", exc_info=True)
+        return {}
+    finally:
+        await admin.close()
+
+
 def run_worker(
     deployment: Deployment, *, edge: bool = False, loglevel: str = "warning", **kwargs: Any
 ) -> None:
@@ -68,8 +121,15 @@ def run_worker(
 
     settings = deployment.runtime.faust
     data_dir = claim_data_dir(settings.data_dir, settings.app_id)  # held until the process ends
-    pipeline = FaustPipeline(deployment, data_dir=data_dir.path, **kwargs)
+    pipeline = FaustPipeline(
+        deployment, data_dir=data_dir.path, instance_id=data_dir.instance_id, **kwargs
+    )
     asyncio.run(ensure_topics(pipeline))
+    problem = session_problem(
+        settings.session_timeout, asyncio.run(broker_session_limits(pipeline))
+    )
+    if problem is not None:
+        raise ConfigError([problem])
     from .definitions import check_definitions
 
     asyncio.run(check_definitions(pipeline))  # tables built under other definitions: refused

@@ -94,6 +94,7 @@ class FaustPipeline:
         sinks: dict[str, Any] | None = None,
         broker: str | None = None,
         data_dir: Path | None = None,
+        instance_id: str | None = None,
     ) -> None:
         settings = deployment.runtime.faust
         self.deployment = deployment
@@ -101,6 +102,9 @@ class FaustPipeline:
             _require_rocksdict()
         store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
         options: dict[str, Any] = {} if data_dir is None else {"datadir": str(data_dir)}
+        if instance_id is not None and settings.static_membership:  # KIP-345, see .datadir
+            options["consumer_group_instance_id"] = instance_id
+        session = settings.session_timeout
         self.app = faust.App(
             settings.app_id,
             broker=broker or settings.broker,
@@ -111,8 +115,9 @@ class FaustPipeline:
             processing_guarantee=settings.processing_guarantee,
             consumer_auto_offset_reset="earliest",
             web_enabled=False,
-            broker_session_timeout=10.0,
-            broker_heartbeat_interval=1.0,
+            broker_session_timeout=session,
+            broker_heartbeat_interval=min(1.0, session / 5),
+            broker_request_timeout=max(90.0, session + 30.0),  # Faust: never below the session
             broker_commit_every=100,
             broker_commit_interval=1.0,
             stream_wait_empty=True,  # a rebalance waits for in-flight batches to commit
@@ -251,7 +256,12 @@ class FaustPipeline:
         async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
             tps = args[0] if args else kwargs.get("assigned", ())
             mine = sorted(tp.partition for tp in tps if tp.topic == topic)
-            log.info("this worker now takes partitions %s of %s", mine, topic)
+            log.info(
+                "this worker now takes partitions %s of %s (group instance id %s)",
+                mine,
+                topic,
+                app.conf.consumer_group_instance_id,
+            )
 
         app.on_partitions_assigned.connect(assigned)
 

@@ -16,7 +16,12 @@ re-evaluation, so what the CRM held depended on whether one had happened.
 
 Time moves values without any event: when a calendar window rolls over the rule's target window
 changes, and a rolling window slides continuously. :meth:`Planner.due_by_time` re-evaluates the
-rules concerned at each tick, every group, and the outbox drops what equals the last write.
+rules concerned at each tick, and the outbox drops what equals the last write: at a rollover
+every group of the rule (every group's window moved); for a rolling rule, every group, or with
+``by_time`` (the embedded runtime, which reports the groups its batches touched with
+:meth:`Planner.touched`) only the groups whose value can have moved since the last tick: an
+index of groups by the next time their value can change by time alone (a contribution leaving
+the window, :mod:`crm_pulse.metrics.expiry`), so a tick costs the groups due, not every group.
 
 Never wipe, never flicker (the first-read rule, shared by both runtimes): a CRM field holds a
 value before crm-pulse starts, so nothing is written until every *pulling* source of the
@@ -32,8 +37,9 @@ crm-pulse has not written (so a field is never emptied of a value that was not o
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -43,8 +49,10 @@ from ...errors import ConfigError, ConfigProblem
 from ...metrics.calendar import CURRENT, Calendar, Window, WindowSpec
 from ...metrics.catalog import Catalog, CompiledMetric
 from ...metrics.engine import Engine
+from ...metrics.expiry import indexable, next_change
 from ...metrics.measures import Group
 from ...metrics.report import MeasureSource, MetricValue, evaluate
+from ...metrics.state import StateStore
 
 __all__ = ["Planner", "RuleValue", "field_value"]
 
@@ -78,6 +86,50 @@ class _Rule:
     fields: tuple[str, ...]
 
 
+@dataclass
+class _TimeIndex:
+    """A rolling rule's groups by the next time their value can change by time alone."""
+
+    days: int
+    built: bool = False
+    """Every group is indexed (after a tick that evaluated them all)."""
+    next_at: dict[Group, int] = field(default_factory=dict)
+    heap: list[tuple[int, int, Group]] = field(default_factory=list)  # (time, seq, group)
+    touched: set[Group] = field(default_factory=set)
+    """Groups a batch touched since the last tick."""
+    seq: int = 0
+
+    def reset(self) -> None:
+        self.built = False
+        self.next_at.clear()
+        self.heap.clear()
+        self.touched.clear()
+
+    def put(self, group: Group, at: int | None) -> None:
+        if at is None:
+            self.next_at.pop(group, None)
+            return
+        if self.next_at.get(group) == at:
+            return
+        self.next_at[group] = at
+        self.seq += 1
+        heapq.heappush(self.heap, (at, self.seq, group))
+        if len(self.heap) > 2 * len(self.next_at) + 1024:  # drop superseded entries
+            self.heap = [(t, i, g) for t, i, g in self.heap if self.next_at.get(g) == t]
+            heapq.heapify(self.heap)
+
+    def due(self, as_of: int) -> list[Group]:
+        """Groups whose time came (removed from the index: evaluating them puts them back)."""
+        out = []
+        heap = self.heap
+        while heap and heap[0][0] <= as_of:
+            at, _seq, group = heapq.heappop(heap)
+            if self.next_at.get(group) == at:
+                del self.next_at[group]
+                out.append(group)
+        return out
+
+
 class Planner:
     """Maps metric values to :class:`FieldWrite` s for one deployment's rules."""
 
@@ -87,7 +139,10 @@ class Planner:
         catalog: Catalog,
         *,
         sources: Iterable[str] = (),
+        by_time: bool = False,
     ) -> None:
+        """``by_time``: index rolling rules' groups by time (see the module docstring); the
+        caller then reports every batch's touched groups with :meth:`touched`."""
         self.catalog = catalog
         self.sources: frozenset[str] = frozenset(sources)
         """The pulling sources: no write before each finished its first complete read."""
@@ -128,6 +183,18 @@ class Planner:
         # per rule: the target window and the groups whose value in it was planned (a change in
         # an earlier window cannot move it, so it is not evaluated again for such a change)
         self._covered: dict[int, tuple[Window, set[Group]]] = {}
+        # rolling rules whose measures all have a time of next change: their groups by it
+        self._by_time: dict[int, _TimeIndex] = {}
+        self.time_measures: set[int] = set()
+        """Measures of the time-indexed rules (what :meth:`touched` needs to hear about)."""
+        if by_time:
+            for r in self.rules:
+                spec = r.rule.window_spec
+                if spec.kind == "rolling" and all(indexable(m) for m in r.metric.measures):
+                    self._by_time[r.index] = _TimeIndex(spec.days)
+                    self.time_measures.update(m.index for m in r.metric.measures)
+        self.evaluations = 0
+        """Values evaluated by :meth:`due_by_time` so far (a tick's cost, for tests)."""
 
     # ------------------------------------------------------------ the first-read rule
     @property
@@ -237,14 +304,36 @@ class Planner:
 
     def forget_covered(self) -> None:
         """Forget which groups' target values were planned (the caller rolled back writes
-        planned since, so they must be planned again)."""
+        planned since, so they must be planned again), and the time index (built again by
+        evaluating every group of the rolling rules at the next tick)."""
         self._covered.clear()
+        for index in self._by_time.values():
+            index.reset()
+
+    def touched(self, groups: Iterable[tuple[int, Group]]) -> None:
+        """A batch touched these (measure, group) buckets (from
+        :meth:`Engine.touched`, before its ``changes``): the next tick evaluates these groups
+        again and looks their next time of change up. (The batch's ``changes`` compare with the
+        value last *reported*, not with what a tick wrote since: a value that went back to the
+        reported one is not planned by the batch.)"""
+        if not self._by_time:
+            return
+        for mi, group in groups:
+            fields = tuple(group[0::2])
+            for r in self.rules:
+                index = self._by_time.get(r.index)
+                if index is None or fields != r.fields:
+                    continue
+                if any(m.index == mi for m in r.metric.measures):
+                    index.touched.add(group)
 
     # ------------------------------------------------------------ when time moves
     def forget_windows(self) -> None:
         """Make the next :meth:`due_by_time` treat every rule as rolled over (after a worker
         took over groups it did not tick for)."""
         self._last_targets.clear()
+        for index in self._by_time.values():
+            index.reset()
 
     def tick_state(self) -> dict[str, list[Any]]:
         """What :meth:`due_by_time` remembers (each rule's target window at its last tick), as
@@ -261,6 +350,8 @@ class Planner:
         """Take back what :meth:`tick_state` returned; rules that are not in it (new or edited
         since) are evaluated in full at the next tick."""
         self._last_targets.clear()
+        for index in self._by_time.values():
+            index.reset()
         for r in self.rules:
             found = state.get(_rule_id(r))
             if found is not None:
@@ -292,17 +383,43 @@ class Planner:
             if not rolled and window.spec.kind != "rolling":
                 continue
             covered = self._covered_groups(r.index, window)
-            groups = self._groups(engine, r)
+            index = self._by_time.get(r.index)
+            if index is not None and index.built and not rolled:
+                groups = self._due_groups(index, as_of)
+            else:
+                groups = self._groups(engine, r)
+                if index is not None:
+                    index.reset()
+                    index.built = True
             groups += [g for g in extra if tuple(g[0::2]) == r.fields]
             for group in dict.fromkeys(groups):
                 if owns is not None and not owns(group):
                     continue
                 covered.add(group)
+                self.evaluations += 1
                 value = evaluate(self.catalog, engine, r.metric, group, window, as_of)
+                if index is not None:
+                    index.put(group, self._next_change(r, index, engine.store, group, as_of))
                 write = self._write(r, group, value)
                 if write is not None:
                     out.append(write)
         return out
+
+    @staticmethod
+    def _due_groups(index: _TimeIndex, as_of: int) -> list[Group]:
+        """The groups of a time-indexed rule whose value can have moved since its last tick:
+        those whose time came, and those a batch touched."""
+        groups = set(index.due(as_of)) | index.touched
+        index.touched = set()
+        return sorted(groups, key=lambda g: str(g[1:2]))
+
+    @staticmethod
+    def _next_change(
+        r: _Rule, index: _TimeIndex, store: StateStore, group: Group, as_of: int
+    ) -> int | None:
+        times = [next_change(store, m, group, index.days, as_of) for m in r.metric.measures]
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
 
     def values(self, engine: Engine, as_of: int) -> list[RuleValue]:
         """Every rule's current value for each of its groups: what the fields hold once written
