@@ -360,9 +360,15 @@ class EmbeddedRuntime:
         await asyncio.gather(*tasks, return_exceptions=True)
         waiter.cancel()
         if not failed:
+            log.info("stopping: finishing what was accepted (received webhooks, events, writes)")
             await self.intake.drain()
             await self.consume_all()
             await self.flush_writes(drain=True)
+            left = len(self.pending_writes())
+            log.info(
+                "stopped: every accepted event applied and saved; %s",
+                f"{left} field write(s) wait for the next start" if left else "no write pending",
+            )
         await self.close()
         if failed:
             error = failed[0].exception()
