@@ -36,6 +36,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from faust_runtime import events as deals  # the same deal events as the Faust benchmark
+
 RULES = """
   - {{metric: won_revenue, window: month, target: {{connector: crm, object: Company, record: c1, field: won_mtd}}}}
   - {{metric: win_rate, window: quarter, group: owner_id, target: {{connector: crm, object: User, field: win_rate_qtd}}}}
@@ -70,30 +74,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def deals(n: int) -> list[dict[str, Any]]:
-    """Deal events as in ``faust_runtime.py`` (won, lost, open; 20 owners; closed this hour)."""
-    rng = random.Random(5)
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
-    return [
-        {
-            "source": "crm",
-            "object": "deal",
-            "id": str(i),
-            "op": "upsert",
-            "version": 1,
-            "fields": {
-                "owner_id": f"u{rng.randrange(20)}",
-                "status": rng.choice(["won", "lost", "open"]),
-                "type": "new",
-                "amount": str(rng.randrange(100, 9000)),
-                "created_at": now,
-                "closed_at": now,
-            },
-        }
-        for i in range(n)
-    ]
 
 
 def warm(name: str, amount: int = 1) -> dict[str, Any]:

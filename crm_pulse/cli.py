@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from .errors import ConfigError, ConfigProblem, CrmPulseError, DataError
@@ -28,7 +28,7 @@ from .metrics import (
     write_rows,
 )
 from .metrics.formats import FORMATS
-from .metrics.report import Selection
+from .metrics.report import MetricValue, Selection
 
 if TYPE_CHECKING:
     from .config.models import Deployment
@@ -297,9 +297,28 @@ def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     catalog = deployment.catalog()
     select = _selection(catalog, args)
     people = args.format != "jsonl"
+    written = 0
+
+    def counted(rows: Iterable[MetricValue]) -> Iterator[MetricValue]:
+        nonlocal written
+        for row in rows:
+            written += 1
+            yield row
+
     with collector_paused():
         rows = commands.report_rows(deployment, _as_of(args.as_of), select, for_people=people)
-        write_rows(catalog, rows, args.format, out, presorted=people)
+        write_rows(catalog, counted(rows), args.format, out, presorted=people)
+    if not written and (args.metric or args.window or args.group):
+        asked = " ".join(
+            [f"--metric {m}" for m in args.metric or ()]
+            + [f"--window {w}" for w in args.window or ()]
+            + [f"--group {g}" for g in args.group or ()]
+        )
+        err.write(
+            f"no value matches {asked}: the state holds none for this selection (a metric has"
+            " values only in the windows it is computed for and the groups that have data;"
+            " `crm-pulse report --metric NAME` lists all of a metric's)\n"
+        )
     return 0
 
 

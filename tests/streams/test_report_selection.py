@@ -75,6 +75,14 @@ def test_a_metric_without_groups_with_data_elsewhere_is_selected_alone(state: Pa
     assert code == 0 and rows and {r["metric"] for r in rows} == {"quota_attainment"}
 
 
+def test_a_selection_nothing_matches_says_so_on_stderr(state: Path) -> None:
+    code, rows, err = report(state, "--metric", "win_rate", "--window", "current")
+    assert code == 0 and rows == []  # a valid question whose answer is empty
+    assert "no value matches --metric win_rate --window current" in err
+    code, rows, err = report(state, "--metric", "win_rate")
+    assert rows and err == ""
+
+
 def test_unknown_names_and_bad_filters_are_one_clear_error(state: Path) -> None:
     code, rows, err = report(
         state, "--metric", "no_such", "--window", "2026-13", "--group", "owner_id"

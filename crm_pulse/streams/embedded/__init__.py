@@ -19,13 +19,21 @@ forwarder behind it instead of the consumer; it uses only what this module expor
 """
 
 from .database import Database
-from .intake import STALL_INTERVALS, Intake, LogBatch, build_connectors, cannot_listen
+from .intake import (
+    STALL_INTERVALS,
+    Intake,
+    IntakeFront,
+    LogBatch,
+    build_connectors,
+    cannot_listen,
+)
 from .log import last_position
 
 __all__ = [
     "STALL_INTERVALS",
     "Database",
     "Intake",
+    "IntakeFront",
     "LogBatch",
     "build_connectors",
     "cannot_listen",

@@ -45,6 +45,7 @@ from .pollers import Cycle, Poller, first_read_position
 __all__ = [
     "STALL_INTERVALS",
     "Intake",
+    "IntakeFront",
     "LogBatch",
     "build_connectors",
     "cannot_listen",
@@ -88,6 +89,37 @@ class LogBatch:
         """The position of the last entry read (None: nothing was read)."""
         ends = [p for p, _ in self.events[-1:]] + [b.position for b in self.bad[-1:]]
         return max(ends) if ends else None
+
+
+class IntakeFront:
+    """For a runtime built on an :class:`Intake` (the embedded runtime, the Faust edge): the
+    intake's state that the HTTP server and the status read and set, as the runtime's own."""
+
+    intake: Intake
+
+    @property
+    def unhealthy(self) -> str | None:
+        return self.intake.unhealthy
+
+    @unhealthy.setter
+    def unhealthy(self, why: str | None) -> None:
+        self.intake.unhealthy = why
+
+    @property
+    def http_port(self) -> int:
+        return self.intake.http_port
+
+    @http_port.setter
+    def http_port(self, port: int) -> None:
+        self.intake.http_port = port
+
+    @property
+    def ops_port(self) -> int:
+        return self.intake.ops_port
+
+    @ops_port.setter
+    def ops_port(self, port: int) -> None:
+        self.intake.ops_port = port
 
 
 class Intake:

@@ -33,7 +33,7 @@ from ...metrics.events import Event
 from ...metrics.report import MetricValue, evaluate, json_number
 from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
 from .consumer import BatchResult, Consumer
-from .intake import STALL_INTERVALS, Intake, build_connectors, cannot_listen
+from .intake import STALL_INTERVALS, Intake, IntakeFront, build_connectors, cannot_listen
 from .log import consumed_position
 from .pollers import Cycle
 
@@ -42,7 +42,7 @@ __all__ = ["STALL_INTERVALS", "EmbeddedRuntime", "build_connectors", "cannot_lis
 log = logging.getLogger("crm_pulse.runtime")
 
 
-class EmbeddedRuntime:
+class EmbeddedRuntime(IntakeFront):
     """Runs one deployment in this process: an :class:`~.intake.Intake` (state file, inbox,
     pollers, log, quarantine) with the consumer, the outbox and the writers behind it."""
 
@@ -133,31 +133,6 @@ class EmbeddedRuntime:
         self.planned_writes = 0
         self.consumed_events = 0
         self.last_errors: list[str] = []
-
-    # the intake's state that the HTTP server and the status read and set
-    @property
-    def unhealthy(self) -> str | None:
-        return self.intake.unhealthy
-
-    @unhealthy.setter
-    def unhealthy(self, why: str | None) -> None:
-        self.intake.unhealthy = why
-
-    @property
-    def http_port(self) -> int:
-        return self.intake.http_port
-
-    @http_port.setter
-    def http_port(self, port: int) -> None:
-        self.intake.http_port = port
-
-    @property
-    def ops_port(self) -> int:
-        return self.intake.ops_port
-
-    @ops_port.setter
-    def ops_port(self, port: int) -> None:
-        self.intake.ops_port = port
 
     # ------------------------------------------------------------ feeding
     def wake(self) -> None:
@@ -363,9 +338,15 @@ class EmbeddedRuntime:
         await asyncio.gather(*tasks, return_exceptions=True)
         waiter.cancel()
         if not failed:
+            log.info("stopping: finishing what was accepted (received webhooks, events, writes)")
             await self.intake.drain()
             await self.consume_all()
             await self.flush_writes(drain=True)
+            left = len(self.pending_writes())
+            log.info(
+                "stopped: every accepted event applied and saved; %s",
+                f"{left} field write(s) wait for the next start" if left else "no write pending",
+            )
         await self.close()
         if failed:
             error = failed[0].exception()

@@ -26,7 +26,7 @@ from typing import Any
 from ...config.models import Deployment
 from ...connectors.protocols import Connector
 from ...errors import FatalError
-from ..embedded import Database, Intake, cannot_listen
+from ..embedded import Database, Intake, IntakeFront, cannot_listen
 from .app import kafka_servers
 from .deadletters import DeadLetterView, dead_letter_topic
 from .definitions import forward_to
@@ -50,7 +50,7 @@ class Forwarded:
     backlog: int
 
 
-class EdgeRuntime:
+class EdgeRuntime(IntakeFront):
     """Receives and polls like the embedded runtime (the same :class:`Intake`); forwards its
     log to Kafka."""
 
@@ -85,23 +85,6 @@ class EdgeRuntime:
         self.forwarded_events = 0
         self.quarantined = 0
         self.dead_letters = DeadLetterView(self.bootstrap, dead_letter_topic(settings.app_id))
-
-    # the intake's state that the HTTP server sets
-    @property
-    def http_port(self) -> int:
-        return self.intake.http_port
-
-    @http_port.setter
-    def http_port(self, port: int) -> None:
-        self.intake.http_port = port
-
-    @property
-    def ops_port(self) -> int:
-        return self.intake.ops_port
-
-    @ops_port.setter
-    def ops_port(self, port: int) -> None:
-        self.intake.ops_port = port
 
     # ------------------------------------------------------------ forwarding
     async def _producer_started(self) -> Any:
