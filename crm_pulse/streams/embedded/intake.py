@@ -274,6 +274,36 @@ class Intake:
         """Parse what the inbox holds (after the HTTP server stopped, before closing)."""
         await self.inbox.process(limit=10_000)
 
+    async def supervise(
+        self,
+        stop: asyncio.Event,
+        inner: asyncio.Event,
+        tasks: Sequence[asyncio.Task[Any]],
+        server: Any,
+    ) -> BaseException | None:
+        """Run a runtime's loops: wait until ``stop`` is set or one of ``tasks`` fails, then stop
+        taking requests (``server``, an object with ``async stop()``, if any), tell the loops to
+        end (``inner``) and cancel them. Returns the failure, which also makes the intake
+        unhealthy, or None; the runtime then drains what was accepted (after a clean stop only)
+        and closes. Cancelled itself (a Faust worker stopping), it does the same and re-raises."""
+        waiter = asyncio.create_task(stop.wait())
+        failure: BaseException | None = None
+        try:
+            done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            failed = [t for t in done if t is not waiter and t.exception() is not None]
+            if failed:
+                failure = failed[0].exception()
+                self.unhealthy = f"{failed[0].get_name()} stopped: {failure}"
+                log.error("stopping: %s", self.unhealthy)
+        finally:
+            if server is not None:
+                await server.stop()
+            inner.set()
+            for task in [*tasks, waiter]:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return failure
+
     async def close(self) -> None:
         for connector in self.connectors.values():
             with contextlib.suppress(Exception):

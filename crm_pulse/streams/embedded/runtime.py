@@ -323,21 +323,8 @@ class EmbeddedRuntime(IntakeFront):
                 for n, w in self.writers.items()
             ),
         ]
-        waiter = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        failed = [t for t in done if t is not waiter and t.exception() is not None]
-        if failed:
-            self.unhealthy = f"{failed[0].get_name()} stopped: {failed[0].exception()}"
-            log.error("stopping: %s", self.unhealthy)
-        # drain: no new requests, then finish what was accepted
-        if server is not None:
-            await server.stop()
-        inner.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        waiter.cancel()
-        if not failed:
+        failure = await self.intake.supervise(stop, inner, tasks, server)
+        if failure is None:
             log.info("stopping: finishing what was accepted (received webhooks, events, writes)")
             await self.intake.drain()
             await self.consume_all()
@@ -348,10 +335,8 @@ class EmbeddedRuntime(IntakeFront):
                 f"{left} field write(s) wait for the next start" if left else "no write pending",
             )
         await self.close()
-        if failed:
-            error = failed[0].exception()
-            assert error is not None
-            raise error
+        if failure is not None:
+            raise failure
 
     async def _serve(self, serve: Callable[[EmbeddedRuntime], Any] | None) -> Any:
         try:

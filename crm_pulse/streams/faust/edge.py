@@ -200,36 +200,17 @@ class EdgeRuntime(IntakeFront):
             asyncio.create_task(self._forward_loop(inner), name="forwarder"),
             *intake.tasks(inner),
         ]
-        waiter = asyncio.create_task(stop.wait())
         try:
-            done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:  # the worker stops: no new request, nothing left open
-            if server is not None:
-                await server.stop()
-            for task in [*tasks, waiter]:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            failure = await intake.supervise(stop, inner, tasks, server)
+        except asyncio.CancelledError:  # the worker stops: nothing left open
             await self.close()
             raise
-        failed = [t for t in done if t is not waiter and t.exception() is not None]
-        if failed:
-            intake.unhealthy = f"{failed[0].get_name()} stopped: {failed[0].exception()}"
-            log.error("stopping: %s", intake.unhealthy)
-        if server is not None:
-            await server.stop()
-        inner.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        waiter.cancel()
-        if not failed:
+        if failure is None:
             await intake.drain()
             await self.forward_all()
         await self.close()
-        if failed:
-            error = failed[0].exception()
-            assert error is not None
-            raise error
+        if failure is not None:
+            raise failure
 
     async def close(self) -> None:
         if self._producer is not None:
