@@ -205,6 +205,19 @@ class Deployment:
         finally:
             await producer.stop()
 
+    def wait_both_working(self, timeout: float = 120) -> None:
+        """Until both workers are under way and the rebalance settled (until then both may
+        still name a partition), and values are being written."""
+        deadline = time.monotonic() + timeout
+        while not (
+            self.partitions(0)
+            and self.partitions(1)
+            and self.out.exists()
+            and sorted(self.partitions(0) + self.partitions(1)) == [0, 1, 2, 3]
+        ):
+            assert time.monotonic() < deadline, self.logs()
+            time.sleep(0.1)
+
     def wait_for(
         self, want: dict[tuple[str, str, str], Any], timeout: float = 120
     ) -> dict[tuple[str, str, str], Any]:
@@ -311,16 +324,7 @@ def test_b_a_worker_killed_mid_stream_loses_and_doubles_nothing(
     try:
         first, _second = d.start_worker(), d.start_worker()
         asyncio.run(d.publish(events[:300]))
-        deadline = time.monotonic() + 120
-        # both under way, the rebalance settled (until then both may still name a partition)
-        while not (
-            d.partitions(0)
-            and d.partitions(1)
-            and d.out.exists()
-            and sorted(d.partitions(0) + d.partitions(1)) == [0, 1, 2, 3]
-        ):
-            assert time.monotonic() < deadline, d.logs()
-            time.sleep(0.1)
+        d.wait_both_working()
         # the rest arrives over about 3 s: the kill lands while events are still coming
         rest = threading.Thread(target=lambda: asyncio.run(d.publish(events[300:], pace=0.12)))
         rest.start()
@@ -362,15 +366,7 @@ def test_b3_a_worker_killed_and_restarted_takes_its_partitions_back_with_its_tab
     try:
         first, _second = d.start_worker(), d.start_worker()
         asyncio.run(d.publish(events[:300]))
-        deadline = time.monotonic() + 120
-        while not (
-            d.partitions(0)
-            and d.partitions(1)
-            and d.out.exists()
-            and sorted(d.partitions(0) + d.partitions(1)) == [0, 1, 2, 3]
-        ):
-            assert time.monotonic() < deadline, d.logs()
-            time.sleep(0.1)
+        d.wait_both_working()
         time.sleep(1.0)  # no rebalance under way
         mine, theirs = d.partitions(0), d.partitions(1)
         survivor_said = said(1)
