@@ -28,8 +28,7 @@ from typing import Any
 import duckdb
 
 from crm_pulse.config import load_config_text
-from crm_pulse.metrics.jsonl import read_events_file
-from crm_pulse.metrics.replay import collector_paused, replay
+from crm_pulse.metrics.replay import collector_paused, replay_file
 
 METRICS = ("won_revenue", "deals_won", "win_rate", "avg_deal_size")
 DEPLOY = """
@@ -132,9 +131,7 @@ def engine_values(path: Path) -> dict[tuple[str, str, str], Fraction | None]:
     """What ``crm-pulse replay`` does (the same function): stream-parse, apply, report."""
     deployment = load_config_text(DEPLOY, resolve_secrets=False)
     as_of = int(AS_OF.timestamp() * 1000)
-    engine = replay(
-        deployment.catalog(), read_events_file(path), as_of, windows=deployment.window_specs()
-    )
+    engine = replay_file(deployment.catalog(), path, as_of, windows=deployment.window_specs())
     with collector_paused():
         return {
             (r.metric, r.window.label, str(r.group[1]) if r.group else ""): r.value

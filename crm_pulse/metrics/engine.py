@@ -290,6 +290,27 @@ class Engine:
                         apply_changes(changes)
         return n
 
+    def load_final_states(self, states: Iterable[tuple[Key, list[Any]]]) -> int:
+        """The bulk path (:mod:`.bulk`): put the final state of records this engine holds
+        nothing of yet and add each one's contributions once; returns how many records."""
+        plans = self._plans
+        put = self.store.put
+        apply_changes = self._apply_changes
+        n = 0
+        with collector_paused():
+            for key, state in states:
+                put(key, state)
+                n += 1
+                fields = state[1]
+                if fields is None:
+                    continue
+                plan = plans[key[2]]
+                new_c = plan.contributions(plan.measures, fields, state[3])
+                if new_c:
+                    apply_changes([(ckey, weight, 1) for ckey, weight in new_c.items()])
+        self.applied += n
+        return n
+
     # ---------------------------------------------------------------- buckets
 
     def _apply_changes(self, changes: list[Change]) -> None:
