@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crm_pulse.config import load_config_text
 from crm_pulse.errors import DataError
 from crm_pulse.metrics import Engine, Event, build_catalog, write_rows
 from crm_pulse.metrics.bulk import FinalStates
@@ -21,6 +22,16 @@ from crm_pulse.metrics.replay import replay, replay_file
 from tests.test_property import DAY, T0, WINDOWS, history, shuffled
 
 CATALOG = build_catalog()
+DEALS = load_config_text(
+    """
+timezone: Europe/Paris
+connectors: []
+metrics:
+  enable: [won_revenue, deals_won, win_rate, avg_deal_size, open_pipeline_value, nps]
+""",
+    resolve_secrets=False,
+).catalog()
+"""Deals with neither a stage history nor a change register: only their winning version."""
 
 
 def one_by_one(catalog: Catalog, events: list[Event], as_of: int) -> Engine:
@@ -39,7 +50,7 @@ def output(catalog: Catalog, engine: Engine, as_of: int, fmt: str) -> str:
     return out.getvalue()
 
 
-def assert_same_state(bulk: Engine, each: Engine) -> None:
+def assert_same_state(bulk: Engine, each: Engine, catalog: Catalog = CATALOG) -> None:
     """Every entry equal, but the newest delete version of records whose metrics never read it
     (no stage history, no change register): the incremental path skips a stale delete; and
     an empty stage history is one whether a delete emptied it or none was ever kept (the
@@ -54,7 +65,7 @@ def assert_same_state(bulk: Engine, each: Engine) -> None:
     assert {k for k in a if k[0] == "r"} == records
     for key in records:
         mine, theirs = a[key], b[key]
-        full = key[2] in CATALOG.stays or "modified_by" in CATALOG.reads[key[2]]
+        full = key[2] in catalog.stays or "modified_by" in catalog.reads[key[2]]
         mine, theirs = [*mine], [*theirs]
         mine[3], theirs[3] = mine[3] or None, theirs[3] or None
         if not full:
@@ -79,29 +90,38 @@ def lines_of(events: list[Event]) -> list[str]:
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10**6), order=st.integers(0, 10**6), as_of_day=st.integers(-5, 200))
-def test_bulk_replay_equals_event_by_event_apply(seed: int, order: int, as_of_day: int) -> None:
+@given(
+    seed=st.integers(0, 10**6),
+    order=st.integers(0, 10**6),
+    as_of_day=st.integers(-5, 200),
+    deals_only=st.booleans(),
+)
+def test_bulk_replay_equals_event_by_event_apply(
+    seed: int, order: int, as_of_day: int, deals_only: bool
+) -> None:
     """Random histories of every object (out of order, duplicated, equal versions with other
-    contents, deletes, re-creations, stage changes, change registers), the full catalog:
-    the same ``crm-pulse replay`` output in every format, the same state."""
+    contents, deletes, re-creations, stage changes, change registers), the full catalog (or
+    one whose deals keep only their winning version): the same ``crm-pulse replay`` output
+    in every format, the same state."""
+    catalog = DEALS if deals_only else CATALOG
     events = shuffled(history(seed), order)
     as_of = T0 + as_of_day * DAY
-    each = one_by_one(CATALOG, events, as_of)
-    bulk = replay(CATALOG, events, as_of, windows=WINDOWS)
+    each = one_by_one(catalog, events, as_of)
+    bulk = replay(catalog, events, as_of, windows=WINDOWS)
     for fmt in ("jsonl", "csv", "table"):
-        assert output(CATALOG, bulk, as_of, fmt) == output(CATALOG, each, as_of, fmt)
-    assert_same_state(bulk, each)
+        assert output(catalog, bulk, as_of, fmt) == output(catalog, each, as_of, fmt)
+    assert_same_state(bulk, each, catalog)
     # the same from the JSONL text, with config events given apart
     split = random.Random(order).randrange(len(events) + 1)
     config, rest = events[:split], events[split:]
-    lines = lines_of(rest)
-    final = FinalStates(CATALOG)
+    final = FinalStates(catalog)
     final.add_all(config)
-    final.add_lines(lines)
-    from_lines = Engine(CATALOG, windows=WINDOWS)
+    final.add_lines(lines_of(rest))
+    from_lines = Engine(catalog, windows=WINDOWS)
     from_lines.advance(as_of)
     from_lines.load_final_states(final.states())
-    assert output(CATALOG, from_lines, as_of, "jsonl") == output(CATALOG, each, as_of, "jsonl")
+    assert output(catalog, from_lines, as_of, "jsonl") == output(catalog, each, as_of, "jsonl")
+    assert_same_state(from_lines, each, catalog)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -61,7 +61,9 @@ class FinalStates:
             for obj in catalog.by_object
             if self._stays[obj] is not None or self._where.get(obj) is not None
         )
-        # (source, object, id) -> [version, deleted, fields, typed values, tie | None,
+        # (source, object, id) -> [version, deleted, fields as received, the typed values the
+        #                           measures read (a tuple, as the engine keeps them: not the
+        #                           typed dict, which holds every field), tie | None,
         #                           newest delete version | None]
         self._lean: dict[Key, list[Any]] = {}
         # (source, object, id) -> [winning event, newest delete, stage history, register]
@@ -75,13 +77,14 @@ class FinalStates:
         if obj in self._full:
             self._add_full(event)
         elif obj in self._reads:
+            deleted = event.op == _DELETE
             self._add_lean(
                 (event.source, obj, event.id),
                 event.version,
-                event.op,
+                deleted,
                 event.fields,
-                event.values,
-                event.canonical if event.op != _DELETE else None,
+                None if deleted else tuple(map(event.values.get, self._reads[obj])),
+                None if deleted else event.canonical,
             )
 
     def add_all(self, events: Iterable[Event]) -> None:
@@ -121,15 +124,17 @@ class FinalStates:
             if obj in full:
                 self._add_full(build_event(parts, data))
                 continue
-            if obj not in reads:
+            names = reads.get(obj)
+            if names is None:
                 continue
+            deleted = op == _DELETE
+            row = None if deleted else tuple(map(values.get, names))
             key = (source, obj, rid)
             state = get(key)
             if state is None:  # the usual case, inline: a record's first event
-                deleted = op == _DELETE
-                lean[key] = [version, deleted, fields, values, None, version if deleted else None]
+                lean[key] = [version, deleted, fields, row, None, version if deleted else None]
             else:
-                self._fold_lean(state, version, op, fields, values, None)
+                self._fold_lean(state, version, deleted, fields, row, None)
 
     def add_file(
         self, path: str | Path, *, strict: bool = False, errors: list[LineError] | None = None
@@ -146,29 +151,27 @@ class FinalStates:
         self,
         key: Key,
         version: int,
-        op: str,
+        deleted: bool,
         fields: dict[str, Any],
-        values: dict[str, Any],
+        row: tuple[Any, ...] | None,
         tie: str | None,
     ) -> None:
         state = self._lean.get(key)
         if state is None:
-            deleted = op == _DELETE
-            self._lean[key] = [version, deleted, fields, values, tie, version if deleted else None]
+            self._lean[key] = [version, deleted, fields, row, tie, version if deleted else None]
         else:
-            self._fold_lean(state, version, op, fields, values, tie)
+            self._fold_lean(state, version, deleted, fields, row, tie)
 
     @staticmethod
     def _fold_lean(
         state: list[Any],
         version: int,
-        op: str,
+        deleted: bool,
         fields: dict[str, Any],
-        values: dict[str, Any],
+        row: tuple[Any, ...] | None,
         tie: str | None,
     ) -> None:
         """``state`` after one more event: the tie rule of :func:`.events.supersedes`."""
-        deleted = op == _DELETE
         if deleted and (state[5] is None or version > state[5]):
             state[5] = version
         old = state[0]
@@ -186,7 +189,7 @@ class FinalStates:
         state[0] = version
         state[1] = deleted
         state[2] = fields
-        state[3] = values
+        state[3] = row
         state[4] = tie
 
     def _add_full(self, event: Event) -> None:
@@ -228,13 +231,12 @@ class FinalStates:
         lean = self._lean
         while lean:
             (source, obj, rid), s = lean.popitem()
-            version, deleted, fields, values, tie, max_delete = s
+            version, deleted, fields, row, tie, max_delete = s
             if deleted:
                 yield ("r", source, obj, rid), [version, None, max_delete, None, None, None]
                 continue
             if tie is None:
                 tie = canonical_json(fields)
-            row = tuple(map(values.get, reads[obj]))
             yield ("r", source, obj, rid), [version, row, max_delete, None, tie, None]
         kept = self._kept
         while kept:
