@@ -214,3 +214,18 @@ def test_a_record_s_versions_cost_one_contribution_set() -> None:
         if r.metric == "won_revenue" and r.window.label == "2026-02" and r.group == ()
     ]
     assert won == [10]
+
+
+def test_a_replayed_state_is_set_aside_from_collections_and_still_freed() -> None:
+    """After a replay its state is frozen out of the collector's walks (``gc.freeze``), and a
+    dropped engine is freed all the same (reference counting: nothing in it is cyclic)."""
+    import gc
+    import weakref
+
+    gc.unfreeze()
+    engine = replay(CATALOG, history(11), T0 + 100 * DAY, windows=WINDOWS)
+    assert gc.get_freeze_count() > len(engine.store)
+    gone = weakref.ref(engine)
+    del engine
+    assert gone() is None
+    gc.unfreeze()
