@@ -131,7 +131,9 @@ def engine_values(path: Path) -> dict[tuple[str, str, str], Fraction | None]:
     """What ``crm-pulse replay`` does (the same function): stream-parse, apply, report."""
     deployment = load_config_text(DEPLOY, resolve_secrets=False)
     as_of = int(AS_OF.timestamp() * 1000)
-    engine = replay_file(deployment.catalog(), path, as_of, windows=deployment.window_specs())
+    engine = replay_file(
+        deployment.catalog(), path, as_of, windows=deployment.window_specs(), records=False
+    )
     with collector_paused():
         return {
             (r.metric, r.window.label, str(r.group[1]) if r.group else ""): r.value

@@ -85,6 +85,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             config_events=config_events,
             strict=args.strict,
             errors=errors,
+            records=False,  # read once, for the report: no record state needed
         )
     except DataError as exc:
         err.write(f"crm-pulse replay: {args.events}: {exc}\n")

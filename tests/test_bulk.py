@@ -111,6 +111,11 @@ def test_bulk_replay_equals_event_by_event_apply(
     for fmt in ("jsonl", "csv", "table"):
         assert output(catalog, bulk, as_of, fmt) == output(catalog, each, as_of, fmt)
     assert_same_state(bulk, each, catalog)
+    # what ``crm-pulse replay`` keeps: no record state, the same report and buckets
+    report_only = replay(catalog, events, as_of, windows=WINDOWS, records=False)
+    assert output(catalog, report_only, as_of, "jsonl") == output(catalog, each, as_of, "jsonl")
+    kept = dict(report_only.store.items())
+    assert kept == {k: v for k, v in each.store.items() if k[0] != "r"}
     # the same from the JSONL text, with config events given apart
     split = random.Random(order).randrange(len(events) + 1)
     config, rest = events[:split], events[split:]
@@ -173,6 +178,8 @@ def test_replay_file_reads_as_read_events_file(
     got_errors: list[LineError] = []
     bulk = replay_file(CATALOG, path, as_of, windows=WINDOWS, errors=got_errors)
     assert got_errors == want_errors
+    report_only = replay_file(CATALOG, path, as_of, windows=WINDOWS, records=False)
+    assert output(CATALOG, report_only, as_of, "csv") == output(CATALOG, each, as_of, "csv")
     assert len(want_errors) == 6  # blank lines are no errors; the version "7", the id 12 read
     assert output(CATALOG, bulk, as_of, "jsonl") == output(CATALOG, each, as_of, "jsonl")
     assert_same_state(bulk, each)

@@ -223,10 +223,13 @@ class FinalStates:
     def __len__(self) -> int:
         return len(self._lean) + len(self._kept)
 
-    def states(self) -> Iterator[tuple[Key, list[Any]]]:
+    def states(self, *, ties: bool = True) -> Iterator[tuple[Key, list[Any]]]:
         """Each record's key and final state, as the engine stores it (``("r", source,
         object, id)`` -> [version, fields tuple | None, newest delete, stage history, canonical
-        JSON of the applied upsert, change register]). The fold is emptied as it goes."""
+        JSON of the applied upsert, change register]). The fold is emptied as it goes.
+
+        ``ties=False``: leave the canonical JSON out where it was not needed yet (None), for
+        an engine that keeps no record state (see :meth:`.Engine.load_final_states`)."""
         reads = self._reads
         lean = self._lean
         while lean:
@@ -235,7 +238,7 @@ class FinalStates:
             if deleted:
                 yield ("r", source, obj, rid), [version, None, max_delete, None, None, None]
                 continue
-            if tie is None:
+            if tie is None and ties:
                 tie = canonical_json(fields)
             yield ("r", source, obj, rid), [version, row, max_delete, None, tie, None]
         kept = self._kept

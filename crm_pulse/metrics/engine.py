@@ -290,11 +290,15 @@ class Engine:
                         apply_changes(changes)
         return n
 
-    def load_final_states(self, states: Iterable[tuple[Key, list[Any]]]) -> int:
+    def load_final_states(
+        self, states: Iterable[tuple[Key, list[Any]]], *, keep: bool = True
+    ) -> int:
         """The bulk path (:mod:`.bulk`): put the final state of records this engine holds
-        nothing of yet and add each one's contributions once; returns how many records."""
+        nothing of yet and add each one's contributions once; returns how many records.
+        ``keep=False``: add the contributions only, for an engine that is read and never
+        applied to again (a replay's report reads buckets, never a record state)."""
         plans = self._plans
-        put = self.store.put
+        put = self.store.put if keep else _drop
         apply_changes = self._apply_changes
         n = 0
         with collector_paused():
@@ -983,6 +987,10 @@ class Engine:
         if self._report_index is None:
             return _StateIndex.build(self, self.pending.horizon)
         return self._report_index
+
+
+def _drop(_key: Key, _value: Any) -> None:
+    """A put that keeps nothing."""
 
 
 def _placement_code(m: CompiledMeasure, calendar: bool) -> int:

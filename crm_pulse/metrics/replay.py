@@ -46,14 +46,19 @@ def replay(
     *,
     windows: Sequence[WindowSpec] = DEFAULT_WINDOWS,
     config_events: Iterable[Event] = (),
+    records: bool = True,
 ) -> Engine:
     """An engine holding ``events`` applied in order, as seen at ``as_of``: its
-    :meth:`~.Engine.report` or :meth:`~.Engine.iter_report` gives the rows."""
+    :meth:`~.Engine.report` or :meth:`~.Engine.iter_report` gives the rows.
+
+    ``records=False``: the engine keeps no record state, only what reports read (buckets);
+    it gives the same reports and must never be applied to (its records are unknown to it).
+    ``crm-pulse replay`` reads it once."""
     with _building():
         final = FinalStates(catalog)
         final.add_all(config_events)
         final.add_all(events)
-        return _load(catalog, final, as_of, windows)
+        return _load(catalog, final, as_of, windows, records)
 
 
 def replay_file(
@@ -65,23 +70,28 @@ def replay_file(
     config_events: Iterable[Event] = (),
     strict: bool = False,
     errors: list[LineError] | None = None,
+    records: bool = True,
 ) -> Engine:
     """:func:`replay` of a JSONL file's events, read without building an event object per
     line; bad lines as :func:`.jsonl.read_events_file` reports them (``strict``: raise
-    ``DataError`` at the first)."""
+    ``DataError`` at the first). ``records``: as for :func:`replay`."""
     with _building():
         final = FinalStates(catalog)
         final.add_all(config_events)
         final.add_file(path, strict=strict, errors=errors)
-        return _load(catalog, final, as_of, windows)
+        return _load(catalog, final, as_of, windows, records)
 
 
 def _load(
-    catalog: Catalog, final: FinalStates, as_of: int, windows: Sequence[WindowSpec]
+    catalog: Catalog,
+    final: FinalStates,
+    as_of: int,
+    windows: Sequence[WindowSpec],
+    records: bool,
 ) -> Engine:
     engine = Engine(catalog, windows=windows)
     engine.advance(as_of)  # records dated after the as-of time count nowhere yet
-    engine.load_final_states(final.states())
+    engine.load_final_states(final.states(ties=records), keep=records)
     engine.forget_changes()  # nothing will ask what moved
     return engine
 
