@@ -61,7 +61,9 @@ class FinalStates:
             for obj in catalog.by_object
             if self._stays[obj] is not None or self._where.get(obj) is not None
         )
-        # (source, object, id) -> [version, deleted, fields as received, the typed values the
+        # (source, object, id) -> [version, deleted, fields as received (or the JSONL line
+        #                           they are in: a few hundred bytes less per record), the
+        #                           typed values the
         #                           measures read (a tuple, as the engine keeps them: not the
         #                           typed dict, which holds every field), tie | None,
         #                           newest delete version | None]
@@ -120,7 +122,7 @@ class FinalStates:
                     continue
                 self.add(event)
                 continue
-            source, obj, rid, op, version, fields, values = parts
+            source, obj, rid, op, version, _fields, values = parts
             if obj in full:
                 self._add_full(build_event(parts, data))
                 continue
@@ -132,9 +134,9 @@ class FinalStates:
             key = (source, obj, rid)
             state = get(key)
             if state is None:  # the usual case, inline: a record's first event
-                lean[key] = [version, deleted, fields, row, None, version if deleted else None]
+                lean[key] = [version, deleted, text, row, None, version if deleted else None]
             else:
-                self._fold_lean(state, version, deleted, fields, row, None)
+                self._fold_lean(state, version, deleted, text, row, None)
 
     def add_file(
         self, path: str | Path, *, strict: bool = False, errors: list[LineError] | None = None
@@ -152,7 +154,7 @@ class FinalStates:
         key: Key,
         version: int,
         deleted: bool,
-        fields: dict[str, Any],
+        fields: dict[str, Any] | str,
         row: tuple[Any, ...] | None,
         tie: str | None,
     ) -> None:
@@ -167,7 +169,7 @@ class FinalStates:
         state: list[Any],
         version: int,
         deleted: bool,
-        fields: dict[str, Any],
+        fields: dict[str, Any] | str,
         row: tuple[Any, ...] | None,
         tie: str | None,
     ) -> None:
@@ -181,9 +183,9 @@ class FinalStates:
             # two upserts of one version: the greater canonical JSON wins
             old_tie = state[4]
             if old_tie is None:
-                old_tie = state[4] = canonical_json(state[2])
+                old_tie = state[4] = _canonical(state[2])
             if tie is None:
-                tie = canonical_json(fields)
+                tie = _canonical(fields)
             if tie <= old_tie:
                 return
         state[0] = version
@@ -239,7 +241,7 @@ class FinalStates:
                 yield ("r", source, obj, rid), [version, None, max_delete, None, None, None]
                 continue
             if tie is None and ties:
-                tie = canonical_json(fields)
+                tie = _canonical(fields)
             yield ("r", source, obj, rid), [version, row, max_delete, None, tie, None]
         kept = self._kept
         while kept:
@@ -250,6 +252,14 @@ class FinalStates:
                     winner, max_delete, history, register, reads[obj], self._where.get(obj)
                 ),
             )
+
+
+def _canonical(fields: dict[str, Any] | str) -> str:
+    """The canonical JSON of an upsert's fields, given as such or as the line they came in
+    (read again: only for ties and the winners whose state is kept)."""
+    if isinstance(fields, str):
+        return canonical_json(decode_json(fields).get("fields") or {})
+    return canonical_json(fields)
 
 
 def _full_state(
