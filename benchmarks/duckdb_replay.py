@@ -7,7 +7,8 @@ DuckDB (a dev dependency, used here only) reads the JSONL history, keeps each de
 version (a delete with the newest version removes it) and computes won revenue, deals won, win
 rate and average deal size per month and quarter, company-wide and per owner. The engine replays
 the same file with a deployment that enables exactly those metrics (what ``crm-pulse replay``
-does: parse, apply every event, report). Both are timed from the file on disk to the rows in
+does, the same call: parse, fold each record's events into its final state, add its
+contributions, report). Both are timed from the file on disk to the rows in
 memory; every value DuckDB computes is checked against the engine's report, so the two do the
 same work. The figure is the ratio of the two times in one run.
 """
