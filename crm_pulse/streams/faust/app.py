@@ -33,8 +33,10 @@ Nothing lost, nothing counted twice, with a worker killed at any moment:
 4. re-processing after a crash sends the same positioned entries again, which the next stage
    recognises (:mod:`.phases`), or rewrites the same field value.
 
-Agents run with concurrency 1 (faust-streaming issue #606). A message that cannot be applied goes
-to the ``dead-letters`` topic with the reason, and the stream goes on.
+Each stage is one task taking one batch at a time (faust-streaming issue #606: no concurrency),
+fed by :mod:`.batches`: the messages Faust's consumer fetched, a fetch at a time, instead of
+Faust's per-message path through agents and streams. A message that cannot be applied goes to the
+``dead-letters`` topic with the reason, and the stream goes on.
 """
 
 from __future__ import annotations
