@@ -154,6 +154,18 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def run_queue_wait(pid: int) -> float:
+    """Seconds the process's threads spent runnable but waiting for a core so far
+    (``/proc/PID/task/*/schedstat``: the scheduler's run-queue wait)."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 def machine_busy() -> tuple[float, float]:
     """(CPU seconds busy, CPU seconds in all) of every core so far (Linux ``/proc/stat``)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -285,6 +297,7 @@ def faust_run(
         want += 1
     cpu = [cpu_seconds(p.pid) for p in (broker.process, *procs)]
     busy0, all0 = machine_busy()
+    waited = [run_queue_wait(p.pid) for p in procs]
     me = time.process_time()  # this process: the producer (and the polling of the sink)
     started = time.perf_counter()
     asyncio.run(publish(broker.bootstrap, f"{app}-events", data))
@@ -292,6 +305,7 @@ def faust_run(
     wall = time.perf_counter() - started
     used = [cpu_seconds(p.pid) - c for p, c in zip((broker.process, *procs), cpu, strict=True)]
     me = time.process_time() - me
+    waited = [run_queue_wait(p.pid) - w for p, w in zip(procs, waited, strict=True)]
     busy1, all1 = machine_busy()
     cores = (all1 - all0) / wall
     busy = (busy1 - busy0) / wall
@@ -308,6 +322,9 @@ def faust_run(
         "machine_cores": round(cores, 1),
         "others_cpu_share": round(max(0.0, busy - sum(used) / wall - me / wall), 2),
         "load_average": round(os.getloadavg()[0], 1),
+        # runnable, waiting for a core: per second of the workers' own CPU (above 1: the
+        # workers waited longer for the machine than they ran)
+        "workers_run_queue_wait_per_cpu_s": round(sum(waited) / max(sum(used[1:]), 1e-9), 2),
     }
     return result, config, out, procs
 

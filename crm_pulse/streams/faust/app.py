@@ -329,6 +329,9 @@ class FaustPipeline:
                         # nothing of it is committed; its messages are read back from Kafka as
                         # a hole when the next ones arrive (or by the stall check)
                         log.exception("%s: a batch failed; it will be read again", inbox.topic)
+                        # unacknowledged, its messages must not stay referenced: Faust's set of
+                        # in-flight messages is weak and a rebalance waits until it empties
+                        fetched = batch = []
                         await asyncio.sleep(1.0)
                         break
                     if not applied:

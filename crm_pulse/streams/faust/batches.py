@@ -87,55 +87,17 @@ class BatchConsumer(FaustConsumer):
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - needs Kafka
         # Faust 0.15.3's loop (transport/consumer.py), but a chunk per hot topic and fetch.
-        callback = self.callback
-        getmany = self.getmany
-        read_offset = self._read_offset
-        commit_every = self.app.conf.broker_commit_every
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        inboxes = self.inboxes
-        set_flag = self.diag.set_flag
-        unset_flag = self.diag.unset_flag
         try:
             while not (self.should_stop or fetcher.should_stop):
-                set_flag(CONSUMER_FETCHING)
-                ait = getmany(timeout=1.0)
+                self.diag.set_flag(CONSUMER_FETCHING)
+                ait = self.getmany(timeout=1.0)
                 await asyncio.sleep(0)
-                if self.should_stop:
-                    continue
-                chunks: dict[str, list[Any]] = {}
-                last: dict[Any, Any] = {}
-                since_yield = 0
-                async for tp, message in ait:
-                    offset = message.offset
-                    r_offset = read_offset[tp]
-                    if r_offset is not None and offset < r_offset:
-                        continue  # Faust drops these too (read already)
-                    gap = offset - (r_offset or 0)
-                    if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                        await self._add_gap(tp, r_offset + 1, offset)
-                    inbox = inboxes.get(tp.topic)
-                    if inbox is None:  # Faust's own path, message by message
-                        if commit_every is not None and self._n_acked >= commit_every:
-                            self._n_acked = 0
-                            await self.commit()
-                        await self.wait_first(callback(message), self.suspend_flow.wait())
-                    else:
-                        chunks.setdefault(tp.topic, []).append(message)
-                        last[tp] = message
-                        since_yield += 1
-                        if since_yield > 1000:
-                            await asyncio.sleep(0)
-                            since_yield = 0
-                    read_offset[tp] = offset
-                if chunks:
-                    for message in last.values():
-                        self.track_message(message)  # in flight until acknowledged
-                    for topic, chunk in chunks.items():
-                        await self.wait_first(inboxes[topic].put(chunk), self.suspend_flow.wait())
-                    if commit_every is not None and self._n_acked >= commit_every:
-                        self._n_acked = 0
-                        await self.commit()
-                unset_flag(CONSUMER_FETCHING)
+                if not self.should_stop:
+                    # one round in a method of its own: once handed over (or dropped at a flow
+                    # stop), nothing here references a chunk (Faust's set of in-flight messages
+                    # is weak; a rebalance waits until it empties)
+                    await self._round(ait)
+                self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 log.info("Broker stopped consumer, shutting down...")
@@ -149,7 +111,46 @@ class BatchConsumer(FaustConsumer):
             log.exception("Drain messages raised: %r", exc)
             raise
         finally:
-            unset_flag(CONSUMER_FETCHING)
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _round(self, ait: Any) -> None:  # pragma: no cover - needs Kafka
+        """One fetch: Faust's per-message path for other topics, a chunk per hot topic."""
+        read_offset = self._read_offset
+        commit_every = self.app.conf.broker_commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        inboxes = self.inboxes
+        chunks: dict[str, list[Any]] = {}
+        last: dict[Any, Any] = {}
+        since_yield = 0
+        async for tp, message in ait:
+            offset = message.offset
+            r_offset = read_offset[tp]
+            if r_offset is not None and offset < r_offset:
+                continue  # Faust drops these too (read already)
+            gap = offset - (r_offset or 0)
+            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                await self._add_gap(tp, r_offset + 1, offset)
+            if tp.topic not in inboxes:  # Faust's own path, message by message
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                await self.wait_first(self.callback(message), self.suspend_flow.wait())
+            else:
+                chunks.setdefault(tp.topic, []).append(message)
+                last[tp] = message
+                since_yield += 1
+                if since_yield > 1000:
+                    await asyncio.sleep(0)
+                    since_yield = 0
+            read_offset[tp] = offset
+        if chunks:
+            for message in last.values():
+                self.track_message(message)  # in flight until the agent acknowledges it
+            for topic, chunk in chunks.items():
+                await self.wait_first(inboxes[topic].put(chunk), self.suspend_flow.wait())
+            if commit_every is not None and self._n_acked >= commit_every:
+                self._n_acked = 0
+                await self.commit()
 
 
 def install(app: Any) -> Callable[[str], Inbox]:
