@@ -15,7 +15,12 @@ Starts a throw-away Kafka (scripts/kafka/broker.py) and reports:
 * the CPU each took while timed, as CPU seconds per wall second (``/proc``): the broker's and
   the workers' (1.0 = one core busy the whole time), and per event, with the embedded
   runtime's CPU per event: ``faust_over_embedded_per_cpu_second`` is the ratio of events per
-  CPU second, which the machine's other load does not skew the way it skews events/s;
+  CPU second, which the machine's other load does not skew the way it skews events/s; beside
+  them what bounds a run on a shared machine: the producer's CPU (this process), the cores busy
+  machine-wide (``/proc/stat``) and what other processes took of them, the load average, and
+  the workers' run-queue wait (runnable, waiting for a core) per second of their own CPU; with
+  ``--workers 2`` also the two-worker ratio per worker CPU second (one worker's CPU per event
+  over two workers');
 * end-to-end latency publish -> value written to the sink, p50/p99 over single changes;
 * recovery: a worker killed with SIGKILL, a new one started: time until it writes again (table
   recovery from the changelog included);
