@@ -176,7 +176,7 @@ class Records(Buckets):
         ``keep=False``: add the contributions only, for an engine that is read and never
         applied to again (a replay's report reads buckets, never a record state)."""
         plans = self._plans
-        put = self.store.put if keep else _drop
+        put = self._put if keep else _drop  # a MemoryStore's dict itself (see EngineCore)
         apply_changes = self._apply_changes
         n = 0
         with collector_paused():
