@@ -109,21 +109,11 @@ def history(rng: random.Random, n: int, now: datetime) -> list[str]:
     return lines
 
 
-MERGE_EVERY_BATCH = (
-    "import sys; import crm_pulse.streams.embedded.state as state; "
-    "state.MERGE_MIN_ROWS, state.MERGE_RATIO = 1, 0.0; "
-    "from crm_pulse.cli import main; sys.exit(main(sys.argv[1:]))"
-)
-"""A ``crm-pulse run`` whose state store merges its log into the state table at every batch
-(by default it does so when the log is as large as the state: rarely in a test this size)."""
-
-
-def start(config: Path, log: Path, merge_every_batch: bool = False) -> subprocess.Popen[bytes]:
+def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    python = ["-c", MERGE_EVERY_BATCH] if merge_every_batch else ["-m", "crm_pulse.cli"]
     with log.open("ab") as f:
         return subprocess.Popen(
-            [sys.executable, *python, "run", "--config", str(config)],
+            [sys.executable, "-m", "crm_pulse.cli", "run", "--config", str(config)],
             stdout=f,
             stderr=subprocess.STDOUT,
             env=env,
@@ -158,23 +148,6 @@ def progress(state: Path) -> tuple[int, int, int]:
 
 
 def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    """The state's changes appended to its log at each batch (the default)."""
-    kill_9_at_random_points(tmp_path, merge_every_batch=False)
-
-
-def test_kill_9_during_merges_of_the_state_log_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    """Every batch also merges the state's log into the state table (the step a large state
-    takes now and then; here most of a batch's time, so most kills land in or around one)."""
-    kill_9_at_random_points(tmp_path, merge_every_batch=True)
-    conn = sqlite3.connect(tmp_path / "s.sqlite")
-    try:  # the last batch merged: the state is in the table, the log empty
-        assert conn.execute("SELECT count(*) FROM state").fetchone()[0] > 1000
-        assert conn.execute("SELECT count(*) FROM state_log").fetchone()[0] == 0
-    finally:
-        conn.close()
-
-
-def kill_9_at_random_points(tmp_path: Path, *, merge_every_batch: bool) -> None:
     rng = random.Random(20261123)
     now = datetime.now(UTC)
     lines = history(rng, 6000, now)
@@ -197,7 +170,7 @@ def kill_9_at_random_points(tmp_path: Path, *, merge_every_batch: bool) -> None:
         with events_file.open("a") as f:
             f.write("\n".join(chunk) + "\n")
         before = progress(state)
-        proc = start(config, log, merge_every_batch)
+        proc = start(config, log)
         if n % 2 == 0:  # at a random moment
             time.sleep(rng.uniform(0.3, 2.5))
         else:  # at a random moment once work is visibly under way
@@ -214,7 +187,7 @@ def kill_9_at_random_points(tmp_path: Path, *, merge_every_batch: bool) -> None:
     assert kills >= 10
     assert mid_stream >= 3, "the kills should interrupt work in progress"
     # a last run drains everything and stops cleanly on SIGTERM
-    proc = start(config, log, merge_every_batch)
+    proc = start(config, log)
     size = events_file.stat().st_size
     deadline = time.monotonic() + 120
     while not healthy(port):  # up, its signal handlers installed (a SIGTERM before ends it -15)

@@ -70,15 +70,6 @@ CREATE TABLE IF NOT EXISTS state (
     key   BLOB NOT NULL,
     value BLOB NOT NULL
 ) WITHOUT ROWID;
--- changes to the state since they were last merged into it, in commit order (value NULL:
--- deleted): a batch appends its changed entries here instead of updating them in place
--- (streams/embedded/state.py: SQLiteStore.flush)
-CREATE TABLE IF NOT EXISTS state_log (
-    seq   INTEGER PRIMARY KEY,
-    k     TEXT NOT NULL,
-    key   BLOB NOT NULL,
-    value BLOB
-);
 -- each source's position (JSON)
 CREATE TABLE IF NOT EXISTS cursors (
     connector  TEXT NOT NULL,
@@ -140,7 +131,6 @@ _TABLES = {
     "events": {"position", "connector", "received_ms", "body"},
     "inbox": {"id", "connector", "method", "url", "headers", "body", "received_ms"},
     "state": {"k", "key", "value"},
-    "state_log": {"seq", "k", "key", "value"},
     "cursors": {"connector", "mode", "cursor", "updated_ms"},
     "outbox": {"connector", "object", "record_id", "field", "value", "seq", "due"},
     "written": {"connector", "object", "record_id", "field", "value"},

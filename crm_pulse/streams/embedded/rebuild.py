@@ -172,7 +172,7 @@ def _rebuild(consumer: Consumer, conn: sqlite3.Connection, why: DefinitionChange
     done.planned = SQLiteOutbox.put(
         conn, writes, as_of / 1000, consumer.debounce, maybe_sent=consumer.maybe_sent
     )
-    SQLiteStore.erase(conn)
+    conn.execute("DELETE FROM state")
     store.flush(conn)
     if engine.horizon is not None:
         Database.set_meta(conn, "horizon", str(engine.horizon))
