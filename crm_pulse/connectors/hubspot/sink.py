@@ -46,6 +46,9 @@ def _text(value: float | int | None) -> str:
 
 class HubSpotSink:
     max_batch = BATCH_MAX * PARALLEL
+    rounds_in_flight = 2
+    """The next round goes out while one settles: the client keeps every call under the
+    rolling window (HubSpot limits calls per window, not calls in flight)."""
 
     def __init__(self, client: HubSpotClient) -> None:
         self.client = client

@@ -171,18 +171,29 @@ class SQLiteOutbox:
 
     # ------------------------------------------------------------ writer side (async)
     async def due(
-        self, connector: str, now: float, limit: int, *, debounced_too: bool = False
+        self,
+        connector: str,
+        now: float,
+        limit: int,
+        *,
+        debounced_too: bool = False,
+        exclude: Collection[tuple[str, str, str, str]] = (),
     ) -> list[OutboxItem]:
         """Rows due at ``now``; with ``debounced_too`` also first attempts still in their
-        debounce (a draining shutdown sends them rather than leave them for the next start)."""
+        debounce (a draining shutdown sends them rather than leave them for the next start).
+        Fields in ``exclude`` (a writer's rounds still in flight) are left out: a newer value
+        waits until the write of the older one is settled."""
 
         def query() -> list[OutboxItem]:
+            skip = sum(1 for k in exclude if k[0] == connector)
             rows = self.db.conn.execute(
                 "SELECT object, record_id, field, value, seq, attempts, due FROM outbox "
                 "WHERE connector = ? AND (due <= ? OR (? AND attempts = 0)) "
                 "ORDER BY due, object, record_id, field LIMIT ?",
-                (connector, now, debounced_too, limit),
+                (connector, now, debounced_too, limit + skip),
             ).fetchall()
+            if skip:
+                rows = [r for r in rows if (connector, r[0], r[1], r[2]) not in exclude][:limit]
             # handed to the sink: from now on the CRM may hold these values (until settled)
             self.maybe_sent.update((connector, r[0], r[1], r[2]) for r in rows)
             return [
