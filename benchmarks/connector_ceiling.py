@@ -14,8 +14,9 @@ simulator's own work included), then
 
 * **backfill**: seeds N deals and drains ``connector.source.backfill(None)``, counting deal
   events (the connector's extra calls -- field definitions, deleted lists -- count against it);
-* **write-back burst**: writes one custom-field value on each of M deals through the runtimes'
-  own :class:`~crm_pulse.streams.writeback.Writer`: the values are planned into an outbox on a
+* **write-back burst**: writes one custom-field value on each of M deals (M distinct fields; deals
+  beyond the backfill's are added after it) through the runtimes' own
+  :class:`~crm_pulse.streams.writeback.Writer`: the values are planned into an outbox on a
   state file (not timed: the consumer's work), then flushed until the outbox is empty (rounds of
   ``sink.max_batch``, up to ``sink.rounds_in_flight`` out at once, each settled in the state
   file; on RateLimited the writer pauses for the vendor's Retry-After). ``--sink-only``: the
