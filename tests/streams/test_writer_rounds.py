@@ -315,3 +315,21 @@ async def test_random_latencies_and_changing_values_reach_the_crm_in_order(
         if planned[f]:
             assert sink.crm[("Account", f, "f")] == planned[f][-1]
     assert run.depth() == 0
+
+
+async def test_a_round_reads_its_rows_off_an_index_without_sorting_every_due_row(
+    tmp_path: Path,
+) -> None:
+    """The query ``due`` runs (as SQLite traced it, values bound) is planned without a sort of
+    the due rows: a round of 400 out of 40,000 pending reads 400 index entries."""
+    run = Run(tmp_path / "s.sqlite", GatedSink(1, auto=True))
+    run.plan([w(f"r{i:03}", i) for i in range(300)])
+    seen: list[str] = []
+    run.db.call(lambda: run.db.conn.set_trace_callback(seen.append))
+    items = await run.outbox.due("crm", 2000.0, 10)
+    run.db.call(lambda: run.db.conn.set_trace_callback(None))
+    assert [i.write.record_id for i in items] == [f"r{i:03}" for i in range(10)]
+    [query] = [q for q in seen if q.lstrip().upper().startswith("SELECT")]
+    plan = run.db.call(lambda: run.db.conn.execute("EXPLAIN QUERY PLAN " + query).fetchall())
+    assert not any("TEMP B-TREE" in str(row[-1]) for row in plan), plan
+    run.db.close()

@@ -130,8 +130,10 @@ class Writer:
                 batch, sent = rounds[0]
                 outcomes = await sent
                 rounds.popleft()
-                await self.outbox.settle(outcomes, int(self.clock() * 1000))
-                sending.difference_update(_field(item) for item in batch)
+                try:
+                    await self.outbox.settle(outcomes, int(self.clock() * 1000))
+                finally:  # settled, or left pending by a failed settle: free to go again
+                    sending.difference_update(_field(item) for item in batch)
                 more = True
                 if any(o.kind == "dead" and o.transient for o in outcomes):
                     self._maybe_dead = True
