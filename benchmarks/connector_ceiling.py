@@ -14,9 +14,13 @@ simulator's own work included), then
 
 * **backfill**: seeds N deals and drains ``connector.source.backfill(None)``, counting deal
   events (the connector's extra calls -- field definitions, deleted lists -- count against it);
-* **write-back burst**: writes one custom-field value on each of M deals the way the embedded
-  writer does (``sink.write`` on batches of ``sink.max_batch``, one batch after the other; on
-  RateLimited it waits the vendor's Retry-After and sends the batch again).
+* **write-back burst**: writes one custom-field value on each of M deals (M distinct fields; deals
+  beyond the backfill's are added after it) through the runtimes' own
+  :class:`~crm_pulse.streams.writeback.Writer`: the values are planned into an outbox on a
+  state file (not timed: the consumer's work), then flushed until the outbox is empty (rounds of
+  ``sink.max_batch``, up to ``sink.rounds_in_flight`` out at once, each settled in the state
+  file; on RateLimited the writer pauses for the vendor's Retry-After). ``--sink-only``: the
+  first form, ``sink.write`` on rounds one after the other, no outbox.
 
 The **ceiling** is the physical limit of a client that obeys the vendor's limits: the least time
 in which the calls the records need (``ceil(records / records per call)``) can be made when each
@@ -39,16 +43,21 @@ import heapq
 import json
 import math
 import multiprocessing
+import os
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from crm_pulse.connectors.protocols import Connector, FieldWrite, Sink
 from crm_pulse.errors import RateLimited
 from crm_pulse.sandbox.server import FakeServer, TestCA
+from crm_pulse.streams.embedded import Database
+from crm_pulse.streams.writeback import Backoff, SQLiteOutbox, Writer
 
 
 @dataclass(frozen=True)
@@ -176,10 +185,17 @@ def _serve(setup: Setup, latency: float, conn: Any) -> None:
             if command == "counts":
                 refused = server.statuses.get(429, 0) + server.statuses.get(403, 0)
                 conn.send(
-                    (refused + setup.refused_here(), sum(server.statuses.values()), server.busy)
+                    (
+                        refused + setup.refused_here(),
+                        sum(server.statuses.values()),
+                        server.busy,
+                        time.process_time(),
+                    )
                 )
             elif command == "written":
                 conn.send(setup.written(arg))
+            elif command == "seed":  # more deals, after the backfills (write targets only)
+                conn.send(setup.seed(arg))
 
 
 class Remote:
@@ -196,10 +212,11 @@ class Remote:
         self.conn.send((command, arg))
         return self.conn.recv()
 
-    def counts(self) -> tuple[int, int, float]:
-        """(calls refused for a limit, calls answered, seconds the simulator worked)."""
-        refused, calls, busy = self.ask("counts")
-        return int(refused), int(calls), float(busy)
+    def counts(self) -> tuple[int, int, float, float]:
+        """(calls refused for a limit, calls answered, seconds the simulator worked, CPU
+        seconds of the simulator's process so far)."""
+        refused, calls, busy, cpu = self.ask("counts")
+        return int(refused), int(calls), float(busy), float(cpu)
 
     def stop(self) -> None:
         self.ask("stop")
@@ -659,8 +676,37 @@ SIZES = {
 }
 
 
-async def write_burst(sink: Sink, writes: Sequence[FieldWrite]) -> int:
-    """Send the writes as the embedded writer does; returns RateLimited pauses."""
+async def writer_burst(
+    sink: Sink, writes: Sequence[FieldWrite], state: Path
+) -> tuple[int, float, float]:
+    """Send the writes through the runtimes' own writer: planned into an outbox on a state file
+    (as the consumer does, before the clock starts), then flushed until the outbox is empty
+    (rounds of ``sink.max_batch``, up to ``sink.rounds_in_flight`` out at once, each settled
+    in the state file; a rate limit pauses the writer until Retry-After). Returns the pauses,
+    the seconds and the CPU seconds of the flushing."""
+    db = Database(state)
+    outbox = SQLiteOutbox(db)
+    connector = writes[0].connector
+    writer = Writer(connector, sink, outbox, Backoff(1.0, 30.0, 8))
+    try:
+        await db.run(db.transaction(lambda conn: SQLiteOutbox.put(conn, writes, 0.0, 0.0)))
+        started, cpu = time.perf_counter(), time.process_time()
+        await writer.flush()
+        while await db.run(lambda: SQLiteOutbox.depth(db.conn)):
+            await asyncio.sleep(max(0.0, writer.stats.paused_until - time.time()))
+            await writer.flush()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if writer.stats.dead:
+            raise RuntimeError(f"{writer.stats.dead} writes failed: {writer.stats.last_error}")
+        return writer.stats.rate_limited, seconds, cpu
+    finally:
+        db.close()
+
+
+async def write_burst(sink: Sink, writes: Sequence[FieldWrite]) -> tuple[int, float, float]:
+    """``--sink-only``: the writes straight to the sink, one round after the other, no outbox
+    (the benchmark's first form); returns RateLimited pauses, seconds and CPU seconds."""
+    started, cpu = time.perf_counter(), time.process_time()
     pauses = 0
     i = 0
     while i < len(writes):
@@ -675,10 +721,12 @@ async def write_burst(sink: Sink, writes: Sequence[FieldWrite]) -> int:
         if bad:
             raise RuntimeError(f"{len(bad)} writes failed, first: {bad[0].reason}")
         i += len(batch)
-    return pauses
+    return pauses, time.perf_counter() - started, time.process_time() - cpu
 
 
-async def run_vendor(name: str, latency: float, quick: bool, repeat: int = 1) -> list[Result]:
+async def run_vendor(
+    name: str, latency: float, quick: bool, repeat: int = 1, *, sink_only: bool = False
+) -> list[Result]:
     """Both phases against one simulator; each phase ``repeat`` times, the best run kept (the
     machine is shared: the best run is the one least disturbed)."""
     setup = VENDORS[name]()
@@ -695,13 +743,15 @@ async def run_vendor(name: str, latency: float, quick: bool, repeat: int = 1) ->
         backfills: list[Result] = []
         for _ in range(repeat):
             phase = setup.backfill_phase(n_backfill)
-            refused0, calls0, busy0 = remote.counts()
+            refused0, calls0, busy0, sim0 = remote.counts()
+            load0 = os.getloadavg()[0]
             started, cpu = time.perf_counter(), time.process_time()
             seen = 0
             async for page in source.backfill(None):
                 seen += sum(1 for e in page.events if e.object == "deal")
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-            refused1, calls1, busy1 = remote.counts()
+            refused1, calls1, busy1, sim1 = remote.counts()
+            load1 = os.getloadavg()[0]
             if seen < n_backfill:
                 raise RuntimeError(f"{name}: backfill gave {seen} deals of {n_backfill}")
             backfills.append(
@@ -718,6 +768,8 @@ async def run_vendor(name: str, latency: float, quick: bool, repeat: int = 1) ->
                         "per_call": phase.per_call,
                         "min_calls": phase.calls(),
                         "cpu": cpu,
+                        "sim_cpu": sim1 - sim0,
+                        "load": (load0, load1),
                         "sim_ms": 1000 * (busy1 - busy0) / max(1, calls1 - calls0),
                     },
                 )
@@ -725,20 +777,27 @@ async def run_vendor(name: str, latency: float, quick: bool, repeat: int = 1) ->
             # let the windows drain: every run starts with the vendor's allowance
             await asyncio.sleep(settle)
         bursts: list[Result] = []
+        if n_write > len(deals):  # one write per field: the outbox would coalesce repeats
+            deals = deals + remote.ask("seed", n_write - len(deals))
         for run in range(repeat):
             phase = setup.write_phase(n_write)
-            # a burst larger than the seeded deals goes round them again (never twice in a
-            # batch); every run writes new values
-            targets = [setup.target(deals[i % len(deals)]) for i in range(n_write)]
+            # every run writes new values
+            targets = [setup.target(deals[i]) for i in range(n_write)]
             writes = [
                 FieldWrite(name, obj, rid, fld, round(run + 0.5 + i / 1e5, 5))
                 for i, (obj, rid, fld) in enumerate(targets)
             ]
-            refused0, calls0, busy0 = remote.counts()
-            started, cpu = time.perf_counter(), time.process_time()
-            pauses = await write_burst(sink, writes)
-            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-            refused1, calls1, busy1 = remote.counts()
+            refused0, calls0, busy0, sim0 = remote.counts()
+            load0 = os.getloadavg()[0]
+            if sink_only:
+                pauses, seconds, cpu = await write_burst(sink, writes)
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    pauses, seconds, cpu = await writer_burst(
+                        sink, writes, Path(tmp) / "state.sqlite"
+                    )
+            refused1, calls1, busy1, sim1 = remote.counts()
+            load1 = os.getloadavg()[0]
             final = list({(w.object, w.record_id, w.field): w for w in writes}.values())
             written = remote.ask("written", final)
             if written != len(final):
@@ -758,6 +817,8 @@ async def run_vendor(name: str, latency: float, quick: bool, repeat: int = 1) ->
                         "min_calls": phase.calls(),
                         "pauses": pauses,
                         "cpu": cpu,
+                        "sim_cpu": sim1 - sim0,
+                        "load": (load0, load1),
                         "sim_ms": 1000 * (busy1 - busy0) / max(1, calls1 - calls0),
                     },
                 )
@@ -772,6 +833,7 @@ async def run_vendor(name: str, latency: float, quick: bool, repeat: int = 1) ->
         best = min(runs, key=lambda r: r.seconds)
         best.refused = sum(r.refused for r in runs)
         best.extra["runs"] = [round(r.fraction, 2) for r in runs]
+        best.extra["run_cpu"] = [round(r.extra["cpu"], 2) for r in runs]
         out.append(best)
     return out
 
@@ -780,14 +842,19 @@ def _table(results: Sequence[Result], latency: float) -> str:
     lines = [
         f"latency {latency * 1000:g} ms per call",
         "",
-        "| vendor | phase | records | calls (min) | records/s | ceiling records/s | fraction | "
+        "| vendor | phase | records | calls (min) | records/s | ceiling records/s | fraction "
+        "(runs) | client CPU s | records per client CPU s | simulator CPU s | load average | "
         "429s seen |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        cpu = r.extra["cpu"]
+        runs = ", ".join(f"{f:.2f}" for f in r.extra["runs"])
         lines.append(
             f"| {r.vendor} | {r.phase} | {r.records:,} | {r.calls:,} ({r.extra['min_calls']:,}) "
-            f"| {r.rate:,.0f} | {r.ceiling:,.0f} | {r.fraction:.2f} | {r.refused} |"
+            f"| {r.rate:,.0f} | {r.ceiling:,.0f} | {r.fraction:.2f} ({runs}) | {cpu:.2f} "
+            f"| {r.records / max(cpu, 1e-9):,.0f} | {r.extra['sim_cpu']:.2f} "
+            f"| {r.extra['load'][0]:.1f}-{r.extra['load'][1]:.1f} | {r.refused} |"
         )
     lines.append("")
     for r in results:
@@ -804,16 +871,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each phase; best kept")
     parser.add_argument("--json", action="store_true", help="print JSON lines too")
+    parser.add_argument(
+        "--sink-only",
+        action="store_true",
+        help="write-back straight to the sink, one round after the other, no outbox or writer "
+        "(the benchmark's first form)",
+    )
     args = parser.parse_args(argv)
     results: list[Result] = []
     for name in args.vendors:
-        got = asyncio.run(run_vendor(name, args.latency, args.quick, args.repeat))
+        got = asyncio.run(
+            run_vendor(name, args.latency, args.quick, args.repeat, sink_only=args.sink_only)
+        )
         for r in got:
+            cpu = r.extra["cpu"]
             print(
                 f"{r.vendor:10} {r.phase:10} {r.records:>7,} records in {r.seconds:6.2f} s: "
                 f"{r.rate:9,.0f}/s, ceiling {r.ceiling:9,.0f}/s, fraction {r.fraction:.2f}, "
                 f"calls {r.calls} (min {r.extra['min_calls']}), refused {r.refused}, "
-                f"client CPU {r.extra['cpu']:.2f} s, simulator {r.extra['sim_ms']:.0f} ms/call, "
+                f"client CPU {cpu:.2f} s ({r.records / max(cpu, 1e-9):,.0f} records per CPU s), "
+                f"simulator CPU {r.extra['sim_cpu']:.2f} s, {r.extra['sim_ms']:.0f} ms/call, "
+                f"load average {r.extra['load'][0]:.1f}-{r.extra['load'][1]:.1f}, "
                 f"fractions of the runs {r.extra['runs']}",
                 flush=True,
             )

@@ -48,6 +48,7 @@ runtime:
 
 class CountingSink:
     max_batch = 100
+    rounds_in_flight = 1
 
     def __init__(self) -> None:
         self.calls = 0

@@ -213,6 +213,14 @@ class Sink(Protocol):
     """Writes custom-field values in vendor-sized batches."""
 
     max_batch: int
+    """Writes the writer hands over per call of :meth:`write` (a round)."""
+    rounds_in_flight: int
+    """Rounds the writer may have in flight at once (at least 1). 1: each round is settled
+    before the next is handed over -- for a vendor that wants one call after the other
+    (Salesforce's record locks, monday's mutations). More keeps the vendor busy while a round
+    settles; the sink's client must then hold every call under the vendor's limits itself
+    (a semaphore for calls in flight, a rolling window for calls per window). A field is never
+    in two rounds at once, so its values still reach the CRM in order."""
 
     async def write(self, writes: Sequence[FieldWrite]) -> list[WriteResult]:
         """Write at most ``max_batch`` values; one result per write, in order.

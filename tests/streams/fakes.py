@@ -19,6 +19,7 @@ class ScriptedSink:
         | None = None,
     ) -> None:
         self.max_batch = max_batch
+        self.rounds_in_flight = 1
         self.script = script
         self.calls: list[list[FieldWrite]] = []
         self.values: dict[tuple[str, str, str], Any] = {}

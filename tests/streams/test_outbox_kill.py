@@ -35,6 +35,7 @@ class CrmSink:
     flight; ``kill_after`` dies once that many calls reached the CRM (before the settle)."""
 
     max_batch = 100
+    rounds_in_flight = 1
 
     def __init__(self, crm: dict[tuple[str, str, str], Any]) -> None:
         self.crm = crm

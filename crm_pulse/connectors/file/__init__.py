@@ -34,6 +34,8 @@ __all__ = ["FileConnector", "FileReader", "FileSettings", "FileSink", "FileSourc
 
 
 class FileSink:
+    rounds_in_flight = 1  # one append after the other
+
     def __init__(self, path: Path, max_batch: int) -> None:
         self.path = path
         self.max_batch = max_batch

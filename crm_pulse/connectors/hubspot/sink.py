@@ -46,6 +46,11 @@ def _text(value: float | int | None) -> str:
 
 class HubSpotSink:
     max_batch = BATCH_MAX * PARALLEL
+    rounds_in_flight = 1
+    """One round at a time (its four calls go out together). Two rounds out measured 429s in
+    the connector-ceiling benchmark under load: the client's rolling window counts a call when
+    it starts, and calls held up in a busy event loop reached HubSpot bunched together
+    (docs/benchmarks.md, "Connector ceilings", session 4)."""
 
     def __init__(self, client: HubSpotClient) -> None:
         self.client = client

@@ -31,6 +31,7 @@ def number_text(value: float | int | None) -> str:
 
 class MondaySink:
     max_batch = 50  # writes per round; one mutation per distinct item in it
+    rounds_in_flight = 1  # monday asks for mutations one after the other
 
     def __init__(self, client: MondayClient, columns: BoardColumns, settings: MondaySettings):
         self.client = client

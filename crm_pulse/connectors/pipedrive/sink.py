@@ -39,6 +39,7 @@ ENTITY = {
 
 class PipedriveSink:
     max_batch = 100  # writes per round; one PATCH per distinct record in it, sent concurrently
+    rounds_in_flight = 2  # the client holds every request under the burst window (from its answer)
 
     def __init__(
         self, client: PipedriveClient, keys: FieldKeys, currency: str | None = None

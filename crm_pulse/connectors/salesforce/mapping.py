@@ -46,7 +46,7 @@ from pydantic import ValidationError
 
 from ...errors import ConfigError, ConfigProblem, DataError
 from ...metrics.events import Event
-from ..canonical import CANONICAL_FIELDS, FieldType
+from ..canonical import CANONICAL_FIELDS, FieldType, make_event
 from .objects import OBJECTS, SURVEY_DEFAULTS, ObjectSpec
 from .settings import SalesforceMapping
 from .values import _decimal, _domain, _flag, format_soql_time, to_iso, to_ms
@@ -164,12 +164,12 @@ class SalesforceMapper:
         return self.specs[sobject].canonical
 
     def delete(self, sobject: str, record: Mapping[str, Any]) -> Event:
-        return Event(
-            source=self.source,
-            object=self.specs[sobject].canonical,
-            id=str(record.get("Id")),
-            op="delete",
-            version=self.version(sobject, record),
+        return make_event(
+            self.source,
+            self.specs[sobject].canonical,
+            str(record.get("Id")),
+            "delete",
+            self.version(sobject, record),
         )
 
     def event(self, sobject: str, record: Mapping[str, Any]) -> Event:
@@ -203,21 +203,9 @@ class SalesforceMapper:
                 fields["modified_by"] = fields["modified_at"] = None  # our write-back
             if spec.canonical == "survey_response" and fields.get("survey") is None:
                 # mapping.survey_type.default null: a response of another kind is not counted
-                return Event(
-                    source=self.source,
-                    object=spec.canonical,
-                    id=str(rid),
-                    op="delete",
-                    version=version,
-                )
-            return Event(
-                source=self.source,
-                object=spec.canonical,
-                id=str(rid),
-                op="upsert",
-                version=version,
-                fields=fields,
-            )
+                return make_event(self.source, spec.canonical, str(rid), "delete", version)
+            # built directly when plainly valid (a third of pydantic's cost), else validated
+            return make_event(self.source, spec.canonical, str(rid), "upsert", version, fields)
         except DataError as exc:
             raise DataError(exc.reason, where=where) from None
         except ValidationError as exc:  # the Event refused a value: say which and why

@@ -46,6 +46,7 @@ def _reason(result: dict[str, Any]) -> tuple[str, bool]:
 
 class SalesforceSink:
     max_batch = BATCH_MAX
+    rounds_in_flight = 1  # parallel updates of related records: UNABLE_TO_LOCK_ROW
 
     def __init__(self, client: SalesforceClient) -> None:
         self.client = client

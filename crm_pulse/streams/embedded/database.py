@@ -91,7 +91,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     PRIMARY KEY (connector, object, record_id, field)
 );
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (connector, due);
+-- a writer's round reads its rows off this index in the order it hands them out (due, then
+-- field) instead of sorting every due row each round (40,000 pending writes in rounds of 400:
+-- 0.66 -> 0.23 CPU s); it also serves the earliest due time
+CREATE INDEX IF NOT EXISTS outbox_order ON outbox (connector, due, object, record_id, field);
+DROP INDEX IF EXISTS outbox_due;
 -- the value last written to each field (nothing is sent again while it is unchanged)
 CREATE TABLE IF NOT EXISTS written (
     connector  TEXT NOT NULL,

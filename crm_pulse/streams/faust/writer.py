@@ -34,7 +34,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from ...connectors.protocols import FieldWrite
@@ -88,10 +88,18 @@ class RecordingOutbox(SQLiteOutbox):
         self.outcomes: list[Outcome] = []
 
     async def due(
-        self, connector: str, now: float, limit: int, *, debounced_too: bool = False
+        self,
+        connector: str,
+        now: float,
+        limit: int,
+        *,
+        debounced_too: bool = False,
+        exclude: Collection[Field] = (),
     ) -> list[OutboxItem]:
         async with self.handouts.gate:
-            items = await super().due(connector, now, limit, debounced_too=debounced_too)
+            items = await super().due(
+                connector, now, limit, debounced_too=debounced_too, exclude=exclude
+            )
             self.handouts.fields.update(_field(i.write) for i in items)
         return items
 

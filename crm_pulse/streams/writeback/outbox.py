@@ -171,18 +171,29 @@ class SQLiteOutbox:
 
     # ------------------------------------------------------------ writer side (async)
     async def due(
-        self, connector: str, now: float, limit: int, *, debounced_too: bool = False
+        self,
+        connector: str,
+        now: float,
+        limit: int,
+        *,
+        debounced_too: bool = False,
+        exclude: Collection[tuple[str, str, str, str]] = (),
     ) -> list[OutboxItem]:
         """Rows due at ``now``; with ``debounced_too`` also first attempts still in their
-        debounce (a draining shutdown sends them rather than leave them for the next start)."""
+        debounce (a draining shutdown sends them rather than leave them for the next start).
+        Fields in ``exclude`` (a writer's rounds still in flight) are left out: a newer value
+        waits until the write of the older one is settled."""
 
         def query() -> list[OutboxItem]:
+            skip = sum(1 for k in exclude if k[0] == connector)
             rows = self.db.conn.execute(
                 "SELECT object, record_id, field, value, seq, attempts, due FROM outbox "
                 "WHERE connector = ? AND (due <= ? OR (? AND attempts = 0)) "
                 "ORDER BY due, object, record_id, field LIMIT ?",
-                (connector, now, debounced_too, limit),
+                (connector, now, debounced_too, limit + skip),
             ).fetchall()
+            if skip:
+                rows = [r for r in rows if (connector, r[0], r[1], r[2]) not in exclude][:limit]
             # handed to the sink: from now on the CRM may hold these values (until settled)
             self.maybe_sent.update((connector, r[0], r[1], r[2]) for r in rows)
             return [
@@ -208,46 +219,16 @@ class SQLiteOutbox:
             settled = [_key(o.item.write) for o in outcomes if o.kind == "written"]
             # once this is durable, ``written`` says what the CRM holds for these fields again
             self.db.after_commit(lambda: self.maybe_sent.difference_update(settled))
-            for o in outcomes:
+            if len(set(settled)) == len(settled):  # one row per field (as `due` hands out)
+                self._settle_written(conn, [o for o in outcomes if o.kind == "written"], now_ms)
+                rest: Sequence[Outcome] = [o for o in outcomes if o.kind != "written"]
+            else:
+                rest = outcomes
+            for o in rest:
                 key = _key(o.item.write)
                 match = (*key, o.item.seq)
                 if o.kind == "written":
-                    sent = _text(o.item.write.value)
-                    before = conn.execute(
-                        "SELECT value FROM written WHERE connector=? AND object=? AND "
-                        "record_id=? AND field=?",
-                        key,
-                    ).fetchone()
-                    pending = conn.execute(
-                        "SELECT 1 FROM outbox WHERE connector=? AND object=? AND record_id=? "
-                        "AND field=?",
-                        key,
-                    ).fetchone()
-                    conn.execute(
-                        "INSERT INTO written VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
-                        "(connector, object, record_id, field) DO UPDATE SET "
-                        "value = excluded.value, written_ms = excluded.written_ms",
-                        (*key, sent, now_ms),
-                    )
-                    conn.execute(
-                        "DELETE FROM outbox WHERE connector=? AND object=? AND record_id=? "
-                        "AND field=? AND seq=?",
-                        match,
-                    )
-                    if pending is None and before is not None and before[0] != sent:
-                        # cancelled while in flight (the value went back to the one written
-                        # before, see put): the CRM holds the cancelled value now, so the
-                        # earlier one goes out again
-                        conn.execute(
-                            "INSERT INTO outbox (connector, object, record_id, field, value, "
-                            "seq, due) VALUES (?, ?, ?, ?, ?, 1, ?)",
-                            (*key, before[0], now_ms / 1000),
-                        )
-                    conn.execute(  # a field written since: its dead letters are history
-                        "DELETE FROM dead_letters WHERE connector=? AND object=? AND record_id=? "
-                        "AND field=?",
-                        key,
-                    )
+                    self._settle_written(conn, [o], now_ms)
                 elif o.kind == "retry":
                     conn.execute(
                         "UPDATE outbox SET due = ?, attempts = attempts + ?, last_error = ? "
@@ -276,6 +257,57 @@ class SQLiteOutbox:
                     )
 
         await self.db.run(self.db.transaction(apply))
+
+    def _settle_written(
+        self, conn: sqlite3.Connection, written: Sequence[Outcome], now_ms: int
+    ) -> None:
+        """Written values (one per field): remembered as what the CRM holds, their rows done
+        (unless a newer value replaced them meanwhile: ``seq`` moved), their dead letters
+        history. The statements go out as ``executemany`` batches (a round holds thousands)."""
+        if not written:
+            return
+        keys = [_key(o.item.write) for o in written]
+        sent = [_text(o.item.write.value) for o in written]
+        looked = [
+            conn.execute(
+                "SELECT (SELECT value FROM written WHERE connector=?1 AND object=?2 AND "
+                "record_id=?3 AND field=?4), EXISTS (SELECT 1 FROM outbox WHERE connector=?1 "
+                "AND object=?2 AND record_id=?3 AND field=?4)",
+                key,
+            ).fetchone()
+            for key in keys
+        ]
+        conn.executemany(
+            "INSERT INTO written VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
+            "(connector, object, record_id, field) DO UPDATE SET "
+            "value = excluded.value, written_ms = excluded.written_ms",
+            [(*key, text, now_ms) for key, text in zip(keys, sent, strict=True)],
+        )
+        conn.executemany(
+            "DELETE FROM outbox WHERE connector=? AND object=? AND record_id=? AND field=? "
+            "AND seq=?",
+            [(*key, o.item.seq) for key, o in zip(keys, written, strict=True)],
+        )
+        for key, text, (before, pending) in zip(keys, sent, looked, strict=True):
+            if not pending and before is not None and before != text:
+                # cancelled while in flight (the value went back to the one written before,
+                # see put): the CRM holds the cancelled value now, so the earlier one goes out
+                # again
+                conn.execute(
+                    "INSERT INTO outbox (connector, object, record_id, field, value, seq, due) "
+                    "VALUES (?, ?, ?, ?, ?, 1, ?)",
+                    (*key, before, now_ms / 1000),
+                )
+        connectors = {key[0] for key in keys}
+        if any(
+            conn.execute("SELECT 1 FROM dead_letters WHERE connector = ? LIMIT 1", (c,)).fetchone()
+            for c in connectors
+        ):  # a field written since: its dead letters are history
+            conn.executemany(
+                "DELETE FROM dead_letters WHERE connector=? AND object=? AND record_id=? "
+                "AND field=?",
+                keys,
+            )
 
     # ------------------------------------------------------------ dead letters
     async def requeue_dead(

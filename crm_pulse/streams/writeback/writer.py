@@ -1,7 +1,8 @@
 """The writer: flushes one connector's outbox through its sink.
 
 Every round takes the rows that are due, sends them in batches of the sink's ``max_batch`` and
-settles each one:
+settles each one (up to ``sink.rounds_in_flight`` rounds out at once, settled in order, a field
+in one of them at most: :meth:`Writer.flush`):
 
 * written -> remembered as the field's last written value;
 * a per-record retriable failure -> tried again after a backoff with jitter (or the vendor's
@@ -25,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -36,6 +38,11 @@ from .outbox import OutboxItem, Outcome, SQLiteOutbox
 __all__ = ["Writer", "WriterStats"]
 
 log = logging.getLogger("crm_pulse.writeback")
+
+
+def _field(item: OutboxItem) -> tuple[str, str, str, str]:
+    w = item.write
+    return (w.connector, w.object, w.record_id, w.field)
 
 
 @dataclass
@@ -73,6 +80,8 @@ class Writer:
         self._keep_recent = keep_recent
         self._wake = asyncio.Event()
         self._maybe_dead = True  # dead letters of an earlier run may be waiting
+        self._sending: set[tuple[str, str, str, str]] = set()
+        """Fields in the rounds out (of every flush running): no other round takes them."""
 
     def wake(self) -> None:
         """Something was planned: look at the outbox now."""
@@ -80,34 +89,72 @@ class Writer:
 
     async def flush(self, *, drain: bool = False) -> int:
         """Send everything due now (``drain``: also what waits for its debounce); returns the
-        number of API calls made."""
+        number of API calls made (rounds handed to the sink).
+
+        Up to ``sink.rounds_in_flight`` rounds are out at once: the next round is handed over
+        while earlier ones are still on their way, so a vendor that takes several calls at a
+        time is kept busy while a round ends and settles. A field in a round in flight is in no
+        other round (a newer value waits for the older one's settle, so values reach the CRM
+        in order and a later one is never overwritten by an earlier one); rounds are settled in
+        the order they were handed over. After a rate limit no round is handed over until the
+        pause ends (those already out are settled). Leaving early (an error, cancellation)
+        cancels the rounds still out: their rows stay pending, as after a kill."""
         calls = 0
-        while True:
-            now = self.clock()
-            if now < self.stats.paused_until:
-                return calls
-            batch = await self.outbox.due(
-                self.connector, now, max(1, self.sink.max_batch), debounced_too=drain
-            )
-            if not batch:
-                return calls
-            calls += 1
-            self.stats.calls += 1
-            outcomes = await self._send(batch)
-            await self.outbox.settle(outcomes, int(self.clock() * 1000))
-            if any(o.kind == "dead" and o.transient for o in outcomes):
-                self._maybe_dead = True
-            elif self._maybe_dead and any(o.kind == "written" for o in outcomes):
-                back = await self.outbox.requeue_dead(self.connector, self.clock())
-                self._maybe_dead = back > 0
-                if back:
-                    self.stats.requeued += back
-                    log.info(
-                        "dead letters re-queued: the CRM answers again",
-                        extra={"connector": self.connector, "requeued": back},
+        depth = max(1, self.sink.rounds_in_flight)
+        limit = max(1, self.sink.max_batch)
+        rounds: deque[tuple[list[OutboxItem], asyncio.Task[list[Outcome]]]] = deque()
+        sending = self._sending
+        more = True  # rows may be due (cleared when none was, set again after a settle)
+        try:
+            while True:
+                while more and len(rounds) < depth:
+                    now = self.clock()
+                    if now < self.stats.paused_until:
+                        break
+                    batch = await self.outbox.due(
+                        self.connector,
+                        now,
+                        limit,
+                        debounced_too=drain,
+                        exclude=frozenset(sending),
                     )
-            if any(o.kind == "retry" and not o.counts_attempt for o in outcomes):
-                return calls  # rate limited: paused
+                    if not batch:
+                        more = False
+                        break
+                    calls += 1
+                    self.stats.calls += 1
+                    sending.update(_field(item) for item in batch)
+                    rounds.append((batch, asyncio.create_task(self._send(batch))))
+                if not rounds:
+                    return calls
+                batch, sent = rounds[0]
+                outcomes = await sent
+                rounds.popleft()
+                try:
+                    await self.outbox.settle(outcomes, int(self.clock() * 1000))
+                finally:  # settled, or left pending by a failed settle: free to go again
+                    sending.difference_update(_field(item) for item in batch)
+                more = True
+                if any(o.kind == "dead" and o.transient for o in outcomes):
+                    self._maybe_dead = True
+                elif self._maybe_dead and any(o.kind == "written" for o in outcomes):
+                    back = await self.outbox.requeue_dead(self.connector, self.clock())
+                    self._maybe_dead = back > 0
+                    if back:
+                        self.stats.requeued += back
+                        log.info(
+                            "dead letters re-queued: the CRM answers again",
+                            extra={"connector": self.connector, "requeued": back},
+                        )
+                if any(o.kind == "retry" and not o.counts_attempt for o in outcomes):
+                    more = False  # rate limited: paused; the rounds out are settled, no more
+        finally:
+            for _batch, task in rounds:
+                task.cancel()
+            if rounds:
+                await asyncio.gather(*(task for _b, task in rounds), return_exceptions=True)
+                for batch, _task in rounds:  # unsettled: pending (and maybe sent) in the outbox
+                    sending.difference_update(_field(item) for item in batch)
 
     async def _send(self, batch: Sequence[OutboxItem]) -> list[Outcome]:
         now = self.clock()

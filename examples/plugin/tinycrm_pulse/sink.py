@@ -11,6 +11,7 @@ from .client import TinyCrmClient
 
 class TinyCrmSink:
     max_batch = 50
+    rounds_in_flight = 1  # one call after the other
 
     def __init__(self, client: TinyCrmClient) -> None:
         self.client = client
