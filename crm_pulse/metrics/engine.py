@@ -63,6 +63,7 @@ from .pending import Due, PendingLedger
 from .plans import ObjectPlan, history_after
 from .report import ALL, MetricValue, Selection, evaluate, iter_report
 from .state import Key, MemoryStore, StateStore
+from .window_groups import WindowGroups, window_keys
 
 __all__ = ["DEFAULT_WINDOWS", "Engine"]
 
@@ -751,6 +752,41 @@ class Engine:
             if any(_StateIndex.counts(self, key, self.store.get(key), as_of) for key in keys):
                 yield group
 
+    def rollover_groups(
+        self,
+        m: CompiledMeasure,
+        fields: tuple[str, ...],
+        old: Window,
+        new: Window,
+        as_of: int,
+        also: Iterable[Group] = (),
+    ) -> set[Group] | None:
+        """Groups over ``fields`` whose value of ``m`` can differ between the calendar windows
+        ``old`` and ``new`` (those with data in either, see :mod:`.window_groups`), and those of
+        ``also`` that have data; None when the engine does not keep them (no ``track_groups``:
+        every group with data may)."""
+        if not self._track_groups or self._report_index is not None:
+            return None
+        live = self._live_groups
+        if live is None:
+            live = self._live_groups = _LiveGroups.build(self.store)
+        live.update(self.store, self._dirty)
+        by_month = self._place[m.index] in _BY_MONTH
+        keys = window_keys(self.calendar, m, by_month, old, new, as_of)
+        found = live.windows.groups(m.index, fields, keys)
+        found.update(also)
+        # with data as groups_with_data counts it: not when all it holds is dated later
+        horizon = self.pending.horizon
+        keys_of = live.groups(m.index, fields)
+        return {
+            group
+            for group in found
+            if any(
+                _StateIndex.counts(self, key, self.store.get(key), horizon)
+                for key in keys_of.get(group, ())
+            )
+        }
+
     def first_index(self, m: CompiledMeasure, group: Group, kind: str) -> int | None:
         return self._index().first.get((m.index, group, kind))
 
@@ -992,6 +1028,7 @@ class _LiveGroups:
 
     def __init__(self) -> None:
         self._by: dict[tuple[int, tuple[Any, ...]], dict[Group, set[Key]]] = {}
+        self.windows = WindowGroups()
 
     @classmethod
     def build(cls, store: StateStore) -> _LiveGroups:
@@ -999,6 +1036,8 @@ class _LiveGroups:
         for key, _value in store.items():
             if key[0] in _DATA_TAGS:
                 live._add(key)
+            elif key[0] == "at":
+                live.windows.add(key)
         return live
 
     def groups(self, index: int, fields: tuple[str, ...]) -> dict[Group, set[Key]]:
@@ -1006,10 +1045,12 @@ class _LiveGroups:
 
     def _add(self, key: Key) -> None:
         group = key[2]
+        self.windows.add(key)
         self._by.setdefault((key[1], tuple(group[0::2])), {}).setdefault(group, set()).add(key)
 
     def _discard(self, key: Key) -> None:
         group = key[2]
+        self.windows.discard(key)
         groups = self._by.get((key[1], tuple(group[0::2])))
         keys = None if groups is None else groups.get(group)
         if keys is not None:
@@ -1025,6 +1066,11 @@ class _LiveGroups:
                 keys = (("d", index, group, wkey[1]), ("dc", index, group, wkey[1]))
             elif tag == "a":
                 keys = (("am", index, group),)
+                at = ("at", index, group, wkey[1])
+                if store.get(at) is None:
+                    self.windows.discard(at)
+                else:
+                    self.windows.add(at)
             else:
                 continue
             for key in keys:
