@@ -17,11 +17,17 @@ re-evaluation, so what the CRM held depended on whether one had happened.
 Time moves values without any event: when a calendar window rolls over the rule's target window
 changes, and a rolling window slides continuously. :meth:`Planner.due_by_time` re-evaluates the
 rules concerned at each tick, and the outbox drops what equals the last write: at a rollover
-every group of the rule (every group's window moved); for a rolling rule, every group, or with
-``by_time`` (the embedded runtime, which reports the groups its batches touched with
-:meth:`Planner.touched`) only the groups whose value can have moved since the last tick: an
-index of groups by the next time their value can change by time alone (a contribution leaving
-the window, :mod:`crm_pulse.metrics.expiry`), so a tick costs the groups due, not every group.
+every group of the rule with data, at each tick every group of a rolling rule. With ``by_time``
+(the embedded runtime, which reports the groups its batches touched with
+:meth:`Planner.touched`) a tick costs the groups whose value can have moved, for every kind of
+measure: a rolling rule's groups are indexed by the next time their value can change by time
+alone (a contribution leaving or entering the window, a window condition flipping, a period
+or an ``active`` interval's end passing; :mod:`crm_pulse.metrics.expiry`), and a calendar
+rollover evaluates the groups with data in the windows it leaves or enters
+(:mod:`crm_pulse.metrics.window_groups`) and those a batch touched since the rule's last
+rollover; every other group's value is that of a window without data in both, which its field
+holds already. The first rollover of a rule after a start (or a rolled back batch) evaluates
+every group with data: the groups touched before it are not known.
 
 Never wipe, never flicker (the first-read rule, shared by both runtimes): a CRM field holds a
 value before crm-pulse starts, so nothing is written until every *pulling* source of the
