@@ -11,6 +11,7 @@ from ..calendar import (
 )
 from ..measures import Group
 from ..state import Key, StateStore
+from ..window_groups import WindowGroups
 from .core import _BY_MONTH
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ class _LiveGroups:
 
     def __init__(self) -> None:
         self._by: dict[tuple[int, tuple[Any, ...]], dict[Group, set[Key]]] = {}
+        self.windows = WindowGroups()
+        """The same by window (what a calendar rollover reads, see :mod:`..window_groups`)."""
 
     @classmethod
     def build(cls, store: StateStore) -> _LiveGroups:
@@ -35,6 +38,8 @@ class _LiveGroups:
         for key, _value in store.items():
             if key[0] in _DATA_TAGS:
                 live._add(key)
+            elif key[0] == "at":
+                live.windows.add(key)
         return live
 
     def groups(self, index: int, fields: tuple[str, ...]) -> dict[Group, set[Key]]:
@@ -42,10 +47,12 @@ class _LiveGroups:
 
     def _add(self, key: Key) -> None:
         group = key[2]
+        self.windows.add(key)
         self._by.setdefault((key[1], tuple(group[0::2])), {}).setdefault(group, set()).add(key)
 
     def _discard(self, key: Key) -> None:
         group = key[2]
+        self.windows.discard(key)
         groups = self._by.get((key[1], tuple(group[0::2])))
         keys = None if groups is None else groups.get(group)
         if keys is not None:
@@ -61,6 +68,11 @@ class _LiveGroups:
                 keys = (("d", index, group, wkey[1]), ("dc", index, group, wkey[1]))
             elif tag == "a":
                 keys = (("am", index, group),)
+                at = ("at", index, group, wkey[1])
+                if store.get(at) is None:
+                    self.windows.discard(at)
+                else:
+                    self.windows.add(at)
             else:
                 continue
             for key in keys:

@@ -3,7 +3,7 @@ minus what is not due yet, and the groups with data."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -15,7 +15,8 @@ from ..calendar import (
 )
 from ..measures import CompiledMeasure, Group, percentile
 from ..members import among_count, multiset, rolling_detail, rolling_periods
-from .core import _ANCHORED, _CURRENT_KEY, _MONTHLY, _MONTHS_PER, HOUR_MS, EngineCore
+from ..window_groups import window_keys
+from .core import _ANCHORED, _BY_MONTH, _CURRENT_KEY, _MONTHLY, _MONTHS_PER, HOUR_MS, EngineCore
 from .indexes import _LiveGroups, _StateIndex
 
 
@@ -182,6 +183,41 @@ class Reads(EngineCore):
         for group, keys in list(live.groups(m.index, fields).items()):
             if any(_StateIndex.counts(self, key, self.store.get(key), as_of) for key in keys):
                 yield group
+
+    def rollover_groups(
+        self,
+        m: CompiledMeasure,
+        fields: tuple[str, ...],
+        old: Window,
+        new: Window,
+        as_of: int,
+        also: Iterable[Group] = (),
+    ) -> set[Group] | None:
+        """Groups over ``fields`` whose value of ``m`` can differ between the calendar windows
+        ``old`` and ``new`` (those with data in either, see :mod:`..window_groups`), and those
+        of ``also`` that have data; None when the engine does not keep them (no
+        ``track_groups``: every group with data may)."""
+        if not self._track_groups or self._report_index is not None:
+            return None
+        live = self._live_groups
+        if live is None:
+            live = self._live_groups = _LiveGroups.build(self.store)
+        live.update(self.store, self._dirty)
+        by_month = self._place[m.index] in _BY_MONTH
+        keys = window_keys(self.calendar, m, by_month, old, new, as_of)
+        found = live.windows.groups(m.index, fields, keys)
+        found.update(also)
+        # with data as groups_with_data counts it: not when all it holds is dated later
+        horizon = self.pending.horizon
+        keys_of = live.groups(m.index, fields)
+        return {
+            group
+            for group in found
+            if any(
+                _StateIndex.counts(self, key, self.store.get(key), horizon)
+                for key in keys_of.get(group, ())
+            )
+        }
 
     def first_index(self, m: CompiledMeasure, group: Group, kind: str) -> int | None:
         return self._index().first.get((m.index, group, kind))

@@ -17,11 +17,17 @@ re-evaluation, so what the CRM held depended on whether one had happened.
 Time moves values without any event: when a calendar window rolls over the rule's target window
 changes, and a rolling window slides continuously. :meth:`Planner.due_by_time` re-evaluates the
 rules concerned at each tick, and the outbox drops what equals the last write: at a rollover
-every group of the rule (every group's window moved); for a rolling rule, every group, or with
-``by_time`` (the embedded runtime, which reports the groups its batches touched with
-:meth:`Planner.touched`) only the groups whose value can have moved since the last tick: an
-index of groups by the next time their value can change by time alone (a contribution leaving
-the window, :mod:`crm_pulse.metrics.expiry`), so a tick costs the groups due, not every group.
+every group of the rule with data, at each tick every group of a rolling rule. With ``by_time``
+(the embedded runtime, which reports the groups its batches touched with
+:meth:`Planner.touched`) a tick costs the groups whose value can have moved, for every kind of
+measure: a rolling rule's groups are indexed by the next time their value can change by time
+alone (a contribution leaving or entering the window, a window condition flipping, a period
+or an ``active`` interval's end passing; :mod:`crm_pulse.metrics.expiry`), and a calendar
+rollover evaluates the groups with data in the windows it leaves or enters
+(:mod:`crm_pulse.metrics.window_groups`) and those a batch touched since the rule's last
+rollover; every other group's value is that of a window without data in both, which its field
+holds already. The first rollover of a rule after a start (or a rolled back batch) evaluates
+every group with data: the groups touched before it are not known.
 
 Never wipe, never flicker (the first-read rule, shared by both runtimes): a CRM field holds a
 value before crm-pulse starts, so nothing is written until every *pulling* source of the
@@ -49,10 +55,9 @@ from ...errors import ConfigError, ConfigProblem
 from ...metrics.calendar import CURRENT, Calendar, Window, WindowSpec
 from ...metrics.catalog import Catalog, CompiledMetric
 from ...metrics.engine import Engine
-from ...metrics.expiry import indexable, next_change
+from ...metrics.expiry import next_change, watched_measures
 from ...metrics.measures import Group
 from ...metrics.report import MeasureSource, MetricValue, evaluate
-from ...metrics.state import StateStore
 
 __all__ = ["Planner", "RuleValue", "field_value"]
 
@@ -183,18 +188,35 @@ class Planner:
         # per rule: the target window and the groups whose value in it was planned (a change in
         # an earlier window cannot move it, so it is not evaluated again for such a change)
         self._covered: dict[int, tuple[Window, set[Group]]] = {}
-        # rolling rules whose measures all have a time of next change: their groups by it
+        # rolling rules: their groups by the next time their value can change by time alone
         self._by_time: dict[int, _TimeIndex] = {}
+        self._time_rules: dict[int, list[tuple[tuple[str, ...], set[Group]]]] = {}
+        """Measure -> (group fields, touched groups) of the rules whose value it can move."""
+        self._since_rollover: dict[int, set[Group]] = {}
+        """Per calendar rule: the groups a batch touched since its last rollover."""
+        self._tracked: set[int] = set()
+        """Calendar rules whose touched groups are known since their last rollover (one seen
+        by this planner: not after a start or a rolled back batch)."""
         self.time_measures: set[int] = set()
         """Measures of the time-indexed rules (what :meth:`touched` needs to hear about)."""
         if by_time:
             for r in self.rules:
                 spec = r.rule.window_spec
-                if spec.kind == "rolling" and all(indexable(m) for m in r.metric.measures):
-                    self._by_time[r.index] = _TimeIndex(spec.days)
-                    self.time_measures.update(m.index for m in r.metric.measures)
+                if spec.kind == "rolling":
+                    index = self._by_time[r.index] = _TimeIndex(spec.days)
+                    touched = index.touched
+                elif spec.is_calendar:
+                    touched = self._since_rollover[r.index] = set()
+                else:
+                    continue
+                watched = {i for m in r.metric.measures for i in watched_measures(m)}
+                for i in sorted(watched):
+                    self._time_rules.setdefault(i, []).append((r.fields, touched))
+                self.time_measures |= watched
         self.evaluations = 0
         """Values evaluated by :meth:`due_by_time` so far (a tick's cost, for tests)."""
+        self.evaluated: dict[int, int] = {}
+        """The same per rule (its index in the deployment's ``writeback``)."""
 
     # ------------------------------------------------------------ the first-read rule
     @property
@@ -307,6 +329,7 @@ class Planner:
         planned since, so they must be planned again), and the time index (built again by
         evaluating every group of the rolling rules at the next tick)."""
         self._covered.clear()
+        self._tracked.clear()
         for index in self._by_time.values():
             index.reset()
 
@@ -316,22 +339,23 @@ class Planner:
         again and looks their next time of change up. (The batch's ``changes`` compare with the
         value last *reported*, not with what a tick wrote since: a value that went back to the
         reported one is not planned by the batch.)"""
-        if not self._by_time:
+        if not self._time_rules:
             return
         for mi, group in groups:
+            rules = self._time_rules.get(mi)
+            if rules is None:
+                continue
             fields = tuple(group[0::2])
-            for r in self.rules:
-                index = self._by_time.get(r.index)
-                if index is None or fields != r.fields:
-                    continue
-                if any(m.index == mi for m in r.metric.measures):
-                    index.touched.add(group)
+            for rule_fields, touched in rules:
+                if fields == rule_fields:
+                    touched.add(group)
 
     # ------------------------------------------------------------ when time moves
     def forget_windows(self) -> None:
         """Make the next :meth:`due_by_time` treat every rule as rolled over (after a worker
         took over groups it did not tick for)."""
         self._last_targets.clear()
+        self._tracked.clear()
         for index in self._by_time.values():
             index.reset()
 
@@ -350,6 +374,7 @@ class Planner:
         """Take back what :meth:`tick_state` returned; rules that are not in it (new or edited
         since) are evaluated in full at the next tick."""
         self._last_targets.clear()
+        self._tracked.clear()
         for index in self._by_time.values():
             index.reset()
         for r in self.rules:
@@ -378,46 +403,76 @@ class Planner:
             return out
         for r in self.rules:
             window = self.target_window(r.rule, as_of)
-            rolled = self._last_targets.get(r.index) != window
+            last = self._last_targets.get(r.index)
+            rolled = last != window
             self._last_targets[r.index] = window
             if not rolled and window.spec.kind != "rolling":
                 continue
             covered = self._covered_groups(r.index, window)
             index = self._by_time.get(r.index)
+            since = self._since_rollover.get(r.index)
             if index is not None and index.built and not rolled:
                 groups = self._due_groups(index, as_of)
+            elif (
+                r.index in self._tracked
+                and last is not None
+                and (found := self._rolled_groups(engine, r, last, window, as_of)) is not None
+            ):
+                groups = found
             else:
                 groups = self._groups(engine, r)
                 if index is not None:
                     index.reset()
                     index.built = True
+            if since is not None:
+                since.clear()
+                self._tracked.add(r.index)
             groups += [g for g in extra if tuple(g[0::2]) == r.fields]
             for group in dict.fromkeys(groups):
                 if owns is not None and not owns(group):
                     continue
                 covered.add(group)
                 self.evaluations += 1
+                self.evaluated[r.index] = self.evaluated.get(r.index, 0) + 1
                 value = evaluate(self.catalog, engine, r.metric, group, window, as_of)
                 if index is not None:
-                    index.put(group, self._next_change(r, index, engine.store, group, as_of))
+                    index.put(group, self._next_change(r, index, engine, group, as_of))
                 write = self._write(r, group, value)
                 if write is not None:
                     out.append(write)
         return out
+
+    def _rolled_groups(
+        self, engine: Engine, r: _Rule, old: Window, new: Window, as_of: int
+    ) -> list[Group] | None:
+        """The groups whose value can differ between a calendar rule's former target window
+        and its new one: those with data in either (or between); the others' fields hold the
+        value of a window without data in both. None: the engine cannot tell."""
+        if not r.fields:
+            return [()]
+        groups: set[Group] = set()
+        touched = self._since_rollover.get(r.index, ())
+        for m in r.metric.measures:
+            found = engine.rollover_groups(m, r.fields, old, new, as_of, touched)
+            if found is None:
+                return None
+            groups |= found
+        return sorted((g for g in groups if g[1] not in (None, "")), key=lambda g: str(g[1]))
 
     @staticmethod
     def _due_groups(index: _TimeIndex, as_of: int) -> list[Group]:
         """The groups of a time-indexed rule whose value can have moved since its last tick:
         those whose time came, and those a batch touched."""
         groups = set(index.due(as_of)) | index.touched
-        index.touched = set()
+        index.touched.clear()  # the same set: the planner's touched() adds to it
         return sorted(groups, key=lambda g: str(g[1:2]))
 
     @staticmethod
     def _next_change(
-        r: _Rule, index: _TimeIndex, store: StateStore, group: Group, as_of: int
+        r: _Rule, index: _TimeIndex, engine: Engine, group: Group, as_of: int
     ) -> int | None:
-        times = [next_change(store, m, group, index.days, as_of) for m in r.metric.measures]
+        store, calendar, days = engine.store, engine.calendar, index.days
+        times = [next_change(store, calendar, m, group, days, as_of) for m in r.metric.measures]
         known = [t for t in times if t is not None]
         return min(known) if known else None
 
