@@ -486,15 +486,17 @@ class EmbeddedRuntime(IntakeFront):
         """The records that make one value now (the status page's drill-down); ``group`` as
         ``FIELD=VALUE`` items. Raises ``ValueError`` saying what is wrong with the question."""
         from ...metrics.events import parse_time
-        from ...metrics.explain import explain, parse_group
-        from ..explain import record_states
+        from ...metrics.explain import parse_group
+        from ..explain import explain_store
 
         when = int(self.clock() * 1000) if not as_of else parse_time(as_of)
         key = parse_group(group)
 
         def run() -> dict[str, Any]:
-            states = list(record_states(self.catalog, self.consumer.store.items()))
-            found = explain(self.catalog, states, metric, window, key, when, states=True)
+            # the group's records only, through the store's group index
+            store = self.consumer.store
+            assert store.index is not None
+            found = explain_store(self.catalog, store, store.index, metric, window, key, when)
             return {
                 **found.value_row(),
                 "contributions": [c.to_json() for c in found.contributions],
