@@ -41,6 +41,9 @@ __all__ = ["STALL_INTERVALS", "EmbeddedRuntime", "build_connectors", "cannot_lis
 
 log = logging.getLogger("crm_pulse.runtime")
 
+MAX_GROUP_VALUE = 1_000
+"""Characters of a group value ``/explain`` accepts (a longer one is refused with a 400)."""
+
 
 class EmbeddedRuntime(IntakeFront):
     """Runs one deployment in this process: an :class:`~.intake.Intake` (state file, inbox,
@@ -489,8 +492,17 @@ class EmbeddedRuntime(IntakeFront):
         from ...metrics.explain import parse_group
         from ..explain import explain_store
 
-        when = int(self.clock() * 1000) if not as_of else parse_time(as_of)
+        try:
+            when = int(self.clock() * 1000) if not as_of else parse_time(as_of)
+        except ValueError as exc:
+            raise ValueError(f"as_of: {str(exc)[:200]}") from None
         key = parse_group(group)
+        for value in key[1::2]:
+            if len(value) > MAX_GROUP_VALUE:
+                raise ValueError(
+                    f"group: a value of {len(value):,} characters (group values are ids and "
+                    f"names: at most {MAX_GROUP_VALUE:,})"
+                )
 
         def run() -> dict[str, Any]:
             # the group's records only, through the store's group index
