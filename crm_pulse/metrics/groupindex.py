@@ -87,40 +87,53 @@ class GroupIndex:
                 elif name == "source":
                     fields.append((name, None))
             self.fields[obj] = tuple(fields)
+        self._names = {obj: tuple(n for n, _at in f) for obj, f in self.fields.items()}
+        self._at = {obj: tuple(at for _n, at in f) for obj, f in self.fields.items()}
         self.signature = repr(
             (INDEX_VERSION, sorted((obj, self.reads[obj], f) for obj, f in self.fields.items()))
         )
         """What the terms depend on: a persisted index built under another one is rebuilt."""
         self.by_term: dict[Term, set[Key]] = {}
         self.by_object: dict[str, set[Key]] = {}
-        self._added: set[tuple[Term, Key]] = set()
-        self._removed: set[tuple[Term, Key]] = set()
+        self._ops: dict[tuple[Term, Key], bool] = {}
+        """Rows added (True) or removed (False) since :meth:`take_changes`: the last change of
+        a row is its state now, however often it moved in between."""
+        self._hashes: dict[Term, int] = {}
+        """:func:`term_hash` of the terms in :attr:`by_term` (many records share each)."""
 
     # ------------------------------------------------------------------ terms of a record
+
+    def _values(self, key: Key, state: Any) -> tuple[Any, ...] | None:
+        """The indexed fields' values of a live record state (None: not one; see
+        :meth:`terms`)."""
+        if state is None:
+            return None
+        values = state[1]
+        obj = key[2]
+        if values is None or len(values) != len(self.reads[obj]):
+            return None
+        return tuple([key[1] if at is None else values[at] for at in self._at[obj]])
+
+    def _terms(self, obj: str, values: tuple[Any, ...] | None) -> list[Term]:
+        if values is None:
+            return []
+        return [(obj, n, v) for n, v in zip(self._names[obj], values, strict=True) if v is not None]
 
     def terms(self, key: Key, state: Any) -> tuple[Term, ...] | None:
         """The terms of a record state; None when it is not a live record of an object the
         catalog reads with its current fields (deleted, other definitions, not a record)."""
-        if state is None or key[0] != "r":
+        if key[0] != "r" or key[2] not in self.fields:
             return None
-        values = state[1]
-        obj = key[2]
-        fields = self.fields.get(obj)
-        if values is None or fields is None or len(values) != len(self.reads[obj]):
-            return None
-        return tuple(
-            (obj, name, key[1] if at is None else values[at])
-            for name, at in fields
-            if (key[1] if at is None else values[at]) is not None
-        )
+        values = self._values(key, state)
+        return None if values is None else tuple(self._terms(key[2], values))
 
     # ------------------------------------------------------------------ upkeep
 
     def clear(self) -> None:
         self.by_term.clear()
         self.by_object.clear()
-        self._added.clear()
-        self._removed.clear()
+        self._ops.clear()
+        self._hashes.clear()
 
     def build(self, items: Iterable[tuple[Key, Any]]) -> None:
         """Index every record of ``items`` (a loaded state), from empty; not remembered as
@@ -138,49 +151,63 @@ class GroupIndex:
                 by_term.setdefault(term, set()).add(key)
 
     def move(self, key: Key, old: Any, new: Any) -> None:
-        """A record's state went from ``old`` to ``new`` (None: absent)."""
-        before = self.terms(key, old)
-        after = self.terms(key, new)
+        """A record's state went from ``old`` to ``new`` (None: absent); on the store's path
+        for every record change, so the common case (no indexed value moved) is a tuple
+        comparison."""
+        obj = key[2]
+        if obj not in self.fields:
+            return
+        before = self._values(key, old)
+        after = self._values(key, new)
         if before == after:
             return
-        obj = key[2]
         if before is None:
             self.by_object.setdefault(obj, set()).add(key)
-            before = ()
-        if after is None:
+        elif after is None:
             live = self.by_object.get(obj)
             if live is not None:
                 live.discard(key)
-            after = ()
-        added, removed = self._added, self._removed
-        for term in before:
-            if term in after:
+        gone = self._terms(obj, before)
+        came = self._terms(obj, after)
+        by_term, ops = self.by_term, self._ops
+        for term in gone:
+            if term in came:
                 continue
-            keys = self.by_term.get(term)
+            ops[term, key] = False
+            keys = by_term.get(term)
             if keys is not None:
                 keys.discard(key)
                 if not keys:
-                    del self.by_term[term]
-            row = (term, key)
-            if row in added:
-                added.discard(row)
-            else:
-                removed.add(row)
-        for term in after:
-            if term in before:
-                continue
-            self.by_term.setdefault(term, set()).add(key)
-            row = (term, key)
-            if row in removed:
-                removed.discard(row)
-            else:
-                added.add(row)
+                    del by_term[term]
+                    self._hashes.pop(term, None)
+        for term in came:
+            if term not in gone:
+                ops[term, key] = True
+                keys = by_term.get(term)
+                if keys is None:
+                    by_term[term] = {key}
+                else:
+                    keys.add(key)
 
-    def take_changes(self) -> tuple[set[tuple[Term, Key]], set[tuple[Term, Key]]]:
+    def term_hash(self, term: Term) -> int:
+        """:func:`term_hash`, remembered while the term has records."""
+        found = self._hashes.get(term)
+        if found is None:
+            found = term_hash(term)
+            if term in self.by_term:
+                self._hashes[term] = found
+        return found
+
+    def take_changes(self) -> tuple[list[tuple[Term, Key]], list[tuple[Term, Key]]]:
         """(rows added, rows removed) since the last call, and forget them."""
-        added, removed = self._added, self._removed
-        self._added, self._removed = set(), set()
+        ops, self._ops = self._ops, {}
+        added = [row for row, present in ops.items() if present]
+        removed = [row for row, present in ops.items() if not present]
         return added, removed
+
+    def forget_changes(self) -> None:
+        """Drop the changes not taken (the whole index is being written)."""
+        self._ops.clear()
 
     def rows(self) -> Iterator[tuple[Term, Key]]:
         """Every (term, record key) row (to write a persisted index from scratch)."""

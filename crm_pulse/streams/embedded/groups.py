@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
+from ...metrics.collector import collector_paused
 from ...metrics.groupindex import GroupIndex, Term, term_hash
 from ...metrics.state import Key
 
@@ -53,25 +54,32 @@ def _mark_consumed(conn: sqlite3.Connection) -> None:
 
 
 def write_index_changes(conn: sqlite3.Connection, index: GroupIndex) -> None:
-    """Write the rows that moved since the last flush (in the caller's transaction)."""
+    """Write the rows that moved since the last flush (in the caller's transaction). The rows are built with the cyclic garbage collector
+    paused (:mod:`~crm_pulse.metrics.collector`: none of them is cyclic, and the collector's
+    full passes walk the whole state)."""
+    with collector_paused():
+        _write_changes(conn, index)
+    _mark_consumed(conn)
+
+
+def _write_changes(conn: sqlite3.Connection, index: GroupIndex) -> None:
     added, removed = index.take_changes()
     if removed:
         conn.executemany(
             "DELETE FROM record_groups WHERE term = ? AND k = ?",
-            [(term_hash(term), repr(key)) for term, key in removed],
+            [(index.term_hash(term), repr(key)) for term, key in removed],
         )
     if added:
         conn.executemany(
             "INSERT OR IGNORE INTO record_groups (term, k) VALUES (?, ?)",
-            [(term_hash(term), repr(key)) for term, key in added],
+            sorted([(index.term_hash(term), repr(key)) for term, key in added]),
         )
-    _mark_consumed(conn)
 
 
 def write_index(conn: sqlite3.Connection, index: GroupIndex) -> int:
     """Rewrite the whole table from the index in memory (in the caller's transaction);
     returns the rows written."""
-    index.take_changes()
+    index.forget_changes()
     conn.execute("DELETE FROM record_groups")
     rows = sorted({(term_hash(term), repr(key)) for term, key in index.rows()})
     conn.executemany("INSERT OR IGNORE INTO record_groups (term, k) VALUES (?, ?)", rows)
