@@ -54,9 +54,9 @@ def _mark_consumed(conn: sqlite3.Connection) -> None:
 
 
 def write_index_changes(conn: sqlite3.Connection, index: GroupIndex) -> None:
-    """Write the rows that moved since the last flush (in the caller's transaction). The rows are built with the cyclic garbage collector
-    paused (:mod:`~crm_pulse.metrics.collector`: none of them is cyclic, and the collector's
-    full passes walk the whole state)."""
+    """Write the rows that moved since the last flush (in the caller's transaction), built
+    with the cyclic garbage collector paused (:mod:`~crm_pulse.metrics.collector`: none of
+    them is cyclic, and the collector's full passes walk the whole state)."""
     with collector_paused():
         _write_changes(conn, index)
     _mark_consumed(conn)
