@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from crm_pulse.sandbox import FakeServer
+from tests.ports import free_port as _free_port
 
 PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "plugin"
 CLI = [sys.executable, "-m", "crm_pulse.cli"]
@@ -41,12 +41,6 @@ def example_plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield source
     finally:
         subprocess.run([*pip, "uninstall", "-y", "crm-pulse-tinycrm"], capture_output=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(**extra: str) -> dict[str, str]:

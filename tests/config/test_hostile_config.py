@@ -11,6 +11,7 @@ import pytest
 
 from crm_pulse.cli import main
 from crm_pulse.streams.embedded.database import Database
+from tests.ports import free_port
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
@@ -23,7 +24,7 @@ def config(tmp_path: Path, state: str = "s.sqlite", extra: str = "") -> Path:
     path = tmp_path / "d.yaml"
     path.write_text(
         f"timezone: UTC\nconnectors: []\nruntime:\n  state_path: {state}\n"
-        f"  listen: 127.0.0.1:0{extra}\n".replace("127.0.0.1:0", "127.0.0.1:18999")
+        f"  listen: 127.0.0.1:{free_port()}{extra}\n"
     )
     return path
 

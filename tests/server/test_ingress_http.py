@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,14 +19,9 @@ from crm_pulse.connectors.file import read_values
 from crm_pulse.connectors.protocols import WebhookRequest
 from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.http import build_app, serve_runtime
+from tests.ports import free_port
 
 SECRET = "s3cr3t-ingress-key-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 DEPLOY = """

@@ -15,6 +15,7 @@ from crm_pulse.errors import RetriableError
 from crm_pulse.sandbox import FakeHubSpot, FakeServer, TestCA
 from crm_pulse.streams.doctor import doctor
 from crm_pulse.streams.embedded.runtime import build_connectors
+from tests.ports import free_port as _free_port
 
 TOKEN = "pat-doctor-token"
 
@@ -27,12 +28,6 @@ def portal() -> Iterator[tuple[FakeHubSpot, FakeServer]]:
     fake.add_property("companies", "crm_pulse_won")
     with FakeServer(fake.app(), ca=TestCA()) as server:
         yield fake, server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _text(server: FakeServer, tmp_path: Path, port: int, *, secret: bool = True) -> str:

@@ -15,9 +15,10 @@ from ..protocols import Connector
 from .client import HubSpotClient
 from .mapping import HubSpotMapper
 from .provisioner import HubSpotProvisioner
+from .records import RecordMapper
 from .settings import HubSpotSettings
 from .sink import HubSpotReader, HubSpotSink
-from .source import HubSpotSource, OwnersAccess, RecordMapper
+from .source import HubSpotSource, OwnersAccess
 from .webhooks import HubSpotReceiver
 
 __all__ = [

@@ -20,14 +20,14 @@ fields are then null, which keeps the last change a user made (docs/metrics.md).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from ...errors import DataError
 from ...metrics.events import Event
 from .. import user_record
+from .objects import OBJECT_TYPE_IDS, OBJECTS, ObjectSpec, object_type_of
 from .settings import HubSpotMapping
+from .values import deal_stage_status, ticket_stage_status, to_iso, to_ms
 
 __all__ = [
     "OBJECTS",
@@ -47,127 +47,6 @@ _CHANGED_OBJECTS = frozenset({"account", "contact", "deal", "ticket", "activity"
 """Canonical objects whose records say who changed them last."""
 
 
-@dataclass(frozen=True)
-class ObjectSpec:
-    object_type: str
-    canonical: str
-    modified: str = "hs_lastmodifieddate"
-    fields: Mapping[str, str] = field(default_factory=dict)
-    constant: Mapping[str, str] = field(default_factory=dict)
-
-
-def _activity(kind: str, object_type: str) -> ObjectSpec:
-    return ObjectSpec(
-        object_type,
-        "activity",
-        fields={"owner_id": "hubspot_owner_id", "occurred_at": "hs_timestamp"},
-        constant={"type": kind},
-    )
-
-
-OBJECTS: dict[str, ObjectSpec] = {
-    "companies": ObjectSpec(
-        "companies",
-        "account",
-        fields={
-            "owner_id": "hubspot_owner_id",
-            "domain": "domain",
-            "customer_since": "hs_date_entered_customer",
-            "created_at": "createdate",
-        },
-    ),
-    "contacts": ObjectSpec(
-        "contacts",
-        "contact",
-        modified="lastmodifieddate",
-        fields={
-            "account_id": "associatedcompanyid",
-            "owner_id": "hubspot_owner_id",
-            "email": "email",
-            "created_at": "createdate",
-            "converted_at": "hs_lifecyclestage_customer_date",
-        },
-    ),
-    "deals": ObjectSpec(
-        "deals",
-        "deal",
-        fields={
-            "account_id": "hs_primary_associated_company",
-            "owner_id": "hubspot_owner_id",
-            "pipeline": "pipeline",
-            "stage": "dealstage",
-            "amount": "amount_in_home_currency",  # the portal's currency: one reporting currency
-            "created_at": "createdate",
-            "closed_at": "closedate",
-        },
-    ),
-    "tickets": ObjectSpec(
-        "tickets",
-        "ticket",
-        fields={
-            "account_id": "hs_primary_company_id",
-            "owner_id": "hubspot_owner_id",
-            "created_at": "createdate",
-            "closed_at": "closed_date",
-            "first_response_at": "first_agent_reply_date",
-        },
-    ),
-    "calls": _activity("call", "calls"),
-    "emails": _activity("email", "emails"),
-    "meetings": _activity("meeting", "meetings"),
-    "tasks": _activity("task", "tasks"),
-    "notes": _activity("note", "notes"),
-    "feedback_submissions": ObjectSpec(
-        "feedback_submissions",
-        "survey_response",
-        fields={
-            "contact_id": "hs_contact_id",
-            "score": "hs_response_value",
-            "submitted_at": "hs_submission_timestamp",
-        },
-    ),
-}
-
-OBJECT_TYPE_IDS = {
-    "0-1": "contacts",
-    "0-2": "companies",
-    "0-3": "deals",
-    "0-5": "tickets",
-    "0-27": "tasks",
-    "0-46": "notes",
-    "0-47": "meetings",
-    "0-48": "calls",
-    "0-49": "emails",
-    "0-19": "feedback_submissions",
-}
-"""HubSpot's object-type ids (the current spec's paths and generic webhooks use them)."""
-
-_SINGULAR = {
-    "company": "companies",
-    "contact": "contacts",
-    "deal": "deals",
-    "ticket": "tickets",
-    "call": "calls",
-    "email": "emails",
-    "meeting": "meetings",
-    "meeting_event": "meetings",
-    "note": "notes",
-    "task": "tasks",
-    "feedback_submission": "feedback_submissions",
-}
-
-
-def object_type_of(name: str) -> str | None:
-    """Our object type (``deals``) for any name HubSpot uses: ``deal``, ``DEAL``, ``0-3``."""
-    text = str(name).strip()
-    if text in OBJECT_TYPE_IDS:
-        return OBJECT_TYPE_IDS[text]
-    lower = text.lower()
-    if lower in OBJECTS:
-        return lower
-    return _SINGULAR.get(lower)
-
-
 _TIME_FIELDS = {
     "modified_at",
     "customer_since",
@@ -180,72 +59,6 @@ _TIME_FIELDS = {
     "first_response_at",
     "submitted_at",
 }
-
-
-def to_ms(value: Any) -> int | None:
-    """A HubSpot date/datetime value (ISO text, epoch milliseconds, or a date) -> epoch ms."""
-    if value is None or value == "":
-        return None
-    text = str(value).strip()
-    if text.isascii() and text.isdigit():
-        if len(text) > 14:  # later than the year 5000 in milliseconds
-            raise DataError(f"not a date or time in range: {text[:20]!r}")
-        return int(text)
-    if len(text) == 10:
-        text += "T00:00:00Z"
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise DataError(f"not a date or time: {text[:40]!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    if not 1900 <= parsed.year < 2200:
-        raise DataError(f"date or time outside 1900..2200: {text[:40]!r}")
-    return int(parsed.timestamp() * 1000)
-
-
-def to_iso(value: Any) -> str | None:
-    ms = to_ms(value)
-    if ms is None:
-        return None
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-    )
-
-
-def _flag(value: Any) -> bool | None:
-    if value is None or value == "":
-        return None
-    return str(value).strip().lower() == "true"
-
-
-def deal_stage_status(metadata: Mapping[str, Any]) -> str:
-    """open/won/lost of a deal stage from its pipeline metadata.
-
-    HubSpot documents ``probability`` (0.0 to 1.0) as the deal stage's metadata: a closed-won
-    stage has 1.0 and a closed-lost stage 0.0. ``isClosed`` (sent by the API, not part of the
-    documented input) is only a fallback when no probability is given."""
-    raw = metadata.get("probability")
-    try:
-        probability = float(raw) if raw not in (None, "") else None
-    except (TypeError, ValueError):
-        probability = None
-    closed = _flag(metadata.get("isClosed"))
-    if probability is not None:
-        if probability >= 1.0:
-            return "won" if closed is not False else "open"
-        if probability <= 0.0:
-            return "lost" if closed is not False else "open"
-        return "lost" if closed else "open"
-    return "lost" if closed else "open"
-
-
-def ticket_stage_status(metadata: Mapping[str, Any]) -> str:
-    """open/closed of a ticket stage: its ``ticketState`` (OPEN/CLOSED), else ``isClosed``."""
-    state = str(metadata.get("ticketState") or "").upper()
-    if state in ("OPEN", "CLOSED"):
-        return state.lower()
-    return "closed" if _flag(metadata.get("isClosed")) else "open"
 
 
 class HubSpotMapper:

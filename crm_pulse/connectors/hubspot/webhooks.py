@@ -36,7 +36,7 @@ from .. import load_json, reject
 from ..protocols import BadRecord, ReceiverBase, WebhookRequest
 from .client import HubSpotClient
 from .mapping import HubSpotMapper, object_type_of
-from .source import RecordMapper
+from .records import RecordMapper
 
 __all__ = ["MAX_AGE_MS", "HubSpotReceiver", "signature_v3", "uri_for_signature"]
 

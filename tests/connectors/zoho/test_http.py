@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,14 +15,9 @@ from crm_pulse.sandbox.server import FakeServer, TestCA
 from crm_pulse.sandbox.zoho import FakeZoho
 from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.http import serve_runtime
+from tests.ports import free_port as _free_port
 
 from .harness import CHANNEL_TOKEN, CLIENT_ID, CLIENT_SECRET, REFRESH
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

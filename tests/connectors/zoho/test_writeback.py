@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from crm_pulse.sandbox.server import FakeServer, TestCA
 from crm_pulse.sandbox.zoho import FakeZoho
 from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.http import serve_runtime
+from tests.ports import free_port as _free_port
 
 from ..helpers import write_through_outbox
 from .harness import CHANNEL_TOKEN, CLIENT_ID, CLIENT_SECRET, FIELD, REFRESH, make_harness
@@ -99,12 +99,6 @@ async def test_provision_creates_fields_or_says_what_to_create() -> None:
         (line,) = await h.connector.provisioner.create(missing)
         assert "could not create Accounts field 'Won revenue MTD'" in line
         assert "LIMIT_EXCEEDED" in line and "create it by hand" in line and "Currency" in line
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_end_to_end_fields_in_zoho_equal_replay(tmp_path: Path) -> None:

@@ -1,171 +1,27 @@
-"""The seeded demo company: the simulators of HubSpot, Pipedrive, Salesforce, monday and Zoho CRM, filled with one company.
-
-:class:`Sandbox` starts FakeHubSpot (HTTPS, with a throw-away CA) and FakePipedrive on
-127.0.0.1, fills them with a year of one reproducible company (accounts, contacts, deals
-through a pipeline with new business, upsells and renewals, tickets, calls, meetings and
-e-mails, NPS and CSAT answers), and can then make live changes and deliver them as signed
-webhooks (HubSpot v3 signatures, Pipedrive HTTP Basic, monday JWT, Zoho channel tokens) to a
-runtime. ``live``
-names the CRMs whose changes are made (``crm-pulse demo --crms``; default: all).
-
-``environment()`` gives the variables ``demo.yaml`` (beside this module) reads (URLs, tokens,
-secrets).
-"""
+"""The company's year: a reproducible history seeded into every CRM."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import random
 import time
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
-from ..metrics.events import Event
-from .hubspot import FakeHubSpot, iso_ms
-from .monday import FakeMonday
-from .pipedrive import FakePipedrive
-from .salesforce import FakeSalesforce
-from .server import FakeServer, TestCA
-from .zoho import FakeZoho
-
-__all__ = ["HOME_COMPANY", "HOME_ORGANIZATION", "Sandbox", "SandboxStats"]
-
-DAY = 86_400_000
-HOME_COMPANY = "1001"  # the HubSpot company that holds company-wide values
-HOME_ORGANIZATION = "101"  # the Pipedrive organization that holds company-wide values
-MONDAY_DEALS_BOARD, MONDAY_ACCOUNTS_BOARD = "1000001", "1000002"  # the monday team's boards
-HUBSPOT_REPS = ("11", "12", "13", "14")
-PIPEDRIVE_REPS = (21, 22)
-MONDAY_REPS = (31, 32)
-_STAGES = ("appointmentscheduled", "qualifiedtobuy", "contractsent")
+from ...metrics.events import Event
+from ..hubspot import iso_ms
+from .model import (
+    _STAGES,
+    DAY,
+    HOME_ORGANIZATION,
+    HUBSPOT_REPS,
+    MONDAY_ACCOUNTS_BOARD,
+    MONDAY_DEALS_BOARD,
+    MONDAY_REPS,
+    PIPEDRIVE_REPS,
+)
+from .servers import _Company
 
 
-@dataclass
-class SandboxStats:
-    webhooks_sent: int = 0
-    webhooks_refused: int = 0
-    changes: int = 0
-
-
-class Sandbox:
-    """The three fakes, seeded; serve them with :meth:`start` and stop with :meth:`stop`."""
-
-    def __init__(
-        self, seed: int = 7, now_ms: int | None = None, live: set[str] | None = None
-    ) -> None:
-        self.rng = random.Random(seed)
-        self.now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-        self.ca = TestCA()
-        self.hubspot = FakeHubSpot("demo-hubspot-token", app_secret="demo-hubspot-app-secret")
-        self.pipedrive = FakePipedrive(
-            "demo-pipedrive-token", webhook_password="demo-pipedrive-hook"
-        )
-        self.salesforce = FakeSalesforce(session_id="00Ddemo!salesforce-session")
-        self.monday = FakeMonday(
-            "demo-monday-token", signing_secret="demo-monday-signing-secret-0123456789abcdef"
-        )
-        self._mo_server = FakeServer(self.monday.app(), ca=self.ca)
-        self.zoho = FakeZoho(
-            client_id="1000.DEMOZOHOCLIENT",
-            client_secret="demo-zoho-client-secret",
-            refresh_token="1000.demo-zoho-refresh",
-        )
-        self._zo_server = FakeServer(self.zoho.app(), ca=self.ca)
-        self.zoho_home = ""
-        self.zoho_open: list[str] = []
-        self.live = (
-            live if live is not None else {"hubspot", "pipedrive", "salesforce", "monday", "zoho"}
-        )
-        self.mo_open: list[str] = []
-        self.mo_home = ""
-        self.monday_hook = ""
-        self._hs_server = FakeServer(self.hubspot.app(), ca=self.ca)
-        self._pd_server = FakeServer(self.pipedrive.app())
-        self._sf_server = FakeServer(self.salesforce.app(), ca=self.ca)
-        self.sf_home = ""
-        self.stats = SandboxStats()
-        self.companies: list[str] = []
-        self.open_deals: list[str] = []
-        self.pd_open: list[str] = []
-        self.seed()
-
-    # ------------------------------------------------------------ serving
-    def start(self) -> Sandbox:
-        self._hs_server.start()
-        self._pd_server.start()
-        self._sf_server.start()
-        self._mo_server.start()
-        self._zo_server.start()
-        return self
-
-    def stop(self) -> None:
-        self._hs_server.stop()
-        self._pd_server.stop()
-        self._sf_server.stop()
-        self._mo_server.stop()
-        self._zo_server.stop()
-
-    def environment(self, state_path: str, port: int) -> dict[str, str]:
-        return {
-            "DEMO_HUBSPOT_URL": self._hs_server.url,
-            "DEMO_HUBSPOT_TOKEN": self.hubspot.token,
-            "DEMO_HUBSPOT_APP_SECRET": self.hubspot.app_secret,
-            "DEMO_CA_CERT": str(self.ca.cert_path),
-            "DEMO_PIPEDRIVE_URL": self._pd_server.url,
-            "DEMO_PIPEDRIVE_TOKEN": self.pipedrive.token,
-            "DEMO_PIPEDRIVE_WEBHOOK_PASSWORD": self.pipedrive.webhook_password,
-            "DEMO_SALESFORCE_URL": self._sf_server.url,
-            "DEMO_SALESFORCE_SESSION": self.salesforce.session_id,
-            "DEMO_SALESFORCE_HOME": self.sf_home,
-            "DEMO_MONDAY_URL": f"{self._mo_server.url}/v2",
-            "DEMO_MONDAY_TOKEN": self.monday.token,
-            "DEMO_MONDAY_SIGNING_SECRET": self.monday.signing_secret or "",
-            "DEMO_MONDAY_HOOK_URL": self._monday_hook(port),
-            "DEMO_MONDAY_HOME": self.mo_home,
-            "DEMO_ZOHO_URL": self._zo_server.url,
-            "DEMO_ZOHO_CLIENT_ID": self.zoho.client_id,
-            "DEMO_ZOHO_CLIENT_SECRET": self.zoho.client_secret,
-            "DEMO_ZOHO_REFRESH_TOKEN": self.zoho.refresh_token,
-            "DEMO_ZOHO_CHANNEL_TOKEN": "demo-zoho-channel-token",
-            "DEMO_ZOHO_NOTIFY_URL": f"http://127.0.0.1:{port}/webhooks/zoho",
-            "DEMO_ZOHO_HOME": self.zoho_home,
-            "DEMO_STATE": state_path,
-            "DEMO_LISTEN": f"127.0.0.1:{port}",
-        }
-
-    def _monday_hook(self, port: int) -> str:
-        self.monday_hook = f"http://127.0.0.1:{port}/webhooks/monday"
-        return self.monday_hook
-
-    def crm_environment(self) -> dict[str, str]:
-        """The variables a file written by ``crm-pulse init --sandbox`` reads."""
-        return {
-            "HUBSPOT_URL": self._hs_server.url,
-            "HUBSPOT_TOKEN": self.hubspot.token,
-            "HUBSPOT_APP_SECRET": self.hubspot.app_secret,
-            "HUBSPOT_HOME_RECORD": HOME_COMPANY,
-            "PIPEDRIVE_URL": self._pd_server.url,
-            "PIPEDRIVE_TOKEN": self.pipedrive.token,
-            "PIPEDRIVE_WEBHOOK_PASSWORD": self.pipedrive.webhook_password,
-            "PIPEDRIVE_HOME_RECORD": HOME_ORGANIZATION,
-            "SALESFORCE_URL": self._sf_server.url,
-            "SALESFORCE_SESSION": self.salesforce.session_id,
-            "SALESFORCE_HOME_RECORD": self.sf_home,
-            "MONDAY_URL": f"{self._mo_server.url}/v2",
-            "MONDAY_TOKEN": self.monday.token,
-            "MONDAY_DEALS_BOARD": MONDAY_DEALS_BOARD,
-            "MONDAY_ACCOUNTS_BOARD": MONDAY_ACCOUNTS_BOARD,
-            "MONDAY_HOME_RECORD": self.mo_home,
-            "ZOHO_URL": self._zo_server.url,
-            "ZOHO_CLIENT_ID": self.zoho.client_id,
-            "ZOHO_CLIENT_SECRET": self.zoho.client_secret,
-            "ZOHO_REFRESH_TOKEN": self.zoho.refresh_token,
-            "ZOHO_HOME_RECORD": self.zoho_home,
-            "CRM_PULSE_SANDBOX_CA": str(self.ca.cert_path),
-        }
+class _Year(_Company):
+    """Seeding the company's year."""
 
     # ------------------------------------------------------------ the company's year
     def _user(self, owner_id: str) -> int:
@@ -472,114 +328,3 @@ class Sandbox:
             )
             if is_open:
                 self.zoho_open.append(rid)
-
-    async def _zoho_change(self, session: aiohttp.ClientSession, runtime_url: str) -> None:
-        """An open Zoho deal closes; Zoho notifies the channel with its id."""
-        rid = self.zoho_open.pop(self.rng.randrange(len(self.zoho_open)))
-        stage = self.rng.choice(["Closed Won", "Closed Won", "Closed Lost"])
-        today = time.strftime("%Y-%m-%d", time.gmtime())
-        self.zoho.update("Deals", rid, {"Stage": stage, "Closing_Date": today})
-        headers, body = self.zoho.notification("Deals", "update", [rid])
-        try:
-            async with session.post(
-                f"{runtime_url}/webhooks/zoho", data=body, headers=headers
-            ) as response:
-                ok = response.status == 200
-        except aiohttp.ClientError:
-            ok = False
-        if ok:
-            self.stats.webhooks_sent += 1
-        else:
-            self.stats.webhooks_refused += 1
-
-    # ------------------------------------------------------------ live changes
-    async def live_change(self, session: aiohttp.ClientSession, runtime_url: str) -> None:
-        """One change in a CRM, announced to the runtime as that CRM would."""
-        rng = self.rng
-        self.stats.changes += 1
-        others = {"hubspot", "pipedrive"} & self.live
-        if "zoho" in self.live and self.zoho_open and rng.random() < (0.5 if not others else 0.2):
-            await self._zoho_change(session, runtime_url)
-            return
-        if "monday" in self.live and self.mo_open and (rng.random() < 0.25 or not others):
-            await self._monday_change(session, runtime_url)
-            return
-        if not others and "zoho" in self.live and self.zoho_open:
-            await self._zoho_change(session, runtime_url)
-            return
-        if not others or ("hubspot" not in others and not self.pd_open):
-            return  # nothing left to change live (Salesforce changes come from polling only)
-        if "pipedrive" not in others or (
-            "hubspot" in others and (rng.random() < 0.7 or not self.pd_open)
-        ):
-            if self.open_deals and rng.random() < 0.6:
-                rid = self.open_deals.pop(rng.randrange(len(self.open_deals)))
-                stage = rng.choice(["closedwon", "closedwon", "closedlost"])
-                self.hubspot.update(  # a rep closes it
-                    "deals",
-                    rid,
-                    {"dealstage": stage, "closedate": iso_ms(int(time.time() * 1000))},
-                    by_user=self._user(rng.choice(HUBSPOT_REPS)),
-                )
-            else:
-                rid = self.hubspot.create(
-                    "deals",
-                    {
-                        "dealname": "New",
-                        "amount": str(rng.randrange(20, 300) * 100),
-                        "dealstage": "appointmentscheduled",
-                        "pipeline": "default",
-                        "dealtype": rng.choice(["newbusiness", "existingbusiness"]),
-                        "hubspot_owner_id": rng.choice(HUBSPOT_REPS),
-                        "hs_primary_associated_company": rng.choice(self.companies[1:]),
-                    },
-                )
-                self.open_deals.append(rid)
-            url = f"{runtime_url}/webhooks/hubspot"
-            headers, body = self.hubspot.webhook(
-                url, [self.hubspot.change_event("deals", rid, propertyName="dealstage")]
-            )
-        else:
-            rid = self.pd_open.pop(rng.randrange(len(self.pd_open)))
-            status = rng.choice(["won", "lost"])
-            self.pipedrive.update(
-                "deals",
-                rid,
-                {
-                    "status": status,
-                    f"{status}_time": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-                },
-            )
-            url = f"{runtime_url}/webhooks/pipedrive"
-            headers, body = self.pipedrive.webhook("change", "deals", rid)
-        try:
-            async with session.post(url, data=body, headers=headers) as response:
-                if response.status == 200:
-                    self.stats.webhooks_sent += 1
-                else:
-                    self.stats.webhooks_refused += 1
-        except aiohttp.ClientError:
-            self.stats.webhooks_refused += 1
-
-    async def _monday_change(self, session: aiohttp.ClientSession, runtime_url: str) -> None:
-        """An open monday deal is won or lost; monday announces it with a JWT-signed webhook."""
-        rid = self.mo_open.pop(self.rng.randrange(len(self.mo_open)))
-        self.monday.update_item(rid, {"Deal stage": self.rng.choice(["Won", "Won", "Lost"])})
-        status = await self.monday.deliver(
-            f"{runtime_url}/webhooks/monday",
-            "update_column_value",
-            rid,
-            column_title="Deal stage",
-            audience=self.monday_hook or None,
-        )
-        if status == 200:
-            self.stats.webhooks_sent += 1
-        else:
-            self.stats.webhooks_refused += 1
-
-    async def trickle(self, runtime_url: str, stop: asyncio.Event, every: float = 0.4) -> None:
-        async with aiohttp.ClientSession() as session:
-            while not stop.is_set():
-                await self.live_change(session, runtime_url)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=every)

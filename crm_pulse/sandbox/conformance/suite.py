@@ -1,169 +1,31 @@
-"""The connector conformance suite, shipped for every connector package to run.
-
-A connector package runs it against its own simulator (served on 127.0.0.1, real HTTP) by
-subclassing :class:`ConformanceSuite` in one of its test modules and providing the
-``conformance_harness`` fixture: a function that returns an async context manager yielding a
-:class:`Harness` (the connector built against the simulator, and ways to change the simulator)::
-
-    # tests/test_conformance.py of a connector package
-    import pytest
-    from crm_pulse.sandbox.conformance import ConformanceSuite
-
-    from .harness import make_harness      # () -> AsyncContextManager[MyHarness]
-
-    class TestConformance(ConformanceSuite):
-        @pytest.fixture
-        def conformance_harness(self):
-            return make_harness
-
-The tests are plain (synchronous) pytest tests that run each check on a fresh event loop, so no
-asyncio plugin is needed. A check for a part the connector does not have (``source``,
-``receiver``, ``sink``, ``provisioner`` left None) or for something the simulator cannot do
-(:attr:`Harness.deletes`, :attr:`Harness.rate_limits`, :attr:`Harness.bad_records`,
-:attr:`Harness.faults`) is **skipped**, not failed.
-
-The module is also a pytest plugin (``pytest_plugins = ["crm_pulse.sandbox.conformance"]``
-or ``-p crm_pulse.sandbox.conformance``): it registers the ``conformance`` marker its tests
-carry, so ``pytest -m conformance`` runs only them. The built-in connectors run it the same
-way (``tests/connectors/<kind>/test_conformance.py`` in crm-pulse's repository).
-
-"Deal" means the CRM's deal-like object (HubSpot deals, Salesforce Opportunity, Pipedrive
-deals); its canonical events have ``object == "deal"`` and ``id`` equal to the CRM's id.
-"""
+"""The checks: :class:`ConformanceSuite`, and the ``conformance`` marker it registers as a pytest
+plugin."""
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from ..config.connectors import ConnectorSettings
-from ..connectors.protocols import (
+from ...config.connectors import ConnectorSettings
+from ...connectors.protocols import (
     BadRecord,
-    Connector,
-    Cursor,
     FieldProvisioner,
-    FieldSpec,
     FieldWrite,
-    Page,
     Sink,
     Source,
     WebhookReceiver,
-    WebhookRequest,
 )
-from ..connectors.registry import connector_class
-from ..errors import RateLimited, RetriableError, Unauthorized
-from ..metrics.catalog import build_catalog
-from ..metrics.engine import Engine
-from ..metrics.events import Event
-from ..metrics.modifier import CHANGED_AT, CHANGED_BY
-
-__all__ = ["ConformanceSuite", "Harness", "HarnessFactory", "drain"]
-
-
-class Harness:
-    """What a connector package gives the suite; subclass it and fill in the methods its
-    connector's parts need (a connector without a sink needs no ``writeback_target``)."""
-
-    kind: str = ""
-    """The connector's kind, as registered in the ``crm_pulse.connectors`` entry points."""
-    connector: Connector
-    """The connector, built against the simulator."""
-    records_per_call: int = 1
-    """Records one write call can update: the vendor's batch size (1 where every record needs
-    its own call)."""
-    deletes: bool = True
-    """The simulator can delete records and the source reports deletions."""
-    rate_limits: bool = True
-    """The simulator can answer with 429 and a Retry-After (:meth:`rate_limit`)."""
-    bad_records: bool = True
-    """The simulator can hold a record the source cannot map (:meth:`seed_bad_deal`)."""
-    faults: bool = False
-    """The simulator produces the vendor's documented failures on demand (:meth:`server_errors`,
-    :meth:`slow_answers`, :meth:`exhaust_daily`)."""
-
-    def seed_deals(self, n: int, *, same_modified_at: bool = False) -> list[str]:
-        """Create ``n`` open deals (with an owner and an amount); return their ids. With
-        ``same_modified_at`` all get one last-modified time (the cursor's tie-break)."""
-        raise NotImplementedError
-
-    def seed_bad_deal(self) -> str:
-        """Create a deal the source cannot map (a value that does not fit its canonical field,
-        like an amount of ``'n/a'``); return its id, or the id the source will report it by."""
-        raise NotImplementedError
-
-    def touch(self, deal_id: str) -> None:
-        """Change a canonical field of the deal (its amount) and its modified time."""
-        raise NotImplementedError
-
-    def delete(self, deal_id: str) -> None:
-        """Delete (or archive) the deal the way a user would."""
-        raise NotImplementedError
-
-    def writeback_target(self, deal_id: str) -> tuple[str, str, str]:
-        """(object, record id, field) of a numeric custom field that exists in the simulator
-        and that the source maps to no canonical field."""
-        raise NotImplementedError
-
-    def field_value(self, object: str, record_id: str, field: str) -> Any:
-        """The value the simulator holds now."""
-        raise NotImplementedError
-
-    def write_calls(self) -> int:
-        """Write requests the simulator has received so far."""
-        raise NotImplementedError
-
-    def signed_webhook(self, deal_id: str) -> WebhookRequest:
-        """A genuine webhook request announcing a change of the deal."""
-        raise NotImplementedError
-
-    def forged_webhook(self, deal_id: str) -> WebhookRequest:
-        """The same request with a wrong signature or wrong credentials."""
-        raise NotImplementedError
-
-    def rate_limit(self, requests: int, retry_after: float) -> None:
-        """Answer the next ``requests`` API calls with 429 and this Retry-After."""
-        raise NotImplementedError
-
-    def new_field(self) -> FieldSpec:
-        """A custom field that does not exist yet (for the provisioner)."""
-        raise NotImplementedError
-
-    def server_errors(self, requests: int) -> None:
-        """Answer the next ``requests`` API calls with the vendor's 5xx; make the connector's
-        retry waits instant (the checks count retries, not seconds)."""
-        raise NotImplementedError
-
-    def slow_answers(self, requests: int) -> None:
-        """Answer the next ``requests`` API calls only after the connector's client has given
-        up waiting (set its timeout short, and the simulator's delay beyond it)."""
-        raise NotImplementedError
-
-    def exhaust_daily(self) -> None:
-        """Use up the vendor's daily API allowance: every call is refused the way the vendor
-        documents it, until :meth:`restore_daily`."""
-        raise NotImplementedError
-
-    def restore_daily(self) -> None:
-        """A new day: the allowance is back."""
-        raise NotImplementedError
-
-
-HarnessFactory = Callable[[], AbstractAsyncContextManager[Harness]]
-
-
-async def drain(pages: AsyncIterator[Page]) -> tuple[list[Event], Cursor | None]:
-    """Every event of every page, and the cursor after the last page."""
-    events: list[Event] = []
-    cursor: Cursor | None = None
-    async for page in pages:
-        events.extend(page.events)
-        cursor = page.cursor
-    return events, cursor
+from ...connectors.registry import connector_class
+from ...errors import RateLimited, RetriableError, Unauthorized
+from ...metrics.catalog import build_catalog
+from ...metrics.engine import Engine
+from ...metrics.events import Event
+from ...metrics.modifier import CHANGED_AT, CHANGED_BY
+from .harness import Harness, HarnessFactory, drain
 
 
 def _deals(events: list[Event]) -> list[Event]:

@@ -1,0 +1,12 @@
+"""A free TCP port on 127.0.0.1 for a test's server (never a fixed port: worktrees and CI
+jobs run side by side on one machine)."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
