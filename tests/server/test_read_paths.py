@@ -28,8 +28,9 @@ from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.embedded.state import SQLiteStore
 from crm_pulse.streams.explain import record_states
 from crm_pulse.streams.http import serve_runtime
+from tests.ports import free_port
 
-from .test_ingress_http import SECRET, free_port, post
+from .test_ingress_http import SECRET, post
 
 DEPLOY = """
 timezone: UTC
