@@ -31,8 +31,9 @@ class Buckets(EngineCore):
     """Phase 2: adds contribution changes to the buckets of their windows."""
 
     def _apply_changes(self, changes: list[Change]) -> None:
-        """Add each change to its buckets: the month bucket of a count or sum inline, the rest
-        through :meth:`_apply_delta`."""
+        """Add each change to its buckets: inline, the month bucket of a count or sum, of a
+        percentile's count (and its multiset of values) and the ``current`` bucket of a
+        snapshot count or sum; the rest through :meth:`_apply_delta`."""
         place = self._place
         daily = self._daily
         month_of = self._month_of
@@ -46,10 +47,29 @@ class Buckets(EngineCore):
         fine = self._fine
         last_t: Any = None
         wkey: Any = None
+        store = self.store
         for ckey, delta, dn in changes:
-            index, group, slot, _dv = ckey
-            if place[index] != _MONTHLY:
-                self._apply_delta(ckey, delta, dn)
+            index, group, slot, dv = ckey
+            code = place[index]
+            if code != _MONTHLY and code != _MULTISET:
+                if code == _SNAPSHOT and dv is None:  # a count or sum now: one bucket
+                    bkey = ("b", index, group, _CURRENT_KEY)
+                    bucket = get(bkey)
+                    if bucket is None:
+                        if dn:
+                            put(bkey, [delta, dn])
+                    else:
+                        n = bucket[1] + dn
+                        if n:
+                            bucket[0] += delta
+                            bucket[1] = n
+                            if not live:
+                                put(bkey, bucket)
+                        else:
+                            store.delete(bkey)
+                    dirty(bkey)
+                else:
+                    self._apply_delta(ckey, delta, dn)
                 continue
             if slot != last_t:  # an event's contributions mostly share one time
                 last_t = slot
@@ -70,15 +90,19 @@ class Buckets(EngineCore):
                     if not live:
                         put(bkey, bucket)
                 else:
-                    self.store.delete(bkey)
+                    store.delete(bkey)
             dirty(bkey)
             if fine:
                 for fkey in self._fine_keys(slot):
                     self._add_sum(index, group, fkey, delta, dn)
             if slot > future:
-                self.pending.add(index, group, slot, slot, None, delta, dn)
+                self.pending.add(index, group, slot, slot, dv, delta, dn)
             if daily[index]:
                 self._add_day(index, group, slot, delta, dn)
+            if code == _MULTISET:  # the month's multiset of values; per day, (time, value)
+                count_in(store, ("p", index, group, wkey[1]), dv, delta)
+                if daily[index] or fine:
+                    count_in(store, ("pd", index, group, slot // DAY_MS), (slot, dv), delta)
 
     def _apply_delta(self, ckey: ContributionKey, delta: int, dn: int) -> None:
         """Add ``delta`` to the buckets of one contribution; ``dn`` (+1/0/-1) counts contributions."""

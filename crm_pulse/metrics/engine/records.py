@@ -60,9 +60,8 @@ class Records(Buckets):
         plan = self._plans.get(event.object)
         if plan is None:
             return None
-        store = self.store
         key: Key = ("r", event.source, event.object, event.id)
-        state: Any = store.get(key)
+        state: Any = self._get(key)  # a MemoryStore's dict itself (see EngineCore)
         fresh = state is None
         if fresh:
             state = [None, None, None, None, None, None]
@@ -148,7 +147,7 @@ class Records(Buckets):
             state[4] = new_tie
             state[5] = new_register
         else:
-            store.put(
+            self._put(
                 key, [new_version, new_fields, new_max_delete, new_history, new_tie, new_register]
             )
         self.applied += 1
