@@ -21,13 +21,20 @@ from fractions import Fraction
 from typing import Any, TextIO
 
 from .calendar import CURRENT, Window, WindowSpec
-from .catalog import Catalog
+from .catalog import Catalog, CompiledMetric
 from .events import Event
 from .measures import Group
 from .reference import RecordState, Reference
 from .report import evaluate, group_dict, json_number
 
-__all__ = ["Contribution", "Explanation", "explain", "parse_group", "write_explanation"]
+__all__ = [
+    "Contribution",
+    "Explanation",
+    "explain",
+    "parse_group",
+    "question",
+    "write_explanation",
+]
 
 _ROLLING = re.compile(r"^(?:rolling:|last_)([1-9][0-9]{0,4})d$")
 
@@ -69,7 +76,7 @@ def parse_group(items: Iterable[str]) -> Group:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise ValueError(f"--group: expected FIELD=VALUE, got {item!r}")
+            raise ValueError(f"--group: expected FIELD=VALUE, got {_short(item)}")
         pairs[name.strip()] = value.strip()
     return tuple(x for k in sorted(pairs) for x in (k, pairs[k]))
 
@@ -86,8 +93,36 @@ def _window(catalog: Catalog, text: str) -> Window:
     except ValueError:
         raise ValueError(
             f"--window: expected a label like 2026-03, 2026-Q1, 2026, FY2026-Q1, current or "
-            f"last_30d, got {text!r}"
+            f"last_30d, got {_short(text)}"
         ) from None
+
+
+def question(
+    catalog: Catalog, metric: str, window: str, group: Group
+) -> tuple[CompiledMetric, Window]:
+    """The metric and window asked about, after checking the question (``ValueError`` saying
+    what is wrong): before any record is read."""
+    compiled = catalog.metrics.get(metric)
+    if compiled is None:
+        known = ", ".join(sorted(catalog.metrics))
+        raise ValueError(f"--metric: unknown metric {_short(metric)} (metrics: {known})")
+    win = _window(catalog, window)
+    if not compiled.supports(win.spec) and not (compiled.is_current and win.spec == CURRENT):
+        raise ValueError(f"--window: {metric} has no {win.label} window")
+    fields = tuple(group[0::2])
+    if fields not in compiled.groups:
+        shown = ", ".join("{}" if not g else "+".join(g) for g in compiled.groups)
+        asked = "+".join(str(f) for f in fields) or "{}"
+        asked = asked if len(asked) <= 80 else asked[:77] + "..."
+        raise ValueError(f"--group: {metric} is grouped by {shown}, not {asked}")
+    return compiled, win
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """``repr`` of a user's text, cut to ``limit`` characters (an error echoes what was asked,
+    not a megabyte of it)."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
 
 
 def explain(
@@ -101,18 +136,10 @@ def explain(
     states: bool = False,
 ) -> Explanation:
     """Explain one value. ``records``: canonical events (reduced to final states here), or with
-    ``states=True`` record states already final. Raises ``ValueError`` with what is wrong."""
-    compiled = catalog.metrics.get(metric)
-    if compiled is None:
-        known = ", ".join(sorted(catalog.metrics))
-        raise ValueError(f"--metric: unknown metric {metric!r} (metrics: {known})")
-    win = _window(catalog, window)
-    if not compiled.supports(win.spec) and not (compiled.is_current and win.spec == CURRENT):
-        raise ValueError(f"--window: {metric} has no {win.label} window")
-    fields = tuple(group[0::2])
-    if fields not in compiled.groups:
-        shown = ", ".join("{}" if not g else "+".join(g) for g in compiled.groups)
-        raise ValueError(f"--group: {metric} is grouped by {shown}, not {'+'.join(fields) or '{}'}")
+    ``states=True`` record states already final (all of them, or at least every record whose
+    group fields hold ``group``'s values: :meth:`.GroupIndex.candidates`). Raises
+    ``ValueError`` with what is wrong."""
+    compiled, win = question(catalog, metric, window, group)
     if states:
         ref = Reference.of_states(catalog, records, as_of)  # type: ignore[arg-type]
     else:

@@ -4,6 +4,13 @@ stopped) deployment's state: the embedded runtime's state file, or for the Faust
 workers' group). The state holds each record's last applied fields (those its measures read)
 and stage history; :func:`record_states` turns them into the record states
 :func:`crm_pulse.metrics.explain.explain` reads. Nothing is written.
+
+The embedded runtime reads only the records of the group asked about, through the group index
+(:mod:`crm_pulse.metrics.groupindex`): in memory for the status page's drill-down
+(:func:`explain_store`), from the state file's ``record_groups`` table for ``crm-pulse explain
+--config`` (:mod:`.embedded.groups`; a file whose table is not current, because no runtime of
+this version has started on it yet, is read whole as before). The Faust runtime's records are
+a changelog topic, which has no lookup by key: it is read whole (docs/faust.md says why).
 """
 
 from __future__ import annotations
@@ -15,16 +22,18 @@ from typing import Any
 
 from ..config.models import Deployment
 from ..errors import ConfigError
-from ..metrics.catalog import Catalog
-from ..metrics.explain import Explanation, explain
+from ..metrics.catalog import Catalog, CompiledMetric
+from ..metrics.explain import Explanation, explain, question
+from ..metrics.groupindex import GroupIndex, metric_objects
 from ..metrics.measures import Group
 from ..metrics.reference import RecordState
-from ..metrics.state import Key
-from .embedded.database import Database
+from ..metrics.state import Key, StateStore
+from .embedded.database import Database, StateError
+from .embedded.groups import group_record_keys, index_current, object_record_keys
 from .embedded.rebuild import rebuild_due
-from .embedded.state import SQLiteStore
+from .embedded.state import SQLiteStore, entry_problem, loads_state
 
-__all__ = ["explain_deployment", "record_states"]
+__all__ = ["explain_deployment", "explain_store", "record_states"]
 
 
 def record_states(catalog: Catalog, items: Iterable[tuple[Key, Any]]) -> Iterator[RecordState]:
@@ -45,6 +54,71 @@ def record_states(catalog: Catalog, items: Iterable[tuple[Key, Any]]) -> Iterato
             else []
         )
         yield (key[1], key[2], key[3]), values, history
+
+
+def explain_store(
+    catalog: Catalog,
+    store: StateStore,
+    index: GroupIndex,
+    metric: str,
+    window: str,
+    group: Group,
+    as_of: int,
+) -> Explanation:
+    """Explain a value from a live state and its group index: reads the records of
+    ``group`` only (every record of the metric's objects for the company-wide group)."""
+    compiled, _win = question(catalog, metric, window, group)
+    keys = index.candidates(compiled, group)
+    items = [(key, store.get(key)) for key in keys]
+    states = list(record_states(catalog, ((k, v) for k, v in items if v is not None)))
+    return explain(catalog, states, metric, window, group, as_of, states=True)
+
+
+def _file_records(
+    db: Database, catalog: Catalog, compiled: CompiledMetric, group: Group
+) -> list[tuple[Key, Any]] | None:
+    """The records of ``group`` read from the state file through its ``record_groups``
+    table (None: the table is not current; the caller reads every record)."""
+    index = GroupIndex(catalog)
+    conn = db.conn
+    if not index_current(conn, index):
+        return None
+    texts: set[str] = set()
+    for obj in metric_objects(compiled):
+        terms = index.query(obj, group)
+        if terms is None:
+            texts.update(object_record_keys(conn, obj))
+        else:
+            texts.update(group_record_keys(conn, terms))
+    out: list[tuple[Key, Any]] = []
+    for text in sorted(texts):
+        row = conn.execute("SELECT key, value FROM state WHERE k = ?", (text,)).fetchone()
+        if row is None:
+            continue  # gone since (a hash collision or a deleted record): not a candidate
+        try:
+            key, value = loads_state(row[0]), loads_state(row[1])
+        except Exception as exc:
+            raise ValueError(f"key {text[:60]!r}: not readable ({exc})") from None
+        problem = entry_problem(key, value)
+        if problem is not None:
+            raise ValueError(f"key {text[:60]!r}: {problem}")
+        out.append((key, value))
+    out.sort(key=lambda item: tuple(str(x) for x in item[0]))
+    return out
+
+
+def _group_or_every(
+    db: Database, catalog: Catalog, compiled: CompiledMetric, group: Group
+) -> list[tuple[Key, Any]]:
+    """The group's records through the file's group index or, without a current one, every
+    entry of the state file (after the checks that read the whole file)."""
+    found = _file_records(db, catalog, compiled, group)
+    if found is not None:
+        return found
+    db.check()
+    store = SQLiteStore()
+    store.load(db.conn)
+    return list(store.items())
 
 
 def explain_deployment(
@@ -76,13 +150,17 @@ def explain_deployment(
             "log: crm-pulse events export --config FILE > events.jsonl, then crm-pulse explain "
             "with events.jsonl"
         )
-    db = Database(path)
+    compiled, _win = question(catalog, metric, window, group)  # before the file is read
+    # the checks that read the whole file wait: each record read is checked as it is read
+    db = Database(path, create=False, check=False)
     try:
-        store = SQLiteStore()
-        db.call(lambda: store.load(db.conn))
-        states = list(record_states(catalog, store.items()))
+        try:
+            items = db.call(lambda: _group_or_every(db, catalog, compiled, group))
+        except ValueError as exc:
+            raise StateError(db.path, "table state", str(exc)[:200]) from None
     finally:
         db.close()
+    states = list(record_states(catalog, items))
     return explain(catalog, states, metric, window, group, as_of, states=True)
 
 

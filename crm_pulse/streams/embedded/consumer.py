@@ -27,10 +27,12 @@ from ...metrics.calendar import WindowSpec
 from ...metrics.catalog import Catalog
 from ...metrics.collector import collector_paused
 from ...metrics.engine import Engine
+from ...metrics.groupindex import GroupIndex
 from ...metrics.report import MetricValue
 from ..writeback import Planner, SQLiteOutbox
 from . import quarantine
 from .database import Database, StateError
+from .groups import index_current, write_index
 from .log import RecentEvents, consumed_position, event_json, last_position, read_log
 from .pollers import first_read_position
 from .rebuild import Rebuilt, ensure_definitions
@@ -101,7 +103,7 @@ class Consumer:
         """Per source, events that moved a metric since the start."""
         self.unchanged: dict[str, int] = {}
         """Per source, events that moved nothing (re-reads, our own writes coming back)."""
-        self.store = SQLiteStore()
+        self.store = SQLiteStore(GroupIndex(catalog))  # which records make a group: explain
         self.engine = Engine(catalog, self.store, windows, track_groups=True)
         self.quarantined = 0
         self._skip: set[int] = set()
@@ -118,6 +120,12 @@ class Consumer:
         entries read so far, now and then."""
         self._load(progress)
         self.rebuilt = ensure_definitions(self, read_only=self.read_only)
+        index = self.store.index
+        if not self.read_only and index is not None and not index_current(self.db.conn, index):
+            # a file from before the index, or that an older crm-pulse moved on: written once
+            # from the index the load built
+            rows = self.db.transaction(lambda conn: write_index(conn, index))()
+            log.info("group index written: %d row(s)", rows)
 
     def _load(self, progress: Callable[[int, int], None] | None = None) -> None:
         try:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ...errors import FatalError
-from . import quarantine
+from . import groups, quarantine
 
 __all__ = ["SCHEMA_VERSION", "Database", "StateError"]
 
@@ -129,6 +129,7 @@ CREATE TABLE IF NOT EXISTS seen_requests (
 CREATE INDEX IF NOT EXISTS seen_requests_expiry ON seen_requests (expires_ms);
 """
 _SCHEMA += quarantine.SCHEMA
+_SCHEMA += groups.SCHEMA
 
 _TABLES = {
     "meta": {"name", "value"},

@@ -33,9 +33,11 @@ from ...metrics.catalog import Catalog
 from ...metrics.collector import collector_paused
 from ...metrics.engine import Engine
 from ...metrics.fingerprint import DefinitionChanges, changes, fingerprint
+from ...metrics.groupindex import GroupIndex
 from ..writeback import SQLiteOutbox
 from . import quarantine
 from .database import Database
+from .groups import write_index
 from .log import consumed_position, event_json, read_log
 from .state import SQLiteStore
 
@@ -102,7 +104,7 @@ def _replay(
 ) -> tuple[SQLiteStore, Engine, int, tuple[int, str, str, str] | None]:
     """The engine state of the log up to ``upto`` without ``skip``; stops at the first event
     the engine fails on and returns it (position, connector, body, reason)."""
-    store = SQLiteStore()
+    store = SQLiteStore(GroupIndex(consumer.catalog))
     engine = Engine(consumer.catalog, store, consumer.windows)
     engine.advance(as_of)  # like replay: records dated after now count nowhere yet
     position, applied = 0, 0
@@ -173,6 +175,8 @@ def _rebuild(consumer: Consumer, conn: sqlite3.Connection, why: DefinitionChange
         conn, writes, as_of / 1000, consumer.debounce, maybe_sent=consumer.maybe_sent
     )
     conn.execute("DELETE FROM state")
+    if store.index is not None:
+        write_index(conn, store.index)
     store.flush(conn)
     if engine.horizon is not None:
         Database.set_meta(conn, "horizon", str(engine.horizon))

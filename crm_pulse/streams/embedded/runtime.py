@@ -40,6 +40,9 @@ __all__ = ["STALL_INTERVALS", "EmbeddedRuntime", "build_connectors", "cannot_lis
 
 log = logging.getLogger("crm_pulse.runtime")
 
+MAX_GROUP_VALUE = 1_000
+"""Characters of a group value ``/explain`` accepts (a longer one is refused with a 400)."""
+
 
 class EmbeddedRuntime(_Views, IntakeFront):
     """Runs one deployment in this process: an :class:`~.intake.Intake` (state file, inbox,
@@ -375,15 +378,26 @@ class EmbeddedRuntime(_Views, IntakeFront):
         """The records that make one value now (the status page's drill-down); ``group`` as
         ``FIELD=VALUE`` items. Raises ``ValueError`` saying what is wrong with the question."""
         from ...metrics.events import parse_time
-        from ...metrics.explain import explain, parse_group
-        from ..explain import record_states
+        from ...metrics.explain import parse_group
+        from ..explain import explain_store
 
-        when = int(self.clock() * 1000) if not as_of else parse_time(as_of)
+        try:
+            when = int(self.clock() * 1000) if not as_of else parse_time(as_of)
+        except ValueError as exc:
+            raise ValueError(f"as_of: {str(exc)[:200]}") from None
         key = parse_group(group)
+        for value in key[1::2]:
+            if len(value) > MAX_GROUP_VALUE:
+                raise ValueError(
+                    f"group: a value of {len(value):,} characters (group values are ids and "
+                    f"names: at most {MAX_GROUP_VALUE:,})"
+                )
 
         def run() -> dict[str, Any]:
-            states = list(record_states(self.catalog, self.consumer.store.items()))
-            found = explain(self.catalog, states, metric, window, key, when, states=True)
+            # the group's records only, through the store's group index
+            store = self.consumer.store
+            assert store.index is not None
+            found = explain_store(self.catalog, store, store.index, metric, window, key, when)
             return {
                 **found.value_row(),
                 "contributions": [c.to_json() for c in found.contributions],

@@ -21,7 +21,9 @@ import sqlite3
 from collections.abc import Callable, Collection, Generator, Iterator
 from typing import Any
 
+from ...metrics.groupindex import GroupIndex
 from ...metrics.state import Key
+from .groups import write_index_changes
 
 __all__ = ["MEASURE_TAGS", "SQLiteStore", "dumps_state", "loads_state"]
 
@@ -146,22 +148,34 @@ def _first(item: tuple[str, Key]) -> str:
 
 
 class SQLiteStore:
-    """All engine state in memory, persisted key by key at each :meth:`flush`."""
+    """All engine state in memory, persisted key by key at each :meth:`flush`.
 
-    def __init__(self) -> None:
+    With a :class:`~crm_pulse.metrics.groupindex.GroupIndex` (the runtime's store), it keeps
+    which records make each group, in memory (built as the state loads) and in the file's
+    ``record_groups`` table (written with each flush, see :mod:`.groups`), so an explanation
+    reads one group's records instead of every record."""
+
+    def __init__(self, index: GroupIndex | None = None) -> None:
         self._data: dict[Key, Any] = {}
         self._dirty: set[Key] = set()
+        self.index = index
 
     # StateStore protocol --------------------------------------------------------------
     def get(self, key: Key) -> Any | None:
         return self._data.get(key)
 
     def put(self, key: Key, value: Any) -> None:
-        self._data[key] = value
+        data = self._data
+        if key[0] == "r" and self.index is not None:
+            self.index.move(key, data.get(key), value)
+        data[key] = value
         self._dirty.add(key)
 
     def delete(self, key: Key) -> None:
-        if self._data.pop(key, None) is not None:
+        old = self._data.pop(key, None)
+        if old is not None:
+            if key[0] == "r" and self.index is not None:
+                self.index.move(key, old, None)
             self._dirty.add(key)
 
     def items(self) -> Iterator[tuple[Key, Any]]:
@@ -201,6 +215,8 @@ class SQLiteStore:
         with contextlib.closing(self._rows(conn, measures, company_only)) as rows:
             self._data = self._read(rows, step)
         self._dirty.clear()
+        if self.index is not None:
+            self.index.build(self._data.items())
 
     @staticmethod
     def _read(
@@ -276,6 +292,8 @@ class SQLiteStore:
             )
         if deletes:
             conn.executemany("DELETE FROM state WHERE k = ?", deletes)
+        if self.index is not None:
+            write_index_changes(conn, self.index)
         n = len(self._dirty)
         self._dirty.clear()
         return n
