@@ -175,6 +175,7 @@ class Calendar:
             self._local_start(_FIRST_YEAR + i // 12, i % 12 + 1)
             for i in range((_LAST_YEAR - _FIRST_YEAR) * 12 + 1)
         ]
+        self._day_starts: dict[int, int] = {}  # local midnights by date ordinal, as needed
 
     def _local_start(self, year: int, month: int, day: int = 1) -> int:
         return (datetime(year, month, day, tzinfo=self.zone) - _EPOCH) // timedelta(milliseconds=1)
@@ -221,8 +222,13 @@ class Calendar:
         return day, start, end
 
     def _day_start(self, ordinal: int) -> int:
-        d = date.fromordinal(ordinal)
-        return self._local_start(d.year, d.month, d.day)
+        start = self._day_starts.get(ordinal)
+        if start is None:
+            if len(self._day_starts) > 100_000:
+                self._day_starts.clear()
+            d = date.fromordinal(ordinal)
+            start = self._day_starts[ordinal] = self._local_start(d.year, d.month, d.day)
+        return start
 
     def window_index(self, kind: str, month_index: int) -> int:
         """Index of the ``kind`` window holding the month ``month_index``."""
