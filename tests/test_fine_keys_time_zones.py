@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
@@ -70,6 +71,21 @@ def transitions(zone: str) -> tuple[int, ...]:
                     hi = mid
             out.append(hi)
         t, before = nxt, after
+    return tuple(out)
+
+
+@cache
+def odd_eras(zone: str) -> tuple[tuple[int, int], ...]:
+    """[start, end) of the spans of 1900-2100 in which the zone's offset is not a multiple
+    of 15 minutes (its midnights fall inside 15-minute slots of UTC)."""
+    tz = ZoneInfo(zone)
+    edges = (FIRST, *transitions(zone), LAST)
+    out = []
+    for start, end in pairwise(edges):
+        offset = (_EPOCH + timedelta(milliseconds=start)).astimezone(tz).utcoffset()
+        assert offset is not None
+        if offset % timedelta(minutes=15) and end - start > 10 * DAY:
+            out.append((start + 4 * DAY, end - 5 * DAY))
     return tuple(out)
 
 
@@ -156,11 +172,15 @@ def _iso(ms: int) -> str:
 
 def _events(zone: str, seed: int) -> tuple[list[Event], int]:
     """Deals, activities and tickets whose times sit minutes either side of the zone's local
-    midnights or offset changes, within a few days of one place in 1900-2100."""
+    midnights or offset changes, within a few days of one place in 1900-2100: often in a
+    span whose offset is not a multiple of 15 minutes, or at an offset change."""
     rng = random.Random(seed)
     cal = catalog(zone).calendar
-    changes = transitions(zone)
-    if changes and rng.random() < 0.6:
+    changes, eras = transitions(zone), odd_eras(zone)
+    pick = rng.random()
+    if eras and pick < 0.5:
+        center = rng.randrange(*rng.choice(eras))
+    elif changes and pick < 0.8:
         center = rng.choice(changes)
     else:
         center = rng.randrange(FIRST + 10 * DAY, LAST - 30 * DAY)
@@ -170,12 +190,12 @@ def _events(zone: str, seed: int) -> tuple[list[Event], int]:
         if rng.random() < 0.3:
             t = center + rng.randrange(-4 * SLOT, 4 * SLOT)
         else:
-            d = day + rng.randint(-3, 3)
-            t = cal.bounds(Window(WindowSpec("day"), d))[0] + rng.randrange(-2 * SLOT, 2 * SLOT)
+            d = day + rng.randint(-1, 1)
+            t = cal.bounds(Window(WindowSpec("day"), d))[0] + rng.randrange(-SLOT, SLOT)
         return _iso(t)
 
     events = []
-    for rid in range(rng.randint(1, 8)):
+    for rid in range(rng.randint(2, 10)):
         obj = rng.choice(["deal", "activity", "ticket"])
         for version in range(1, rng.randint(2, 4)):
             if rng.random() < 0.15:
