@@ -175,6 +175,7 @@ class Calendar:
             self._local_start(_FIRST_YEAR + i // 12, i % 12 + 1)
             for i in range((_LAST_YEAR - _FIRST_YEAR) * 12 + 1)
         ]
+        self._day_starts: dict[int, int] = {}  # local midnights by date ordinal, as needed
 
     def _local_start(self, year: int, month: int, day: int = 1) -> int:
         return (datetime(year, month, day, tzinfo=self.zone) - _EPOCH) // timedelta(milliseconds=1)
@@ -198,10 +199,36 @@ class Calendar:
     def index_of(self, kind: str, t_ms: int) -> int:
         """Index of the calendar window of ``kind`` holding ``t_ms``."""
         if kind == "day":
-            return self.local_date(t_ms).toordinal()
+            return self.day_span(t_ms)[0]
         if kind == "week":
-            return (self.local_date(t_ms).toordinal() - 1) // 7
+            return (self.day_span(t_ms)[0] - 1) // 7
         return self.window_index(kind, self.month_of(t_ms))
+
+    def day_span(self, t_ms: int) -> tuple[int, int, int]:
+        """(ordinal, start, end) of the day whose [start, end) holds ``t_ms``.
+
+        Usually the local date of ``t_ms``; not when a clock set back crosses midnight
+        (America/St_Johns fell back at 00:01 until 2010): the old day's last hour, shown
+        again, lies after the new day began, and days, like months, are intervals.
+        """
+        day = self.local_date(t_ms).toordinal()
+        start, end = self._day_start(day), self._day_start(day + 1)
+        while t_ms < start:
+            day, end = day - 1, start
+            start = self._day_start(day)
+        while t_ms >= end:
+            day, start = day + 1, end
+            end = self._day_start(day + 1)
+        return day, start, end
+
+    def _day_start(self, ordinal: int) -> int:
+        start = self._day_starts.get(ordinal)
+        if start is None:
+            if len(self._day_starts) > 100_000:
+                self._day_starts.clear()
+            d = date.fromordinal(ordinal)
+            start = self._day_starts[ordinal] = self._local_start(d.year, d.month, d.day)
+        return start
 
     def window_index(self, kind: str, month_index: int) -> int:
         """Index of the ``kind`` window holding the month ``month_index``."""

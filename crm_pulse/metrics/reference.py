@@ -96,6 +96,16 @@ class Reference:
         return (_EPOCH + timedelta(milliseconds=t)).astimezone(self.zone)
 
     def _index(self, kind: str, t: int) -> int:
+        """The window of ``kind`` whose [start, end) holds ``t``: the local date's, unless a
+        clock set back across midnight shows an earlier date after the next window began."""
+        i = self._local_index(kind, t)
+        while t < self._start(kind, i):
+            i -= 1
+        while t >= self._start(kind, i + 1):
+            i += 1
+        return i
+
+    def _local_index(self, kind: str, t: int) -> int:
         d = self._local(t)
         if kind == "day":
             return d.date().toordinal()

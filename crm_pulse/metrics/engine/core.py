@@ -128,14 +128,21 @@ class EngineCore:
     _live_groups: _LiveGroups | None = None
 
     def _fine_keys(self, t: int) -> tuple[tuple[str, int], ...]:
-        """The (day, index) and (week, index) windows holding ``t``, when they are kept."""
-        slot = t // 900_000  # every time zone's offset is a multiple of 15 minutes
+        """The (day, index) and (week, index) windows holding ``t``, when they are kept.
+
+        Cached per 15-minute slot of UTC, only for a slot that lies within one day: today's
+        offsets are multiples of 15 minutes, but older ones are not (Europe/Amsterdam
+        +0:19:32 until 1937, Africa/Monrovia -0:44:30 until 1972, local mean times), so a
+        midnight may fall inside a slot; such a slot's times are placed one by one."""
+        slot = t // 900_000
         keys = self._fine_cache.get(slot)
         if keys is None:
-            if len(self._fine_cache) > 100_000:
-                self._fine_cache.clear()
-            keys = tuple((k, self.calendar.index_of(k, t)) for k in self._fine)
-            self._fine_cache[slot] = keys
+            day, start, end = self.calendar.day_span(t)
+            keys = tuple((k, day if k == "day" else (day - 1) // 7) for k in self._fine)
+            if start <= slot * 900_000 and (slot + 1) * 900_000 <= end:
+                if len(self._fine_cache) > 100_000:
+                    self._fine_cache.clear()
+                self._fine_cache[slot] = keys
         return keys
 
     def _wkeys_of(self, month: int) -> tuple[tuple[str, int], ...]:
