@@ -7,7 +7,8 @@ DuckDB (a dev dependency, used here only) reads the JSONL history, keeps each de
 version (a delete with the newest version removes it) and computes won revenue, deals won, win
 rate and average deal size per month and quarter, company-wide and per owner. The engine replays
 the same file with a deployment that enables exactly those metrics (what ``crm-pulse replay``
-does: parse, apply every event, report). Both are timed from the file on disk to the rows in
+does, the same call: parse, fold each record's events into its final state, add its
+contributions, report). Both are timed from the file on disk to the rows in
 memory; every value DuckDB computes is checked against the engine's report, so the two do the
 same work. The figure is the ratio of the two times in one run.
 """
@@ -28,8 +29,7 @@ from typing import Any
 import duckdb
 
 from crm_pulse.config import load_config_text
-from crm_pulse.metrics.jsonl import read_events_file
-from crm_pulse.metrics.replay import collector_paused, replay
+from crm_pulse.metrics.replay import collector_paused, replay_file
 
 METRICS = ("won_revenue", "deals_won", "win_rate", "avg_deal_size")
 DEPLOY = """
@@ -132,8 +132,8 @@ def engine_values(path: Path) -> dict[tuple[str, str, str], Fraction | None]:
     """What ``crm-pulse replay`` does (the same function): stream-parse, apply, report."""
     deployment = load_config_text(DEPLOY, resolve_secrets=False)
     as_of = int(AS_OF.timestamp() * 1000)
-    engine = replay(
-        deployment.catalog(), read_events_file(path), as_of, windows=deployment.window_specs()
+    engine = replay_file(
+        deployment.catalog(), path, as_of, windows=deployment.window_specs(), records=False
     )
     with collector_paused():
         return {

@@ -45,19 +45,22 @@ def _catalog_and_events(config: str | None) -> tuple[Catalog, list[Event]]:
 
 
 def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ..metrics.replay import collector_paused, replay
+    from ..metrics.replay import collector_paused, replay_file
 
     windows = _windows(args.window)
     as_of = _as_of(args.as_of)
     catalog, config_events = _catalog_and_events(args.config)
     errors: list[LineError] = []
     try:
-        engine = replay(
+        engine = replay_file(
             catalog,
-            read_events_file(args.events, strict=args.strict, errors=errors),
+            args.events,
             as_of,
             windows=windows,
             config_events=config_events,
+            strict=args.strict,
+            errors=errors,
+            records=False,  # read once, for the report: no record state needed
         )
     except DataError as exc:
         err.write(f"crm-pulse replay: {args.events}: {exc}\n")

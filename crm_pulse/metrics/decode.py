@@ -36,7 +36,7 @@ from .events import (
     type_fields,
 )
 
-__all__ = ["decode_event", "decode_json", "trusted_event"]
+__all__ = ["Parts", "build_event", "decode_event", "decode_json", "trusted_event", "trusted_parts"]
 
 _KEYS = frozenset(("source", "object", "id", "op", "version", "fields"))
 _OPS = {"upsert": "upsert", "delete": "delete"}
@@ -48,12 +48,21 @@ _PRIVATE = {name: attr.get_default() for name, attr in Event.__private_attribute
 _KEEPS_CANONICAL = "_canonical" in _PRIVATE
 
 
+Parts = tuple[str, str, str, str, int, dict[str, Any], dict[str, Any]]
+"""(source, object, id, op, version, fields, typed values): an event before it is built."""
+
+
 def trusted_event(data: Any) -> Event | None:
     """The event ``data`` (a decoded JSON object) validates to, or None when only the full
-    validation can tell (the caller then runs ``Event.model_validate``).
+    validation can tell (the caller then runs ``Event.model_validate``)."""
+    parts = trusted_parts(data)
+    return None if parts is None else build_event(parts, data)
 
-    Raises ``ValueError`` exactly where validation would fail on the fields' content (the
-    caller's fallback turns it into the same message)."""
+
+def trusted_parts(data: Any) -> Parts | None:
+    """What :func:`trusted_event` builds its event from, after the same checks (None: only
+    the full validation can tell). A reader that needs no :class:`Event` object (the bulk
+    replay, :mod:`.bulk`) stops here."""
     if type(data) is not dict or not _KEYS.issuperset(data):
         return None
     source = data.get("source")
@@ -91,6 +100,12 @@ def trusted_event(data: Any) -> Event | None:
             values = {}
     except ValueError:
         return None  # the full validation words the error
+    return (source, obj, rid, op, version, fields, values)
+
+
+def build_event(parts: Parts, data: dict[str, Any]) -> Event:
+    """The event of :func:`trusted_parts`' ``parts``, read from ``data``."""
+    source, obj, rid, op, version, fields, values = parts
     event: Event = _new(Event)
     _set(
         event,

@@ -167,3 +167,32 @@ class Records(Buckets):
                     if changes:
                         apply_changes(changes)
         return n
+
+    def load_final_states(
+        self, states: Iterable[tuple[Key, list[Any]]], *, keep: bool = True
+    ) -> int:
+        """The bulk path (:mod:`..bulk`): put the final state of records this engine holds
+        nothing of yet and add each one's contributions once; returns how many records.
+        ``keep=False``: add the contributions only, for an engine that is read and never
+        applied to again (a replay's report reads buckets, never a record state)."""
+        plans = self._plans
+        put = self.store.put if keep else _drop
+        apply_changes = self._apply_changes
+        n = 0
+        with collector_paused():
+            for key, state in states:
+                put(key, state)
+                n += 1
+                fields = state[1]
+                if fields is None:
+                    continue
+                plan = plans[key[2]]
+                new_c = plan.contributions(plan.measures, fields, state[3])
+                if new_c:
+                    apply_changes([(ckey, weight, 1) for ckey, weight in new_c.items()])
+        self.applied += n
+        return n
+
+
+def _drop(_key: Key, _value: Any) -> None:
+    """A put that keeps nothing."""
