@@ -6,7 +6,10 @@ runs it on its own event loop in a background thread, so both the synchronous ve
 ``latency`` (seconds, settable while serving) is the least time every answer takes, the simulator's
 own work included, like a network round trip and a vendor's processing time (benchmarks switch it
 on); ``statuses`` counts the answers by
-HTTP status (the 429s a client provoked, for instance).
+HTTP status (the 429s a client provoked, for instance). :meth:`FakeServer.hold` is how a test shows
+that calls overlap without reading a clock: answers are held until the expected number of requests
+are in flight together (a client that waits for each answer before the next call never gets there,
+and the hold gives up after a generous timeout, which the test sees as :attr:`Hold.timed_out`).
 :class:`TestCA` makes a throw-away certificate authority (trustme) and a certificate for
 ``127.0.0.1`` and ``localhost``; clients trust ``ca.cert_path``.
 """
@@ -26,9 +29,52 @@ from types import TracebackType
 import trustme
 from aiohttp import web
 
-__all__ = ["FakeServer", "TestCA"]
+__all__ = ["FakeServer", "Hold", "TestCA"]
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Hold:
+    """Answers held until ``count`` (matching) requests are in flight at once: a latch, not a
+    clock. Once met it lets everything through; if the requests have not all arrived within
+    ``timeout`` seconds, it lets the held answers go and records ``timed_out`` (the calls were
+    not made side by side). Only the server's own loop touches it after it is armed."""
+
+    def __init__(
+        self, count: int, timeout: float, match: Callable[[web.Request], bool] | None
+    ) -> None:
+        self.count = count
+        self.timeout = timeout
+        self.match = match
+        self.waiting = 0
+        self.peak = 0
+        """Most matching requests ever held together."""
+        self.arrived: list[str] = []
+        """The matching requests' paths, in the order they arrived while the hold was armed."""
+        self.met = False
+        self.timed_out = False
+        self._event: asyncio.Event | None = None
+
+    async def wait(self, request: web.Request) -> None:
+        if self.met or self.timed_out or (self.match is not None and not self.match(request)):
+            return
+        if self._event is None:
+            self._event = asyncio.Event()
+        self.arrived.append(request.path)
+        self.waiting += 1
+        self.peak = max(self.peak, self.waiting)
+        try:
+            if self.waiting >= self.count:
+                self.met = True
+                self._event.set()
+                return
+            try:
+                await asyncio.wait_for(self._event.wait(), self.timeout)
+            except TimeoutError:
+                self.timed_out = not self.met
+                self._event.set()
+        finally:
+            self.waiting -= 1
 
 
 class TestCA:
@@ -82,6 +128,8 @@ class FakeServer:
         # latency is the vendor's processing time, inside its rate and concurrency gates
         app.middlewares.insert(0, self._count)
         app.middlewares.append(self._delay)
+        self.held: Hold | None = None
+        """The hold armed by :meth:`hold` (None: answers are never held)."""
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -108,9 +156,24 @@ class FakeServer:
         started = time.monotonic()
         response = await handler(request)
         self.busy += time.monotonic() - started
+        if self.held is not None:  # the answer is ready; it leaves once the others are in flight
+            await self.held.wait(request)
         if self.latency > 0:  # the simulator's own work counts towards the answer's time
             await asyncio.sleep(max(0.0, started + self.latency - time.monotonic()))
         return response
+
+    def hold(
+        self,
+        count: int,
+        *,
+        timeout: float = 20.0,
+        match: Callable[[web.Request], bool] | None = None,
+    ) -> Hold:
+        """From now on, hold every answer (to a request ``match`` accepts, if given) until
+        ``count`` of them are in flight at once. Arm it before the client starts the calls;
+        assert ``met`` afterwards. Generous ``timeout``: a loaded machine is slow, not wrong."""
+        self.held = Hold(count, timeout, match)
+        return self.held
 
     @property
     def url(self) -> str:

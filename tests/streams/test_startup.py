@@ -102,8 +102,9 @@ async def test_status_answers_at_once_while_a_slow_state_loads(
             if code:
                 break
             await asyncio.sleep(0.02)
-        first = time.monotonic() - began
-        assert code == 200 and first < 1.5, first  # the load alone takes > 2 * total * 20 ms
+        # HTTP answers while the state is still loading (a clock-free check: the first answer
+        # says it is starting; the load is slowed to > total * 20 ms, asserted below)
+        assert code == 200 and json.loads(body)["starting"] is not None, body
         while True:
             status = json.loads(body)
             seen.append(status)

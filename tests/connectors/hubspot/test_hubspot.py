@@ -58,13 +58,15 @@ async def test_the_search_api_refuses_paging_past_10000_results() -> None:
 async def test_lookback_catches_records_search_indexed_late() -> None:
     async with make_harness(objects=["deals"]) as h:
         _, cursor = await drain(h.connector.source.backfill(None))
+        now = [time.time()]
+        h.fake.clock = lambda: now[0]  # the simulator's time moves only when the test says so
         h.fake.index_delay_ms = 300
         (early,) = h.seed_deals(1)
-        time.sleep(0.35)
+        now[0] += 0.35
         (late,) = h.seed_deals(1)  # written now: not searchable for 300 ms
         events, cursor = await drain(h.connector.source.poll(cursor))
         assert {e.id for e in events} == {early}
-        time.sleep(0.35)
+        now[0] += 0.35
         events, _ = await drain(h.connector.source.poll(cursor))
         assert late in {e.id for e in events}  # the cursor passed it; the lookback did not
 

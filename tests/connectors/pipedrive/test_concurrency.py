@@ -19,16 +19,17 @@ from .harness import FIELD, make_harness
 
 async def test_patches_go_concurrently_and_never_beyond_the_burst_window() -> None:
     async with make_harness(burst=8) as h:  # 8 requests per rolling 2 s
-        h.server.latency = 0.2
         ids = h.seed_deals(12)
         sink = h.connector.sink
         assert sink.max_batch >= 12
         writes = [FieldWrite("pipedrive", "deal", i, FIELD, n) for n, i in enumerate(ids)]
         await h.connector.keys.load("deals")  # the account's burst size is known from here on
+        held = h.server.hold(2)  # answers wait until two PATCHes are in flight: no clock
         results = await sink.write(writes)
         assert all(r.ok for r in results)
         assert h.server.statuses[429] == 0  # the limit was never exceeded
-        assert 1 < h.server.peak_in_flight <= 8  # concurrent, bounded by the window
+        assert held.met and not held.timed_out  # concurrent ...
+        assert h.server.peak_in_flight <= 8  # ... and bounded by the window
         assert h.fake.write_calls() == 12
         assert all(h.fake.custom_value("deals", i, FIELD) == n for n, i in enumerate(ids))
 
@@ -90,11 +91,12 @@ async def test_a_backfill_asks_for_the_deal_lists_side_by_side_and_hands_them_ou
     async with make_harness() as h:
         ids = h.seed_deals(6)
         h.delete(ids[0])
-        h.server.latency = 0.2
-        h.server.peak_in_flight = 0
+        # no clock: the deal lists' answers are held until three of them are in flight
+        # together; asked for one list after another, the first waits in vain (timed out)
+        held = h.server.hold(3, match=lambda request: "/deals" in request.path)
         pages = [page async for page in h.connector.source.backfill(None)]
         assert h.server.statuses[429] == 0
-        assert h.server.peak_in_flight >= 3  # the deal lists' first requests overlapped
+        assert held.met and not held.timed_out, held.arrived
         deals = [e for page in pages for e in page.events if e.object == "deal"]
         assert [e.id for e in deals if e.op == "upsert"] == ids[1:]
         assert [e.id for e in deals if e.op == "delete"] == [ids[0]]

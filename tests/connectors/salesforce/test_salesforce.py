@@ -1090,10 +1090,12 @@ async def test_the_count_the_api_user_and_the_deleted_rows_are_read_beside_the_s
         ids = h.seed_deals(3 * PAGE)
         h.delete(ids[0])
         h.connector.source.chunk = PAGE
-        h.server.latency = 0.2  # every answer takes that long: overlapping calls are in flight
-        h.server.peak_in_flight = 0
+        # no clock: every answer is held until four requests are in flight together (the API
+        # user, the COUNT(), the deleted rows' queryAll and the first page); made one after
+        # another, the first answer waits for calls that never come and the hold times out
+        held = h.server.hold(4)
         pages = [page async for page in h.connector.source.backfill(None)]
-        assert h.server.peak_in_flight >= 3
+        assert held.met and not held.timed_out, held.arrived
         kinds = [{e.op for e in page.events} for page in pages if page.events]
         assert kinds == [{"upsert"}] * 3 + [{"delete"}]
         assert [e.id for e in pages[-2].events] == [ids[0]]

@@ -14,7 +14,8 @@ from .harness import FIELD, make_harness
 async def test_a_round_sends_its_update_calls_at_once_within_the_concurrency() -> None:
     async with make_harness(concurrency=3) as h:
         h.fake.concurrency = 3  # the edition's limit: a fourth call in flight would get 429
-        h.server.latency = 0.2  # slow answers: calls that overlap are seen overlapping
+        # no clock: Update Records answers wait until three of them are in flight together
+        held = h.server.hold(3, match=lambda request: request.method == "PUT")
         ids = h.seed_deals(700)
         sink = h.connector.sink
         assert sink.max_batch == 3 * UPDATE_BATCH * WAVES
@@ -24,7 +25,8 @@ async def test_a_round_sends_its_update_calls_at_once_within_the_concurrency() -
             results = await sink.write(writes[start : start + sink.max_batch])
             assert all(r.ok for r in results)
         assert h.fake.write_calls() - before == 7  # 100 records a call, no more
-        assert h.server.peak_in_flight == 3  # concurrent, and bounded by the setting
+        assert held.met and not held.timed_out  # three calls at once ...
+        assert h.server.peak_in_flight == 3  # ... and never more than the setting
         assert h.fake.concurrency_refusals == 0
         assert all(h.fake.value("Deals", i, FIELD) == n for n, i in enumerate(ids))
 
@@ -36,10 +38,11 @@ async def test_a_poll_asks_for_deleted_records_beside_the_scan_and_hands_them_ou
         _, cursor = await drain(source.backfill(None))
         h.delete(ids[0])
         h.touch(ids[1])
-        h.server.latency = 0.2
-        h.server.peak_in_flight = 0
+        # no clock: answers are held until two requests are in flight together; Get Deleted
+        # Records asked for after the scan would leave the scan's answer waiting (timed out)
+        held = h.server.hold(2)
         pages = [page async for page in source.poll(cursor)]
-        assert h.server.peak_in_flight >= 2  # Get Deleted Records in flight beside the scan
+        assert held.met and not held.timed_out, held.arrived
         events = [e for page in pages for e in page.events if e.object == "deal"]
         assert ids[1] in {e.id for e in events if e.op == "upsert"}
         assert [e.id for e in events if e.op == "delete"] == [ids[0]]
