@@ -87,6 +87,12 @@ class RollingWindow:
     earlier than the vendor's count; ``margin`` widens the window a little for the others.
     ``calls`` and ``seconds`` may be changed later (a vendor that tells its limit in its
     answers).
+
+    With ``until_answered`` every caller must tell :meth:`answered` (also on failure): until
+    it does, its call counts as arriving *now* -- it may still be stalled in a worker thread or
+    on the wire, and reach the vendor at any moment. So however long the event loop, a thread
+    or the network stalls, no call starts before the vendor's window has room, and a burst of
+    stalled calls cannot land in one vendor window.
     """
 
     def __init__(
@@ -95,16 +101,19 @@ class RollingWindow:
         seconds: float,
         *,
         margin: float = 0.0,
+        until_answered: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.calls = calls
         self.seconds = seconds
         self.margin = margin
+        self.until_answered = until_answered
         self.clock = clock
         self.sleep = sleep
         self.counted: list[list[float]] = []
-        """One ``[time]`` per call in the window: its start, or its answer once told."""
+        """One ``[time]`` per call in the window: its start, or its answer once told (with
+        ``until_answered``, ``[start, 1.0]`` while no answer came: counted as now)."""
         self.waited = 0.0
         """Seconds callers spent waiting for room, in total."""
 
@@ -112,10 +121,12 @@ class RollingWindow:
         """Seconds until one more call may start (0: now)."""
         now = self.clock()
         span = self.seconds + self.margin
-        self.counted = [c for c in self.counted if c[0] > now - span]
+        # a call still waiting for its answer may reach the vendor at any moment: "now"
+        times = sorted(now if len(c) > 1 else c[0] for c in self.counted)
+        self.counted = [c for c in self.counted if len(c) > 1 or c[0] > now - span]
         if self.calls <= 0 or len(self.counted) < self.calls:
             return 0.0
-        times = sorted(c[0] for c in self.counted)
+        times = [t for t in times if t > now - span]
         return max(0.0, times[len(times) - self.calls] + span - now)
 
     async def acquire(self) -> list[float]:
@@ -124,13 +135,13 @@ class RollingWindow:
         while (wait := self.wait_for()) > 0:
             self.waited += wait
             await self.sleep(wait)
-        entry = [self.clock()]
+        entry = [self.clock(), 1.0] if self.until_answered else [self.clock()]
         self.counted.append(entry)
         return entry
 
     def answered(self, entry: list[float]) -> None:
-        """The call's answer came: it counts in the window from now."""
-        entry[0] = max(entry[0], self.clock())
+        """The call's answer came (or it failed): it counts in the window from now."""
+        entry[:] = [max(entry[0], self.clock())]
 
 
 def is_retriable(error: CrmPulseError) -> bool:

@@ -168,3 +168,22 @@ def test_a_call_counts_in_the_window_from_its_answer_once_told() -> None:
         assert window.wait_for() == 0.0
 
     asyncio.run(main())
+
+
+def test_a_call_without_its_answer_counts_as_arriving_now() -> None:
+    """With ``until_answered`` a call in flight (stalled in a thread, on the wire) keeps its
+    place in the window however long it takes; from its answer it counts from then."""
+    now = [0.0]
+    window = RollingWindow(1, 1.0, until_answered=True, clock=lambda: now[0])
+
+    async def main() -> None:
+        entry = await window.acquire()
+        now[0] = 5.0  # no answer after 5 s: it may reach the vendor any moment
+        assert window.wait_for() == pytest.approx(1.0)
+        window.answered(entry)
+        now[0] = 5.5
+        assert window.wait_for() == pytest.approx(0.5)
+        now[0] = 6.0
+        assert window.wait_for() == 0.0
+
+    asyncio.run(main())

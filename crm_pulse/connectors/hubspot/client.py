@@ -6,8 +6,9 @@ Calls go through the official SDK's generated ``*_with_http_info`` APIs with
 the connector. Blocking calls run in a worker thread (``asyncio.to_thread``).
 
 Rate limits are honoured before HubSpot has to refuse: when the last answer said no request is
-left in the current interval, the next call waits for the interval to pass; calls started are
-also counted in a rolling window of the interval the headers announce
+left in the current interval, the next call waits for the interval to pass; calls are also
+counted, as "now" until their answer and from it on, in a rolling window of the interval the
+headers announce
 (:class:`~crm_pulse.retry.RollingWindow`, 100 per 10 s until told), so that concurrent calls (the
 sink sends several batches at once) stay under it too; and the search API (5 requests per second
 per portal) has its own window.
@@ -108,9 +109,13 @@ class HubSpotClient:
         self.sleep = sleep
         self.limits = RateLimitState()
         self._apis: dict[str, Any] = {}
-        self.window = RollingWindow(100, 10.0, margin=0.1, sleep=self._wait)
-        """Calls started per rolling interval: the lowest tier's 100 per 10 s until the
-        X-HubSpot-RateLimit-Max / -Interval-Milliseconds headers say the account's."""
+        self.window = RollingWindow(100, 10.0, margin=0.1, until_answered=True, sleep=self._wait)
+        """Calls per rolling interval: the lowest tier's 100 per 10 s until the
+        X-HubSpot-RateLimit-Max / -Interval-Milliseconds headers say the account's. HubSpot
+        counts a call when it arrives, which a loaded machine (a stalled event loop or worker
+        thread) or a slow network can put well after our start: each call is counted as "now"
+        until its answer and from its answer on, never before HubSpot counted it, so no stall
+        can let a burst into HubSpot's window."""
         self.search_window = (
             RollingWindow(
                 max(1, int(search_per_second)),
@@ -155,15 +160,19 @@ class HubSpotClient:
             self.waited += seconds
             await self.sleep(seconds)
 
-    async def _before(self, search: bool) -> list[float] | None:
-        """Honour the last rate-limit headers, and pace the search API (returns the search
-        window's entry, to count the call from its answer)."""
+    async def _before(self, search: bool) -> tuple[list[float], list[float] | None]:
+        """Honour the last rate-limit headers, and pace the calls and the search API (returns
+        the windows' entries, to count the call from its answer)."""
         async with self._pace:
             await self._wait(min(self.max_wait, self.limits.wait_needed(time.monotonic())))
-            await self.window.acquire()
+            entry = await self.window.acquire()
             if search and self.search_window is not None:
-                return await self.search_window.acquire()
-            return None
+                try:
+                    return entry, await self.search_window.acquire()
+                except BaseException:  # cancelled: the call never left
+                    self.window.answered(entry)
+                    raise
+            return entry, None
 
     async def call(
         self,
@@ -181,12 +190,13 @@ class HubSpotClient:
         """
 
         async def once() -> tuple[int, Any]:
-            searched = await self._before(search)
+            entry, searched = await self._before(search)
             try:
                 return await asyncio.to_thread(self._call, fn, *args, **kwargs)
             except Exception as exc:  # the one place for vendor errors
                 raise translate(exc, what) from None
             finally:
+                self.window.answered(entry)  # HubSpot counted it by now, if it saw it
                 if searched is not None and self.search_window is not None:
                     self.search_window.answered(searched)  # HubSpot counted it by now
                 if self.limits.max and self.limits.interval_ms:  # the account's own limit

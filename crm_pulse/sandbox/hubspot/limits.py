@@ -39,6 +39,12 @@ class _Limits(_State):
         with self._lock:
             self.faults = [(status, delay)] * requests
 
+    def stall(self, requests: int, seconds: float) -> None:
+        """The next ``requests`` calls reach HubSpot ``seconds`` late: they are counted in its
+        rate window on arrival, after the delay (what a loaded client machine does)."""
+        with self._lock:
+            self.stalls = [seconds] * requests
+
     def _limit_headers(self, now: float) -> dict[str, str]:
         interval = self.rate_interval_ms / 1000
         self._window = [t for t in self._window if t > now - interval]
@@ -68,6 +74,10 @@ class _Limits(_State):
     ) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return _error(401, "INVALID_AUTHENTICATION", "Authentication credentials not found.")
+        with self._lock:
+            stall = self.stalls.pop(0) if self.stalls else 0.0
+        if stall:
+            await asyncio.sleep(stall)
         with self._lock:
             now = self.clock()
             self.calls.append((request.method, request.path))

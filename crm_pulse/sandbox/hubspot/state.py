@@ -63,6 +63,9 @@ class _State:
         self._lock = threading.RLock()
         self._forced_429: list[float] = []
         self.faults: list[tuple[int, float]] = []
+        self.stalls: list[float] = []
+        """Seconds the next requests are held before HubSpot sees (counts) them: a stalled
+        sender or a slow network, reproducibly."""
         """Injected failures for the next calls: (status or 0, delay seconds)."""
         self.rate_max = 190
         """Requests allowed per ``rate_interval_ms`` (a private app's burst limit); 0: no limit."""

@@ -14,6 +14,9 @@ from .harness import FIELD, make_harness
 
 
 async def test_batches_of_a_round_go_at_once_and_stay_under_the_rate_window() -> None:
+    """Stall-proof: the client counts each call as "now" until its answer, so however late
+    HubSpot sees a call (a loaded machine), the window never overflows; a latch (``hold``)
+    proves a round's calls are in flight together without reading a clock."""
     async with make_harness(objects=["deals"]) as h:
         ids = h.seed_deals(2 * BATCH_MAX * PARALLEL)
         h.fake.rate_max, h.fake.rate_interval_ms = 3, 1000  # 3 calls per rolling second
@@ -30,6 +33,26 @@ async def test_batches_of_a_round_go_at_once_and_stay_under_the_rate_window() ->
         assert h.fake.write_calls() == 2 * PARALLEL  # 100 inputs a call
         assert held.met and not held.timed_out  # calls overlapped
         assert all(h.fake.value("deals", i, FIELD) == str(n) for n, i in enumerate(ids))
+
+
+async def test_calls_hubspot_sees_late_still_keep_the_next_ones_out_of_its_window() -> None:
+    """A loaded machine, reproduced: the first two write calls reach HubSpot 1.5 s after they
+    left (no answer, so no rate-limit headers, meanwhile). Counted from their start, they
+    leave the client's window after 1.1 s and two more calls go, which land in HubSpot's
+    window together with the late ones (a 429); counted as "now" until answered, they wait."""
+    async with make_harness(objects=["deals"]) as h:
+        h.server.latency = 0.05
+        ids = h.seed_deals(2 * BATCH_MAX * PARALLEL)
+        h.fake.rate_max, h.fake.rate_interval_ms = 3, 1000
+        sink = h.connector.sink
+        await h.connector.client.pipelines("deals")  # learn the limit
+        h.fake.stall(2, 1.5)
+        writes = [FieldWrite("hubspot", "deals", i, FIELD, n) for n, i in enumerate(ids)]
+        for start in range(0, len(writes), sink.max_batch):
+            results = await sink.write(writes[start : start + sink.max_batch])
+            assert all(r.ok for r in results)
+        assert h.fake.throttled == 0
+        assert h.fake.write_calls() == 2 * PARALLEL
 
 
 async def test_search_is_paced_at_five_per_second_without_a_429() -> None:
