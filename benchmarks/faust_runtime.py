@@ -15,7 +15,12 @@ Starts a throw-away Kafka (scripts/kafka/broker.py) and reports:
 * the CPU each took while timed, as CPU seconds per wall second (``/proc``): the broker's and
   the workers' (1.0 = one core busy the whole time), and per event, with the embedded
   runtime's CPU per event: ``faust_over_embedded_per_cpu_second`` is the ratio of events per
-  CPU second, which the machine's other load does not skew the way it skews events/s;
+  CPU second, which the machine's other load does not skew the way it skews events/s; beside
+  them what bounds a run on a shared machine: the producer's CPU (this process), the cores busy
+  machine-wide (``/proc/stat``) and what other processes took of them, the load average, and
+  the workers' run-queue wait (runnable, waiting for a core) per second of their own CPU; with
+  ``--workers 2`` also the two-worker ratio per worker CPU second (one worker's CPU per event
+  over two workers');
 * end-to-end latency publish -> value written to the sink, p50/p99 over single changes;
 * recovery: a worker killed with SIGKILL, a new one started: time until it writes again (table
   recovery from the changelog included);
@@ -154,6 +159,26 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def run_queue_wait(pid: int) -> float:
+    """Seconds the process's threads spent runnable but waiting for a core so far
+    (``/proc/PID/task/*/schedstat``: the scheduler's run-queue wait)."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
+def machine_busy() -> tuple[float, float]:
+    """(CPU seconds busy, CPU seconds in all) of every core so far (Linux ``/proc/stat``)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
 def worker(
     config: Path, log: Path, profile: Path | None = None, loglevel: str = "warning"
 ) -> subprocess.Popen[bytes]:
@@ -276,17 +301,35 @@ def faust_run(
         wait_for_total(out, 2, timeout=180)
         want += 1
     cpu = [cpu_seconds(p.pid) for p in (broker.process, *procs)]
+    busy0, all0 = machine_busy()
+    waited = [run_queue_wait(p.pid) for p in procs]
+    me = time.process_time()  # this process: the producer (and the polling of the sink)
     started = time.perf_counter()
     asyncio.run(publish(broker.bootstrap, f"{app}-events", data))
     wait_for_total(out, want + 1)
     wall = time.perf_counter() - started
     used = [cpu_seconds(p.pid) - c for p, c in zip((broker.process, *procs), cpu, strict=True)]
+    me = time.process_time() - me
+    waited = [run_queue_wait(p.pid) - w for p, w in zip(procs, waited, strict=True)]
+    busy1, all1 = machine_busy()
+    cores = (all1 - all0) / wall
+    busy = (busy1 - busy0) / wall
     result = {
         "events_per_s": round(len(data) / wall),
         "broker_cpu_share": round(used[0] / wall, 2),  # CPU seconds per wall second
         "workers_cpu_share": round(sum(used[1:]) / wall, 2),
         "workers_cpu_us_per_event": round(sum(used[1:]) / len(data) * 1e6, 1),
         "broker_cpu_us_per_event": round(used[0] / len(data) * 1e6, 1),
+        "producer_cpu_share": round(me / wall, 2),
+        # the whole machine meanwhile: cores busy (of ``cores``), and what processes other
+        # than the broker, the workers and the producer (the other agents) took of them
+        "machine_cores_busy": round(busy, 2),
+        "machine_cores": round(cores, 1),
+        "others_cpu_share": round(max(0.0, busy - sum(used) / wall - me / wall), 2),
+        "load_average": round(os.getloadavg()[0], 1),
+        # runnable, waiting for a core: per second of the workers' own CPU (above 1: the
+        # workers waited longer for the machine than they ran)
+        "workers_run_queue_wait_per_cpu_s": round(sum(waited) / max(sum(used[1:]), 1e-9), 2),
     }
     return result, config, out, procs
 
@@ -514,6 +557,12 @@ def main(argv: list[str] | None = None) -> int:
                         many["events_per_s"] / one["events_per_s"], 3
                     )
                     result[f"{name}_cpu"] = {k: v for k, v in many.items() if k != "events_per_s"}
+                    # the ratio the workers' CPU per event gives: two workers each with a
+                    # core of their own would reach (events per worker CPU second, 2 workers
+                    # / 1) x 2
+                    result[f"{name}_over_one_per_worker_cpu_second"] = round(
+                        one["workers_cpu_us_per_event"] / many["workers_cpu_us_per_event"], 3
+                    )
                     # the events and the two warm-ups (1 each), as faust_run waited for them
                     result[f"{name}_failover_after_sigkill_s"] = failover(
                         data, want + 2, broker, c2, o2, more

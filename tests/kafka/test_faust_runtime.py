@@ -140,14 +140,15 @@ class Deployment:
         self.tmp = tmp
         self.workers: list[subprocess.Popen[bytes]] = []
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, *, program: list[str] | None = None) -> subprocess.Popen[bytes]:
+        """A worker (``program``: a script and its arguments to run instead of the CLI module,
+        which it must end by calling with the arguments that follow)."""
         log = (self.tmp / f"worker{len(self.workers)}.log").open("wb")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "crm_pulse.cli",
+                *(program or ["-m", "crm_pulse.cli"]),
                 "worker",
                 "--config",
                 str(self.config),
@@ -775,3 +776,77 @@ def test_i_changelog_records_are_appended_in_bulk_in_order(kafka: str) -> None:
         b'"e0"',
     ]
     assert got[-2][1] is None and got[-1][1] == b"y"
+
+
+DIES_MID_BATCH = """
+import os, signal, sys
+from pathlib import Path
+
+from crm_pulse.cli import main
+from crm_pulse.streams.faust import batches, bulk
+
+point, where, least, marker = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+
+
+def die(size):
+    marker.write_text(str(size))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if point == "state":  # the batch's output acknowledged by Kafka, its state not written yet
+    write = bulk.BulkChangelog.write
+
+    async def dying_write(self, records):
+        size = sum(len(r) for r in records.values())
+        if where in self.topic and size >= least:
+            die(size)
+        await write(self, records)
+
+    bulk.BulkChangelog.write = dying_write
+else:  # "acknowledge": the batch's state committed, Faust not told (its offsets not committed)
+    acknowledge = batches.acknowledge
+
+    def dying_acknowledge(consumer, messages):
+        if messages[0].topic.endswith(where) and len(messages) >= least:
+            die(len(messages))
+        acknowledge(consumer, messages)
+
+    batches.acknowledge = dying_acknowledge
+sys.exit(main(sys.argv[5:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("point", "where", "least"),
+    [
+        ("state", "records-changelog", 20),  # deltas sent for the batch, records not stored
+        ("acknowledge", "-events", 20),  # records stored, the events not acknowledged to Faust
+        ("acknowledge", "-deltas", 3),  # aggregates stored, the deltas not acknowledged
+    ],
+)
+def test_j_a_sigkill_in_the_middle_of_a_fetched_batch_loses_and_doubles_nothing(
+    kafka: str, tmp_path: Path, point: str, where: str, least: int
+) -> None:
+    """The agents take what Faust's consumer fetched a batch at a time (``faust/batches.py``)
+    and acknowledge it to Faust only once the batch's state is committed. A worker SIGKILLs
+    itself in the middle of a batch of many messages: after the batch's output went out and
+    before its state (the next worker sends it again, the next stage recognises it), or after
+    its state and before Faust was told (the next worker is handed the batch again and drops
+    what its positions say was applied). A new worker takes over; every value ends as replay
+    says: nothing lost, nothing counted twice."""
+    d = Deployment(tmp_path, kafka)
+    events = history(random.Random(11), 1500)
+    script = tmp_path / "dies_mid_batch.py"
+    script.write_text(DIES_MID_BATCH)
+    marker = tmp_path / "died"
+    try:
+        asyncio.run(d.publish(events[:1200]))  # waiting: the first batches are large
+        dying = d.start_worker(program=[str(script), point, where, str(least), str(marker)])
+        assert dying.wait(180) == -signal.SIGKILL, d.logs()
+        assert int(marker.read_text()) >= least  # killed in the middle of a batch that large
+        assert not d.out.exists() or read_values(d.out) != expected(d.config, events[:1200])
+        d.start_worker()
+        asyncio.run(d.publish(events[1200:]))
+        d.wait_for(expected(d.config, events), timeout=180)
+    finally:
+        d.stop()

@@ -604,7 +604,7 @@ def test_messages_read_back_are_acknowledged_to_faust_after_their_batch_commits(
 
     pipeline.app.consumer = Consumer()
     stage.apply = apply
-    delivered = [Event(Message("t", 0, o, b"k", str(o).encode())) for o in (0, 1, 5, 6)]
+    delivered = [Message("t", 0, o, b"k", str(o).encode()) for o in (0, 1, 5, 6)]
     asyncio.run(pipeline._ordered(stage, delivered))
     assert applied == [0, 1, 2, 3, 4, 5, 6]
     assert acked == [2, 3, 4]  # Faust acknowledges the ones it delivered itself
@@ -615,7 +615,7 @@ def test_messages_read_back_are_acknowledged_to_faust_after_their_batch_commits(
     stage.apply = fail
     acked.clear()
     with pytest.raises(RuntimeError):
-        asyncio.run(pipeline._ordered(stage, [Event(Message("t", 0, 9, b"k", b"9"))]))
+        asyncio.run(pipeline._ordered(stage, [Message("t", 0, 9, b"k", b"9")]))
     assert acked == []  # not committed: not acknowledged
 
 
@@ -876,12 +876,12 @@ def test_a_partition_faust_stopped_delivering_is_read_from_kafka(
     timers = Timers(pipeline, committed=committed)
 
     async def main() -> None:
-        delivered = [Event(Message(topic, 0, o, b"k", str(o).encode())) for o in (0, 1, 2)]
+        delivered = [Message(topic, 0, o, b"k", str(o).encode()) for o in (0, 1, 2)]
         await pipeline._ordered(stage, delivered)
         assert applied == [0, 1, 2] and store.position(0) == 3
         await timers.holes()  # messages wait: one interval to see whether Faust delivers them
         assert applied == [0, 1, 2]
-        await pipeline._ordered(stage, [Event(Message(topic, 0, 3, b"k", b"3"))])
+        await pipeline._ordered(stage, [Message(topic, 0, 3, b"k", b"3")])
         await timers.holes()  # it moved: still not stalled
         assert applied == [0, 1, 2, 3]
         await timers.holes()  # no progress for a whole interval: read from Kafka
@@ -890,7 +890,7 @@ def test_a_partition_faust_stopped_delivering_is_read_from_kafka(
         await timers.holes()  # at the end: nothing more
         assert applied == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
         # Faust delivers them late after all: applied already, dropped
-        late = [Event(Message(topic, 0, o, b"k", str(o).encode())) for o in (4, 5)]
+        late = [Message(topic, 0, o, b"k", str(o).encode()) for o in (4, 5)]
         await pipeline._ordered(stage, late)
         assert applied == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
 
@@ -929,7 +929,7 @@ def test_a_stopping_worker_applies_nothing_and_checks_nothing(
     monkeypatch.setattr(type(pipeline.app), "rebalancing", False, raising=False)
     pipeline.app._stopped.set()  # the worker received SIGTERM
     assert not Timers(pipeline).settled(pipeline.app.consumer_generation_id)
-    delivered = [Event(Message(topic, 0, o, b"k", b"v")) for o in (7, 8)]
+    delivered = [Message(topic, 0, o, b"k", b"v") for o in (7, 8)]
     asyncio.run(pipeline._ordered(stage, delivered))
 
     async def committed(tps: Any) -> dict[TP, int | None]:

@@ -136,3 +136,31 @@ def test_an_agents_output_goes_where_faust_put_it_in_order() -> None:
         mine = [v for k, v in appended[where] if k == group_key(g).encode()]
         assert mine == [v for k, v, _p in messages if k == group_key(g).encode()]  # in order
     assert appended[2][-1] == (b"\x00first-read", b"marker")
+
+
+def test_floats_and_non_finite_values_travel_as_the_standard_library_wrote_them() -> None:
+    """Delta messages are written by msgspec; a NaN or an infinity (no event gives one) is
+    still written as ``json.dumps`` writes it (``NaN``, ``Infinity``) and read back, not as
+    msgspec's ``null``; a message of an earlier worker with them still decodes."""
+    import math
+
+    values = [0.1, 1e16, -2.5e-7, 123456789.125, math.inf, -math.inf, math.nan]
+    sent = [Delta(1, (), None, v, 1, 1) for v in values] + [
+        Delta(2, (), (1.5, math.inf), (math.nan, "a"), 1, 0)
+    ]
+    items = Encoder().by_group(sent)[()]
+    ((_key, body),) = pack([(b"[]", {"p": 0, "o": 0, "d": items})])
+    former = json.dumps(
+        {"g": [], "entries": [{"p": 0, "o": 0, "d": [[1, None, v, 1, 1] for v in values]}]},
+        separators=(",", ":"),
+    ).encode()
+    assert body.startswith(b'{"g":[],"entries":[{"p":0,"o":0,"d":[[1,null,0.1,1,1],')
+    for token in (b",NaN,1,1]", b",Infinity,1,1]", b",-Infinity,1,1]"):
+        assert token in body
+    for raw in (body, former):
+        ((_p, _o, got),) = decode(raw)
+        for d, v in zip(got, values, strict=False):
+            assert (math.isnan(d.value) and math.isnan(v)) or d.value == v
+    ((_p, _o, got),) = decode(body)
+    last = got[-1]
+    assert last.slot == (1.5, math.inf) and math.isnan(last.value[0]) and last.value[1] == "a"

@@ -33,15 +33,18 @@ Nothing lost, nothing counted twice, with a worker killed at any moment:
 4. re-processing after a crash sends the same positioned entries again, which the next stage
    recognises (:mod:`.phases`), or rewrites the same field value.
 
-Agents run with concurrency 1 (faust-streaming issue #606). A message that cannot be applied goes
-to the ``dead-letters`` topic with the reason, and the stream goes on.
+Each stage is one task taking one batch at a time (faust-streaming issue #606: no concurrency),
+fed by :mod:`.batches`: the messages Faust's consumer fetched, a fetch at a time, instead of
+Faust's per-message path through agents and streams. A message that cannot be applied goes to the
+``dead-letters`` topic with the reason, and the stream goes on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +56,11 @@ from ...metrics.engine import Engine
 from ...metrics.events import Event
 from ..embedded import Database, build_connectors
 from ..writeback import Backoff, Planner, Writer
+from . import batches
 from .aggregates import AggregatesStage, target_key
 from .bulk import BulkChangelog, BulkTopic, KafkaOutput
 from .deadletters import DeadLetterLog, dead_letter_topic
-from .order import InputOrder, Message, PartitionReader
+from .order import Anchor, InputOrder, Message, PartitionReader
 from .phases import AggregatePhase, RecordPhase
 from .records import RecordsStage
 from .stage import Stage
@@ -68,7 +72,7 @@ from .writer import Handouts, RecordingOutbox, WriterStage
 __all__ = ["FaustPipeline", "create_app", "event_key", "kafka_servers", "target_key"]
 
 BATCH = 2000
-BATCH_WINDOW = 0.05  # seconds an agent waits to fill a batch
+WRITER_BATCH = 200
 HOLE_CHECK = 2.0  # seconds between checks for messages Faust committed without delivering
 RECOVERY_CHECK = 5.0  # seconds between looks at a table recovery under way
 
@@ -123,6 +127,7 @@ class FaustPipeline:
             stream_wait_empty=True,  # a rebalance waits for in-flight batches to commit
             **options,
         )
+        self._inbox = batches.install(self.app)  # the hot topics a fetch at a time (.batches)
         self.events = self._topic("events", settings.partitions)
         self.deltas = self._topic("deltas", settings.partitions)
         self.values = self._topic("values", settings.partitions)
@@ -240,9 +245,14 @@ class FaustPipeline:
     # ------------------------------------------------------------ agents
     def _register(self) -> None:
         app = self.app
-        app.agent(self.events, name="records", concurrency=1)(self._records)
-        app.agent(self.deltas, name="aggregates", concurrency=1)(self._aggregates)
-        app.agent(self.values, name="writer", concurrency=1)(self._writer)
+        for topic, stage, limit, window in (
+            (self.events, self.record_stage, BATCH, 0.0),
+            (self.deltas, self.aggregate_stage, BATCH, 0.0),
+            (self.values, self.writer_stage, WRITER_BATCH, self.debounce),
+        ):
+            app.topics.add(topic)  # subscribed; its messages go to the inbox, not to an agent
+            inbox = self._inbox(topic.get_topic_name())
+            app.task(self._agent(stage, inbox, limit, window))
         app.timer(interval=max(1.0, self.deployment.runtime.tick), name="time")(self.timers.tick)
         app.timer(interval=HOLE_CHECK, name="holes")(self.timers.holes)
         app.timer(interval=RECOVERY_CHECK, name="recovery-watchdog")(self.watchdog.check)
@@ -300,28 +310,57 @@ class FaustPipeline:
         )
         return future
 
-    @staticmethod
-    def _by_partition(batch: Sequence[Any]) -> list[list[Any]]:
-        parts: dict[int, list[Any]] = {}
-        for event in batch:
-            parts.setdefault(event.message.partition, []).append(event)
-        return list(parts.values())
+    def _agent(
+        self, stage: Stage, inbox: batches.Inbox, limit: int, window: float
+    ) -> Callable[[], Awaitable[None]]:
+        """An agent: takes what Faust's consumer fetched of its topic (:mod:`.batches`), in
+        batches of at most ``limit`` messages (waiting up to ``window`` seconds to fill one),
+        and applies them through ``stage``; acknowledges them to Faust once committed."""
 
-    async def _ordered(self, stage: Stage, batch: Sequence[Any]) -> None:
-        """One delivered batch: per partition, the messages still to apply, then the stage.
+        async def agent() -> None:
+            while True:
+                fetched = await inbox.take(limit, window)
+                for start in range(0, len(fetched), limit):
+                    batch = fetched[start : start + limit]
+                    try:
+                        async with stage.lock:  # the timers never see half a batch
+                            applied = await self._ordered(stage, batch)
+                    except Exception:
+                        # nothing of it is committed; its messages are read back from Kafka as
+                        # a hole when the next ones arrive (or by the stall check)
+                        log.exception("%s: a batch failed; it will be read again", inbox.topic)
+                        # unacknowledged, its messages must not stay referenced: Faust's set of
+                        # in-flight messages is weak and a rebalance waits until it empties
+                        fetched = batch = []
+                        await asyncio.sleep(1.0)
+                        break
+                    if not applied:
+                        return  # stopping
+                    batches.acknowledge(self.app.consumer, batch)
 
-        Not once the worker is stopping: Faust closes the tables before the agents end, and a
-        batch taken from an agent's buffer then would read empty tables (every position 0,
-        every group without its buckets) and commit entries built on them. The batch is left
-        to the next start (its messages are above the committed positions)."""
+        agent.__name__ = agent.__qualname__ = f"agent {inbox.topic}"
+        return agent
+
+    async def _ordered(self, stage: Stage, batch: Sequence[Any]) -> bool:
+        """One fetched batch (Faust's messages): per partition, the messages still to apply,
+        then the stage; False (nothing done) once the worker is stopping.
+
+        Not once the worker is stopping: Faust closes the tables before the tasks end, and a
+        batch applied then would read empty tables (every position 0, every group without its
+        buckets) and commit entries built on them. The batch is left to the next start (its
+        messages are above the committed positions)."""
         if self.app.should_stop:
-            return
+            return False
         try:
             parts = []
-            for events in self._by_partition(batch):
-                messages = await stage.order.messages(events)
+            by_partition: dict[int, list[Any]] = {}
+            for message in batch:
+                by_partition.setdefault(message.partition, []).append(message)
+            for partition, fetched in by_partition.items():
+                anchor = Anchor(stage.order.topic, partition)
+                messages = await stage.order.fetched(fetched, anchor)
                 if messages:
-                    parts.append((events[-1], messages))
+                    parts.append((anchor, messages))
             if parts:
                 await stage.apply(parts)
         except BaseException:
@@ -329,6 +368,7 @@ class FaustPipeline:
             stage.order.take_repaired()
             raise
         self.acknowledge(stage.order.take_repaired())  # committed: Faust may move past them
+        return True
 
     def acknowledge(self, messages: Sequence[Message]) -> None:
         """Acknowledge messages read back from Kafka (and now committed) to Faust's consumer, so
@@ -350,21 +390,6 @@ class FaustPipeline:
                 )
         except Exception:  # the batch is committed: a failed acknowledgement only delays Faust's
             log.warning("could not acknowledge messages read back to Faust", exc_info=True)
-
-    async def _records(self, stream: Any) -> None:
-        async for batch in stream.take_events(BATCH, within=BATCH_WINDOW):
-            async with self.record_stage.lock:
-                await self._ordered(self.record_stage, batch)
-
-    async def _aggregates(self, stream: Any) -> None:
-        async for batch in stream.take_events(BATCH, within=BATCH_WINDOW):
-            async with self.aggregate_stage.lock:  # the timers never see half a batch
-                await self._ordered(self.aggregate_stage, batch)
-
-    async def _writer(self, stream: Any) -> None:
-        async for batch in stream.take_events(200, within=self.debounce):
-            async with self.writer_stage.lock:
-                await self._ordered(self.writer_stage, batch)
 
 
 def _require_rocksdict() -> None:

@@ -103,11 +103,17 @@ class InputOrder:
 
     async def messages(self, events: Sequence[Any]) -> list[Message]:
         """The delivered events of one partition, as the messages still to apply."""
-        partition = events[0].message.partition
+        return await self.fetched([e.message for e in events], events[-1])
+
+    async def fetched(self, delivered: Sequence[Any], anchor: Any) -> list[Message]:
+        """The delivered messages of one partition (in offset order; anything with ``topic``,
+        ``partition``, ``offset``, ``key`` and ``value``), as the messages still to apply;
+        ``anchor`` places the position's table write (an event of the partition or an
+        :class:`Anchor`)."""
+        partition = delivered[0].partition
         expected = self.store.position(partition) or 0
         out: list[Message] = []
-        for event in events:
-            m = event.message
+        for m in delivered:
             if m.offset < expected:
                 continue  # applied already (delivered again)
             if m.offset > expected:
@@ -117,7 +123,7 @@ class InputOrder:
             out.append(Message(m.topic, partition, m.offset, m.key, m.value))
             expected = m.offset + 1
         if out:
-            self.store.set_position(partition, out[-1].offset + 1, events[-1])
+            self.store.set_position(partition, out[-1].offset + 1, anchor)
         return out
 
     def take_repaired(self) -> list[Message]:

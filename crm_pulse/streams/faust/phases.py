@@ -31,9 +31,12 @@ an older worker cannot read this form: upgrade every worker together.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
+
+import msgspec
 
 from ...errors import DataError
 from ...metrics.deltas import Delta, group_key
@@ -77,7 +80,10 @@ def read_marker(key: bytes | None, value: bytes | None) -> tuple[str, int] | Non
     if key != FIRST_READ:
         return None
     try:
-        payload: Any = json.loads(value or b"")
+        try:
+            payload: Any = _read_json(value or b"")
+        except msgspec.DecodeError:  # not JSON msgspec reads (NaN, lone surrogates...)
+            payload = json.loads(value or b"")
         return str(payload["first_read"]), int(payload.get("from") or 0)
     except (ValueError, TypeError, KeyError) as exc:
         raise BadMessage(f"not a first-read marker: {exc!r}") from exc
@@ -145,7 +151,10 @@ class Encoder:
             if not (kind is str or kind is int or slot is None):
                 slot = wire(slot)
             kind = type(value)
-            if not (kind is str or kind is int or value is None):
+            if kind is float:
+                if value - value != 0.0:  # NaN or an infinity (see _wire_json)
+                    value = _nonfinite(value)
+            elif not (kind is str or kind is int or value is None):
                 value = wire(value)
             items.append([d.measure, slot, value, d.delta, d.dn])
         return per_group
@@ -159,7 +168,7 @@ class Encoder:
                     self.dates.clear()
                 found = self.dates[x] = Delta(0, (), x, None, 0, 0).to_wire()[2]
             return found
-        return Delta(0, (), x, None, 0, 0).to_wire()[2]
+        return _finite_json(Delta(0, (), x, None, 0, 0).to_wire()[2])
 
 
 def pack(
@@ -188,7 +197,32 @@ def _message(key: bytes, items: list[dict[str, Any]]) -> bytes:
 
 
 def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return _wire_json(payload)
+
+
+_wire_json = msgspec.json.Encoder().encode
+"""JSON of a delta message's entries: msgspec, the same JSON values ``json.dumps`` with compact
+separators writes for these shapes (lists, dicts of str, str, int, float, None; a float may be
+spelt otherwise, ``1e16`` for ``1e+16``), about 10x faster (the standard library's encoder was
+5 % of a busy worker's CPU). Except for NaN and the
+infinities, which msgspec writes as ``null``: :class:`Encoder` hands those over as
+:func:`_nonfinite` (``NaN``, ``Infinity``, as the standard library writes them; no event
+gives one, amounts are checked finite when parsed)."""
+
+_read_json = msgspec.json.Decoder().decode
+
+
+def _nonfinite(x: float) -> msgspec.Raw:
+    return msgspec.Raw(json.dumps(x).encode())
+
+
+def _finite_json(x: Any) -> Any:
+    """``x`` (a slot's or value's wire form) with NaN and infinities as :func:`_nonfinite`."""
+    if type(x) is float and not math.isfinite(x):
+        return _nonfinite(x)
+    if type(x) is list:
+        return [_finite_json(y) for y in x]
+    return x
 
 
 class AggregatePhase:
@@ -350,7 +384,10 @@ def decode(value: bytes | None) -> list[tuple[int | str, int, list[Delta]]]:
     """(source, number, deltas) of each entry of a delta message; :class:`BadMessage` (with the
     reason) when it is not one."""
     try:
-        payload: Any = json.loads(value or b"")
+        try:
+            payload: Any = _read_json(value or b"")
+        except msgspec.DecodeError:  # not JSON msgspec reads (NaN, lone surrogates...)
+            payload = json.loads(value or b"")
         # a list of entries, or one entry (a list payload has no .get: TypeError below)
         raw = payload["entries"] if "entries" in payload else [payload]  # noqa: SIM401
         decoder = _Decoder()
