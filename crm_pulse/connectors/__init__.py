@@ -99,6 +99,7 @@ from .protocols import (
     WriteResult,
 )
 from .readahead import StartedReading, read_ahead, start_reading
+from .readback import held_value
 from .rejects import reject
 
 __all__ = [
@@ -153,6 +154,7 @@ __all__ = [
     "WriteResult",
     "delete",
     "event_from_json",
+    "held_value",
     "iso_time",
     "json_depth",
     "load_json",

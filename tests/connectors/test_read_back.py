@@ -14,6 +14,7 @@ from crm_pulse.sandbox.conformance import Harness
 from .hubspot.harness import make_harness as hubspot
 from .pipedrive.harness import make_harness as pipedrive
 from .salesforce.harness import make_harness as salesforce
+from .zoho.harness import make_harness as zoho
 
 
 @pytest.fixture(
@@ -28,7 +29,21 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         yield h
 
 
-async def test_what_the_sink_wrote_reads_back(harness: Harness) -> None:
+@pytest.fixture(
+    params=[
+        pytest.param(hubspot, id="hubspot"),
+        pytest.param(pipedrive, id="pipedrive"),
+        pytest.param(salesforce, id="salesforce"),
+        pytest.param(zoho, id="zoho"),
+    ]
+)
+async def readable(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    async with request.param() as h:
+        yield h
+
+
+async def test_what_the_sink_wrote_reads_back(readable: Harness) -> None:
+    harness = readable
     ids = harness.seed_deals(3)
     targets = [harness.writeback_target(i) for i in ids]
     connector = harness.connector

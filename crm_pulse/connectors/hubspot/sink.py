@@ -26,6 +26,7 @@ from typing import Any
 
 from ...errors import RateLimited
 from ..protocols import FieldKey, FieldWrite, WriteResult
+from ..readback import held_value
 from .client import HubSpotClient
 from .errors import Refused, describe
 
@@ -139,17 +140,6 @@ def _error_ids(error: dict[str, Any]) -> list[str]:
     return [str(i) for i in (ids if isinstance(ids, list) else [ids])]
 
 
-def _number(text: Any) -> float | int | str | None:
-    """A property's text as a number (None when empty, the text when it is not a number)."""
-    if text is None or text == "":
-        return None
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return str(text)
-    return int(value) if value.is_integer() else value
-
-
 class HubSpotReader:
     """Reads written properties back with batch read (100 records a call)."""
 
@@ -168,5 +158,5 @@ class HubSpotReader:
                 props = record.get("properties") or {}
                 for name in records.get(rid, ()):
                     if name in props:
-                        out[(obj, rid, name)] = _number(props[name])
+                        out[(obj, rid, name)] = held_value(props[name])
         return out

@@ -22,6 +22,7 @@ from typing import Any
 
 from ...errors import RateLimited, RetriableError, SkippableError
 from ..protocols import FieldKey, FieldWrite, WriteResult
+from ..readback import held_value
 from .client import PipedriveClient
 from .mapping import FieldKeys
 
@@ -122,22 +123,6 @@ class PipedriveSink:
         return results
 
 
-def _number(value: Any) -> float | int | str | None:
-    if isinstance(value, dict):  # a monetary field: {"value": 10, "currency": "EUR"}
-        value = value.get("value")
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int | float):
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return int(number) if number.is_integer() else number
-
-
 class PipedriveReader:
     """Reads written custom fields back, one GET per record."""
 
@@ -161,5 +146,5 @@ class PipedriveReader:
             for name in names:
                 key = await self.keys.resolve(entity, name)
                 if key is not None and key in custom:
-                    out[(obj, rid, name)] = _number(custom[key])
+                    out[(obj, rid, name)] = held_value(custom[key])
         return out

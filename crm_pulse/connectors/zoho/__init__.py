@@ -20,7 +20,7 @@ from .client import ZohoClient
 from .mapping import FieldCatalog, ZohoMapper
 from .provisioner import ZohoProvisioner
 from .settings import ZohoSettings
-from .sink import ZohoSink
+from .sink import ZohoReader, ZohoSink
 from .source import OwnUserAccess, ZohoSource
 from .webhooks import ZohoReceiver
 
@@ -31,6 +31,7 @@ __all__ = [
     "ZohoConnector",
     "ZohoMapper",
     "ZohoProvisioner",
+    "ZohoReader",
     "ZohoReceiver",
     "ZohoSettings",
     "ZohoSink",
@@ -69,6 +70,7 @@ class ZohoConnector(Connector):
             self.client, self.mapper, token, settings.channel_id, set(settings.objects), path=path
         )
         self.sink = ZohoSink(self.client, self.catalog)
+        self.reader = ZohoReader(self.client, self.catalog)
         self.provisioner = ZohoProvisioner(self.client, self.catalog)
         self.access = OwnUserAccess(self.client)
 
