@@ -12,6 +12,7 @@ from crm_pulse.connectors.protocols import FieldReader, FieldWrite
 from crm_pulse.sandbox.conformance import Harness
 
 from .hubspot.harness import make_harness as hubspot
+from .monday.harness import make_harness as monday
 from .pipedrive.harness import make_harness as pipedrive
 from .salesforce.harness import make_harness as salesforce
 from .zoho.harness import make_harness as zoho
@@ -35,6 +36,7 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         pytest.param(pipedrive, id="pipedrive"),
         pytest.param(salesforce, id="salesforce"),
         pytest.param(zoho, id="zoho"),
+        pytest.param(monday, id="monday"),
     ]
 )
 async def readable(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:

@@ -18,7 +18,7 @@ from .client import MondayClient
 from .mapping import BoardColumns, MondayMapper
 from .provisioner import MondayProvisioner
 from .settings import MondaySettings
-from .sink import MondaySink
+from .sink import MondayReader, MondaySink
 from .source import MondaySource
 from .webhooks import MondayReceiver
 
@@ -28,6 +28,7 @@ __all__ = [
     "MondayConnector",
     "MondayMapper",
     "MondayProvisioner",
+    "MondayReader",
     "MondayReceiver",
     "MondaySettings",
     "MondaySink",
@@ -59,6 +60,7 @@ class MondayConnector(Connector):
             path="/webhooks/monday" if name == "monday" else f"/webhooks/{name}",
         )
         self.sink = MondaySink(self.client, self.columns, settings)
+        self.reader = MondayReader(self.client, self.columns, settings)
         self.provisioner = MondayProvisioner(self.client, self.columns, settings)
 
     async def aclose(self) -> None:

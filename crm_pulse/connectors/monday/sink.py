@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from .. import FieldWrite, RateLimited, RetriableError, SkippableError, WriteResult
+from .. import FieldWrite, RateLimited, RetriableError, SkippableError, WriteResult, held_value
+from ..protocols import FieldKey
 from .client import MondayClient
 from .mapping import KIND_OF_OBJECT, BoardColumns
 from .settings import BoardKind, MondaySettings
 
-__all__ = ["MondaySink", "number_text"]
+__all__ = ["MondayReader", "MondaySink", "number_text"]
 
 
 def number_text(value: float | int | None) -> str:
@@ -86,3 +87,32 @@ class MondaySink:
                 else WriteResult(w, ok=False, retriable=failure[1], reason=failure[0])
             )
         return results
+
+
+class MondayReader:
+    """Reads written numbers columns back for ``crm-pulse audit``: items by id (100 a call),
+    each column's text; an item, board or column monday does not have is left out."""
+
+    def __init__(self, client: MondayClient, columns: BoardColumns, settings: MondaySettings):
+        self.client = client
+        self.columns = columns
+        self.boards: dict[BoardKind, str] = {k: b.id for k, b in settings.boards.configured()}
+
+    async def read(self, fields: Sequence[FieldKey]) -> dict[FieldKey, float | int | str | None]:
+        wanted: dict[str, list[tuple[str, str, str]]] = {}  # item -> (object, field, column id)
+        for obj, rid, name in fields:
+            kind = KIND_OF_OBJECT.get(obj) or KIND_OF_OBJECT.get(obj.rstrip("s"))
+            board = self.boards.get(kind) if kind is not None else None
+            if board is None or not rid.isdigit():
+                continue
+            column = await self.columns.resolve(board, name)
+            if column is not None:
+                wanted.setdefault(rid, []).append((obj, name, column))
+        out: dict[FieldKey, float | int | str | None] = {}
+        for item in await self.client.items(sorted(wanted)):
+            rid = str(item.get("id"))
+            texts = {str(c.get("id")): c.get("text") for c in item.get("column_values") or []}
+            for obj, name, column in wanted.get(rid, ()):
+                if column in texts:
+                    out[(obj, rid, name)] = held_value(texts[column])
+        return out
