@@ -13,8 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from .. import FieldWrite, RateLimited, RetriableError, SkippableError, WriteResult, held_value
-from ..protocols import FieldKey
+from .. import (
+    FieldKey,
+    FieldWrite,
+    RateLimited,
+    RetriableError,
+    SkippableError,
+    WriteResult,
+    held_value,
+)
 from .client import MondayClient
 from .mapping import KIND_OF_OBJECT, BoardColumns
 from .settings import BoardKind, MondaySettings
