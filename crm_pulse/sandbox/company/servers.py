@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from abc import ABC, abstractmethod
 from typing import Self
 
 from ..hubspot import FakeHubSpot
@@ -21,7 +22,7 @@ from .model import (
 )
 
 
-class _Company:
+class _Company(ABC):
     """The fakes, their servers and what the seeding remembers; serving them."""
 
     def __init__(
@@ -63,9 +64,9 @@ class _Company:
         self.pd_open: list[str] = []
         self.seed()
 
+    @abstractmethod
     def seed(self) -> None:
         """Fill the fakes with the company's year (:mod:`.year`)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------ serving
     def start(self) -> Self:
