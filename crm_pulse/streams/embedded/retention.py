@@ -37,7 +37,7 @@ from ...metrics.events import canonical_json, supersedes
 from ...metrics.state import StateStore
 from . import quarantine
 from .database import Database
-from .log import last_position, state_position
+from .log import consumed_position, last_position
 
 __all__ = ["Compaction", "compact_log", "compaction_due", "prune_reported"]
 
@@ -145,10 +145,8 @@ class _History:
 
 def compact_log(conn: sqlite3.Connection, catalog: Catalog) -> Compaction:
     """Delete the consumed events that no longer decide a record's state (in the caller's
-    transaction); see the module docstring for what is kept. Only events the state in the file
-    already holds (up to its last checkpoint, :mod:`.checkpoints`): a start re-applies every
-    event after it."""
-    consumed = state_position(conn)
+    transaction); see the module docstring for what is kept."""
+    consumed = consumed_position(conn)
     end = last_position(conn)
     history_objects = set(catalog.stays)
     skip = quarantine.event_positions(conn, 0)
@@ -208,7 +206,7 @@ def compaction_due(conn: sqlite3.Connection, every: int) -> bool:
             "SELECT name, value FROM meta WHERE name IN ('compacted_position', 'compacted_kept')"
         ).fetchall()
     )
-    since = state_position(conn) - int(row.get("compacted_position", 0))
+    since = consumed_position(conn) - int(row.get("compacted_position", 0))
     return since >= max(every, int(row.get("compacted_kept", 0)))
 
 
