@@ -85,9 +85,9 @@ class CheckpointSettings(ConfigModel):
     )
     interval: Annotated[Duration, Field(gt=0)] = Field(
         default=10.0,
-        description="Once the consumer has caught up, a checkpoint this long after the last "
-        "one (so the file that `crm-pulse report` reads is at most this far behind); also one "
-        "at every clean stop.",
+        description="Once the consumer has caught up (a batch that found no new event, or a "
+        "tick with no backlog), a checkpoint this long after the last one; also one at every "
+        "clean stop.",
     )
 
 

@@ -142,19 +142,25 @@ def test_policy_is_honoured(seed: int, policy: Policy) -> None:
     for _ in range(500):
         since, total = rng.randrange(0, 200), rng.randrange(0, 2000)
         backlog, idle, dirty = rng.choice([0, 5]), rng.uniform(0, 7200), rng.randrange(0, 3)
+        quiet = rng.random() < 0.5
         due = policy.due(
-            since=since, applied_total=total, backlog=backlog, idle_for=idle, dirty=dirty
+            since=since,
+            applied_total=total,
+            backlog=backlog,
+            idle=quiet,
+            idle_for=idle,
+            dirty=dirty,
         )
         if since <= 0 and not dirty:
             assert not due
         elif since >= max(policy.events, total // policy.share if policy.share else 0):
             assert due
         else:
-            assert due == (backlog == 0 and idle >= policy.interval)
-    assert Policy().due(since=1, applied_total=10**6, backlog=9, idle_for=0, dirty=0)
+            assert due == (quiet and backlog == 0 and idle >= policy.interval)
+    assert Policy().due(since=1, applied_total=10**6, backlog=9, idle=False, idle_for=0, dirty=0)
     big = Policy(events=100, share=4)
-    assert not big.due(since=150, applied_total=1000, backlog=9, idle_for=1e9, dirty=5)
-    assert big.due(since=250, applied_total=1000, backlog=9, idle_for=0, dirty=5)
+    assert not big.due(since=150, applied_total=1000, backlog=9, idle=True, idle_for=1e9, dirty=5)
+    assert big.due(since=250, applied_total=1000, backlog=9, idle=False, idle_for=0, dirty=5)
 
 
 async def test_batches_between_checkpoints_write_no_state_and_a_start_re_applies_the_log(

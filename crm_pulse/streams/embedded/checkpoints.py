@@ -24,8 +24,9 @@ consumer has a backlog it comes once ``events`` were applied since the last one 
 quarter of every event applied so far (:class:`Policy`): the checkpoints of a load are a
 geometric series, so their total cost is a few times the final state's size, a constant per
 event. Once the consumer has caught up, a checkpoint comes ``interval`` after the last one (the
-file ``crm-pulse report`` reads is at most that far behind a running runtime), and at every
-clean stop.
+file ``crm-pulse report`` reads is at most that far behind a running runtime; "caught up" is
+seen by a batch that found no new event, or by a tick with no backlog, so a consumer that keeps
+up with a steady stream checkpoints at its ticks), and at every clean stop.
 
 A file written by an earlier crm-pulse has no ``state_at``: its state is at its consumed
 position (:func:`~.log.state_position`).
@@ -57,22 +58,31 @@ class Policy:
     """While there is a backlog: at least this many events since the last checkpoint (1: a
     checkpoint with every batch, the behaviour of a runtime built without settings)."""
     interval: float = 0.0
-    """Once caught up: seconds since the last checkpoint."""
+    """Once caught up and idle (a batch that found no event, or a tick): seconds since the
+    last checkpoint."""
     share: int = 0
     """... and at least 1/``share`` of every event applied so far (a geometric series; the
     runtime's is 4; 0: no such rule)."""
 
     def due(
-        self, *, since: int, applied_total: int, backlog: int, idle_for: float, dirty: int
+        self,
+        *,
+        since: int,
+        applied_total: int,
+        backlog: int,
+        idle: bool,
+        idle_for: float,
+        dirty: int,
     ) -> bool:
         """``since``: log positions moved since the last checkpoint; ``applied_total``: events
-        the consumer took since the log began; ``idle_for``: seconds since the last checkpoint;
+        the consumer took since the log began; ``idle``: the consumer found nothing new (a
+        batch of no event, or a tick); ``idle_for``: seconds since the last checkpoint;
         ``dirty``: state entries changed since it."""
         if since <= 0 and not dirty:
             return False
         if since >= max(self.events, applied_total // self.share if self.share else 0):
             return True
-        return backlog == 0 and idle_for >= self.interval
+        return idle and backlog == 0 and idle_for >= self.interval
 
 
 def write_checkpoint(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ...metrics.calendar import WindowSpec
 from ...metrics.catalog import Catalog
-from ...metrics.collector import collector_paused
+from ...metrics.collector import StateFreezer, collector_paused
 from ...metrics.engine import Engine
 from ...metrics.groupindex import GroupIndex
 from ...metrics.report import MetricValue
@@ -104,6 +104,7 @@ class Consumer:
         self._state_at = 0  # the log position of the state in the file (its last checkpoint)
         self._checkpointed_at = clock()
         self._loaded = False  # memory holds the state of the consumed position
+        self.freezer = StateFreezer()  # the collector's full passes skip the state
         self.db = db
         self.recent = recent
         """Events this process appended, handed over parsed (:class:`~.log.RecentEvents`)."""
@@ -145,7 +146,8 @@ class Consumer:
             log.info("group index written: %d row(s)", rows)
         if self.rebuilt is None:
             self._catch_up(progress)
-        self._loaded = True
+        else:
+            self._ready()
 
     def _load(
         self, progress: Callable[[int, int], None] | None = None, *, catch_up: bool = True
@@ -193,7 +195,12 @@ class Consumer:
                 return
             # their writes were planned by the batches that applied them (the outbox has them)
             self.engine.changes(as_of, metrics=self.planner.wanted)
+        self._ready()
+
+    def _ready(self) -> None:
+        """Memory holds the state of the consumed position; the collector skips it."""
         self._loaded = True
+        self.freezer.freeze()
 
     def checkpoint(self) -> bool:
         """Write the engine state now if it moved since the last checkpoint (a clean stop);
@@ -214,12 +221,15 @@ class Consumer:
             self._load()
             raise
 
-    def _maybe_checkpoint(self, conn: sqlite3.Connection, position: int, applied: int) -> None:
+    def _maybe_checkpoint(
+        self, conn: sqlite3.Connection, position: int, applied: int, *, idle: bool
+    ) -> None:
         """A checkpoint with this transaction if :class:`~.checkpoints.Policy` says so."""
         if self.checkpoints.due(
             since=position - self._state_at,
             applied_total=applied,
             backlog=last_position(conn) - position,
+            idle=idle,
             idle_for=self.clock() - self._checkpointed_at,
             dirty=self.store.pending,
         ):
@@ -230,6 +240,7 @@ class Consumer:
         # (a failed commit reloads the state, which resets both)
         self._state_at = position
         self._checkpointed_at = self.clock()
+        self.freezer.freeze()  # what the batches since the last one built, for good
 
     def _counters(self, conn: sqlite3.Connection) -> tuple[int, int]:
         row = conn.execute(
@@ -242,7 +253,8 @@ class Consumer:
         """Consume up to ``limit`` events in one transaction (database thread)."""
         while True:
             try:
-                return self.db.transaction(lambda conn: self._step(conn, limit))()
+                with collector_paused():  # runs between batches (see .freezer)
+                    return self.db.transaction(lambda conn: self._step(conn, limit))()
             except _ApplyFailed as failed:
                 self._load()
                 self._quarantine_failed(failed)
@@ -339,7 +351,7 @@ class Consumer:
                     done.deleted,
                     done.kept,
                 )
-        self._maybe_checkpoint(conn, position, total_events)
+        self._maybe_checkpoint(conn, position, total_events, idle=count == 0)
         for source, n in changed.items():  # for display: a failed commit may count twice
             self.changed[source] = self.changed.get(source, 0) + n
         for source, n in unchanged.items():
@@ -388,13 +400,14 @@ class Consumer:
             writes.extend(self.planner.plan(changed, as_of, self.engine))
             planned = SQLiteOutbox.put(conn, writes, now, 0.0, maybe_sent=self.maybe_sent)
             position = consumed_position(conn)
-            self._maybe_checkpoint(conn, position, self._counters(conn)[1])
+            self._maybe_checkpoint(conn, position, self._counters(conn)[1], idle=True)
             # with the writes it planned: a restart does not re-evaluate what did not roll over
             Database.set_meta(conn, "tick_targets", json.dumps(self.planner.tick_state()))
             return planned
 
         try:
-            return self.db.transaction(run)()
+            with collector_paused():
+                return self.db.transaction(run)()
         except BaseException:
             self._load()
             raise

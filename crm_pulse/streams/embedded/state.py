@@ -56,9 +56,12 @@ def loads_state(data: bytes) -> Any:
     return _SafeUnpickler(io.BytesIO(data)).load()
 
 
+_PROTOCOL = 5
+
+
 def dumps_state(value: Any) -> bytes:
     """The stored bytes of a state key or value (the Faust runtime's tables use them too)."""
-    return pickle.dumps(value, protocol=5)
+    return pickle.dumps(value, protocol=_PROTOCOL)
 
 
 _PAIR_TAGS = frozenset(("b", "d"))
@@ -277,13 +280,13 @@ class SQLiteStore:
         time in the statement once the state outgrows SQLite's page cache)."""
         puts: list[tuple[str, bytes, bytes]] = []
         deletes: list[tuple[str]] = []
-        data = self._data
+        get, dumps, protocol = self._data.get, pickle.dumps, _PROTOCOL
         for text, key in sorted([(repr(key), key) for key in self._dirty], key=_first):
-            value = data.get(key)
+            value = get(key)
             if value is None:
                 deletes.append((text,))
             else:
-                puts.append((text, dumps_state(key), dumps_state(value)))
+                puts.append((text, dumps(key, protocol), dumps(value, protocol)))
         if puts:
             conn.executemany(
                 "INSERT INTO state (k, key, value) VALUES (?, ?, ?) "
