@@ -38,14 +38,17 @@ class StateFreezer:
     Paused per batch, the collector still runs between batches, and its full passes walk every
     object alive: a pass every time the heap grew by a quarter, each longer than the last (at
     2 million state entries a fifth of the embedded runtime's CPU went to them). :meth:`freeze`
-    (after a state is loaded, and at each checkpoint) collects what was allocated since the last
-    freeze and then moves everything alive to the permanent generation (``gc.freeze``), which
-    collections skip: a pass then costs what was allocated since, not the whole state.
+    (after a state is loaded, and at each checkpoint) moves everything alive to the permanent
+    generation (``gc.freeze``, which costs nothing per object), which collections skip: a pass
+    then costs what was allocated since, not the whole state.
 
     Frozen objects are still freed by reference counting (the state is acyclic); only a cycle
-    that becomes garbage after it was frozen (an object of the event loop's) would stay. So
-    every ``thaw_every`` seconds, or once the frozen objects doubled since, everything is thawed
-    and collected once (``gc.unfreeze``): a full pass, at most that often."""
+    that was not collected yet when it was frozen, or that became garbage after (an object of
+    the event loop's), would stay. So every ``thaw_every`` seconds, or once the state's size
+    (as the caller counts it) doubled since, everything is thawed and collected once
+    (``gc.unfreeze``): a full pass, at most that often. (A collection before each freeze would
+    walk everything the batches since the last one allocated: 2 CPU s at a checkpoint of
+    100,000 events; ``gc.get_freeze_count`` walks the frozen objects.)"""
 
     def __init__(
         self, *, thaw_every: float = 3600.0, clock: Callable[[], float] = time.monotonic
@@ -53,22 +56,19 @@ class StateFreezer:
         self.thaw_every = thaw_every
         self.clock = clock
         self._thawed_at = clock()
-        self._thawed_count = 0  # frozen objects right after the last thaw
+        self._thawed_size = 0  # the state's size at the last thaw
         self.freezes = 0
         self.thaws = 0
 
-    def freeze(self) -> None:
-        """Collect what is young, then freeze everything alive (see the class docstring)."""
-        if self.clock() - self._thawed_at >= self.thaw_every or gc.get_freeze_count() > 2 * max(
-            self._thawed_count, 100_000
-        ):
+    def freeze(self, size: int = 0) -> None:
+        """Freeze everything alive, after a thaw and a full pass when one is due (see the class
+        docstring); ``size``: the state's size now (entries), for the doubling rule."""
+        late = self.clock() - self._thawed_at >= self.thaw_every
+        if late or size > 2 * max(self._thawed_size, 100_000):
             gc.unfreeze()
-            self._thawed_at = self.clock()
-            self.thaws += 1
             gc.collect()
-            gc.freeze()
-            self._thawed_count = gc.get_freeze_count()
-        else:
-            gc.collect()  # the permanent generation is not walked
-            gc.freeze()
+            self._thawed_at = self.clock()
+            self._thawed_size = size
+            self.thaws += 1
+        gc.freeze()
         self.freezes += 1

@@ -200,7 +200,7 @@ class Consumer:
     def _ready(self) -> None:
         """Memory holds the state of the consumed position; the collector skips it."""
         self._loaded = True
-        self.freezer.freeze()
+        self.freezer.freeze(len(self.store))
 
     def checkpoint(self) -> bool:
         """Write the engine state now if it moved since the last checkpoint (a clean stop);
@@ -240,7 +240,7 @@ class Consumer:
         # (a failed commit reloads the state, which resets both)
         self._state_at = position
         self._checkpointed_at = self.clock()
-        self.freezer.freeze()  # what the batches since the last one built, for good
+        self.freezer.freeze(len(self.store))  # what the batches since the last one built
 
     def _counters(self, conn: sqlite3.Connection) -> tuple[int, int]:
         row = conn.execute(
