@@ -105,6 +105,7 @@ class Consumer:
         self._checkpointed_at = clock()
         self._loaded = False  # memory holds the state of the consumed position
         self.freezer = StateFreezer()  # the collector's full passes skip the state
+        self._phase: Callable[[str, int], None] | None = None
         self.db = db
         self.recent = recent
         """Events this process appended, handed over parsed (:class:`~.log.RecentEvents`)."""
@@ -130,10 +131,16 @@ class Consumer:
         if start:
             self.db.call(self.open)
 
-    def open(self, progress: Callable[[int, int], None] | None = None) -> None:
+    def open(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        phase: Callable[[str, int], None] | None = None,
+    ) -> None:
         """Load the committed state, and rebuild it from the log if it was built under other
         definitions (:mod:`.rebuild`), else re-apply the log after its last checkpoint; on the
-        database thread. ``progress(done, total)``: state entries read so far, now and then."""
+        database thread. ``progress(done, total)``: state entries read so far, now and then;
+        ``phase(name, total)``: a step after the load begins (the log to re-apply)."""
+        self._phase = phase
         self._load(progress, catch_up=False)
         self.rebuilt = ensure_definitions(self, read_only=self.read_only)
         if self.rebuilt is not None:  # the state of the log up to the consumed position, on disk
@@ -182,6 +189,8 @@ class Consumer:
         conn = self.db.conn
         upto = consumed_position(conn)
         if upto > self._state_at:
+            if self._phase is not None:
+                self._phase("re-applying the log after the last checkpoint", upto - self._state_at)
             log.info(
                 "re-applying the event log after the last state checkpoint: positions %d-%d",
                 self._state_at + 1,

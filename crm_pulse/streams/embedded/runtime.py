@@ -367,7 +367,12 @@ class EmbeddedRuntime(_Views, IntakeFront):
 
         await self.db.run(self.db.check)
         starting.update(phase="loading state", since_ms=int(self.clock() * 1000))
-        await self.db.run(lambda: self.consumer.open(progress))
+
+        def phase(name: str, total: int) -> None:
+            starting.clear()
+            starting.update(phase=name, total=total, since_ms=int(self.clock() * 1000))
+
+        await self.db.run(lambda: self.consumer.open(progress, phase))
         starting.clear()
         starting.update(phase="applying the log's backlog", since_ms=int(self.clock() * 1000))
         await self.load_config_events()
