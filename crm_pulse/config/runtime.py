@@ -76,7 +76,7 @@ class CheckpointSettings(ConfigModel):
     engine state follows at checkpoints, and a start re-applies the log after the last one."""
 
     events: int = Field(
-        default=100_000,
+        default=10_000,
         ge=1,
         description="While the consumer has a backlog, a checkpoint once this many events were "
         "applied since the last one, and at least a quarter of all events applied (so its cost "
