@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -187,14 +188,21 @@ class Deployment:
         events: list[dict[str, Any]],
         raw: list[bytes] = (),  # type: ignore[assignment]
         pace: float = 0.0,
+        hold: tuple[int, threading.Event] | None = None,
     ) -> None:
-        """Publish events (and raw messages); with ``pace``, 50 events every ``pace`` seconds."""
+        """Publish events (and raw messages); with ``pace``, 50 events every ``pace`` seconds;
+        with ``hold`` (``count``, ``release``), the last ``count`` events only once ``release``
+        is set (waiting for it at most 300 s)."""
         with (self.tmp / "published.jsonl").open("a") as f:  # kept for a post-mortem
             f.writelines(json.dumps(e) + "\n" for e in events)
         producer = AIOKafkaProducer(bootstrap_servers=self.broker)
         await producer.start()
         try:
             for i, e in enumerate(events):
+                if hold and i == len(events) - hold[0]:
+                    await producer.flush()
+                    released = await asyncio.to_thread(hold[1].wait, 300)
+                    assert released, "the rest of the stream was never released"
                 key = f"{e['source']}/{e['object']}/{e['id']}".encode()
                 await producer.send(f"{self.app}-events", json.dumps(e).encode(), key=key)
                 if pace and i % 50 == 49:
@@ -218,6 +226,51 @@ class Deployment:
         ):
             assert time.monotonic() < deadline, self.logs()
             time.sleep(0.1)
+
+    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+        """Polls ``condition`` (every 0.2 s) until it holds; fails with ``what`` and the logs."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"never {what}\n{self.logs()}"
+            time.sleep(0.2)
+
+    def committed(self, partitions: list[int], stage: str = "events") -> int:
+        """The group's committed offsets on these partitions of a stage's input, summed: how
+        many of their messages the workers applied and acknowledged (Faust commits them every
+        100 acknowledgements or every second)."""
+        from aiokafka import TopicPartition
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        async def read() -> int:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.broker)
+            await admin.start()
+            try:
+                offsets = await admin.list_consumer_group_offsets(self.app)
+            finally:
+                await admin.close()
+            tps = [TopicPartition(f"{self.app}-{stage}", p) for p in partitions]
+            return sum(offsets[tp].offset for tp in tps if tp in offsets)
+
+        return asyncio.run(read())
+
+    def group_settled(self, members: int, published: int) -> bool:
+        """The broker says the group is ``Stable`` (no rebalance under way) with ``members``
+        members, and they committed all ``published`` events."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        async def state() -> tuple[str, int]:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.broker)
+            await admin.start()
+            try:
+                (response,) = await admin.describe_consumer_groups([self.app])
+            finally:
+                await admin.close()
+            group = response.groups[0]  # (error, id, state, protocol type, protocol, members...)
+            return group[2], len(group[5])
+
+        return asyncio.run(state()) == ("Stable", members) and (
+            self.committed([0, 1, 2, 3]) == published
+        )
 
     def wait_for(
         self, want: dict[tuple[str, str, str], Any], timeout: float = 120
@@ -313,33 +366,46 @@ def test_a_events_on_kafka_give_the_replay_metrics(kafka: str, tmp_path: Path, s
     assert all(p.returncode == 0 for p in d.workers), d.logs()
 
 
-@pytest.mark.parametrize(("kill_after", "standby"), [(0.3, 0), (1.5, 1)])
+HELD_BACK = 300
+"""The last events of a kill test's stream: published only once the worker is dead."""
+
+
+@pytest.mark.parametrize(("applied", "standby"), [(1, 0), (200, 1)])
 def test_b_a_worker_killed_mid_stream_loses_and_doubles_nothing(
-    kafka: str, tmp_path: Path, kill_after: float, standby: int
+    kafka: str, tmp_path: Path, applied: int, standby: int
 ) -> None:
-    """Two workers share the partitions; one is SIGKILLed while events are still arriving and
-    both are busy; the survivor takes its partitions over (from the changelog, or from its
-    standby copy) and every value ends as replay says."""
+    """Two workers share the partitions; one is SIGKILLed while events are still arriving,
+    once it applied and committed ``applied`` of them (its first batch, or a good part of the
+    stream); the survivor takes its partitions over (from the changelog, or from its standby
+    copy) and every value ends as replay says."""
     d = Deployment(tmp_path, kafka, standby_replicas=standby)
     events = history(random.Random(2), 1500)
+    killed = threading.Event()
     try:
         first, _second = d.start_worker(), d.start_worker()
         asyncio.run(d.publish(events[:300]))
         d.wait_both_working()
-        # the rest arrives over about 3 s: the kill lands while events are still coming
-        rest = threading.Thread(target=lambda: asyncio.run(d.publish(events[300:], pace=0.12)))
+        d.wait_until(lambda: d.group_settled(2, 300), "settled with both workers")
+        mine = d.partitions(0)
+        before = d.committed(mine)
+        # the rest arrives 50 events every 0.12 s; its last HELD_BACK events after the kill
+        rest = threading.Thread(
+            target=lambda: asyncio.run(d.publish(events[300:], pace=0.12, hold=(HELD_BACK, killed)))
+        )
         rest.start()
-        time.sleep(kill_after)
+        d.wait_until(
+            lambda: d.committed(mine) - before >= applied,
+            f"applied {applied} of the new events on the first worker's partitions {mine}",
+        )
         first.send_signal(signal.SIGKILL)  # mid-stream: batches in flight, more arriving
         first.wait()
-        assert rest.is_alive(), "the stream had ended before the kill"
+        killed.set()
         rest.join()
-        deadline = time.monotonic() + 120
-        while d.partitions(1) != [0, 1, 2, 3]:  # the survivor takes the dead worker's share
-            assert time.monotonic() < deadline, d.logs()
-            time.sleep(0.2)
+        # the survivor takes the dead worker's share
+        d.wait_until(lambda: d.partitions(1) == [0, 1, 2, 3], "took the dead worker's share")
         d.wait_for(expected(d.config, events), timeout=180)
     finally:
+        killed.set()
         d.stop()
 
 
@@ -364,31 +430,37 @@ def test_b3_a_worker_killed_and_restarted_takes_its_partitions_back_with_its_tab
             r"now takes partitions \[[0-9, ]*\] of \S+ \(group instance id (\S+)\)", text
         )
 
+    killed = threading.Event()
     try:
         first, _second = d.start_worker(), d.start_worker()
         asyncio.run(d.publish(events[:300]))
         d.wait_both_working()
-        time.sleep(1.0)  # no rebalance under way
+        d.wait_until(lambda: d.group_settled(2, 300), "settled with both workers")
         mine, theirs = d.partitions(0), d.partitions(1)
         survivor_said = said(1)
-        rest = threading.Thread(target=lambda: asyncio.run(d.publish(events[300:], pace=0.12)))
+        before = d.committed(mine)
+        # the rest arrives 50 events every 0.12 s; its last HELD_BACK events after the kill
+        rest = threading.Thread(
+            target=lambda: asyncio.run(d.publish(events[300:], pace=0.12, hold=(HELD_BACK, killed)))
+        )
         rest.start()
-        time.sleep(0.8)
+        d.wait_until(
+            lambda: d.committed(mine) > before,
+            f"applied any of the new events on the first worker's partitions {mine}",
+        )
         first.send_signal(signal.SIGKILL)  # mid-stream: batches in flight, more arriving
         first.wait()
         d.start_worker()  # worker2: the same command, from the same directory
-        assert rest.is_alive(), "the stream had ended before the kill"
+        killed.set()
         rest.join()
-        deadline = time.monotonic() + 120
-        while not d.partitions(2):
-            assert time.monotonic() < deadline, d.logs()
-            time.sleep(0.2)
+        d.wait_until(lambda: bool(d.partitions(2)), "the restarted worker took partitions")
         assert d.partitions(2) == mine, d.logs()  # its own partitions, at once
         assert said(2)[-1] == said(0)[-1]  # with the same group instance id
         d.wait_for(expected(d.config, events), timeout=180)
         assert said(1) == survivor_said and d.partitions(1) == theirs, d.logs()  # no rebalance
         assert len(set(said(0) + said(1))) == 2  # two workers, two ids
     finally:
+        killed.set()
         d.stop()
 
 
