@@ -285,10 +285,15 @@ class Deployment:
                 return got
             time.sleep(0.5)
         missing = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
-        for proc in self.workers:  # a post-mortem: every live worker logs its tasks' stacks
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGUSR1)
-        time.sleep(2)
+        logs = {i: self.tmp / f"worker{i}.log" for i, p in enumerate(self.workers)}
+        live = {i: logs[i].stat().st_size for i, p in enumerate(self.workers) if p.poll() is None}
+        for i in live:  # a post-mortem: every live worker logs its tasks' stacks
+            self.workers[i].send_signal(signal.SIGUSR1)
+        dumped = time.monotonic() + 10
+        while time.monotonic() < dumped and any(
+            logs[i].stat().st_size == size for i, size in live.items()
+        ):
+            time.sleep(0.2)
         raise AssertionError(
             f"sink never matched replay; differences {list(missing.items())[:5]}\n"
             f"{asyncio.run(self.positions())}\n{self.logs()}"
@@ -723,7 +728,13 @@ def test_g_no_field_is_written_before_a_pulling_source_finished_its_first_read(
     try:
         want = expected(d.config, events)
         d.wait_for(want)
-        time.sleep(1.0)  # anything partial would have been written before the whole value
+        # anything partial would have been written before the whole value; anything after it
+        # would come from a stage still busy: wait until every stage committed all its input
+        topics = [f"{d.app}-{t}" for t in ("events", "deltas", "values")]
+        d.wait_until(
+            lambda: set(asyncio.run(_lag(kafka, d.app, topics)).values()) == {0},
+            "drained (every stage committed its input)",
+        )
     finally:
         d.stop()
     written: dict[tuple[str, str, str], list[Any]] = {}
