@@ -489,6 +489,30 @@ ROLLING = """\
 """
 
 
+COUNTS_TICKS = """
+import sys
+from pathlib import Path
+
+from crm_pulse.cli import main
+from crm_pulse.streams.faust import timers
+
+marker = Path(sys.argv[1])
+tick = timers.Timers.tick
+
+
+async def counted(self):
+    settled = self.settled(self.pipeline.app.consumer_generation_id)
+    await tick(self)
+    if settled:  # a tick that evaluated this worker's groups
+        with marker.open("a") as f:
+            f.write("tick\\n")
+
+
+timers.Timers.tick = counted
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def test_b2_values_that_time_moves_are_written_by_the_worker_owning_the_group(
     kafka: str, tmp_path: Path
 ) -> None:
@@ -496,23 +520,34 @@ def test_b2_values_that_time_moves_are_written_by_the_worker_owning_the_group(
     holds a group's partition may write its value (the other holds none, or a stale copy)."""
     d = Deployment(tmp_path, kafka, tick="1s", extra_rules=ROLLING)
     events = history(random.Random(5), 400)
+    script = tmp_path / "counts_ticks.py"
+    script.write_text(COUNTS_TICKS)
+    ticks = [tmp_path / f"ticks{i}" for i in range(2)]
+
+    def ticked(worker: int) -> int:
+        return len(ticks[worker].read_text().splitlines()) if ticks[worker].exists() else 0
+
     try:
-        d.start_worker()
-        d.start_worker()
-        deadline = time.monotonic() + 120
+        for marker in ticks:
+            d.start_worker(program=[str(script), str(marker)])
         # both hold groups (one worker alone holding all four also sums to [0, 1, 2, 3])
-        while not (
-            d.partitions(0)
-            and d.partitions(1)
-            and sorted(d.partitions(0) + d.partitions(1)) == [0, 1, 2, 3]
-        ):
-            assert time.monotonic() < deadline, d.logs()
-            time.sleep(0.1)
+        d.wait_until(
+            lambda: bool(
+                d.partitions(0)
+                and d.partitions(1)
+                and sorted(d.partitions(0) + d.partitions(1)) == [0, 1, 2, 3]
+            ),
+            "both workers held partitions",
+        )
         asyncio.run(d.publish(events))
         want = expected(d.config, events)
         d.wait_for(want)
         lines = len(d.out.read_text().splitlines())
-        time.sleep(5)  # several ticks on both workers
+        before = [ticked(0), ticked(1)]
+        d.wait_until(
+            lambda: all(ticked(i) >= before[i] + 3 for i in (0, 1)),
+            "three more ticks on both workers",
+        )
         assert len(d.out.read_text().splitlines()) == lines, "values rewritten by time ticks"
         got = read_values(d.out)
         assert {k: got.get(k) for k in want if want[k] is not None} == {
