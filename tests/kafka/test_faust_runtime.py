@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,18 @@ def expected(config: Path, events: list[dict[str, Any]]) -> dict[tuple[str, str,
         (w.object, w.record_id, w.field): w.value
         for w in planner.plan(engine.report(now, keep_null=True), now)
     }
+
+
+async def _admin(broker: str, ask: Callable[[Any], Awaitable[Any]]) -> Any:
+    """One question to the broker's admin API (``ask`` gets the started client)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    try:
+        return await ask(admin)
+    finally:
+        await admin.close()
 
 
 class Deployment:
@@ -239,36 +251,21 @@ class Deployment:
         many of their messages the workers applied and acknowledged (Faust commits them every
         100 acknowledgements or every second)."""
         from aiokafka import TopicPartition
-        from aiokafka.admin import AIOKafkaAdminClient
 
-        async def read() -> int:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.broker)
-            await admin.start()
-            try:
-                offsets = await admin.list_consumer_group_offsets(self.app)
-            finally:
-                await admin.close()
-            tps = [TopicPartition(f"{self.app}-{stage}", p) for p in partitions]
-            return sum(offsets[tp].offset for tp in tps if tp in offsets)
-
-        return asyncio.run(read())
+        offsets = asyncio.run(
+            _admin(self.broker, lambda a: a.list_consumer_group_offsets(self.app))
+        )
+        tps = [TopicPartition(f"{self.app}-{stage}", p) for p in partitions]
+        return sum(offsets[tp].offset for tp in tps if tp in offsets)
 
     def group_settled(self, members: int, published: int) -> bool:
         """The broker says the group is ``Stable`` (no rebalance under way) with ``members``
         members, and they committed all ``published`` events."""
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        async def state() -> tuple[str, int]:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.broker)
-            await admin.start()
-            try:
-                (response,) = await admin.describe_consumer_groups([self.app])
-            finally:
-                await admin.close()
-            group = response.groups[0]  # (error, id, state, protocol type, protocol, members...)
-            return group[2], len(group[5])
-
-        return asyncio.run(state()) == ("Stable", members) and (
+        (response,) = asyncio.run(
+            _admin(self.broker, lambda a: a.describe_consumer_groups([self.app]))
+        )
+        group = response.groups[0]  # (error, id, state, protocol type, protocol, members...)
+        return (group[2], len(group[5])) == ("Stable", members) and (
             self.committed([0, 1, 2, 3]) == published
         )
 
@@ -303,16 +300,10 @@ class Deployment:
         """For a post-mortem: per stage and partition, the input's end offset, the group's
         committed offset and the position the stage's table holds."""
         from aiokafka import TopicPartition
-        from aiokafka.admin import AIOKafkaAdminClient
 
         from crm_pulse.streams.embedded.state import loads_state
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.broker)
-        await admin.start()
-        try:
-            committed = await admin.list_consumer_group_offsets(self.app)
-        finally:
-            await admin.close()
+        committed = await _admin(self.broker, lambda a: a.list_consumer_group_offsets(self.app))
         consumer = AIOKafkaConsumer(bootstrap_servers=self.broker, group_id=None)
         await consumer.start()
         lines = []
