@@ -160,12 +160,15 @@ def settled(port: int) -> bool:
 
 
 def progress(state: Path) -> tuple[int, int, int]:
-    """(log rows, consumed position, input bytes read) from the state file, read-only."""
+    """(log end, consumed position, input bytes read) from the state file, read-only."""
     if not state.exists():
         return 0, 0, 0
     conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
     try:
-        rows = conn.execute("SELECT COUNT(*) FROM events WHERE connector = 'crm'").fetchone()[0]
+        # the log's last position (= its rows, unless compaction deleted some before it)
+        rows = conn.execute(
+            "SELECT coalesce(MAX(position), 0) FROM events WHERE connector = 'crm'"
+        ).fetchone()[0]
         consumed = conn.execute("SELECT value FROM meta WHERE name = 'consumed'").fetchone()
         cursor = conn.execute("SELECT cursor FROM cursors WHERE mode = 'poll'").fetchone()
         offset = json.loads(cursor[0]).get("offset", 0) if cursor else 0
