@@ -313,8 +313,8 @@ def quarters(series: list[dict[str, Any]], total: int) -> dict[str, Any]:
     def cpu_at(events: float) -> float:
         for (e0, c0), (e1, c1) in pairwise(points):
             if e0 <= events <= e1 and e1 > e0:
-                return c0 + (c1 - c0) * (events - e0) / (e1 - e0)
-        return points[-1][1]
+                return float(c0 + (c1 - c0) * (events - e0) / (e1 - e0))
+        return float(points[-1][1])
 
     bounds = [total * k / 4 for k in range(5)]
     rates = [round((b - a) / max(cpu_at(b) - cpu_at(a), 1e-3)) for a, b in pairwise(bounds)]
@@ -324,6 +324,42 @@ def quarters(series: list[dict[str, Any]], total: int) -> dict[str, Any]:
         "events_per_cpu_s_last_quarter": rates[-1],
         # per-event cost of the last quarter over the first (1.0 = flat)
         "per_event_cost_last_over_first": round(rates[0] / rates[-1], 2),
+    }
+
+
+def amortized_quarters(
+    series: list[dict[str, Any]], checkpoints: list[dict[str, Any]], total: int
+) -> dict[str, Any]:
+    """Per-event cost by quarter with each state checkpoint's CPU counted for the events it
+    holds (those after the previous checkpoint) instead of where it ran: the checkpoints of a
+    load come at 1.25x intervals, so "where it ran" puts a checkpoint of the third quarter's
+    events into the fourth and none of the fourth's. Needs the runtime's ``/status``
+    ``checkpoints`` (CPU of the database thread per checkpoint) and the last one after the
+    load (``cpu_s`` of the series then includes it)."""
+    if not checkpoints or checkpoints[-1]["position"] != total:
+        return {}
+    points = [(0, 0.0)] + [(s["consumed"], s["cpu_s"]) for s in series]
+    bounds = [total * k / 4 for k in range(5)]
+
+    def cpu_at(events: float) -> float:
+        for (e0, c0), (e1, c1) in pairwise(points):
+            if e0 <= events <= e1 and e1 > e0:
+                return float(c0 + (c1 - c0) * (events - e0) / (e1 - e0))
+        return float(points[-1][1])
+
+    spent = [cpu_at(b) - cpu_at(a) for a, b in pairwise(bounds)]
+    for c in checkpoints:
+        if not c.get("after_load"):  # its CPU is in the quarter where it ran: moved
+            spent[min(int(c["position"] * 4 / total), 3)] -= c["cpu_s"]
+        after, position = c["after"], c["position"]
+        for q, (a, b) in enumerate(pairwise(bounds)):
+            overlap = max(0.0, min(b, position) - max(a, after))
+            spent[q] += c["cpu_s"] * overlap / max(position - after, 1)
+    rates = [round((total / 4) / max(x, 1e-3)) for x in spent]
+    return {
+        "amortized_events_per_cpu_s_by_quarter": rates,
+        "amortized_per_event_cost_last_over_first": round(rates[0] / rates[-1], 2),
+        "checkpoint_cpu_s": round(sum(c["cpu_s"] for c in checkpoints), 1),
     }
 
 
@@ -353,6 +389,7 @@ def scale(
         pid = python_pid(proc)
         began = time.perf_counter()
         cpu_start = cpu_seconds(pid)
+        checkpoints: dict[int, dict[str, Any]] = {}  # by position, from /status
         series: list[dict[str, Any]] = []
         try:
             last_t, last_n, last_cpu = began, 0, cpu_seconds(pid)
@@ -363,6 +400,8 @@ def scale(
                 if answer is None:
                     continue
                 done = answer["consumed_position"]
+                for c in answer.get("checkpoints", []):
+                    checkpoints[c["position"]] = c
                 rate = (done - last_n) / (now - last_t)
                 series.append(
                     {
@@ -382,6 +421,7 @@ def scale(
                 if done >= total and answer["log_position"] >= total:
                     break
             result["load_s"] = round(time.perf_counter() - began, 1)
+            load_end_ms = int(time.time() * 1000)
             cpu_load = cpu_seconds(pid)
             result["series"] = series
             result["rss_after_load_mb"] = round(rss_mb(pid))
@@ -389,6 +429,17 @@ def scale(
             later = status(port) or {}
             result["load_tick_seconds"] = later.get("tick_seconds")
             result["checkpoint_position_after_load"] = later.get("checkpoint_position")
+            # the checkpoint of the load's last events (the runtime is idle now: it comes
+            # `checkpoint.interval` after the last one), so that every event's share is counted
+            waited = time.perf_counter()
+            while later.get("checkpoint_position") != total and time.perf_counter() - waited < 600:
+                time.sleep(1)
+                later = status(port, timeout=60) or later
+            for c in later.get("checkpoints", []):
+                c["after_load"] = c["position"] not in checkpoints and c["at_ms"] > load_end_ms
+                checkpoints.setdefault(c["position"], c)
+            result["cpu_s_load_and_last_checkpoint"] = round(cpu_seconds(pid) - cpu_start, 1)
+            result["checkpoints"] = [checkpoints[p] for p in sorted(checkpoints)]
         finally:
             stopping = time.perf_counter()
             # SIGTERM: a clean stop writes a checkpoint; SIGKILL (--kill): the restart below
@@ -420,6 +471,7 @@ def scale(
             stop(proc)
     # per-event cost over time (1.0 = flat), from the cumulative CPU
     result.update(quarters(series, total))
+    result.update(amortized_quarters(series, result["checkpoints"], total))
     result["cpu_s_load"] = round(cpu_load, 1)
     result["events_per_cpu_s_overall"] = round(total / cpu_load)
     result["events_per_s_overall"] = round(total / result["load_s"])

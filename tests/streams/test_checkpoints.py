@@ -203,7 +203,10 @@ async def test_batches_between_checkpoints_write_no_state_and_a_start_re_applies
         await again.consume_all()
         await again.tick()
         assert table(state, "SELECT * FROM outbox ORDER BY 1, 2, 3, 4") == outbox
+        assert again.status()["checkpoint_position"] == 0
         await again.close()  # a clean stop checkpoints
+        (done,) = again.consumer.checkpoints_done
+        assert (done.after, done.position) == (0, 120) and done.entries > 0
         assert meta(state, "state_at") == 120
         assert table(state, "SELECT COUNT(*) FROM state")[0][0] > 0
         third = EmbeddedRuntime(dep, clock=clock)
@@ -252,6 +255,7 @@ async def test_readers_of_a_file_behind_its_log_see_the_whole_log(tmp_path: Path
     (a running runtime, or one that was killed) build the state of the whole log in memory."""
     dep = deployment(tmp_path, events=50)
     state = tmp_path / "state.sqlite"
+    # (events: 50 and a quarter of all applied: checkpoints at 50 and 100 of these 130)
     config = tmp_path / "deploy.yaml"
     config.write_text(
         DEPLOY.format(out=tmp_path / "writes.jsonl", state=state, events=50, interval="1h")
@@ -261,6 +265,8 @@ async def test_readers_of_a_file_behind_its_log_see_the_whole_log(tmp_path: Path
     await rt.ingest("crm", events)
     await rt.consume_all()
     assert 0 < meta(state, "state_at") < meta(state, "consumed") == 130
+    shown = rt.status()["checkpoints"]
+    assert [(c["after"], c["position"]) for c in shown] == [(0, 56), (56, 112)], shown
     await crash(rt)
     as_of = ["--as-of", "2026-11-20T12:00:00Z"]
     behind = io.StringIO()

@@ -44,7 +44,14 @@ from .database import Database
 from .log import consumed_position, event_json, read_log, state_position
 from .state import SQLiteStore
 
-__all__ = ["Failed", "Policy", "catch_up", "events_after_checkpoint", "write_checkpoint"]
+__all__ = [
+    "Done",
+    "Failed",
+    "Policy",
+    "catch_up",
+    "events_after_checkpoint",
+    "write_checkpoint",
+]
 
 CATCH_UP_CHUNK = 10_000
 """Log entries read at a time while re-applying the log after the last checkpoint."""
@@ -110,6 +117,29 @@ def events_after_checkpoint(path: str) -> int:
         return 0
     finally:
         conn.close()
+
+
+@dataclass(frozen=True)
+class Done:
+    """One checkpoint, as ``/status`` shows it (``checkpoints``)."""
+
+    after: int
+    """The log position of the previous checkpoint: this one holds the events after it."""
+    position: int
+    entries: int
+    """State entries written (changed since the previous checkpoint)."""
+    cpu_s: float
+    """CPU seconds of the database thread writing it (not counting its commit)."""
+    at_ms: int
+
+    def to_json(self) -> dict[str, int | float]:
+        return {
+            "after": self.after,
+            "position": self.position,
+            "entries": self.entries,
+            "cpu_s": round(self.cpu_s, 3),
+            "at_ms": self.at_ms,
+        }
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
+from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -32,7 +34,7 @@ from ...metrics.groupindex import GroupIndex
 from ...metrics.report import MetricValue
 from ..writeback import Planner, SQLiteOutbox
 from . import quarantine
-from .checkpoints import Failed, Policy, catch_up, write_checkpoint
+from .checkpoints import Done, Failed, Policy, catch_up, write_checkpoint
 from .database import Database, StateError
 from .groups import index_current, write_index
 from .log import (
@@ -105,6 +107,8 @@ class Consumer:
         self._checkpointed_at = clock()
         self._loaded = False  # memory holds the state of the consumed position
         self.freezer = StateFreezer()  # the collector's full passes skip the state
+        self.checkpoints_done: deque[Done] = deque(maxlen=20)
+        """The last checkpoints (``/status``)."""
         self._phase: Callable[[str, int], None] | None = None
         self.db = db
         self.recent = recent
@@ -245,11 +249,20 @@ class Consumer:
             self._write_checkpoint(conn, position)
 
     def _write_checkpoint(self, conn: sqlite3.Connection, position: int) -> None:
-        write_checkpoint(conn, self.store, self.engine, position)
+        began = time.thread_time()
+        entries = write_checkpoint(conn, self.store, self.engine, position)
+        self.freezer.freeze(len(self.store))  # what the batches since the last one built
+        done = Done(
+            self._state_at,
+            position,
+            entries,
+            time.thread_time() - began,
+            int(self.clock() * 1000),
+        )
+        self.checkpoints_done.append(done)
         # (a failed commit reloads the state, which resets both)
         self._state_at = position
         self._checkpointed_at = self.clock()
-        self.freezer.freeze(len(self.store))  # what the batches since the last one built
 
     def _counters(self, conn: sqlite3.Connection) -> tuple[int, int]:
         row = conn.execute(

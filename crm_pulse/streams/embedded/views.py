@@ -200,6 +200,8 @@ class _Views:
         return {
             "starting": None if self.starting is None else dict(self.starting),
             "activity": activity,
+            # the last state checkpoints (.checkpoints): what each wrote and what it cost
+            "checkpoints": [c.to_json() for c in list(self.consumer.checkpoints_done)],
             "tick_seconds": dict(self.tick_seconds),
             "connectors": connectors,
             "events_per_second": round(self.consumed_events / uptime, 3),
