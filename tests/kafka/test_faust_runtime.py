@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,18 @@ def expected(config: Path, events: list[dict[str, Any]]) -> dict[tuple[str, str,
     }
 
 
+async def _admin(broker: str, ask: Callable[[Any], Awaitable[Any]]) -> Any:
+    """One question to the broker's admin API (``ask`` gets the started client)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    try:
+        return await ask(admin)
+    finally:
+        await admin.close()
+
+
 class Deployment:
     def __init__(
         self,
@@ -187,14 +200,21 @@ class Deployment:
         events: list[dict[str, Any]],
         raw: list[bytes] = (),  # type: ignore[assignment]
         pace: float = 0.0,
+        hold: tuple[int, threading.Event] | None = None,
     ) -> None:
-        """Publish events (and raw messages); with ``pace``, 50 events every ``pace`` seconds."""
+        """Publish events (and raw messages); with ``pace``, 50 events every ``pace`` seconds;
+        with ``hold`` (``count``, ``release``), the last ``count`` events only once ``release``
+        is set (waiting for it at most 300 s)."""
         with (self.tmp / "published.jsonl").open("a") as f:  # kept for a post-mortem
             f.writelines(json.dumps(e) + "\n" for e in events)
         producer = AIOKafkaProducer(bootstrap_servers=self.broker)
         await producer.start()
         try:
             for i, e in enumerate(events):
+                if hold and i == len(events) - hold[0]:
+                    await producer.flush()
+                    released = await asyncio.to_thread(hold[1].wait, 300)
+                    assert released, "the rest of the stream was never released"
                 key = f"{e['source']}/{e['object']}/{e['id']}".encode()
                 await producer.send(f"{self.app}-events", json.dumps(e).encode(), key=key)
                 if pace and i % 50 == 49:
@@ -219,6 +239,36 @@ class Deployment:
             assert time.monotonic() < deadline, self.logs()
             time.sleep(0.1)
 
+    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+        """Polls ``condition`` (every 0.2 s) until it holds; fails with ``what`` and the logs."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"never {what}\n{self.logs()}"
+            time.sleep(0.2)
+
+    def committed(self, partitions: list[int], stage: str = "events") -> int:
+        """The group's committed offsets on these partitions of a stage's input, summed: how
+        many of their messages the workers applied and acknowledged (Faust commits them every
+        100 acknowledgements or every second)."""
+        from aiokafka import TopicPartition
+
+        offsets = asyncio.run(
+            _admin(self.broker, lambda a: a.list_consumer_group_offsets(self.app))
+        )
+        tps = [TopicPartition(f"{self.app}-{stage}", p) for p in partitions]
+        return sum(offsets[tp].offset for tp in tps if tp in offsets)
+
+    def group_settled(self, members: int, published: int) -> bool:
+        """The broker says the group is ``Stable`` (no rebalance under way) with ``members``
+        members, and they committed all ``published`` events."""
+        (response,) = asyncio.run(
+            _admin(self.broker, lambda a: a.describe_consumer_groups([self.app]))
+        )
+        group = response.groups[0]  # (error, id, state, protocol type, protocol, members...)
+        return (group[2], len(group[5])) == ("Stable", members) and (
+            self.committed([0, 1, 2, 3]) == published
+        )
+
     def wait_for(
         self, want: dict[tuple[str, str, str], Any], timeout: float = 120
     ) -> dict[tuple[str, str, str], Any]:
@@ -232,10 +282,15 @@ class Deployment:
                 return got
             time.sleep(0.5)
         missing = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
-        for proc in self.workers:  # a post-mortem: every live worker logs its tasks' stacks
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGUSR1)
-        time.sleep(2)
+        logs = {i: self.tmp / f"worker{i}.log" for i, p in enumerate(self.workers)}
+        live = {i: logs[i].stat().st_size for i, p in enumerate(self.workers) if p.poll() is None}
+        for i in live:  # a post-mortem: every live worker logs its tasks' stacks
+            self.workers[i].send_signal(signal.SIGUSR1)
+        dumped = time.monotonic() + 10
+        while time.monotonic() < dumped and any(
+            logs[i].stat().st_size == size for i, size in live.items()
+        ):
+            time.sleep(0.2)
         raise AssertionError(
             f"sink never matched replay; differences {list(missing.items())[:5]}\n"
             f"{asyncio.run(self.positions())}\n{self.logs()}"
@@ -245,16 +300,10 @@ class Deployment:
         """For a post-mortem: per stage and partition, the input's end offset, the group's
         committed offset and the position the stage's table holds."""
         from aiokafka import TopicPartition
-        from aiokafka.admin import AIOKafkaAdminClient
 
         from crm_pulse.streams.embedded.state import loads_state
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.broker)
-        await admin.start()
-        try:
-            committed = await admin.list_consumer_group_offsets(self.app)
-        finally:
-            await admin.close()
+        committed = await _admin(self.broker, lambda a: a.list_consumer_group_offsets(self.app))
         consumer = AIOKafkaConsumer(bootstrap_servers=self.broker, group_id=None)
         await consumer.start()
         lines = []
@@ -313,33 +362,46 @@ def test_a_events_on_kafka_give_the_replay_metrics(kafka: str, tmp_path: Path, s
     assert all(p.returncode == 0 for p in d.workers), d.logs()
 
 
-@pytest.mark.parametrize(("kill_after", "standby"), [(0.3, 0), (1.5, 1)])
+HELD_BACK = 300
+"""The last events of a kill test's stream: published only once the worker is dead."""
+
+
+@pytest.mark.parametrize(("applied", "standby"), [(1, 0), (200, 1)])
 def test_b_a_worker_killed_mid_stream_loses_and_doubles_nothing(
-    kafka: str, tmp_path: Path, kill_after: float, standby: int
+    kafka: str, tmp_path: Path, applied: int, standby: int
 ) -> None:
-    """Two workers share the partitions; one is SIGKILLed while events are still arriving and
-    both are busy; the survivor takes its partitions over (from the changelog, or from its
-    standby copy) and every value ends as replay says."""
+    """Two workers share the partitions; one is SIGKILLed while events are still arriving,
+    once it applied and committed ``applied`` of them (its first batch, or a good part of the
+    stream); the survivor takes its partitions over (from the changelog, or from its standby
+    copy) and every value ends as replay says."""
     d = Deployment(tmp_path, kafka, standby_replicas=standby)
     events = history(random.Random(2), 1500)
+    killed = threading.Event()
     try:
         first, _second = d.start_worker(), d.start_worker()
         asyncio.run(d.publish(events[:300]))
         d.wait_both_working()
-        # the rest arrives over about 3 s: the kill lands while events are still coming
-        rest = threading.Thread(target=lambda: asyncio.run(d.publish(events[300:], pace=0.12)))
+        d.wait_until(lambda: d.group_settled(2, 300), "settled with both workers")
+        mine = d.partitions(0)
+        before = d.committed(mine)
+        # the rest arrives 50 events every 0.12 s; its last HELD_BACK events after the kill
+        rest = threading.Thread(
+            target=lambda: asyncio.run(d.publish(events[300:], pace=0.12, hold=(HELD_BACK, killed)))
+        )
         rest.start()
-        time.sleep(kill_after)
+        d.wait_until(
+            lambda: d.committed(mine) - before >= applied,
+            f"applied {applied} of the new events on the first worker's partitions {mine}",
+        )
         first.send_signal(signal.SIGKILL)  # mid-stream: batches in flight, more arriving
         first.wait()
-        assert rest.is_alive(), "the stream had ended before the kill"
+        killed.set()
         rest.join()
-        deadline = time.monotonic() + 120
-        while d.partitions(1) != [0, 1, 2, 3]:  # the survivor takes the dead worker's share
-            assert time.monotonic() < deadline, d.logs()
-            time.sleep(0.2)
+        # the survivor takes the dead worker's share
+        d.wait_until(lambda: d.partitions(1) == [0, 1, 2, 3], "took the dead worker's share")
         d.wait_for(expected(d.config, events), timeout=180)
     finally:
+        killed.set()
         d.stop()
 
 
@@ -364,31 +426,37 @@ def test_b3_a_worker_killed_and_restarted_takes_its_partitions_back_with_its_tab
             r"now takes partitions \[[0-9, ]*\] of \S+ \(group instance id (\S+)\)", text
         )
 
+    killed = threading.Event()
     try:
         first, _second = d.start_worker(), d.start_worker()
         asyncio.run(d.publish(events[:300]))
         d.wait_both_working()
-        time.sleep(1.0)  # no rebalance under way
+        d.wait_until(lambda: d.group_settled(2, 300), "settled with both workers")
         mine, theirs = d.partitions(0), d.partitions(1)
         survivor_said = said(1)
-        rest = threading.Thread(target=lambda: asyncio.run(d.publish(events[300:], pace=0.12)))
+        before = d.committed(mine)
+        # the rest arrives 50 events every 0.12 s; its last HELD_BACK events after the kill
+        rest = threading.Thread(
+            target=lambda: asyncio.run(d.publish(events[300:], pace=0.12, hold=(HELD_BACK, killed)))
+        )
         rest.start()
-        time.sleep(0.8)
+        d.wait_until(
+            lambda: d.committed(mine) > before,
+            f"applied any of the new events on the first worker's partitions {mine}",
+        )
         first.send_signal(signal.SIGKILL)  # mid-stream: batches in flight, more arriving
         first.wait()
         d.start_worker()  # worker2: the same command, from the same directory
-        assert rest.is_alive(), "the stream had ended before the kill"
+        killed.set()
         rest.join()
-        deadline = time.monotonic() + 120
-        while not d.partitions(2):
-            assert time.monotonic() < deadline, d.logs()
-            time.sleep(0.2)
+        d.wait_until(lambda: bool(d.partitions(2)), "the restarted worker took partitions")
         assert d.partitions(2) == mine, d.logs()  # its own partitions, at once
         assert said(2)[-1] == said(0)[-1]  # with the same group instance id
         d.wait_for(expected(d.config, events), timeout=180)
         assert said(1) == survivor_said and d.partitions(1) == theirs, d.logs()  # no rebalance
         assert len(set(said(0) + said(1))) == 2  # two workers, two ids
     finally:
+        killed.set()
         d.stop()
 
 
@@ -412,6 +480,30 @@ ROLLING = """\
 """
 
 
+COUNTS_TICKS = """
+import sys
+from pathlib import Path
+
+from crm_pulse.cli import main
+from crm_pulse.streams.faust import timers
+
+marker = Path(sys.argv[1])
+tick = timers.Timers.tick
+
+
+async def counted(self):
+    settled = self.settled(self.pipeline.app.consumer_generation_id)
+    await tick(self)
+    if settled:  # a tick that evaluated this worker's groups
+        with marker.open("a") as f:
+            f.write("tick\\n")
+
+
+timers.Timers.tick = counted
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def test_b2_values_that_time_moves_are_written_by_the_worker_owning_the_group(
     kafka: str, tmp_path: Path
 ) -> None:
@@ -419,23 +511,34 @@ def test_b2_values_that_time_moves_are_written_by_the_worker_owning_the_group(
     holds a group's partition may write its value (the other holds none, or a stale copy)."""
     d = Deployment(tmp_path, kafka, tick="1s", extra_rules=ROLLING)
     events = history(random.Random(5), 400)
+    script = tmp_path / "counts_ticks.py"
+    script.write_text(COUNTS_TICKS)
+    ticks = [tmp_path / f"ticks{i}" for i in range(2)]
+
+    def ticked(worker: int) -> int:
+        return len(ticks[worker].read_text().splitlines()) if ticks[worker].exists() else 0
+
     try:
-        d.start_worker()
-        d.start_worker()
-        deadline = time.monotonic() + 120
+        for marker in ticks:
+            d.start_worker(program=[str(script), str(marker)])
         # both hold groups (one worker alone holding all four also sums to [0, 1, 2, 3])
-        while not (
-            d.partitions(0)
-            and d.partitions(1)
-            and sorted(d.partitions(0) + d.partitions(1)) == [0, 1, 2, 3]
-        ):
-            assert time.monotonic() < deadline, d.logs()
-            time.sleep(0.1)
+        d.wait_until(
+            lambda: bool(
+                d.partitions(0)
+                and d.partitions(1)
+                and sorted(d.partitions(0) + d.partitions(1)) == [0, 1, 2, 3]
+            ),
+            "both workers held partitions",
+        )
         asyncio.run(d.publish(events))
         want = expected(d.config, events)
         d.wait_for(want)
         lines = len(d.out.read_text().splitlines())
-        time.sleep(5)  # several ticks on both workers
+        before = [ticked(0), ticked(1)]
+        d.wait_until(
+            lambda: all(ticked(i) >= before[i] + 3 for i in (0, 1)),
+            "three more ticks on both workers",
+        )
         assert len(d.out.read_text().splitlines()) == lines, "values rewritten by time ticks"
         got = read_values(d.out)
         assert {k: got.get(k) for k in want if want[k] is not None} == {
@@ -651,7 +754,13 @@ def test_g_no_field_is_written_before_a_pulling_source_finished_its_first_read(
     try:
         want = expected(d.config, events)
         d.wait_for(want)
-        time.sleep(1.0)  # anything partial would have been written before the whole value
+        # anything partial would have been written before the whole value; anything after it
+        # would come from a stage still busy: wait until every stage committed all its input
+        topics = [f"{d.app}-{t}" for t in ("events", "deltas", "values")]
+        d.wait_until(
+            lambda: set(asyncio.run(_lag(kafka, d.app, topics)).values()) == {0},
+            "drained (every stage committed its input)",
+        )
     finally:
         d.stop()
     written: dict[tuple[str, str, str], list[Any]] = {}

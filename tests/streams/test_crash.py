@@ -130,6 +130,24 @@ def healthy(port: int) -> bool:
         return False
 
 
+def settled(port: int) -> bool:
+    """The runtime's ``/status``: every event logged is consumed, no field write is queued,
+    and a time tick has run."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as answer:
+            status = json.load(answer)
+    except OSError:
+        return False
+    return bool(
+        status["log_position"] > 0
+        and status["backlog"] == 0
+        and status["outbox_depth"] == 0
+        and "first" in status["tick_seconds"]
+    )
+
+
 def progress(state: Path) -> tuple[int, int, int]:
     """(log rows, consumed position, input bytes read) from the state file, read-only."""
     if not state.exists():
@@ -193,12 +211,10 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> No
     while not healthy(port):  # up, its signal handlers installed (a SIGTERM before ends it -15)
         assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
         time.sleep(0.1)
-    while time.monotonic() < deadline:
-        rows, consumed, offset = progress(state)
-        if offset == size and consumed >= rows > 0:
-            break
+    # every line read and consumed, the outbox flushed and a tick run, as /status says
+    while not (progress(state)[2] == size and settled(port)):
+        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
         time.sleep(0.2)
-    time.sleep(1.5)  # a tick and a flush of the outbox
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
 

@@ -97,10 +97,12 @@ async def test_status_answers_at_once_while_a_slow_state_loads(
     base = f"http://127.0.0.1:{port}"
     try:
         seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 120
         while True:
             code, body = await asyncio.to_thread(_get, f"{base}/status")
             if code:
                 break
+            assert time.monotonic() < deadline and not task.done(), "never answered /status"
             await asyncio.sleep(0.02)
         # HTTP answers while the state is still loading (a clock-free check: the first answer
         # says it is starting; the load is slowed to > total * 20 ms, asserted below)
@@ -112,6 +114,7 @@ async def test_status_answers_at_once_while_a_slow_state_loads(
             assert health[0] == 200
             if status["starting"] is None:
                 break
+            assert time.monotonic() < deadline, f"still starting: {status['starting']}"
             code, text = await asyncio.to_thread(_get, f"{base}/overview")
             overview = json.loads(text)
             assert code == 200
