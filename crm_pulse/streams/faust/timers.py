@@ -4,7 +4,6 @@ Faust committed past without delivering them, see :mod:`.order`)."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -61,14 +60,16 @@ class Timers:
 
         aggregates = p.aggregates
         async with p.aggregate_stage.lock:
-            now = int(time.time() * 1000)
+            now = int(aggregates.clock() * 1000)
             # only partitions past the first-read rule (their first writes are the batch's)
             owns = aggregates.owned_by({q for q in mine if aggregates.first_reads_done(q)})
             engine = aggregates.engine
+            came = engine.advance(now)  # future-dated records whose time came
+            aggregates.touched()  # (their groups are evaluated now, with the groups due)
             writes = p.planner.due_by_time(engine, now, owns)  # reads only
-            if engine.advance(now):  # future-dated records whose time came
-                came = engine.changes(now, only_changed=False, metrics=p.planner.wanted)
-                writes.extend(p.planner.plan([v for v in came if owns(v.group)], now, engine))
+            if came:
+                changed = engine.changes(now, only_changed=False, metrics=p.planner.wanted)
+                writes.extend(p.planner.plan([v for v in changed if owns(v.group)], now, engine))
             aggregates.store.rollback()  # drop what the evaluation cached
             await aggregates.publish(writes)
 
