@@ -32,7 +32,7 @@ from crm_pulse.streams.faust.timers import Timers
 from crm_pulse.streams.writeback import Planner
 
 from .test_faust_idempotence import Table
-from .test_tick_index import DEPLOY, HOUR, T0, _deal, _delete
+from .test_tick_index import DEPLOY, HOUR, KINDS, T0, _deal, _delete, _iso, _record, _records
 
 RUNTIME = """
 runtime:
@@ -248,9 +248,9 @@ class _Pair:
     """The same batches and ticks through a worker whose planner indexes by time and through
     one that evaluates every group at every tick (the planner before the index)."""
 
-    def __init__(self) -> None:
-        self.indexed = _Worker(partitions=2)
-        self.full = _Worker(partitions=2)
+    def __init__(self, text: str = DEPLOY) -> None:
+        self.indexed = _Worker(text, partitions=2)
+        self.full = _Worker(text, partitions=2)
         full = self.full.pipeline
         planner = Planner(self.full.deployment.writeback, full.catalog)
         full.planner = full.aggregates.planner = planner
@@ -330,3 +330,68 @@ def test_indexed_faust_ticks_write_what_evaluating_every_group_writes(
     for v in w.planner.values(w.pipeline.aggregates.engine, now + 40 * 24 * HOUR):
         key = (v.rule.target.object, v.record, v.rule.target.field)
         assert w.fields.get(key) == v.value, key
+
+
+_kinds_step = st.one_of(
+    st.tuples(st.just("upsert"), _records),
+    st.tuples(
+        st.just("delete"), st.sampled_from(["deal", "account", "spend", "quota"]), st.integers(0, 7)
+    ),
+    st.tuples(st.just("batch"), st.integers(0, 30)),  # minutes later
+    st.tuples(st.just("tick"), st.integers(1, 40 * 60)),  # minutes later
+    st.tuples(st.just("tick"), st.integers(1, 12 * 24 * 60)),  # up to 12 days later
+    st.tuples(st.just("rebalance"), st.sampled_from([{0}, {1}, {0, 1}])),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(_kinds_step, min_size=1, max_size=30).map(
+        lambda steps: [s for i, s in enumerate(steps) if s[0] != "rebalance" or i % 3 == 0]
+    )
+)
+def test_indexed_faust_ticks_and_rollovers_write_what_evaluating_every_group_writes_every_kind(
+    steps: list[tuple[Any, ...]],
+) -> None:
+    """The same over every kind of measure and window (``test_tick_index.KINDS``: window
+    conditions, ``active``, ``among``, period records; rolling windows, days, weeks, months and
+    quarters, current and previous), with accounts, spend and quotas, ticks up to 12 days
+    apart and rebalances."""
+    pair = _Pair(KINDS)
+    now = T0
+    versions: dict[tuple[str, int], int] = {}
+    for step in steps:
+        if step[0] in ("batch", "tick"):
+            now += step[1] * 60_000
+            pair.run(step[0], now)
+            continue
+        if step[0] == "rebalance":
+            for w in (pair.indexed, pair.full):
+                w.pipeline.app.consumer.partitions = set(step[1])
+                w.pipeline.app.consumer_generation_id += 1
+            continue
+        if step[0] == "delete":
+            key = (step[1], step[2])
+            versions[key] = versions.get(key, 0) + 1
+            event = Event.model_validate(
+                {"source": "crm", "object": step[1], "id": f"{step[1][0]}{step[2]}",
+                 "op": "delete", "version": versions[key]}
+            )  # fmt: skip
+        else:
+            obj, i, fields, times = step[1]
+            key = (obj, i)
+            versions[key] = versions.get(key, 0) + 1
+            timed = {f: _iso(now + h * HOUR) for f, h in times.items() if h is not None}
+            event = _record(obj, i, versions[key], fields | timed)
+        pair.send([event])
+    pair.run("batch", now)
+    for later in (now + HOUR, now + 50 * HOUR, now + 40 * 24 * HOUR):
+        pair.run("tick", later)
+    for w in (pair.indexed, pair.full):  # every partition: every field is this worker's
+        w.pipeline.app.consumer.partitions = {0, 1}
+        w.pipeline.app.consumer_generation_id += 1
+    pair.run("tick", now + 100 * 24 * HOUR)
+    w = pair.indexed
+    for v in w.planner.values(w.pipeline.aggregates.engine, now + 100 * 24 * HOUR):
+        key2 = (v.rule.target.object, v.record, v.rule.target.field)
+        assert w.fields.get(key2) == v.value, key2

@@ -5,7 +5,11 @@
 The first-read rule: a deltas partition's groups are written only once the partition holds a
 first-read marker from every events partition for every pulling source; the batch that
 completes them writes every rule's whole value for the partition's groups (a second planner,
-the sweeper, so the first writes of one partition do not reset the main planner's windows)."""
+the sweeper, so the first writes of one partition do not reset the main planner's windows).
+
+The time tick (:mod:`.timers`) costs the groups whose value can have moved: each batch tells the
+planner which groups it touched (:meth:`AggregatesStage.touched`, the planner's index by time),
+and a partition whose first writes were just made has its groups indexed at the next tick."""
 
 from __future__ import annotations
 

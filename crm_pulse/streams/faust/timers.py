@@ -46,7 +46,14 @@ class Timers:
     async def tick(self) -> None:
         """Values that time moves (a window rolled over, a rolling window slid), for the groups
         whose deltas partitions this worker holds: the table may still hold groups of partitions
-        that moved away, and their values are the new owner's to write."""
+        that moved away, and their values are the new owner's to write.
+
+        The planner indexes the groups by time (:mod:`crm_pulse.streams.writeback.time_index`):
+        a tick evaluates the groups whose value can have moved since the last one (their time
+        came, a batch touched them, the aggregates stage said which) and, at a calendar
+        rollover, those with data in the windows it crosses. After a new consumer generation
+        (partitions moved) it evaluates every group this worker holds once, which builds the
+        index again."""
         p = self.pipeline
         generation = p.app.consumer_generation_id
         if not self.settled(generation):
