@@ -221,6 +221,31 @@ def test_a_partition_that_becomes_writable_joins_the_index() -> None:
     assert w.planner.evaluations == ticked
 
 
+def test_values_of_a_tick_whose_publication_failed_are_published_by_the_next_one() -> None:
+    """The index says a group was written once it was evaluated: a tick whose values did
+    not reach Kafka must not leave them out for good."""
+    w = _Worker()
+    w.send([_deal(i, 1, f"u{i}", "won", T0 - 10 * HOUR + i * HOUR, 100 * i) for i in range(1, 4)])
+    w.batch()
+    w.tick()
+    values = w.pipeline.aggregates.values
+    real = values.send_all
+
+    async def down(messages: Any) -> None:
+        raise ConnectionError("Kafka is not answering")
+
+    values.send_all = down
+    w.now = T0 + 15 * HOUR + 1  # u1's deal leaves the 1-day windows
+    with pytest.raises(ConnectionError):
+        w.tick()
+    assert w.fields[("Company", "c1", "won_1d")] == 600  # not published
+    values.send_all = real
+    w.now += 60_000
+    w.tick()
+    assert w.fields[("Company", "c1", "won_1d")] == 500
+    assert w.fields[("User", "u1", "win_rate_1d")] is None
+
+
 def test_a_faust_rollover_evaluates_the_groups_with_data_in_the_windows_it_crosses() -> None:
     """A calendar rule at its rollover: the groups with data in the month it leaves or enters,
     not every group with data (an owner whose wins are all in earlier months keeps its 0)."""

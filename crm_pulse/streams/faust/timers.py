@@ -28,6 +28,8 @@ class Timers:
         aiokafka API), not Faust's consumer (which keeps them in a private attribute)."""
         self._admin: Any = None
         self._ticked_generation = -1  # the consumer generation of the last time tick
+        self._every_group = True
+        """The next tick evaluates every group of every rule (a new generation, a failed tick)."""
         self._checked_generation = -1  # the consumer generation of the last hole check
         self._seen: dict[Any, int] = {}  # input partition -> its position at the last check
 
@@ -62,6 +64,7 @@ class Timers:
             self._ticked_generation = generation
             p.planner.forget_windows()
             p.aggregates.engine.forget_due()  # and find their future-dated records again
+            self._every_group = True
         topic = p.deltas.get_topic_name()
         mine = {tp.partition for tp in p.app.consumer.assignment() if tp.topic == topic}
 
@@ -71,14 +74,26 @@ class Timers:
             # only partitions past the first-read rule (their first writes are the batch's)
             owns = aggregates.owned_by({q for q in mine if aggregates.first_reads_done(q)})
             engine = aggregates.engine
-            came = engine.advance(now)  # future-dated records whose time came
-            aggregates.touched()  # (their groups are evaluated now, with the groups due)
-            writes = p.planner.due_by_time(engine, now, owns)  # reads only
-            if came:
-                changed = engine.changes(now, only_changed=False, metrics=p.planner.wanted)
-                writes.extend(p.planner.plan([v for v in changed if owns(v.group)], now, engine))
-            aggregates.store.rollback()  # drop what the evaluation cached
-            await aggregates.publish(writes)
+            try:
+                came = engine.advance(now)  # future-dated records whose time came
+                aggregates.touched()  # (their groups are evaluated now, with the groups due)
+                writes = p.planner.due_by_time(engine, now, owns)  # reads only
+                if came and not self._every_group:
+                    changed = engine.changes(now, only_changed=False, metrics=p.planner.wanted)
+                    owned = [v for v in changed if owns(v.group)]
+                    writes.extend(p.planner.plan(owned, now, engine))
+                elif came:  # every group's value of every rule was just evaluated, after them
+                    engine.changes(now, metrics={})  # (what came due: nothing more to say)
+                aggregates.store.rollback()  # drop what the evaluation cached
+                await aggregates.publish(writes)
+            except BaseException:
+                # not published for sure: every value again at the next tick (the planner's
+                # index says these groups were written)
+                aggregates.store.rollback()
+                p.planner.forget_windows()
+                self._every_group = True
+                raise
+            self._every_group = False
 
     async def _group_offsets(self, tps: Sequence[Any]) -> Mapping[Any, int | None]:
         from aiokafka import TopicPartition
