@@ -41,7 +41,7 @@ from typing import TypeVar
 
 from .errors import CrmPulseError, RateLimited, RetriableError
 
-__all__ = ["Backoff", "RollingWindow", "is_retriable", "retrying", "wait_from_headers"]
+__all__ = ["Backoff", "Counted", "RollingWindow", "is_retriable", "retrying", "wait_from_headers"]
 
 T = TypeVar("T")
 
@@ -75,6 +75,25 @@ class Backoff:
         return self.attempts is not None and failures >= self.attempts
 
 
+class Counted:
+    """One call in a :class:`RollingWindow`: when it started, left and was answered."""
+
+    __slots__ = ("answer", "sent", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.sent: float | None = None
+        """When the request left (told by :meth:`RollingWindow.sent`; None: not told)."""
+        self.answer: float | None = None
+        """When its answer came (or it failed), once told."""
+
+    def round_trip(self) -> float | None:
+        """Seconds from leaving (or starting) to the answer; None while unanswered."""
+        if self.answer is None:
+            return None
+        return self.answer - (self.sent if self.sent is not None else self.start)
+
+
 class RollingWindow:
     """At most ``calls`` calls in any ``seconds`` (a vendor's rolling-window limit).
 
@@ -93,6 +112,21 @@ class RollingWindow:
     on the wire, and reach the vendor at any moment. So however long the event loop, a thread
     or the network stalls, no call starts before the vendor's window has room, and a burst of
     stalled calls cannot land in one vendor window.
+
+    Counting from the answer is safe but costs a round trip per window: calls that follow one
+    another (each needs the last one's answer) and take ``L`` seconds each get at most
+    ``calls`` per ``seconds + L``. ``arrival`` (seconds) lifts that: an answered call counts
+    from its answer less ``fastest - arrival``, where ``fastest`` is the quickest round trip
+    seen so far (from :meth:`sent`, when told, else from the start). That is its start plus
+    ``arrival`` plus whatever its own round trip took beyond the fastest one, never later than
+    its answer. It is no earlier than the vendor's count if *either* the call reached the
+    vendor within ``arrival`` of leaving (the network's one-way time), *or* the vendor took at
+    least ``fastest - arrival`` between counting it and our reading its answer (true of every
+    call whenever the fastest round trip's own arrival took at most ``arrival`` and the vendor
+    answers no call faster than it answered that one): a call stalled on its way in makes its
+    own round trip longer by the stall, and is counted that much later. The credit is worked
+    out afresh at each check (a faster round trip only makes it smaller), and a call leaves
+    the window only once ``seconds`` have passed since its answer.
     """
 
     def __init__(
@@ -102,6 +136,7 @@ class RollingWindow:
         *,
         margin: float = 0.0,
         until_answered: bool = False,
+        arrival: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -109,39 +144,71 @@ class RollingWindow:
         self.seconds = seconds
         self.margin = margin
         self.until_answered = until_answered
+        self.arrival = arrival
+        """Seconds within which a call reaches the vendor after it leaves, on the fastest round
+        trip (None: answered calls count from their answer). May be set to None later (a
+        vendor that refused a call anyway)."""
         self.clock = clock
         self.sleep = sleep
-        self.counted: list[list[float]] = []
-        """One ``[time]`` per call in the window: its start, or its answer once told (with
-        ``until_answered``, ``[start, 1.0]`` while no answer came: counted as now)."""
+        self.counted: list[Counted] = []
+        """The calls that may still be in the vendor's window."""
+        self.fastest: float | None = None
+        """The quickest round trip of an answered call so far, in seconds."""
         self.waited = 0.0
         """Seconds callers spent waiting for room, in total."""
+
+    def counts_from(self, call: Counted, now: float) -> float:
+        """When ``call`` counts in the window: the latest time the vendor may have counted it
+        (see the class docstring)."""
+        if call.answer is None:
+            # a call still waiting for its answer may reach the vendor at any moment: "now"
+            return now if self.until_answered else call.start
+        if self.arrival is None or self.fastest is None:
+            return call.answer
+        return call.answer - max(0.0, self.fastest - self.arrival)
 
     def wait_for(self) -> float:
         """Seconds until one more call may start (0: now)."""
         now = self.clock()
         span = self.seconds + self.margin
-        # a call still waiting for its answer may reach the vendor at any moment: "now"
-        times = sorted(now if len(c) > 1 else c[0] for c in self.counted)
-        self.counted = [c for c in self.counted if len(c) > 1 or c[0] > now - span]
+        # a call leaves only once a whole span passed since its latest possible count: its
+        # answer (its start, unanswered, without ``until_answered``)
+        self.counted = [c for c in self.counted if self._latest(c) > now - span]
         if self.calls <= 0 or len(self.counted) < self.calls:
             return 0.0
-        times = [t for t in times if t > now - span]
+        times = sorted(t for c in self.counted if (t := self.counts_from(c, now)) > now - span)
+        if len(times) < self.calls:
+            return 0.0
         return max(0.0, times[len(times) - self.calls] + span - now)
 
-    async def acquire(self) -> list[float]:
+    def _latest(self, call: Counted) -> float:
+        if call.answer is not None:
+            return call.answer
+        return math.inf if self.until_answered else call.start
+
+    async def acquire(self) -> Counted:
         """Wait for room, then count one call started now; returns its entry (for
-        :meth:`answered`)."""
+        :meth:`sent` and :meth:`answered`)."""
         while (wait := self.wait_for()) > 0:
             self.waited += wait
             await self.sleep(wait)
-        entry = [self.clock(), 1.0] if self.until_answered else [self.clock()]
+        entry = Counted(self.clock())
         self.counted.append(entry)
         return entry
 
-    def answered(self, entry: list[float]) -> None:
-        """The call's answer came (or it failed): it counts in the window from now."""
-        entry[:] = [max(entry[0], self.clock())]
+    def sent(self, entry: Counted) -> None:
+        """The call's request leaves now (a worker thread may tell it: one attribute set)."""
+        entry.sent = self.clock()
+
+    def answered(self, entry: Counted) -> None:
+        """The call's answer came (or it failed): it counts in the window from now (less the
+        credit of ``arrival``)."""
+        if entry.answer is not None:
+            return
+        entry.answer = max(entry.start, self.clock())
+        trip = entry.round_trip()
+        if trip is not None:
+            self.fastest = trip if self.fastest is None else min(self.fastest, trip)
 
 
 def is_retriable(error: CrmPulseError) -> bool:

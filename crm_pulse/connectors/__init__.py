@@ -27,7 +27,8 @@ Throughput
     :func:`read_ahead` (the next page's request in flight while this page is mapped: one
     request per cursor at a time, never more), :func:`start_reading` (a read that does not
     depend on another one starts beside it: its first request leaves at once), :class:`RollingWindow` (at most n calls started
-    per rolling window, shared by concurrent callers, from :mod:`crm_pulse.retry`).
+    per rolling window, shared by concurrent callers, from :mod:`crm_pulse.retry`; each call's
+    :class:`Counted` entry is told when it left and was answered).
 Failures, by what the caller should do (:mod:`crm_pulse.errors`)
     one bad record -> :class:`BadRecord` in ``Page.skipped`` (skipped and quarantined, the page
     goes on); the whole call failed but may work later -> :class:`RetriableError` /
@@ -61,7 +62,7 @@ from ..errors import (
     unreachable_cause,
 )
 from ..metrics.events import Event
-from ..retry import Backoff, RollingWindow, retrying, wait_from_headers
+from ..retry import Backoff, Counted, RollingWindow, retrying, wait_from_headers
 from ..safejson import MAX_DEPTH as MAX_JSON_DEPTH
 from ..safejson import depth_of as json_depth
 from ..safejson import loads as load_json
@@ -115,6 +116,7 @@ __all__ = [
     "ConfigProblem",
     "Connector",
     "ConnectorSettings",
+    "Counted",
     "CrmPulseError",
     "Cursor",
     "DataError",

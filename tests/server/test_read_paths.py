@@ -9,28 +9,23 @@ none. And ``/explain`` under bad input: always a 4xx with a reason, never a 5xx.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import pytest
 
-from crm_pulse.config import load_config_text
-from crm_pulse.connectors.events import sign
 from crm_pulse.metrics.explain import explain
 from crm_pulse.streams.embedded import consumer as consumer_module
 from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
 from crm_pulse.streams.embedded.state import SQLiteStore
 from crm_pulse.streams.explain import record_states
-from crm_pulse.streams.http import serve_runtime
-from tests.ports import free_port
 
-from .test_ingress_http import SECRET, post
+from .conftest import StartRuntime
+from .test_ingress_http import wait_for
 
 DEPLOY = """
 timezone: UTC
@@ -82,34 +77,20 @@ def deal(i: int) -> dict[str, Any]:
 
 @pytest.fixture
 async def served(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[EmbeddedRuntime, str]]:
+    embedded_server: StartRuntime, monkeypatch: pytest.MonkeyPatch
+) -> tuple[EmbeddedRuntime, str]:
     monkeypatch.setattr(consumer_module, "SQLiteStore", ScanCounting)
     ScanCounting.scans = []
-    port = free_port()
-    text = DEPLOY.format(out=tmp_path / "out.jsonl", state=tmp_path / "s.sqlite", port=port)
-    runtime = EmbeddedRuntime(
-        load_config_text(text, base_dir=tmp_path, env={"INGRESS_SECRET": SECRET})
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(runtime.run(stop, serve=serve_runtime))
-    try:
-        while runtime.http_port == 0:
-            await asyncio.sleep(0.05)
-        base = f"http://127.0.0.1:{port}"
-        body = json.dumps([deal(i) for i in range(1, 61)]).encode()
-        assert (await post(base, body, sign(SECRET, body)))[0] == 200
-        for _ in range(600):
-            status = await runtime.status_async()
-            if runtime.consumed_events >= 60 and not status.get("starting"):
-                break
-            await asyncio.sleep(0.05)
-        assert runtime.consumed_events >= 60
-        assert isinstance(runtime.consumer.store, ScanCounting)
-        yield runtime, base
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+    server = await embedded_server(DEPLOY)
+    runtime = server.runtime
+    await server.publish([deal(i) for i in range(1, 61)])
+
+    async def started() -> bool:
+        return not (await runtime.status_async()).get("starting")
+
+    await wait_for(started, 30)
+    assert isinstance(runtime.consumer.store, ScanCounting)
+    return runtime, server.base
 
 
 async def _get(base: str, path: str) -> tuple[int, Any]:

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import shutil
 import time
 from pathlib import Path
 
-from crm_pulse.config import load_config_text
-from crm_pulse.connectors.events import sign
 from crm_pulse.metrics.calendar import Window, WindowSpec
 from crm_pulse.metrics.report import evaluate, json_number
-from crm_pulse.streams.embedded.runtime import EmbeddedRuntime
-from crm_pulse.streams.http import serve_runtime
 
-from .test_ingress_http import DEPLOY, SECRET, deal, free_port, post
+from .conftest import StartRuntime
+from .test_ingress_http import DEPLOY, SECRET, deal
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -32,49 +28,36 @@ CHROMIUM_FLAGS = [
 ]
 
 
-async def test_status_page_shows_the_engine_values_and_no_secret(tmp_path: Path) -> None:
+async def test_status_page_shows_the_engine_values_and_no_secret(
+    tmp_path: Path, embedded_server: StartRuntime
+) -> None:
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium is needed (scripts/ensure-chromium.sh installs it)"
-    port = free_port()
-    text = DEPLOY.format(out=tmp_path / "out.jsonl", state=tmp_path / "s.sqlite", port=port)
-    runtime = EmbeddedRuntime(
-        load_config_text(text, base_dir=tmp_path, env={"INGRESS_SECRET": SECRET})
+    server = await embedded_server(DEPLOY)
+    runtime, base = server.runtime, server.base
+    await server.publish([deal(i, amount=str(100 * i)) for i in range(1, 6)])
+    proc = await asyncio.create_subprocess_exec(
+        chromium,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={tmp_path / 'profile'}",
+        base + "/",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(runtime.run(stop, serve=serve_runtime))
-    try:
-        while runtime.http_port == 0:
-            await asyncio.sleep(0.05)
-        base = f"http://127.0.0.1:{port}"
-        body = json.dumps([deal(i, amount=str(100 * i)) for i in range(1, 6)]).encode()
-        assert (await post(base, body, sign(SECRET, body)))[0] == 200
-        while runtime.consumed_events < 5:
-            await asyncio.sleep(0.05)
-        proc = await asyncio.create_subprocess_exec(
-            chromium,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={tmp_path / 'profile'}",
-            base + "/",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        dom_bytes, _ = await asyncio.wait_for(proc.communicate(), 90)
-        dom = dom_bytes.decode()
-        # the drill-down behind a value: its records, as JSON
-        import aiohttp
+    dom_bytes, _ = await asyncio.wait_for(proc.communicate(), 90)
+    dom = dom_bytes.decode()
+    # the drill-down behind a value: its records, as JSON
+    import aiohttp
 
-        month = time.strftime("%Y-%m", time.gmtime())
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{base}/explain?metric=won_revenue&window={month}") as r:
-                assert r.status == 200
-                drill = await r.json()
-            async with http.get(f"{base}/explain?metric=won_revenue&window=Q9") as r:
-                assert r.status == 400 and "window" in (await r.json())["error"]
-            async with http.get(f"{base}/explain?metric=won_revenue") as r:
-                assert r.status == 400
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+    month = time.strftime("%Y-%m", time.gmtime())
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/explain?metric=won_revenue&window={month}") as r:
+            assert r.status == 200
+            drill = await r.json()
+        async with http.get(f"{base}/explain?metric=won_revenue&window=Q9") as r:
+            assert r.status == 400 and "window" in (await r.json())["error"]
+        async with http.get(f"{base}/explain?metric=won_revenue") as r:
+            assert r.status == 400
     assert 'data-ready="yes"' in dom, dom[:2000]
     now = int(time.time() * 1000)
     metric = runtime.catalog.metrics["won_revenue"]

@@ -36,7 +36,9 @@ __all__ = [
 
 class HubSpotConnector(Connector):
     """One HubSpot portal. ``options`` tune the parts for tests and the sandbox:
-    ``search_per_second`` (client pacing of the search API, default 4), ``archived_every``
+    ``search_per_second`` (client pacing of the search API, default 5),
+    ``search_arrival`` (its one-way allowance, :data:`~.client.SEARCH_ARRIVAL`; None: count
+    searches from their answers), ``archived_every``
     (seconds between listings of archived records while polling, default 600)."""
 
     kind: ClassVar[str] = "hubspot"
@@ -48,7 +50,9 @@ class HubSpotConnector(Connector):
             settings = HubSpotSettings.model_validate(settings)
         self.poll_interval = settings.poll_interval
         self.settings = settings
-        client_options = {k: options[k] for k in ("search_per_second",) if k in options}
+        client_options = {
+            k: options[k] for k in ("search_per_second", "search_arrival") if k in options
+        }
         self.client = HubSpotClient(settings, **client_options)
         self.mapper = HubSpotMapper(settings.mapping, name)
         self.records = RecordMapper(self.client, self.mapper, settings.objects)

@@ -11,7 +11,12 @@ counted, as "now" until their answer and from it on, in a rolling window of the 
 headers announce
 (:class:`~crm_pulse.retry.RollingWindow`, 100 per 10 s until told), so that concurrent calls (the
 sink sends several batches at once) stay under it too; and the search API (5 requests per second
-per portal) has its own window.
+per portal) has its own window. Search pages follow one another (each asks from where the last
+one ended), so counting each from its answer would cost a round trip per second's allowance
+(5 pages of 200 ms per 1.2 s): the search window counts a page from when its request left the
+worker thread plus ``SEARCH_ARRIVAL`` plus whatever its round trip took beyond the fastest one
+(never later than its answer; see :class:`~crm_pulse.retry.RollingWindow`'s ``arrival``). Should
+HubSpot refuse a search anyway, the client stops that credit and counts from answers.
 
 Retries, the ``allowed_methods=None`` way (POST included, since every call here is either a read
 or an idempotent set of values): 5xx and connection errors back off and try again, with the
@@ -38,11 +43,20 @@ from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
 from ...errors import CrmPulseError, RateLimited, RetriableError
-from ...retry import Backoff, RollingWindow, retrying
+from ...retry import Backoff, Counted, RollingWindow, retrying
 from .errors import translate
 from .settings import HubSpotSettings
 
-__all__ = ["HubSpotClient", "RateLimitState"]
+__all__ = ["SEARCH_ARRIVAL", "SEARCH_PER_SECOND", "HubSpotClient", "RateLimitState"]
+
+SEARCH_PER_SECOND = 5.0
+"""HubSpot's search API limit: 5 requests per second per portal (vendor-contracts.md)."""
+
+SEARCH_ARRIVAL = 0.1
+"""Seconds within which a search request reaches HubSpot after it leaves our worker thread, on
+the quickest round trip: the network's one-way time to HubSpot (a few to ~80 ms from anywhere
+on the internet) with room to spare. A search counts in the client's window from its start plus
+this plus its round trip beyond the quickest one, instead of from its answer."""
 
 log = logging.getLogger("crm_pulse.hubspot")
 
@@ -90,7 +104,8 @@ class HubSpotClient:
         *,
         attempts: int = 4,
         max_wait: float = 30.0,
-        search_per_second: float | None = 5.0,
+        search_per_second: float | None = SEARCH_PER_SECOND,
+        search_arrival: float | None = SEARCH_ARRIVAL,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         config: dict[str, Any] = {
@@ -121,6 +136,8 @@ class HubSpotClient:
                 max(1, int(search_per_second)),
                 max(1.0, 1.0 / search_per_second),
                 margin=0.02,
+                until_answered=True,
+                arrival=search_arrival,
                 sleep=self._wait,
             )
             if search_per_second
@@ -146,7 +163,10 @@ class HubSpotClient:
             self._apis[path] = api
         return api
 
-    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, Any]:
+    def _call(
+        self, fn: Callable[..., Any], leaving: Callable[[], None], *args: Any, **kwargs: Any
+    ) -> tuple[int, Any]:
+        leaving()  # in the worker thread: the request leaves now, whatever held it up before
         response = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
         try:
             self.limits.update(response.headers)
@@ -160,7 +180,7 @@ class HubSpotClient:
             self.waited += seconds
             await self.sleep(seconds)
 
-    async def _before(self, search: bool) -> tuple[list[float], list[float] | None]:
+    async def _before(self, search: bool) -> tuple[Counted, Counted | None]:
         """Honour the last rate-limit headers, and pace the calls and the search API (returns
         the windows' entries, to count the call from its answer)."""
         async with self._pace:
@@ -191,10 +211,19 @@ class HubSpotClient:
 
         async def once() -> tuple[int, Any]:
             entry, searched = await self._before(search)
+
+            def leaving() -> None:
+                self.window.sent(entry)
+                if searched is not None and self.search_window is not None:
+                    self.search_window.sent(searched)
+
             try:
-                return await asyncio.to_thread(self._call, fn, *args, **kwargs)
+                return await asyncio.to_thread(self._call, fn, leaving, *args, **kwargs)
             except Exception as exc:  # the one place for vendor errors
-                raise translate(exc, what) from None
+                error = translate(exc, what)
+                if searched is not None and isinstance(error, RateLimited):
+                    self._refused_search()
+                raise error from None
             finally:
                 self.window.answered(entry)  # HubSpot counted it by now, if it saw it
                 if searched is not None and self.search_window is not None:
@@ -211,6 +240,17 @@ class HubSpotClient:
         return await retrying(
             f"HubSpot {what}", once, self.backoff, retry_on=worth_retrying, sleep=self._wait
         )
+
+    def _refused_search(self) -> None:
+        """HubSpot refused a search although the window had room: its count came later than
+        ``SEARCH_ARRIVAL`` allowed for, so searches count from their answers from now on."""
+        window = self.search_window
+        if window is not None and window.arrival is not None:
+            window.arrival = None
+            log.warning(
+                "HubSpot refused a search within the client's pacing: searches are counted "
+                "from their answers from now on"
+            )
 
     # ------------------------------------------------------------ endpoints
     async def search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:

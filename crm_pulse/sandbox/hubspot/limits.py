@@ -66,6 +66,7 @@ class _Limits(_State):
             if len(self._search_window) >= self.search_per_second:
                 return max(0.001, min(self._search_window) + 1.0 - now)
             self._search_window.append(now)
+            self.searches_counted.append(now)
         return None
 
     @web.middleware

@@ -55,6 +55,8 @@ class _State:
         self.search_bodies: deque[dict[str, Any]] = deque(maxlen=_HISTORY)
         self.statuses: deque[int] = deque(maxlen=_HISTORY)
         """Status of every answer the handlers gave (not the 401s and 429s of the gate)."""
+        self.searches_counted: deque[float] = deque(maxlen=_HISTORY)
+        """When (``clock``) each search was counted in the search limit's window: on arrival."""
         self._write_calls = 0
         self.connections: set[tuple[Any, ...]] = set()
         """Client (address, port) pairs seen: how many connections the clients opened."""

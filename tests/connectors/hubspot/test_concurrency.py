@@ -4,8 +4,12 @@ rolling-window limit by the client; the search API is paced at HubSpot's 5 per s
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
 
 from crm_pulse.connectors.hubspot import HubSpotConnector
+from crm_pulse.connectors.hubspot.client import SEARCH_ARRIVAL
 from crm_pulse.connectors.hubspot.sink import BATCH_MAX, PARALLEL
 from crm_pulse.connectors.protocols import FieldWrite
 from crm_pulse.sandbox.conformance import drain
@@ -87,3 +91,41 @@ async def test_the_next_search_is_asked_while_the_caller_holds_a_page() -> None:
         await pages.aclose()  # stopping early drops the search asked ahead, quietly
         events, _ = await drain(h.connector.source.backfill(first.cursor))
         assert len({e.id for e in first.events} | {e.id for e in events}) == 700
+
+
+async def test_searches_that_reach_hubspot_late_still_keep_its_search_window() -> None:
+    """The search window credits a page the part of its round trip HubSpot spent after
+    counting it; the pipelines call and the first two searches reach HubSpot 0.6 s late
+    (counted on arrival), the rest at once: their longer round trips count them later, and
+    HubSpot never sees more than 5 searches in a second."""
+    async with make_harness(
+        objects=["deals"], search_limit=True, options={"search_per_second": 5.0}
+    ) as h:
+        h.server.latency = 0.15  # HubSpot's work after the count: a credit of >= 50 ms
+        window = h.connector.client.search_window
+        assert window is not None and window.arrival == SEARCH_ARRIVAL
+        h.seed_deals(1400)  # 8 searches
+        h.fake.stall(3, 0.6)
+        events, _ = await drain(h.connector.source.backfill(None))
+        assert len({e.id for e in events}) == 1400
+        assert h.fake.throttled == 0
+        assert window.arrival == SEARCH_ARRIVAL  # never refused: the credit stays
+        assert window.fastest is not None and window.fastest - SEARCH_ARRIVAL >= 0.05
+
+
+async def test_a_refused_search_withdraws_the_credit(caplog: pytest.LogCaptureFixture) -> None:
+    """Should HubSpot refuse a search the window let through, its count came later than the
+    client allowed for: the search is retried after Retry-After, and searches count from
+    their answers from then on."""
+    async with make_harness(
+        objects=["deals"], search_limit=True, options={"search_per_second": 5.0}
+    ) as h:
+        h.seed_deals(10)
+        client = h.connector.client
+        h.fake.rate_limit(1, 0.0)  # the next call is refused, Retry-After 0
+        body = {"filterGroups": [], "limit": 10, "properties": ["dealname"]}
+        with caplog.at_level(logging.WARNING, logger="crm_pulse.hubspot"):
+            data = await client.search("deals", body)
+        assert len(data["results"]) == 10  # retried
+        assert client.search_window is not None and client.search_window.arrival is None
+        assert "counted from their answers" in caplog.text
