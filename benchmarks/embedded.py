@@ -33,6 +33,7 @@ import tempfile
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -303,7 +304,32 @@ def record(rng: random.Random, i: int, version: int, accounts: int) -> str:
     return json.dumps({**event, "fields": fields})
 
 
-def scale(n: int, interval: float, profile: Path | None = None) -> dict[str, Any]:
+def quarters(series: list[dict[str, Any]], total: int) -> dict[str, Any]:
+    """Events per CPU second in each quarter of the load, from the cumulative CPU seconds at
+    each sample (interpolated at the quarter's bounds): a checkpoint or a collector pass counts
+    in the quarter where its CPU was spent, and a quarter is weighted by its events."""
+    points = [(0, 0.0)] + [(s["consumed"], s["cpu_s"]) for s in series]
+
+    def cpu_at(events: float) -> float:
+        for (e0, c0), (e1, c1) in pairwise(points):
+            if e0 <= events <= e1 and e1 > e0:
+                return c0 + (c1 - c0) * (events - e0) / (e1 - e0)
+        return points[-1][1]
+
+    bounds = [total * k / 4 for k in range(5)]
+    rates = [round((b - a) / max(cpu_at(b) - cpu_at(a), 1e-3)) for a, b in pairwise(bounds)]
+    return {
+        "events_per_cpu_s_by_quarter": rates,
+        "events_per_cpu_s_first_quarter": rates[0],
+        "events_per_cpu_s_last_quarter": rates[-1],
+        # per-event cost of the last quarter over the first (1.0 = flat)
+        "per_event_cost_last_over_first": round(rates[0] / rates[-1], 2),
+    }
+
+
+def scale(
+    n: int, interval: float, profile: Path | None = None, *, kill: bool = False
+) -> dict[str, Any]:
     rng = random.Random(11)
     updates = n * 15 // 100
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp_name:
@@ -326,6 +352,7 @@ def scale(n: int, interval: float, profile: Path | None = None) -> dict[str, Any
         proc = start(config, profile)
         pid = python_pid(proc)
         began = time.perf_counter()
+        cpu_start = cpu_seconds(pid)
         series: list[dict[str, Any]] = []
         try:
             last_t, last_n, last_cpu = began, 0, cpu_seconds(pid)
@@ -341,6 +368,7 @@ def scale(n: int, interval: float, profile: Path | None = None) -> dict[str, Any
                     {
                         "t_s": round(now - began, 1),
                         "consumed": done,
+                        "cpu_s": round(cpu - cpu_start, 2),
                         "events_per_s": round(rate),
                         # per CPU second: what an event costs, whatever share of a core the
                         # process got on the shared machine
@@ -360,8 +388,15 @@ def scale(n: int, interval: float, profile: Path | None = None) -> dict[str, Any
             time.sleep(3)  # a tick after the load
             later = status(port) or {}
             result["load_tick_seconds"] = later.get("tick_seconds")
+            result["checkpoint_position_after_load"] = later.get("checkpoint_position")
         finally:
-            stop(proc)
+            stopping = time.perf_counter()
+            # SIGTERM: a clean stop writes a checkpoint; SIGKILL (--kill): the restart below
+            # re-applies the log after the last checkpoint of the load
+            stop(proc, signal.SIGKILL if kill else signal.SIGTERM)
+            result["stop_s" if not kill else "killed"] = (
+                round(time.perf_counter() - stopping, 1) if not kill else True
+            )
         result["state_file_mb"] = round(state.stat().st_size / 2**20)
         began = time.perf_counter()
         proc = start(config, profile.with_suffix(".restart.txt") if profile else None)
@@ -383,16 +418,8 @@ def scale(n: int, interval: float, profile: Path | None = None) -> dict[str, Any
             result["rss_after_restart_10s_mb"] = round(rss_mb(pid))
         finally:
             stop(proc)
-    # per-event cost over time: events per CPU second in the last quarter of the load against
-    # the first (1.0 = flat)
-    steps = [s for s in series if s["consumed"] < total and s["cpu_share"] > 0.02]
-    if len(steps) >= 4:
-        q = len(steps) // 4
-        first = sum(s["events_per_cpu_s"] for s in steps[:q]) / q
-        last = sum(s["events_per_cpu_s"] for s in steps[-q:]) / q
-        result["events_per_cpu_s_first_quarter"] = round(first)
-        result["events_per_cpu_s_last_quarter"] = round(last)
-        result["per_event_cost_last_over_first"] = round(first / last, 2)
+    # per-event cost over time (1.0 = flat), from the cumulative CPU
+    result.update(quarters(series, total))
     result["cpu_s_load"] = round(cpu_load, 1)
     result["events_per_cpu_s_overall"] = round(total / cpu_load)
     result["events_per_s_overall"] = round(total / result["load_s"])
@@ -408,9 +435,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="py-spy raw profile (of the first run)")
     parser.add_argument("--scale", type=int, help="scale mode: this many records")
     parser.add_argument("--interval", type=float, default=5.0, help="scale mode: seconds")
+    parser.add_argument(
+        "--kill",
+        action="store_true",
+        help="scale mode: SIGKILL after the load instead of SIGTERM (the restart then re-applies "
+        "the log after the last checkpoint)",
+    )
     args = parser.parse_args(argv)
     if args.scale:
-        result = scale(args.scale, args.interval, args.profile)
+        result = scale(args.scale, args.interval, args.profile, kill=args.kill)
     else:
         result = ratio(args.events, args.profile)
     print(json.dumps(result, indent=2))

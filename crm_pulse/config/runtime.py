@@ -16,7 +16,13 @@ from .base import ConfigModel, FilePath
 from .durations import Duration, format_duration
 from .secrets import Secret
 
-__all__ = ["EventLogSettings", "FaustSettings", "RetrySettings", "RuntimeSection"]
+__all__ = [
+    "CheckpointSettings",
+    "EventLogSettings",
+    "FaustSettings",
+    "RetrySettings",
+    "RuntimeSection",
+]
 
 
 def _listen(value: Any) -> Any:
@@ -61,6 +67,27 @@ class EventLogSettings(ConfigModel):
         ge=1,
         description="keep: latest compacts the log once this many events were applied since "
         "the last compaction, and at least as many as that compaction kept.",
+    )
+
+
+class CheckpointSettings(ConfigModel):
+    """When the embedded runtime writes its engine state to the state file (docs/runtime.md,
+    "State checkpoints"). Each batch commits its events' position and its planned writes; the
+    engine state follows at checkpoints, and a start re-applies the log after the last one."""
+
+    events: int = Field(
+        default=10_000,
+        ge=1,
+        description="While the consumer has a backlog, a checkpoint once this many events were "
+        "applied since the last one, and at least a quarter of all events applied (so its cost "
+        "per event stays flat as the state grows); at most that many events are re-applied "
+        "after a crash.",
+    )
+    interval: Annotated[Duration, Field(gt=0)] = Field(
+        default=10.0,
+        description="Once the consumer has caught up (a batch that found no new event, or a "
+        "tick with no backlog), a checkpoint this long after the last one; also one at every "
+        "clean stop.",
     )
 
 
@@ -175,6 +202,10 @@ class RuntimeSection(ConfigModel):
     event_log: EventLogSettings = Field(
         default_factory=EventLogSettings,
         description="Retention of the embedded runtime's event log.",
+    )
+    checkpoint: CheckpointSettings = Field(
+        default_factory=CheckpointSettings,
+        description="When the embedded runtime writes its engine state to the state file.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Lowest level logged."

@@ -28,6 +28,7 @@ from ..metrics.groupindex import GroupIndex, metric_objects
 from ..metrics.measures import Group
 from ..metrics.reference import RecordState
 from ..metrics.state import Key, StateStore
+from .embedded.checkpoints import events_after_checkpoint
 from .embedded.database import Database, StateError
 from .embedded.groups import group_record_keys, index_current, object_record_keys
 from .embedded.rebuild import rebuild_due
@@ -151,6 +152,12 @@ def explain_deployment(
             "with events.jsonl"
         )
     compiled, _win = question(catalog, metric, window, group)  # before the file is read
+    if events_after_checkpoint(str(path)) > 0:  # the log moved past the file's state
+        from .embedded.commands import current_state
+
+        store = current_state(deployment, str(path)).store
+        assert store.index is not None
+        return explain_store(catalog, store, store.index, metric, window, group, as_of)
     # the checks that read the whole file wait: each record read is checked as it is read
     db = Database(path, create=False, check=False)
     try:

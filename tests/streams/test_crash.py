@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from crm_pulse.cli import main
 from crm_pulse.config import load_config
 from crm_pulse.connectors.file import read_values
@@ -48,7 +50,16 @@ runtime:
   debounce: 0s
   tick: 1s
   log_level: warning
-"""
+{checkpoint}"""
+
+CHECKPOINTS = {
+    # the defaults: while events keep coming, the state is written at the clean stop only, so
+    # every start after a kill re-applies the whole log after the last stop's checkpoint
+    "defaults": "",
+    # often: kills land before, inside and after checkpoints of a few batches each, and the
+    # log is compacted past the checkpoint (what a start re-applies is what compaction kept)
+    "often": "  checkpoint: {events: 120, interval: 300ms}\n  event_log: {compact_every: 50}\n",
+}
 
 
 def _iso(t: datetime) -> str:
@@ -149,12 +160,15 @@ def settled(port: int) -> bool:
 
 
 def progress(state: Path) -> tuple[int, int, int]:
-    """(log rows, consumed position, input bytes read) from the state file, read-only."""
+    """(log end, consumed position, input bytes read) from the state file, read-only."""
     if not state.exists():
         return 0, 0, 0
     conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
     try:
-        rows = conn.execute("SELECT COUNT(*) FROM events WHERE connector = 'crm'").fetchone()[0]
+        # the log's last position (= its rows, unless compaction deleted some before it)
+        rows = conn.execute(
+            "SELECT coalesce(MAX(position), 0) FROM events WHERE connector = 'crm'"
+        ).fetchone()[0]
         consumed = conn.execute("SELECT value FROM meta WHERE name = 'consumed'").fetchone()
         cursor = conn.execute("SELECT cursor FROM cursors WHERE mode = 'poll'").fetchone()
         offset = json.loads(cursor[0]).get("offset", 0) if cursor else 0
@@ -165,7 +179,24 @@ def progress(state: Path) -> tuple[int, int, int]:
         conn.close()
 
 
-def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> None:
+def state_position(state: Path) -> int:
+    """The log position of the state in the file (its last checkpoint), read-only."""
+    if not state.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE name = 'state_at'").fetchone()
+        return int(row[0]) if row else 0
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("checkpoints", sorted(CHECKPOINTS))
+def test_kill_9_at_random_points_loses_and_doubles_nothing(
+    tmp_path: Path, checkpoints: str
+) -> None:
     rng = random.Random(20261123)
     now = datetime.now(UTC)
     lines = history(rng, 6000, now)
@@ -178,12 +209,21 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> No
     from ..server.test_ingress_http import free_port  # other test runs may hold 8080
 
     port = free_port()
-    config.write_text(DEPLOY.format(input=events_file, output=output, state=state, port=port))
+    config.write_text(
+        DEPLOY.format(
+            input=events_file,
+            output=output,
+            state=state,
+            port=port,
+            checkpoint=CHECKPOINTS[checkpoints],
+        )
+    )
     log = tmp_path / "runtime.log"
     events_file.write_text("")
     chunks = [lines[i : i + 500] for i in range(0, len(lines), 500)]
     kills = 0
     mid_stream = 0  # kills that left read-but-unconsumed events or unread input behind
+    behind = 0  # kills that left a checkpoint behind the consumed position
     for n, chunk in enumerate(chunks):  # events keep arriving while the runtime is killed
         with events_file.open("a") as f:
             f.write("\n".join(chunk) + "\n")
@@ -202,7 +242,12 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> No
         rows, consumed, offset = progress(state)
         if rows and (consumed < rows or offset < events_file.stat().st_size):
             mid_stream += 1
+        checkpoint = state_position(state)
+        if 0 < checkpoint < consumed:
+            behind += 1  # a start re-applies the log after a checkpoint
     assert kills >= 10
+    if checkpoints == "often":
+        assert behind >= 2, "some kills should land between two checkpoints"
     assert mid_stream >= 3, "the kills should interrupt work in progress"
     # a last run drains everything and stops cleanly on SIGTERM
     proc = start(config, log)
@@ -230,10 +275,13 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> No
     total_rows = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     outbox = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
     conn.close()
-    assert [Event.model_validate_json(b) for b in logged] == [
-        Event.model_validate_json(x) for x in lines
-    ]
-    assert consumed_events == total_rows
+    if checkpoints == "often":  # compacted: each record's deciding event is what is left
+        assert len(logged) < len(lines) and consumed_events == len(lines)
+    else:
+        assert [Event.model_validate_json(b) for b in logged] == [
+            Event.model_validate_json(x) for x in lines
+        ]
+        assert consumed_events == total_rows
 
     # 2. the runtime's metrics equal replay on the same events
     as_of = _iso(now + timedelta(minutes=1))

@@ -112,8 +112,8 @@ def test_a_table_that_is_not_current_is_not_trusted_and_the_next_start_rewrites_
     deployment = load_config(str(state), resolve_secrets=False)
     path = deployment.runtime.state_path
     want = {tuple(q): explain("--config", str(state), *q) for q in questions()}
-    with sqlite3.connect(path) as conn:  # as if an older crm-pulse consumed further
-        conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'consumed'")
+    with sqlite3.connect(path) as conn:  # as if the state moved on without the table
+        conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'state_at'")
         conn.execute(  # and the table misses rows: trusting it would lose records
             "DELETE FROM record_groups WHERE k IN (SELECT k FROM record_groups LIMIT 20)"
         )
@@ -122,7 +122,7 @@ def test_a_table_that_is_not_current_is_not_trusted_and_the_next_start_rewrites_
         assert explain("--config", str(state), *q) == want[tuple(q)]
     assert len(loads) == len(questions())  # read whole, each time
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE meta SET value = value - 1 WHERE name = 'consumed'")
+        conn.execute("UPDATE meta SET value = value - 1 WHERE name = 'state_at'")
         conn.execute("DELETE FROM meta WHERE name = 'group_index'")  # a file from before
     # the next start (here: a backfill with nothing new) writes the table from the state
     assert main(["backfill", "--config", str(state), "--no-progress"], out=io.StringIO()) == 0

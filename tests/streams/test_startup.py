@@ -228,3 +228,52 @@ async def test_a_deferred_start_still_checks_the_whole_file_before_running(
     assert rt.starting is not None and rt.starting["phase"] == "checking the state file"
     with pytest.raises(StateError, match=r"s\.sqlite: events, position \d+: the event is not"):
         await rt.run(asyncio.Event(), serve=serve_runtime)
+
+
+async def test_status_says_when_a_start_re_applies_the_log_after_the_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a kill -9 (no checkpoint at stop) a start re-applies the log after the last
+    checkpoint; ``/status`` says so, with the positions to re-apply, and the values are the
+    same as before the kill."""
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(_deal(i)) + "\n" for i in range(40)))
+    rt = EmbeddedRuntime(_deployment(tmp_path))
+    await rt.pollers["crm"].poll_once()
+    await rt.consume_all()
+    want = {v.group: v.value for v in rt.report() if v.metric == "deals_won"}
+    await asyncio.to_thread(rt.db.close)  # killed: the state was never checkpointed
+    state = sqlite3.connect(tmp_path / "s.sqlite")
+    positions = state.execute(
+        "SELECT name, value FROM meta WHERE name IN ('consumed', 'state_at')"
+    ).fetchall()
+    state.close()
+    assert dict(positions) == {"consumed": "40", "state_at": "0"}
+    slow = Engine.apply_counted
+
+    def apply(self: Engine, event: Any) -> Any:
+        time.sleep(0.05)  # a long log tail
+        return slow(self, event)
+
+    monkeypatch.setattr(Engine, "apply_counted", apply)
+    port = free_port()
+    rt = EmbeddedRuntime(_deployment(tmp_path, port), defer_start=True)
+    stop = asyncio.Event()
+    task = asyncio.create_task(rt.run(stop, serve=serve_runtime))
+    try:
+        phases: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            code, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/status")
+            if code == 200:
+                starting = json.loads(body)["starting"]
+                if starting is None:
+                    break
+                phases.append(starting)
+            await asyncio.sleep(0.05)
+        reapply = [p for p in phases if p["phase"].startswith("re-applying the log")]
+        assert reapply and reapply[0]["total"] == 40, phases
+        got = {v.group: v.value for v in rt.report() if v.metric == "deals_won"}
+        assert got == want
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)

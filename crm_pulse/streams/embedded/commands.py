@@ -21,6 +21,7 @@ from ...errors import ConfigError, ConfigProblem
 from ...metrics.engine import Engine
 from ...metrics.report import ALL, MetricValue, Selection
 from ..writeback import Planner
+from .checkpoints import events_after_checkpoint
 from .consumer import Consumer
 from .database import Database, StateError
 from .rebuild import rebuild_due
@@ -31,6 +32,7 @@ from .state import SQLiteStore
 __all__ = [
     "backfill",
     "compact_events",
+    "current_state",
     "dry_run",
     "provision",
     "report",
@@ -84,8 +86,12 @@ def report_rows(
     holds. The state's shape is checked before the first row (:class:`StateError`)."""
     path = state_file(deployment)
     catalog = deployment.catalog()
-    if rebuild_due(path, catalog, deployment.window_specs()) is not None:
-        # built under other definitions: rebuilt from the log, in memory only (.rebuild)
+    if (
+        rebuild_due(path, catalog, deployment.window_specs()) is not None
+        or events_after_checkpoint(path) > 0
+    ):
+        # built under other definitions: rebuilt from the log, in memory only (.rebuild); or
+        # the log moved past the last checkpoint: loaded and caught up in memory (.checkpoints)
         return _rebuilt_rows(deployment, path, as_of, select, for_people)
     engine = Engine(catalog, windows=deployment.window_specs())  # to know the measures
     measures = engine.measures_for(select)
@@ -114,14 +120,14 @@ def report_rows(
     return _checked(engine.iter_report(as_of, select=select, for_people=for_people), path)
 
 
-def _rebuilt_rows(
-    deployment: Deployment, path: str, as_of: int, select: Selection, for_people: bool
-) -> Iterator[MetricValue]:
-    """The rows of a state rebuilt in memory from its event log (nothing is written)."""
+def current_state(deployment: Deployment, path: str) -> Consumer:
+    """The state of the whole log in memory, as a start builds it (nothing is written): the
+    file's state, rebuilt from the log if it was built under other definitions (.rebuild), or
+    with the log after its last checkpoint re-applied (.checkpoints)."""
     catalog = deployment.catalog()
     db = Database(path, create=False)
     try:
-        consumer = Consumer(
+        return Consumer(
             db,
             catalog,
             deployment.window_specs(),
@@ -132,6 +138,13 @@ def _rebuilt_rows(
         )
     finally:
         db.close()
+
+
+def _rebuilt_rows(
+    deployment: Deployment, path: str, as_of: int, select: Selection, for_people: bool
+) -> Iterator[MetricValue]:
+    """The rows of the state of the whole log, built in memory (:func:`current_state`)."""
+    consumer = current_state(deployment, path)
     rows = consumer.engine.iter_report(as_of, select=select, for_people=for_people)
     return _checked(rows, path)
 

@@ -1,13 +1,14 @@
 """The consumer: applies the log to the engine, one transaction per batch.
 
 One batch = read events after the consumed position -> apply them -> ask the engine what moved
--> plan field writes -> put them in the outbox -> write the changed state keys and the new
-consumed position -> COMMIT. Either all of it is on disk or none of it, so a crash at any point
-neither loses an event (it is still after the consumed position) nor counts one twice (its
-effect and the position moved together).
+-> plan field writes -> put them in the outbox -> write the new consumed position (and, when
+one is due, a checkpoint of the engine state: :mod:`.checkpoints`) -> COMMIT. Either all of it
+is on disk or none of it. A crash at any point neither loses an event (it is still after the
+consumed position) nor counts one twice: a start loads the last checkpoint and re-applies the
+log up to the consumed position without planning again (its writes are in the outbox).
 
 If a transaction fails, memory may be ahead of disk: the consumer reloads the committed state
-before going on.
+(the last checkpoint and the log after it) before going on.
 
 An entry of the log that is not a valid event, or that the engine fails on, is quarantined
 (:mod:`.quarantine`) and the consumer moves past it: one poison event never stops the runtime,
@@ -25,15 +26,23 @@ from dataclasses import dataclass
 
 from ...metrics.calendar import WindowSpec
 from ...metrics.catalog import Catalog
-from ...metrics.collector import collector_paused
+from ...metrics.collector import StateFreezer, collector_paused
 from ...metrics.engine import Engine
 from ...metrics.groupindex import GroupIndex
 from ...metrics.report import MetricValue
 from ..writeback import Planner, SQLiteOutbox
 from . import quarantine
+from .checkpoints import Failed, Policy, catch_up, write_checkpoint
 from .database import Database, StateError
 from .groups import index_current, write_index
-from .log import RecentEvents, consumed_position, event_json, last_position, read_log
+from .log import (
+    RecentEvents,
+    consumed_position,
+    event_json,
+    last_position,
+    read_log,
+    state_position,
+)
 from .pollers import first_read_position
 from .rebuild import Rebuilt, ensure_definitions
 from .retention import compact_log, compaction_due, prune_reported
@@ -81,14 +90,22 @@ class Consumer:
         compact_every: int | None = None,
         start: bool = True,
         maybe_sent: Collection[tuple[str, str, str, str]] = frozenset(),
+        checkpoints: Policy | None = None,
     ) -> None:
         """``compact_every``: event-log retention ``keep: latest`` (:mod:`.retention`), checked
         in each batch's transaction; None keeps every event. ``start=False``: the state is
         loaded later, by :meth:`open` on the database thread (a runtime that answers HTTP while
         it loads). ``maybe_sent``: the writers' outbox's
         :attr:`~crm_pulse.streams.writeback.SQLiteOutbox.maybe_sent` (what the batches plan
-        must not cancel)."""
+        must not cancel). ``checkpoints``: when the engine state is written to the file
+        (:mod:`.checkpoints`; default: with every batch)."""
         self.maybe_sent = maybe_sent
+        self.checkpoints = checkpoints or Policy()
+        self._state_at = 0  # the log position of the state in the file (its last checkpoint)
+        self._checkpointed_at = clock()
+        self._loaded = False  # memory holds the state of the consumed position
+        self.freezer = StateFreezer()  # the collector's full passes skip the state
+        self._phase: Callable[[str, int], None] | None = None
         self.db = db
         self.recent = recent
         """Events this process appended, handed over parsed (:class:`~.log.RecentEvents`)."""
@@ -114,20 +131,36 @@ class Consumer:
         if start:
             self.db.call(self.open)
 
-    def open(self, progress: Callable[[int, int], None] | None = None) -> None:
+    def open(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        phase: Callable[[str, int], None] | None = None,
+    ) -> None:
         """Load the committed state, and rebuild it from the log if it was built under other
-        definitions (:mod:`.rebuild`); on the database thread. ``progress(done, total)``: state
-        entries read so far, now and then."""
-        self._load(progress)
+        definitions (:mod:`.rebuild`), else re-apply the log after its last checkpoint; on the
+        database thread. ``progress(done, total)``: state entries read so far, now and then;
+        ``phase(name, total)``: a step after the load begins (the log to re-apply)."""
+        self._phase = phase
+        self._load(progress, catch_up=False)
         self.rebuilt = ensure_definitions(self, read_only=self.read_only)
+        if self.rebuilt is not None:  # the state of the log up to the consumed position, on disk
+            self._state_at = consumed_position(self.db.conn)
         index = self.store.index
         if not self.read_only and index is not None and not index_current(self.db.conn, index):
             # a file from before the index, or that an older crm-pulse moved on: written once
-            # from the index the load built
+            # from the index the load built (of the checkpoint's state, like the table)
             rows = self.db.transaction(lambda conn: write_index(conn, index))()
             log.info("group index written: %d row(s)", rows)
+        if self.rebuilt is None:
+            self._catch_up(progress)
+        else:
+            self._ready()
 
-    def _load(self, progress: Callable[[int, int], None] | None = None) -> None:
+    def _load(
+        self, progress: Callable[[int, int], None] | None = None, *, catch_up: bool = True
+    ) -> None:
+        """Memory = the last checkpoint; with ``catch_up``, then the log after it."""
+        self._loaded = False
         try:
             self.store.load(self.db.conn, progress=progress)
         except Exception as exc:
@@ -138,6 +171,8 @@ class Consumer:
         if horizon is not None:
             self.engine.resume(int(horizon))
         conn = self.db.conn
+        self._state_at = state_position(conn)
+        self._checkpointed_at = self.clock()
         self._skip = quarantine.event_positions(conn, consumed_position(conn))
         self.planner.forget_covered()  # what it planned since the last commit was rolled back
         ticked = self.db.get_meta("tick_targets")
@@ -145,6 +180,76 @@ class Consumer:
         # sources whose first reads the whole values were planned after (in that transaction)
         written = self.db.get_meta("first_writes")
         self.planner.restore_first_reads(json.loads(written) if written else [])
+        if catch_up:
+            self._catch_up()
+
+    def _catch_up(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Re-apply the log from the loaded checkpoint to the consumed position (an event the
+        engine now fails on is quarantined and the whole load starts again without it)."""
+        conn = self.db.conn
+        upto = consumed_position(conn)
+        if upto > self._state_at:
+            if self._phase is not None:
+                self._phase("re-applying the log after the last checkpoint", upto - self._state_at)
+            log.info(
+                "re-applying the event log after the last state checkpoint: positions %d-%d",
+                self._state_at + 1,
+                upto,
+            )
+            as_of = int(self.clock() * 1000)
+            _read, failed = catch_up(conn, self.engine, self._state_at, upto, as_of)
+            if failed is not None:
+                self._quarantine_failed(failed)
+                self._load(progress)
+                return
+            # their writes were planned by the batches that applied them (the outbox has them)
+            self.engine.changes(as_of, metrics=self.planner.wanted)
+        self._ready()
+
+    def _ready(self) -> None:
+        """Memory holds the state of the consumed position; the collector skips it."""
+        self._loaded = True
+        self.freezer.freeze(len(self.store))
+
+    def checkpoint(self) -> bool:
+        """Write the engine state now if it moved since the last checkpoint (a clean stop);
+        on the database thread. False: nothing to write, or no state is loaded."""
+        if not self._loaded or self.read_only:
+            return False
+
+        def run(conn: sqlite3.Connection) -> bool:
+            position = consumed_position(conn)
+            if position == self._state_at and not self.store.pending:
+                return False
+            self._write_checkpoint(conn, position)
+            return True
+
+        try:
+            return self.db.transaction(run)()
+        except BaseException:
+            self._load()
+            raise
+
+    def _maybe_checkpoint(
+        self, conn: sqlite3.Connection, position: int, applied: int, *, idle: bool
+    ) -> None:
+        """A checkpoint with this transaction if :class:`~.checkpoints.Policy` says so."""
+        if self.checkpoints.due(
+            since=position - self._state_at,
+            applied_total=applied,
+            backlog=last_position(conn) - position,
+            idle=idle,
+            idle_for=self.clock() - self._checkpointed_at,
+            dirty=self.store.pending,
+        ):
+            self._write_checkpoint(conn, position)
+
+    def _write_checkpoint(self, conn: sqlite3.Connection, position: int) -> None:
+        write_checkpoint(conn, self.store, self.engine, position)
+        # (a failed commit reloads the state, which resets both)
+        self._state_at = position
+        self._checkpointed_at = self.clock()
+        self.freezer.freeze(len(self.store))  # what the batches since the last one built
 
     def _counters(self, conn: sqlite3.Connection) -> tuple[int, int]:
         row = conn.execute(
@@ -157,7 +262,8 @@ class Consumer:
         """Consume up to ``limit`` events in one transaction (database thread)."""
         while True:
             try:
-                return self.db.transaction(lambda conn: self._step(conn, limit))()
+                with collector_paused():  # runs between batches (see .freezer)
+                    return self.db.transaction(lambda conn: self._step(conn, limit))()
             except _ApplyFailed as failed:
                 self._load()
                 self._quarantine_failed(failed)
@@ -165,7 +271,7 @@ class Consumer:
                 self._load()
                 raise
 
-    def _quarantine_failed(self, failed: _ApplyFailed) -> None:
+    def _quarantine_failed(self, failed: _ApplyFailed | Failed) -> None:
         log.error(
             "the engine failed on an event; quarantined",
             extra={"position": failed.position, "reason": failed.reason[:300]},
@@ -225,6 +331,7 @@ class Consumer:
             )
         self.quarantined += len(bad)
         count = len(rows) + len(bad)
+        total_events = 0
         if count:
             position = max([p for p, _ in rows[-1:]] + [b.position for b in bad[-1:]])
         self._touched()
@@ -241,9 +348,10 @@ class Consumer:
         planned = SQLiteOutbox.put(conn, writes, now, self.debounce, maybe_sent=self.maybe_sent)
         if count:
             total_applied, total_events = self._counters(conn)
+            total_events += count
             Database.set_meta(conn, "consumed", str(position))
             Database.set_meta(conn, "applied", str(total_applied + applied))
-            Database.set_meta(conn, "consumed_events", str(total_events + count))
+            Database.set_meta(conn, "consumed_events", str(total_events))
             self._skip = {p for p in self._skip if p > position}
             if self.compact_every is not None and compaction_due(conn, self.compact_every):
                 done = compact_log(conn, self.catalog)  # with the batch: all or nothing
@@ -252,8 +360,7 @@ class Consumer:
                     done.deleted,
                     done.kept,
                 )
-        self._keep_horizon(conn)
-        self.store.flush(conn)
+        self._maybe_checkpoint(conn, position, total_events, idle=count == 0)
         for source, n in changed.items():  # for display: a failed commit may count twice
             self.changed[source] = self.changed.get(source, 0) + n
         for source, n in unchanged.items():
@@ -301,22 +408,18 @@ class Consumer:
             changed = self.engine.changes(as_of, metrics=self.planner.wanted)
             writes.extend(self.planner.plan(changed, as_of, self.engine))
             planned = SQLiteOutbox.put(conn, writes, now, 0.0, maybe_sent=self.maybe_sent)
-            self._keep_horizon(conn)
-            self.store.flush(conn)
+            position = consumed_position(conn)
+            self._maybe_checkpoint(conn, position, self._counters(conn)[1], idle=True)
             # with the writes it planned: a restart does not re-evaluate what did not roll over
             Database.set_meta(conn, "tick_targets", json.dumps(self.planner.tick_state()))
             return planned
 
         try:
-            return self.db.transaction(run)()
+            with collector_paused():
+                return self.db.transaction(run)()
         except BaseException:
             self._load()
             raise
-
-    def _keep_horizon(self, conn: sqlite3.Connection) -> None:
-        """With the state: what came due up to it is in the outbox, a restart goes on from it."""
-        if self.engine.horizon is not None:
-            Database.set_meta(conn, "horizon", str(self.engine.horizon))
 
     def report(self, as_of: int) -> list[MetricValue]:
         return self.engine.report(as_of)

@@ -35,7 +35,10 @@ __all__ = ["SCHEMA_VERSION", "Database", "StateError"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: the engine state is written at checkpoints (meta ``state_at``, :mod:`.checkpoints`); a
+crm-pulse that writes it with every batch (1) refuses the file rather than move the consumed
+position without it."""
 CACHE_KIB = 65_536
 """SQLite's page cache for the state file, in KiB (at most; it grows with the file)."""
 
@@ -141,7 +144,15 @@ _TABLES = {
     "written": {"connector", "object", "record_id", "field", "value"},
     "dead_letters": {"id", "connector", "object", "record_id", "field", "value", "reason"},
 }
-_INTEGER_META = ("schema_version", "consumed", "applied", "consumed_events", "forwarded", "horizon")
+_INTEGER_META = (
+    "schema_version",
+    "consumed",
+    "state_at",
+    "applied",
+    "consumed_events",
+    "forwarded",
+    "horizon",
+)
 
 
 class StateError(FatalError):
@@ -168,6 +179,19 @@ def _migrate(conn: sqlite3.Connection) -> None:
     for name in ("transient", "requeues"):
         if name not in columns:
             conn.execute(f"ALTER TABLE dead_letters ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """A file of schema 1 held the state of its consumed position (written with every batch);
+    a new file holds the state of nothing yet. From schema 2 on ``state_at`` says which."""
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (name, value) SELECT 'state_at', "
+        "coalesce((SELECT value FROM meta WHERE name = 'consumed'), '0')"
+    )
+    conn.execute(
+        "UPDATE meta SET value = ? WHERE name = 'schema_version' AND CAST(value AS INTEGER) < ?",
+        (str(SCHEMA_VERSION), SCHEMA_VERSION),
+    )
 
 
 def _private(path: str) -> None:
@@ -234,6 +258,7 @@ class Database:
             if self._checked:
                 self._check_whole(conn)
             self._check(conn)
+            _upgrade(conn)
             from .inbox import scrub_credentials
 
             scrub_credentials(conn)

@@ -7,8 +7,9 @@ then reads from the file only the records of the group asked about: the table's 
 group's terms, then those records' state rows by key (:func:`group_records`).
 
 Meta ``group_index`` holds the index's signature (the catalog's indexed fields) and
-``group_index_consumed`` the log position the table was last written at; a table whose signature
-differs, or that an older crm-pulse left behind while it consumed further, is not trusted: the
+``group_index_consumed`` the log position the table was last written at (the checkpoint's: it is
+written with the state, :mod:`.checkpoints`); a table whose signature differs, or that does not
+describe the state in the file (an older crm-pulse consumed further without it), is not trusted: the
 runtime rewrites it at start (:func:`write_index`, from the state it loaded anyway) and a reader
 falls back to reading every record.
 """
@@ -45,9 +46,12 @@ _CONSUMED = "group_index_consumed"
 
 
 def _mark_consumed(conn: sqlite3.Connection) -> None:
+    """The table describes the state in the file: of the log up to its last checkpoint
+    (``state_at``; the consumed position in a file from before checkpoints)."""
     conn.execute(
         "INSERT INTO meta (name, value) "
-        "SELECT ?, coalesce((SELECT value FROM meta WHERE name = 'consumed'), '0') "
+        "SELECT ?, coalesce((SELECT value FROM meta WHERE name = 'state_at'), "
+        "(SELECT value FROM meta WHERE name = 'consumed'), '0') "
         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         (_CONSUMED,),
     )
@@ -96,12 +100,13 @@ def index_current(conn: sqlite3.Connection, index: GroupIndex) -> bool:
     """Whether the table describes the committed state under ``index``'s signature."""
     meta = dict(
         conn.execute(
-            "SELECT name, value FROM meta WHERE name IN (?, ?, 'consumed')", (_SIGNATURE, _CONSUMED)
+            "SELECT name, value FROM meta WHERE name IN (?, ?, 'consumed', 'state_at')",
+            (_SIGNATURE, _CONSUMED),
         ).fetchall()
     )
     if meta.get(_SIGNATURE) != index.signature:
         return False
-    return bool(meta.get(_CONSUMED) == meta.get("consumed", "0"))
+    return bool(meta.get(_CONSUMED) == meta.get("state_at", meta.get("consumed", "0")))
 
 
 def group_record_keys(conn: sqlite3.Connection, terms: list[Term]) -> set[str]:

@@ -52,6 +52,7 @@ __all__ = [
     "last_position",
     "read_events",
     "read_log",
+    "state_position",
 ]
 
 
@@ -197,6 +198,13 @@ def read_log(
 def consumed_position(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT value FROM meta WHERE name = 'consumed'").fetchone()
     return 0 if row is None else int(row[0])
+
+
+def state_position(conn: sqlite3.Connection) -> int:
+    """The log position the engine state in the file reflects (its last checkpoint): the
+    consumed position in a file whose state was written with every batch."""
+    row = conn.execute("SELECT value FROM meta WHERE name = 'state_at'").fetchone()
+    return consumed_position(conn) if row is None else int(row[0])
 
 
 def last_position(conn: sqlite3.Connection) -> int:

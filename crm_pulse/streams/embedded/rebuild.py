@@ -175,6 +175,7 @@ def _rebuild(consumer: Consumer, conn: sqlite3.Connection, why: DefinitionChange
         conn, writes, as_of / 1000, consumer.debounce, maybe_sent=consumer.maybe_sent
     )
     conn.execute("DELETE FROM state")
+    Database.set_meta(conn, "state_at", str(upto))  # the state of the log up to here
     if store.index is not None:
         write_index(conn, store.index)
     store.flush(conn)

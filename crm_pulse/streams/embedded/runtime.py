@@ -30,6 +30,7 @@ from ...errors import FatalError
 from ...metrics.events import Event
 from ...metrics.report import MetricValue
 from ..writeback import Backoff, Planner, SQLiteOutbox, Writer
+from .checkpoints import Policy
 from .consumer import BatchResult, Consumer
 from .intake import STALL_INTERVALS, Intake, IntakeFront, build_connectors, cannot_listen
 from .log import consumed_position
@@ -107,6 +108,11 @@ class EmbeddedRuntime(_Views, IntakeFront):
             ),
             start=not defer_start,
             maybe_sent=self.outbox.maybe_sent,
+            checkpoints=Policy(
+                events=self.settings.checkpoint.events,
+                interval=self.settings.checkpoint.interval,
+                share=4,
+            ),
         )
         self.starting: dict[str, Any] | None = (
             {"phase": "checking the state file", "since_ms": int(clock() * 1000)}
@@ -361,7 +367,12 @@ class EmbeddedRuntime(_Views, IntakeFront):
 
         await self.db.run(self.db.check)
         starting.update(phase="loading state", since_ms=int(self.clock() * 1000))
-        await self.db.run(lambda: self.consumer.open(progress))
+
+        def phase(name: str, total: int) -> None:
+            starting.clear()
+            starting.update(phase=name, total=total, since_ms=int(self.clock() * 1000))
+
+        await self.db.run(lambda: self.consumer.open(progress, phase))
         starting.clear()
         starting.update(phase="applying the log's backlog", since_ms=int(self.clock() * 1000))
         await self.load_config_events()
@@ -369,6 +380,11 @@ class EmbeddedRuntime(_Views, IntakeFront):
         self.starting = None
 
     async def close(self) -> None:
+        """Checkpoint the engine state (:mod:`.checkpoints`), close connectors and the file."""
+        try:
+            await self.db.run(self.consumer.checkpoint)
+        except Exception as exc:  # the next start re-applies the log after the last one
+            log.warning("the state was not checkpointed at stop (%s)", str(exc)[:200])
         await self.intake.close()
 
     # ------------------------------------------------------------ looking (more in .views)

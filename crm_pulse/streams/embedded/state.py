@@ -56,9 +56,12 @@ def loads_state(data: bytes) -> Any:
     return _SafeUnpickler(io.BytesIO(data)).load()
 
 
+_PROTOCOL = 5
+
+
 def dumps_state(value: Any) -> bytes:
     """The stored bytes of a state key or value (the Faust runtime's tables use them too)."""
-    return pickle.dumps(value, protocol=5)
+    return pickle.dumps(value, protocol=_PROTOCOL)
 
 
 _PAIR_TAGS = frozenset(("b", "d"))
@@ -274,22 +277,26 @@ class SQLiteStore:
 
         In key order: the table is a B-tree on the key's text, so the rows of one batch are
         written leaf page after leaf page instead of in random order (measured: a third less
-        time in the statement once the state outgrows SQLite's page cache)."""
-        puts: list[tuple[str, bytes, bytes]] = []
+        time in the statement once the state outgrows SQLite's page cache). Each row is pickled
+        as SQLite takes it (a checkpoint's millions of rows are never all in memory at once)."""
         deletes: list[tuple[str]] = []
-        data = self._data
-        for text, key in sorted([(repr(key), key) for key in self._dirty], key=_first):
-            value = data.get(key)
-            if value is None:
-                deletes.append((text,))
-            else:
-                puts.append((text, dumps_state(key), dumps_state(value)))
-        if puts:
-            conn.executemany(
-                "INSERT INTO state (k, key, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (k) DO UPDATE SET value = excluded.value",
-                puts,
-            )
+        get, dumps, protocol = self._data.get, pickle.dumps, _PROTOCOL
+        rows = sorted([(repr(key), key) for key in self._dirty], key=_first)
+
+        def puts() -> Iterator[tuple[str, bytes, bytes]]:
+            # one row at a time: a checkpoint of millions of entries never holds their bytes
+            for text, key in rows:
+                value = get(key)
+                if value is None:
+                    deletes.append((text,))
+                else:
+                    yield text, dumps(key, protocol), dumps(value, protocol)
+
+        conn.executemany(
+            "INSERT INTO state (k, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (k) DO UPDATE SET value = excluded.value",
+            puts(),
+        )
         if deletes:
             conn.executemany("DELETE FROM state WHERE k = ?", deletes)
         if self.index is not None:

@@ -17,7 +17,7 @@ from .consumer import Consumer
 from .database import Database
 from .inbox import SQLiteInbox
 from .intake import Intake
-from .log import consumed_position
+from .log import consumed_position, state_position
 
 
 class _Views:
@@ -167,6 +167,8 @@ class _Views:
         return {
             **self.intake.read_status(conn),
             "consumed_position": consumed_position(conn),
+            # the state in the file is the log's up to here (its last checkpoint)
+            "checkpoint_position": state_position(conn),
             "outbox_depth": SQLiteOutbox.depth(conn),
             "dead_letters": SQLiteOutbox.dead_letter_count(conn),
             "recent_dead_letters": SQLiteOutbox.dead_letters(conn, 10),
