@@ -5,7 +5,11 @@
 The first-read rule: a deltas partition's groups are written only once the partition holds a
 first-read marker from every events partition for every pulling source; the batch that
 completes them writes every rule's whole value for the partition's groups (a second planner,
-the sweeper, so the first writes of one partition do not reset the main planner's windows)."""
+the sweeper, so the first writes of one partition do not reset the main planner's windows).
+
+The time tick (:mod:`.timers`) costs the groups whose value can have moved: each batch tells the
+planner which groups it touched (:meth:`AggregatesStage.touched`, the planner's index by time),
+and a partition whose first writes were just made has its groups indexed at the next tick."""
 
 from __future__ import annotations
 
@@ -55,6 +59,7 @@ class AggregatesStage:
         sweeper: Planner | None = None,
         pulled: Sequence[str] = (),
         partitions: int = 1,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.phase = phase
         self.planner = planner
@@ -64,6 +69,8 @@ class AggregatesStage:
         self.pulled = list(pulled)
         """Pulling sources: a deltas partition writes once each finished its first read."""
         self.partitions = partitions  # of the events and deltas topics
+        self.clock = clock
+        """Seconds since the epoch: what "now" is for the values (the time tick's too)."""
 
     @property
     def engine(self) -> Engine:
@@ -75,7 +82,7 @@ class AggregatesStage:
 
     async def apply(self, parts: Parts) -> None:
         """Values out (acknowledged), then the buckets."""
-        now = int(time.time() * 1000)
+        now = int(self.clock() * 1000)
         writes: list[FieldWrite] = []
         sent = []
         # records dated up to now are not future-dated; what came due is the tick's to report
@@ -92,19 +99,30 @@ class AggregatesStage:
                     self.phase.apply(message.value)
                 except BadMessage as exc:
                     sent.append(await self.dead_letter(str(exc), message))
+            self.touched()
             # the groups of one partition: their reported values live in that partition
             changes = self.phase.changes(now)
             if was_ready:
                 writes.extend(self.planner.plan(changes, now, self.engine))
             elif self.first_reads_done(partition):  # the first writes: whole values
+                # read from the table as it is: it may have changed under the engine's index of
+                # groups with data (a partition recovered since the last tick)
+                self.engine.forget_changes()
                 self.sweeper.forget_windows()
                 owns = self.owned_by({partition})
                 writes.extend(self.sweeper.due_by_time(self.engine, now, owns))
+                self.planner.forget_time_index()  # the next tick indexes its groups too
             self.store.stage(anchor)
         for future in sent:
             await future
         await self.publish(writes)
         await self.store.commit()  # state durable before the offsets can move
+
+    def touched(self) -> None:
+        """Tell the planner which groups moved since the engine's last ``changes`` (its index of
+        groups by time: a tick evaluates those, and those whose time came)."""
+        if self.planner.time_measures:
+            self.planner.touched(self.engine.touched(self.planner.time_measures))
 
     def first_reads_done(self, partition: int) -> bool:
         """The planner's first-read rule for one deltas partition."""

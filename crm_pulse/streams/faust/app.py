@@ -160,7 +160,9 @@ class FaustPipeline:
         self.writer_store = GroupedStore(
             self.writer_table, by_group, BulkChangelog(self.writer_table, out["writer"])
         )
-        self.planner = Planner(deployment.writeback, self.catalog)
+        # by time: a tick evaluates the groups whose value can have moved (the aggregates stage
+        # tells it which groups each batch touched, see .timers)
+        self.planner = Planner(deployment.writeback, self.catalog, by_time=True)
         connectors = build_connectors(deployment)
         self.pulled = sorted(n for n, c in connectors.items() if c.source is not None)
         """Pulling sources: a deltas partition writes once each finished its first read."""
@@ -173,7 +175,10 @@ class FaustPipeline:
         )
         self.aggregates = AggregatesStage(
             AggregatePhase(
-                Engine(self.catalog, self.aggregate_store, windows),
+                # the groups with data kept up to date (a rollover reads those of the windows it
+                # crosses, not every group); rebuilt when the table changes under the engine: a
+                # rolled back batch, a new generation (.timers), a partition that becomes writable
+                Engine(self.catalog, self.aggregate_store, windows, track_groups=True),
                 self.aggregate_store,
                 self.planner.wanted,
             ),

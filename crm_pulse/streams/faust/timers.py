@@ -4,7 +4,6 @@ Faust committed past without delivering them, see :mod:`.order`)."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -29,6 +28,8 @@ class Timers:
         aiokafka API), not Faust's consumer (which keeps them in a private attribute)."""
         self._admin: Any = None
         self._ticked_generation = -1  # the consumer generation of the last time tick
+        self._every_group = True
+        """The next tick evaluates every group of every rule (a new generation, a failed tick)."""
         self._checked_generation = -1  # the consumer generation of the last hole check
         self._seen: dict[Any, int] = {}  # input partition -> its position at the last check
 
@@ -47,7 +48,14 @@ class Timers:
     async def tick(self) -> None:
         """Values that time moves (a window rolled over, a rolling window slid), for the groups
         whose deltas partitions this worker holds: the table may still hold groups of partitions
-        that moved away, and their values are the new owner's to write."""
+        that moved away, and their values are the new owner's to write.
+
+        The planner indexes the groups by time (:mod:`crm_pulse.streams.writeback.time_index`):
+        a tick evaluates the groups whose value can have moved since the last one (their time
+        came, a batch touched them, the aggregates stage said which) and, at a calendar
+        rollover, those with data in the windows it crosses. After a new consumer generation
+        (partitions moved) it evaluates every group this worker holds once, which builds the
+        index again."""
         p = self.pipeline
         generation = p.app.consumer_generation_id
         if not self.settled(generation):
@@ -56,21 +64,36 @@ class Timers:
             self._ticked_generation = generation
             p.planner.forget_windows()
             p.aggregates.engine.forget_due()  # and find their future-dated records again
+            self._every_group = True
         topic = p.deltas.get_topic_name()
         mine = {tp.partition for tp in p.app.consumer.assignment() if tp.topic == topic}
 
         aggregates = p.aggregates
         async with p.aggregate_stage.lock:
-            now = int(time.time() * 1000)
+            now = int(aggregates.clock() * 1000)
             # only partitions past the first-read rule (their first writes are the batch's)
             owns = aggregates.owned_by({q for q in mine if aggregates.first_reads_done(q)})
             engine = aggregates.engine
-            writes = p.planner.due_by_time(engine, now, owns)  # reads only
-            if engine.advance(now):  # future-dated records whose time came
-                came = engine.changes(now, only_changed=False, metrics=p.planner.wanted)
-                writes.extend(p.planner.plan([v for v in came if owns(v.group)], now, engine))
-            aggregates.store.rollback()  # drop what the evaluation cached
-            await aggregates.publish(writes)
+            try:
+                came = engine.advance(now)  # future-dated records whose time came
+                aggregates.touched()  # (their groups are evaluated now, with the groups due)
+                writes = p.planner.due_by_time(engine, now, owns)  # reads only
+                if came and not self._every_group:
+                    changed = engine.changes(now, only_changed=False, metrics=p.planner.wanted)
+                    owned = [v for v in changed if owns(v.group)]
+                    writes.extend(p.planner.plan(owned, now, engine))
+                elif came:  # every group's value of every rule was just evaluated, after them
+                    engine.changes(now, metrics={})  # (what came due: nothing more to say)
+                aggregates.store.rollback()  # drop what the evaluation cached
+                await aggregates.publish(writes)
+            except BaseException:
+                # not published for sure: every value again at the next tick (the planner's
+                # index says these groups were written)
+                aggregates.store.rollback()
+                p.planner.forget_windows()
+                self._every_group = True
+                raise
+            self._every_group = False
 
     async def _group_offsets(self, tps: Sequence[Any]) -> Mapping[Any, int | None]:
         from aiokafka import TopicPartition

@@ -198,6 +198,12 @@ class Planner:
         self.time_index.touched(groups)
 
     # ------------------------------------------------------------ when time moves
+    def forget_time_index(self) -> None:
+        """The groups this planner ticks for changed (a Faust deltas partition became writable):
+        the next :meth:`due_by_time` evaluates every group of the time-indexed rules once to
+        index them again; the windows are kept."""
+        self.time_index.reset()
+
     def forget_windows(self) -> None:
         """Make the next :meth:`due_by_time` treat every rule as rolled over (after a worker
         took over groups it did not tick for)."""
