@@ -328,14 +328,19 @@ def quarters(series: list[dict[str, Any]], total: int) -> dict[str, Any]:
 
 
 def amortized_quarters(
-    series: list[dict[str, Any]], checkpoints: list[dict[str, Any]], total: int
+    series: list[dict[str, Any]],
+    checkpoints: list[dict[str, Any]],
+    total: int,
+    first_writes: float | None = None,
 ) -> dict[str, Any]:
     """Per-event cost by quarter with each state checkpoint's CPU counted for the events it
     holds (those after the previous checkpoint) instead of where it ran: the checkpoints of a
     load come at 1.25x intervals, so "where it ran" puts a checkpoint of the third quarter's
     events into the fourth and none of the fourth's. Needs the runtime's ``/status``
     ``checkpoints`` (CPU of the database thread per checkpoint) and the last one after the
-    load (``cpu_s`` of the series then includes it)."""
+    load. The planning of the first writes (``first_writes``: once per deployment, when the
+    file source finished its first read, i.e. at the end of this load) is left out and
+    reported apart."""
     if not checkpoints or checkpoints[-1]["position"] != total:
         return {}
     points = [(0, 0.0)] + [(s["consumed"], s["cpu_s"]) for s in series]
@@ -348,6 +353,8 @@ def amortized_quarters(
         return float(points[-1][1])
 
     spent = [cpu_at(b) - cpu_at(a) for a, b in pairwise(bounds)]
+    spent[-1] -= first_writes or 0.0
+    checkpoint_share = [0.0] * 4
     for c in checkpoints:
         if not c.get("after_load"):  # its CPU is in the quarter where it ran: moved
             spent[min(int(c["position"] * 4 / total), 3)] -= c["cpu_s"]
@@ -355,9 +362,13 @@ def amortized_quarters(
         for q, (a, b) in enumerate(pairwise(bounds)):
             overlap = max(0.0, min(b, position) - max(a, after))
             spent[q] += c["cpu_s"] * overlap / max(position - after, 1)
+            checkpoint_share[q] += c["cpu_s"] * overlap / max(position - after, 1)
     rates = [round((total / 4) / max(x, 1e-3)) for x in spent]
+    per_event = [round(x / (total / 4) * 1e6) for x in checkpoint_share]
     return {
         "amortized_events_per_cpu_s_by_quarter": rates,
+        "amortized_us_per_event_by_quarter": [round(1e6 / r) for r in rates],
+        "of_which_checkpoints_us_per_event": per_event,
         "amortized_per_event_cost_last_over_first": round(rates[0] / rates[-1], 2),
         "checkpoint_cpu_s": round(sum(c["cpu_s"] for c in checkpoints), 1),
     }
@@ -440,6 +451,8 @@ def scale(
                 checkpoints.setdefault(c["position"], c)
             result["cpu_s_load_and_last_checkpoint"] = round(cpu_seconds(pid) - cpu_start, 1)
             result["checkpoints"] = [checkpoints[p] for p in sorted(checkpoints)]
+            # once per deployment, at the end of the first read: every rule's whole value
+            result["first_writes_cpu_s"] = later.get("first_writes_cpu_s")
         finally:
             stopping = time.perf_counter()
             # SIGTERM: a clean stop writes a checkpoint; SIGKILL (--kill): the restart below
@@ -471,7 +484,9 @@ def scale(
             stop(proc)
     # per-event cost over time (1.0 = flat), from the cumulative CPU
     result.update(quarters(series, total))
-    result.update(amortized_quarters(series, result["checkpoints"], total))
+    result.update(
+        amortized_quarters(series, result["checkpoints"], total, result["first_writes_cpu_s"])
+    )
     result["cpu_s_load"] = round(cpu_load, 1)
     result["events_per_cpu_s_overall"] = round(total / cpu_load)
     result["events_per_s_overall"] = round(total / result["load_s"])

@@ -109,6 +109,8 @@ class Consumer:
         self.freezer = StateFreezer()  # the collector's full passes skip the state
         self.checkpoints_done: deque[Done] = deque(maxlen=20)
         """The last checkpoints (``/status``)."""
+        self.first_writes_cpu_s: float | None = None
+        """CPU seconds planning the first writes took, when this process planned them."""
         self._phase: Callable[[str, int], None] | None = None
         self.db = db
         self.recent = recent
@@ -351,10 +353,12 @@ class Consumer:
         values = self.engine.changes(as_of, metrics=self.planner.wanted)
         if self._first_reads(conn, position):  # the first writes: every rule's whole value
             self.activity = "planning the first writes (every rule's value)"
+            began = time.thread_time()
             try:
                 writes = self.planner.due_by_time(self.engine, as_of)
             finally:
                 self.activity = None
+            self.first_writes_cpu_s = round(time.thread_time() - began, 3)
             self._first_writes_planned(conn)
         else:
             writes = self.planner.plan(values, as_of, self.engine)
