@@ -443,7 +443,10 @@ def scale(
             # the checkpoint of the load's last events (the runtime is idle now: it comes
             # `checkpoint.interval` after the last one), so that every event's share is counted
             waited = time.perf_counter()
-            while later.get("checkpoint_position") != total and time.perf_counter() - waited < 600:
+            while (
+                later.get("checkpoint_position", total) != total  # (absent: no checkpoints)
+                and time.perf_counter() - waited < 600
+            ):
                 time.sleep(1)
                 later = status(port, timeout=60) or later
             for c in later.get("checkpoints", []):
