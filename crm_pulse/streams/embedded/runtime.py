@@ -382,7 +382,13 @@ class EmbeddedRuntime(_Views, IntakeFront):
     async def close(self) -> None:
         """Checkpoint the engine state (:mod:`.checkpoints`), close connectors and the file."""
         try:
-            await self.db.run(self.consumer.checkpoint)
+            if await self.db.run(self.consumer.checkpoint):
+                done = self.consumer.checkpoints_done[-1]
+                log.info(
+                    "state checkpoint written: %d entries, log position %d",
+                    done.entries,
+                    done.position,
+                )
         except Exception as exc:  # the next start re-applies the log after the last one
             log.warning("the state was not checkpointed at stop (%s)", str(exc)[:200])
         await self.intake.close()
