@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -304,10 +305,17 @@ def record(rng: random.Random, i: int, version: int, accounts: int) -> str:
     return json.dumps({**event, "fields": fields})
 
 
-def quarters(series: list[dict[str, Any]], total: int) -> dict[str, Any]:
-    """Events per CPU second in each quarter of the load, from the cumulative CPU seconds at
-    each sample (interpolated at the quarter's bounds): a checkpoint or a collector pass counts
-    in the quarter where its CPU was spent, and a quarter is weighted by its events."""
+def _measured(series: list[dict[str, Any]], total: int) -> int:
+    """The events the per-quarter figures cover: up to the last sample taken while the load
+    was still under way. The sample that sees the end of the load also holds what followed it
+    (the first writes: every rule's whole value planned, put in the outbox and sent, once per
+    deployment when the file source finished its first read, which is at this load's end)."""
+    if len(series) > 2 and series[-1]["consumed"] >= total:
+        return int(series[-2]["consumed"])
+    return total
+
+
+def _cpu_at(series: list[dict[str, Any]]) -> Callable[[float], float]:
     points = [(0, 0.0)] + [(s["consumed"], s["cpu_s"]) for s in series]
 
     def cpu_at(events: float) -> float:
@@ -316,9 +324,20 @@ def quarters(series: list[dict[str, Any]], total: int) -> dict[str, Any]:
                 return float(c0 + (c1 - c0) * (events - e0) / (e1 - e0))
         return float(points[-1][1])
 
-    bounds = [total * k / 4 for k in range(5)]
+    return cpu_at
+
+
+def quarters(series: list[dict[str, Any]], total: int) -> dict[str, Any]:
+    """Events per CPU second in each quarter of the load (of its first :func:`_measured`
+    events), from the cumulative CPU seconds at each sample (interpolated at the quarter's
+    bounds): a checkpoint or a collector pass counts in the quarter where its CPU was spent,
+    and a quarter is weighted by its events."""
+    span = _measured(series, total)
+    cpu_at = _cpu_at(series)
+    bounds = [span * k / 4 for k in range(5)]
     rates = [round((b - a) / max(cpu_at(b) - cpu_at(a), 1e-3)) for a, b in pairwise(bounds)]
     return {
+        "quarters_of_events": span,
         "events_per_cpu_s_by_quarter": rates,
         "events_per_cpu_s_first_quarter": rates[0],
         "events_per_cpu_s_last_quarter": rates[-1],
@@ -328,47 +347,36 @@ def quarters(series: list[dict[str, Any]], total: int) -> dict[str, Any]:
 
 
 def amortized_quarters(
-    series: list[dict[str, Any]],
-    checkpoints: list[dict[str, Any]],
-    total: int,
-    first_writes: float | None = None,
+    series: list[dict[str, Any]], checkpoints: list[dict[str, Any]], total: int
 ) -> dict[str, Any]:
-    """Per-event cost by quarter with each state checkpoint's CPU counted for the events it
-    holds (those after the previous checkpoint) instead of where it ran: the checkpoints of a
-    load come at 1.25x intervals, so "where it ran" puts a checkpoint of the third quarter's
-    events into the fourth and none of the fourth's. Needs the runtime's ``/status``
-    ``checkpoints`` (CPU of the database thread per checkpoint) and the last one after the
-    load. The planning of the first writes (``first_writes``: once per deployment, when the
-    file source finished its first read, i.e. at the end of this load) is left out and
-    reported apart."""
+    """Per-event cost by quarter (of the first :func:`_measured` events) with each state
+    checkpoint's CPU counted for the events it holds (those after the previous checkpoint)
+    instead of where it ran: the checkpoints of a load come at 1.25x intervals, so "where it
+    ran" puts a checkpoint of the third quarter's events into the fourth and none of the
+    fourth's. Needs the runtime's ``/status`` ``checkpoints`` (CPU of the database thread per
+    checkpoint), including the one after the load."""
     if not checkpoints or checkpoints[-1]["position"] != total:
         return {}
-    points = [(0, 0.0)] + [(s["consumed"], s["cpu_s"]) for s in series]
-    bounds = [total * k / 4 for k in range(5)]
-
-    def cpu_at(events: float) -> float:
-        for (e0, c0), (e1, c1) in pairwise(points):
-            if e0 <= events <= e1 and e1 > e0:
-                return float(c0 + (c1 - c0) * (events - e0) / (e1 - e0))
-        return float(points[-1][1])
-
+    span = _measured(series, total)
+    cpu_at = _cpu_at(series)
+    bounds = [span * k / 4 for k in range(5)]
     spent = [cpu_at(b) - cpu_at(a) for a, b in pairwise(bounds)]
-    spent[-1] -= first_writes or 0.0
     checkpoint_share = [0.0] * 4
     for c in checkpoints:
-        if not c.get("after_load"):  # its CPU is in the quarter where it ran: moved
-            spent[min(int(c["position"] * 4 / total), 3)] -= c["cpu_s"]
         after, position = c["after"], c["position"]
+        if not c.get("after_load") and position <= span:  # counted where it ran: moved
+            spent[min(int(position * 4 / span), 3)] -= c["cpu_s"]
         for q, (a, b) in enumerate(pairwise(bounds)):
-            overlap = max(0.0, min(b, position) - max(a, after))
-            spent[q] += c["cpu_s"] * overlap / max(position - after, 1)
-            checkpoint_share[q] += c["cpu_s"] * overlap / max(position - after, 1)
-    rates = [round((total / 4) / max(x, 1e-3)) for x in spent]
-    per_event = [round(x / (total / 4) * 1e6) for x in checkpoint_share]
+            share = c["cpu_s"] * max(0.0, min(b, position) - max(a, after)) / (position - after)
+            spent[q] += share
+            checkpoint_share[q] += share
+    rates = [round((span / 4) / max(x, 1e-3)) for x in spent]
     return {
         "amortized_events_per_cpu_s_by_quarter": rates,
         "amortized_us_per_event_by_quarter": [round(1e6 / r) for r in rates],
-        "of_which_checkpoints_us_per_event": per_event,
+        "of_which_checkpoints_us_per_event": [
+            round(x / (span / 4) * 1e6) for x in checkpoint_share
+        ],
         "amortized_per_event_cost_last_over_first": round(rates[0] / rates[-1], 2),
         "checkpoint_cpu_s": round(sum(c["cpu_s"] for c in checkpoints), 1),
     }
@@ -487,9 +495,7 @@ def scale(
             stop(proc)
     # per-event cost over time (1.0 = flat), from the cumulative CPU
     result.update(quarters(series, total))
-    result.update(
-        amortized_quarters(series, result["checkpoints"], total, result["first_writes_cpu_s"])
-    )
+    result.update(amortized_quarters(series, result["checkpoints"], total))
     result["cpu_s_load"] = round(cpu_load, 1)
     result["events_per_cpu_s_overall"] = round(total / cpu_load)
     result["events_per_s_overall"] = round(total / result["load_s"])

@@ -44,11 +44,11 @@ class StateFreezer:
 
     Frozen objects are still freed by reference counting (the state is acyclic); only a cycle
     that was not collected yet when it was frozen, or that became garbage after (an object of
-    the event loop's), would stay. So every ``thaw_every`` seconds, or once the state's size
-    (as the caller counts it) doubled since, everything is thawed and collected once
-    (``gc.unfreeze``): a full pass, at most that often. (A collection before each freeze would
-    walk everything the batches since the last one allocated: 2 CPU s at a checkpoint of
-    100,000 events; ``gc.get_freeze_count`` walks the frozen objects.)"""
+    the event loop's: a few), would stay. So every ``thaw_every`` seconds everything is thawed
+    and collected once (``gc.unfreeze``): one full pass an hour. (A collection before each
+    freeze would walk everything the batches since the last one allocated: 2 CPU s at a
+    checkpoint of 100,000 events; ``gc.get_freeze_count`` walks the frozen objects; a thaw
+    whenever the state doubled put a full pass of seconds into a load every time it did.)"""
 
     def __init__(
         self, *, thaw_every: float = 3600.0, clock: Callable[[], float] = time.monotonic
@@ -56,19 +56,16 @@ class StateFreezer:
         self.thaw_every = thaw_every
         self.clock = clock
         self._thawed_at = clock()
-        self._thawed_size = 0  # the state's size at the last thaw
         self.freezes = 0
         self.thaws = 0
 
-    def freeze(self, size: int = 0) -> None:
+    def freeze(self) -> None:
         """Freeze everything alive, after a thaw and a full pass when one is due (see the class
-        docstring); ``size``: the state's size now (entries), for the doubling rule."""
-        late = self.clock() - self._thawed_at >= self.thaw_every
-        if late or size > 2 * max(self._thawed_size, 100_000):
+        docstring)."""
+        if self.clock() - self._thawed_at >= self.thaw_every:
             gc.unfreeze()
             gc.collect()
             self._thawed_at = self.clock()
-            self._thawed_size = size
             self.thaws += 1
         gc.freeze()
         self.freezes += 1

@@ -215,7 +215,7 @@ class Consumer:
     def _ready(self) -> None:
         """Memory holds the state of the consumed position; the collector skips it."""
         self._loaded = True
-        self.freezer.freeze(len(self.store))
+        self.freezer.freeze()
 
     def checkpoint(self) -> bool:
         """Write the engine state now if it moved since the last checkpoint (a clean stop);
@@ -253,7 +253,7 @@ class Consumer:
     def _write_checkpoint(self, conn: sqlite3.Connection, position: int) -> None:
         began = time.thread_time()
         entries = write_checkpoint(conn, self.store, self.engine, position)
-        self.freezer.freeze(len(self.store))  # what the batches since the last one built
+        self.freezer.freeze()  # what the batches since the last one built
         done = Done(
             self._state_at,
             position,
