@@ -354,18 +354,26 @@ def amortized_quarters(
     instead of where it ran: the checkpoints of a load come at 1.25x intervals, so "where it
     ran" puts a checkpoint of the third quarter's events into the fourth and none of the
     fourth's. Needs the runtime's ``/status`` ``checkpoints`` (CPU of the database thread per
-    checkpoint), including the one after the load."""
-    if not checkpoints or checkpoints[-1]["position"] != total:
+    checkpoint), including the one after the load, and the samples' times."""
+    if not checkpoints or checkpoints[-1]["position"] != total or "at_ms" not in series[0]:
         return {}
     span = _measured(series, total)
-    cpu_at = _cpu_at(series)
+    # the batches' CPU alone: each sample's cumulative CPU without the checkpoints that had
+    # ended by then (a checkpoint's position can be one batch past the sample that holds it)
+    batches = [
+        {
+            **s,
+            "cpu_s": s["cpu_s"]
+            - sum(c["cpu_s"] for c in checkpoints if c["at_ms"] <= s.get("at_ms", 0)),
+        }
+        for s in series
+    ]
+    cpu_at = _cpu_at(batches)
     bounds = [span * k / 4 for k in range(5)]
     spent = [cpu_at(b) - cpu_at(a) for a, b in pairwise(bounds)]
     checkpoint_share = [0.0] * 4
     for c in checkpoints:
         after, position = c["after"], c["position"]
-        if not c.get("after_load") and position <= span:  # counted where it ran: moved
-            spent[min(int(position * 4 / span), 3)] -= c["cpu_s"]
         for q, (a, b) in enumerate(pairwise(bounds)):
             share = c["cpu_s"] * max(0.0, min(b, position) - max(a, after)) / (position - after)
             spent[q] += share
@@ -425,6 +433,7 @@ def scale(
                 series.append(
                     {
                         "t_s": round(now - began, 1),
+                        "at_ms": int(time.time() * 1000),
                         "consumed": done,
                         "cpu_s": round(cpu - cpu_start, 2),
                         "events_per_s": round(rate),
