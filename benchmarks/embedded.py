@@ -347,24 +347,36 @@ def quarters(series: list[dict[str, Any]], total: int) -> dict[str, Any]:
 
 
 def amortized_quarters(
-    series: list[dict[str, Any]], checkpoints: list[dict[str, Any]], total: int
+    series: list[dict[str, Any]],
+    checkpoints: list[dict[str, Any]],
+    total: int,
+    compactions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Per-event cost by quarter (of the first :func:`_measured` events) with each state
     checkpoint's CPU counted for the events it holds (those after the previous checkpoint)
     instead of where it ran: the checkpoints of a load come at 1.25x intervals, so "where it
     ran" puts a checkpoint of the third quarter's events into the fourth and none of the
     fourth's. Needs the runtime's ``/status`` ``checkpoints`` (CPU of the database thread per
-    checkpoint), including the one after the load, and the samples' times."""
+    checkpoint), including the one after the load, and the samples' times. The event log's
+    compactions (``compactions``: each scans the whole applied log, once the log grew by as
+    many events as the last one kept) are counted the same way, for the events applied since
+    the previous one."""
     if not checkpoints or checkpoints[-1]["position"] != total or "at_ms" not in series[0]:
         return {}
     span = _measured(series, total)
     # the batches' CPU alone: each sample's cumulative CPU without the checkpoints that had
     # ended by then (a checkpoint's position can be one batch past the sample that holds it)
+    compacted = []  # as (after, position, cpu_s, at_ms), like the checkpoints
+    previous = 0
+    for c in compactions or []:
+        compacted.append({**c, "after": previous})
+        previous = c["position"]
+    periodic = [*checkpoints, *compacted]
     batches = [
         {
             **s,
             "cpu_s": s["cpu_s"]
-            - sum(c["cpu_s"] for c in checkpoints if c["at_ms"] <= s.get("at_ms", 0)),
+            - sum(c["cpu_s"] for c in periodic if c["at_ms"] <= s.get("at_ms", 0)),
         }
         for s in series
     ]
@@ -372,18 +384,23 @@ def amortized_quarters(
     bounds = [span * k / 4 for k in range(5)]
     spent = [cpu_at(b) - cpu_at(a) for a, b in pairwise(bounds)]
     checkpoint_share = [0.0] * 4
-    for c in checkpoints:
+    compaction_share = [0.0] * 4
+    for c in periodic:
         after, position = c["after"], c["position"]
+        shares = compaction_share if "scanned" in c else checkpoint_share
         for q, (a, b) in enumerate(pairwise(bounds)):
             share = c["cpu_s"] * max(0.0, min(b, position) - max(a, after)) / (position - after)
             spent[q] += share
-            checkpoint_share[q] += share
+            shares[q] += share
     rates = [round((span / 4) / max(x, 1e-3)) for x in spent]
     return {
         "amortized_events_per_cpu_s_by_quarter": rates,
         "amortized_us_per_event_by_quarter": [round(1e6 / r) for r in rates],
         "of_which_checkpoints_us_per_event": [
             round(x / (span / 4) * 1e6) for x in checkpoint_share
+        ],
+        "of_which_compactions_us_per_event": [
+            round(x / (span / 4) * 1e6) for x in compaction_share
         ],
         "amortized_per_event_cost_last_over_first": round(rates[0] / rates[-1], 2),
         "checkpoint_cpu_s": round(sum(c["cpu_s"] for c in checkpoints), 1),
@@ -417,6 +434,7 @@ def scale(
         began = time.perf_counter()
         cpu_start = cpu_seconds(pid)
         checkpoints: dict[int, dict[str, Any]] = {}  # by position, from /status
+        compactions: dict[int, dict[str, Any]] = {}
         series: list[dict[str, Any]] = []
         try:
             last_t, last_n, last_cpu = began, 0, cpu_seconds(pid)
@@ -429,6 +447,8 @@ def scale(
                 done = answer["consumed_position"]
                 for c in answer.get("checkpoints", []):
                     checkpoints[c["position"]] = c
+                for c in answer.get("compactions", []):
+                    compactions[c["position"]] = c
                 rate = (done - last_n) / (now - last_t)
                 series.append(
                     {
@@ -471,6 +491,9 @@ def scale(
                 checkpoints.setdefault(c["position"], c)
             result["cpu_s_load_and_last_checkpoint"] = round(cpu_seconds(pid) - cpu_start, 1)
             result["checkpoints"] = [checkpoints[p] for p in sorted(checkpoints)]
+            for c in later.get("compactions", []):
+                compactions.setdefault(c["position"], c)
+            result["compactions"] = [compactions[p] for p in sorted(compactions)]
             # once per deployment, at the end of the first read: every rule's whole value
             result["first_writes_cpu_s"] = later.get("first_writes_cpu_s")
         finally:
@@ -504,7 +527,7 @@ def scale(
             stop(proc)
     # per-event cost over time (1.0 = flat), from the cumulative CPU
     result.update(quarters(series, total))
-    result.update(amortized_quarters(series, result["checkpoints"], total))
+    result.update(amortized_quarters(series, result["checkpoints"], total, result["compactions"]))
     result["cpu_s_load"] = round(cpu_load, 1)
     result["events_per_cpu_s_overall"] = round(total / cpu_load)
     result["events_per_s_overall"] = round(total / result["load_s"])

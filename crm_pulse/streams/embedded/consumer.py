@@ -109,6 +109,8 @@ class Consumer:
         self.freezer = StateFreezer()  # the collector's full passes skip the state
         self.checkpoints_done: deque[Done] = deque(maxlen=20)
         """The last checkpoints (``/status``)."""
+        self.compactions_done: deque[dict[str, int | float]] = deque(maxlen=20)
+        """The last compactions of the event log (``/status``)."""
         self.first_writes_cpu_s: float | None = None
         """CPU seconds planning the first writes took, when this process planned them."""
         self._phase: Callable[[str, int], None] | None = None
@@ -371,7 +373,17 @@ class Consumer:
             Database.set_meta(conn, "consumed_events", str(total_events))
             self._skip = {p for p in self._skip if p > position}
             if self.compact_every is not None and compaction_due(conn, self.compact_every):
+                began = time.thread_time()
                 done = compact_log(conn, self.catalog)  # with the batch: all or nothing
+                self.compactions_done.append(
+                    {
+                        "position": done.position,
+                        "scanned": done.scanned,
+                        "deleted": done.deleted,
+                        "cpu_s": round(time.thread_time() - began, 3),
+                        "at_ms": int(self.clock() * 1000),
+                    }
+                )
                 log.info(
                     "event log compacted: %d superseded event(s) deleted, %d kept",
                     done.deleted,

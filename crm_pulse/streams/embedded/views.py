@@ -203,6 +203,7 @@ class _Views:
             # the last state checkpoints (.checkpoints): what each wrote and what it cost
             "checkpoints": [c.to_json() for c in list(self.consumer.checkpoints_done)],
             "first_writes_cpu_s": self.consumer.first_writes_cpu_s,
+            "compactions": list(self.consumer.compactions_done),  # of the event log
             "tick_seconds": dict(self.tick_seconds),
             "connectors": connectors,
             "events_per_second": round(self.consumed_events / uptime, 3),
