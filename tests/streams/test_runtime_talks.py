@@ -83,10 +83,11 @@ async def test_startup_summary_and_one_line_per_poll_split_by_what_changed(
     assert re.search(r"4 record\(s\) read in \d+\.\d s; 4 changed a metric, 0 unchanged$", polls[0])
     assert polls[1].endswith("; 0 changed a metric, 4 unchanged")  # an idle CRM looks idle
     assert "every source finished its first complete read: writing values now" in lines
-    assert lines[-2:] == [
+    assert lines[-3:-1] == [
         "stopping: finishing what was accepted (received webhooks, events, writes)",
         "stopped: every accepted event applied and saved; no write pending",
     ]  # Ctrl-C or SIGTERM says what it did
+    assert re.fullmatch(r"state checkpoint written: \d+ entries, log position 8", lines[-1])
     status = rt._status(
         {
             "log_position": 0,
