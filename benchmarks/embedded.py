@@ -537,6 +537,53 @@ def scale(
     return result
 
 
+def recovery(n: int) -> dict[str, Any]:
+    """A load of ``n`` records (scale mode's file and rules) killed (SIGKILL) just before a
+    checkpoint is due, when the log after the last checkpoint is longest (a quarter of the
+    events applied); then a start: how long it loads the checkpoint, re-applies the log after
+    it (``/status`` says each phase), and until it is ready."""
+    rng = random.Random(11)
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp_name:
+        tmp = Path(tmp_name)
+        source, out, state = tmp / "in.jsonl", tmp / "out.jsonl", tmp / "s.sqlite"
+        with source.open("w") as f:
+            for i in range(n):
+                f.write(record(rng, i, 1, 50_000) + "\n")
+        port = free_port()
+        config = tmp / "scale.yaml"
+        config.write_text(SCALE.format(input=source, out=out, state=state, port=port))
+        proc = start(config)
+        result: dict[str, Any] = {"records": n}
+        try:
+            while True:  # the tail grows to a quarter of what was applied before a checkpoint
+                time.sleep(0.2)
+                answer = status(port, timeout=30) or {}
+                done = answer.get("consumed_position", 0)
+                behind = done - answer.get("checkpoint_position", 0)
+                if done > n // 2 and behind >= 0.22 * done:
+                    break
+        finally:
+            stop(proc, signal.SIGKILL)
+        result["killed_at"] = done
+        result["log_after_checkpoint"] = behind
+        began = time.perf_counter()
+        proc = start(config)
+        phases: dict[str, float] = {}
+        try:
+            while True:
+                answer = status(port, timeout=30) or {}
+                phase = (answer.get("starting") or {}).get("phase") if answer else "no answer"
+                if answer and answer.get("starting") is None:
+                    phases.setdefault("ready", round(time.perf_counter() - began, 1))
+                    break
+                phases.setdefault(str(phase), round(time.perf_counter() - began, 1))
+                time.sleep(0.1)
+        finally:
+            stop(proc)
+        result["seconds_until_each_phase"] = phases
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=50_000, help="ratio mode: events")
@@ -549,8 +596,16 @@ def main(argv: list[str] | None = None) -> int:
         help="scale mode: SIGKILL after the load instead of SIGTERM (the restart then re-applies "
         "the log after the last checkpoint)",
     )
+    parser.add_argument(
+        "--recovery",
+        type=int,
+        help="recovery mode: this many records, SIGKILL when the log after the last "
+        "checkpoint is longest, then a start",
+    )
     args = parser.parse_args(argv)
-    if args.scale:
+    if args.recovery:
+        result = recovery(args.recovery)
+    elif args.scale:
         result = scale(args.scale, args.interval, args.profile, kill=args.kill)
     else:
         result = ratio(args.events, args.profile)
