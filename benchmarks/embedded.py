@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/embedded.py                     # ratio, 50,000 events
     .venv/bin/python benchmarks/embedded.py --events 20000 --profile /tmp/emb.txt
     .venv/bin/python benchmarks/embedded.py --scale 1000000     # the 10^6-record run (minutes)
+    .venv/bin/python benchmarks/embedded.py --recovery 1000000  # kill -9 with the longest log
+                                                                # after a checkpoint, then a start
 
 Ratio mode: ``crm-pulse run`` on a ``file`` source, started and warm, then N deal events
 appended to the file it follows; timed until the sink holds the value a recompute gives. The
