@@ -87,7 +87,10 @@ async def test_startup_summary_and_one_line_per_poll_split_by_what_changed(
         "stopping: finishing what was accepted (received webhooks, events, writes)",
         "stopped: every accepted event applied and saved; no write pending",
     ]  # Ctrl-C or SIGTERM says what it did
-    assert re.fullmatch(r"state checkpoint written: \d+ entries, log position 8", lines[-1])
+    assert re.fullmatch(
+        r"state checkpoint written at log position 8 \(\d+ entries changed since the last one\)",
+        lines[-1],
+    )
     status = rt._status(
         {
             "log_position": 0,

@@ -385,9 +385,10 @@ class EmbeddedRuntime(_Views, IntakeFront):
             if await self.db.run(self.consumer.checkpoint):
                 done = self.consumer.checkpoints_done[-1]
                 log.info(
-                    "state checkpoint written: %d entries, log position %d",
-                    done.entries,
+                    "state checkpoint written at log position %d (%d entries changed since the "
+                    "last one)",
                     done.position,
+                    done.entries,
                 )
         except Exception as exc:  # the next start re-applies the log after the last one
             log.warning("the state was not checkpointed at stop (%s)", str(exc)[:200])
