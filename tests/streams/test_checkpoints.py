@@ -184,19 +184,18 @@ async def test_batches_between_checkpoints_write_no_state_and_a_start_re_applies
     assert outbox  # the values were planned
     await crash(rt)
 
-    read: list[int] = []
+    read: list[tuple[int, int]] = []
     real = checkpoints_module.catch_up
 
     def counted(*args: Any) -> Any:
-        found = real(*args)
-        read.append(found[0])
-        return found
+        read.append((args[2], args[3]))  # after, upto
+        return real(*args)
 
     checkpoints_module_catch_up = "crm_pulse.streams.embedded.consumer.catch_up"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(checkpoints_module_catch_up, counted)
         again = EmbeddedRuntime(dep, clock=clock)
-        assert read == [120]  # the whole log after the (empty) checkpoint, once
+        assert read == [(0, 120)]  # the whole log after the (empty) checkpoint, once
         assert rows(again) == want
         # it planned nothing: those batches' writes are in the outbox as they were
         assert table(state, "SELECT * FROM outbox ORDER BY 1, 2, 3, 4") == outbox
@@ -210,7 +209,7 @@ async def test_batches_between_checkpoints_write_no_state_and_a_start_re_applies
         assert meta(state, "state_at") == 120
         assert table(state, "SELECT COUNT(*) FROM state")[0][0] > 0
         third = EmbeddedRuntime(dep, clock=clock)
-        assert read == [120]  # nothing left to re-apply
+        assert read == [(0, 120)]  # nothing left to re-apply
         assert rows(third) == want
         await third.close()
 

@@ -35,6 +35,7 @@ position (:func:`~.log.state_position`).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ...metrics.collector import collector_paused
@@ -48,6 +49,7 @@ __all__ = [
     "Done",
     "Failed",
     "Policy",
+    "apply_log",
     "catch_up",
     "events_after_checkpoint",
     "write_checkpoint",
@@ -157,12 +159,20 @@ def catch_up(
 ) -> tuple[int, Failed | None]:
     """Re-apply the log's events after ``after`` up to ``upto`` (the consumed position) to
     ``engine``, leaving out the quarantined positions, as their batches did; returns the events
-    read, and the first one the engine failed on (then the engine's state is not to be used:
-    reload it). Plans nothing: see the module docstring."""
-    skip = quarantine.event_positions(conn, after)
+    that moved the engine, and the first one the engine failed on (then the engine's state is
+    not to be used: reload it). Plans nothing: see the module docstring."""
     engine.advance(as_of)
-    position, read = after, 0
-    with collector_paused():  # the state it rebuilds is never garbage
+    return apply_log(conn, engine, after, upto, quarantine.event_positions(conn, after))
+
+
+def apply_log(
+    conn: sqlite3.Connection, engine: Engine, after: int, upto: int, skip: Collection[int]
+) -> tuple[int, Failed | None]:
+    """Apply the log's valid events after ``after`` up to ``upto`` to ``engine``, without the
+    positions in ``skip``, with the collector paused (the state built is never garbage);
+    returns how many moved the engine, and the first event it failed on (then stops)."""
+    position, applied = after, 0
+    with collector_paused():
         while position < upto:
             good, bad = read_log(conn, position, CATCH_UP_CHUNK)
             if not good and not bad:
@@ -172,11 +182,11 @@ def catch_up(
                     break
                 if pos in skip:
                     continue
-                read += 1
                 try:
-                    engine.apply_counted(event)
+                    if engine.apply_counted(event) is not None:
+                        applied += 1
                 except Exception as exc:
                     reason = f"{type(exc).__name__}: {exc}"
-                    return read, Failed(pos, event.source, event_json(event), reason)
+                    return applied, Failed(pos, event.source, event_json(event), reason)
             position = max([p for p, _ in good[-1:]] + [b.position for b in bad[-1:]])
-    return read, None
+    return applied, None

@@ -30,15 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 from ...metrics.calendar import WindowSpec
 from ...metrics.catalog import Catalog
-from ...metrics.collector import collector_paused
 from ...metrics.engine import Engine
 from ...metrics.fingerprint import DefinitionChanges, changes, fingerprint
 from ...metrics.groupindex import GroupIndex
 from ..writeback import SQLiteOutbox
 from . import quarantine
+from .checkpoints import apply_log
 from .database import Database
 from .groups import write_index
-from .log import consumed_position, event_json, read_log
+from .log import consumed_position
 from .state import SQLiteStore
 
 if TYPE_CHECKING:
@@ -107,25 +107,11 @@ def _replay(
     store = SQLiteStore(GroupIndex(consumer.catalog))
     engine = Engine(consumer.catalog, store, consumer.windows)
     engine.advance(as_of)  # like replay: records dated after now count nowhere yet
-    position, applied = 0, 0
-    with collector_paused():  # a whole state built at once: never garbage
-        while position < upto:
-            good, bad = read_log(conn, position, _CHUNK)
-            if not good and not bad:
-                break
-            for pos, event in good:
-                if pos > upto:
-                    break
-                if pos in skip:
-                    continue
-                try:
-                    if engine.apply_counted(event) is not None:
-                        applied += 1
-                except Exception as exc:
-                    reason = f"{_ENGINE_FAILED}{type(exc).__name__}: {exc}"
-                    return store, engine, applied, (pos, event.source, event_json(event), reason)
-            position = max([p for p, _ in good[-1:]] + [b.position for b in bad[-1:]])
-    return store, engine, applied, None
+    applied, failed = apply_log(conn, engine, 0, upto, skip)
+    if failed is None:
+        return store, engine, applied, None
+    found = (failed.position, failed.connector, failed.body, f"{_ENGINE_FAILED}{failed.reason}")
+    return store, engine, applied, found
 
 
 def _rebuild(consumer: Consumer, conn: sqlite3.Connection, why: DefinitionChanges) -> Rebuilt:
