@@ -163,6 +163,7 @@ class Consumer:
             self._catch_up(progress)
         else:
             self._ready()
+        self._phase = None  # a later reload (a failed batch) is not a start
 
     def _load(
         self, progress: Callable[[int, int], None] | None = None, *, catch_up: bool = True
