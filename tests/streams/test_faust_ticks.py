@@ -32,7 +32,16 @@ from crm_pulse.streams.faust.timers import Timers
 from crm_pulse.streams.writeback import Planner
 
 from .test_faust_idempotence import Table
-from .test_tick_index import DEPLOY, HOUR, KINDS, T0, _deal, _delete, _iso, _record, _records
+from .test_tick_index import (
+    DEPLOY,
+    HOUR,
+    KINDS,
+    T0,
+    _deal,
+    _delete,
+    _records,
+    kinds_event,
+)
 
 RUNTIME = """
 runtime:
@@ -293,6 +302,21 @@ class _Pair:
                 w.tick()
         assert self.indexed.fields == self.full.fields, (what, now)
 
+    def rebalance(self, partitions: set[int]) -> None:
+        """Both workers now hold these deltas partitions, in a new consumer generation."""
+        for w in (self.indexed, self.full):
+            w.pipeline.app.consumer.partitions = set(partitions)
+            w.pipeline.app.consumer_generation_id += 1
+
+    def step(self, step: tuple[Any, ...], now: int) -> int:
+        """A "batch" or "tick" step (minutes later) or a "rebalance"; returns the time after."""
+        if step[0] == "rebalance":
+            self.rebalance(step[1])
+            return now
+        now += step[1] * 60_000
+        self.run(step[0], now)
+        return now
+
 
 _owner = st.sampled_from(["u1", "u2", "u3", "u4", "u5"])
 _step = st.one_of(
@@ -327,14 +351,8 @@ def test_indexed_faust_ticks_write_what_evaluating_every_group_writes(
     now = T0
     versions: dict[int, int] = {}
     for step in steps:
-        if step[0] in ("batch", "tick"):
-            now += step[1] * 60_000
-            pair.run(step[0], now)
-            continue
-        if step[0] == "rebalance":
-            for w in (pair.indexed, pair.full):
-                w.pipeline.app.consumer.partitions = set(step[1])
-                w.pipeline.app.consumer_generation_id += 1
+        if step[0] in ("batch", "tick", "rebalance"):
+            now = pair.step(step, now)
             continue
         i = step[1]
         versions[i] = versions.get(i, 0) + 1
@@ -346,9 +364,7 @@ def test_indexed_faust_ticks_write_what_evaluating_every_group_writes(
     pair.run("batch", now)
     for later in (now + HOUR, now + 50 * HOUR):
         pair.run("tick", later)
-    for w in (pair.indexed, pair.full):  # every partition: every field is this worker's
-        w.pipeline.app.consumer.partitions = {0, 1}
-        w.pipeline.app.consumer_generation_id += 1
+    pair.rebalance({0, 1})  # every partition: every field is this worker's
     pair.run("tick", now + 40 * 24 * HOUR)
     # and the fields hold each group's value
     w = pair.indexed
@@ -386,35 +402,14 @@ def test_indexed_faust_ticks_and_rollovers_write_what_evaluating_every_group_wri
     now = T0
     versions: dict[tuple[str, int], int] = {}
     for step in steps:
-        if step[0] in ("batch", "tick"):
-            now += step[1] * 60_000
-            pair.run(step[0], now)
+        if step[0] in ("batch", "tick", "rebalance"):
+            now = pair.step(step, now)
             continue
-        if step[0] == "rebalance":
-            for w in (pair.indexed, pair.full):
-                w.pipeline.app.consumer.partitions = set(step[1])
-                w.pipeline.app.consumer_generation_id += 1
-            continue
-        if step[0] == "delete":
-            key = (step[1], step[2])
-            versions[key] = versions.get(key, 0) + 1
-            event = Event.model_validate(
-                {"source": "crm", "object": step[1], "id": f"{step[1][0]}{step[2]}",
-                 "op": "delete", "version": versions[key]}
-            )  # fmt: skip
-        else:
-            obj, i, fields, times = step[1]
-            key = (obj, i)
-            versions[key] = versions.get(key, 0) + 1
-            timed = {f: _iso(now + h * HOUR) for f, h in times.items() if h is not None}
-            event = _record(obj, i, versions[key], fields | timed)
-        pair.send([event])
+        pair.send([kinds_event(step, now, versions)])
     pair.run("batch", now)
     for later in (now + HOUR, now + 50 * HOUR, now + 40 * 24 * HOUR):
         pair.run("tick", later)
-    for w in (pair.indexed, pair.full):  # every partition: every field is this worker's
-        w.pipeline.app.consumer.partitions = {0, 1}
-        w.pipeline.app.consumer_generation_id += 1
+    pair.rebalance({0, 1})  # every partition: every field is this worker's
     pair.run("tick", now + 100 * 24 * HOUR)
     w = pair.indexed
     for v in w.planner.values(w.pipeline.aggregates.engine, now + 100 * 24 * HOUR):

@@ -269,6 +269,22 @@ def _iso(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
 
+def kinds_event(step: tuple[Any, ...], now: int, versions: dict[tuple[str, int], int]) -> Event:
+    """The event of an every-kind history's "upsert" or "delete" step (its next version)."""
+    if step[0] == "delete":
+        key = (step[1], step[2])
+        versions[key] = versions.get(key, 0) + 1
+        return Event.model_validate(
+            {"source": "crm", "object": step[1], "id": f"{step[1][0]}{step[2]}",
+             "op": "delete", "version": versions[key]}
+        )  # fmt: skip
+    obj, i, fields, times = step[1]
+    key = (obj, i)
+    versions[key] = versions.get(key, 0) + 1
+    timed = {f: _iso(now + h * HOUR) for f, h in times.items() if h is not None}
+    return _record(obj, i, versions[key], fields | timed)
+
+
 def _record(obj: str, i: int, version: int, fields: dict[str, Any]) -> Event:
     return Event.model_validate(
         {"source": "crm", "object": obj, "id": f"{obj[0]}{i}", "op": "upsert",
@@ -365,19 +381,7 @@ def test_indexed_ticks_and_rollovers_write_what_full_evaluations_write_for_every
             if sent:
                 pending.append(sent[-1 - step[1] % len(sent)])
             continue
-        if step[0] == "delete":
-            key = (step[1], step[2])
-            versions[key] = versions.get(key, 0) + 1
-            event = Event.model_validate(
-                {"source": "crm", "object": step[1], "id": f"{step[1][0]}{step[2]}",
-                 "op": "delete", "version": versions[key]}
-            )  # fmt: skip
-        else:
-            obj, i, fields, times = step[1]
-            key = (obj, i)
-            versions[key] = versions.get(key, 0) + 1
-            timed = {f: _iso(now + h * HOUR) for f, h in times.items() if h is not None}
-            event = _record(obj, i, versions[key], fields | timed)
+        event = kinds_event(step, now, versions)
         pending.append(event)
         sent.append(event)
     if pending:
